@@ -1,0 +1,59 @@
+import { paginateDescribeImages, type EC2Client, type Filter, type Image } from '@aws-sdk/client-ec2';
+import type { ImageRecord, ImageState } from '../domain/image.ts';
+
+export interface ListImagesQuery {
+  owners?: string[];
+  imageIds?: string[];
+  filters?: Record<string, string[]>;
+  includeDeprecated?: boolean;
+  includeDisabled?: boolean;
+}
+
+/** Every image matching the query, all pages (DescribeImages with MaxResults 1000: one call per page, never per image). */
+export async function listImages(ec2: EC2Client, region: string, query: ListImagesQuery = {}): Promise<ImageRecord[]> {
+  const filters: Filter[] = Object.entries(query.filters ?? {}).map(([Name, Values]) => ({ Name, Values }));
+  const images: ImageRecord[] = [];
+  const pages = paginateDescribeImages(
+    { client: ec2, pageSize: query.imageIds ? undefined : 1000 },
+    {
+      Owners: query.owners,
+      ImageIds: query.imageIds,
+      Filters: filters.length ? filters : undefined,
+      IncludeDeprecated: query.includeDeprecated ?? true,
+      IncludeDisabled: query.includeDisabled ?? true,
+    },
+  );
+  for await (const page of pages) {
+    for (const image of page.Images ?? []) images.push(toImageRecord(image, region));
+  }
+  return images;
+}
+
+export function toImageRecord(image: Image, region: string): ImageRecord {
+  const tags = Object.fromEntries((image.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+  return {
+    imageId: image.ImageId ?? '',
+    region,
+    ownerId: image.OwnerId ?? '',
+    name: image.Name ?? '',
+    description: image.Description,
+    state: (image.State ?? 'pending') as ImageState,
+    stateReason: image.StateReason?.Message,
+    creationDate: image.CreationDate ?? '',
+    deprecationTime: image.DeprecationTime,
+    deregistrationProtection: Boolean(image.DeregistrationProtection && image.DeregistrationProtection !== 'disabled'),
+    rootDeviceType: image.RootDeviceType === 'instance-store' ? 'instance-store' : 'ebs',
+    imageLocation: image.ImageLocation,
+    imageOwnerAlias: image.ImageOwnerAlias,
+    public: image.Public ?? false,
+    productCodes: (image.ProductCodes ?? []).map((p) => p.ProductCodeId ?? '').filter(Boolean),
+    snapshots: (image.BlockDeviceMappings ?? []).flatMap((b) =>
+      b.Ebs?.SnapshotId
+        ? [{ snapshotId: b.Ebs.SnapshotId, volumeSizeGiB: b.Ebs.VolumeSize, encrypted: b.Ebs.Encrypted, kmsKeyId: b.Ebs.KmsKeyId }]
+        : [],
+    ),
+    tags,
+    sourceImageId: image.SourceImageId,
+    sourceImageRegion: image.SourceImageRegion,
+  };
+}

@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+
+/**
+ * The ami-dr policy: one document that says which images matter, where their copies go and under which
+ * keys, how copies are made, and when images are old enough to remove. Parsed once (at build and at cold
+ * start) into a frozen, typed object; a bad policy fails with every problem named by its field.
+ */
+
+const REGION = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
+const ACCOUNT = /^\d{12}$/;
+const ORG_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:organization\/o-[a-z0-9]{10,32}$/;
+const OU_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:ou\/o-[a-z0-9]{10,32}\/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$/;
+const KMS_KEY =
+  /^(alias\/[a-zA-Z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key\/[a-zA-Z0-9-]+|alias\/[a-zA-Z0-9/_-]+))$/;
+const SNS_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
+
+const region = z.string().regex(REGION, 'is not an AWS region name (like us-east-1)');
+const accountId = z.string().regex(ACCOUNT, 'is not a 12-digit AWS account id');
+const tagMap = z.record(z.string().min(1).max(128), z.string().max(256));
+const days = z.number().int('must be a whole number of days').nonnegative('must not be negative');
+
+const selectorSchema = z.strictObject({
+  /** Tags an image must carry (every one, exact value; '*' accepts any value). */
+  includeTags: tagMap.default({}),
+  /** An image carrying any of these (exact value; '*' any value) is out of scope. */
+  excludeTags: tagMap.default({}),
+  /** Glob patterns (`*`, `?`) on the image name; empty means every name. */
+  namePatterns: z.array(z.string().min(1)).default([]),
+  excludeNamePatterns: z.array(z.string().min(1)).default([]),
+});
+
+const drRegionSchema = z.strictObject({
+  region,
+  /** Customer-managed key in that region: key id, alias/name, key ARN or alias ARN. */
+  kmsKeyId: z.string().regex(KMS_KEY, 'is not a KMS key id, alias or ARN'),
+});
+
+const launchPermissionsSchema = z.strictObject({
+  userIds: z.array(accountId).default([]),
+  organizationArns: z.array(z.string().regex(ORG_ARN, 'is not an organization ARN')).default([]),
+  organizationalUnitArns: z.array(z.string().regex(OU_ARN, 'is not an organizational unit ARN')).default([]),
+  /** Public sharing. Refused for encrypted copies, which every EBS copy is. */
+  public: z.boolean().default(false),
+});
+
+const replicationSchema = z.strictObject({
+  copyTags: z.boolean().default(true),
+  /** Source tag keys never copied (globs); `aws:` tags are never copied. */
+  tagDenyList: z.array(z.string().min(1)).default([]),
+  extraTags: tagMap.default({}),
+  copyLaunchPermissions: z.boolean().default(true),
+  addLaunchPermissions: launchPermissionsSchema.prefault({}),
+  /** Grant createVolumePermission on the copy's snapshots to the accounts the image is shared with. */
+  shareSnapshots: z.boolean().default(false),
+  copyDeprecation: z.boolean().default(true),
+  deregistrationProtection: z.boolean().default(false),
+  /** Time-based copy (SnapshotCopyCompletionDurationMinutes): 15 to 2880, in steps of 15. */
+  copyCompletionMinutes: z
+    .number()
+    .int()
+    .min(15, 'must be at least 15')
+    .max(2880, 'must be at most 2880')
+    .refine((m) => m % 15 === 0, 'must be a multiple of 15')
+    .optional(),
+  maxConcurrentRegions: z.number().int().min(1).max(40).default(5),
+  /** A copy not `available` this long after it started is failed and cleaned up. */
+  deadlineHours: z.number().positive().max(72).default(24),
+});
+
+const familySchema = z.strictObject({
+  /** Images with equal values of this tag form a family; without it, the name minus its version suffix does. */
+  tag: z.string().min(1).optional(),
+});
+
+const retentionScopeSchema = z.strictObject({
+  deprecateAfterDays: days.optional(),
+  deregisterAfterDays: days.optional(),
+  keepLatest: z.number().int().nonnegative('must not be negative').default(0),
+  family: familySchema.prefault({}),
+});
+
+const retentionSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    sources: retentionScopeSchema.prefault({}),
+    replicas: retentionScopeSchema.prefault({}),
+    protectInUse: z.boolean().default(true),
+    /** Keep a replica while its source image still exists. */
+    keepReplicasOfLiveSources: z.boolean().default(true),
+    /** Opt-in needed for a scope that removes aged images with keepLatest 0 (could remove every image in scope). */
+    allowRemovingAll: z.boolean().default(false),
+    dryRun: z.boolean().default(false),
+    /** Where run reports go, when set: s3 bucket and key prefix. */
+    reportBucket: z.string().min(3).optional(),
+    reportPrefix: z.string().default('ami-dr/reports/'),
+    /** Estimated EBS snapshot price, for the report's monthly saving. */
+    snapshotPricePerGbMonth: z.number().nonnegative().default(0.05),
+  })
+  .superRefine((r, ctx) => {
+    for (const scope of ['sources', 'replicas'] as const) {
+      const s = r[scope];
+      if (s.deprecateAfterDays !== undefined && s.deregisterAfterDays !== undefined && s.deregisterAfterDays < s.deprecateAfterDays) {
+        ctx.addIssue({ code: 'custom', path: [scope, 'deregisterAfterDays'], message: 'must not be less than deprecateAfterDays' });
+      }
+      if (s.deregisterAfterDays !== undefined && s.keepLatest === 0 && !r.allowRemovingAll) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [scope, 'keepLatest'],
+          message: 'is 0, so every image in scope could be removed; set keepLatest or retention.allowRemovingAll: true',
+        });
+      }
+    }
+  });
+
+export const policySchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -').default('default'),
+    selector: selectorSchema.prefault({}),
+    regions: z.strictObject({
+      sources: z.array(region).min(1, 'needs at least one source region'),
+      dr: z.array(drRegionSchema).min(1, 'needs at least one DR region'),
+    }),
+    replication: replicationSchema.prefault({}),
+    retention: retentionSchema.prefault({}),
+    notifications: z.strictObject({ snsTopicArn: z.string().regex(SNS_ARN, 'is not an SNS topic ARN').optional() }).prefault({}),
+  })
+  .superRefine((p, ctx) => {
+    const seen = new Set<string>();
+    p.regions.dr.forEach((d, i) => {
+      if (seen.has(d.region)) ctx.addIssue({ code: 'custom', path: ['regions', 'dr', i, 'region'], message: `${d.region} is listed twice` });
+      seen.add(d.region);
+    });
+    if (p.replication.addLaunchPermissions.public) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replication', 'addLaunchPermissions', 'public'],
+        message: 'copies are encrypted, and encrypted images cannot be made public',
+      });
+    }
+  });
+
+export type Policy = z.infer<typeof policySchema>;
+export type DrRegion = Policy['regions']['dr'][number];
+export type RetentionScope = Policy['retention']['sources'];
+
+export class PolicyError extends Error {
+  override name = 'PolicyError';
+  constructor(
+    readonly problems: string[],
+    source = 'policy',
+  ) {
+    super(`${source} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Validates a parsed document (from YAML or JSON) and returns the frozen policy, or throws a PolicyError naming every bad field. */
+export function parsePolicy(document: unknown, source?: string): Readonly<Policy> {
+  const result = policySchema.safeParse(document);
+  if (!result.success) {
+    throw new PolicyError(
+      result.error.issues.flatMap((i) => {
+        const at = i.path.join('.');
+        if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${at ? `${at}.` : ''}${k}: is not a known field`);
+        return [`${at || '(policy)'}: ${i.message}`];
+      }),
+      source,
+    );
+  }
+  return deepFreeze(result.data);
+}
+
+/** A short, stable fingerprint of the policy's content, part of execution names and provenance tags. */
+export function policyVersion(policy: Policy): string {
+  return createHash('sha256').update(stableJson(policy)).digest('hex').slice(0, 8);
+}
+
+export function drRegion(policy: Policy, region: string): DrRegion | undefined {
+  return policy.regions.dr.find((d) => d.region === region);
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,21 @@
+/** Tags are ami-dr's database: provenance on copies, and the one opt-out users set by hand. */
+export const TAG = {
+  role: 'ami-dr:role',
+  sourceImageId: 'ami-dr:source-image-id',
+  sourceRegion: 'ami-dr:source-region',
+  sourceCreatedAt: 'ami-dr:source-created-at',
+  replicatedAt: 'ami-dr:replicated-at',
+  policy: 'ami-dr:policy',
+  retain: 'ami-dr:retain',
+} as const;
+
+export const REPLICA_ROLE = 'replica';
+
+export const isReplica = (tags: Record<string, string>): boolean => tags[TAG.role] === REPLICA_ROLE;
+export const isRetained = (tags: Record<string, string>): boolean => tags[TAG.retain]?.toLowerCase() === 'true';
+
+/** Case-sensitive glob (`*`, `?`) match, used for tag deny lists and name patterns. */
+export function globMatch(pattern: string, value: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+  return re.test(value);
+}

@@ -1,0 +1,25 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+
+export const SERVICE = 'ami-dr';
+export const METRICS_NAMESPACE = 'ami-dr';
+
+/** Every metric ami-dr emits. Alarms in serverless.yml may only watch names listed here (a test checks it). */
+export const METRIC = {
+  replicationSucceeded: 'ReplicationSucceeded',
+  replicationFailed: 'ReplicationFailed',
+  replicationLagSeconds: 'ReplicationLagSeconds',
+  readyRatio: 'ReadyRatio',
+  imagesNotReady: 'ImagesNotReady',
+  oldestUnprotectedAgeSeconds: 'OldestUnprotectedAgeSeconds',
+  redriven: 'ReplicationsRedriven',
+  imagesDeprecated: 'ImagesDeprecated',
+  imagesRemoved: 'ImagesRemoved',
+  gibFreed: 'GiBFreed',
+  retentionErrors: 'RetentionErrors',
+} as const;
+
+export { MetricUnit };
+
+export const logger = new Logger({ serviceName: SERVICE });
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE });
