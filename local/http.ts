@@ -1,0 +1,109 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * The twin's HTTP front door: one server on 127.0.0.1 for every service. AWS routes by host name; the twin
+ * routes by what the SDK signs: the SigV4 credential scope names the region and the service, as AWS would
+ * check them. Query-protocol bodies (EC2, STS, SNS, Auto Scaling) arrive as form fields, JSON-protocol ones
+ * (KMS, Step Functions) as a document with the action in X-Amz-Target.
+ */
+export interface TwinRequest {
+  service: string;
+  region: string;
+  action: string;
+  protocol: 'query' | 'json';
+  /** Query protocol: the form fields, flattened as sent (`ImageId.1`, `Filter.1.Name`, ...). */
+  params: Record<string, string>;
+  /** JSON protocol: the parsed body. */
+  json: Record<string, unknown>;
+  headers: IncomingMessage['headers'];
+  requestId: string;
+}
+
+export interface TwinResponse {
+  status: number;
+  body: string;
+  contentType: string;
+  headers?: Record<string, string>;
+}
+
+export type ServiceHandler = (request: TwinRequest) => Promise<TwinResponse> | TwinResponse;
+
+export interface HttpServer {
+  endpoint: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const SCOPE = /Credential=[^/]+\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/;
+
+export async function startHttpServer(route: (request: TwinRequest) => Promise<TwinResponse>, port = 0): Promise<HttpServer> {
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      parseRequest(req, body)
+        .then(route)
+        .catch((error: unknown) => jsonError(500, 'InternalFailure', (error as Error).message))
+        .then((response) => {
+          res.writeHead(response.status, { 'content-type': response.contentType, ...response.headers });
+          res.end(response.body);
+        })
+        .catch(() => res.destroy());
+    });
+  });
+  // Keep-alive sockets would hold the process open after stop(); the twin is for one machine, so close them.
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${actual}`,
+    port: actual,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function parseRequest(req: IncomingMessage, body: string): Promise<TwinRequest> {
+  const scope = SCOPE.exec(String(req.headers.authorization ?? ''));
+  const requestId = randomUUID();
+  const base = { region: scope?.[1] ?? '', service: scope?.[2] ?? '', headers: req.headers, requestId };
+  const target = req.headers['x-amz-target'];
+  if (typeof target === 'string') {
+    let json: Record<string, unknown> = {};
+    try {
+      json = body ? (JSON.parse(body) as Record<string, unknown>) : {};
+    } catch {
+      json = {};
+    }
+    return { ...base, protocol: 'json', action: target.slice(target.indexOf('.') + 1), params: {}, json };
+  }
+  const params = Object.fromEntries(new URLSearchParams(body));
+  return { ...base, protocol: 'query', action: params.Action ?? '', params, json: {} };
+}
+
+/** A JSON-protocol error as the SDK parses it (`__type` names the error). */
+export function jsonError(status: number, code: string, message: string): TwinResponse {
+  return {
+    status,
+    contentType: 'application/x-amz-json-1.1',
+    headers: { 'x-amzn-errortype': code },
+    body: JSON.stringify({ __type: code, message }),
+  };
+}
+
+export function jsonResponse(document: unknown, contentType = 'application/x-amz-json-1.1'): TwinResponse {
+  return { status: 200, contentType, body: JSON.stringify(document) };
+}
+
+export function escapeXml(value: string): string {
+  return value.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] ?? c);
+}
