@@ -1,0 +1,31 @@
+import { startHttpServer, jsonError, type ServiceHandler, type TwinRequest } from '../../../local/http.ts';
+import { ManualClock } from '../../../local/clock.ts';
+import { KmsKeyStore, createKmsService } from '../../../local/kms.ts';
+import { createStsService } from '../../../local/sts.ts';
+import { createClients, type Clients } from '../../../lib/aws/clients.ts';
+
+export interface Harness {
+  endpoint: string;
+  clients: Clients;
+  clock: ManualClock;
+  accountId: string;
+  keys: KmsKeyStore;
+  stop(): Promise<void>;
+}
+
+/** The services under test behind the twin's HTTP front door, with a clock the test drives. */
+export async function startHarness(): Promise<Harness> {
+  const accountId = '000000000000';
+  const clock = new ManualClock();
+  const keys = new KmsKeyStore(accountId, clock);
+  const services: Record<string, ServiceHandler> = {
+    kms: createKmsService(keys, { accountId }),
+    sts: createStsService({ accountId }),
+  };
+  const server = await startHttpServer(async (request: TwinRequest) => {
+    const handler = services[request.service];
+    if (!handler) return jsonError(400, 'UnknownService', request.service);
+    return handler(request);
+  });
+  return { endpoint: server.endpoint, clients: createClients({ endpoint: server.endpoint, maxAttempts: 1 }), clock, accountId, keys, stop: () => server.stop() };
+}
