@@ -1,0 +1,333 @@
+import type { ImageRecord, LaunchPermission } from './image.ts';
+import { policyVersion, type Policy } from './policy.ts';
+import { TAG, isReplica } from './tags.ts';
+import { requiredCopyTags, requiredLaunchPermissions, selectsImage } from './readiness-requirements.ts';
+
+/**
+ * DR readiness: for every in-scope source image and every DR region, is there a usable copy that is what the
+ * policy requires? Pure: inventories, launch permissions and `now` in; a matrix, a summary and a plan out.
+ */
+
+export const STATUSES = ['ready', 'in-progress', 'missing', 'failed', 'drifted'] as const;
+export type ReadinessStatus = (typeof STATUSES)[number];
+
+export const DRIFT_KINDS = ['key', 'tags', 'launch-permissions', 'deprecation'] as const;
+export type DriftKind = (typeof DRIFT_KINDS)[number];
+
+export type Drift =
+  | { kind: 'key'; detail: string; expected: string; actual: string[] }
+  | { kind: 'tags'; detail: string; set: Record<string, string> }
+  | { kind: 'launch-permissions'; detail: string; add: LaunchPermission[]; remove: LaunchPermission[] }
+  | { kind: 'deprecation'; detail: string; deprecateAt: string };
+
+export interface ReadinessCell {
+  region: string;
+  status: ReadinessStatus;
+  /** Why it is not ready: the copy's StateReason, the drift found, or what is still happening. */
+  reason?: string;
+  copyImageId?: string;
+  copyState?: string;
+  drift: Drift[];
+  /** Copy time (replicated-at or creation) minus source creation; for copies not there yet, now minus source creation. */
+  lagSeconds: number;
+}
+
+export interface ReadinessRow {
+  sourceImageId: string;
+  sourceRegion: string;
+  name: string;
+  sourceState: string;
+  createdAt: string;
+  ageSeconds: number;
+  /** Ready in every DR region. */
+  protected: boolean;
+  cells: ReadinessCell[];
+}
+
+export interface ReadinessSummary {
+  images: number;
+  cells: number;
+  counts: Record<ReadinessStatus, number>;
+  /** Ready cells over all cells (1 when there is nothing to protect). */
+  readyRatio: number;
+  /** Source images not ready in every DR region. */
+  imagesNotReady: number;
+  /** Age of the oldest source image not ready in every DR region; 0 when all are. */
+  oldestUnprotectedAgeSeconds: number;
+  maxLagSeconds: number;
+  /** Lag of copies that exist and are usable (ready or drifted). */
+  medianLagSeconds: number;
+}
+
+export interface ReadinessReport {
+  generatedAt: string;
+  policy: { name: string; version: string };
+  sourceRegions: string[];
+  drRegions: string[];
+  rows: ReadinessRow[];
+  summary: ReadinessSummary;
+}
+
+export interface ReadinessInput {
+  policy: Policy;
+  /** Milliseconds since the epoch. */
+  now: number;
+  /** Images in the source regions (replicas and out-of-scope images are skipped here). */
+  sources: readonly ImageRecord[];
+  /** Copies in the DR regions, found by provenance tags, pending ones included. */
+  copies: readonly ImageRecord[];
+  /** Launch permissions by `imageKey(region, imageId)`; needed for available copies and their sources. */
+  launchPermissions: ReadonlyMap<string, readonly LaunchPermission[]>;
+  /** Every identifier the DR region's key is known by (ARN, key id, alias, alias ARN); region => ids. */
+  keyIds: Readonly<Record<string, readonly string[]>>;
+}
+
+export const imageKey = (region: string, imageId: string): string => `${region}/${imageId}`;
+
+const USABLE_COPY_STATES = new Set(['available']);
+const IN_FLIGHT_STATES = new Set(['pending', 'transient']);
+const FAILED_STATES = new Set(['failed', 'error', 'invalid', 'disabled']);
+/** Which copy speaks for a region when several exist (a failed one and its retry, say). */
+const COPY_PREFERENCE: Record<string, number> = { available: 0, pending: 1, transient: 1, disabled: 2, failed: 3, error: 3, invalid: 3 };
+
+export function computeReadiness(input: ReadinessInput): ReadinessReport {
+  const { policy, now } = input;
+  const drRegions = policy.regions.dr.map((d) => d.region);
+  const copiesBySource = indexCopies(input.copies, drRegions);
+
+  const rows: ReadinessRow[] = [];
+  for (const source of input.sources) {
+    if (!policy.regions.sources.includes(source.region)) continue;
+    if (isReplica(source.tags) || !selectsImage(policy, source)) continue;
+    if (source.state !== 'available' && source.state !== 'pending') continue;
+    const ageSeconds = secondsBetween(Date.parse(source.creationDate), now);
+    const cells = policy.regions.dr
+      .filter((d) => d.region !== source.region)
+      .map((dr) => cellFor(input, source, dr.region, copiesBySource.get(copyIndexKey(source.region, source.imageId, dr.region)) ?? [], ageSeconds));
+    rows.push({
+      sourceImageId: source.imageId,
+      sourceRegion: source.region,
+      name: source.name,
+      sourceState: source.state,
+      createdAt: source.creationDate,
+      ageSeconds,
+      protected: cells.every((c) => c.status === 'ready'),
+      cells,
+    });
+  }
+  rows.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.sourceImageId.localeCompare(b.sourceImageId));
+  return {
+    generatedAt: new Date(now).toISOString(),
+    policy: { name: policy.name, version: policyVersion(policy) },
+    sourceRegions: [...policy.regions.sources],
+    drRegions,
+    rows,
+    summary: summarize(rows),
+  };
+}
+
+function cellFor(input: ReadinessInput, source: ImageRecord, region: string, copies: ImageRecord[], ageSeconds: number): ReadinessCell {
+  const copy = [...copies].sort((a, b) => (COPY_PREFERENCE[a.state] ?? 9) - (COPY_PREFERENCE[b.state] ?? 9) || b.creationDate.localeCompare(a.creationDate))[0];
+  if (source.state === 'pending') {
+    return { region, status: 'in-progress', reason: 'source image is still pending', drift: [], lagSeconds: ageSeconds };
+  }
+  if (!copy) return { region, status: 'missing', reason: 'no copy in this region', drift: [], lagSeconds: ageSeconds };
+  const base = { region, copyImageId: copy.imageId, copyState: copy.state };
+  if (IN_FLIGHT_STATES.has(copy.state)) return { ...base, status: 'in-progress', reason: `copy is ${copy.state}`, drift: [], lagSeconds: ageSeconds };
+  if (FAILED_STATES.has(copy.state) || !USABLE_COPY_STATES.has(copy.state)) {
+    const why = copy.stateReason ? `copy ${copy.state}: ${copy.stateReason}` : `copy is ${copy.state}`;
+    return { ...base, status: 'failed', reason: why, drift: [], lagSeconds: ageSeconds };
+  }
+  const lagSeconds = copyLag(source, copy);
+  const drift = driftOf(input, source, copy);
+  if (drift.length) return { ...base, status: 'drifted', reason: drift.map((d) => d.detail).join('; '), drift, lagSeconds };
+  return { ...base, status: 'ready', drift: [], lagSeconds };
+}
+
+function driftOf(input: ReadinessInput, source: ImageRecord, copy: ImageRecord): Drift[] {
+  const { policy } = input;
+  const drift: Drift[] = [];
+
+  // Instance-store copies cannot be re-encrypted, so there is no key to hold them to.
+  if (copy.rootDeviceType === 'ebs') {
+    const expected = policy.regions.dr.find((d) => d.region === copy.region)?.kmsKeyId ?? '';
+    const known = new Set([expected, ...(input.keyIds[copy.region] ?? [])]);
+    const actual = [...new Set(copy.snapshots.map((s) => (s.encrypted === false ? 'unencrypted' : (s.kmsKeyId ?? 'unknown key'))))];
+    const wrong = actual.filter((k) => !known.has(k));
+    if (wrong.length) drift.push({ kind: 'key', detail: `encrypted with ${wrong.join(', ')}, not ${expected}`, expected, actual });
+  }
+
+  const required = requiredCopyTags(policy, source);
+  const set: Record<string, string> = {};
+  const missing: string[] = [];
+  const changed: string[] = [];
+  for (const [key, value] of Object.entries(required)) {
+    if (copy.tags[key] === value) continue;
+    set[key] = value;
+    (copy.tags[key] === undefined ? missing : changed).push(key);
+  }
+  if (missing.length || changed.length) {
+    const parts = [missing.length ? `missing ${missing.join(', ')}` : '', changed.length ? `changed ${changed.join(', ')}` : ''].filter(Boolean);
+    drift.push({ kind: 'tags', detail: `tags ${parts.join('; ')}`, set });
+  }
+
+  const sourcePermissions = input.launchPermissions.get(imageKey(source.region, source.imageId));
+  const copyPermissions = input.launchPermissions.get(imageKey(copy.region, copy.imageId));
+  // Unknown permissions (not fetched) are not evidence of drift.
+  if (copyPermissions && (sourcePermissions || !policy.replication.copyLaunchPermissions)) {
+    const wanted = requiredLaunchPermissions(policy, sourcePermissions ?? []);
+    const wantedKeys = new Set(wanted.map(permissionKey));
+    const haveKeys = new Set(copyPermissions.map(permissionKey));
+    const add = wanted.filter((p) => !haveKeys.has(permissionKey(p)));
+    const remove = copyPermissions.filter((p) => !wantedKeys.has(permissionKey(p)));
+    if (add.length || remove.length) {
+      const parts = [
+        add.length ? `not shared with ${add.map(permissionKey).join(', ')}` : '',
+        remove.length ? `shared with ${remove.map(permissionKey).join(', ')} beyond the policy` : '',
+      ].filter(Boolean);
+      drift.push({ kind: 'launch-permissions', detail: `launch permissions ${parts.join('; ')}`, add, remove });
+    }
+  }
+
+  // A copy may carry a deprecation time of its own (retention sets one); only a source's time is required.
+  if (policy.replication.copyDeprecation && source.deprecationTime) {
+    const want = minute(source.deprecationTime);
+    const have = copy.deprecationTime ? minute(copy.deprecationTime) : undefined;
+    if (have !== want) {
+      drift.push({
+        kind: 'deprecation',
+        detail: have === undefined ? `deprecation time missing (source: ${source.deprecationTime})` : `deprecation time ${copy.deprecationTime}, source ${source.deprecationTime}`,
+        deprecateAt: source.deprecationTime,
+      });
+    }
+  }
+  return drift;
+}
+
+export const permissionKey = (p: LaunchPermission): string =>
+  p.userId ? `account ${p.userId}` : p.organizationArn ? `organization ${p.organizationArn}` : p.organizationalUnitArn ? `OU ${p.organizationalUnitArn}` : p.group ? `group ${p.group}` : 'nothing';
+
+function summarize(rows: readonly ReadinessRow[]): ReadinessSummary {
+  const counts = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<ReadinessStatus, number>;
+  const usableLags: number[] = [];
+  let maxLag = 0;
+  let oldest = 0;
+  let cells = 0;
+  for (const row of rows) {
+    for (const cell of row.cells) {
+      cells++;
+      counts[cell.status]++;
+      maxLag = Math.max(maxLag, cell.lagSeconds);
+      if (cell.status === 'ready' || cell.status === 'drifted') usableLags.push(cell.lagSeconds);
+    }
+    if (!row.protected) oldest = Math.max(oldest, row.ageSeconds);
+  }
+  usableLags.sort((a, b) => a - b);
+  return {
+    images: rows.length,
+    cells,
+    counts,
+    readyRatio: cells === 0 ? 1 : counts.ready / cells,
+    imagesNotReady: rows.filter((r) => !r.protected).length,
+    oldestUnprotectedAgeSeconds: oldest,
+    maxLagSeconds: maxLag,
+    medianLagSeconds: usableLags.length ? (usableLags[Math.floor((usableLags.length - 1) / 2)] ?? 0) : 0,
+  };
+}
+
+// ---- reconciliation plan ----
+
+export interface RedriveAction {
+  sourceRegion: string;
+  sourceImageId: string;
+  /** DR regions that are missing or failed. */
+  regions: string[];
+  reason: string;
+}
+
+export interface RepairAction {
+  region: string;
+  copyImageId: string;
+  sourceImageId: string;
+  sourceRegion: string;
+  tags?: Record<string, string>;
+  launchPermissions?: { add: LaunchPermission[]; remove: LaunchPermission[] };
+  deprecateAt?: string;
+  reason: string;
+}
+
+export interface ReconciliationPlan {
+  /** Start (or join) the replication of these sources. */
+  redrive: RedriveAction[];
+  /** Re-apply tags, permissions, deprecation on these copies. */
+  repair: RepairAction[];
+  /** Drift ami-dr does not repair by itself: a copy under the wrong key needs a new copy. */
+  manual: { region: string; copyImageId: string; sourceImageId: string; reason: string }[];
+}
+
+export function planReconciliation(report: ReadinessReport): ReconciliationPlan {
+  const plan: ReconciliationPlan = { redrive: [], repair: [], manual: [] };
+  for (const row of report.rows) {
+    const gaps = row.cells.filter((c) => c.status === 'missing' || c.status === 'failed');
+    if (gaps.length) {
+      plan.redrive.push({
+        sourceRegion: row.sourceRegion,
+        sourceImageId: row.sourceImageId,
+        regions: gaps.map((c) => c.region),
+        reason: gaps.map((c) => `${c.region}: ${c.status}${c.reason ? ` (${c.reason})` : ''}`).join('; '),
+      });
+    }
+    for (const cell of row.cells) {
+      if (cell.status !== 'drifted' || !cell.copyImageId) continue;
+      const action: RepairAction = { region: cell.region, copyImageId: cell.copyImageId, sourceImageId: row.sourceImageId, sourceRegion: row.sourceRegion, reason: '' };
+      const reasons: string[] = [];
+      for (const d of cell.drift) {
+        if (d.kind === 'tags') action.tags = d.set;
+        else if (d.kind === 'launch-permissions') action.launchPermissions = { add: d.add, remove: d.remove };
+        else if (d.kind === 'deprecation') action.deprecateAt = d.deprecateAt;
+        else {
+          plan.manual.push({ region: cell.region, copyImageId: cell.copyImageId, sourceImageId: row.sourceImageId, reason: `${d.detail}: re-encryption needs a new copy` });
+          continue;
+        }
+        reasons.push(d.detail);
+      }
+      if (reasons.length) plan.repair.push({ ...action, reason: reasons.join('; ') });
+    }
+  }
+  return plan;
+}
+
+// ---- helpers ----
+
+const copyIndexKey = (sourceRegion: string, sourceImageId: string, region: string): string => `${sourceRegion}|${sourceImageId}|${region}`;
+
+function indexCopies(copies: readonly ImageRecord[], drRegions: readonly string[]): Map<string, ImageRecord[]> {
+  const index = new Map<string, ImageRecord[]>();
+  for (const copy of copies) {
+    if (!isReplica(copy.tags) || !drRegions.includes(copy.region) || copy.state === 'deregistered') continue;
+    const sourceImageId = copy.tags[TAG.sourceImageId];
+    const sourceRegion = copy.tags[TAG.sourceRegion];
+    if (!sourceImageId || !sourceRegion) continue;
+    const key = copyIndexKey(sourceRegion, sourceImageId, copy.region);
+    const list = index.get(key);
+    if (list) list.push(copy);
+    else index.set(key, [copy]);
+  }
+  return index;
+}
+
+function copyLag(source: ImageRecord, copy: ImageRecord): number {
+  const replicatedAt = Date.parse(copy.tags[TAG.replicatedAt] ?? '');
+  const copiedAt = Number.isFinite(replicatedAt) ? replicatedAt : Date.parse(copy.creationDate);
+  return secondsBetween(Date.parse(source.creationDate), copiedAt);
+}
+
+function secondsBetween(from: number, to: number): number {
+  if (!Number.isFinite(from) || !Number.isFinite(to)) return 0;
+  return Math.max(0, Math.round((to - from) / 1000));
+}
+
+/** EC2 keeps deprecation times to the minute. */
+function minute(iso: string): number {
+  return Math.round(Date.parse(iso) / 60_000);
+}
