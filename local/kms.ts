@@ -1,49 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { jsonError, jsonResponse, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
 import { decodeToken, encodeToken, page } from './query-protocol.ts';
+import type { Clock } from './clock.ts';
+import type { KmsKeyState, TwinKmsKey, TwinState } from './state.ts';
 
-/**
- * KMS keys per region. A key, its aliases and its grants exist in one region only: the same alias name in two
- * regions names two different keys, and a key ARN is only valid in the region it names — as in AWS, where a DR
- * region's copy must be encrypted under a key of that region.
+/*
+ * KMS keys live in the shared twin state, per region: a key, its aliases and its grants exist in one region only.
+ * The same alias name in two regions names two different keys, and a key ARN is only valid in the region it
+ * names, as in AWS, where a DR region's copy must be encrypted under a key of that region.
  */
-export type KmsKeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
-
-export interface KmsKey {
-  keyId: string;
-  arn: string;
-  region: string;
-  state: KmsKeyState;
-  keyManager: 'CUSTOMER' | 'AWS';
-  keySpec: string;
-  keyUsage: string;
-  description: string;
-  multiRegion: boolean;
-  /** Epoch milliseconds (twin clock). */
-  creationDate: number;
-  deletionDate?: number;
-  pendingWindowInDays?: number;
-}
-
-export interface KmsAlias {
-  aliasName: string;
-  aliasArn: string;
-  targetKeyId: string;
-  creationDate: number;
-}
-
-export interface KmsGrant {
-  grantId: string;
-  grantToken: string;
-  keyId: string;
-  granteePrincipal: string;
-  operations: string[];
-  name?: string;
-}
-
-export interface KmsClock {
-  now(): number;
-}
 
 export interface KmsKeyOptions {
   alias?: string;
@@ -53,165 +18,50 @@ export interface KmsKeyOptions {
   keyUsage?: string;
   multiRegion?: boolean;
   keyManager?: 'CUSTOMER' | 'AWS';
-  /** Only with state PendingDeletion: days until the key is gone (7..30). */
+  /** With state PendingDeletion: days until the key is gone (7..30, default 30). */
   pendingWindowInDays?: number;
 }
 
 const DAY_MS = 86_400_000;
 
-export class KmsNotFoundError extends Error {
-  override name = 'KmsNotFoundError';
+/** Creates a key (and optionally points an alias at it) in a region: used by CreateKey and by seeding. */
+export function createKey(state: TwinState, clock: Clock, region: string, options: KmsKeyOptions = {}): TwinKmsKey {
+  const multiRegion = options.multiRegion ?? false;
+  const keyId = `${multiRegion ? 'mrk-' : ''}${state.newUuid()}`;
+  const key: TwinKmsKey = {
+    keyId,
+    arn: state.keyArn(region, keyId),
+    region,
+    state: options.state ?? 'Enabled',
+    keyManager: options.keyManager ?? 'CUSTOMER',
+    keySpec: options.keySpec ?? 'SYMMETRIC_DEFAULT',
+    keyUsage: options.keyUsage ?? 'ENCRYPT_DECRYPT',
+    description: options.description ?? '',
+    multiRegion,
+    creationDate: clock.now(),
+    grants: [],
+  };
+  if (key.state === 'PendingDeletion') key.deletionDate = clock.now() + (options.pendingWindowInDays ?? 30) * DAY_MS;
+  state.addKey(key);
+  if (options.alias) state.region(region).aliases.set(options.alias.startsWith('alias/') ? options.alias : `alias/${options.alias}`, keyId);
+  return key;
 }
 
-/**
- * The key store CopyImage resolves `KmsKeyId` against and the KMS API serves. Keys scheduled for deletion
- * disappear once their deletion date passes on the twin's clock (checked when looked up).
- */
-export class KmsKeyStore {
-  private readonly keys = new Map<string, Map<string, KmsKey>>();
-  private readonly aliases = new Map<string, Map<string, KmsAlias>>();
-  private readonly grants = new Map<string, KmsGrant[]>();
+/** The key record a reference names in `region` (id, ARN, alias, alias ARN), after removing expired keys. */
+export function findKey(state: TwinState, clock: Clock, region: string, ref: string): TwinKmsKey | undefined {
+  expireKeys(state, clock, region);
+  const resolved = state.resolve(region, ref);
+  return resolved ? state.region(region).keys.get(resolved.keyId) : undefined;
+}
 
-  constructor(
-    readonly accountId: string,
-    private readonly clock: KmsClock,
-  ) {}
-
-  /** Creates a key (optionally with an alias) in a region; the seeding entry point too. */
-  create(region: string, options: KmsKeyOptions = {}): KmsKey {
-    const now = this.clock.now();
-    const multiRegion = options.multiRegion ?? false;
-    const keyId = `${multiRegion ? 'mrk-' : ''}${randomUUID()}`;
-    const key: KmsKey = {
-      keyId,
-      arn: `arn:aws:kms:${region}:${this.accountId}:key/${keyId}`,
-      region,
-      state: options.state ?? 'Enabled',
-      keyManager: options.keyManager ?? 'CUSTOMER',
-      keySpec: options.keySpec ?? 'SYMMETRIC_DEFAULT',
-      keyUsage: options.keyUsage ?? 'ENCRYPT_DECRYPT',
-      description: options.description ?? '',
-      multiRegion,
-      creationDate: now,
-    };
-    if (key.state === 'PendingDeletion') {
-      key.pendingWindowInDays = options.pendingWindowInDays ?? 30;
-      key.deletionDate = now + key.pendingWindowInDays * DAY_MS;
-    }
-    this.regionKeys(region).set(keyId, key);
-    if (options.alias) this.setAlias(region, options.alias, keyId);
-    return key;
-  }
-
-  /** Points an alias at a key (creating or re-pointing it); the API's checks live in the service. */
-  setAlias(region: string, aliasName: string, keyId: string): KmsAlias {
-    const name = aliasName.startsWith('alias/') ? aliasName : `alias/${aliasName}`;
-    const alias: KmsAlias = {
-      aliasName: name,
-      aliasArn: `arn:aws:kms:${region}:${this.accountId}:${name}`,
-      targetKeyId: keyId,
-      creationDate: this.clock.now(),
-    };
-    this.regionAliases(region).set(name, alias);
-    return alias;
-  }
-
-  /**
-   * The key named by a key id, key ARN, `alias/name` or alias ARN in `region`, or undefined. ARNs of another
-   * region or account name no key here.
-   */
-  resolve(region: string, ref: string): KmsKey | undefined {
-    this.expire(region);
-    const arn = /^arn:aws:kms:([^:]+):(\d{12}):(key\/.+|alias\/.+)$/.exec(ref);
-    let local = ref;
-    if (arn) {
-      if (arn[1] !== region || arn[2] !== this.accountId) return undefined;
-      local = arn[3] ?? '';
-    }
-    if (local.startsWith('alias/')) {
-      const alias = this.regionAliases(region).get(local);
-      return alias ? this.regionKeys(region).get(alias.targetKeyId) : undefined;
-    }
-    if (arn && !local.startsWith('key/')) return undefined;
-    return this.regionKeys(region).get(local.replace(/^key\//, ''));
-  }
-
-  /** The region's aliases, sorted by name (the listing order pages are cut from). */
-  listAliases(region: string): KmsAlias[] {
-    this.expire(region);
-    return [...this.regionAliases(region).values()].sort((a, b) => a.aliasName.localeCompare(b.aliasName));
-  }
-
-  getAlias(region: string, aliasName: string): KmsAlias | undefined {
-    return this.regionAliases(region).get(aliasName);
-  }
-
-  listKeys(region: string): KmsKey[] {
-    this.expire(region);
-    return [...this.regionKeys(region).values()];
-  }
-
-  setState(region: string, ref: string, state: KmsKeyState, pendingWindowInDays = 30): KmsKey {
-    const key = this.resolve(region, ref);
-    if (!key) throw new KmsNotFoundError(`Key '${ref}' does not exist in ${region}`);
-    key.state = state;
-    if (state === 'PendingDeletion') {
-      key.pendingWindowInDays = pendingWindowInDays;
-      key.deletionDate = this.clock.now() + pendingWindowInDays * DAY_MS;
-    } else {
-      delete key.pendingWindowInDays;
-      delete key.deletionDate;
-    }
-    return key;
-  }
-
-  addGrant(key: KmsKey, granteePrincipal: string, operations: string[], name?: string): KmsGrant {
-    const grantId = createHash('sha256').update(randomUUID()).digest('hex');
-    const grant: KmsGrant = {
-      grantId,
-      grantToken: Buffer.from(`${key.arn}:${grantId}`).toString('base64url'),
-      keyId: key.keyId,
-      granteePrincipal,
-      operations,
-      ...(name ? { name } : {}),
-    };
-    this.grants.set(key.arn, [...(this.grants.get(key.arn) ?? []), grant]);
-    return grant;
-  }
-
-  grantsOf(key: KmsKey): KmsGrant[] {
-    return [...(this.grants.get(key.arn) ?? [])];
-  }
-
-  /** The AWS-managed `alias/aws/ebs` key of a region, made on first use as AWS does. */
-  awsManagedEbsKey(region: string): KmsKey {
-    const existing = this.resolve(region, 'alias/aws/ebs');
-    if (existing) return existing;
-    return this.create(region, { alias: 'alias/aws/ebs', keyManager: 'AWS', description: 'Default key that protects my EBS volumes when no other key is defined' });
-  }
-
-  private expire(region: string): void {
-    const now = this.clock.now();
-    const keys = this.regionKeys(region);
-    for (const key of keys.values()) {
-      if (key.state !== 'PendingDeletion' || key.deletionDate === undefined || key.deletionDate > now) continue;
-      keys.delete(key.keyId);
-      this.grants.delete(key.arn);
-      const aliases = this.regionAliases(region);
-      for (const alias of [...aliases.values()]) if (alias.targetKeyId === key.keyId) aliases.delete(alias.aliasName);
-    }
-  }
-
-  private regionKeys(region: string): Map<string, KmsKey> {
-    let keys = this.keys.get(region);
-    if (!keys) this.keys.set(region, (keys = new Map()));
-    return keys;
-  }
-
-  private regionAliases(region: string): Map<string, KmsAlias> {
-    let aliases = this.aliases.get(region);
-    if (!aliases) this.aliases.set(region, (aliases = new Map()));
-    return aliases;
+/** Keys whose deletion date has passed on the twin clock are gone, with their aliases. */
+export function expireKeys(state: TwinState, clock: Clock, region: string): void {
+  const now = clock.now();
+  const regionState = state.region(region);
+  for (const key of [...regionState.keys.values()]) {
+    if (key.state !== 'PendingDeletion' || key.deletionDate === undefined || key.deletionDate > now) continue;
+    regionState.keys.delete(key.keyId);
+    for (const [alias, target] of [...regionState.aliases]) if (target === key.keyId) regionState.aliases.delete(alias);
   }
 }
 
@@ -228,7 +78,7 @@ class KmsError extends Error {
 const seconds = (ms: number): number => ms / 1000;
 
 /** KeyMetadata with the member names of the KMS model. */
-export function keyMetadata(key: KmsKey, accountId: string): Record<string, unknown> {
+export function keyMetadata(key: TwinKmsKey, accountId: string): Record<string, unknown> {
   return {
     AWSAccountId: accountId,
     KeyId: key.keyId,
@@ -244,19 +94,26 @@ export function keyMetadata(key: KmsKey, accountId: string): Record<string, unkn
     KeySpec: key.keySpec,
     EncryptionAlgorithms: key.keySpec === 'SYMMETRIC_DEFAULT' ? ['SYMMETRIC_DEFAULT'] : [],
     MultiRegion: key.multiRegion,
-    ...(key.deletionDate !== undefined ? { DeletionDate: seconds(key.deletionDate), PendingDeletionWindowInDays: key.pendingWindowInDays } : {}),
+    ...(key.deletionDate !== undefined
+      ? { DeletionDate: seconds(key.deletionDate), PendingDeletionWindowInDays: Math.round((key.deletionDate - pendingSince(key)) / DAY_MS) }
+      : {}),
   };
 }
 
+// The window is not stored separately: it is what ScheduleKeyDeletion set, from the time it was called.
+const scheduledAt = new WeakMap<TwinKmsKey, number>();
+const pendingSince = (key: TwinKmsKey): number => scheduledAt.get(key) ?? key.creationDate;
+
 export interface KmsServiceContext {
   accountId: string;
+  clock: Clock;
 }
 
 type Action = (region: string, input: Record<string, unknown>) => unknown;
 
-/** KMS over JSON 1.1 (`X-Amz-Target: TrentService.<Action>`), backed by the shared key store. */
-export function createKmsService(keys: KmsKeyStore, ctx: KmsServiceContext): ServiceHandler {
-  const accountId = ctx.accountId;
+/** KMS over JSON 1.1 (`X-Amz-Target: TrentService.<Action>`), on the keys of the shared twin state. */
+export function createKmsService(state: TwinState, ctx: KmsServiceContext): ServiceHandler {
+  const { accountId, clock } = ctx;
 
   const str = (input: Record<string, unknown>, name: string): string | undefined => {
     const value = input[name];
@@ -267,28 +124,26 @@ export function createKmsService(keys: KmsKeyStore, ctx: KmsServiceContext): Ser
     if (value === undefined) throw new KmsError('ValidationException', `1 validation error detected: Value null at '${lowerFirst(name)}' failed to satisfy constraint: Member must not be null`);
     return value;
   };
-  const findKey = (region: string, ref: string): KmsKey => {
-    const key = keys.resolve(region, ref);
+  const aliasArn = (region: string, ref: string): string => (ref.startsWith('arn:') ? ref : `arn:aws:kms:${region}:${accountId}:${ref}`);
+  const keyArn = (region: string, ref: string): string => (ref.startsWith('arn:') ? ref : state.keyArn(region, ref));
+  const mustFind = (region: string, ref: string): TwinKmsKey => {
+    const key = findKey(state, clock, region, ref);
     if (!key) {
-      const what = ref.includes('alias/') ? `Alias ${aliasArn(region, ref)} is not found.` : `Key '${keyArn(region, ref)}' does not exist`;
-      throw new KmsError('NotFoundException', what);
+      throw new KmsError('NotFoundException', ref.includes('alias/') ? `Alias ${aliasArn(region, ref)} is not found.` : `Key '${keyArn(region, ref)}' does not exist`);
     }
     return key;
   };
-  const aliasArn = (region: string, ref: string): string => (ref.startsWith('arn:') ? ref : `arn:aws:kms:${region}:${accountId}:${ref}`);
-  const keyArn = (region: string, ref: string): string => (ref.startsWith('arn:') ? ref : `arn:aws:kms:${region}:${accountId}:key/${ref}`);
-  const notPending = (key: KmsKey): void => {
+  const notPending = (key: TwinKmsKey): void => {
     if (key.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
   };
-  const customerManaged = (key: KmsKey): void => {
-    // AWS refuses state changes on AWS-managed keys with an access error; the twin names it the same way.
+  const customerManaged = (key: TwinKmsKey): void => {
     if (key.keyManager === 'AWS') throw new KmsError('AccessDeniedException', `The key ${key.arn} is an AWS managed key and cannot be modified.`);
   };
 
   const actions: Record<string, Action> = {
     CreateKey: (region, input) => {
       const keySpec = str(input, 'KeySpec') ?? str(input, 'CustomerMasterKeySpec') ?? 'SYMMETRIC_DEFAULT';
-      const key = keys.create(region, {
+      const key = createKey(state, clock, region, {
         description: str(input, 'Description') ?? '',
         keySpec,
         keyUsage: str(input, 'KeyUsage') ?? (keySpec.startsWith('HMAC') ? 'GENERATE_VERIFY_MAC' : 'ENCRYPT_DECRYPT'),
@@ -297,7 +152,7 @@ export function createKmsService(keys: KmsKeyStore, ctx: KmsServiceContext): Ser
       return { KeyMetadata: keyMetadata(key, accountId) };
     },
 
-    DescribeKey: (region, input) => ({ KeyMetadata: keyMetadata(findKey(region, required(input, 'KeyId')), accountId) }),
+    DescribeKey: (region, input) => ({ KeyMetadata: keyMetadata(mustFind(region, required(input, 'KeyId')), accountId) }),
 
     CreateAlias: (region, input) => {
       const aliasName = required(input, 'AliasName');
@@ -306,11 +161,13 @@ export function createKmsService(keys: KmsKeyStore, ctx: KmsServiceContext): Ser
         throw new KmsError('ValidationException', `Alias must start with the prefix "alias/" and contain only alphanumeric characters, '/', '_' or '-'.`);
       }
       if (aliasName.startsWith('alias/aws/')) throw new KmsError('NotAuthorizedException', 'Cannot create alias with prefix alias/aws/');
-      if (keys.getAlias(region, aliasName)) throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasArn(region, aliasName)} already exists`);
+      expireKeys(state, clock, region);
+      const aliases = state.region(region).aliases;
+      if (aliases.has(aliasName)) throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasArn(region, aliasName)} already exists`);
       if (targetKeyId.includes('alias/')) throw new KmsError('ValidationException', 'Aliases must refer to keys. Not aliases');
-      const key = findKey(region, targetKeyId);
+      const key = mustFind(region, targetKeyId);
       notPending(key);
-      keys.setAlias(region, aliasName, key.keyId);
+      aliases.set(aliasName, key.keyId);
       return {};
     },
 
@@ -320,32 +177,36 @@ export function createKmsService(keys: KmsKeyStore, ctx: KmsServiceContext): Ser
         throw new KmsError('ValidationException', `1 validation error detected: Value '${String(input.Limit)}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100`);
       }
       // Every region lists its AWS-managed EBS alias, as AWS lists predefined aliases.
-      keys.awsManagedEbsKey(region);
-      let aliases = keys.listAliases(region);
+      state.defaultEbsKey(region);
+      expireKeys(state, clock, region);
+      const regionState = state.region(region);
+      let aliases = [...regionState.aliases].sort(([a], [b]) => a.localeCompare(b));
       const keyRef = str(input, 'KeyId');
       if (keyRef !== undefined) {
-        const key = findKey(region, keyRef);
-        aliases = aliases.filter((a) => a.targetKeyId === key.keyId);
+        const key = mustFind(region, keyRef);
+        aliases = aliases.filter(([, target]) => target === key.keyId);
       }
       const scope = `aliases:${region}:${keyRef ?? ''}`;
       const offset = decodeToken(scope, str(input, 'Marker'));
       if (offset === undefined) throw new KmsError('InvalidMarkerException', 'Invalid marker');
       const { items, next } = page(aliases, offset, limit);
       return {
-        Aliases: items.map((a) => ({
-          AliasName: a.aliasName,
-          AliasArn: a.aliasArn,
-          TargetKeyId: a.targetKeyId,
-          CreationDate: seconds(a.creationDate),
-          LastUpdatedDate: seconds(a.creationDate),
-        })),
+        Aliases: items.map(([name, target]) => {
+          const created = regionState.keys.get(target)?.creationDate;
+          return {
+            AliasName: name,
+            AliasArn: aliasArn(region, name),
+            TargetKeyId: target,
+            ...(created !== undefined ? { CreationDate: seconds(created), LastUpdatedDate: seconds(created) } : {}),
+          };
+        }),
         Truncated: next !== undefined,
         ...(next !== undefined ? { NextMarker: encodeToken(scope, next) } : {}),
       };
     },
 
     DisableKey: (region, input) => {
-      const key = findKey(region, required(input, 'KeyId'));
+      const key = mustFind(region, required(input, 'KeyId'));
       customerManaged(key);
       notPending(key);
       key.state = 'Disabled';
@@ -353,7 +214,7 @@ export function createKmsService(keys: KmsKeyStore, ctx: KmsServiceContext): Ser
     },
 
     EnableKey: (region, input) => {
-      const key = findKey(region, required(input, 'KeyId'));
+      const key = mustFind(region, required(input, 'KeyId'));
       customerManaged(key);
       notPending(key);
       key.state = 'Enabled';
@@ -361,22 +222,25 @@ export function createKmsService(keys: KmsKeyStore, ctx: KmsServiceContext): Ser
     },
 
     ScheduleKeyDeletion: (region, input) => {
-      const key = findKey(region, required(input, 'KeyId'));
+      const key = mustFind(region, required(input, 'KeyId'));
       const days = input.PendingWindowInDays === undefined ? 30 : Number(input.PendingWindowInDays);
       if (!Number.isInteger(days) || days < 7 || days > 30) {
         throw new KmsError('ValidationException', `1 validation error detected: Value '${String(input.PendingWindowInDays)}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30`);
       }
       customerManaged(key);
       notPending(key);
-      keys.setState(region, key.keyId, 'PendingDeletion', days);
-      return { KeyId: key.arn, DeletionDate: seconds(key.deletionDate ?? 0), KeyState: key.state, PendingWindowInDays: days };
+      key.state = 'PendingDeletion';
+      scheduledAt.set(key, clock.now());
+      key.deletionDate = clock.now() + days * DAY_MS;
+      return { KeyId: key.arn, DeletionDate: seconds(key.deletionDate), KeyState: key.state, PendingWindowInDays: days };
     },
 
     CancelKeyDeletion: (region, input) => {
-      const key = findKey(region, required(input, 'KeyId'));
+      const key = mustFind(region, required(input, 'KeyId'));
       if (key.state !== 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
       // AWS leaves a key whose deletion was cancelled disabled.
-      keys.setState(region, key.keyId, 'Disabled');
+      key.state = 'Disabled';
+      delete key.deletionDate;
       return { KeyId: key.arn };
     },
 
@@ -385,12 +249,16 @@ export function createKmsService(keys: KmsKeyStore, ctx: KmsServiceContext): Ser
       const granteePrincipal = required(input, 'GranteePrincipal');
       const operations = Array.isArray(input.Operations) ? input.Operations.filter((o): o is string => typeof o === 'string') : [];
       if (operations.length === 0) throw new KmsError('ValidationException', "1 validation error detected: Value null at 'operations' failed to satisfy constraint: Member must not be null");
+      // Grants name keys by id or ARN only.
       if (ref.includes('alias/')) throw new KmsError('NotFoundException', `Invalid keyId ${ref}`);
-      const key = findKey(region, ref);
+      const key = mustFind(region, ref);
       if (key.state === 'Disabled') throw new KmsError('DisabledException', `${key.arn} is disabled.`);
       notPending(key);
-      const grant = keys.addGrant(key, granteePrincipal, operations, str(input, 'Name'));
-      return { GrantId: grant.grantId, GrantToken: grant.grantToken };
+      const grantId = createHash('sha256').update(randomUUID()).digest('hex');
+      const grantToken = Buffer.from(`${key.arn}:${grantId}`).toString('base64url');
+      const name = str(input, 'Name');
+      key.grants.push({ grantId, grantToken, granteePrincipal, operations, ...(name ? { name } : {}) });
+      return { GrantId: grantId, GrantToken: grantToken };
     },
   };
 

@@ -1,7 +1,9 @@
 import { startHttpServer, jsonError, type ServiceHandler, type TwinRequest } from '../../../local/http.ts';
 import { ManualClock } from '../../../local/clock.ts';
-import { KmsKeyStore, createKmsService } from '../../../local/kms.ts';
+import { createKmsService } from '../../../local/kms.ts';
+import { TwinState } from '../../../local/state.ts';
 import { createStsService } from '../../../local/sts.ts';
+import { SnsState, createSnsService } from '../../../local/sns.ts';
 import { createClients, type Clients } from '../../../lib/aws/clients.ts';
 
 export interface Harness {
@@ -9,7 +11,7 @@ export interface Harness {
   clients: Clients;
   clock: ManualClock;
   accountId: string;
-  keys: KmsKeyStore;
+  state: TwinState & { sns: SnsState };
   stop(): Promise<void>;
 }
 
@@ -17,15 +19,16 @@ export interface Harness {
 export async function startHarness(): Promise<Harness> {
   const accountId = '000000000000';
   const clock = new ManualClock();
-  const keys = new KmsKeyStore(accountId, clock);
+  const state = Object.assign(new TwinState(accountId), { sns: new SnsState() });
   const services: Record<string, ServiceHandler> = {
-    kms: createKmsService(keys, { accountId }),
+    kms: createKmsService(state, { accountId, clock }),
     sts: createStsService({ accountId }),
+    sns: createSnsService(state, { accountId, clock }),
   };
   const server = await startHttpServer(async (request: TwinRequest) => {
     const handler = services[request.service];
     if (!handler) return jsonError(400, 'UnknownService', request.service);
     return handler(request);
   });
-  return { endpoint: server.endpoint, clients: createClients({ endpoint: server.endpoint, maxAttempts: 1 }), clock, accountId, keys, stop: () => server.stop() };
+  return { endpoint: server.endpoint, clients: createClients({ endpoint: server.endpoint, maxAttempts: 1 }), clock, accountId, state, stop: () => server.stop() };
 }

@@ -13,15 +13,7 @@ import {
   type KMSClient,
 } from '@aws-sdk/client-kms';
 import { startHarness, type Harness } from './harness.ts';
-
-const errorName = async (p: Promise<unknown>): Promise<string> => {
-  try {
-    await p;
-  } catch (error) {
-    return (error as Error).name;
-  }
-  throw new Error('expected the call to fail');
-};
+import { errorName } from './errors.ts';
 
 describe('twin KMS', () => {
   let twin: Harness;
@@ -74,7 +66,7 @@ describe('twin KMS', () => {
     await eu.send(new CreateAliasCommand({ AliasName: 'alias/only-west', TargetKeyId: euKey?.KeyId }));
     const resolved = await eu.send(new DescribeKeyCommand({ KeyId: 'alias/only-west' }));
     expect(resolved.KeyMetadata?.KeyId).toBe(euKey?.KeyId);
-    expect(twin.keys.resolve('us-west-2', 'alias/only-west')?.keyId).toBe(meta?.KeyId);
+    expect(twin.state.resolve('us-west-2', 'alias/only-west')?.keyId).toBe(meta?.KeyId);
   });
 
   it('DescribeKey of an unknown key or alias fails with NotFoundException', async () => {
@@ -125,7 +117,7 @@ describe('twin KMS', () => {
     await west.send(new DisableKeyCommand({ KeyId: meta?.KeyId }));
     const disabled = await west.send(new DescribeKeyCommand({ KeyId: meta?.KeyId }));
     expect(disabled.KeyMetadata).toMatchObject({ KeyState: 'Disabled', Enabled: false });
-    expect(twin.keys.resolve('us-west-2', meta?.Arn ?? '')?.state).toBe('Disabled');
+    expect(twin.state.resolve('us-west-2', meta?.Arn ?? '')?.state).toBe('Disabled');
     expect(
       await errorName(west.send(new CreateGrantCommand({ KeyId: meta?.KeyId, GranteePrincipal: 'arn:aws:iam::111111111111:root', Operations: ['Decrypt'] }))),
     ).toBe('DisabledException');
