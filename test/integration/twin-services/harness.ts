@@ -4,6 +4,8 @@ import { createKmsService } from '../../../local/kms.ts';
 import { TwinState } from '../../../local/state.ts';
 import { createStsService } from '../../../local/sts.ts';
 import { SnsState, createSnsService } from '../../../local/sns.ts';
+import { createAutoScalingService } from '../../../local/autoscaling.ts';
+import { createSeeder, type Seeder } from '../../../local/seed.ts';
 import { createClients, type Clients } from '../../../lib/aws/clients.ts';
 
 export interface Harness {
@@ -12,6 +14,7 @@ export interface Harness {
   clock: ManualClock;
   accountId: string;
   state: TwinState & { sns: SnsState };
+  seed: Seeder;
   stop(): Promise<void>;
 }
 
@@ -24,11 +27,12 @@ export async function startHarness(): Promise<Harness> {
     kms: createKmsService(state, { accountId, clock }),
     sts: createStsService({ accountId }),
     sns: createSnsService(state, { accountId, clock }),
+    autoscaling: createAutoScalingService(state, { accountId }),
   };
   const server = await startHttpServer(async (request: TwinRequest) => {
     const handler = services[request.service];
     if (!handler) return jsonError(400, 'UnknownService', request.service);
     return handler(request);
   });
-  return { endpoint: server.endpoint, clients: createClients({ endpoint: server.endpoint, maxAttempts: 1 }), clock, accountId, state, stop: () => server.stop() };
+  return { endpoint: server.endpoint, clients: createClients({ endpoint: server.endpoint, maxAttempts: 1 }), clock, accountId, state, seed: createSeeder(state, clock), stop: () => server.stop() };
 }
