@@ -64,7 +64,7 @@ describe('the HTML readiness report in a browser', () => {
 
     await drifted.click();
     await expect(details.locator('dd.drift').innerText()).resolves.toBe('tags changed Team');
-    await expect(details.innerText()).not.toContain('ami-a');
+    await expect(details.innerText()).resolves.not.toContain('ami-a');
 
     expect(errors).toEqual([]);
     expect(requests.filter((r) => !r.startsWith('file:'))).toEqual([]);
