@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -35,4 +35,10 @@ export async function openBrowser(): Promise<{ context: BrowserContext; close():
 export function rgb(hex: string): string {
   const n = Number.parseInt(hex.slice(1), 16);
   return `rgb(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255})`;
+}
+
+/** The colour a person sees behind an element (the test tsconfig has no DOM types, so the page function is a string). */
+export async function backgroundOf(locator: Locator): Promise<string> {
+  type View = { getComputedStyle(element: unknown): { backgroundColor: string } };
+  return locator.evaluate((el) => (globalThis as unknown as View).getComputedStyle(el).backgroundColor);
 }

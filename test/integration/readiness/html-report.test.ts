@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeReadiness } from '../../../lib/domain/readiness.ts';
 import { renderHtml, STATUS_COLOR } from '../../../lib/report/html.ts';
 import { copy, input, source } from '../../unit/readiness/fixtures.ts';
-import { openBrowser, rgb } from './browser.ts';
+import { backgroundOf, openBrowser, rgb } from './browser.ts';
 
 describe('the HTML readiness report in a browser', () => {
   let browser: Awaited<ReturnType<typeof openBrowser>>;
@@ -47,15 +47,15 @@ describe('the HTML readiness report in a browser', () => {
 
     const failed = rows.nth(0).locator('td').nth(1);
     await expect(failed.innerText()).resolves.toMatch(/^failed\s+2h$/);
-    await expect(failed.evaluate((el) => getComputedStyle(el).backgroundColor)).resolves.toBe(rgb(STATUS_COLOR.failed.background));
+    await expect(backgroundOf(failed)).resolves.toBe(rgb(STATUS_COLOR.failed.background));
     await expect(failed.getAttribute('title')).resolves.toContain('Key alias/ami-dr is disabled');
 
     const ready = rows.nth(0).locator('td').nth(0);
     await expect(ready.innerText()).resolves.toMatch(/^ready\s+20m$/);
-    await expect(ready.evaluate((el) => getComputedStyle(el).backgroundColor)).resolves.toBe(rgb(STATUS_COLOR.ready.background));
+    await expect(backgroundOf(ready)).resolves.toBe(rgb(STATUS_COLOR.ready.background));
 
     const drifted = rows.nth(1).locator('td').nth(1);
-    await expect(drifted.evaluate((el) => getComputedStyle(el).backgroundColor)).resolves.toBe(rgb(STATUS_COLOR.drifted.background));
+    await expect(backgroundOf(drifted)).resolves.toBe(rgb(STATUS_COLOR.drifted.background));
 
     await failed.click();
     const details = page.locator('#details');
