@@ -1,0 +1,158 @@
+import { createAutoScalingService } from './autoscaling.ts';
+import { isManualClock, SystemClock, type Clock } from './clock.ts';
+import type { Ec2Settings } from './ec2-context.ts';
+import { Cursors } from './ec2-pages.ts';
+import { createEc2Service } from './ec2.ts';
+import { EventBus } from './events.ts';
+import { jsonError, startHttpServer, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import { createKmsService } from './kms.ts';
+import { Lifecycle } from './lifecycle.ts';
+import { createSeeder, type Seeder } from './seed.ts';
+import { createSnsService, SnsState } from './sns.ts';
+import { TwinState } from './state.ts';
+import { createStsService } from './sts.ts';
+import { Throttler, type ThrottleSettings } from './throttle.ts';
+
+/**
+ * The local twin of the AWS APIs ami-dr uses: one HTTP endpoint on 127.0.0.1 serving EC2, KMS, STS, SNS and
+ * Auto Scaling (and whatever else is registered, e.g. Step Functions), over one multi-region account, with a
+ * clock tests can drive, fault injection and an event bus.
+ */
+export interface TwinOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  accountId?: string;
+  /** Default: real time. Pass a ManualClock to drive time from a test. */
+  clock?: Clock;
+  /** Twin time a CopyImage takes (default 60 s). */
+  copyDurationMs?: number;
+  /** Twin time a CreateImage takes (default 5 s). */
+  createDurationMs?: number;
+  /** Concurrent copies per destination region (default 100, AWS's quota). */
+  copyQuota?: number;
+  throttling?: ThrottleSettings;
+  /** Start S3 (s3rver) beside the API endpoint (default true when available). */
+  s3?: boolean;
+  /** Access key id -> caller ARN; see identity.ts for the defaults. */
+  identities?: Record<string, string>;
+}
+
+export interface TwinFaults {
+  /** Turns EC2 throttling on/off; `scale` multiplies AWS's bucket sizes and refill rates. */
+  throttling(enabled: boolean, scale?: number): void;
+  copyQuota(n: number): void;
+  copyDuration(ms: number): void;
+  /** Copies into `region` that complete from now on end `failed` with this reason. */
+  failCopies(region: string, reason?: string): void;
+  /** Back to the options the twin was started with. */
+  clear(): void;
+}
+
+export interface Twin {
+  endpoint: string;
+  s3Endpoint?: string;
+  accountId: string;
+  clock: Clock;
+  state: TwinState;
+  seed: Seeder;
+  faults: TwinFaults;
+  events: EventBus;
+  sns: SnsState;
+  /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
+  register(service: string, handler: ServiceHandler): void;
+  /** Applies every transition due at the clock's current time and waits until their events are delivered. */
+  settle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const DEFAULTS = { accountId: '000000000000', copyDurationMs: 60_000, createDurationMs: 5_000, copyQuota: 100 };
+/** With real time, due transitions are applied at least this often even when nobody calls. */
+const TICK_MS = 250;
+
+export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
+  const accountId = options.accountId ?? DEFAULTS.accountId;
+  const clock = options.clock ?? new SystemClock();
+  const state = new TwinState(accountId);
+  const events = new EventBus();
+  const lifecycle = new Lifecycle(clock, events, accountId);
+  const initial: Ec2Settings = {
+    copyDurationMs: options.copyDurationMs ?? DEFAULTS.copyDurationMs,
+    createDurationMs: options.createDurationMs ?? DEFAULTS.createDurationMs,
+    copyQuota: options.copyQuota ?? DEFAULTS.copyQuota,
+    failCopies: new Map(),
+  };
+  const settings: Ec2Settings = { ...initial, failCopies: new Map() };
+  const initialThrottling = { enabled: options.throttling?.enabled ?? false, scale: options.throttling?.scale ?? 1 };
+  const throttler = new Throttler(clock, initialThrottling);
+  const settleNow = () => lifecycle.settle();
+  const sns = new SnsState();
+
+  const services = new Map<string, ServiceHandler>();
+  services.set('ec2', createEc2Service({ state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId }, { throttler, identities: options.identities, settle: settleNow }));
+  services.set('kms', createKmsService(state, { accountId, clock }));
+  services.set('sts', createStsService({ accountId, identities: options.identities }));
+  services.set('sns', createSnsService({ sns }, { accountId, clock }));
+  services.set('autoscaling', createAutoScalingService(state, { accountId }));
+
+  const route = async (request: TwinRequest): Promise<TwinResponse> => {
+    const handler = services.get(request.service);
+    if (!handler) {
+      const known = [...services.keys()].sort().join(', ');
+      const message = request.service
+        ? `The local twin does not serve '${request.service}' (it serves: ${known}).`
+        : 'The request is not signed with AWS Signature Version 4; the twin routes by the credential scope.';
+      return jsonError(400, 'UnknownService', message);
+    }
+    return handler(request);
+  };
+  const http = await startHttpServer(route, options.port ?? 0);
+
+  const stopClock = isManualClock(clock) ? clock.onChange(settleNow) : undefined;
+  const timer = isManualClock(clock) ? undefined : setInterval(settleNow, TICK_MS);
+  timer?.unref();
+
+  const faults: TwinFaults = {
+    throttling: (enabled, scale) => throttler.configure(enabled, scale),
+    copyQuota: (n) => {
+      settings.copyQuota = n;
+    },
+    copyDuration: (ms) => {
+      settings.copyDurationMs = ms;
+    },
+    failCopies: (region, reason = 'The copy failed (injected fault).') => {
+      settings.failCopies.set(region, reason);
+    },
+    clear: () => {
+      settings.copyDurationMs = initial.copyDurationMs;
+      settings.createDurationMs = initial.createDurationMs;
+      settings.copyQuota = initial.copyQuota;
+      settings.failCopies.clear();
+      throttler.configure(initialThrottling.enabled, initialThrottling.scale);
+    },
+  };
+
+  return {
+    endpoint: http.endpoint,
+    s3Endpoint: undefined,
+    accountId,
+    clock,
+    state,
+    seed: createSeeder(state, clock),
+    faults,
+    events,
+    sns,
+    register: (service, handler) => {
+      services.set(service, handler);
+    },
+    settle: async () => {
+      settleNow();
+      await events.flush();
+    },
+    stop: async () => {
+      stopClock?.();
+      if (timer) clearInterval(timer);
+      await http.stop();
+      await events.flush();
+    },
+  };
+}
