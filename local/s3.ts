@@ -1,0 +1,136 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+import { CreateBucketCommand, HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { escapeXml } from './http.ts';
+
+/**
+ * S3 for the twin: s3rver on 127.0.0.1, storing objects in a directory of its own. It holds the bundles of
+ * instance-store AMIs (a manifest and its parts), which retention deletes with the image.
+ */
+export interface S3Server {
+  endpoint: string;
+  /** Where s3rver keeps the objects. */
+  directory: string;
+  stop(): Promise<void>;
+}
+
+export interface S3Options {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Where objects are stored; default a fresh temporary directory, removed on stop. */
+  directory?: string;
+}
+
+interface S3rverAccounts {
+  registry: Map<string, unknown>;
+  DUMMY_ACCOUNT: unknown;
+}
+
+/**
+ * s3rver knows one access key (`S3RVER`) and rejects any other before looking at signatures. The twin's callers
+ * sign with whatever fake key they were given (test/test, or keys that name a role), so every key is made to
+ * mean s3rver's one account, as every key means the twin's one account elsewhere.
+ */
+function acceptAnyAccessKey(): void {
+  const accounts = createRequire(import.meta.url)('s3rver/lib/models/account.js') as S3rverAccounts;
+  const registry = accounts.registry;
+  if ((registry as { anyKey?: boolean }).anyKey) return;
+  const get = registry.get.bind(registry);
+  registry.get = (key: string) => get(key) ?? accounts.DUMMY_ACCOUNT;
+  (registry as { anyKey?: boolean }).anyKey = true;
+}
+
+export async function startS3(options: S3Options = {}): Promise<S3Server> {
+  acceptAnyAccessKey();
+  const owned = options.directory === undefined;
+  const directory = options.directory ?? (await mkdtemp(join(tmpdir(), 'ami-dr-s3-')));
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: options.port ?? 0,
+    silent: true,
+    directory,
+    // The SDK signs with the caller's (fake) credentials; s3rver would check them against its own.
+    allowMismatchedSignatures: true,
+    vhostBuckets: false,
+  });
+  const { port } = await server.run();
+  let stopped = false;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    directory,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await server.close();
+      if (owned) await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface BundleOptions {
+  /** Bytes per part (default 64); parts hold deterministic filler so sizes and digests are real. */
+  partBytes?: number;
+  /** The bundle's image name in the manifest (default `image`, as ec2-bundle-vol names it). */
+  imageName?: string;
+  accountId?: string;
+}
+
+export interface Bundle {
+  /** `bucket/prefix/image.manifest.xml`: what RegisterImage takes as `ImageLocation`. */
+  imageLocation: string;
+  manifestKey: string;
+  partKeys: string[];
+}
+
+/**
+ * Writes an instance-store bundle the way ec2-bundle-vol + ec2-upload-bundle do: `<prefix>/image.manifest.xml`
+ * listing `parts/part[@index]/filename`, and the part objects next to it. Creates the bucket if needed.
+ */
+export async function seedBundle(s3: S3Client, bucket: string, prefix: string, parts: number, options: BundleOptions = {}): Promise<Bundle> {
+  if (!Number.isInteger(parts) || parts < 1) throw new RangeError(`a bundle has at least one part (got ${parts})`);
+  await ensureBucket(s3, bucket);
+  const name = options.imageName ?? 'image';
+  const base = prefix.replace(/^\/+|\/+$/g, '');
+  const keyOf = (file: string): string => (base ? `${base}/${file}` : file);
+  const partBytes = options.partBytes ?? 64;
+  const files: { filename: string; body: Buffer }[] = [];
+  for (let index = 0; index < parts; index++) {
+    const filename = `${name}.part.${String(index).padStart(2, '0')}`;
+    files.push({ filename, body: Buffer.alloc(partBytes, `${bucket}/${keyOf(filename)}`) });
+  }
+  for (const file of files) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keyOf(file.filename), Body: file.body }));
+  const manifestKey = keyOf(`${name}.manifest.xml`);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: manifestKey, Body: manifestXml(name, files, options.accountId ?? '000000000000'), ContentType: 'text/xml' }));
+  return { imageLocation: `${bucket}/${manifestKey}`, manifestKey, partKeys: files.map((f) => keyOf(f.filename)) };
+}
+
+/** The bundle manifest in the AMI tools' format (2007-10-10). */
+export function manifestXml(name: string, parts: { filename: string; body: Buffer }[], accountId: string): string {
+  const sha1 = (data: Buffer | string): string => createHash('sha1').update(data).digest('hex');
+  const size = parts.reduce((sum, p) => sum + p.body.length, 0);
+  const partXml = parts
+    .map((p, index) => `<part index="${index}"><filename>${escapeXml(p.filename)}</filename><digest algorithm="SHA1">${sha1(p.body)}</digest></part>`)
+    .join('');
+  return (
+    '<?xml version="1.0" ?>\n<manifest><version>2007-10-10</version>' +
+    '<bundler><name>ec2-ami-tools</name><version>1.5</version><release>7</release></bundler>' +
+    '<machine_configuration><architecture>x86_64</architecture></machine_configuration>' +
+    `<image><name>${escapeXml(name)}</name><user>${accountId}</user><type>machine</type>` +
+    `<digest algorithm="SHA1">${sha1(Buffer.concat(parts.map((p) => p.body)))}</digest>` +
+    `<size>${size}</size><bundled_size>${size}</bundled_size>` +
+    `<parts count="${parts.length}">${partXml}</parts></image>` +
+    `<signature>${sha1(`${name}:${size}`)}</signature></manifest>`
+  );
+}
+
+async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
+  try {
+    await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+  } catch {
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  }
+}
