@@ -1,0 +1,52 @@
+import { DescribeExecutionCommand, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
+
+/** What the Step Functions adapter calls, for serverless.yml's least-privilege statements. */
+export const REQUIRED_PERMISSIONS = ['states:StartExecution', 'states:DescribeExecution'] as const;
+
+export interface StartedExecution {
+  executionArn: string;
+  /** `true`: an execution of that name already existed (running with this input, or closed), so nothing new started. */
+  alreadyStarted: boolean;
+}
+
+/** The ARN an execution of this name has (or would have) under the state machine. */
+export function executionArnOf(stateMachineArn: string, name: string): string {
+  return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+}
+
+/**
+ * StartExecution with a deterministic name. `ExecutionAlreadyExists` means this very request was made before (a
+ * duplicate event), which is success: one execution per name is the point.
+ */
+export async function startExecution(sfn: SFNClient, stateMachineArn: string, name: string, input: unknown): Promise<StartedExecution> {
+  try {
+    const out = await sfn.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }));
+    return { executionArn: out.executionArn ?? executionArnOf(stateMachineArn, name), alreadyStarted: false };
+  } catch (error) {
+    if ((error as { name?: string }).name === 'ExecutionAlreadyExists') {
+      return { executionArn: executionArnOf(stateMachineArn, name), alreadyStarted: true };
+    }
+    throw error;
+  }
+}
+
+export interface ExecutionView {
+  status: string;
+  startDate?: Date;
+  stopDate?: Date;
+  output?: unknown;
+  error?: string;
+  cause?: string;
+}
+
+export async function describeExecution(sfn: SFNClient, executionArn: string): Promise<ExecutionView> {
+  const out = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+  return {
+    status: out.status ?? 'UNKNOWN',
+    startDate: out.startDate,
+    stopDate: out.stopDate,
+    output: out.output ? (JSON.parse(out.output) as unknown) : undefined,
+    error: out.error,
+    cause: out.cause,
+  };
+}

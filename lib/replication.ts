@@ -1,0 +1,486 @@
+import type { Clients } from './aws/clients.ts';
+import {
+  copyImage,
+  deleteLeftoverSnapshots,
+  describeImage,
+  errorCode,
+  findCopies,
+  findImagesByName,
+  removeCopy,
+  type RemovalReport,
+} from './aws/copy.ts';
+import { publishNotification, topicRegion } from './aws/notify.ts';
+import { addLaunchPermissions, getLaunchPermissions, protectFromDeregistration, setDeprecation, shareSnapshots, tagResources } from './aws/permissions.ts';
+import { startExecution } from './aws/sfn.ts';
+import type { ImageRecord } from './domain/image.ts';
+import { parseImageEvent } from './domain/image-event.ts';
+import { policyVersion, type Policy } from './domain/policy.ts';
+import {
+  copyClientToken,
+  copyDeadline,
+  copyName,
+  copyTags,
+  deprecationFor,
+  executionName,
+  launchPermissionsFor,
+  nextWaitSeconds,
+  PublicEncryptedImageError,
+  screenEvent,
+  screenImage,
+  type SkipReason,
+} from './domain/replication.ts';
+import {
+  cleanupInputSchema,
+  copyStepInputSchema,
+  branchInputSchema,
+  checkSourceInputSchema,
+  parseStep,
+  summarizeInputSchema,
+  type CopyStatus,
+  type RegionResult,
+  type ReplicationInput,
+  type SourceCheck,
+  type SourceSummary,
+  type Summary,
+} from './domain/replication-steps.ts';
+import { TAG } from './domain/tags.ts';
+import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from './observability.ts';
+
+/**
+ * The replication's steps, one function per Lambda of the state machine plus the event handler. Handlers, the CLI
+ * and the local runtime all call these with their own clients, policy and clock.
+ */
+
+type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
+
+export interface MetricSink {
+  addMetric(name: string, unit: Unit, value: number): void;
+  publishStoredMetrics(): void;
+}
+
+export interface LogSink {
+  info(message: string, ...data: Record<string, unknown>[]): void;
+  warn(message: string, ...data: Record<string, unknown>[]): void;
+}
+
+export interface ReplicationDeps {
+  clients: Clients;
+  policy: Readonly<Policy>;
+  /** The time (the local runtime passes the twin's clock); defaults to real time. */
+  now?: () => Date;
+  metrics?: MetricSink;
+  log?: LogSink;
+}
+
+export interface EventDeps extends ReplicationDeps {
+  /** The account ami-dr runs in; events and images of other accounts are not acted on. */
+  accountId: string;
+  stateMachineArn: string;
+  /** ARN prefix of ami-dr's own roles: calls they made are ami-dr's own copies. */
+  roleArnPrefix?: string;
+}
+
+/** Thrown by CheckCopy's caller-facing paths; the state machine reports these names per region. */
+export class CopyFailedError extends Error {
+  override name = 'CopyFailedError';
+}
+export class CopyTimedOutError extends Error {
+  override name = 'CopyTimedOutError';
+}
+
+const nowOf = (deps: ReplicationDeps) => (deps.now ? deps.now() : new Date());
+const logOf = (deps: ReplicationDeps): LogSink => deps.log ?? logger;
+
+// ---- starting a replication --------------------------------------------------------------------------------------
+
+/** The execution one image's replication runs as: its deterministic name and input. */
+export function replicationRequest(policy: Policy, region: string, imageId: string, attempt = 0): { name: string; input: ReplicationInput } {
+  const version = policyVersion(policy);
+  return {
+    name: executionName(region, imageId, version, attempt),
+    input: {
+      source: { region, imageId },
+      policyVersion: version,
+      targets: policy.regions.dr.filter((d) => d.region !== region).map((d) => ({ region: d.region, kmsKeyId: d.kmsKeyId })),
+      maxConcurrency: policy.replication.maxConcurrentRegions,
+    },
+  };
+}
+
+export interface StartedReplication {
+  executionName: string;
+  executionArn: string;
+  alreadyStarted: boolean;
+}
+
+/** Starts (or joins) the replication of one image. Used by the event handler, reconciliation and the CLI. */
+export async function startReplication(
+  deps: Pick<EventDeps, 'clients' | 'policy' | 'stateMachineArn'>,
+  region: string,
+  imageId: string,
+  attempt = 0,
+): Promise<StartedReplication> {
+  const { name, input } = replicationRequest(deps.policy, region, imageId, attempt);
+  const smRegion = deps.stateMachineArn.split(':')[3] || region;
+  const started = await startExecution(deps.clients.sfn(smRegion), deps.stateMachineArn, name, input);
+  return { executionName: name, executionArn: started.executionArn, alreadyStarted: started.alreadyStarted };
+}
+
+export type EventOutcome =
+  | { action: 'skipped'; reason: SkipReason; detail: string; region: string; imageId?: string; eventId: string }
+  | ({ action: 'started' | 'already-started'; region: string; imageId: string; eventId: string } & Omit<StartedReplication, 'alreadyStarted'>);
+
+/**
+ * The EventBridge handler's logic: parse (a malformed event throws `MalformedEventError`), drop what must not be
+ * replicated (saying why), else start the replication.
+ */
+export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<EventOutcome> {
+  const event = parseImageEvent(raw);
+  const log = logOf(deps);
+  const ctx = { policy: deps.policy, accountId: deps.accountId, roleArnPrefix: deps.roleArnPrefix };
+  const skipped = (reason: SkipReason, detail: string): EventOutcome => {
+    log.info('event not acted on', { reason, detail, eventId: event.id, eventName: event.eventName ?? event.kind, imageId: event.imageId, region: event.region });
+    return { action: 'skipped', reason, detail, region: event.region, eventId: event.id, ...(event.imageId ? { imageId: event.imageId } : {}) };
+  };
+  const first = screenEvent(event, ctx);
+  if (!first.act) return skipped(first.reason, first.detail);
+  const imageId = event.imageId as string;
+  const image = await describeImage(deps.clients.ec2(event.region), event.region, imageId);
+  const second = screenImage(image, ctx);
+  if (!second.act) return skipped(second.reason, second.detail);
+  const { name, input } = replicationRequest(deps.policy, event.region, imageId);
+  if (input.targets.length === 0) return skipped('not-a-source-region', `no DR region other than ${event.region}`);
+  const started = await startReplication(deps, event.region, imageId);
+  log.info(started.alreadyStarted ? 'replication already started' : 'replication started', { imageId, region: event.region, executionName: name });
+  return {
+    action: started.alreadyStarted ? 'already-started' : 'started',
+    region: event.region,
+    imageId,
+    eventId: event.id,
+    executionName: started.executionName,
+    executionArn: started.executionArn,
+  };
+}
+
+// ---- CheckSource ----------------------------------------------------------------------------------------------------
+
+const GONE_STATES = new Set(['deregistered', 'failed', 'invalid', 'error', 'disabled']);
+
+function summarizeSource(image: ImageRecord): SourceSummary {
+  return {
+    imageId: image.imageId,
+    region: image.region,
+    name: image.name,
+    creationDate: image.creationDate,
+    rootDeviceType: image.rootDeviceType,
+    encrypted: image.snapshots.some((s) => s.encrypted === true),
+    public: image.public,
+  };
+}
+
+/**
+ * Is the source ready to copy? `available` ⇒ ready; `pending` ⇒ wait (growing interval) until the policy's
+ * deadline; gone, failed or disabled ⇒ stop, with the reason.
+ */
+export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Promise<SourceCheck> {
+  const input = parseStep(checkSourceInputSchema, rawInput, 'CheckSource');
+  const now = nowOf(deps);
+  const { region, imageId } = input.source;
+  const checks = (input.check?.checks ?? 0) + 1;
+  const firstCheckedAt = input.check?.firstCheckedAt ?? now.toISOString();
+  const deadline = copyDeadline(new Date(firstCheckedAt), deps.policy);
+  const image = await describeImage(deps.clients.ec2(region), region, imageId);
+  const base = { checks, firstCheckedAt, waitSeconds: nextWaitSeconds(checks - 1, now, deadline) };
+  if (!image) return { ...base, verdict: 'stop', state: 'not-found', reason: `source ${imageId} no longer exists in ${region}` };
+  if (image.state === 'available') return { ...base, verdict: 'ready', state: image.state, image: summarizeSource(image) };
+  if (GONE_STATES.has(image.state)) {
+    return { ...base, verdict: 'stop', state: image.state, reason: `source ${imageId} is ${image.state}${image.stateReason ? `: ${image.stateReason}` : ''}` };
+  }
+  if (now.getTime() >= deadline.getTime()) {
+    return { ...base, verdict: 'stop', state: image.state, reason: `source ${imageId} still ${image.state} after ${deps.policy.replication.deadlineHours} h` };
+  }
+  return { ...base, verdict: 'wait', state: image.state };
+}
+
+// ---- StartCopy ------------------------------------------------------------------------------------------------------
+
+const ADOPTABLE = ['available', 'pending'];
+/** Attempts with a fresh ClientToken when the token's earlier copy is dead (failed and cleaned up by a past run). */
+const TOKEN_VARIANTS = 3;
+
+/**
+ * Starts the copy in the target region, or adopts one that exists: first by provenance tags (pending included),
+ * then by ClientToken (a retried task gets its own copy back), then by name on `InvalidAMIName.Duplicate`.
+ * EBS sources are re-encrypted under the region's key; instance-store sources cannot be, and the result says so.
+ */
+export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
+  const { source, target } = parseStep(branchInputSchema, rawInput, 'StartCopy');
+  const now = nowOf(deps);
+  const ec2 = deps.clients.ec2(target.region);
+  const instanceStore = source.rootDeviceType === 'instance-store';
+  const encrypted = !instanceStore;
+  if (encrypted && source.public) {
+    // Refused before copying, so nothing is left to clean up.
+    throw new PublicEncryptedImageError(`${source.imageId} is public; its encrypted copy cannot be, so it is not copied`);
+  }
+  const note = instanceStore ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted' : undefined;
+  const status = (imageId: string, adopted: boolean, startedAt: Date, state: string): CopyStatus => {
+    const deadline = copyDeadline(startedAt, deps.policy);
+    const waitSeconds = state === 'available' ? 0 : nextWaitSeconds(0, now, deadline);
+    return {
+      imageId,
+      region: target.region,
+      adopted,
+      encrypted,
+      ...(encrypted ? { kmsKeyId: target.kmsKeyId } : {}),
+      ...(note ? { note } : {}),
+      startedAt: startedAt.toISOString(),
+      deadline: deadline.toISOString(),
+      checks: 0,
+      waitSeconds,
+      nextCheckAt: new Date(now.getTime() + waitSeconds * 1000).toISOString(),
+      state,
+      pastDeadline: false,
+    };
+  };
+  const adoptable = (images: ImageRecord[]) =>
+    images
+      .filter((i) => ADOPTABLE.includes(i.state))
+      .sort((a, b) => ADOPTABLE.indexOf(a.state) - ADOPTABLE.indexOf(b.state))[0];
+
+  const existing = adoptable(await findCopies(ec2, target.region, source.region, source.imageId));
+  if (existing) {
+    logOf(deps).info('copy adopted', { imageId: existing.imageId, region: target.region, sourceImageId: source.imageId, state: existing.state });
+    return status(existing.imageId, true, startedAtOf(existing, now), existing.state);
+  }
+
+  const sourceRecord = await describeImage(deps.clients.ec2(source.region), source.region, source.imageId);
+  const tags = copyTags(sourceRecord ?? { ...source, tags: {} }, deps.policy).tags;
+  let disambiguate = false;
+  for (let variant = 0; variant < TOKEN_VARIANTS; variant++) {
+    const request = {
+      sourceRegion: source.region,
+      sourceImageId: source.imageId,
+      name: copyName(source, disambiguate),
+      description: sourceRecord?.description,
+      kmsKeyId: encrypted ? target.kmsKeyId : undefined,
+      clientToken: copyClientToken(source.region, source.imageId, target.region, encrypted ? target.kmsKeyId : undefined, variant),
+      tags,
+      tagSnapshots: !instanceStore,
+      completionMinutes: deps.policy.replication.copyCompletionMinutes,
+    };
+    let imageId: string;
+    try {
+      imageId = await copyImage(ec2, request);
+    } catch (error) {
+      if (errorCode(error) !== 'InvalidAMIName.Duplicate') throw error;
+      const [named] = await findImagesByName(ec2, target.region, request.name);
+      if (named && isCopyOf(named, source) && ADOPTABLE.includes(named.state)) {
+        return status(named.imageId, true, startedAtOf(named, now), named.state);
+      }
+      // The name belongs to an unrelated image: use a name that says where this copy comes from.
+      disambiguate = true;
+      continue;
+    }
+    const made = await describeImage(ec2, target.region, imageId);
+    // Same token, same parameters ⇒ EC2 returns the copy made earlier; if that one failed and was removed, it is
+    // no use: start afresh under the next token.
+    if (made && !ADOPTABLE.includes(made.state)) continue;
+    logOf(deps).info('copy started', { imageId, region: target.region, sourceImageId: source.imageId, encrypted });
+    return status(imageId, false, made ? startedAtOf(made, now) : now, made?.state ?? 'pending');
+  }
+  throw new CopyFailedError(`no usable copy of ${source.imageId} could be started in ${target.region}`);
+}
+
+function startedAtOf(image: ImageRecord, fallback: Date): Date {
+  const t = Date.parse(image.creationDate);
+  return Number.isNaN(t) ? fallback : new Date(t);
+}
+
+function isCopyOf(image: ImageRecord, source: { imageId: string; region: string }): boolean {
+  return (
+    (image.tags[TAG.sourceImageId] === source.imageId && image.tags[TAG.sourceRegion] === source.region) ||
+    (image.sourceImageId === source.imageId && (image.sourceImageRegion ?? source.region) === source.region)
+  );
+}
+
+// ---- CheckCopy ------------------------------------------------------------------------------------------------------
+
+/** The copy's state now, whether it is past its deadline, and how long to wait before the next check. */
+export async function checkCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
+  const { copy } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
+  const now = nowOf(deps);
+  const image = await describeImage(deps.clients.ec2(copy.region), copy.region, copy.imageId);
+  const deadline = new Date(copy.deadline);
+  const checks = copy.checks + 1;
+  const state = image?.state ?? 'gone';
+  const waitSeconds = nextWaitSeconds(checks, now, deadline);
+  const next: CopyStatus = {
+    ...copy,
+    checks,
+    state,
+    waitSeconds,
+    nextCheckAt: new Date(now.getTime() + waitSeconds * 1000).toISOString(),
+    pastDeadline: state === 'pending' && now.getTime() >= deadline.getTime(),
+  };
+  delete next.reason;
+  if (!image) next.reason = `copy ${copy.imageId} no longer exists in ${copy.region}`;
+  else if (image.stateReason && state !== 'available') next.reason = image.stateReason;
+  if (state === 'available') next.availableAt = now.toISOString();
+  return next;
+}
+
+// ---- FinalizeCopy ---------------------------------------------------------------------------------------------------
+
+/**
+ * Makes the available copy equal to its source where it matters: user tags (minus `aws:` and the deny list) plus
+ * extras and provenance on the image and its snapshots; launch permissions; snapshot createVolumePermission for the
+ * accounts when asked; the deprecation time; deregistration protection when asked.
+ */
+export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
+  const { source, target, copy } = parseStep(copyStepInputSchema, rawInput, 'FinalizeCopy');
+  const now = nowOf(deps);
+  const policy = deps.policy;
+  const sourceEc2 = deps.clients.ec2(source.region);
+  const ec2 = deps.clients.ec2(target.region);
+  // Read afresh: the source's tags and permissions may have changed while the copy ran.
+  const sourceImage = await describeImage(sourceEc2, source.region, source.imageId);
+  const sourcePermissions = sourceImage ? await getLaunchPermissions(sourceEc2, source.imageId) : [];
+  const copyImage = await describeImage(ec2, target.region, copy.imageId);
+  if (!copyImage) throw new CopyFailedError(`copy ${copy.imageId} disappeared from ${target.region} before it was finalized`);
+  const snapshotIds = copyImage.snapshots.map((s) => s.snapshotId);
+  const availableAt = copy.availableAt ?? now.toISOString();
+
+  const permissions = launchPermissionsFor(sourcePermissions, policy, copy.encrypted);
+  const { tags, dropped } = copyTags(sourceImage ?? { ...source, tags: {} }, policy, copyImage.tags[TAG.replicatedAt] ?? availableAt);
+  await tagResources(ec2, [copy.imageId, ...snapshotIds], tags);
+  await addLaunchPermissions(ec2, copy.imageId, permissions);
+  const accounts = policy.replication.shareSnapshots ? permissions.flatMap((p) => (p.userId ? [p.userId] : [])) : [];
+  await shareSnapshots(ec2, snapshotIds, accounts);
+  const deprecationTime = deprecationFor(sourceImage?.deprecationTime, policy, now);
+  if (deprecationTime) await setDeprecation(ec2, copy.imageId, deprecationTime);
+  if (policy.replication.deregistrationProtection) await protectFromDeregistration(ec2, copy.imageId);
+
+  const lag = (Date.parse(availableAt) - Date.parse(source.creationDate)) / 1000;
+  logOf(deps).info('copy finalized', { imageId: copy.imageId, region: target.region, sourceImageId: source.imageId, lagSeconds: lag });
+  return {
+    region: target.region,
+    status: 'available',
+    imageId: copy.imageId,
+    adopted: copy.adopted,
+    encrypted: copy.encrypted,
+    ...(copy.kmsKeyId ? { kmsKeyId: copy.kmsKeyId } : {}),
+    ...(copy.note ? { note: copy.note } : {}),
+    startedAt: copy.startedAt,
+    availableAt,
+    ...(Number.isFinite(lag) ? { lagSeconds: Math.max(0, lag) } : {}),
+    checks: copy.checks,
+    applied: {
+      tags: Object.keys(tags).length,
+      droppedTags: dropped,
+      launchPermissions: permissions.length,
+      snapshotPermissions: accounts.length * snapshotIds.length,
+      ...(deprecationTime ? { deprecationTime } : {}),
+      deregistrationProtection: policy.replication.deregistrationProtection,
+    },
+  };
+}
+
+// ---- CleanupCopy ----------------------------------------------------------------------------------------------------
+
+/**
+ * The end of a failed branch: removes the failed or timed-out copy and its snapshots (and, when the failure came
+ * before the copy was known, any unfinished copy of this source in the region), then reports why the region
+ * failed. Safe to run twice.
+ */
+export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
+  const { source, target, copy, error } = parseStep(cleanupInputSchema, rawInput, 'CleanupCopy');
+  const ec2 = deps.clients.ec2(target.region);
+  const { name, reason } = failureOf(copy, error, deps.policy);
+  const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
+  const copies = await findCopies(ec2, target.region, source.region, source.imageId);
+  const doomed = copies.filter((c) => (copy ? c.imageId === copy.imageId : c.state !== 'available'));
+  if (copy && !doomed.some((c) => c.imageId === copy.imageId)) {
+    const found = await describeImage(ec2, target.region, copy.imageId);
+    if (found) doomed.push(found);
+  }
+  for (const image of doomed) {
+    const removed = await removeCopy(ec2, target.region, image.imageId, image.snapshots.map((s) => s.snapshotId));
+    report.deregistered.push(...removed.deregistered);
+    report.snapshotsDeleted.push(...removed.snapshotsDeleted);
+    report.problems.push(...removed.problems);
+  }
+  const keep = new Set(copies.filter((c) => !doomed.includes(c)).flatMap((c) => c.snapshots.map((s) => s.snapshotId)));
+  await deleteLeftoverSnapshots(ec2, source.region, source.imageId, report, keep);
+  logOf(deps).warn('copy failed', { region: target.region, sourceImageId: source.imageId, error: name, reason, removed: report.deregistered });
+  return {
+    region: target.region,
+    status: 'failed',
+    ...(copy ? { imageId: copy.imageId, adopted: copy.adopted, encrypted: copy.encrypted, startedAt: copy.startedAt, checks: copy.checks } : {}),
+    ...(copy?.note ? { note: copy.note } : {}),
+    error: name,
+    reason,
+    cleanup: report,
+  };
+}
+
+function failureOf(copy: CopyStatus | undefined, error: { Error: string; Cause?: string } | undefined, policy: Policy): { name: string; reason: string } {
+  if (error) return { name: error.Error, reason: causeMessage(error.Cause) ?? error.Error };
+  if (copy?.pastDeadline) {
+    return { name: 'CopyTimedOutError', reason: `copy ${copy.imageId} not available after ${policy.replication.deadlineHours} h (state ${copy.state})` };
+  }
+  if (copy) return { name: 'CopyFailedError', reason: copy.reason ?? `copy ${copy.imageId} is ${copy.state}` };
+  return { name: 'CopyFailedError', reason: 'unknown failure' };
+}
+
+/** Step Functions hands a Lambda's error over as a JSON `Cause` ({ errorType, errorMessage }); locally it is the message. */
+function causeMessage(cause: string | undefined): string | undefined {
+  if (!cause) return undefined;
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  } catch {
+    // not JSON: the message itself
+  }
+  return cause;
+}
+
+// ---- Summarize ------------------------------------------------------------------------------------------------------
+
+/** Per-region outcome and lag; metrics (EMF); an SNS notification when any region failed and a topic is set. */
+export async function summarize(rawInput: unknown, deps: ReplicationDeps): Promise<Summary> {
+  const input = parseStep(summarizeInputSchema, rawInput, 'Summarize');
+  const regions = input.results;
+  const succeeded = regions.filter((r) => r.status === 'available').length;
+  const failed = regions.length - succeeded + (input.error ? 1 : 0);
+  const lags = regions.flatMap((r) => (r.lagSeconds === undefined ? [] : [r.lagSeconds]));
+  const outcome: Summary['outcome'] = failed === 0 ? 'replicated' : succeeded === 0 ? 'failed' : 'partial';
+  const sink = deps.metrics ?? powertoolsMetrics;
+  sink.addMetric(METRIC.replicationSucceeded, MetricUnit.Count, succeeded);
+  sink.addMetric(METRIC.replicationFailed, MetricUnit.Count, failed);
+  for (const lag of lags) sink.addMetric(METRIC.replicationLagSeconds, MetricUnit.Seconds, lag);
+  sink.publishStoredMetrics();
+
+  const summary: Summary = {
+    source: input.source,
+    outcome,
+    succeeded,
+    failed,
+    ...(lags.length ? { maxLagSeconds: Math.max(...lags) } : {}),
+    regions,
+    notified: false,
+  };
+  const topic = deps.policy.notifications.snsTopicArn;
+  if (failed > 0 && topic) {
+    const failedRegions = regions.filter((r) => r.status === 'failed').map((r) => r.region);
+    await publishNotification(
+      deps.clients.sns(topicRegion(topic)),
+      topic,
+      `ami-dr: replication of ${input.source.imageId} failed in ${failedRegions.join(', ') || 'the state machine'}`,
+      { ...summary, ...(input.error ? { error: input.error } : {}) },
+    );
+    summary.notified = true;
+  }
+  logOf(deps).info('replication summarized', { sourceImageId: input.source.imageId, outcome, succeeded, failed });
+  return summary;
+}
