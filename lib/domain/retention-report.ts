@@ -1,0 +1,242 @@
+import type { Policy } from './policy.ts';
+import type { ImageReferencesCoverage } from './retention-inventory.ts';
+import { KEEP_REASONS, type KeepReason, type RetentionPlan } from './retention-planner.ts';
+
+/**
+ * The record of one retention run in one region: what was kept and why, what was deprecated and removed,
+ * each snapshot's and bundle's fate, errors, and what it freed. The same shape for a dry-run (nothing done,
+ * everything planned) and a real run; it is logged, turned into metrics and written to S3.
+ */
+
+/** DeregisterImage's per-snapshot ReturnCode; `skipped` means another image still uses it (kept, not an error). */
+export type SnapshotReturnCode = 'success' | 'skipped' | 'missing-permissions' | 'internal-error' | 'client-error' | (string & {});
+
+export interface SnapshotResult {
+  snapshotId: string;
+  returnCode: SnapshotReturnCode;
+  sizeGiB: number;
+}
+
+export interface BundleResult {
+  bucket: string;
+  manifestKey: string;
+  /** Every key deleted: the manifest and each part it lists. */
+  deletedKeys: string[];
+  /** From the manifest's bundled_size, when it says. */
+  bytes?: number;
+}
+
+export interface RemovedImage {
+  imageId: string;
+  name: string;
+  rootDeviceType: 'ebs' | 'instance-store';
+  /** DeregisterImage found it gone already (an earlier run, or someone else): done, not removed twice. */
+  alreadyGone: boolean;
+  snapshots: SnapshotResult[];
+  bundle?: BundleResult;
+}
+
+export interface DeprecatedImage {
+  imageId: string;
+  name: string;
+  deprecateAt: string;
+  alreadyGone?: boolean;
+}
+
+export type RetentionStep = 'inventory' | 'plan' | 'deprecate' | 'deregister' | 'bundle' | 'report';
+
+export interface RetentionError {
+  step: RetentionStep;
+  imageId?: string;
+  /** The error's name or AWS error code (`InvalidManifestError`, `NoSuchBucket`, `RequestLimitExceeded`, ...). */
+  code: string;
+  message: string;
+}
+
+export interface PendingAction {
+  imageId: string;
+  action: 'deprecate' | 'deregister';
+}
+
+/** What the apply step did. */
+export interface ApplyOutcome {
+  deprecated: DeprecatedImage[];
+  removed: RemovedImage[];
+  errors: RetentionError[];
+  /** Planned but not attempted: the time budget ran out. The next run's plan picks them up again. */
+  pending: PendingAction[];
+  stoppedEarly: boolean;
+  /** Calls that change something (EnableImageDeprecation, DeregisterImage, DeleteObjects). */
+  mutatingCalls: number;
+}
+
+export interface KeptImage {
+  imageId: string;
+  name: string;
+  reason: KeepReason;
+  detail: string;
+}
+
+export interface RetentionReport {
+  region: string;
+  accountId: string;
+  policy: string;
+  dryRun: boolean;
+  /** The time the plan was made for. */
+  planTime: string;
+  startedAt: string;
+  finishedAt: string;
+  /** Every planned action done (a dry-run is complete when planned). False: the next run continues. */
+  complete: boolean;
+  imageReferences: ImageReferencesCoverage;
+  counts: {
+    images: number;
+    kept: number;
+    deprecated: number;
+    removed: number;
+    alreadyGone: number;
+    pending: number;
+    errors: number;
+    snapshotsDeleted: number;
+    snapshotsKept: number;
+    bundlesDeleted: number;
+  };
+  keptByReason: Partial<Record<KeepReason, number>>;
+  kept: KeptImage[];
+  /** The plan's deprecations and removals (what a dry-run would do). */
+  planned: { deprecate: { imageId: string; name: string; detail: string }[]; deregister: { imageId: string; name: string; detail: string; snapshots: string[] }[] };
+  deprecated: DeprecatedImage[];
+  removed: RemovedImage[];
+  pending: PendingAction[];
+  errors: RetentionError[];
+  warnings: string[];
+  /** Dry-run: what removing the planned images should free. Real run: what was freed. */
+  gibFreed: number;
+  snapshotGibFreed: number;
+  bundleGibFreed: number;
+  /** gibFreed of snapshots × retention.snapshotPricePerGbMonth. An upper bound: EBS snapshots are incremental. */
+  estimatedMonthlySaving: number;
+}
+
+const GIB = 1024 ** 3;
+
+export interface ReportInput {
+  plan: RetentionPlan;
+  policy: Readonly<Policy>;
+  dryRun: boolean;
+  imageReferences: ImageReferencesCoverage;
+  /** Absent for a dry-run. */
+  outcome?: ApplyOutcome;
+  /** Errors outside any one image's apply (a failed report upload, ...). */
+  errors?: RetentionError[];
+  startedAt: number;
+  finishedAt: number;
+}
+
+export function buildRetentionReport(input: ReportInput): RetentionReport {
+  const { plan, policy, outcome, dryRun } = input;
+  const kept: KeptImage[] = [];
+  const keptByReason: Partial<Record<KeepReason, number>> = {};
+  const planned: RetentionReport['planned'] = { deprecate: [], deregister: [] };
+  for (const a of plan.actions) {
+    if (a.action === 'keep') {
+      kept.push({ imageId: a.imageId, name: a.name, reason: a.reason, detail: a.detail });
+      keptByReason[a.reason] = (keptByReason[a.reason] ?? 0) + 1;
+    } else if (a.action === 'deprecate') {
+      planned.deprecate.push({ imageId: a.imageId, name: a.name, detail: a.detail });
+    } else {
+      planned.deregister.push({ imageId: a.imageId, name: a.name, detail: a.detail, snapshots: a.snapshots.map((s) => s.snapshotId) });
+    }
+  }
+  // Report reasons in the planner's order, so reports diff cleanly.
+  const orderedReasons = Object.fromEntries(KEEP_REASONS.filter((r) => keptByReason[r]).map((r) => [r, keptByReason[r]])) as typeof keptByReason;
+
+  const errors = [...plan.errors.map((message): RetentionError => ({ step: 'plan', code: 'PolicyProblem', message })), ...(outcome?.errors ?? []), ...(input.errors ?? [])];
+  const removed = outcome?.removed ?? [];
+  const deprecated = outcome?.deprecated ?? [];
+  const pending = outcome?.pending ?? [];
+
+  let snapshotGib = 0;
+  let bundleBytes = 0;
+  let snapshotsDeleted = 0;
+  let snapshotsKept = 0;
+  let bundlesDeleted = 0;
+  if (dryRun || !outcome) {
+    snapshotGib = plan.expectedSnapshotGiB;
+  } else {
+    const freed = new Set<string>();
+    for (const r of removed) {
+      for (const s of r.snapshots) {
+        if (s.returnCode === 'success') {
+          snapshotsDeleted++;
+          if (!freed.has(s.snapshotId)) snapshotGib += s.sizeGiB;
+          freed.add(s.snapshotId);
+        } else {
+          snapshotsKept++;
+        }
+      }
+      if (r.bundle) {
+        bundlesDeleted++;
+        bundleBytes += r.bundle.bytes ?? 0;
+      }
+    }
+  }
+  const bundleGib = bundleBytes / GIB;
+  const price = policy.retention.snapshotPricePerGbMonth;
+  const complete = dryRun ? plan.errors.length === 0 : Boolean(outcome) && pending.length === 0 && errors.length === 0;
+
+  return {
+    region: plan.region,
+    accountId: plan.accountId,
+    policy: policy.name,
+    dryRun,
+    planTime: plan.now,
+    startedAt: new Date(input.startedAt).toISOString(),
+    finishedAt: new Date(input.finishedAt).toISOString(),
+    complete,
+    imageReferences: input.imageReferences,
+    counts: {
+      images: plan.actions.length,
+      kept: kept.length,
+      deprecated: deprecated.length,
+      removed: removed.filter((r) => !r.alreadyGone).length,
+      alreadyGone: removed.filter((r) => r.alreadyGone).length,
+      pending: pending.length,
+      errors: errors.length,
+      snapshotsDeleted,
+      snapshotsKept,
+      bundlesDeleted,
+    },
+    keptByReason: orderedReasons,
+    kept,
+    planned,
+    deprecated,
+    removed,
+    pending,
+    errors,
+    warnings: plan.warnings,
+    gibFreed: round(snapshotGib + bundleGib, 3),
+    snapshotGibFreed: round(snapshotGib, 3),
+    bundleGibFreed: round(bundleGib, 3),
+    estimatedMonthlySaving: round(snapshotGib * price, 2),
+  };
+}
+
+/** One line per fact, for the CLI and logs: counts by reason, then errors. */
+export function summarizeReport(report: RetentionReport): string {
+  const lines = [
+    `${report.region}: ${report.dryRun ? 'dry-run, ' : ''}${report.counts.images} images: ${report.counts.kept} kept, ` +
+      (report.dryRun
+        ? `${report.planned.deprecate.length} to deprecate, ${report.planned.deregister.length} to remove`
+        : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ${report.counts.pending} left for the next run`) +
+      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'} (~${report.estimatedMonthlySaving}/month)`,
+    ...Object.entries(report.keptByReason).map(([reason, n]) => `  kept ${reason}: ${n}`),
+    ...report.errors.map((e) => `  error ${e.step}${e.imageId ? ` ${e.imageId}` : ''}: ${e.code}: ${e.message}`),
+  ];
+  return lines.join('\n');
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
