@@ -6,6 +6,11 @@ import { createStsService } from '../../../local/sts.ts';
 import { SnsState, createSnsService } from '../../../local/sns.ts';
 import { createAutoScalingService } from '../../../local/autoscaling.ts';
 import { createSeeder, type Seeder } from '../../../local/seed.ts';
+import { createEc2ReferenceActions } from '../../../local/ec2-references.ts';
+import type { Ec2Context } from '../../../local/ec2-context.ts';
+import { Ec2Params } from '../../../local/ec2-params.ts';
+import { errorCode } from '../../../local/ec2-errors.ts';
+import { ec2ErrorResponse, ec2Response } from '../../../local/ec2-xml.ts';
 import { createClients, type Clients } from '../../../lib/aws/clients.ts';
 
 export interface Harness {
@@ -28,6 +33,7 @@ export async function startHarness(): Promise<Harness> {
     sts: createStsService({ accountId }),
     sns: createSnsService(state, { accountId, clock }),
     autoscaling: createAutoScalingService(state, { accountId }),
+    ec2: ec2Service(state, accountId),
   };
   const server = await startHttpServer(async (request: TwinRequest) => {
     const handler = services[request.service];
@@ -35,4 +41,21 @@ export async function startHarness(): Promise<Harness> {
     return handler(request);
   });
   return { endpoint: server.endpoint, clients: createClients({ endpoint: server.endpoint, maxAttempts: 1 }), clock, accountId, state, seed: createSeeder(state, clock), stop: () => server.stop() };
+}
+
+/** Dispatches the reference actions the way the twin's EC2 service does (only what they read of the context). */
+function ec2Service(state: TwinState, accountId: string): ServiceHandler {
+  const actions = createEc2ReferenceActions();
+  return (request) => {
+    const action = actions[request.action];
+    if (!action) return ec2ErrorResponse('InvalidAction', request.action, request.requestId);
+    const ctx = { state, accountId, region: request.region, requestId: request.requestId, params: new Ec2Params(request.params) } as unknown as Ec2Context;
+    try {
+      return ec2Response(request.action, request.requestId, action(ctx));
+    } catch (error) {
+      const known = errorCode(error);
+      if (!known) throw error;
+      return ec2ErrorResponse(known.code, known.message, request.requestId, known.status);
+    }
+  };
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { startHarness, type Harness } from './harness.ts';
 
 describe('twin STS', () => {
@@ -15,8 +15,21 @@ describe('twin STS', () => {
     for (const region of ['us-east-1', 'eu-west-1']) {
       const identity = await twin.clients.sts(region).send(new GetCallerIdentityCommand({}));
       expect(identity.Account).toBe(twin.accountId);
-      expect(identity.Arn).toMatch(new RegExp(`^arn:aws:iam::${twin.accountId}:user/`));
-      expect(identity.UserId).toBeTruthy();
+      expect(identity.Arn).toMatch(new RegExp(`^arn:aws:sts::${twin.accountId}:assumed-role/`));
+      expect(identity.UserId).toMatch(/^AROA/);
     }
+  });
+
+  it('the caller follows the signing access key', async () => {
+    const asService = new STSClient({
+      region: 'us-east-1',
+      endpoint: twin.endpoint,
+      credentials: { accessKeyId: 'AMIDRLAMBDA', secretAccessKey: 'test' },
+    });
+    const identity = await asService.send(new GetCallerIdentityCommand({}));
+    expect(identity.Arn).toBe(`arn:aws:sts::${twin.accountId}:assumed-role/ami-dr/AMIDRLAMBDA`);
+    const builder = await twin.clients.sts('us-east-1').send(new GetCallerIdentityCommand({}));
+    expect(builder.Arn).not.toBe(identity.Arn);
+    asService.destroy();
   });
 });
