@@ -1,6 +1,9 @@
 import { paginateDescribeImages, type EC2Client, type Filter, type Image } from '@aws-sdk/client-ec2';
 import type { ImageRecord, ImageState } from '../domain/image.ts';
 
+/** IAM actions this module calls (serverless.yml's roles are checked against these). */
+export const REQUIRED_PERMISSIONS = ['ec2:DescribeImages'] as const;
+
 export interface ListImagesQuery {
   owners?: string[];
   imageIds?: string[];

@@ -1,0 +1,103 @@
+'use strict';
+// Build-time resolver for serverless.yml (`${file(./lib/build/policy-env.cjs):policyJson}` and friends).
+// The policy is validated here with the same schema the Lambdas use at cold start, so a bad ami-dr.config.yml
+// fails `serverless package` naming the field, instead of failing every cold start after a deploy.
+const { readFileSync } = require('node:fs');
+const path = require('node:path');
+const { parse: parseYaml } = require('yaml');
+const tsx = require('tsx/cjs/api');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+let cached;
+
+function load() {
+  if (cached) return cached;
+  const file = path.resolve(ROOT, process.env.AMI_DR_POLICY_FILE || 'ami-dr.config.yml');
+  const { parsePolicy } = tsx.require('../domain/policy.ts', __filename);
+  let document;
+  try {
+    document = parseYaml(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    throw quiet(new Error(`cannot read policy ${path.relative(ROOT, file)}: ${cause.message}`));
+  }
+  try {
+    cached = parsePolicy(document, path.relative(ROOT, file));
+  } catch (error) {
+    throw quiet(error);
+  }
+  return cached;
+}
+
+// osls prints the stack of a resolver's error; the policy's problems are the useful part.
+function quiet(error) {
+  error.stack = `${error.name}: ${error.message}`;
+  return error;
+}
+
+const partitionArn = (rest) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:${rest}` });
+
+/** Where each DR region's key lives, as an IAM resource and the conditions that pin it. */
+function drKeys() {
+  return load().regions.dr.map(({ region, kmsKeyId }) => {
+    const arn = /^arn:[^:]+:kms:([^:]+):(\d{12}):(key|alias)\/(.+)$/.exec(kmsKeyId);
+    if (arn && arn[3] === 'key') return { region, Resource: kmsKeyId, Condition: {} };
+    if (!arn && !kmsKeyId.startsWith('alias/')) {
+      return { region, Resource: partitionArn(`kms:${region}:\${AWS::AccountId}:key/${kmsKeyId}`), Condition: {} };
+    }
+    // An alias authorizes nothing by itself: grant on the region's keys that carry the alias.
+    const alias = arn ? `alias/${arn[4]}` : kmsKeyId;
+    return {
+      region,
+      Resource: partitionArn(`kms:${region}:\${AWS::AccountId}:key/*`),
+      Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': alias } },
+    };
+  });
+}
+
+const EBS_CRYPTO = ['kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncrypt*', 'kms:Decrypt'];
+
+/**
+ * EBS needs these on the destination key to write the encrypted copy, and on the source key to read an encrypted
+ * source; both only through EC2 (kms:ViaService), the grant only for an AWS resource. DescribeKey is called
+ * directly, to check a key before copying. The source key is whatever the producer used: any key of the account
+ * in a source region, through EC2 only.
+ */
+function copyKeyStatements() {
+  const keys = [
+    ...drKeys(),
+    ...load().regions.sources.map((region) => ({ region, Resource: partitionArn(`kms:${region}:\${AWS::AccountId}:key/*`), Condition: {} })),
+  ];
+  return keys.flatMap(({ region, Resource, Condition }) => {
+    const via = { ...Condition, StringEquals: { 'kms:ViaService': `ec2.${region}.amazonaws.com` } };
+    return [
+      { Effect: 'Allow', Action: ['kms:DescribeKey'], Resource, ...(Object.keys(Condition).length ? { Condition } : {}) },
+      { Effect: 'Allow', Action: EBS_CRYPTO, Resource, Condition: via },
+      { Effect: 'Allow', Action: ['kms:CreateGrant'], Resource, Condition: { ...via, Bool: { 'kms:GrantIsForAWSResource': 'true' } } },
+    ];
+  });
+}
+
+/** DescribeKey on the DR keys, for checks that a region's key exists and is enabled. */
+function describeKeyStatements() {
+  return drKeys().map(({ Resource, Condition }) => ({
+    Effect: 'Allow',
+    Action: ['kms:DescribeKey'],
+    Resource,
+    ...(Object.keys(Condition).length ? { Condition } : {}),
+  }));
+}
+
+module.exports = {
+  /** The policy as the JSON string Lambdas read from AMI_DR_POLICY. */
+  policyJson: () => JSON.stringify(load()),
+  /** Statements for the copy role: DR keys (encrypt) and source keys (decrypt). */
+  copyKeyStatements,
+  describeKeyStatements,
+  /** `''` when the policy names no report bucket (a CloudFormation condition keys off it). */
+  reportBucket: () => load().retention.reportBucket ?? '',
+  reportPrefix: () => load().retention.reportPrefix,
+  notificationTopicArn: () => load().notifications.snsTopicArn ?? '',
+  sourceRegions: () => load().regions.sources,
+  drRegions: () => load().regions.dr.map((d) => d.region),
+};
