@@ -33,7 +33,7 @@ describe('twin SNS', () => {
       }),
     );
     expect(sent.MessageId).toBeTruthy();
-    const recorded = twin.state.sns.messagesFor(TopicArn ?? '');
+    const recorded = twin.sns.messagesFor(TopicArn ?? '');
     expect(recorded).toHaveLength(1);
     expect(recorded[0]).toMatchObject({
       messageId: sent.MessageId,
@@ -50,7 +50,7 @@ describe('twin SNS', () => {
     expect(await errorName(sns.send(new PublishCommand({ TopicArn: unknown, Message: 'x' })))).toBe('NotFoundException');
     const { TopicArn } = await twin.clients.sns('eu-west-1').send(new CreateTopicCommand({ Name: 'eu-only' }));
     expect(await errorName(sns.send(new PublishCommand({ TopicArn, Message: 'x' })))).toBe('NotFoundException');
-    expect(twin.state.sns.messagesFor(TopicArn ?? '')).toHaveLength(0);
+    expect(twin.sns.messagesFor(TopicArn ?? '')).toHaveLength(0);
   });
 
   it('Publish without a message fails with InvalidParameter', async () => {
