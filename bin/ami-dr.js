@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// The `ami-dr` command. The CLI is TypeScript run in place (tsx), so the same source serves the CLI, the local
+// twin and the Lambda bundles; this wrapper only registers the loader and hands over the arguments.
+import { register } from 'tsx/esm/api';
+
+register();
+
+const flush = (stream) => new Promise((resolve) => stream.write('', resolve));
+const argv = process.argv.slice(2);
+let code;
+try {
+  const { main } = await import('../lib/cli/main.ts');
+  code = await main(argv);
+} catch (error) {
+  process.stderr.write(`ami-dr: ${argv.includes('--debug') ? error?.stack : (error?.message ?? String(error))}\n`);
+  code = 1;
+}
+await Promise.all([flush(process.stdout), flush(process.stderr)]);
+// Exit explicitly: a command is done when main returns, whatever timers or sockets a library left behind.
+process.exit(typeof code === 'number' ? code : 0);
