@@ -190,7 +190,8 @@ export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Pro
   const firstCheckedAt = input.check?.firstCheckedAt ?? now.toISOString();
   const deadline = copyDeadline(new Date(firstCheckedAt), deps.policy);
   const image = await describeImage(deps.clients.ec2(region), region, imageId);
-  const base = { checks, firstCheckedAt, waitSeconds: nextWaitSeconds(checks - 1, now, deadline) };
+  const waitSeconds = nextWaitSeconds(checks - 1, now, deadline);
+  const base = { checks, firstCheckedAt, waitSeconds, nextCheckAt: new Date(now.getTime() + waitSeconds * 1000).toISOString() };
   if (!image) return { ...base, verdict: 'stop', state: 'not-found', reason: `source ${imageId} no longer exists in ${region}` };
   if (image.state === 'available') return { ...base, verdict: 'ready', state: image.state, image: summarizeSource(image) };
   if (GONE_STATES.has(image.state)) {

@@ -27,6 +27,8 @@ export interface ClientOptions {
   /** Overrides the S3 endpoint (the twin's S3 listens on its own port). */
   s3Endpoint?: string;
   maxAttempts?: number;
+  /** Static credentials (the local twin tells callers apart by access key id); default: the SDK's chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 type Ctor<T> = new (config: Record<string, unknown>) => T;
@@ -42,6 +44,7 @@ export function createClients(options: ClientOptions = {}): Clients {
         retryMode: 'adaptive',
         maxAttempts: options.maxAttempts ?? 8,
         ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+        ...(options.credentials ? { credentials: options.credentials } : {}),
         ...extra,
       });
       cache.set(key, client);

@@ -42,6 +42,8 @@ export const sourceCheckSchema = z.object({
   checks: z.number().int().nonnegative(),
   firstCheckedAt: isoTime,
   waitSeconds: z.number().int().min(1),
+  /** When the next check is due, if the verdict is `wait`. */
+  nextCheckAt: isoTime,
   reason: z.string().optional(),
   image: sourceSummarySchema.optional(),
 });

@@ -1,0 +1,296 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { StateMachineDefinition } from 'aws-local-stepfunctions';
+import { parse as parseYaml } from 'yaml';
+import { createClients, type Clients } from '../lib/aws/clients.ts';
+import type { Policy } from '../lib/domain/policy.ts';
+import type { CopyStatus, SourceCheck } from '../lib/domain/replication-steps.ts';
+import {
+  checkCopy,
+  checkSource,
+  cleanupCopy,
+  finalizeCopy,
+  handleImageEvent,
+  startCopy,
+  summarize,
+  type EventOutcome,
+  type LogSink,
+  type MetricSink,
+  type ReplicationDeps,
+} from '../lib/replication.ts';
+import { ManualClock, type Clock } from './clock.ts';
+import type { TwinEvent } from './events.ts';
+import { LocalStepFunctions, type LocalExecution, type TaskBinding } from './stepfunctions.ts';
+import { startTwin, type Twin, type TwinOptions } from './twin.ts';
+
+/**
+ * ami-dr running on the local twin, wired as serverless.yml wires it on AWS: the twin's events go through the
+ * onImageEvent rules' patterns (read from serverless.yml) to the event handler's logic, which starts the replicate
+ * state machine (statemachines/replicate.asl.json, executed locally with each task bound to the same lib function
+ * its Lambda calls). A handler error is retried as Lambda retries asynchronous invocations, then parked in `dlq`.
+ *
+ *   const rt = await startLocalRuntime({ policy });
+ *   rt.twin.seed.key('us-west-2', { alias: 'ami-dr' });
+ *   ... CreateImage through an SDK client pointed at rt.twin.endpoint ...
+ *   await rt.waitForIdle();
+ *   rt.executions();   // what ran, with status and output
+ *   await rt.stop();
+ */
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ASL_FILE = join(ROOT, 'statemachines', 'replicate.asl.json');
+const SERVERLESS_FILE = join(ROOT, 'serverless.yml');
+
+/** The twin attributes calls to ami-dr's own role by this access key prefix (see local/identity.ts). */
+const OWN_ACCESS_KEY = 'AMIDRLOCALRUNTIME';
+
+export interface LocalRuntimeOptions {
+  policy: Readonly<Policy>;
+  /** Default: a ManualClock (virtual time: waits and copies take no real time). */
+  clock?: Clock;
+  /** Options for the twin this runtime starts (ignored when `twin` is given). */
+  twinOptions?: Omit<TwinOptions, 'clock'>;
+  /** Run on a twin that is already started instead (its clock is used). */
+  twin?: Twin;
+  /** Part of the state machine's name (ami-dr-<stage>-replicate). */
+  stage?: string;
+  /** Where handlers log (default: silent; pass `console`-like sink to watch). */
+  log?: LogSink;
+}
+
+export interface DeadLetter {
+  event: unknown;
+  /** The error name of the last attempt (e.g. MalformedEventError). */
+  error: string;
+  message: string;
+  attempts: number;
+}
+
+export interface RecordedMetric {
+  name: string;
+  unit: string;
+  value: number;
+  /** Twin time, epoch ms. */
+  at: number;
+}
+
+export interface EventDelivery {
+  event: unknown;
+  outcome?: EventOutcome;
+  error?: string;
+}
+
+export interface LocalRuntime {
+  twin: Twin;
+  /** ami-dr's own clients (the twin sees its role as the caller). */
+  clients: Clients;
+  policy: Readonly<Policy>;
+  stepFunctions: LocalStepFunctions;
+  /** The replicate state machine's ARN in a source region. */
+  stateMachineArn(region: string): string;
+  /** Every execution started so far, oldest first. */
+  executions(): LocalExecution[];
+  /** Every event the rules matched, with what the handler did. */
+  deliveries: EventDelivery[];
+  /** Events the handler failed on after Lambda's retries. */
+  dlq: DeadLetter[];
+  /** Metrics the tasks emitted (instead of EMF on stdout). */
+  metrics: RecordedMetric[];
+  /** Puts an event on the bus as if AWS had (applies the rules' patterns and source regions). */
+  putEvent(event: unknown): Promise<void>;
+  /** Resolves when no event is being handled, no execution runs and the twin has nothing due. */
+  waitForIdle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface EventRule {
+  name: string;
+  pattern: Record<string, unknown>;
+}
+
+/** The onImageEvent function's EventBridge rules and its async retry count, as serverless.yml declares them. */
+export function readRules(file = SERVERLESS_FILE): { rules: EventRule[]; maximumRetryAttempts: number } {
+  const doc = parseYaml(readFileSync(file, 'utf8')) as {
+    functions?: Record<string, { maximumRetryAttempts?: number; events?: { eventBridge?: { name?: string; pattern?: Record<string, unknown> } }[] }>;
+  };
+  const fn = doc.functions?.onImageEvent;
+  if (!fn) throw new Error(`${file}: no onImageEvent function`);
+  const rules = (fn.events ?? []).flatMap((e, i) =>
+    e.eventBridge?.pattern ? [{ name: e.eventBridge.name ?? `rule-${i}`, pattern: e.eventBridge.pattern }] : [],
+  );
+  if (rules.length === 0) throw new Error(`${file}: onImageEvent has no eventBridge patterns`);
+  return { rules, maximumRetryAttempts: fn.maximumRetryAttempts ?? 2 };
+}
+
+/**
+ * EventBridge content filtering for the operators ami-dr's rules use: exact values, `prefix`, `suffix`,
+ * `anything-but` (values or a prefix), `exists`, `equals-ignore-case`, nested fields, arrays in the event.
+ */
+export function matchesPattern(pattern: Record<string, unknown>, event: unknown): boolean {
+  if (typeof event !== 'object' || event === null) return false;
+  const fields = event as Record<string, unknown>;
+  return Object.entries(pattern).every(([key, want]) => {
+    const value = fields[key];
+    if (Array.isArray(want)) return matchesAny(want, value, key in fields);
+    if (want && typeof want === 'object') return matchesPattern(want as Record<string, unknown>, value);
+    return false;
+  });
+}
+
+function matchesAny(matchers: unknown[], value: unknown, present: boolean): boolean {
+  const values = Array.isArray(value) ? value : [value];
+  return matchers.some((m) => {
+    if (m && typeof m === 'object' && !Array.isArray(m)) {
+      const op = m as Record<string, unknown>;
+      if ('exists' in op) return op.exists === (present && value !== undefined);
+      if (!present) return false;
+      if ('prefix' in op) return values.some((v) => typeof v === 'string' && typeof op.prefix === 'string' && v.startsWith(op.prefix));
+      if ('suffix' in op) return values.some((v) => typeof v === 'string' && typeof op.suffix === 'string' && v.endsWith(op.suffix));
+      if ('equals-ignore-case' in op) {
+        return values.some((v) => typeof v === 'string' && typeof op['equals-ignore-case'] === 'string' && v.toLowerCase() === op['equals-ignore-case'].toLowerCase());
+      }
+      if ('anything-but' in op) {
+        const but = op['anything-but'];
+        if (but && typeof but === 'object' && !Array.isArray(but) && 'prefix' in but) {
+          const p = (but as { prefix: unknown }).prefix;
+          return values.every((v) => !(typeof v === 'string' && typeof p === 'string' && v.startsWith(p)));
+        }
+        const excluded = Array.isArray(but) ? but : [but];
+        return values.every((v) => !excluded.includes(v));
+      }
+      throw new Error(`unsupported event pattern operator: ${JSON.stringify(op)}`);
+    }
+    return present && values.some((v) => v === m);
+  });
+}
+
+/** Lambda retries a failed asynchronous invocation after about a minute, then about two. */
+const ASYNC_RETRY_DELAYS_MS = [60_000, 120_000];
+
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const policy = options.policy;
+  const twin = options.twin ?? (await startTwin({ ...options.twinOptions, clock: options.clock ?? new ManualClock() }));
+  const ownsTwin = !options.twin;
+  const clock = twin.clock;
+  const clients = createClients({
+    endpoint: twin.endpoint,
+    s3Endpoint: twin.s3Endpoint,
+    credentials: { accessKeyId: OWN_ACCESS_KEY, secretAccessKey: 'local' },
+  });
+  const metrics: RecordedMetric[] = [];
+  const sink: MetricSink = {
+    addMetric: (name, unit, value) => metrics.push({ name, unit, value, at: clock.now() }),
+    publishStoredMetrics: () => undefined,
+  };
+  const silent: LogSink = { info: () => undefined, warn: () => undefined };
+  const deps: ReplicationDeps = { clients, policy, now: () => new Date(clock.now()), metrics: sink, log: options.log ?? silent };
+
+  const stepFunctions = new LocalStepFunctions({ accountId: twin.accountId, clock });
+  twin.register('states', stepFunctions.handler);
+  const vt = stepFunctions.virtualTime;
+
+  const stage = options.stage ?? 'local';
+  const machineName = `ami-dr-${stage}-replicate`;
+  const asl = readFileSync(ASL_FILE, 'utf8');
+  const bind = (fn: (input: unknown, deps: ReplicationDeps) => Promise<unknown>): TaskBinding => (input) => fn(input, deps);
+  const tasks: Record<string, TaskBinding> = {
+    CheckSource: bind(checkSource),
+    StartCopy: bind(startCopy),
+    CheckCopy: bind(checkCopy),
+    FinalizeCopy: bind(finalizeCopy),
+    CleanupCopy: bind(cleanupCopy),
+    Summarize: bind(summarize),
+    SummarizeMapFailure: bind(summarize),
+  };
+  // The tasks after the Wait states: their input carries the due time the Wait waited for.
+  const timing = {
+    CheckSource: { dueAt: (input: unknown) => (input as { check?: SourceCheck }).check?.nextCheckAt },
+    CheckCopy: { dueAt: (input: unknown) => (input as { copy?: CopyStatus }).copy?.nextCheckAt },
+  };
+  const arns = new Map<string, string>();
+  for (const region of policy.regions.sources) {
+    const definition = JSON.parse(
+      asl.replace(/\$\{(\w+)FunctionArn\}/g, (_, fn: string) => `arn:aws:lambda:${region}:${twin.accountId}:function:ami-dr-${stage}-${fn.charAt(0).toLowerCase()}${fn.slice(1)}`),
+    ) as StateMachineDefinition;
+    arns.set(region, stepFunctions.createStateMachine(region, machineName, definition, tasks, timing));
+  }
+  const stateMachineArn = (region: string) => {
+    const arn = arns.get(region);
+    if (!arn) throw new Error(`${region} is not a source region of the policy`);
+    return arn;
+  };
+
+  const { rules, maximumRetryAttempts } = readRules();
+  const deliveries: EventDelivery[] = [];
+  const dlq: DeadLetter[] = [];
+  const inFlight = new Set<Promise<void>>();
+
+  const invoke = async (event: unknown, region: string): Promise<void> => {
+    const delivery: EventDelivery = { event };
+    deliveries.push(delivery);
+    const eventDeps = { ...deps, accountId: twin.accountId, stateMachineArn: stateMachineArn(region), roleArnPrefix: `arn:aws:sts::${twin.accountId}:assumed-role/ami-dr/` };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const work = () => handleImageEvent(event, eventDeps);
+        delivery.outcome = vt ? await vt.run(work) : await work();
+        delete delivery.error;
+        return;
+      } catch (error) {
+        const e = error as Error;
+        delivery.error = e.name;
+        const delay = ASYNC_RETRY_DELAYS_MS[attempt - 1];
+        if (attempt > maximumRetryAttempts || delay === undefined) {
+          dlq.push({ event, error: e.name, message: e.message, attempts: attempt });
+          return;
+        }
+        if (vt) await vt.sleep(delay);
+        else await new Promise((r) => setTimeout(r, Math.min(delay, 1000)));
+      }
+    }
+  };
+
+  const deliver = (event: unknown): void => {
+    const region = (event as { region?: unknown } | null)?.region;
+    if (typeof region !== 'string' || !policy.regions.sources.includes(region)) return; // no rule deployed there
+    if (!rules.some((r) => matchesPattern(r.pattern, event))) return;
+    const p = invoke(event, region).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  };
+  const unsubscribe = twin.events.subscribe((event: TwinEvent) => deliver(event));
+
+  const waitForIdle = async () => {
+    for (;;) {
+      await twin.settle();
+      if (inFlight.size === 0 && stepFunctions.executions().every((e) => e.status !== 'RUNNING')) {
+        await twin.settle();
+        if (inFlight.size === 0 && stepFunctions.executions().every((e) => e.status !== 'RUNNING')) return;
+      }
+      await Promise.all([...inFlight]);
+      await stepFunctions.idle();
+    }
+  };
+
+  return {
+    twin,
+    clients,
+    policy,
+    stepFunctions,
+    stateMachineArn,
+    executions: () => stepFunctions.executions(),
+    deliveries,
+    dlq,
+    metrics,
+    putEvent: async (event) => {
+      deliver(event);
+      await Promise.resolve();
+    },
+    waitForIdle,
+    stop: async () => {
+      unsubscribe();
+      stepFunctions.stopAll();
+      await Promise.allSettled([...inFlight]);
+      if (ownsTwin) await twin.stop();
+    },
+  };
+}

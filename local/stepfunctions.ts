@@ -1,0 +1,487 @@
+import { randomUUID } from 'node:crypto';
+import { StateMachine, type RunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { isManualClock, type Clock, type ManualClock } from './clock.ts';
+import { jsonError, jsonResponse, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+
+/**
+ * Step Functions on the twin: the JSON 1.0 API (StartExecution, DescribeExecution, ListExecutions, StopExecution,
+ * DescribeStateMachine) over state machines whose ASL is executed by aws-local-stepfunctions, with each Task bound
+ * to a local function (the same lib functions the Lambdas call).
+ *
+ * Time. With a ManualClock the twin runs in virtual time: Wait states and Retry back-offs do not sleep; instead the
+ * task after a Wait (or a retried task) asks `VirtualTime` to be woken at its due time, and VirtualTime moves the
+ * clock to the earliest due time once every running branch is asleep or done — a discrete-event simulation. That
+ * keeps concurrent branches and executions overlapping as they would on AWS (ten copies waiting 30 s cost 30 s of
+ * twin time, not 300), keeps the twin's copies, quotas and events in step with the state machine, and makes an
+ * hour-long copy finish in milliseconds. With a real clock, waits and back-offs are real.
+ */
+
+// aws-local-stepfunctions uses Promise.withResolvers (Node 22+).
+const P = Promise as unknown as { withResolvers?: <T>() => { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } };
+P.withResolvers ??= <T>() => {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+};
+
+// ---- virtual time ---------------------------------------------------------------------------------------------------
+
+interface Sleeper {
+  at: number;
+  wake: () => void;
+}
+
+/**
+ * Discrete-event time over a ManualClock. Work in progress is counted (`run`); sleepers wait for a clock time.
+ * When nothing has run for `quietMs` of real time and someone sleeps, the clock jumps to the earliest wake-up.
+ * The quiet period covers the state machine's own steps between tasks (Choice, Pass, Map bookkeeping), which
+ * are not counted work; if it is too short on a loaded machine a branch merely acts a little later in twin time.
+ */
+export class VirtualTime {
+  private readonly sleepers: Sleeper[] = [];
+  private active = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** How many times the clock was moved forward. */
+  steps = 0;
+
+  constructor(
+    readonly clock: ManualClock,
+    private readonly quietMs = 5,
+  ) {}
+
+  /** Resolves once the clock has reached `at` (immediately if it has). */
+  sleepUntil(at: number): Promise<void> {
+    if (at <= this.clock.now() || this.stopped) return Promise.resolve();
+    return new Promise<void>((wake) => {
+      this.sleepers.push({ at, wake });
+      this.arm();
+    });
+  }
+
+  sleep(ms: number): Promise<void> {
+    return this.sleepUntil(this.clock.now() + Math.max(0, ms));
+  }
+
+  /** Runs `work` counted as activity: the clock does not jump while it runs. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    this.active++;
+    this.disarm();
+    try {
+      return await work();
+    } finally {
+      this.active--;
+      this.arm();
+    }
+  }
+
+  get sleeping(): number {
+    return this.sleepers.length;
+  }
+
+  /** Wakes every sleeper without moving the clock (shutdown). */
+  stop(): void {
+    this.stopped = true;
+    this.disarm();
+    for (const s of this.sleepers.splice(0)) s.wake();
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(): void {
+    this.disarm();
+    if (this.active > 0 || this.sleepers.length === 0 || this.stopped) return;
+    this.timer = setTimeout(() => this.advance(), this.quietMs);
+  }
+
+  private advance(): void {
+    this.timer = undefined;
+    if (this.active > 0 || this.sleepers.length === 0) return;
+    const next = Math.min(...this.sleepers.map((s) => s.at));
+    if (next > this.clock.now()) {
+      this.clock.advanceTo(next);
+      this.steps++;
+    }
+    const now = this.clock.now();
+    const due = this.sleepers.filter((s) => s.at <= now);
+    for (const s of due) this.sleepers.splice(this.sleepers.indexOf(s), 1);
+    for (const s of due) s.wake();
+    this.arm();
+  }
+}
+
+// ---- state machines and executions ----------------------------------------------------------------------------------
+
+export type TaskBinding = (input: unknown) => Promise<unknown>;
+
+export interface TaskTiming {
+  /** For a task that follows a Wait: when its input says it is due (ISO time or epoch ms). */
+  dueAt?: (input: unknown) => string | number | undefined;
+}
+
+export interface LocalStateMachine {
+  arn: string;
+  name: string;
+  region: string;
+  definition: StateMachineDefinition;
+  tasks: Record<string, TaskBinding>;
+  timing: Record<string, TaskTiming>;
+  creationDate: number;
+}
+
+export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+
+export interface StateTransition {
+  state: string;
+  /** The Map iteration this state ran in (the index of the item), if any. */
+  iteration?: number;
+  /** Twin time, epoch ms. */
+  at: number;
+}
+
+export interface LocalExecution {
+  executionArn: string;
+  stateMachineArn: string;
+  name: string;
+  region: string;
+  input: string;
+  status: ExecutionStatus;
+  /** Twin time, epoch ms. */
+  startDate: number;
+  stopDate?: number;
+  output?: string;
+  error?: string;
+  cause?: string;
+  /** Every state entered, in order (Step Functions bills these as state transitions). */
+  transitions: StateTransition[];
+  /** Resolves when the execution has ended, however it ended. */
+  done: Promise<void>;
+  abort?: () => void;
+}
+
+export interface LocalStepFunctionsOptions {
+  accountId: string;
+  clock: Clock;
+  /** Virtual time over the clock (made for a ManualClock when not given). */
+  virtualTime?: VirtualTime;
+}
+
+const NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
+
+class SfnError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class LocalStepFunctions {
+  readonly virtualTime: VirtualTime | undefined;
+  private readonly machines = new Map<string, LocalStateMachine>();
+  private readonly executionsByArn = new Map<string, LocalExecution>();
+  private readonly clock: Clock;
+  private readonly accountId: string;
+
+  constructor(options: LocalStepFunctionsOptions) {
+    this.clock = options.clock;
+    this.accountId = options.accountId;
+    this.virtualTime = options.virtualTime ?? (isManualClock(options.clock) ? new VirtualTime(options.clock) : undefined);
+  }
+
+  /** Registers a state machine; each Task state of the definition (Map iterations included) needs a binding. */
+  createStateMachine(region: string, name: string, definition: StateMachineDefinition, tasks: Record<string, TaskBinding>, timing: Record<string, TaskTiming> = {}): string {
+    const missing = taskStates(definition).filter((s) => !tasks[s]);
+    if (missing.length) throw new Error(`no local binding for task state(s): ${missing.join(', ')}`);
+    const arn = `arn:aws:states:${region}:${this.accountId}:stateMachine:${name}`;
+    this.machines.set(arn, { arn, name, region, definition, tasks, timing, creationDate: this.clock.now() });
+    return arn;
+  }
+
+  executions(stateMachineArn?: string): LocalExecution[] {
+    return [...this.executionsByArn.values()].filter((e) => !stateMachineArn || e.stateMachineArn === stateMachineArn);
+  }
+
+  execution(executionArn: string): LocalExecution | undefined {
+    return this.executionsByArn.get(executionArn);
+  }
+
+  /** Resolves when no execution is running (including ones started meanwhile). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const running = this.executions().filter((e) => e.status === 'RUNNING');
+      if (running.length === 0) return;
+      await Promise.all(running.map((e) => e.done));
+    }
+  }
+
+  /** Aborts every running execution (for shutdown). */
+  stopAll(): void {
+    for (const e of this.executions()) if (e.status === 'RUNNING') e.abort?.();
+    this.virtualTime?.stop();
+  }
+
+  /** The JSON 1.0 API, for `twin.register('states', ...)`. */
+  readonly handler: ServiceHandler = (request: TwinRequest): TwinResponse => {
+    const actions: Record<string, (r: TwinRequest) => unknown> = {
+      StartExecution: (r) => this.apiStart(r),
+      DescribeExecution: (r) => this.apiDescribe(r),
+      ListExecutions: (r) => this.apiList(r),
+      StopExecution: (r) => this.apiStop(r),
+      DescribeStateMachine: (r) => this.apiDescribeStateMachine(r),
+    };
+    const action = actions[request.action];
+    if (!action) return jsonError(400, 'UnknownOperationException', `Operation ${request.action} is not supported by the local Step Functions.`);
+    try {
+      return jsonResponse(action(request), 'application/x-amz-json-1.0');
+    } catch (error) {
+      if (error instanceof SfnError) return { ...jsonError(400, error.code, error.message), contentType: 'application/x-amz-json-1.0' };
+      throw error;
+    }
+  };
+
+  // ---- API actions ----------------------------------------------------------------------------------------------------
+
+  /** Same name + same input while running ⇒ the original execution; closed, or another input ⇒ ExecutionAlreadyExists. */
+  startExecution(stateMachineArn: string, name: string = randomUUID(), input = '{}'): LocalExecution {
+    const machine = this.machines.get(stateMachineArn);
+    if (!machine) throw new SfnError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${stateMachineArn}'`);
+    if (!NAME.test(name)) throw new SfnError('InvalidName', `Invalid Name: '${name}'`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(input);
+    } catch {
+      throw new SfnError('InvalidExecutionInput', 'Invalid State Machine Execution Input: not JSON');
+    }
+    if (Buffer.byteLength(input) > 256 * 1024) throw new SfnError('InvalidExecutionInput', 'Execution input exceeds 256 KB');
+    const executionArn = `arn:aws:states:${machine.region}:${this.accountId}:execution:${machine.name}:${name}`;
+    const existing = this.executionsByArn.get(executionArn);
+    if (existing) {
+      if (existing.status === 'RUNNING' && existing.input === input) return existing;
+      throw new SfnError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
+    }
+    const execution: LocalExecution = {
+      executionArn,
+      stateMachineArn,
+      name,
+      region: machine.region,
+      input,
+      status: 'RUNNING',
+      startDate: this.clock.now(),
+      transitions: [],
+      done: Promise.resolve(),
+    };
+    this.executionsByArn.set(executionArn, execution);
+    execution.done = this.run(machine, execution, parsed);
+    return execution;
+  }
+
+  private apiStart(r: TwinRequest) {
+    const json = r.json as { stateMachineArn?: string; name?: string; input?: string };
+    if (!json.stateMachineArn) throw new SfnError('ValidationException', 'stateMachineArn is required');
+    const e = this.startExecution(json.stateMachineArn, json.name, json.input ?? '{}');
+    return { executionArn: e.executionArn, startDate: e.startDate / 1000 };
+  }
+
+  private found(executionArn: unknown): LocalExecution {
+    const e = typeof executionArn === 'string' ? this.executionsByArn.get(executionArn) : undefined;
+    if (!e) throw new SfnError('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(executionArn)}'`);
+    return e;
+  }
+
+  private apiDescribe(r: TwinRequest) {
+    const e = this.found(r.json.executionArn);
+    return {
+      executionArn: e.executionArn,
+      stateMachineArn: e.stateMachineArn,
+      name: e.name,
+      status: e.status,
+      startDate: e.startDate / 1000,
+      ...(e.stopDate !== undefined ? { stopDate: e.stopDate / 1000 } : {}),
+      input: e.input,
+      ...(e.output !== undefined ? { output: e.output } : {}),
+      ...(e.error !== undefined ? { error: e.error } : {}),
+      ...(e.cause !== undefined ? { cause: e.cause } : {}),
+    };
+  }
+
+  private apiList(r: TwinRequest) {
+    const json = r.json as { stateMachineArn?: string; statusFilter?: string; maxResults?: number; nextToken?: string };
+    if (!json.stateMachineArn || !this.machines.has(json.stateMachineArn)) {
+      throw new SfnError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(json.stateMachineArn)}'`);
+    }
+    const all = this.executions(json.stateMachineArn)
+      .filter((e) => !json.statusFilter || e.status === json.statusFilter)
+      .sort((a, b) => b.startDate - a.startDate);
+    const size = json.maxResults && json.maxResults > 0 ? Math.min(json.maxResults, 1000) : 100;
+    const start = json.nextToken ? Number(Buffer.from(json.nextToken, 'base64').toString('utf8')) : 0;
+    if (!Number.isInteger(start) || start < 0) throw new SfnError('InvalidToken', 'Invalid Token');
+    const pageItems = all.slice(start, start + size);
+    return {
+      executions: pageItems.map((e) => ({
+        executionArn: e.executionArn,
+        stateMachineArn: e.stateMachineArn,
+        name: e.name,
+        status: e.status,
+        startDate: e.startDate / 1000,
+        ...(e.stopDate !== undefined ? { stopDate: e.stopDate / 1000 } : {}),
+      })),
+      ...(start + size < all.length ? { nextToken: Buffer.from(String(start + size)).toString('base64') } : {}),
+    };
+  }
+
+  private apiStop(r: TwinRequest) {
+    const e = this.found(r.json.executionArn);
+    if (e.status === 'RUNNING') {
+      e.status = 'ABORTED';
+      e.stopDate = this.clock.now();
+      e.error = typeof r.json.error === 'string' ? r.json.error : undefined;
+      e.cause = typeof r.json.cause === 'string' ? r.json.cause : undefined;
+      e.abort?.();
+    }
+    return { stopDate: (e.stopDate ?? this.clock.now()) / 1000 };
+  }
+
+  private apiDescribeStateMachine(r: TwinRequest) {
+    const arn = r.json.stateMachineArn;
+    const m = typeof arn === 'string' ? this.machines.get(arn) : undefined;
+    if (!m) throw new SfnError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(arn)}'`);
+    return {
+      stateMachineArn: m.arn,
+      name: m.name,
+      status: 'ACTIVE',
+      definition: JSON.stringify(m.definition),
+      roleArn: `arn:aws:iam::${this.accountId}:role/${m.name}`,
+      type: 'STANDARD',
+      creationDate: m.creationDate / 1000,
+    };
+  }
+
+  // ---- running ----------------------------------------------------------------------------------------------------
+
+  private async run(machine: LocalStateMachine, execution: LocalExecution, input: unknown): Promise<void> {
+    const vt = this.virtualTime;
+    const virtual = Boolean(vt);
+    const sm = new StateMachine(machine.definition, { validationOptions: { checkArn: false } });
+    const retriers = retriersByState(machine.definition);
+    const attempts = new Map<string, number[]>();
+    type Handlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
+    const tasks: Handlers = {};
+    for (const [state, bind] of Object.entries(machine.tasks)) {
+      const timing = machine.timing[state];
+      tasks[state] = (async (taskInput: unknown) => {
+        if (vt && timing?.dueAt) {
+          const due = timing.dueAt(taskInput);
+          if (due !== undefined) await vt.sleepUntil(typeof due === 'number' ? due : Date.parse(due));
+        }
+        const key = `${state}\n${JSON.stringify(taskInput)}`;
+        try {
+          const out = vt ? await vt.run(() => bind(taskInput)) : await bind(taskInput);
+          attempts.delete(key);
+          return out;
+        } catch (error) {
+          // Virtual time: the back-off the Retry field asks for passes on the twin's clock before the retry.
+          const delay = vt ? retryDelayMs(retriers[state] ?? [], error, attempts, key) : undefined;
+          if (vt && delay !== undefined) await vt.sleep(delay);
+          throw error;
+        }
+      }) as Handlers[string];
+    }
+    const zero = (names: string[]) => Object.fromEntries(names.map((n) => [n, 0]));
+    const waits = stateNames(machine.definition, 'Wait');
+    const retryable = Object.keys(retriers);
+    const run = sm.run(input as never, {
+      overrides: {
+        taskResourceLocalHandlers: tasks,
+        ...(virtual ? { waitTimeOverrides: zero(waits), retryIntervalOverrides: zero(retryable) } : {}),
+      },
+      noThrowOnAbort: true,
+      context: { Execution: { Id: execution.executionArn, Name: execution.name, StartTime: new Date(execution.startDate).toISOString(), Input: input as never } },
+    });
+    execution.abort = run.abort;
+    const recording = (async () => {
+      for await (const event of run.eventLogs) {
+        if (event.type === 'StateEntered') {
+          execution.transitions.push({ state: event.state.name, ...(event.index !== undefined ? { iteration: event.index } : {}), at: this.clock.now() });
+        }
+      }
+    })();
+    try {
+      const output = await run.result;
+      if (execution.status === 'RUNNING') {
+        execution.status = 'SUCCEEDED';
+        execution.output = JSON.stringify(output);
+      }
+    } catch (error) {
+      if (execution.status === 'RUNNING') {
+        execution.status = 'FAILED';
+        const cause = (error as { cause?: { name?: string; message?: string } }).cause;
+        execution.error = cause?.name ?? (error as Error).name;
+        execution.cause = cause?.message ?? (error as Error).message;
+      }
+    } finally {
+      execution.stopDate ??= this.clock.now();
+      await recording.catch(() => undefined);
+    }
+  }
+}
+
+// ---- definition helpers -----------------------------------------------------------------------------------------------
+
+type States = StateMachineDefinition['States'];
+
+function walk(states: States, visit: (name: string, state: States[string]) => void): void {
+  for (const [name, state] of Object.entries(states)) {
+    visit(name, state);
+    if (state.Type === 'Map') {
+      const inner = state.ItemProcessor ?? state.Iterator;
+      if (inner) walk(inner.States, visit);
+    }
+    if (state.Type === 'Parallel') for (const branch of state.Branches) walk(branch.States, visit);
+  }
+}
+
+function stateNames(definition: StateMachineDefinition, type: string): string[] {
+  const names: string[] = [];
+  walk(definition.States, (name, state) => {
+    if (state.Type === type) names.push(name);
+  });
+  return names;
+}
+
+export function taskStates(definition: StateMachineDefinition): string[] {
+  return stateNames(definition, 'Task');
+}
+
+type Retrier = { ErrorEquals: string[]; IntervalSeconds?: number; MaxAttempts?: number; BackoffRate?: number; MaxDelaySeconds?: number };
+
+function retriersByState(definition: StateMachineDefinition): Record<string, Retrier[]> {
+  const out: Record<string, Retrier[]> = {};
+  walk(definition.States, (name, state) => {
+    if ('Retry' in state && state.Retry?.length) out[name] = state.Retry;
+  });
+  return out;
+}
+
+/** The back-off Step Functions would wait before retrying this error (no jitter: the upper bound), or undefined. */
+function retryDelayMs(retriers: Retrier[], error: unknown, attempts: Map<string, number[]>, key: string): number | undefined {
+  const name = (error as { name?: string }).name ?? 'Error';
+  const index = retriers.findIndex((r) => r.ErrorEquals.includes(name) || r.ErrorEquals.includes('States.ALL') || r.ErrorEquals.includes('States.TaskFailed'));
+  if (index < 0) return undefined;
+  const r = retriers[index] as Retrier;
+  const counts = attempts.get(key) ?? [];
+  const n = counts[index] ?? 0;
+  if (n >= (r.MaxAttempts ?? 3)) return undefined;
+  counts[index] = n + 1;
+  attempts.set(key, counts);
+  const seconds = (r.IntervalSeconds ?? 1) * (r.BackoffRate ?? 2) ** n;
+  return Math.min(seconds, r.MaxDelaySeconds ?? Number.POSITIVE_INFINITY) * 1000;
+}
