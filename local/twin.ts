@@ -6,6 +6,7 @@ import { createEc2Service } from './ec2.ts';
 import { EventBus } from './events.ts';
 import { jsonError, startHttpServer, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
 import { createKmsService } from './kms.ts';
+import { startS3, type S3Server } from './s3.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createSeeder, type Seeder } from './seed.ts';
 import { createSnsService, SnsState } from './sns.ts';
@@ -31,7 +32,7 @@ export interface TwinOptions {
   /** Concurrent copies per destination region (default 100, AWS's quota). */
   copyQuota?: number;
   throttling?: ThrottleSettings;
-  /** Start S3 (s3rver) beside the API endpoint (default true when available). */
+  /** Start S3 (s3rver, its own port: `s3Endpoint`) beside the API endpoint (default true). */
   s3?: boolean;
   /** Access key id -> caller ARN; see identity.ts for the defaults. */
   identities?: Record<string, string>;
@@ -106,6 +107,13 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     return handler(request);
   };
   const http = await startHttpServer(route, options.port ?? 0);
+  let s3: S3Server | undefined;
+  try {
+    s3 = options.s3 === false ? undefined : await startS3();
+  } catch (error) {
+    await http.stop();
+    throw error;
+  }
 
   const stopClock = isManualClock(clock) ? clock.onChange(settleNow) : undefined;
   const timer = isManualClock(clock) ? undefined : setInterval(settleNow, TICK_MS);
@@ -133,7 +141,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
 
   return {
     endpoint: http.endpoint,
-    s3Endpoint: undefined,
+    s3Endpoint: s3?.endpoint,
     accountId,
     clock,
     state,
@@ -151,7 +159,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     stop: async () => {
       stopClock?.();
       if (timer) clearInterval(timer);
-      await http.stop();
+      await Promise.all([http.stop(), s3?.stop()]);
       await events.flush();
     },
   };

@@ -6,7 +6,7 @@ export const START = Date.UTC(2026, 0, 1);
 
 export async function manualTwin(options: TwinOptions = {}): Promise<Twin & { clock: ManualClock }> {
   const clock = new ManualClock(START);
-  const twin = await startTwin({ ...options, clock });
+  const twin = await startTwin({ s3: false, ...options, clock });
   return Object.assign(twin, { clock });
 }
 
