@@ -1,0 +1,114 @@
+/**
+ * Paces EC2 calls to EC2's own token buckets (per account, region and action class), so that removing
+ * thousands of images runs at the refill rate instead of into `RequestLimitExceeded`. The SDK's adaptive retries
+ * stay on as the second line; this is the first. Time is injected (`now`, `sleep`), so a test or the local
+ * twin's ManualClock can run an hour of pacing in milliseconds, and nothing else in ami-dr sleeps to rate-limit.
+ */
+
+export type RateClass = 'CopyImage' | 'destructive' | 'tags' | 'describe' | 'mutating';
+
+export interface RateLimit {
+  burst: number;
+  refillPerSecond: number;
+}
+
+/** EC2's documented buckets (aws-reference.md, "Throttling"). */
+export const EC2_RATE_LIMITS: Readonly<Record<RateClass, RateLimit>> = {
+  CopyImage: { burst: 100, refillPerSecond: 1 },
+  destructive: { burst: 100, refillPerSecond: 5 },
+  tags: { burst: 100, refillPerSecond: 10 },
+  describe: { burst: 100, refillPerSecond: 20 },
+  mutating: { burst: 50, refillPerSecond: 5 },
+};
+
+const DESTRUCTIVE = new Set(['DeregisterImage', 'DeleteSnapshot', 'ModifyImageAttribute', 'ModifySnapshotAttribute']);
+
+/** The bucket an EC2 action draws from. */
+export function rateClassOf(action: string): RateClass {
+  if (action === 'CopyImage') return 'CopyImage';
+  if (DESTRUCTIVE.has(action)) return 'destructive';
+  if (action === 'CreateTags' || action === 'DeleteTags') return 'tags';
+  if (/^(Describe|List|Get)/.test(action)) return 'describe';
+  return 'mutating';
+}
+
+export interface PacerOptions {
+  /** Milliseconds since the epoch; default real time. */
+  now?: () => number;
+  /** Waits `ms`; default a timer. A ManualClock test passes `(ms) => clock.advance(ms)`. */
+  sleep?: (ms: number) => Promise<void>;
+  limits?: Partial<Record<RateClass, RateLimit>>;
+  /** Multiplies every burst and refill rate (for accounts with raised limits, or scaled tests). */
+  scale?: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+  size: number;
+  ratePerMs: number;
+}
+
+export class TokenBucketPacer {
+  readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly buckets = new Map<RateClass, Bucket>();
+  private readonly limits: Record<RateClass, RateLimit>;
+  private readonly scale: number;
+  /** Calls paced so far, by class (for reports and benches). */
+  readonly taken: Record<RateClass, number> = { CopyImage: 0, destructive: 0, tags: 0, describe: 0, mutating: 0 };
+
+  constructor(options: PacerOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.limits = { ...EC2_RATE_LIMITS, ...options.limits };
+    this.scale = options.scale ?? 1;
+    if (!(this.scale > 0)) throw new RangeError(`pacer scale must be > 0, got ${this.scale}`);
+  }
+
+  /** How long a call of this class would wait for its token right now (0: a token is there). */
+  delay(cls: RateClass): number {
+    const bucket = this.refill(cls);
+    return bucket.tokens >= 1 ? 0 : Math.ceil((1 - bucket.tokens) / bucket.ratePerMs);
+  }
+
+  /**
+   * Takes a token, waiting for it when the bucket is empty. Concurrent callers reserve tokens in turn (the
+   * bucket goes into debt), so each waits for its own token and the rate holds however many call at once.
+   */
+  async take(cls: RateClass): Promise<void> {
+    const bucket = this.refill(cls);
+    bucket.tokens -= 1;
+    this.taken[cls]++;
+    if (bucket.tokens >= 0) return;
+    await this.sleep(Math.ceil(-bucket.tokens / bucket.ratePerMs));
+  }
+
+  /** EC2 said RequestLimitExceeded: its bucket is emptier than ours (someone else calls too). Empty ours. */
+  throttled(cls: RateClass): void {
+    const bucket = this.refill(cls);
+    bucket.tokens = Math.min(bucket.tokens, 0);
+  }
+
+  private refill(cls: RateClass): Bucket {
+    const now = this.now();
+    let bucket = this.buckets.get(cls);
+    if (!bucket) {
+      const { burst, refillPerSecond } = this.limits[cls];
+      const size = Math.max(1, Math.round(burst * this.scale));
+      bucket = { tokens: size, at: now, size, ratePerMs: (refillPerSecond * this.scale) / 1000 };
+      this.buckets.set(cls, bucket);
+    }
+    if (now > bucket.at) {
+      bucket.tokens = Math.min(bucket.size, bucket.tokens + (now - bucket.at) * bucket.ratePerMs);
+      bucket.at = now;
+    }
+    return bucket;
+  }
+}
+
+/** Throttling errors as the SDK names them after its own retries gave up. */
+export function isThrottle(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name;
+  return name === 'RequestLimitExceeded' || name === 'Throttling' || name === 'ThrottlingException' || name === 'TooManyRequestsException';
+}

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { EC2_RATE_LIMITS, isThrottle, rateClassOf, TokenBucketPacer } from '../../../lib/aws/pacer.ts';
+
+/** A clock that only moves when the pacer sleeps, so the pacer alone decides how long things take. */
+function fakeTime(start = 1_000_000) {
+  let t = start;
+  const sleeps: number[] = [];
+  return {
+    now: () => t,
+    sleep: async (ms: number) => {
+      sleeps.push(ms);
+      t += ms;
+    },
+    sleeps,
+    elapsed: () => t - start,
+  };
+}
+
+describe('TokenBucketPacer', () => {
+  it('lets the burst through at once, then holds the refill rate', async () => {
+    const time = fakeTime();
+    const pacer = new TokenBucketPacer(time);
+    for (let i = 0; i < 100; i++) await pacer.take('destructive');
+    expect(time.elapsed()).toBe(0);
+    for (let i = 0; i < 50; i++) await pacer.take('destructive');
+    // 50 more at 5 per second: 10 s.
+    expect(time.elapsed()).toBe(10_000);
+    expect(pacer.taken.destructive).toBe(150);
+  });
+
+  it('keeps one bucket per class, with EC2 sizes', async () => {
+    const time = fakeTime();
+    const pacer = new TokenBucketPacer(time);
+    for (let i = 0; i < EC2_RATE_LIMITS.mutating.burst; i++) await pacer.take('mutating');
+    expect(pacer.delay('mutating')).toBe(200);
+    expect(pacer.delay('destructive')).toBe(0);
+  });
+
+  it('holds the rate for concurrent callers (tokens are reserved, not raced for)', async () => {
+    // Real time: all eleven ask at once and sleep side by side.
+    const waits: number[] = [];
+    const concurrent = new TokenBucketPacer({ now: () => 0, sleep: async (ms) => void waits.push(ms), limits: { destructive: { burst: 1, refillPerSecond: 10 } } });
+    await Promise.all(Array.from({ length: 11 }, () => concurrent.take('destructive')));
+    expect(waits).toEqual([100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
+    // A ManualClock: each sleep moves the clock before the next caller asks; the total is the same.
+    const time = fakeTime();
+    const stepped = new TokenBucketPacer({ ...time, limits: { destructive: { burst: 1, refillPerSecond: 10 } } });
+    await Promise.all(Array.from({ length: 11 }, () => stepped.take('destructive')));
+    expect(time.elapsed()).toBe(1000);
+  });
+
+  it('refills with time, up to the burst only', async () => {
+    const time = fakeTime();
+    const pacer = new TokenBucketPacer({ ...time, scale: 0.1 }); // destructive: burst 10, 0.5/s
+    for (let i = 0; i < 10; i++) await pacer.take('destructive');
+    await time.sleep(3_600_000);
+    time.sleeps.length = 0;
+    for (let i = 0; i < 11; i++) await pacer.take('destructive');
+    expect(time.sleeps).toEqual([2000]);
+  });
+
+  it('empties the bucket when EC2 throttles anyway', async () => {
+    const time = fakeTime();
+    const pacer = new TokenBucketPacer(time);
+    pacer.throttled('describe');
+    expect(pacer.delay('describe')).toBe(50);
+  });
+
+  it('rejects a non-positive scale', () => {
+    expect(() => new TokenBucketPacer({ scale: 0 })).toThrow(/scale must be > 0/);
+  });
+
+  it('classes actions as EC2 does, and recognises throttling errors', () => {
+    expect(rateClassOf('DeregisterImage')).toBe('destructive');
+    expect(rateClassOf('EnableImageDeprecation')).toBe('mutating');
+    expect(rateClassOf('DescribeImageReferences')).toBe('describe');
+    expect(rateClassOf('CopyImage')).toBe('CopyImage');
+    expect(rateClassOf('CreateTags')).toBe('tags');
+    expect(isThrottle(Object.assign(new Error('x'), { name: 'RequestLimitExceeded' }))).toBe(true);
+    expect(isThrottle(new Error('x'))).toBe(false);
+  });
+});
