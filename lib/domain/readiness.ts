@@ -1,7 +1,7 @@
 import type { ImageRecord, LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
 import { TAG, isReplica } from './tags.ts';
-import { requiredCopyTags, requiredLaunchPermissions, selectsImage } from './readiness-requirements.ts';
+import { copyTags, deprecationFor, launchPermissionsFor, matchSelector, PublicEncryptedImageError } from './replication.ts';
 
 /**
  * DR readiness: for every in-scope source image and every DR region, is there a usable copy that is what the
@@ -98,7 +98,7 @@ export function computeReadiness(input: ReadinessInput): ReadinessReport {
   const rows: ReadinessRow[] = [];
   for (const source of input.sources) {
     if (!policy.regions.sources.includes(source.region)) continue;
-    if (isReplica(source.tags) || !selectsImage(policy, source)) continue;
+    if (isReplica(source.tags) || !matchSelector(policy.selector, source).match) continue;
     if (source.state !== 'available' && source.state !== 'pending') continue;
     const ageSeconds = secondsBetween(Date.parse(source.creationDate), now);
     const cells = policy.regions.dr
@@ -152,12 +152,14 @@ function driftOf(input: ReadinessInput, source: ImageRecord, copy: ImageRecord):
   if (copy.rootDeviceType === 'ebs') {
     const expected = policy.regions.dr.find((d) => d.region === copy.region)?.kmsKeyId ?? '';
     const known = new Set([expected, ...(input.keyIds[copy.region] ?? [])]);
-    const actual = [...new Set(copy.snapshots.map((s) => (s.encrypted === false ? 'unencrypted' : (s.kmsKeyId ?? 'unknown key'))))];
+    // A snapshot whose key was not read is not evidence of drift.
+    const actual = [...new Set(copy.snapshots.flatMap((s) => (s.encrypted === false ? ['unencrypted'] : s.kmsKeyId ? [s.kmsKeyId] : [])))];
     const wrong = actual.filter((k) => !known.has(k));
     if (wrong.length) drift.push({ kind: 'key', detail: `encrypted with ${wrong.join(', ')}, not ${expected}`, expected, actual });
   }
 
-  const required = requiredCopyTags(policy, source);
+  // Provenance tags found the copy; the policy tag changes with every policy edit and is not the user's concern.
+  const required = Object.fromEntries(Object.entries(copyTags(source, policy).tags).filter(([k]) => !k.startsWith('ami-dr:')));
   const set: Record<string, string> = {};
   const missing: string[] = [];
   const changed: string[] = [];
@@ -175,7 +177,7 @@ function driftOf(input: ReadinessInput, source: ImageRecord, copy: ImageRecord):
   const copyPermissions = input.launchPermissions.get(imageKey(copy.region, copy.imageId));
   // Unknown permissions (not fetched) are not evidence of drift.
   if (copyPermissions && (sourcePermissions || !policy.replication.copyLaunchPermissions)) {
-    const wanted = requiredLaunchPermissions(policy, sourcePermissions ?? []);
+    const wanted = requiredPermissions(policy, [...(sourcePermissions ?? [])], copy.rootDeviceType === 'ebs');
     const wantedKeys = new Set(wanted.map(permissionKey));
     const haveKeys = new Set(copyPermissions.map(permissionKey));
     const add = wanted.filter((p) => !haveKeys.has(permissionKey(p)));
@@ -190,18 +192,32 @@ function driftOf(input: ReadinessInput, source: ImageRecord, copy: ImageRecord):
   }
 
   // A copy may carry a deprecation time of its own (retention sets one); only a source's time is required.
-  if (policy.replication.copyDeprecation && source.deprecationTime) {
-    const want = minute(source.deprecationTime);
+  const deprecateAt = deprecationFor(source.deprecationTime, policy, new Date(input.now));
+  if (deprecateAt) {
     const have = copy.deprecationTime ? minute(copy.deprecationTime) : undefined;
-    if (have !== want) {
+    if (have !== minute(deprecateAt)) {
       drift.push({
         kind: 'deprecation',
         detail: have === undefined ? `deprecation time missing (source: ${source.deprecationTime})` : `deprecation time ${copy.deprecationTime}, source ${source.deprecationTime}`,
-        deprecateAt: source.deprecationTime,
+        deprecateAt,
       });
     }
   }
   return drift;
+}
+
+/** What replication would share the copy with; a public source cannot make its encrypted copy public, so that part is left out. */
+function requiredPermissions(policy: Policy, sourcePermissions: LaunchPermission[], encrypted: boolean): LaunchPermission[] {
+  try {
+    return launchPermissionsFor(sourcePermissions, policy, encrypted);
+  } catch (error) {
+    if (!(error instanceof PublicEncryptedImageError)) throw error;
+    return launchPermissionsFor(
+      sourcePermissions.filter((p) => p.group !== 'all'),
+      policy,
+      encrypted,
+    );
+  }
 }
 
 export const permissionKey = (p: LaunchPermission): string =>

@@ -1,0 +1,46 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import * as z from 'zod';
+import { defaultClients } from '../lib/aws/clients.ts';
+import { runReadiness, stateMachineArnIn } from '../lib/aws/readiness.ts';
+import { loadPolicyFromEnv } from '../lib/config.ts';
+import { readinessMetrics } from '../lib/domain/readiness-metrics.ts';
+import { logger, metrics } from '../lib/observability.ts';
+
+/**
+ * Scheduled: the readiness matrix of every in-scope image × DR region, as metrics and (when the policy names a
+ * report bucket) a JSON report; missing and failed images are re-driven, drifted copies repaired. Events are
+ * best-effort; this is the backstop that makes the system converge.
+ */
+const policy = loadPolicyFromEnv();
+const clients = defaultClients();
+const stateMachineArn = process.env.STATE_MACHINE_ARN;
+const region = process.env.AWS_REGION ?? policy.regions.sources[0] ?? 'us-east-1';
+
+const scheduledEventSchema = z.looseObject({ time: z.string().optional() });
+
+export class ReconciliationError extends Error {
+  override name = 'ReconciliationError';
+}
+
+export const handler = middy(async (event: unknown) => {
+  scheduledEventSchema.parse(event ?? {});
+  const run = await runReadiness({
+    clients,
+    policy,
+    now: Date.now(),
+    reconcile: true,
+    stateMachineArnFor: stateMachineArn ? (sourceRegion) => stateMachineArnIn(stateMachineArn, sourceRegion) : undefined,
+    report: policy.retention.reportBucket ? { bucket: policy.retention.reportBucket, prefix: policy.retention.reportPrefix, region } : undefined,
+  });
+  for (const m of readinessMetrics(run.report, run.reconciliation?.redriven.filter((r) => r.result === 'started').length ?? 0)) {
+    metrics.addMetric(m.name, m.unit, m.value);
+  }
+  const errors = run.reconciliation?.errors ?? [];
+  logger.info('readiness computed', { summary: run.report.summary, redriven: run.reconciliation?.redriven.length, repaired: run.reconciliation?.repaired.length, manual: run.plan.manual, reportLocation: run.reportLocation });
+  if (errors.length) throw new ReconciliationError(`${errors.length} reconciliation actions failed: ${errors.map((e) => `${e.action} ${e.imageId} (${e.region}): ${e.message}`).join('; ')}`);
+  return { summary: run.report.summary, redriven: run.reconciliation?.redriven ?? [], repaired: run.reconciliation?.repaired ?? [], reportLocation: run.reportLocation };
+})
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));

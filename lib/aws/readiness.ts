@@ -1,0 +1,302 @@
+import { DescribeSnapshotsCommand, ModifyImageAttributeCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { ImageRecord, LaunchPermission } from '../domain/image.ts';
+import type { Policy } from '../domain/policy.ts';
+import {
+  computeReadiness,
+  imageKey,
+  planReconciliation,
+  type ReadinessInput,
+  type ReadinessReport,
+  type ReconciliationPlan,
+  type RepairAction,
+} from '../domain/readiness.ts';
+import { TAG, REPLICA_ROLE } from '../domain/tags.ts';
+import { startReplication } from '../replication.ts';
+import { describeKey } from './account.ts';
+import type { Clients } from './clients.ts';
+import { listImages } from './images.ts';
+import { addLaunchPermissions, getLaunchPermissions, setDeprecation, tagResources } from './permissions.ts';
+import { describeExecution } from './sfn.ts';
+
+/** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
+export const REQUIRED_PERMISSIONS = [
+  'ec2:DescribeImages',
+  'ec2:DescribeImageAttribute',
+  'ec2:DescribeSnapshots',
+  'kms:DescribeKey',
+  'ec2:CreateTags',
+  'ec2:ModifyImageAttribute',
+  'ec2:EnableImageDeprecation',
+  'states:StartExecution',
+  'states:DescribeExecution',
+  's3:PutObject',
+] as const;
+
+/** DescribeImageAttribute is one call per image: at most this many in flight per run. */
+const ATTRIBUTE_CONCURRENCY = 8;
+/** A source whose replication ended this many times without leaving it ready needs a person, not another run. */
+export const MAX_REDRIVE_ATTEMPTS = 5;
+
+export type ProgressFn = (text: string) => void;
+
+/**
+ * The inventory readiness needs: owned images of the source regions, ami-dr's copies in every DR region (by their
+ * role tag, so pending ones too), each DR key's identities, and launch permissions of the copies that exist and
+ * of their sources (one call per image: only for those).
+ */
+export async function collectReadinessInput(clients: Clients, policy: Readonly<Policy>, now: number, onProgress?: ProgressFn): Promise<ReadinessInput> {
+  onProgress?.('listing images');
+  const [sourceLists, copyLists, keyLists] = await Promise.all([
+    Promise.all(policy.regions.sources.map((region) => listImages(clients.ec2(region), region, { owners: ['self'] }))),
+    Promise.all(
+      policy.regions.dr.map((d) => listImages(clients.ec2(d.region), d.region, { owners: ['self'], filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE] } })),
+    ),
+    Promise.all(
+      policy.regions.dr.map(async (d) => {
+        const key = await describeKey(clients.kms(d.region), d.kmsKeyId);
+        return [d.region, key ? [d.kmsKeyId, key.arn, key.keyId] : [d.kmsKeyId]] as const;
+      }),
+    ),
+  ]);
+  const input: ReadinessInput = {
+    policy,
+    now,
+    sources: sourceLists.flat(),
+    copies: copyLists.flat(),
+    launchPermissions: new Map(),
+    keyIds: Object.fromEntries(keyLists),
+  };
+
+  // A first pass without permissions says which copies are usable; only they (and their sources) are worth a call.
+  const wanted = new Map<string, { region: string; imageId: string }>();
+  for (const row of computeReadiness(input).rows) {
+    for (const cell of row.cells) {
+      if (!cell.copyImageId || (cell.status !== 'ready' && cell.status !== 'drifted')) continue;
+      wanted.set(imageKey(cell.region, cell.copyImageId), { region: cell.region, imageId: cell.copyImageId });
+      if (policy.replication.copyLaunchPermissions) wanted.set(imageKey(row.sourceRegion, row.sourceImageId), { region: row.sourceRegion, imageId: row.sourceImageId });
+    }
+  }
+  // DescribeImages does not say which key encrypts a snapshot; DescribeSnapshots does (a call per 200 snapshots).
+  const copies = await withSnapshotKeys(clients, input.copies, new Set([...wanted.keys()]));
+
+  const permissions = new Map<string, LaunchPermission[]>();
+  let done = 0;
+  await forEachLimited([...wanted.values()], ATTRIBUTE_CONCURRENCY, async ({ region, imageId }) => {
+    permissions.set(imageKey(region, imageId), await getLaunchPermissions(clients.ec2(region), imageId));
+    done++;
+    if (done % 50 === 0) onProgress?.(`reading launch permissions ${done}/${wanted.size}`);
+  });
+  return { ...input, copies, launchPermissions: permissions };
+}
+
+const SNAPSHOT_BATCH = 200;
+
+async function withSnapshotKeys(clients: Clients, copies: readonly ImageRecord[], usable: Set<string>): Promise<ImageRecord[]> {
+  const idsByRegion = new Map<string, string[]>();
+  for (const copy of copies) {
+    if (!usable.has(imageKey(copy.region, copy.imageId))) continue;
+    const ids = idsByRegion.get(copy.region) ?? [];
+    ids.push(...copy.snapshots.filter((s) => !s.kmsKeyId).map((s) => s.snapshotId));
+    idsByRegion.set(copy.region, ids);
+  }
+  const keys = new Map<string, { encrypted?: boolean; kmsKeyId?: string }>();
+  await Promise.all(
+    [...idsByRegion].map(async ([region, ids]) => {
+      for (let i = 0; i < ids.length; i += SNAPSHOT_BATCH) {
+        const out = await clients.ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: ids.slice(i, i + SNAPSHOT_BATCH) }));
+        for (const s of out.Snapshots ?? []) if (s.SnapshotId) keys.set(`${region}/${s.SnapshotId}`, { encrypted: s.Encrypted, kmsKeyId: s.KmsKeyId });
+      }
+    }),
+  );
+  if (keys.size === 0) return [...copies];
+  return copies.map((copy) => ({
+    ...copy,
+    snapshots: copy.snapshots.map((s) => ({ ...s, ...(keys.get(`${copy.region}/${s.snapshotId}`) ?? {}) })),
+  }));
+}
+
+export interface RedriveOutcome {
+  sourceRegion: string;
+  sourceImageId: string;
+  regions: string[];
+  executionName: string;
+  executionArn: string;
+  /** `started`: a new execution; `joined`: one of that name is running, so nothing new was started. */
+  result: 'started' | 'joined';
+}
+
+export interface RepairOutcome {
+  region: string;
+  copyImageId: string;
+  sourceImageId: string;
+  applied: ('tags' | 'launch-permissions' | 'deprecation')[];
+}
+
+export interface ReconcileError {
+  action: 'redrive' | 'repair';
+  region: string;
+  imageId: string;
+  message: string;
+}
+
+export interface ReconcileResult {
+  redriven: RedriveOutcome[];
+  repaired: RepairOutcome[];
+  manual: ReconciliationPlan['manual'];
+  errors: ReconcileError[];
+}
+
+export interface ReconcileOptions {
+  /** The replication state machine of a source region (ami-dr is deployed in each source region). */
+  stateMachineArnFor(sourceRegion: string): string;
+  onProgress?: ProgressFn;
+}
+
+/**
+ * Acts on a reconciliation plan. Re-drives start the replication under the same deterministic name the event
+ * handler uses, so an execution in flight is joined, never doubled; only when that execution has already ended and
+ * the image is still not ready does a numbered re-drive (attempt 1, 2, ...) start. Each action's failure is
+ * recorded and the others go on.
+ */
+export async function reconcile(clients: Clients, policy: Readonly<Policy>, plan: ReconciliationPlan, copies: readonly ImageRecord[], options: ReconcileOptions): Promise<ReconcileResult> {
+  const result: ReconcileResult = { redriven: [], repaired: [], manual: plan.manual, errors: [] };
+  for (const action of plan.redrive) {
+    options.onProgress?.(`re-driving ${action.sourceImageId}`);
+    try {
+      result.redriven.push(await redrive(clients, policy, action.sourceRegion, action.sourceImageId, action.regions, options));
+    } catch (error) {
+      result.errors.push({ action: 'redrive', region: action.sourceRegion, imageId: action.sourceImageId, message: (error as Error).message });
+    }
+  }
+  const byId = new Map(copies.map((c) => [imageKey(c.region, c.imageId), c]));
+  for (const action of plan.repair) {
+    options.onProgress?.(`repairing ${action.copyImageId} in ${action.region}`);
+    try {
+      result.repaired.push(await repair(clients.ec2(action.region), action, byId.get(imageKey(action.region, action.copyImageId))));
+    } catch (error) {
+      result.errors.push({ action: 'repair', region: action.region, imageId: action.copyImageId, message: (error as Error).message });
+    }
+  }
+  return result;
+}
+
+async function redrive(clients: Clients, policy: Readonly<Policy>, region: string, imageId: string, regions: string[], options: ReconcileOptions): Promise<RedriveOutcome> {
+  const started = await startOrJoinReplication(clients, policy, region, imageId, options.stateMachineArnFor(region));
+  return { sourceRegion: region, sourceImageId: imageId, regions, ...started };
+}
+
+/**
+ * Starts the replication of an image under the name the event handler uses, or joins the execution of that name
+ * while it runs. When that execution has ended (and the caller still finds the image not ready), a numbered
+ * re-drive starts: deterministic too, so two callers seeing the same gap start one execution, not two.
+ */
+export async function startOrJoinReplication(
+  clients: Clients,
+  policy: Readonly<Policy>,
+  region: string,
+  imageId: string,
+  stateMachineArn: string,
+): Promise<{ executionName: string; executionArn: string; result: 'started' | 'joined' }> {
+  for (let attempt = 0; attempt < MAX_REDRIVE_ATTEMPTS; attempt++) {
+    const started = await startReplication({ clients, policy, stateMachineArn }, region, imageId, attempt);
+    const base = { executionName: started.executionName, executionArn: started.executionArn };
+    if (!started.alreadyStarted) return { ...base, result: 'started' };
+    const execution = await describeExecution(clients.sfn(stateMachineArn.split(':')[3] || region), started.executionArn);
+    if (execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE') return { ...base, result: 'joined' };
+  }
+  throw new Error(`replication of ${imageId} ended ${MAX_REDRIVE_ATTEMPTS} times without making it ready; see its executions`);
+}
+
+async function repair(ec2: EC2Client, action: RepairAction, copy: ImageRecord | undefined): Promise<RepairOutcome> {
+  const applied: RepairOutcome['applied'] = [];
+  if (action.tags && Object.keys(action.tags).length) {
+    // Replication tags the copy's snapshots too; so does the repair.
+    await tagResources(ec2, [action.copyImageId, ...(copy?.snapshots.map((s) => s.snapshotId) ?? [])], action.tags);
+    applied.push('tags');
+  }
+  if (action.launchPermissions) {
+    await addLaunchPermissions(ec2, action.copyImageId, action.launchPermissions.add);
+    await removeLaunchPermissions(ec2, action.copyImageId, action.launchPermissions.remove);
+    applied.push('launch-permissions');
+  }
+  if (action.deprecateAt) {
+    await setDeprecation(ec2, action.copyImageId, action.deprecateAt);
+    applied.push('deprecation');
+  }
+  return { region: action.region, copyImageId: action.copyImageId, sourceImageId: action.sourceImageId, applied };
+}
+
+async function removeLaunchPermissions(ec2: EC2Client, imageId: string, permissions: LaunchPermission[]): Promise<void> {
+  if (permissions.length === 0) return;
+  const Remove = permissions.map((p) =>
+    p.userId ? { UserId: p.userId } : p.organizationArn ? { OrganizationArn: p.organizationArn } : p.organizationalUnitArn ? { OrganizationalUnitArn: p.organizationalUnitArn } : { Group: 'all' as const },
+  );
+  await ec2.send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Remove } }));
+}
+
+export interface ReadinessRunOptions {
+  clients: Clients;
+  policy: Readonly<Policy>;
+  /** Milliseconds since the epoch. */
+  now: number;
+  /** Re-drive missing/failed images and repair drifted copies (needs stateMachineArnFor). */
+  reconcile: boolean;
+  stateMachineArnFor?: (sourceRegion: string) => string;
+  /** Write the JSON report here when set (the policy's report bucket). */
+  report?: { bucket: string; prefix: string; region: string };
+  onProgress?: ProgressFn;
+}
+
+export interface ReadinessRun {
+  report: ReadinessReport;
+  plan: ReconciliationPlan;
+  reconciliation?: ReconcileResult;
+  reportLocation?: string;
+}
+
+/** One readiness run: inventory, matrix, plan; then (when asked) reconciliation and the report in S3. */
+export async function runReadiness(options: ReadinessRunOptions): Promise<ReadinessRun> {
+  const { clients, policy, now } = options;
+  const input = await collectReadinessInput(clients, policy, now, options.onProgress);
+  const report = computeReadiness(input);
+  const plan = planReconciliation(report);
+  const run: ReadinessRun = { report, plan };
+  if (options.reconcile) {
+    const arnFor = options.stateMachineArnFor;
+    if (!arnFor && plan.redrive.length) throw new Error('re-driving replication needs the state machine ARN (STATE_MACHINE_ARN)');
+    run.reconciliation = await reconcile(clients, policy, plan, input.copies, {
+      stateMachineArnFor: arnFor ?? (() => ''),
+      onProgress: options.onProgress,
+    });
+  }
+  if (options.report) {
+    const key = `${options.report.prefix}readiness/${report.generatedAt.replace(/[:.]/g, '-')}.json`;
+    await putJson(clients, options.report.region, options.report.bucket, key, { ...report, reconciliation: run.reconciliation });
+    run.reportLocation = `s3://${options.report.bucket}/${key}`;
+  }
+  return run;
+}
+
+async function putJson(clients: Clients, region: string, bucket: string, key: string, body: unknown): Promise<void> {
+  await clients.s3(region).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(body, null, 2), ContentType: 'application/json' }));
+}
+
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** ami-dr is deployed once per source region under the same names: the state machine in `region` differs only in its region. */
+export function stateMachineArnIn(stateMachineArn: string, region: string): string {
+  const parts = stateMachineArn.split(':');
+  if (parts.length < 7 || parts[2] !== 'states') throw new Error(`not a state machine ARN: ${stateMachineArn}`);
+  parts[3] = region;
+  return parts.join(':');
+}

@@ -1,0 +1,77 @@
+import { writeFile } from 'node:fs/promises';
+import { runReadiness } from '../../aws/readiness.ts';
+import { formatDuration, formatPercent } from '../../report/format.ts';
+import { REPORT_FORMATS, renderReport, type ReportFormat } from '../../report/index.ts';
+import type { Command } from '../command.ts';
+import { EXIT, UsageError } from '../errors.ts';
+
+export const readinessCommand: Command = {
+  name: 'readiness',
+  summary: 'the DR readiness matrix: every in-scope image × DR region',
+  usage: 'ami-dr readiness [--format table|json|markdown|html] [--output file] [--fail-on-gap] [--reconcile]',
+  description:
+    'For every in-scope source image and every DR region: ready, in progress, missing, failed (with the reason) or\n' +
+    'drifted (key, tags, launch permissions or deprecation time not what the policy requires), with replication lag\n' +
+    'and the age of the oldest image not ready everywhere. --reconcile also re-drives missing and failed images and\n' +
+    'repairs drifted copies, as the scheduled function does.',
+  options: {
+    format: { type: 'string', valueName: REPORT_FORMATS.join('|'), description: 'output format (default table)' },
+    output: { type: 'string', short: 'o', valueName: 'file', description: 'write the report to a file instead of stdout' },
+    'fail-on-gap': { type: 'boolean', description: 'exit 1 when any image is not ready in every DR region' },
+    reconcile: { type: 'boolean', description: 're-drive missing/failed images and repair drifted copies' },
+  },
+  examples: [
+    'ami-dr readiness',
+    'ami-dr readiness --fail-on-gap            # for CI and monitors',
+    'ami-dr readiness --format html --output readiness.html',
+    'ami-dr readiness --format markdown >> $GITHUB_STEP_SUMMARY',
+    'ami-dr readiness --reconcile --json | jq .summary',
+  ],
+  async run(ctx, values) {
+    const format = (values.format as string | undefined) ?? (ctx.flags.json ? 'json' : 'table');
+    if (!(REPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${REPORT_FORMATS.join(', ')} (got '${format}')`, 'readiness');
+    const policy = ctx.policy();
+    const session = await ctx.session();
+    if (session.local) await session.local.waitForIdle();
+    const progress = ctx.out.progress('computing readiness');
+    let run: Awaited<ReturnType<typeof runReadiness>>;
+    try {
+      run = await runReadiness({
+        clients: session.clients,
+        policy,
+        now: session.now(),
+        reconcile: Boolean(values.reconcile),
+        stateMachineArnFor: session.stateMachineArnFor,
+        onProgress: (t) => progress.update(t),
+      });
+    } finally {
+      progress.done();
+    }
+    const { report } = run;
+    const rendered =
+      format === 'json'
+        ? `${JSON.stringify({ schemaVersion: 1, ...report, plan: run.plan, ...(run.reconciliation ? { reconciliation: run.reconciliation } : {}) }, null, 2)}\n`
+        : renderReport(report, format as ReportFormat, { color: ctx.out.color && !values.output });
+    const s = report.summary;
+    if (values.output) {
+      await writeFile(values.output as string, rendered);
+      ctx.out.note(`wrote ${values.output} (${s.images} images × ${report.drRegions.length} DR regions)`);
+      if (!ctx.flags.json) ctx.out.print(`${formatPercent(s.readyRatio)} ready; ${s.imagesNotReady} of ${s.images} images not ready everywhere`);
+    } else {
+      ctx.out.print(rendered);
+    }
+    if (run.reconciliation && format !== 'json') {
+      const r = run.reconciliation;
+      for (const x of r.redriven) ctx.out.note(`re-drive ${x.sourceImageId} → ${x.regions.join(', ')}: ${x.result} (${x.executionName})`);
+      for (const x of r.repaired) ctx.out.note(`repaired ${x.copyImageId} in ${x.region}: ${x.applied.join(', ')}`);
+      for (const x of r.manual) ctx.out.note(`needs a person: ${x.copyImageId} in ${x.region}: ${x.reason}`);
+      for (const x of r.errors) ctx.out.note(`${ctx.out.paint('red', 'failed', 'err')} to ${x.action} ${x.imageId} (${x.region}): ${x.message}`);
+    }
+    if (run.reconciliation?.errors.length) return EXIT.failure;
+    if (values['fail-on-gap'] && s.imagesNotReady > 0) {
+      ctx.out.note(`gap: ${s.imagesNotReady} image${s.imagesNotReady === 1 ? '' : 's'} not ready in every DR region (oldest ${formatDuration(s.oldestUnprotectedAgeSeconds)})`);
+      return EXIT.failure;
+    }
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,112 @@
+import { describeKey, describeRegions, type KeyInfo, type RegionInfo } from '../../aws/account.ts';
+import { listImages } from '../../aws/images.ts';
+import type { ImageRecord } from '../../domain/image.ts';
+import type { Policy } from '../../domain/policy.ts';
+import { matchSelector } from '../../domain/replication.ts';
+import { isReplica } from '../../domain/tags.ts';
+import type { Command } from '../command.ts';
+import { EXIT } from '../errors.ts';
+
+export interface Problem {
+  field: string;
+  message: string;
+}
+
+export interface AccountFacts {
+  regions: RegionInfo[];
+  /** DR region => its key, or undefined when the key does not exist there. */
+  keys: Record<string, KeyInfo | undefined>;
+  /** Public EBS images owned in the source regions. */
+  publicSources: ImageRecord[];
+}
+
+/** The policy against the account: regions exist and are enabled, DR keys exist and can encrypt shareable copies, nothing public would be copied. */
+export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): Problem[] {
+  const problems: Problem[] = [];
+  const regions = new Map(facts.regions.map((r) => [r.name, r]));
+  const checkRegion = (field: string, name: string): boolean => {
+    const r = regions.get(name);
+    if (!r) problems.push({ field, message: `${name} is not a region of this partition` });
+    else if (r.optInStatus === 'not-opted-in') problems.push({ field, message: `${name} is not enabled in this account (opt-in region)` });
+    return Boolean(r && r.optInStatus !== 'not-opted-in');
+  };
+  policy.regions.sources.forEach((name, i) => checkRegion(`regions.sources.${i}`, name));
+  policy.regions.dr.forEach((dr, i) => {
+    if (!checkRegion(`regions.dr.${i}.region`, dr.region)) return;
+    const field = `regions.dr.${i}.kmsKeyId`;
+    const key = facts.keys[dr.region];
+    if (!key) problems.push({ field, message: `${dr.kmsKeyId} does not exist in ${dr.region}` });
+    else if (key.state !== 'Enabled') problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.state}; copies need it Enabled` });
+    else if (key.manager === 'AWS') problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is AWS-managed; images encrypted under it cannot be shared` });
+    else if (key.spec !== 'SYMMETRIC_DEFAULT') problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.spec}; EBS needs a symmetric key` });
+    if (policy.regions.sources.includes(dr.region)) problems.push({ field: `regions.dr.${i}.region`, message: `${dr.region} is also a source region` });
+  });
+  if (policy.replication.copyLaunchPermissions) {
+    for (const image of facts.publicSources) {
+      if (image.rootDeviceType !== 'ebs' || isReplica(image.tags) || !matchSelector(policy.selector, image).match) continue;
+      problems.push({
+        field: 'selector',
+        message: `${image.imageId} (${image.region}) is public and in scope; its copies are encrypted and cannot be public (exclude it, or stop sharing it publicly)`,
+      });
+    }
+  }
+  return problems;
+}
+
+export const validateCommand: Command = {
+  name: 'validate',
+  summary: 'check the policy file, and the policy against the account',
+  usage: 'ami-dr validate [--policy file] [--local] [--json]',
+  description:
+    'Checks the policy file against its schema (every problem named by its field), then against the account: regions\n' +
+    'exist and are enabled, each DR region\'s KMS key exists and is Enabled, and no in-scope source image is public\n' +
+    '(its encrypted copies could not be). Exit status 0 when valid, 1 when the account does not fit the policy,\n' +
+    '2 when the file itself is invalid.',
+  options: {},
+  examples: ['ami-dr validate', 'ami-dr validate --policy prod.yml --json', 'AWS_PROFILE=prod ami-dr validate --policy prod.yml'],
+  async run(ctx) {
+    const file = ctx.flags.policy ?? 'ami-dr.config.yml';
+    let policy: Readonly<Policy>;
+    try {
+      policy = ctx.policy();
+    } catch (error) {
+      const problems = (error as { problems?: string[] }).problems;
+      if (!problems) throw error;
+      const parsed = problems.map((p) => {
+        const at = p.indexOf(': ');
+        return { field: at > 0 ? p.slice(0, at) : '(policy)', message: at > 0 ? p.slice(at + 2) : p };
+      });
+      report(ctx, file, parsed, undefined);
+      return EXIT.usage;
+    }
+    const session = await ctx.session();
+    const progress = ctx.out.progress('checking the account');
+    try {
+      const home = policy.regions.sources[0] ?? session.region;
+      const [regions, keyEntries, publicSources] = await Promise.all([
+        describeRegions(session.clients.ec2(home)),
+        Promise.all(policy.regions.dr.map(async (d) => [d.region, await describeKey(session.clients.kms(d.region), d.kmsKeyId).catch(() => undefined)] as const)),
+        Promise.all(policy.regions.sources.map((r) => listImages(session.clients.ec2(r), r, { owners: ['self'], filters: { 'is-public': ['true'] } }))),
+      ]);
+      const problems = accountProblems(policy, { regions, keys: Object.fromEntries(keyEntries), publicSources: publicSources.flat() });
+      progress.done();
+      report(ctx, file, problems, session.accountId);
+      return problems.length ? EXIT.failure : EXIT.ok;
+    } finally {
+      progress.done();
+    }
+  },
+};
+
+function report(ctx: Parameters<Command['run']>[0], file: string, problems: Problem[], accountId: string | undefined): void {
+  if (ctx.flags.json) {
+    ctx.out.printJson({ valid: problems.length === 0, policyFile: file, accountId: accountId ?? null, problems });
+    return;
+  }
+  if (problems.length === 0) {
+    ctx.out.print(`${ctx.out.paint('green', '✓')} ${file} is valid for account ${accountId}`);
+    return;
+  }
+  ctx.out.print(`${ctx.out.paint('red', '✗')} ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}${accountId ? ` in account ${accountId}` : ''}`);
+  for (const p of problems) ctx.out.print(`  ${ctx.out.paint('bold', p.field)}: ${p.message}`);
+}

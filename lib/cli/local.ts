@@ -1,0 +1,33 @@
+import type { Policy } from '../domain/policy.ts';
+import type { CommandContext, Session } from './command.ts';
+import { seedAccount, type SeededAccount } from './local-account.ts';
+
+export interface LocalSessionDetails {
+  account: SeededAccount;
+}
+
+/**
+ * --local: the whole of ami-dr (twin, event rules, replication state machine) started in this process on a
+ * virtual clock, seeded with a realistic account, stopped when the command ends.
+ */
+export async function startLocalSession(ctx: CommandContext, policy: Readonly<Policy>, region: string): Promise<Session> {
+  const progress = ctx.out.progress('starting the local twin');
+  try {
+    const { startLocalRuntime } = await import('../../local/runtime.ts');
+    const runtime = await startLocalRuntime({ policy, twinOptions: { s3: true } });
+    ctx.onCleanup(() => runtime.stop());
+    const now = runtime.twin.clock.now();
+    const account = seedAccount(runtime.twin.seed, policy, now);
+    if (!ctx.flags.json) ctx.out.note(`local twin at ${runtime.twin.endpoint}: account ${runtime.twin.accountId}, ${account.sources.length} source images seeded`);
+    return {
+      clients: runtime.clients,
+      accountId: runtime.twin.accountId,
+      region,
+      stateMachineArnFor: (r) => runtime.stateMachineArn(r),
+      now: () => runtime.twin.clock.now(),
+      local: { waitForIdle: () => runtime.waitForIdle(), endpoint: runtime.twin.endpoint },
+    };
+  } finally {
+    progress.done();
+  }
+}
