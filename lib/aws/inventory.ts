@@ -1,0 +1,310 @@
+import {
+  DescribeAutoScalingGroupsCommand,
+  DescribeLaunchConfigurationsCommand,
+  type AutoScalingClient,
+  type AutoScalingGroup,
+  type LaunchTemplateSpecification,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeImageReferencesCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeSnapshotsCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
+import type { ImageRecord } from '../domain/image.ts';
+import type { ImageReference, ImageReferencesCoverage, LiveSources, RetentionInventory } from '../domain/retention-inventory.ts';
+import { sourceKey } from '../domain/retention-inventory.ts';
+import { TAG, isReplica } from '../domain/tags.ts';
+import type { Clients } from './clients.ts';
+import { listImages } from './images.ts';
+import { isThrottle, TokenBucketPacer, type RateClass } from './pacer.ts';
+
+/**
+ * Retention's inventory of one region: every image the account owns (deprecated and disabled too), snapshot
+ * sizes, and everything that references an image: instances in any state but terminated, launch templates'
+ * `$Default` and `$Latest` versions and every version an ASG names, launch configurations, ASGs (launch
+ * template, mixed-instances policy and its overrides, launch configuration), and DescribeImageReferences.
+ *
+ * Calls grow with pages, not images: one call per page of each describe, plus one DescribeLaunchTemplateVersions
+ * per launch template and one DescribeImageReferences per 10 images that could be acted on.
+ */
+
+export const REQUIRED_PERMISSIONS = [
+  'ec2:DescribeImages',
+  'ec2:DescribeSnapshots',
+  'ec2:DescribeInstances',
+  'ec2:DescribeLaunchTemplates',
+  'ec2:DescribeLaunchTemplateVersions',
+  'ec2:DescribeImageReferences',
+  'autoscaling:DescribeAutoScalingGroups',
+  'autoscaling:DescribeLaunchConfigurations',
+] as const;
+
+export interface InventoryOptions {
+  region: string;
+  accountId: string;
+  /** Scan instances, launch templates, launch configurations and ASGs (default true). */
+  protectInUse?: boolean;
+  /** List the source regions of this region's replicas to see which sources still exist (default true). */
+  lookUpSources?: boolean;
+  /** Paces the describes (default: real time at EC2's rates). */
+  pacer?: TokenBucketPacer;
+}
+
+/** Instances in these states still reference their image. */
+const LIVE_INSTANCE_STATES = ['pending', 'running', 'shutting-down', 'stopping', 'stopped'];
+const IMAGE_REFERENCE_BATCH = 10;
+const SSM_IMAGE = 'resolve:ssm:';
+
+export async function collectInventory(clients: Clients, options: InventoryOptions): Promise<RetentionInventory> {
+  const { region, accountId } = options;
+  const ec2 = clients.ec2(region);
+  const pacer = options.pacer ?? new TokenBucketPacer();
+  const warnings: string[] = [];
+  const references = new Map<string, ImageReference[]>();
+  const addRef = (imageId: string | undefined, ref: ImageReference): void => {
+    if (!imageId) return;
+    if (imageId.startsWith(SSM_IMAGE)) {
+      warnings.push(`${ref.kind} ${ref.id} names its image by SSM parameter (${imageId}); only DescribeImageReferences sees through it`);
+      return;
+    }
+    const list = references.get(imageId);
+    if (!list) references.set(imageId, [ref]);
+    else if (!list.some((r) => r.kind === ref.kind && r.id === ref.id)) list.push(ref);
+  };
+
+  const images = await listImages(ec2, region, { owners: ['self'], includeDeprecated: true, includeDisabled: true });
+  const snapshotSizes = await describeSnapshotSizes(ec2, pacer);
+  if (options.protectInUse ?? true) {
+    for (const instance of await describeLiveInstances(ec2, pacer)) addRef(instance.imageId, { kind: 'instance', id: instance.instanceId });
+    await scanTemplatesAndGroups(ec2, clients.autoScaling(region), pacer, addRef, warnings);
+  }
+  const sources = options.lookUpSources === false ? undefined : await lookUpSources(clients, images, warnings);
+  return {
+    region,
+    accountId,
+    images,
+    snapshotSizes,
+    references,
+    imageReferences: 'not-checked',
+    ...(sources ? { sources } : {}),
+    warnings,
+  };
+}
+
+/**
+ * Asks DescribeImageReferences about these images (10 per call) and adds what it finds to the inventory.
+ * Regions without the action (InvalidAction, UnsupportedOperation) leave the inventory to the scans and say so.
+ */
+export async function addImageReferences(ec2: EC2Client, inventory: RetentionInventory, imageIds: readonly string[], pacer = new TokenBucketPacer()): Promise<RetentionInventory> {
+  const references = new Map(inventory.references);
+  let coverage: ImageReferencesCoverage = 'checked';
+  const warnings = [...inventory.warnings];
+  outer: for (let i = 0; i < imageIds.length; i += IMAGE_REFERENCE_BATCH) {
+    const batch = imageIds.slice(i, i + IMAGE_REFERENCE_BATCH);
+    let nextToken: string | undefined;
+    do {
+      let out;
+      try {
+        out = await paced(pacer, 'describe', () => ec2.send(new DescribeImageReferencesCommand({ ImageIds: batch, IncludeAllResourceTypes: true, NextToken: nextToken })));
+      } catch (error) {
+        const name = (error as { name?: string }).name;
+        if (name === 'InvalidAction' || name === 'UnsupportedOperation') {
+          coverage = 'unavailable';
+          warnings.push(`DescribeImageReferences is not available in ${inventory.region} (${name}): in-use checks rely on the instance, launch template, launch configuration and ASG scans only (SSM parameters and Image Builder recipes are not seen)`);
+          break outer;
+        }
+        throw error;
+      }
+      for (const ref of out.ImageReferences ?? []) {
+        if (!ref.ImageId) continue;
+        const list = references.get(ref.ImageId) ?? [];
+        const id = ref.Arn ?? ref.ResourceType ?? 'unknown';
+        if (!list.some((r) => r.id === id)) references.set(ref.ImageId, [...list, { kind: 'image-reference', id }]);
+      }
+      nextToken = out.NextToken;
+    } while (nextToken);
+  }
+  return { ...inventory, references, imageReferences: coverage, warnings };
+}
+
+/** Calls `fn` after a token of `cls`; a throttle that got past the SDK's retries empties the bucket and tries again. */
+async function paced<T>(pacer: TokenBucketPacer, cls: RateClass, fn: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    await pacer.take(cls);
+    try {
+      return await fn();
+    } catch (error) {
+      if (!isThrottle(error) || attempt >= attempts) throw error;
+      pacer.throttled(cls);
+    }
+  }
+}
+
+async function describeSnapshotSizes(ec2: EC2Client, pacer: TokenBucketPacer): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  let nextToken: string | undefined;
+  do {
+    const out = await paced(pacer, 'describe', () => ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], MaxResults: 1000, NextToken: nextToken })));
+    for (const s of out.Snapshots ?? []) if (s.SnapshotId && s.VolumeSize !== undefined) sizes.set(s.SnapshotId, s.VolumeSize);
+    nextToken = out.NextToken;
+  } while (nextToken);
+  return sizes;
+}
+
+async function describeLiveInstances(ec2: EC2Client, pacer: TokenBucketPacer): Promise<{ instanceId: string; imageId: string }[]> {
+  const instances: { instanceId: string; imageId: string }[] = [];
+  let nextToken: string | undefined;
+  do {
+    const out = await paced(pacer, 'describe', () =>
+      ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }], MaxResults: 1000, NextToken: nextToken })),
+    );
+    for (const r of out.Reservations ?? []) {
+      for (const i of r.Instances ?? []) if (i.InstanceId && i.ImageId) instances.push({ instanceId: i.InstanceId, imageId: i.ImageId });
+    }
+    nextToken = out.NextToken;
+  } while (nextToken);
+  return instances;
+}
+
+async function describeGroups(autoScaling: AutoScalingClient): Promise<AutoScalingGroup[]> {
+  const groups: AutoScalingGroup[] = [];
+  let nextToken: string | undefined;
+  do {
+    const out = await autoScaling.send(new DescribeAutoScalingGroupsCommand({ MaxRecords: 100, NextToken: nextToken }));
+    groups.push(...(out.AutoScalingGroups ?? []));
+    nextToken = out.NextToken;
+  } while (nextToken);
+  return groups;
+}
+
+async function scanTemplatesAndGroups(
+  ec2: EC2Client,
+  autoScaling: AutoScalingClient,
+  pacer: TokenBucketPacer,
+  addRef: (imageId: string | undefined, ref: ImageReference) => void,
+  warnings: string[],
+): Promise<void> {
+  // Launch configurations: every one counts, in an ASG or not (a configuration outside any group is still
+  // what someone will launch from next).
+  let nextToken: string | undefined;
+  const configImages = new Map<string, string>();
+  do {
+    const out = await autoScaling.send(new DescribeLaunchConfigurationsCommand({ MaxRecords: 100, NextToken: nextToken }));
+    for (const c of out.LaunchConfigurations ?? []) {
+      if (!c.LaunchConfigurationName) continue;
+      if (c.ImageId) configImages.set(c.LaunchConfigurationName, c.ImageId);
+      addRef(c.ImageId, { kind: 'launch-configuration', id: c.LaunchConfigurationName });
+    }
+    nextToken = out.NextToken;
+  } while (nextToken);
+
+  interface Template {
+    name: string;
+    defaultVersion?: number;
+    latestVersion?: number;
+    /** `$Default`, `$Latest` and every version an ASG names. */
+    versions: Set<string>;
+    groups: { group: string; version: string }[];
+  }
+  const templates = new Map<string, Template>();
+  nextToken = undefined;
+  do {
+    const out = await paced(pacer, 'describe', () => ec2.send(new DescribeLaunchTemplatesCommand({ MaxResults: 200, NextToken: nextToken })));
+    for (const t of out.LaunchTemplates ?? []) {
+      if (!t.LaunchTemplateId) continue;
+      templates.set(t.LaunchTemplateId, {
+        name: t.LaunchTemplateName ?? '',
+        defaultVersion: t.DefaultVersionNumber,
+        latestVersion: t.LatestVersionNumber,
+        versions: new Set(['$Default', '$Latest']),
+        groups: [],
+      });
+    }
+    nextToken = out.NextToken;
+  } while (nextToken);
+  const idByName = new Map([...templates].map(([id, t]) => [t.name, id]));
+
+  // Every launch template version an ASG names, wherever in the group it names it.
+  for (const group of await describeGroups(autoScaling)) {
+    const name = group.AutoScalingGroupName ?? '?';
+    if (group.LaunchConfigurationName) {
+      addRef(configImages.get(group.LaunchConfigurationName), { kind: 'auto-scaling-group', id: `${name} (launch configuration ${group.LaunchConfigurationName})` });
+    }
+    const specs: (LaunchTemplateSpecification | undefined)[] = [
+      group.LaunchTemplate,
+      group.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification,
+      ...(group.MixedInstancesPolicy?.LaunchTemplate?.Overrides ?? []).map((o) => o.LaunchTemplateSpecification),
+    ];
+    for (const spec of specs) {
+      if (!spec) continue;
+      const id = spec.LaunchTemplateId ?? idByName.get(spec.LaunchTemplateName ?? '');
+      const template = id ? templates.get(id) : undefined;
+      if (!id || !template) continue; // a group naming a template that no longer exists launches nothing from it
+      const version = spec.Version ?? '$Default';
+      template.versions.add(version);
+      template.groups.push({ group: name, version });
+    }
+  }
+
+  for (const [templateId, template] of templates) {
+    const numberOf = (version: string): number | undefined =>
+      version === '$Default' ? template.defaultVersion : version === '$Latest' ? template.latestVersion : Number(version);
+    const imageOf = new Map<number, string | undefined>();
+    let versions = [...template.versions];
+    let token: string | undefined;
+    for (;;) {
+      let out;
+      try {
+        out = await paced(pacer, 'describe', () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: templateId, Versions: versions, NextToken: token })));
+      } catch (error) {
+        const name = (error as { name?: string }).name ?? '';
+        // A version an ASG names may be gone (or the template deleted) since the listing: ask again without it.
+        if (name === 'InvalidLaunchTemplateId.VersionNotFound' && versions.length > 2) {
+          warnings.push(`launch template ${templateId}: a version an ASG names (${versions.slice(2).join(', ')}) was not found; checked $Default and $Latest`);
+          versions = ['$Default', '$Latest'];
+          token = undefined;
+          imageOf.clear();
+          continue;
+        }
+        if (name === 'InvalidLaunchTemplateId.NotFound') break;
+        throw error;
+      }
+      for (const v of out.LaunchTemplateVersions ?? []) if (v.VersionNumber !== undefined) imageOf.set(v.VersionNumber, v.LaunchTemplateData?.ImageId);
+      token = out.NextToken;
+      if (!token) break;
+    }
+    for (const version of versions) {
+      const number = numberOf(version);
+      if (number === undefined || !imageOf.has(number)) continue;
+      addRef(imageOf.get(number), { kind: 'launch-template', id: `${templateId}:${version}${version === String(number) ? '' : `(${number})`}` });
+    }
+    for (const { group, version } of template.groups) {
+      const number = numberOf(version);
+      if (number !== undefined) addRef(imageOf.get(number), { kind: 'auto-scaling-group', id: `${group} (${templateId}:${version})` });
+    }
+  }
+}
+
+/** Which sources of this region's replicas still exist: one listing per source region (pages, not images). */
+async function lookUpSources(clients: Clients, images: readonly ImageRecord[], warnings: string[]): Promise<LiveSources> {
+  const regions = new Set<string>();
+  for (const image of images) {
+    const r = isReplica(image.tags) ? (image.tags[TAG.sourceRegion] ?? image.sourceImageRegion) : undefined;
+    if (r) regions.add(r);
+  }
+  const checkedRegions: string[] = [];
+  const live = new Set<string>();
+  for (const r of regions) {
+    try {
+      const sources = await listImages(clients.ec2(r), r, { owners: ['self'], includeDeprecated: true, includeDisabled: true });
+      for (const s of sources) if (s.state !== 'deregistered') live.add(sourceKey(r, s.imageId));
+      checkedRegions.push(r);
+    } catch (error) {
+      warnings.push(`could not list source images in ${r} (${(error as Error).name}: ${(error as Error).message}); replicas of its images are kept`);
+    }
+  }
+  return { checkedRegions, live };
+}

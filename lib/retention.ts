@@ -1,0 +1,102 @@
+import { callerAccountId } from './aws/account.ts';
+import type { Clients } from './aws/clients.ts';
+import { addImageReferences, collectInventory, REQUIRED_PERMISSIONS as INVENTORY_PERMISSIONS } from './aws/inventory.ts';
+import { TokenBucketPacer } from './aws/pacer.ts';
+import { applyRetentionPlan, REQUIRED_PERMISSIONS as APPLY_PERMISSIONS, writeRetentionReport } from './aws/retention-apply.ts';
+import type { Policy } from './domain/policy.ts';
+import type { RetentionInventory } from './domain/retention-inventory.ts';
+import { planRetention, type RetentionPlan } from './domain/retention-planner.ts';
+import { buildRetentionReport, type RetentionError, type RetentionReport } from './domain/retention-report.ts';
+
+/**
+ * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
+ * Lambda, `ami-dr retention plan|apply` and the demo all call this.
+ */
+
+/** Everything a retention run calls; serverless.yml's retention role grants exactly these. */
+export const REQUIRED_PERMISSIONS = [...new Set(['sts:GetCallerIdentity', ...INVENTORY_PERMISSIONS, ...APPLY_PERMISSIONS, 's3:PutObject'])];
+
+export interface RunRetentionOptions {
+  clients: Clients;
+  policy: Readonly<Policy>;
+  region: string;
+  /** The time the plan is made for (ages are measured to it). Default: the clock's now. */
+  now?: number | Date;
+  /** Plan only: zero mutating calls. Default: policy.retention.dryRun. */
+  dryRun?: boolean;
+  /**
+   * Epoch ms (on `clock`) by which the run must be done, e.g. `Date.now() + context.getRemainingTimeInMillis() -
+   * margin`. Work not started by then is reported as pending and done by the next run. Default: none.
+   */
+  deadline?: number;
+  /** The account; default: STS GetCallerIdentity. */
+  accountId?: string;
+  /** Time for pacing and the deadline; default real time. The twin's ManualClock: `() => clock.now()`. */
+  clock?: () => number;
+  /** How pacing waits; default a timer. With a ManualClock: `(ms) => clock.advance(ms)`. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Scales EC2's rate limits (an account with raised limits); default 1. */
+  rateScale?: number;
+  /** Write the report to policy.retention.reportBucket when set (default true). */
+  writeReport?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface RetentionRun {
+  report: RetentionReport;
+  plan: RetentionPlan;
+  /** `s3://bucket/key` of the written report. */
+  reportLocation?: string;
+  /** Calls made, by kind: what a run costs. */
+  calls: { describe: number; mutating: number };
+}
+
+export async function runRetention(options: RunRetentionOptions): Promise<RetentionRun> {
+  const { clients, policy, region } = options;
+  const clock = options.clock ?? Date.now;
+  const startedAt = clock();
+  const now = options.now === undefined ? startedAt : typeof options.now === 'number' ? options.now : options.now.getTime();
+  const dryRun = options.dryRun ?? policy.retention.dryRun;
+  const pacer = new TokenBucketPacer({ now: clock, ...(options.sleep ? { sleep: options.sleep } : {}), scale: options.rateScale ?? 1 });
+
+  const accountId = options.accountId ?? (await callerAccountId(clients.sts(region)));
+  let inventory: RetentionInventory = await collectInventory(clients, { region, accountId, protectInUse: policy.retention.protectInUse, pacer });
+  let plan = planRetention(inventory, policy, now);
+  // DescribeImageReferences only for the images the plan would act on: 1 call per 10 of them, not per image.
+  if (policy.retention.protectInUse) {
+    const candidates = plan.actions.filter((a) => a.action !== 'keep').map((a) => a.imageId);
+    inventory = await addImageReferences(clients.ec2(region), inventory, candidates, pacer);
+    plan = planRetention(inventory, policy, now);
+  }
+
+  const outcome = dryRun
+    ? undefined
+    : await applyRetentionPlan(plan, {
+        ec2: clients.ec2(region),
+        s3: clients.s3(region),
+        pacer,
+        ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
+
+  const errors: RetentionError[] = [];
+  let report = buildRetentionReport({ plan, policy, dryRun, imageReferences: inventory.imageReferences, outcome, errors, startedAt, finishedAt: clock() });
+  let reportLocation: string | undefined;
+  const bucket = policy.retention.reportBucket;
+  if (bucket && options.writeReport !== false) {
+    const key = `${policy.retention.reportPrefix}retention/${region}/${report.startedAt.replace(/[:.]/g, '-')}${dryRun ? '-dry-run' : ''}.json`;
+    try {
+      reportLocation = await writeRetentionReport(clients.s3(region), bucket, key, report);
+    } catch (error) {
+      // The run's work is done; a lost report is an error to see, not a reason to undo or repeat the work.
+      errors.push({ step: 'report', code: (error as Error).name, message: `could not write the report to s3://${bucket}/${key}: ${(error as Error).message}` });
+      report = buildRetentionReport({ plan, policy, dryRun, imageReferences: inventory.imageReferences, outcome, errors, startedAt, finishedAt: clock() });
+    }
+  }
+  return {
+    report,
+    plan,
+    ...(reportLocation ? { reportLocation } : {}),
+    calls: { describe: pacer.taken.describe, mutating: outcome?.mutatingCalls ?? 0 },
+  };
+}

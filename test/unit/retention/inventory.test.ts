@@ -1,0 +1,193 @@
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand, DescribeLaunchConfigurationsCommand } from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeImageReferencesCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  EC2ServiceException,
+  type Image,
+} from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-vitest/extend';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createClients } from '../../../lib/aws/clients.ts';
+import { addImageReferences, collectInventory } from '../../../lib/aws/inventory.ts';
+import { TAG } from '../../../lib/domain/tags.ts';
+import { ACCOUNT } from './fixtures.ts';
+
+const ec2 = mockClient(EC2Client);
+const asg = mockClient(AutoScalingClient);
+const clients = () => createClients({ maxAttempts: 1 });
+
+const ec2Error = (name: string) => new EC2ServiceException({ name, $fault: 'client', $metadata: {}, message: name });
+const img = (id: string, extra: Partial<Image> = {}): Image => ({ ImageId: id, OwnerId: ACCOUNT, Name: id, State: 'available', CreationDate: '2025-01-01T00:00:00.000Z', ...extra });
+
+beforeEach(() => {
+  ec2.reset();
+  asg.reset();
+  ec2.on(DescribeImagesCommand).resolves({ Images: [] });
+  ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+  ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+  ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [] });
+  asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
+  asg.on(DescribeLaunchConfigurationsCommand).resolves({ LaunchConfigurations: [] });
+});
+
+describe('collectInventory', () => {
+  it('lists every owned image, deprecated and disabled too, and snapshot sizes, page by page', async () => {
+    ec2.on(DescribeImagesCommand).resolvesOnce({ Images: [img('ami-1')], NextToken: 't1' }).resolvesOnce({ Images: [img('ami-2', { State: 'disabled' })] });
+    ec2.on(DescribeSnapshotsCommand)
+      .resolvesOnce({ Snapshots: [{ SnapshotId: 'snap-1', VolumeSize: 8 }], NextToken: 's1' })
+      .resolvesOnce({ Snapshots: [{ SnapshotId: 'snap-2', VolumeSize: 30 }] });
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(inv.images.map((i) => i.imageId)).toEqual(['ami-1', 'ami-2']);
+    expect(ec2).toHaveReceivedCommandWith(DescribeImagesCommand, { Owners: ['self'], IncludeDeprecated: true, IncludeDisabled: true });
+    expect(ec2).toHaveReceivedCommandTimes(DescribeImagesCommand, 2);
+    expect(ec2).toHaveReceivedCommandWith(DescribeSnapshotsCommand, { OwnerIds: ['self'], MaxResults: 1000 });
+    expect([...inv.snapshotSizes]).toEqual([['snap-1', 8], ['snap-2', 30]]);
+    expect(inv.imageReferences).toBe('not-checked');
+  });
+
+  it('counts instances in every state but terminated', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: 'i-1', ImageId: 'ami-1' }, { InstanceId: 'i-2', ImageId: 'ami-1' }] }] });
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(ec2).toHaveReceivedCommandWith(DescribeInstancesCommand, {
+      Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] }],
+    });
+    expect(inv.references.get('ami-1')).toEqual([
+      { kind: 'instance', id: 'i-1' },
+      { kind: 'instance', id: 'i-2' },
+    ]);
+  });
+
+  it("reads each template's $Default and $Latest, and every version an ASG names (by id or name, mixed-instances overrides too)", async () => {
+    ec2.on(DescribeLaunchTemplatesCommand).resolves({
+      LaunchTemplates: [
+        { LaunchTemplateId: 'lt-a', LaunchTemplateName: 'web', DefaultVersionNumber: 1, LatestVersionNumber: 5 },
+        { LaunchTemplateId: 'lt-b', LaunchTemplateName: 'api', DefaultVersionNumber: 2, LatestVersionNumber: 2 },
+      ],
+    });
+    asg.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        {
+          AutoScalingGroupName: 'web-asg',
+          MixedInstancesPolicy: {
+            LaunchTemplate: {
+              LaunchTemplateSpecification: { LaunchTemplateName: 'web', Version: '3' },
+              Overrides: [{ InstanceType: 'm5.large', LaunchTemplateSpecification: { LaunchTemplateId: 'lt-b', Version: '1' } }],
+            },
+          },
+        } as never,
+      ],
+    });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { LaunchTemplateId: 'lt-a' }).resolves({
+      LaunchTemplateVersions: [
+        { VersionNumber: 1, DefaultVersion: true, LaunchTemplateData: { ImageId: 'ami-default' } },
+        { VersionNumber: 5, LaunchTemplateData: { ImageId: 'ami-latest' } },
+        { VersionNumber: 3, LaunchTemplateData: { ImageId: 'ami-v3' } },
+      ],
+    });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { LaunchTemplateId: 'lt-b' }).resolves({
+      LaunchTemplateVersions: [
+        { VersionNumber: 2, DefaultVersion: true, LaunchTemplateData: { ImageId: 'ami-b2' } },
+        { VersionNumber: 1, LaunchTemplateData: { ImageId: 'ami-b1' } },
+      ],
+    });
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(ec2).toHaveReceivedCommandWith(DescribeLaunchTemplateVersionsCommand, { LaunchTemplateId: 'lt-a', Versions: ['$Default', '$Latest', '3'] });
+    expect(ec2).toHaveReceivedCommandWith(DescribeLaunchTemplateVersionsCommand, { LaunchTemplateId: 'lt-b', Versions: ['$Default', '$Latest', '1'] });
+    expect(inv.references.get('ami-default')).toEqual([{ kind: 'launch-template', id: 'lt-a:$Default(1)' }]);
+    expect(inv.references.get('ami-latest')).toEqual([{ kind: 'launch-template', id: 'lt-a:$Latest(5)' }]);
+    expect(inv.references.get('ami-v3')).toEqual([
+      { kind: 'launch-template', id: 'lt-a:3' },
+      { kind: 'auto-scaling-group', id: 'web-asg (lt-a:3)' },
+    ]);
+    expect(inv.references.get('ami-b1')).toContainEqual({ kind: 'auto-scaling-group', id: 'web-asg (lt-b:1)' });
+    expect(inv.references.get('ami-b2')?.map((r) => r.id)).toEqual(['lt-b:$Default(2)', 'lt-b:$Latest(2)']);
+  });
+
+  it('falls back to $Default and $Latest when a version an ASG names is gone', async () => {
+    ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateId: 'lt-a', LaunchTemplateName: 'web', DefaultVersionNumber: 1, LatestVersionNumber: 1 }] });
+    asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [{ AutoScalingGroupName: 'g', LaunchTemplate: { LaunchTemplateId: 'lt-a', Version: '9' } } as never] });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest', '9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest'] }).resolves({
+      LaunchTemplateVersions: [{ VersionNumber: 1, DefaultVersion: true, LaunchTemplateData: { ImageId: 'ami-1' } }],
+    });
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(inv.references.get('ami-1')?.[0]).toEqual({ kind: 'launch-template', id: 'lt-a:$Default(1)' });
+    expect(inv.warnings.join()).toMatch(/lt-a: a version an ASG names \(9\) was not found/);
+  });
+
+  it('counts every launch configuration, in an ASG or not, and ASGs using one', async () => {
+    asg.on(DescribeLaunchConfigurationsCommand).resolves({
+      LaunchConfigurations: [
+        { LaunchConfigurationName: 'lc-used', ImageId: 'ami-1' } as never,
+        { LaunchConfigurationName: 'lc-idle', ImageId: 'ami-2' } as never,
+      ],
+    });
+    asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [{ AutoScalingGroupName: 'g', LaunchConfigurationName: 'lc-used' } as never] });
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(inv.references.get('ami-1')).toEqual([
+      { kind: 'launch-configuration', id: 'lc-used' },
+      { kind: 'auto-scaling-group', id: 'g (launch configuration lc-used)' },
+    ]);
+    expect(inv.references.get('ami-2')).toEqual([{ kind: 'launch-configuration', id: 'lc-idle' }]);
+  });
+
+  it('warns about templates that name their image by SSM parameter', async () => {
+    ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateId: 'lt-s', DefaultVersionNumber: 1, LatestVersionNumber: 1 }] });
+    ec2.on(DescribeLaunchTemplateVersionsCommand).resolves({
+      LaunchTemplateVersions: [{ VersionNumber: 1, DefaultVersion: true, LaunchTemplateData: { ImageId: 'resolve:ssm:/golden/ami' } }],
+    });
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(inv.warnings[0]).toMatch(/lt-s:\$Default\(1\) names its image by SSM parameter \(resolve:ssm:\/golden\/ami\)/);
+  });
+
+  it('skips the in-use scans when protectInUse is off', async () => {
+    await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT, protectInUse: false });
+    expect(ec2).not.toHaveReceivedCommand(DescribeInstancesCommand);
+    expect(asg).not.toHaveReceivedCommand(DescribeAutoScalingGroupsCommand);
+  });
+
+  it("lists replicas' source regions once each to find which sources live", async () => {
+    const replica = (id: string, src: string, region: string) => img(id, { Tags: [{ Key: TAG.role, Value: 'replica' }, { Key: TAG.sourceImageId, Value: src }, { Key: TAG.sourceRegion, Value: region }] });
+    ec2.on(DescribeImagesCommand).resolves({ Images: [replica('ami-r1', 'ami-s1', 'us-east-1'), replica('ami-r2', 'ami-s2', 'us-east-1')] });
+    const inv = await collectInventory(clients(), { region: 'us-west-2', accountId: ACCOUNT });
+    // The DR region's own listing, then us-east-1's: two calls, however many replicas.
+    expect(ec2).toHaveReceivedCommandTimes(DescribeImagesCommand, 2);
+    expect(inv.sources?.checkedRegions).toEqual(['us-east-1']);
+  });
+});
+
+describe('addImageReferences', () => {
+  const base = { region: 'us-east-1', accountId: ACCOUNT, images: [], snapshotSizes: new Map(), references: new Map(), imageReferences: 'not-checked' as const, warnings: [] };
+
+  it('asks about 10 images per call, following pages', async () => {
+    const ids = Array.from({ length: 23 }, (_, i) => `ami-${i}`);
+    ec2.on(DescribeImageReferencesCommand).resolves({ ImageReferences: [] });
+    ec2.on(DescribeImageReferencesCommand, { ImageIds: ids.slice(0, 10) })
+      .resolvesOnce({ ImageReferences: [{ ImageId: 'ami-3', ResourceType: 'ssm:Parameter', Arn: 'arn:aws:ssm:us-east-1:1:parameter/golden' }], NextToken: 'n' })
+      .resolvesOnce({ ImageReferences: [{ ImageId: 'ami-3', ResourceType: 'ec2:Instance', Arn: 'arn:aws:ec2:us-east-1:1:instance/i-1' }] });
+    const inv = await addImageReferences(new EC2Client({}), base, ids);
+    expect(ec2).toHaveReceivedCommandTimes(DescribeImageReferencesCommand, 4);
+    expect(ec2).toHaveReceivedCommandWith(DescribeImageReferencesCommand, { ImageIds: ids.slice(20), IncludeAllResourceTypes: true });
+    expect(inv.references.get('ami-3')?.map((r) => r.id)).toEqual(['arn:aws:ssm:us-east-1:1:parameter/golden', 'arn:aws:ec2:us-east-1:1:instance/i-1']);
+    expect(inv.imageReferences).toBe('checked');
+  });
+
+  it.each(['InvalidAction', 'UnsupportedOperation'])('falls back to the scans, and says so, when the region answers %s', async (code) => {
+    ec2.on(DescribeImageReferencesCommand).rejects(ec2Error(code));
+    const inv = await addImageReferences(new EC2Client({}), base, Array.from({ length: 30 }, (_, i) => `ami-${i}`));
+    expect(ec2).toHaveReceivedCommandTimes(DescribeImageReferencesCommand, 1);
+    expect(inv.imageReferences).toBe('unavailable');
+    expect(inv.warnings[0]).toMatch(new RegExp(`DescribeImageReferences is not available in us-east-1 \\(${code}\\)`));
+  });
+
+  it('lets other errors through', async () => {
+    ec2.on(DescribeImageReferencesCommand).rejects(ec2Error('UnauthorizedOperation'));
+    await expect(addImageReferences(new EC2Client({}), base, ['ami-1'])).rejects.toThrow('UnauthorizedOperation');
+  });
+});
