@@ -40,6 +40,8 @@ export interface Session {
   stateMachineArnFor(sourceRegion: string): string;
   /** `now` for the domain: the twin's clock on a local run. */
   now(): number;
+  /** Waits on that clock (a virtual clock just moves). */
+  sleep(ms: number): Promise<void>;
   /** Set on --local runs. */
   local?: LocalSession;
 }

@@ -1,3 +1,4 @@
+import { ManualClock } from '../../local/clock.ts';
 import type { Policy } from '../domain/policy.ts';
 import type { CommandContext, Session } from './command.ts';
 import { seedAccount, type SeededAccount } from './local-account.ts';
@@ -25,6 +26,11 @@ export async function startLocalSession(ctx: CommandContext, policy: Readonly<Po
       region,
       stateMachineArnFor: (r) => runtime.stateMachineArn(r),
       now: () => runtime.twin.clock.now(),
+      sleep: async (ms) => {
+        const clock = runtime.twin.clock;
+        if (clock instanceof ManualClock) clock.advance(ms);
+        else await new Promise((resolve) => setTimeout(resolve, ms));
+      },
       local: { waitForIdle: () => runtime.waitForIdle(), endpoint: runtime.twin.endpoint },
     };
   } finally {

@@ -4,12 +4,14 @@ import type { Policy } from '../domain/policy.ts';
 import { GLOBAL_OPTIONS, type Command, type CommandContext, type GlobalFlags, type OptionSpec, type ParsedValues, type Session } from './command.ts';
 import { readinessCommand } from './commands/readiness.ts';
 import { replicateCommand } from './commands/replicate.ts';
+import { retentionCommand } from './commands/retention.ts';
+import { twinCommand } from './commands/twin.ts';
 import { validateCommand } from './commands/validate.ts';
 import { describeError, EXIT, UsageError } from './errors.ts';
 import { Output, type Stream } from './output.ts';
 import { openSession } from './session.ts';
 
-export const COMMANDS: readonly Command[] = [validateCommand, replicateCommand, readinessCommand];
+export const COMMANDS: readonly Command[] = [validateCommand, replicateCommand, readinessCommand, retentionCommand, twinCommand];
 
 export const DEFAULT_POLICY_FILE = 'ami-dr.config.yml';
 

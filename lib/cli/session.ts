@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { callerAccountId } from '../aws/account.ts';
 import { stateMachineArnIn } from '../aws/readiness.ts';
 import { createClients } from '../aws/clients.ts';
@@ -28,5 +29,6 @@ export async function openSession(ctx: CommandContext, options: { region?: strin
     stateMachineArnFor: (sourceRegion) =>
       configured ? stateMachineArnIn(configured, sourceRegion) : `arn:aws:states:${sourceRegion}:${accountId}:stateMachine:ami-dr-${stage}-replicate`,
     now: () => Date.now(),
+    sleep: (ms) => sleep(ms),
   };
 }

@@ -1,0 +1,22 @@
+import type { Command } from '../command.ts';
+import { UsageError } from '../errors.ts';
+
+export const twinCommand: Command = {
+  name: 'twin',
+  summary: 'start the local twin of the AWS APIs ami-dr uses, and print its endpoint',
+  usage: 'ami-dr twin [--port port]',
+  description:
+    'Runs the local twin (EC2, KMS, STS, SNS, Auto Scaling, S3) on 127.0.0.1 until Ctrl-C, seeded with a KMS key\n' +
+    'under alias/ami-dr in each DR region and an instance to image. Prints the environment that points the AWS\n' +
+    'SDKs, the AWS CLI and ami-dr at it.',
+  options: {
+    port: { type: 'string', valueName: 'port', description: 'port to listen on (default 4599; 0 picks a free one)' },
+  },
+  examples: ['ami-dr twin', 'ami-dr twin --port 0', 'export $(ami-dr twin | grep -v "^#")   # in another shell, after it starts'],
+  async run(ctx, values) {
+    const port = values.port === undefined ? undefined : Number(values.port);
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port must be a port number, not '${String(values.port)}'`, 'twin');
+    const { runTwinCommand } = await import('../../../local/main.ts');
+    return runTwinCommand({ ...(port !== undefined ? { port } : {}), out: (line) => ctx.out.print(line) });
+  },
+};
