@@ -29,14 +29,8 @@ export const describeImageAttribute: Ec2Action = (ctx) => {
     case 'productCodes':
       return { ...base, productCodes: image.productCodes.map((p) => ({ productCode: p.productCodeId, type: p.productCodeType })) };
     case 'blockDeviceMapping':
-      return {
-        ...base,
-        blockDeviceMapping: image.blockDeviceMappings.map((m) => ({
-          deviceName: m.deviceName,
-          virtualName: m.virtualName,
-          ebs: m.ebs && { snapshotId: m.ebs.snapshotId, volumeSize: m.ebs.volumeSize, volumeType: m.ebs.volumeType, encrypted: m.ebs.encrypted, deleteOnTermination: m.ebs.deleteOnTermination },
-        })),
-      };
+      // Deprecated attribute: EC2 answers AuthFailure and points to DescribeImages.
+      throw new Ec2Error('AuthFailure', 'The blockDeviceMapping attribute is not available; use DescribeImages.');
     case 'deregistrationProtection':
       return { ...base, deregistrationProtection: value(image.deregistrationProtection) };
     case 'lastLaunchedTime':

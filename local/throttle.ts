@@ -30,7 +30,8 @@ export function throttleClass(action: string, params: Record<string, string>): T
   if (/^(Describe|List|Get)/.test(action)) {
     if (UNFILTERED_WHEN_BARE.has(action)) {
       const keys = Object.keys(params);
-      const narrowed = keys.some((k) => /^(Filter|MaxResults|NextToken|InstanceId|SnapshotId|VolumeId|Owner)/.test(k));
+      // Filters, ids or pagination make it a normal describe; owner lists alone do not.
+      const narrowed = keys.some((k) => /^(Filter\.|MaxResults$|NextToken$|InstanceId\.|SnapshotId\.|VolumeId\.)/.test(k));
       if (!narrowed) return 'describe-unfiltered';
     }
     return 'describe';

@@ -93,6 +93,8 @@ describe('description attribute', () => {
     expect(before.Description?.Value).toBe('before');
     expect(after).toMatchObject({ ImageId: imageId, Description: { Value: 'after' } });
     expect(unknown.name).toBe('InvalidParameterValue');
+    // Deprecated attribute, answered with AuthFailure as EC2 does.
+    expect((await failure(client.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'blockDeviceMapping' })))).name).toBe('AuthFailure');
   });
 });
 
