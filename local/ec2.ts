@@ -111,6 +111,14 @@ function recordCall(
         arn: caller.arn,
         accountId: caller.accountId,
         accessKeyId: caller.accessKeyId,
+        ...(caller.roleArn
+          ? {
+              sessionContext: {
+                sessionIssuer: { type: 'Role', principalId: caller.principalId.split(':')[0], arn: caller.roleArn, accountId: caller.accountId, userName: caller.roleArn.split('/').pop() },
+                attributes: { creationDate: time, mfaAuthenticated: 'false' },
+              },
+            }
+          : {}),
       },
       eventTime: time,
       eventSource: 'ec2.amazonaws.com',

@@ -10,6 +10,8 @@ export interface CallerIdentity {
   /** `AROA…:session` for assumed roles, `AIDA…` for users. */
   principalId: string;
   type: 'AssumedRole' | 'IAMUser' | 'Root';
+  /** Assumed roles: the IAM role behind the session (CloudTrail's `sessionContext.sessionIssuer`). */
+  roleArn?: string;
 }
 
 const CREDENTIAL = /Credential=([^/,\s]+)\//;
@@ -29,7 +31,15 @@ export function resolveIdentity(accessKeyId: string, accountId: string, identiti
   const roleName = resource.split('/')[1] ?? 'role';
   if (resource.startsWith('assumed-role/')) {
     const session = resource.split('/').slice(2).join('/') || 'session';
-    return { accessKeyId, arn, accountId: arnAccount, principalId: `AROA${stableSuffix(roleName)}:${session}`, type: 'AssumedRole' };
+    const partition = arn.split(':')[1] ?? 'aws';
+    return {
+      accessKeyId,
+      arn,
+      accountId: arnAccount,
+      principalId: `AROA${stableSuffix(roleName)}:${session}`,
+      type: 'AssumedRole',
+      roleArn: `arn:${partition}:iam::${arnAccount}:role/${roleName}`,
+    };
   }
   if (resource === 'root') return { accessKeyId, arn, accountId: arnAccount, principalId: arnAccount, type: 'Root' };
   return { accessKeyId, arn, accountId: arnAccount, principalId: `AIDA${stableSuffix(resource)}`, type: 'IAMUser' };

@@ -118,7 +118,12 @@ describe('events', () => {
       detail: {
         eventName: 'CreateImage',
         eventTime: at,
-        userIdentity: { type: 'AssumedRole', arn: 'arn:aws:sts::000000000000:assumed-role/packer/build-42', principalId: expect.stringMatching(/^AROA\w+:build-42$/) },
+        userIdentity: {
+          type: 'AssumedRole',
+          arn: 'arn:aws:sts::000000000000:assumed-role/packer/build-42',
+          principalId: expect.stringMatching(/^AROA\w+:build-42$/),
+          sessionContext: { sessionIssuer: { type: 'Role', arn: 'arn:aws:iam::000000000000:role/packer', userName: 'packer' } },
+        },
         requestParameters: { instanceId, name: 'packer-1', tagSpecificationSet: { items: [{ resourceType: 'image', tags: [{ key: 'app', value: 'x' }] }] } },
         responseElements: { imageId: ImageId },
         requestID: expect.any(String),
