@@ -12,13 +12,11 @@ const ANNOUNCED_STATES = new Set<ImageStateName>(['available', 'failed', 'deregi
 
 interface Task {
   at: number;
-  seq: number;
   run: () => void;
 }
 
 export class Lifecycle {
   private tasks: Task[] = [];
-  private seq = 0;
   private settling = false;
 
   constructor(
@@ -29,8 +27,15 @@ export class Lifecycle {
 
   /** Runs `run` once the twin clock reaches `at` (in scheduling order for equal times). */
   schedule(at: number, run: () => void): void {
-    this.tasks.push({ at, seq: this.seq++, run });
-    this.tasks.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    // Insert after every task due at or before `at`: the list stays ordered by time, then by scheduling order.
+    let low = 0;
+    let high = this.tasks.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((this.tasks[mid] as Task).at <= at) low = mid + 1;
+      else high = mid;
+    }
+    this.tasks.splice(low, 0, { at, run });
   }
 
   /** When the next task is due, if any (for timers). */
