@@ -25,7 +25,7 @@ import { TAG, isReplica, isRetained } from './tags.ts';
  *     or whose source region was not looked up      keep  source-unknown
  * 14. younger than the scope's first threshold      keep  not-old-enough
  * 15. older than deregisterAfterDays                deregister (with its snapshots, or its S3 bundle)
- * 16. older than deprecateAfterDays: deprecated at `now` unless already deprecated by then (or disabled)
+ * 16. older than deprecateAfterDays: deprecated at `now` unless already deprecated (by a day after now) or disabled
  *                                                   deprecate | keep already-deprecated
  */
 
@@ -111,6 +111,12 @@ export class RetentionPlanError extends Error {
 
 const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
+/**
+ * A deprecation already set for no later than a day after `now` counts as done: the policy speaks in days, and
+ * the apply step sets times slightly after the plan's `now` (EnableImageDeprecation refuses the past), which must
+ * not make the next run deprecate the same image again.
+ */
+const DEPRECATION_SLACK_MS = 86_400_000;
 const IN_FLUX = new Set(['pending', 'transient']);
 /** Images that can launch, the only ones that count towards keepLatest (a failed build must not displace a good one). */
 const LAUNCHABLE = new Set(['available']);
@@ -285,7 +291,7 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
       keep(index, image, 'not-old-enough', `${age}, younger than ${next} days`, scope, family);
     } else if (image.state === 'disabled') {
       keep(index, image, 'already-deprecated', `${age}, disabled`, scope, family);
-    } else if (image.deprecationTime && parseTime(image.deprecationTime) <= deprecateAtMs) {
+    } else if (image.deprecationTime && parseTime(image.deprecationTime) <= deprecateAtMs + DEPRECATION_SLACK_MS) {
       keep(index, image, 'already-deprecated', `${age}, deprecated since ${image.deprecationTime}`, scope, family);
     } else {
       actions[index] = {

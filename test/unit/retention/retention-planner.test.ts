@@ -185,7 +185,10 @@ describe('planRetention: deprecate and deregister', () => {
     const { old, newer } = withNewerSibling({ creationDate: daysAgo(45), deprecationTime: daysAgo(2) });
     const disabled = image({ name: 'web-0.5', creationDate: daysAgo(50), state: 'disabled' });
     const later = image({ name: 'web-0.7', creationDate: daysAgo(50), deprecationTime: new Date(NOW + 30 * DAY).toISOString() });
-    const plan = planRetention(inventory([old, newer, disabled, later]), policy(), NOW);
+    const soon = image({ name: 'web-0.8', creationDate: daysAgo(50), deprecationTime: new Date(NOW + 2 * 3_600_000).toISOString() });
+    const plan = planRetention(inventory([old, newer, disabled, later, soon]), policy(), NOW);
+    // Set for within a day (e.g. by the last run, a minute after its plan time): done.
+    expect(reasonOf(plan, soon.imageId)).toBe('already-deprecated');
     expect(reasonOf(plan, old.imageId)).toBe('already-deprecated');
     expect(reasonOf(plan, disabled.imageId)).toBe('already-deprecated');
     // Deprecation scheduled later than the policy wants is brought forward.
