@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadPolicyFile } from '../config.ts';
 import type { Policy } from '../domain/policy.ts';
 import { GLOBAL_OPTIONS, type Command, type CommandContext, type GlobalFlags, type OptionSpec, type ParsedValues, type Session } from './command.ts';
+import { demoCommand } from './commands/demo.ts';
 import { readinessCommand } from './commands/readiness.ts';
 import { replicateCommand } from './commands/replicate.ts';
 import { retentionCommand } from './commands/retention.ts';
@@ -11,7 +12,7 @@ import { describeError, EXIT, UsageError } from './errors.ts';
 import { Output, type Stream } from './output.ts';
 import { openSession } from './session.ts';
 
-export const COMMANDS: readonly Command[] = [validateCommand, replicateCommand, readinessCommand, retentionCommand, twinCommand];
+export const COMMANDS: readonly Command[] = [validateCommand, replicateCommand, readinessCommand, retentionCommand, twinCommand, demoCommand];
 
 export const DEFAULT_POLICY_FILE = 'ami-dr.config.yml';
 
