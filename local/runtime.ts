@@ -57,6 +57,8 @@ export interface LocalRuntimeOptions {
   stage?: string;
   /** Where handlers log (default: silent; pass `console`-like sink to watch). */
   log?: LogSink;
+  /** Wraps a task state's binding, e.g. to inject a fault (a lost Lambda response) in a test. */
+  wrapTask?: (state: string, task: TaskBinding) => TaskBinding;
 }
 
 export interface DeadLetter {
@@ -194,7 +196,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const machineName = `ami-dr-${stage}-replicate`;
   const asl = readFileSync(ASL_FILE, 'utf8');
   const bind = (fn: (input: unknown, deps: ReplicationDeps) => Promise<unknown>): TaskBinding => (input) => fn(input, deps);
-  const tasks: Record<string, TaskBinding> = {
+  const bound: Record<string, TaskBinding> = {
     CheckSource: bind(checkSource),
     StartCopy: bind(startCopy),
     CheckCopy: bind(checkCopy),
@@ -203,6 +205,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     Summarize: bind(summarize),
     SummarizeMapFailure: bind(summarize),
   };
+  const wrap = options.wrapTask;
+  const tasks = wrap ? Object.fromEntries(Object.entries(bound).map(([state, task]) => [state, wrap(state, task)])) : bound;
   // The tasks after the Wait states: their input carries the due time the Wait waited for.
   const timing = {
     CheckSource: { dueAt: (input: unknown) => (input as { check?: SourceCheck }).check?.nextCheckAt },

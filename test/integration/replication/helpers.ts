@@ -36,16 +36,19 @@ export interface Harness {
   keys: Record<string, string>;
 }
 
-export async function harness(options: Partial<LocalRuntimeOptions> & { policy?: Readonly<Policy> } = {}): Promise<Harness> {
+export async function harness(
+  options: Partial<LocalRuntimeOptions> & { policy?: Readonly<Policy>; keyStates?: Partial<Record<string, 'Enabled' | 'Disabled' | 'PendingDeletion'>> } = {},
+): Promise<Harness> {
   const clock = new ManualClock(START);
-  const rt = await startLocalRuntime({ ...options, policy: options.policy ?? testPolicy(), clock });
+  const { keyStates, ...runtimeOptions } = options;
+  const rt = await startLocalRuntime({ ...runtimeOptions, policy: options.policy ?? testPolicy(), clock });
   const keys: Record<string, string> = {};
-  for (const region of DR) keys[region] = rt.twin.seed.key(region, { alias: 'ami-dr' }).arn;
+  for (const region of DR) keys[region] = rt.twin.seed.key(region, { alias: 'ami-dr', state: keyStates?.[region] ?? 'Enabled' }).arn;
   const clients = new Map<string, EC2Client>();
   const ec2 = (region: string) => {
     let c = clients.get(region);
     if (!c) {
-      c = new EC2Client({ region, endpoint: rt.twin.endpoint, credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' } });
+      c = new EC2Client({ region, endpoint: rt.twin.endpoint, credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' }, maxAttempts: 10 });
       clients.set(region, c);
     }
     return c;
