@@ -1,27 +1,63 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Metafile } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensurePackaged, lambdaResources, listedFunctions, ROOT, type Template } from './packaged.ts';
 
 /**
- * serverless.yml checked against the code: every lib module that calls AWS declares the IAM actions it needs
- * (`export const REQUIRED_PERMISSIONS`), and each function's role must grant the actions of every module its
- * bundle contains (the import graph is esbuild's metafile of the same build serverless-esbuild makes).
+ * serverless.yml's roles checked against the code. What a function can call is read from esbuild's metafile of
+ * the same tree-shaken build serverless-esbuild makes: an SDK command module that survives in the bundle is an API
+ * the function may call; one shaken out is not. Each role must grant exactly those (plus what the runtime and EBS
+ * use on its behalf), and each lib module that calls AWS must say so in `REQUIRED_PERMISSIONS`.
  */
 
 interface Statement {
   Effect: string;
   Action: string | string[];
   Resource?: unknown;
-  Condition?: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
 }
 
-/** Modules that make SDK clients but call no AWS API themselves. */
-const CONSTRUCTS_ONLY = new Set(['lib/aws/clients.ts']);
+const SERVICE_PREFIX: Record<string, string> = {
+  ec2: 'ec2',
+  kms: 'kms',
+  s3: 's3',
+  sfn: 'states',
+  sns: 'sns',
+  sts: 'sts',
+  'auto-scaling': 'autoscaling',
+};
+/** Operations whose IAM action is named differently; `null`: needs no permission. */
+const ACTION_OF: Record<string, string | null> = {
+  'sts:GetCallerIdentity': null,
+  // S3 Express sessions: every S3 client carries the command, general-purpose buckets never use it.
+  's3:CreateSession': null,
+  's3:HeadObject': 's3:GetObject',
+  's3:DeleteObjects': 's3:DeleteObject',
+  's3:ListObjectsV2': 's3:ListBucket',
+  's3:HeadBucket': 's3:ListBucket',
+};
+/** Logs are written by the runtime, KMS is used by EBS on the role's behalf, SQS is Lambda's failure destination. */
+const IMPLICIT = /^(logs|kms|sqs):/;
+/** Actions EC2 authorizes as part of another call: tags given at creation, snapshots deleted with their image. */
+const IMPLIED: Record<string, string[]> = {
+  'ec2:CopyImage': ['ec2:CreateTags'],
+  'ec2:DeregisterImage': ['ec2:DeleteSnapshot'],
+};
+const EBS_COPY_KEY_ACTIONS = ['kms:CreateGrant', 'kms:Decrypt', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'];
+
+const COMMAND_FILE = /node_modules\/@aws-sdk\/client-([a-z0-9-]+)\/dist-es\/commands\/(\w+)Command\.js$/;
+
+function iamAction(service: string, operation: string): string | null {
+  const prefix = SERVICE_PREFIX[service];
+  if (!prefix) throw new Error(`no IAM prefix known for @aws-sdk/client-${service}`);
+  const action = `${prefix}:${operation}`;
+  return action in ACTION_OF ? ACTION_OF[action]! : action;
+}
 
 let template: Template;
-const graph = new Map<string, { modules: string[]; callsAws: string[] }>();
-const declared = new Map<string, readonly string[] | undefined>();
+/** Per function: the IAM actions its bundle can call, and the lib modules in it. */
+const bundles = new Map<string, { actions: string[]; modules: string[] }>();
 
 beforeAll(async () => {
   template = await ensurePackaged();
@@ -34,6 +70,7 @@ beforeAll(async () => {
     platform: 'node',
     target: 'node22',
     mainFields: ['module', 'main'],
+    minify: true,
     metafile: true,
     write: false,
     outdir: join(ROOT, '.esbuild', 'iam-graph'),
@@ -41,18 +78,15 @@ beforeAll(async () => {
   });
   const metafile: Metafile = result.metafile;
   for (const output of Object.values(metafile.outputs)) {
-    const key = output.entryPoint && functions.find((f) => f.source === output.entryPoint)?.key;
+    const key = functions.find((f) => f.source === output.entryPoint)?.key;
     if (!key) continue;
-    const modules = Object.keys(output.inputs).filter((p) => p.startsWith('lib/') || p.startsWith('functions/'));
-    const callsAws = modules.filter(
-      (p) => !CONSTRUCTS_ONLY.has(p) && metafile.inputs[p]!.imports.some((i) => i.original?.startsWith('@aws-sdk/client-')),
-    );
-    graph.set(key, { modules, callsAws });
-  }
-  for (const module of new Set([...graph.values()].flatMap((g) => g.modules))) {
-    if (!module.startsWith('lib/')) continue;
-    const exports = (await import(join(ROOT, module))) as { REQUIRED_PERMISSIONS?: readonly string[] };
-    declared.set(module, exports.REQUIRED_PERMISSIONS);
+    const kept = Object.entries(output.inputs).filter(([, v]) => v.bytesInOutput > 0).map(([path]) => path);
+    const actions = kept.flatMap((path) => {
+      const m = COMMAND_FILE.exec(path);
+      const action = m ? iamAction(m[1]!, m[2]!) : null;
+      return action ? [action] : [];
+    });
+    bundles.set(key, { actions: [...new Set(actions)].sort(), modules: Object.keys(output.inputs).filter((p) => p.startsWith('lib/')) });
   }
 }, 600_000);
 
@@ -65,51 +99,67 @@ function roleStatements(functionKey: string): Statement[] {
   // A statement behind Fn::If is granted when its condition holds (e.g. a report bucket is configured).
   return policies
     .flatMap((p) => p.PolicyDocument.Statement)
-    .flatMap((s) => ((s as { 'Fn::If'?: unknown[] })['Fn::If'] ? [(s as { 'Fn::If': unknown[] })['Fn::If'][1]] : [s])) as Statement[];
+    .map((s) => ((s as { 'Fn::If'?: unknown[] })['Fn::If']?.[1] ?? s) as Statement)
+    .filter((s) => s.Effect === 'Allow');
 }
 
-function pattern(action: string): RegExp {
-  return new RegExp(`^${action.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i');
-}
+const glob = (action: string) => new RegExp(`^${action.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i');
+const grantsIn = (statements: Statement[], action: string) => statements.some((s) => [s.Action].flat().some((a) => glob(a).test(action)));
 
-function grants(statements: Statement[], action: string): boolean {
-  return statements.some((s) => s.Effect === 'Allow' && [s.Action].flat().some((a) => a === action || pattern(a).test(action)));
+/** The SDK operations a module imports (commands and paginators), as IAM actions. */
+function importedActions(module: string): string[] {
+  const source = readFileSync(join(ROOT, module), 'utf8');
+  const actions: string[] = [];
+  for (const [, names, service] of source.matchAll(/import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-([a-z0-9-]+)'/g)) {
+    for (const raw of names!.split(',')) {
+      const name = raw.trim();
+      if (name.startsWith('type ')) continue;
+      const operation = /^(\w+)Command$/.exec(name)?.[1] ?? /^paginate(\w+)$/.exec(name)?.[1];
+      const action = operation ? iamAction(service!, operation) : null;
+      if (action) actions.push(action);
+    }
+  }
+  return actions;
 }
 
 describe('IAM roles match the code', () => {
   const functions = listedFunctions();
 
-  it('has an import graph for every function serverless.yml lists', () => {
-    expect([...graph.keys()].sort()).toEqual(functions.map((f) => f.key).sort());
+  it('has a tree-shaken build of every function serverless.yml lists', () => {
+    expect([...bundles.keys()].sort()).toEqual(functions.map((f) => f.key).sort());
   });
 
-  it('has every module that calls AWS declare REQUIRED_PERMISSIONS', () => {
-    const undeclared = [...new Set([...graph.values()].flatMap((g) => g.callsAws))].filter((m) => !declared.get(m)?.length);
-    expect(undeclared, 'modules importing an @aws-sdk client without a non-empty REQUIRED_PERMISSIONS').toEqual([]);
-  });
-
-  it('declares permissions as service:Action strings', () => {
-    const malformed = [...declared.entries()].flatMap(([module, actions]) =>
-      (actions ?? []).filter((a) => typeof a !== 'string' || !/^[a-z0-9-]+:[A-Za-z*]+$/.test(a)).map((a) => `${module}: ${String(a)}`),
-    );
-    expect(malformed).toEqual([]);
-  });
-
-  it.each(functions.map((f) => f.key))('%s: its role grants every action its modules declare', (key) => {
-    const { modules } = graph.get(key)!;
+  it.each(functions.map((f) => f.key))('%s: its role grants every API its bundle can call', (key) => {
     const statements = roleStatements(key);
-    const missing = modules.flatMap((m) => (declared.get(m) ?? []).filter((a) => !grants(statements, a)).map((a) => `${a} (${m})`));
-    expect(missing).toEqual([]);
+    expect(bundles.get(key)!.actions.filter((a) => !grantsIn(statements, a))).toEqual([]);
   });
 
-  it.each(functions.map((f) => f.key))('%s: its role grants no API action its modules do not declare', (key) => {
-    const { modules } = graph.get(key)!;
-    const needed = modules.flatMap((m) => declared.get(m) ?? []);
-    // Logs are the runtime's; KMS is used by EBS on the role's behalf; SQS is Lambda's failure destination.
-    const implicit = /^(logs|kms|sqs):/;
+  it.each(functions.map((f) => f.key))('%s: its role grants no API its bundle cannot call', (key) => {
+    const actions = bundles.get(key)!.actions.flatMap((a) => [a, ...(IMPLIED[a] ?? [])]);
     const extra = roleStatements(key)
       .flatMap((s) => [s.Action].flat())
-      .filter((a) => !implicit.test(a) && !needed.some((n) => n === a || pattern(a).test(n) || pattern(n).test(a)));
+      .filter((granted) => !IMPLICIT.test(granted) && !actions.some((a) => glob(granted).test(a)));
     expect(extra).toEqual([]);
+  });
+
+  it.each(functions.map((f) => f.key))('%s: if it copies images, EBS may use the DR keys on its behalf, through EC2 only', (key) => {
+    if (!bundles.get(key)!.actions.includes('ec2:CopyImage')) return;
+    const viaEc2 = roleStatements(key).filter((s) => s.Condition?.StringEquals?.['kms:ViaService']);
+    expect(EBS_COPY_KEY_ACTIONS.filter((a) => !grantsIn(viaEc2, a))).toEqual([]);
+    const grant = viaEc2.filter((s) => [s.Action].flat().includes('kms:CreateGrant'));
+    expect(grant.length).toBeGreaterThan(0);
+    for (const s of grant) expect(s.Condition?.Bool?.['kms:GrantIsForAWSResource']).toBe('true');
+  });
+
+  it('has every lib module that calls AWS declare those calls in REQUIRED_PERMISSIONS', async () => {
+    const modules = [...new Set([...bundles.values()].flatMap((b) => b.modules))].sort();
+    const undeclared: string[] = [];
+    for (const module of modules) {
+      const calls = importedActions(module);
+      if (!calls.length) continue;
+      const { REQUIRED_PERMISSIONS: declared = [] } = (await import(join(ROOT, module))) as { REQUIRED_PERMISSIONS?: readonly string[] };
+      for (const action of calls) if (!declared.some((d) => glob(d).test(action))) undeclared.push(`${module}: ${action}`);
+    }
+    expect(undeclared).toEqual([]);
   });
 });
