@@ -259,9 +259,7 @@ export const copyImage: Ec2Action = (ctx) => {
     throw new Ec2Error('InvalidParameterCombination', 'Encryption is not supported when copying instance store-backed AMIs.');
   }
   checkNameFree(ctx, name);
-  let inFlight = 0;
-  for (const image of region.images.values()) if (image.copyInFlight) inFlight++;
-  if (inFlight >= ctx.settings.copyQuota) {
+  if (region.copiesInFlight >= ctx.settings.copyQuota) {
     throw new Ec2Error(
       'ResourceLimitExceeded',
       `You have reached the maximum number of concurrent AMI copies (${ctx.settings.copyQuota}) in ${ctx.region}. Wait for copies to complete and try again.`,
@@ -320,6 +318,7 @@ export const copyImage: Ec2Action = (ctx) => {
     copyInFlight: true,
   };
   state.addImage(image);
+  region.copiesInFlight++;
   if (clientToken !== undefined) region.copyTokens.set(clientToken, { imageId, fingerprint });
   ctx.lifecycle.schedule(now + durationMs, () => {
     // The key is checked when the copy needs it, at the end: EC2 accepts the call and fails the image later.
@@ -348,7 +347,7 @@ function copyFailure(ctx: Ec2Context, keyRef: string | undefined): { code: strin
 function completeImage(ctx: Ec2Context, image: TwinImage, failure: { code: string; message: string } | undefined): void {
   const current = ctx.state.region(image.region).images.get(image.imageId);
   if (current !== image || image.state !== 'pending') return; // deregistered meanwhile
-  image.copyInFlight = undefined;
+  endCopy(ctx, image);
   const snapshots = ctx.state.region(image.region).snapshots;
   for (const snapshotId of snapshotIdsOf(image)) {
     const snapshot = snapshots.get(snapshotId);
@@ -375,7 +374,7 @@ export const deregisterImage: Ec2Action = (ctx) => {
   }
   const deleteSnapshots = ctx.params.bool('DeleteAssociatedSnapshots') ?? false;
   ctx.state.removeImage(ctx.region, image.imageId);
-  image.copyInFlight = undefined;
+  endCopy(ctx, image);
   ctx.lifecycle.setImageState(image, 'deregistered');
   if (!deleteSnapshots) return { return: true };
   const snapshots = ctx.state.region(ctx.region).snapshots;
@@ -391,6 +390,13 @@ export const deregisterImage: Ec2Action = (ctx) => {
 };
 
 // ---- helpers ------------------------------------------------------------------------------------------------
+
+/** A copy stops counting against the quota when it settles or is deregistered while pending. */
+function endCopy(ctx: Ec2Context, image: TwinImage): void {
+  if (!image.copyInFlight) return;
+  image.copyInFlight = undefined;
+  ctx.state.region(image.region).copiesInFlight--;
+}
 
 function newSnapshot(
   ctx: Ec2Context,

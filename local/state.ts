@@ -215,6 +215,8 @@ export class RegionState {
   readonly aliases = new Map<string, string>();
   /** CopyImage ClientToken to the copy it made and the parameters it was made with. */
   readonly copyTokens = new Map<string, { imageId: string; fingerprint: string }>();
+  /** Images made by CopyImage that are still pending (the concurrent-copy quota counts these). */
+  copiesInFlight = 0;
   /** How many images use each snapshot (kept in step by `TwinState.indexImage` / `unindexImage`). */
   readonly snapshotUsers = new Map<string, Set<string>>();
 

@@ -1,4 +1,4 @@
-import { CopyImageCommand, DescribeImagesCommand, DescribeSnapshotsCommand, type CopyImageCommandInput } from '@aws-sdk/client-ec2';
+import { CopyImageCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeSnapshotsCommand, type CopyImageCommandInput } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TwinEvent } from '../../../local/events.ts';
 import { ec2, failure, manualTwin } from './helpers.ts';
@@ -208,8 +208,22 @@ describe('CopyImage', () => {
     const afterwards = await copy({ SourceImageId: sourceImage() }, region);
 
     expect(third.name).toBe('ResourceLimitExceeded');
+    expect(twin.state.region(region).copiesInFlight).toBe(1);
     expect(otherRegion).toMatch(/^ami-/);
     expect(afterwards).toMatch(/^ami-/);
+  });
+
+  it('frees the quota slot of a pending copy that is deregistered, and never completes it', async () => {
+    const region = 'me-south-1';
+    twin.faults.copyQuota(1);
+    const first = await copy({ SourceImageId: sourceImage() }, region);
+    await ec2(twin, region).send(new DeregisterImageCommand({ ImageId: first, DeleteAssociatedSnapshots: true }));
+    const second = await copy({ SourceImageId: sourceImage() }, region);
+    twin.clock.advance(10 * 60_000);
+    await twin.settle();
+
+    expect(second).toMatch(/^ami-/);
+    expect(twin.events.history.filter((e) => e.detail.ImageId === first).map((e) => e.detail.State)).toEqual(['deregistered']);
   });
 
   it('takes the copy duration from the fault settings at call time', async () => {
