@@ -1,5 +1,6 @@
 import { DescribeSnapshotsCommand, ModifyImageAttributeCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { ImageRecord, LaunchPermission } from '../domain/image.ts';
 import type { Policy } from '../domain/policy.ts';
 import {
@@ -12,12 +13,12 @@ import {
   type RepairAction,
 } from '../domain/readiness.ts';
 import { TAG, REPLICA_ROLE } from '../domain/tags.ts';
-import { startReplication } from '../replication.ts';
+import { replicationRequest, startReplication } from '../replication.ts';
 import { describeKey } from './account.ts';
 import type { Clients } from './clients.ts';
 import { listImages } from './images.ts';
 import { addLaunchPermissions, getLaunchPermissions, setDeprecation, tagResources } from './permissions.ts';
-import { describeExecution } from './sfn.ts';
+import { describeExecution, executionArnOf } from './sfn.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
@@ -198,14 +199,27 @@ export async function startOrJoinReplication(
   imageId: string,
   stateMachineArn: string,
 ): Promise<{ executionName: string; executionArn: string; result: 'started' | 'joined' }> {
+  const sfn = clients.sfn(stateMachineArn.split(':')[3] || region);
   for (let attempt = 0; attempt < MAX_REDRIVE_ATTEMPTS; attempt++) {
+    const { name } = replicationRequest(policy, region, imageId, attempt);
+    const executionArn = executionArnOf(stateMachineArn, name);
+    // Looked up first: StartExecution of a running name succeeds too (it returns the original), so only this tells joining from starting.
+    const status = await executionStatus(sfn, executionArn);
+    if (status === 'RUNNING' || status === 'PENDING_REDRIVE') return { executionName: name, executionArn, result: 'joined' };
+    if (status !== undefined) continue;
     const started = await startReplication({ clients, policy, stateMachineArn }, region, imageId, attempt);
-    const base = { executionName: started.executionName, executionArn: started.executionArn };
-    if (!started.alreadyStarted) return { ...base, result: 'started' };
-    const execution = await describeExecution(clients.sfn(stateMachineArn.split(':')[3] || region), started.executionArn);
-    if (execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE') return { ...base, result: 'joined' };
+    return { executionName: started.executionName, executionArn: started.executionArn, result: started.alreadyStarted ? 'joined' : 'started' };
   }
   throw new Error(`replication of ${imageId} ended ${MAX_REDRIVE_ATTEMPTS} times without making it ready; see its executions`);
+}
+
+async function executionStatus(sfn: SFNClient, executionArn: string): Promise<string | undefined> {
+  try {
+    return (await describeExecution(sfn, executionArn)).status;
+  } catch (error) {
+    if ((error as { name?: string }).name === 'ExecutionDoesNotExist') return undefined;
+    throw error;
+  }
 }
 
 async function repair(ec2: EC2Client, action: RepairAction, copy: ImageRecord | undefined): Promise<RepairOutcome> {
