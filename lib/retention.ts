@@ -100,3 +100,51 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
     calls: { describe: pacer.taken.describe, mutating: outcome?.mutatingCalls ?? 0 },
   };
 }
+
+/** Every region retention looks after: the policy's source regions, then its DR regions. */
+export function retentionRegions(policy: Readonly<Policy>): string[] {
+  return [...new Set([...policy.regions.sources, ...policy.regions.dr.map((d) => d.region)])];
+}
+
+export interface RegionFailure {
+  region: string;
+  code: string;
+  message: string;
+}
+
+export interface ScheduledRetention {
+  runs: RetentionRun[];
+  /** Regions whose run failed outright (inventory unreadable, ...); the others still ran. */
+  failures: RegionFailure[];
+  /** Regions not started because the deadline had passed. */
+  skipped: string[];
+}
+
+/**
+ * Retention over every region, one after the other, sharing the deadline: each region may use its share of the
+ * time left (what one leaves unused passes to the next), so a region with a long backlog does not starve the
+ * others. A region that fails does not stop the rest.
+ */
+export async function runRetentionEverywhere(options: Omit<RunRetentionOptions, 'region'> & { regions?: string[] }): Promise<ScheduledRetention> {
+  const clock = options.clock ?? Date.now;
+  const regions = options.regions ?? retentionRegions(options.policy);
+  const accountId = options.accountId ?? (await callerAccountId(options.clients.sts(regions[0] ?? 'us-east-1')));
+  const result: ScheduledRetention = { runs: [], failures: [], skipped: [] };
+  for (const [i, region] of regions.entries()) {
+    let deadline = options.deadline;
+    if (deadline !== undefined) {
+      const left = deadline - clock();
+      if (left <= 0) {
+        result.skipped.push(...regions.slice(i));
+        break;
+      }
+      deadline = clock() + left / (regions.length - i);
+    }
+    try {
+      result.runs.push(await runRetention({ ...options, region, accountId, ...(deadline !== undefined ? { deadline } : {}) }));
+    } catch (error) {
+      result.failures.push({ region, code: (error as Error).name ?? 'Error', message: (error as Error).message ?? String(error) });
+    }
+  }
+  return result;
+}

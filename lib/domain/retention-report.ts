@@ -1,3 +1,4 @@
+import type { METRIC } from '../observability.ts';
 import type { Policy } from './policy.ts';
 import type { ImageReferencesCoverage } from './retention-inventory.ts';
 import { KEEP_REASONS, type KeepReason, type RetentionPlan } from './retention-planner.ts';
@@ -239,4 +240,27 @@ export function summarizeReport(report: RetentionReport): string {
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
+}
+
+/** The metric names (lib/observability.ts METRIC) and units retention publishes; the RetentionErrors alarm reads these. */
+export interface RetentionMetric {
+  name: (typeof METRIC)[keyof typeof METRIC];
+  unit: 'Count' | 'Gigabytes';
+  value: number;
+}
+
+/**
+ * One data point per run for each, summed over the run's regions: images deprecated, images removed (not counting
+ * ones already gone), GiB freed, and errors (per-image failures, plan problems, and regions that failed outright).
+ * A dry-run did nothing, so it publishes only its errors.
+ */
+export function retentionMetrics(reports: readonly RetentionReport[], failedRegions = 0): RetentionMetric[] {
+  const real = reports.filter((r) => !r.dryRun);
+  const sum = (f: (r: RetentionReport) => number, of: readonly RetentionReport[] = real): number => of.reduce((n, r) => n + f(r), 0);
+  return [
+    { name: 'ImagesDeprecated', unit: 'Count', value: sum((r) => r.counts.deprecated) },
+    { name: 'ImagesRemoved', unit: 'Count', value: sum((r) => r.counts.removed) },
+    { name: 'GiBFreed', unit: 'Gigabytes', value: round(sum((r) => r.gibFreed), 3) },
+    { name: 'RetentionErrors', unit: 'Count', value: sum((r) => r.counts.errors, reports) + failedRegions },
+  ];
 }

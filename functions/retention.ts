@@ -1,0 +1,53 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { Context } from 'aws-lambda';
+import * as z from 'zod';
+import { defaultClients } from '../lib/aws/clients.ts';
+import { loadPolicyFromEnv } from '../lib/config.ts';
+import { retentionMetrics } from '../lib/domain/retention-report.ts';
+import { logger, metrics } from '../lib/observability.ts';
+import { runRetentionEverywhere } from '../lib/retention.ts';
+
+/**
+ * Scheduled: retention in every source and DR region (inventory -> plan -> apply within the time budget ->
+ * report). Work the budget cannot fit is left for the next run, which plans again from what is there.
+ */
+const policy = loadPolicyFromEnv();
+const clients = defaultClients();
+/** Time kept back from the Lambda's remaining time to log, publish metrics and return. */
+const MARGIN_MS = 30_000;
+
+const eventSchema = z.looseObject({ time: z.string().optional(), dryRun: z.boolean().optional() });
+
+export class RetentionRunError extends Error {
+  override name = 'RetentionRunError';
+}
+
+export const handler = middy(async (event: unknown, context: Context) => {
+  const input = eventSchema.parse(event ?? {});
+  const result = await runRetentionEverywhere({
+    clients,
+    policy,
+    ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
+    deadline: Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS,
+  });
+  const reports = result.runs.map((r) => r.report);
+  for (const m of retentionMetrics(reports, result.failures.length)) metrics.addMetric(m.name, m.unit, m.value);
+  for (const run of result.runs) {
+    const { region, dryRun, complete, counts, keptByReason, gibFreed, estimatedMonthlySaving, warnings, errors } = run.report;
+    logger.info('retention run', { region, dryRun, complete, counts, keptByReason, gibFreed, estimatedMonthlySaving, reportLocation: run.reportLocation, calls: run.calls });
+    if (warnings.length) logger.warn('retention warnings', { region, warnings: warnings.slice(0, 50), total: warnings.length });
+    if (errors.length) logger.warn('retention errors', { region, errors: errors.slice(0, 50), total: errors.length });
+  }
+  if (result.skipped.length) logger.warn('retention regions left for the next run', { regions: result.skipped });
+  if (result.failures.length) {
+    throw new RetentionRunError(`retention failed in ${result.failures.map((f) => `${f.region} (${f.code}: ${f.message})`).join('; ')}`);
+  }
+  return {
+    regions: result.runs.map((r) => ({ region: r.report.region, complete: r.report.complete, counts: r.report.counts, gibFreed: r.report.gibFreed, reportLocation: r.reportLocation })),
+    skipped: result.skipped,
+  };
+})
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));
