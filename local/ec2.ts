@@ -77,8 +77,9 @@ export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions
         if (ctx.params.bool('DryRun')) throw new Ec2Error('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
         body = action(ctx);
       } catch (error) {
-        failure = errorCode(error);
-        if (!failure) throw error;
+        // A bug in the twin is reported as EC2 reports its own: InternalError, HTTP 500 (which clients retry).
+        failure = errorCode(error) ?? { code: 'InternalError', message: `An internal error has occurred: ${(error as Error).message}`, status: 500 };
+        if (failure.code === 'InternalError') console.error('twin: EC2 action failed:', request.action, error);
       }
     }
     if (TRAILED.has(request.action)) recordCall(runtime, request, caller, body, failure);

@@ -230,7 +230,11 @@ export class TwinState implements KeyStore {
   private readonly regions = new Map<string, RegionState>();
   private counter = 0n;
 
-  constructor(readonly accountId: string) {}
+  /** `now` dates what the state makes by itself (the AWS-managed EBS key); seeding and actions pass their own times. */
+  constructor(
+    readonly accountId: string,
+    private readonly now: () => number = () => 0,
+  ) {}
 
   region(name: string): RegionState {
     let state = this.regions.get(name);
@@ -342,7 +346,7 @@ export class TwinState implements KeyStore {
       keyUsage: 'ENCRYPT_DECRYPT',
       description: 'Default key that protects my EBS volumes when no other key is defined',
       multiRegion: false,
-      creationDate: 0,
+      creationDate: this.now(),
       grants: [],
     };
     this.addKey(key);

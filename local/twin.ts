@@ -73,7 +73,7 @@ const TICK_MS = 250;
 export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const accountId = options.accountId ?? DEFAULTS.accountId;
   const clock = options.clock ?? new SystemClock();
-  const state = new TwinState(accountId);
+  const state = new TwinState(accountId, () => clock.now());
   const events = new EventBus();
   const lifecycle = new Lifecycle(clock, events, accountId);
   const initial: Ec2Settings = {
