@@ -48,8 +48,11 @@ describe('functions/retention handler', () => {
     const { handler } = await loadHandler();
     const { metrics } = await import('../../../lib/observability.ts');
     const added: [string, number][] = [];
-    vi.spyOn(metrics, 'addMetric').mockImplementation((name, _unit, value) => void added.push([name, value]));
-    vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => {});
+    vi.spyOn(metrics, 'addMetric').mockImplementation((name, _unit, value) => {
+      added.push([name, value]);
+      return metrics;
+    });
+    vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics as never);
     const out = await handler(scheduled, context());
     // The in-memory account answers every region alike: the first region removes, the second finds it gone.
     expect(out.regions.map((r) => r.region)).toEqual(['us-east-1', 'us-west-2']);
