@@ -275,8 +275,8 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
       imageId = await copyImage(ec2, request);
     } catch (error) {
       if (errorCode(error) !== 'InvalidAMIName.Duplicate') throw error;
-      const [named] = await findImagesByName(ec2, target.region, request.name);
-      if (named && isCopyOf(named, source) && ADOPTABLE.includes(named.state)) {
+      const named = (await findImagesByName(ec2, target.region, request.name)).find((i) => isCopyOf(i, source) && ADOPTABLE.includes(i.state));
+      if (named) {
         return status(named.imageId, true, startedAtOf(named, now), named.state);
       }
       // The name belongs to an unrelated image: use a name that says where this copy comes from.
