@@ -79,7 +79,9 @@ async function follow(
 ): Promise<{ status: string; regions: RegionProgress[] }> {
   const progress = ctx.out.progress(`replicating ${source.imageId}`);
   const smRegion = executionArn.split(':')[3] ?? source.region;
-  const intervalMs = session.local ? 250 : 5000;
+  // A twin answers at once; AWS is polled gently (copies take minutes to hours).
+  const endpoint = ctx.env.AWS_ENDPOINT_URL_EC2 ?? ctx.env.AWS_ENDPOINT_URL ?? '';
+  const intervalMs = session.local || /\/\/(127\.0\.0\.1|localhost)[:/]/.test(endpoint) ? 250 : 5000;
   const giveUpAt = Date.now() + deadlineHours * 3600_000 + 600_000;
   try {
     for (;;) {
