@@ -423,7 +423,7 @@ describe('summarize handler', () => {
   const bad = { region: 'eu-west-1', status: 'failed', error: 'CopyFailedError', reason: 'key disabled' };
   it('reports the outcome per region and lag, emits metrics, and notifies on failure', async () => {
     const added = vi.spyOn(metrics, 'addMetric');
-    vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => undefined);
+    vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
     sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
     const out = await invoke('summarize', { source: { region: 'us-east-1', imageId: SOURCE_ID }, image: summary, results: [ok, bad] });
     expect(out).toMatchObject({ outcome: 'partial', succeeded: 1, failed: 1, maxLagSeconds: 1800, notified: true });
@@ -435,7 +435,7 @@ describe('summarize handler', () => {
     expect(sns).toHaveReceivedCommandWith(PublishCommand, { TopicArn: TOPIC, Subject: `ami-dr: replication of ${SOURCE_ID} failed in eu-west-1` });
   });
   it('does not notify when every region succeeded', async () => {
-    vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => undefined);
+    vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
     const out = await invoke('summarize', { source: { region: 'us-east-1', imageId: SOURCE_ID }, results: [ok] });
     expect(out).toMatchObject({ outcome: 'replicated', notified: false });
     expect(sns).not.toHaveReceivedAnyCommand();
