@@ -1,37 +1,17 @@
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { parsePolicy, type Policy } from './domain/policy.ts';
 
 /**
- * The policy a Lambda runs with, parsed once at cold start: `AMI_DR_POLICY` holds it as JSON (serverless.yml
- * puts it there at package time, from ami-dr.config.yml), or `AMI_DR_POLICY_FILE` names a YAML file.
+ * The policy a Lambda runs with, parsed once at cold start from `AMI_DR_POLICY`, where serverless.yml puts it as
+ * JSON at package time (from ami-dr.config.yml, or the file `AMI_DR_POLICY_FILE` names). Lambdas read JSON only,
+ * so no YAML parser ships in their bundles; the CLI reads YAML files with lib/policy-file.ts.
  */
 export function loadPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): Readonly<Policy> {
-  if (env.AMI_DR_POLICY) return parsePolicy(parseJson(env.AMI_DR_POLICY), 'AMI_DR_POLICY');
-  if (env.AMI_DR_POLICY_FILE) return loadPolicyFile(env.AMI_DR_POLICY_FILE);
-  throw new Error('no policy: set AMI_DR_POLICY (JSON) or AMI_DR_POLICY_FILE (a YAML file)');
-}
-
-export function loadPolicyFile(path: string): Readonly<Policy> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (cause) {
-    throw new Error(`cannot read policy file ${path}: ${(cause as Error).message}`, { cause });
-  }
+  if (!env.AMI_DR_POLICY) throw new Error('no policy: AMI_DR_POLICY (the policy as JSON) is not set');
   let document: unknown;
   try {
-    document = parseYaml(text);
-  } catch (cause) {
-    throw new Error(`policy file ${path} is not valid YAML: ${(cause as Error).message}`, { cause });
-  }
-  return parsePolicy(document, path);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
+    document = JSON.parse(env.AMI_DR_POLICY);
   } catch (cause) {
     throw new Error(`AMI_DR_POLICY is not valid JSON: ${(cause as Error).message}`, { cause });
   }
+  return parsePolicy(document, 'AMI_DR_POLICY');
 }

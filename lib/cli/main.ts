@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadPolicyFile } from '../config.ts';
+import { loadPolicyFile } from '../policy-file.ts';
 import type { Policy } from '../domain/policy.ts';
 import { GLOBAL_OPTIONS, type Command, type CommandContext, type GlobalFlags, type OptionSpec, type ParsedValues, type Session } from './command.ts';
 import { demoCommand } from './commands/demo.ts';

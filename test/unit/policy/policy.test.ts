@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { drRegion, parsePolicy, policyVersion, PolicyError } from '../../../lib/domain/policy.ts';
-import { loadPolicyFile, loadPolicyFromEnv } from '../../../lib/config.ts';
+import { loadPolicyFromEnv } from '../../../lib/config.ts';
+import { loadPolicyFile } from '../../../lib/policy-file.ts';
 
 const minimal = () => ({
   regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/ami-dr' }] },
@@ -109,15 +110,18 @@ describe('policy loading', () => {
     expect(() => loadPolicyFromEnv({ AMI_DR_POLICY: '{}' })).toThrow(/AMI_DR_POLICY is invalid/);
   });
 
-  it('reads a YAML file named by AMI_DR_POLICY_FILE and reports unreadable or malformed files', () => {
+  it('needs AMI_DR_POLICY', () => {
+    expect(() => loadPolicyFromEnv({})).toThrow(/AMI_DR_POLICY .* is not set/);
+  });
+
+  it('reads a YAML policy file and reports unreadable or malformed files', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ami-dr-policy-'));
     const good = join(dir, 'good.yml');
     writeFileSync(good, 'regions:\n  sources: [us-east-1]\n  dr:\n    - { region: eu-west-1, kmsKeyId: alias/dr }\n');
-    expect(loadPolicyFromEnv({ AMI_DR_POLICY_FILE: good }).regions.dr[0]?.region).toBe('eu-west-1');
+    expect(loadPolicyFile(good).regions.dr[0]?.region).toBe('eu-west-1');
     const bad = join(dir, 'bad.yml');
     writeFileSync(bad, 'regions: [unclosed\n');
     expect(() => loadPolicyFile(bad)).toThrow(/is not valid YAML/);
     expect(() => loadPolicyFile(join(dir, 'missing.yml'))).toThrow(/cannot read policy file/);
-    expect(() => loadPolicyFromEnv({})).toThrow(/no policy/);
   });
 });
