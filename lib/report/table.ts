@@ -43,7 +43,7 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
   const s = report.summary;
   lines.push(
     '',
-    `${s.images} images × ${report.drRegions.length} DR regions: ${s.counts.ready} ready, ${s.counts['in-progress']} in progress, ` +
+    `${s.images} image${s.images === 1 ? '' : 's'} × ${report.drRegions.length} DR regions: ${s.counts.ready} ready, ${s.counts['in-progress']} in progress, ` +
       `${s.counts.missing} missing, ${s.counts.failed} failed, ${s.counts.drifted} drifted (${formatPercent(s.readyRatio)} ready)`,
     `Oldest unprotected image: ${s.imagesNotReady ? formatDuration(s.oldestUnprotectedAgeSeconds) : 'none'} · median lag ${formatDuration(s.medianLagSeconds)} · max lag ${formatDuration(s.maxLagSeconds)}`,
   );

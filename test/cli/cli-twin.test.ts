@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../lib/domain/policy.ts';
+import { STATUS_COLOR } from '../../lib/report/html.ts';
+import { ManualClock } from '../../local/clock.ts';
+import { startLocalRuntime, type LocalRuntime } from '../../local/runtime.ts';
+import { backgroundOf, openBrowser, rgb } from '../integration/readiness/browser.ts';
+import { ami, BIN, ROOT } from './run.ts';
+
+describe('ami-dr against a twin the test started (AWS_ENDPOINT_URL)', () => {
+  let rt: LocalRuntime;
+  let env: Record<string, string>;
+  const policy = parsePolicy({ regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/ami-dr' }, { region: 'eu-west-1', kmsKeyId: 'alias/ami-dr' }] } });
+
+  beforeAll(async () => {
+    rt = await startLocalRuntime({ policy, clock: new ManualClock(Date.UTC(2026, 2, 1)) });
+    for (const region of ['us-west-2', 'eu-west-1']) rt.twin.seed.key(region, { alias: 'ami-dr' });
+    env = { AWS_ENDPOINT_URL: rt.twin.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', STATE_MACHINE_ARN: rt.stateMachineArn('us-east-1') };
+  });
+  afterAll(async () => {
+    await rt?.stop();
+  });
+
+  it('replicate --wait starts the replication and follows it to every DR region', async () => {
+    // Seeded directly: no event, so only the command replicates it.
+    const imageId = rt.twin.seed.image('us-east-1', { name: 'app-7.0', tags: { Team: 'core' } });
+    const r = await ami(['replicate', imageId, '--wait'], { env });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`started replication of ${imageId} (app-7.0) from us-east-1 to us-west-2, eu-west-1: us-east-1_${imageId}_`);
+    expect(r.stdout).toMatch(/✓ us-west-2: available ami-[0-9a-f]+/);
+    expect(r.stdout).toMatch(/✓ eu-west-1: available ami-[0-9a-f]+/);
+    expect(r.stdout).toContain('replicated to 2 DR regions');
+
+    const table = await ami(['readiness', '--policy', join(ROOT, 'test/cli/fixtures/two-regions.yml')], { env });
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(new RegExp(`${imageId}\\s+us-east-1\\s+app-7\\.0\\s+.*\\s+ready [^\\n]+\\s+ready `));
+    expect(table.stdout).toContain('1 image × 2 DR regions: 2 ready');
+  });
+
+  it('replicate refuses an ami-dr copy, and an unreachable endpoint exits 3', async () => {
+    const sourceId = rt.twin.seed.image('us-east-1', { name: 'replica-in-source', tags: { 'ami-dr:role': 'replica' } });
+    const replica = await ami(['replicate', sourceId], { env });
+    expect(replica.code).toBe(1);
+    expect(replica.stderr).toContain(`${sourceId} is not replicated: ${sourceId} is an ami-dr copy`);
+
+    const down = await ami(['readiness'], { env: { ...env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' } });
+    expect(down.code).toBe(3);
+    expect(down.stderr).toMatch(/^ami-dr: error: cannot reach AWS \(ECONNREFUSED\)/);
+  });
+});
+
+describe('ami-dr readiness --format html', () => {
+  it('writes one file a person can open: coloured cells, the reason on click', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'ami-dr-cli-html-')), 'readiness.html');
+    const r = await ami(['readiness', '--local', '--format', 'html', '--output', out]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('85.7% ready; 2 of 7 images not ready everywhere');
+
+    const browser = await openBrowser();
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(pathToFileURL(out).href);
+      const row = page.locator('#matrix tbody tr', { hasText: 'web-1.4.0' });
+      const missing = row.locator('td').nth(1);
+      await expect(missing.innerText()).resolves.toMatch(/^missing\s+3d$/);
+      await expect(backgroundOf(missing)).resolves.toBe(rgb(STATUS_COLOR.missing.background));
+      await expect(backgroundOf(row.locator('td').nth(0))).resolves.toBe(rgb(STATUS_COLOR.ready.background));
+      await missing.click();
+      await expect(page.locator('#details dd.reason').innerText()).resolves.toBe('no copy in this region');
+      const drifted = page.locator('#matrix tbody tr', { hasText: 'batch-2026.01' }).locator('td').nth(0);
+      await drifted.click();
+      await expect(page.locator('#details dd.drift').innerText()).resolves.toBe('tags changed Team');
+    } finally {
+      await browser.close();
+    }
+  });
+});
+
+describe('ami-dr twin and ami-dr demo', () => {
+  it('twin prints the environment to use it, serves it, and stops on Ctrl-C with exit 0', async () => {
+    const child = spawn(process.execPath, [BIN, 'twin', '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    const endpoint = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        const m = /^AWS_ENDPOINT_URL=(\S+)$/m.exec(stdout);
+        if (m?.[1]) resolve(m[1]);
+      });
+      child.on('exit', () => reject(new Error(`twin exited: ${stdout}`)));
+    });
+    const validate = await ami(['validate'], { env: { AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' } });
+    expect(validate.stdout).toContain('is valid for account 000000000000');
+    expect(validate.code).toBe(0);
+    const code = await new Promise<number | null>((resolve) => {
+      child.on('close', resolve);
+      child.kill('SIGINT');
+    });
+    expect(code).toBe(0);
+  });
+
+  it('demo runs the lifecycle end to end in under a minute, exit 0', async () => {
+    const started = Date.now();
+    const r = await ami(['demo'], { timeoutMs: 90_000 });
+    expect(r.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(r.stdout).toMatch(/us-west-2 +CopyImage web-1\.5\.0 → ami-/);
+    expect(r.stdout).toMatch(/missing +web-1\.5\.1 → us-west-2: no copy in this region/);
+    expect(r.stdout).toMatch(/re-drive web-1\.5\.1 → us-west-2, eu-west-1: started/);
+    expect(r.stdout).toContain('10 images × 2 DR regions: 20 ready');
+    expect(r.stdout).toMatch(/us-east-1 applied: 0 deprecated, 2 removed/);
+    expect(r.stdout).toContain('every image is ready in every DR region; retention clean.');
+  });
+});
