@@ -37,6 +37,8 @@ export interface RunRetentionOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Scales EC2's rate limits (an account with raised limits); default 1. */
   rateScale?: number;
+  /** Images worked on at once per rate bucket (default 4). */
+  concurrency?: number;
   /** Write the report to policy.retention.reportBucket when set (default true). */
   writeReport?: boolean;
   onProgress?: (done: number, total: number) => void;
@@ -77,6 +79,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
         pacer,
         ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       });
 
   const errors: RetentionError[] = [];
