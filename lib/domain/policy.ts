@@ -172,8 +172,15 @@ export function parsePolicy(document: unknown, source?: string): Readonly<Policy
 
 /** A short, stable fingerprint of the policy's content, part of execution names and provenance tags. */
 export function policyVersion(policy: Policy): string {
-  return createHash('sha256').update(stableJson(policy)).digest('hex').slice(0, 8);
+  // Parsed policies are frozen, so the fingerprint of one object never changes; it is asked for per image.
+  const cached = Object.isFrozen(policy) ? versions.get(policy) : undefined;
+  if (cached) return cached;
+  const version = createHash('sha256').update(stableJson(policy)).digest('hex').slice(0, 8);
+  if (Object.isFrozen(policy)) versions.set(policy, version);
+  return version;
 }
+
+const versions = new WeakMap<Policy, string>();
 
 export function drRegion(policy: Policy, region: string): DrRegion | undefined {
   return policy.regions.dr.find((d) => d.region === region);

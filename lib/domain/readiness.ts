@@ -101,9 +101,10 @@ export function computeReadiness(input: ReadinessInput): ReadinessReport {
     if (isReplica(source.tags) || !matchSelector(policy.selector, source).match) continue;
     if (source.state !== 'available' && source.state !== 'pending') continue;
     const ageSeconds = secondsBetween(Date.parse(source.creationDate), now);
+    const required = requirementsOf(input, source);
     const cells = policy.regions.dr
       .filter((d) => d.region !== source.region)
-      .map((dr) => cellFor(input, source, dr.region, copiesBySource.get(copyIndexKey(source.region, source.imageId, dr.region)) ?? [], ageSeconds));
+      .map((dr) => cellFor(input, source, required, dr.region, copiesBySource.get(copyIndexKey(source.region, source.imageId, dr.region)) ?? [], ageSeconds));
     rows.push({
       sourceImageId: source.imageId,
       sourceRegion: source.region,
@@ -126,7 +127,37 @@ export function computeReadiness(input: ReadinessInput): ReadinessReport {
   };
 }
 
-function cellFor(input: ReadinessInput, source: ImageRecord, region: string, copies: ImageRecord[], ageSeconds: number): ReadinessCell {
+/** What every copy of this source must carry: the same in each DR region, so worked out once per source. */
+interface Requirements {
+  tags: Record<string, string>;
+  /** Launch permissions by encryption (instance-store copies stay unencrypted); undefined when the source's are unknown. */
+  permissions(encrypted: boolean): LaunchPermission[] | undefined;
+  deprecateAt?: string;
+}
+
+function requirementsOf(input: ReadinessInput, source: ImageRecord): Requirements {
+  const { policy } = input;
+  // Provenance tags found the copy; the policy tag changes with every policy edit and is not the user's concern.
+  const tags = Object.fromEntries(Object.entries(copyTags(source, policy).tags).filter(([k]) => !k.startsWith('ami-dr:')));
+  const sourcePermissions = input.launchPermissions.get(imageKey(source.region, source.imageId));
+  const known = sourcePermissions !== undefined || !policy.replication.copyLaunchPermissions;
+  const byEncryption = new Map<boolean, LaunchPermission[]>();
+  return {
+    tags,
+    permissions(encrypted) {
+      if (!known) return undefined;
+      let wanted = byEncryption.get(encrypted);
+      if (!wanted) {
+        wanted = requiredPermissions(policy, [...(sourcePermissions ?? [])], encrypted);
+        byEncryption.set(encrypted, wanted);
+      }
+      return wanted;
+    },
+    deprecateAt: deprecationFor(source.deprecationTime, policy, new Date(input.now)),
+  };
+}
+
+function cellFor(input: ReadinessInput, source: ImageRecord, required: Requirements, region: string, copies: ImageRecord[], ageSeconds: number): ReadinessCell {
   const copy = [...copies].sort((a, b) => (COPY_PREFERENCE[a.state] ?? 9) - (COPY_PREFERENCE[b.state] ?? 9) || b.creationDate.localeCompare(a.creationDate))[0];
   if (source.state === 'pending') {
     return { region, status: 'in-progress', reason: 'source image is still pending', drift: [], lagSeconds: ageSeconds };
@@ -139,12 +170,12 @@ function cellFor(input: ReadinessInput, source: ImageRecord, region: string, cop
     return { ...base, status: 'failed', reason: why, drift: [], lagSeconds: ageSeconds };
   }
   const lagSeconds = copyLag(source, copy);
-  const drift = driftOf(input, source, copy);
+  const drift = driftOf(input, required, copy);
   if (drift.length) return { ...base, status: 'drifted', reason: drift.map((d) => d.detail).join('; '), drift, lagSeconds };
   return { ...base, status: 'ready', drift: [], lagSeconds };
 }
 
-function driftOf(input: ReadinessInput, source: ImageRecord, copy: ImageRecord): Drift[] {
+function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecord): Drift[] {
   const { policy } = input;
   const drift: Drift[] = [];
 
@@ -158,12 +189,10 @@ function driftOf(input: ReadinessInput, source: ImageRecord, copy: ImageRecord):
     if (wrong.length) drift.push({ kind: 'key', detail: `encrypted with ${wrong.join(', ')}, not ${expected}`, expected, actual });
   }
 
-  // Provenance tags found the copy; the policy tag changes with every policy edit and is not the user's concern.
-  const required = Object.fromEntries(Object.entries(copyTags(source, policy).tags).filter(([k]) => !k.startsWith('ami-dr:')));
   const set: Record<string, string> = {};
   const missing: string[] = [];
   const changed: string[] = [];
-  for (const [key, value] of Object.entries(required)) {
+  for (const [key, value] of Object.entries(required.tags)) {
     if (copy.tags[key] === value) continue;
     set[key] = value;
     (copy.tags[key] === undefined ? missing : changed).push(key);
@@ -173,11 +202,10 @@ function driftOf(input: ReadinessInput, source: ImageRecord, copy: ImageRecord):
     drift.push({ kind: 'tags', detail: `tags ${parts.join('; ')}`, set });
   }
 
-  const sourcePermissions = input.launchPermissions.get(imageKey(source.region, source.imageId));
   const copyPermissions = input.launchPermissions.get(imageKey(copy.region, copy.imageId));
+  const wanted = required.permissions(copy.rootDeviceType === 'ebs');
   // Unknown permissions (not fetched) are not evidence of drift.
-  if (copyPermissions && (sourcePermissions || !policy.replication.copyLaunchPermissions)) {
-    const wanted = requiredPermissions(policy, [...(sourcePermissions ?? [])], copy.rootDeviceType === 'ebs');
+  if (copyPermissions && wanted) {
     const wantedKeys = new Set(wanted.map(permissionKey));
     const haveKeys = new Set(copyPermissions.map(permissionKey));
     const add = wanted.filter((p) => !haveKeys.has(permissionKey(p)));
@@ -192,13 +220,13 @@ function driftOf(input: ReadinessInput, source: ImageRecord, copy: ImageRecord):
   }
 
   // A copy may carry a deprecation time of its own (retention sets one); only a source's time is required.
-  const deprecateAt = deprecationFor(source.deprecationTime, policy, new Date(input.now));
+  const deprecateAt = required.deprecateAt;
   if (deprecateAt) {
     const have = copy.deprecationTime ? minute(copy.deprecationTime) : undefined;
     if (have !== minute(deprecateAt)) {
       drift.push({
         kind: 'deprecation',
-        detail: have === undefined ? `deprecation time missing (source: ${source.deprecationTime})` : `deprecation time ${copy.deprecationTime}, source ${source.deprecationTime}`,
+        detail: have === undefined ? `deprecation time missing (source: ${deprecateAt})` : `deprecation time ${copy.deprecationTime}, source ${deprecateAt}`,
         deprecateAt,
       });
     }
