@@ -1,10 +1,10 @@
 import { DeleteTagsCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
-import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KeepAction } from '../../../lib/domain/retention-planner.ts';
 import { TAG } from '../../../lib/domain/tags.ts';
 import { seedBundle } from '../../../local/s3.ts';
-import { daysAgo, REGION, retentionHarness, type RetentionHarness } from './helpers.ts';
+import { daysAgo, REGION, retentionHarness, testPolicy, type RetentionHarness } from './helpers.ts';
 
 let h: RetentionHarness | undefined;
 afterEach(async () => {
@@ -178,5 +178,25 @@ describe('retention on the twin: what must survive', () => {
     const after = await h.clients.ec2(REGION).send(new DescribeImagesCommand({ Owners: ['self'] }));
     expect(after.Images).toEqual(before.Images);
     expect(await h.snapshotIds()).toEqual(snapshots);
+  });
+
+  it('writes the run report to the policy\'s report bucket, and reports (not hides) a failed write', async () => {
+    h = await retentionHarness({}, testPolicy({ reportBucket: 'ami-dr-reports', reportPrefix: 'runs/' }));
+    await h.clients.s3(REGION).send(new CreateBucketCommand({ Bucket: 'ami-dr-reports' }));
+    h.twin.seed.image(REGION, { name: 'web-9', creationDate: daysAgo(1) });
+    const old = h.twin.seed.image(REGION, { name: 'web-1', creationDate: daysAgo(300) });
+    const { report, reportLocation } = await h.run();
+    expect(reportLocation).toMatch(/^s3:\/\/ami-dr-reports\/runs\/retention\/us-east-1\/2026-06-01T12-00-00-000Z\.json$/);
+    const key = reportLocation!.slice('s3://ami-dr-reports/'.length);
+    const stored = await h.clients.s3(REGION).send(new GetObjectCommand({ Bucket: 'ami-dr-reports', Key: key }));
+    const written = JSON.parse((await stored.Body?.transformToString()) ?? '{}') as typeof report;
+    expect(written.removed.map((r) => r.imageId)).toEqual([old]);
+    expect(written.counts).toEqual(report.counts);
+    await h.stop();
+
+    h = await retentionHarness({}, testPolicy({ reportBucket: 'no-such-reports' }));
+    const failed = await h.run();
+    expect(failed.reportLocation).toBeUndefined();
+    expect(failed.report.errors).toEqual([expect.objectContaining({ step: 'report', code: 'NoSuchBucket' })]);
   });
 });
