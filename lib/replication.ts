@@ -80,12 +80,17 @@ export interface EventDeps extends ReplicationDeps {
   roleArnPrefix?: string;
 }
 
-/** Thrown by CheckCopy's caller-facing paths; the state machine reports these names per region. */
+// Literal names: a minified bundle renames classes, and these names are reported and matched.
+const COPY_FAILED = 'CopyFailedError';
+const COPY_TIMED_OUT = 'CopyTimedOutError';
+
+/** A copy that failed or could not be made; its name is what a region's result reports. */
 export class CopyFailedError extends Error {
-  override name = 'CopyFailedError';
+  override name = COPY_FAILED;
 }
+/** A copy still pending at its deadline (reported by name in the region's result; cleanup removes the copy). */
 export class CopyTimedOutError extends Error {
-  override name = 'CopyTimedOutError';
+  override name = COPY_TIMED_OUT;
 }
 
 const nowOf = (deps: ReplicationDeps) => (deps.now ? deps.now() : new Date());
@@ -428,10 +433,10 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
 function failureOf(copy: CopyStatus | undefined, error: { Error: string; Cause?: string } | undefined, policy: Policy): { name: string; reason: string } {
   if (error) return { name: error.Error, reason: causeMessage(error.Cause) ?? error.Error };
   if (copy?.pastDeadline) {
-    return { name: 'CopyTimedOutError', reason: `copy ${copy.imageId} not available after ${policy.replication.deadlineHours} h (state ${copy.state})` };
+    return { name: COPY_TIMED_OUT, reason: `copy ${copy.imageId} not available after ${policy.replication.deadlineHours} h (state ${copy.state})` };
   }
-  if (copy) return { name: 'CopyFailedError', reason: copy.reason ?? `copy ${copy.imageId} is ${copy.state}` };
-  return { name: 'CopyFailedError', reason: 'unknown failure' };
+  if (copy) return { name: COPY_FAILED, reason: copy.reason ?? `copy ${copy.imageId} is ${copy.state}` };
+  return { name: COPY_FAILED, reason: 'unknown failure' };
 }
 
 /** Step Functions hands a Lambda's error over as a JSON `Cause` ({ errorType, errorMessage }); locally it is the message. */

@@ -200,11 +200,6 @@ export function copyTags(
   return { tags: { ...Object.fromEntries(kept), ...Object.fromEntries(extras), ...provenance }, dropped };
 }
 
-/** The tag keys a copy's owner expects to find (user + extra + provenance), for comparing a copy with its source. */
-export function userTagsOf(tags: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(tags).filter(([k]) => !k.startsWith('aws:') && !k.startsWith('ami-dr:')));
-}
-
 /**
  * Launch permissions of the copy: the source's (accounts, organizations, OUs; when `copyLaunchPermissions`) plus
  * the policy's additions, without duplicates. Public sharing of an encrypted copy is refused with a named error.
