@@ -19,7 +19,7 @@ import { sourceKey } from '../domain/retention-inventory.ts';
 import { TAG, isReplica } from '../domain/tags.ts';
 import type { Clients } from './clients.ts';
 import { listImages } from './images.ts';
-import { isThrottle, TokenBucketPacer, type RateClass } from './pacer.ts';
+import { TokenBucketPacer } from './pacer.ts';
 
 /**
  * Retention's inventory of one region: every image the account owns (deprecated and disabled too), snapshot
@@ -108,7 +108,7 @@ export async function addImageReferences(ec2: EC2Client, inventory: RetentionInv
     do {
       let out;
       try {
-        out = await paced(pacer, 'describe', () => ec2.send(new DescribeImageReferencesCommand({ ImageIds: batch, IncludeAllResourceTypes: true, NextToken: nextToken })));
+        out = await pacer.call('describe', () => ec2.send(new DescribeImageReferencesCommand({ ImageIds: batch, IncludeAllResourceTypes: true, NextToken: nextToken })));
       } catch (error) {
         const name = (error as { name?: string }).name;
         if (name === 'InvalidAction' || name === 'UnsupportedOperation') {
@@ -130,24 +130,11 @@ export async function addImageReferences(ec2: EC2Client, inventory: RetentionInv
   return { ...inventory, references, imageReferences: coverage, warnings };
 }
 
-/** Calls `fn` after a token of `cls`; a throttle that got past the SDK's retries empties the bucket and tries again. */
-async function paced<T>(pacer: TokenBucketPacer, cls: RateClass, fn: () => Promise<T>, attempts = 5): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    await pacer.take(cls);
-    try {
-      return await fn();
-    } catch (error) {
-      if (!isThrottle(error) || attempt >= attempts) throw error;
-      pacer.throttled(cls);
-    }
-  }
-}
-
 async function describeSnapshotSizes(ec2: EC2Client, pacer: TokenBucketPacer): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
   let nextToken: string | undefined;
   do {
-    const out = await paced(pacer, 'describe', () => ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], MaxResults: 1000, NextToken: nextToken })));
+    const out = await pacer.call('describe', () => ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], MaxResults: 1000, NextToken: nextToken })));
     for (const s of out.Snapshots ?? []) if (s.SnapshotId && s.VolumeSize !== undefined) sizes.set(s.SnapshotId, s.VolumeSize);
     nextToken = out.NextToken;
   } while (nextToken);
@@ -158,7 +145,7 @@ async function describeLiveInstances(ec2: EC2Client, pacer: TokenBucketPacer): P
   const instances: { instanceId: string; imageId: string }[] = [];
   let nextToken: string | undefined;
   do {
-    const out = await paced(pacer, 'describe', () =>
+    const out = await pacer.call('describe', () =>
       ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }], MaxResults: 1000, NextToken: nextToken })),
     );
     for (const r of out.Reservations ?? []) {
@@ -212,7 +199,7 @@ async function scanTemplatesAndGroups(
   const templates = new Map<string, Template>();
   nextToken = undefined;
   do {
-    const out = await paced(pacer, 'describe', () => ec2.send(new DescribeLaunchTemplatesCommand({ MaxResults: 200, NextToken: nextToken })));
+    const out = await pacer.call('describe', () => ec2.send(new DescribeLaunchTemplatesCommand({ MaxResults: 200, NextToken: nextToken })));
     for (const t of out.LaunchTemplates ?? []) {
       if (!t.LaunchTemplateId) continue;
       templates.set(t.LaunchTemplateId, {
@@ -258,7 +245,7 @@ async function scanTemplatesAndGroups(
     for (;;) {
       let out;
       try {
-        out = await paced(pacer, 'describe', () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: templateId, Versions: versions, NextToken: token })));
+        out = await pacer.call('describe', () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: templateId, Versions: versions, NextToken: token })));
       } catch (error) {
         const name = (error as { name?: string }).name ?? '';
         // A version an ASG names may be gone (or the template deleted) since the listing: ask again without it.

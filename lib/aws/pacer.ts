@@ -84,6 +84,22 @@ export class TokenBucketPacer {
     await this.sleep(Math.ceil(-bucket.tokens / bucket.ratePerMs));
   }
 
+  /**
+   * Calls `fn` once a token of `cls` is there. A throttle that got past the SDK's own retries means the bucket is
+   * shared with someone else: empty ours, wait for the next token, and try again (up to `attempts` calls).
+   */
+  async call<T>(cls: RateClass, fn: () => Promise<T>, attempts = 6): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      await this.take(cls);
+      try {
+        return await fn();
+      } catch (error) {
+        if (!isThrottle(error) || attempt >= attempts) throw error;
+        this.throttled(cls);
+      }
+    }
+  }
+
   /** EC2 said RequestLimitExceeded: its bucket is emptier than ours (someone else calls too). Empty ours. */
   throttled(cls: RateClass): void {
     const bucket = this.refill(cls);

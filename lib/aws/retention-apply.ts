@@ -3,7 +3,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DeprecateAction, DeregisterAction, RetentionPlan } from '../domain/retention-planner.ts';
 import type { ApplyOutcome, BundleResult, DeprecatedImage, PendingAction, RemovedImage, RetentionError, RetentionReport, RetentionStep } from '../domain/retention-report.ts';
 import { BundleDeleteError, deleteBundle, readBundleManifest, REQUIRED_PERMISSIONS as BUNDLE_PERMISSIONS } from './bundles.ts';
-import { isThrottle, TokenBucketPacer, type RateClass } from './pacer.ts';
+import { TokenBucketPacer, type RateClass } from './pacer.ts';
 
 /**
  * Carries out a retention plan: deprecations (EnableImageDeprecation) and removals (DeregisterImage with
@@ -32,7 +32,6 @@ export interface ApplyOptions {
 }
 
 const GONE = new Set(['InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable']);
-const THROTTLE_ATTEMPTS = 6;
 const MINUTE_MS = 60_000;
 
 export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOptions): Promise<ApplyOutcome> {
@@ -54,22 +53,17 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
     outcome.errors.push({ step, imageId, code: e.name ?? 'Error', message: e.message ?? String(error) });
   };
 
-  /** Calls `fn` after a token; throttles that got past the SDK's own retries wait for the bucket and retry. */
-  const call = async <T>(cls: RateClass, fn: () => Promise<T>): Promise<T> => {
-    for (let attempt = 1; ; attempt++) {
-      await pacer.take(cls);
-      if (cls !== 'describe') outcome.mutatingCalls++;
+  /** A paced call, counted, with its duration kept for the reserve. */
+  const call = <T>(cls: RateClass, fn: () => Promise<T>): Promise<T> =>
+    pacer.call(cls, async () => {
+      outcome.mutatingCalls++;
       const started = now();
       try {
         return await fn();
-      } catch (error) {
-        if (!isThrottle(error) || attempt >= THROTTLE_ATTEMPTS) throw error;
-        pacer.throttled(cls);
       } finally {
         slowestCallMs = Math.max(slowestCallMs, now() - started);
       }
-    }
-  };
+    });
 
   /** Whether there is time to start one more image of this class: its wait for a token plus the reserve. */
   const timeFor = (cls: RateClass): boolean => now() + pacer.delay(cls) + reserve() <= deadline;

@@ -66,6 +66,22 @@ describe('TokenBucketPacer', () => {
     expect(pacer.delay('describe')).toBe(50);
   });
 
+  it('call: retries throttles after waiting for the bucket, gives up after its attempts, never retries other errors', async () => {
+    const time = fakeTime();
+    const pacer = new TokenBucketPacer(time);
+    const throttle = Object.assign(new Error('slow down'), { name: 'RequestLimitExceeded' });
+    let n = 0;
+    await expect(pacer.call('destructive', async () => (++n < 3 ? Promise.reject(throttle) : 'done'))).resolves.toBe('done');
+    expect(n).toBe(3);
+    expect(time.elapsed()).toBe(400); // two throttles: the bucket emptied, 200 ms per token at 5/s
+    n = 0;
+    await expect(pacer.call('destructive', async () => (++n, Promise.reject(throttle)), 4)).rejects.toThrow('slow down');
+    expect(n).toBe(4);
+    n = 0;
+    await expect(pacer.call('destructive', async () => (++n, Promise.reject(new Error('denied'))))).rejects.toThrow('denied');
+    expect(n).toBe(1);
+  });
+
   it('rejects a non-positive scale', () => {
     expect(() => new TokenBucketPacer({ scale: 0 })).toThrow(/scale must be > 0/);
   });
