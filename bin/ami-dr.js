@@ -4,6 +4,8 @@
 import { register } from 'tsx/esm/api';
 
 register();
+// ami-dr supports Node.js 20.19+; the SDK's notice that its future releases will need Node 22 is not for our users.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const flush = (stream) => new Promise((resolve) => stream.write('', resolve));
 const argv = process.argv.slice(2);

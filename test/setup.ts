@@ -4,3 +4,4 @@ process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
 process.env.AWS_REGION ??= 'us-east-1';
 process.env.POWERTOOLS_DEV ??= 'true';
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
