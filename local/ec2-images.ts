@@ -104,15 +104,7 @@ export const createImage: Ec2Action = (ctx) => {
     });
     return mapping(volume.deviceName, snapshot);
   });
-  const image: TwinImage = {
-    imageId,
-    region: ctx.region,
-    ownerId: ctx.accountId,
-    name,
-    description,
-    state: 'pending',
-    creationDate: isoTime(now),
-    deregistrationProtection: 'disabled',
+  const image = newImage(ctx, imageId, name, description, {
     rootDeviceType: 'ebs',
     rootDeviceName: mappings[0]?.deviceName ?? '/dev/xvda',
     imageLocation: `${ctx.accountId}/${name}`,
@@ -121,9 +113,8 @@ export const createImage: Ec2Action = (ctx) => {
     productCodes: base?.productCodes ?? [],
     blockDeviceMappings: mappings,
     tags: new Map(imageTags),
-    launchPermissions: [],
     sourceInstanceId: instanceId,
-  };
+  });
   state.addImage(image);
   ctx.lifecycle.schedule(now + ctx.settings.createDurationMs, () => completeImage(ctx, image, undefined));
   return { imageId };
@@ -175,15 +166,7 @@ export const registerImage: Ec2Action = (ctx) => {
   }
   checkNameFree(ctx, name);
   const imageId = state.newId('ami');
-  const image: TwinImage = {
-    imageId,
-    region: ctx.region,
-    ownerId: ctx.accountId,
-    name,
-    description,
-    state: 'pending',
-    creationDate: isoTime(ctx.clock.now()),
-    deregistrationProtection: 'disabled',
+  const image = newImage(ctx, imageId, name, description, {
     rootDeviceType: ebsBacked ? 'ebs' : 'instance-store',
     rootDeviceName: rootDeviceName ?? '/dev/sda1',
     imageLocation: ebsBacked ? `${ctx.accountId}/${name}` : imageLocation,
@@ -192,8 +175,7 @@ export const registerImage: Ec2Action = (ctx) => {
     productCodes: [],
     blockDeviceMappings: mappings,
     tags: new Map(tags),
-    launchPermissions: [],
-  };
+  });
   state.addImage(image);
   // Registration has nothing to copy: the image is usable at once (and says so, as EC2 does).
   ctx.lifecycle.setImageState(image, 'available');
@@ -292,15 +274,7 @@ export const copyImage: Ec2Action = (ctx) => {
   }
   for (const [key, value] of imageTagsAsked) tags.set(key, value);
 
-  const image: TwinImage = {
-    imageId,
-    region: ctx.region,
-    ownerId: ctx.accountId,
-    name,
-    description,
-    state: 'pending',
-    creationDate: isoTime(now),
-    deregistrationProtection: 'disabled',
+  const image = newImage(ctx, imageId, name, description, {
     rootDeviceType: source.rootDeviceType,
     rootDeviceName: source.rootDeviceName,
     imageLocation:
@@ -312,11 +286,10 @@ export const copyImage: Ec2Action = (ctx) => {
     productCodes: source.productCodes.map((p) => ({ ...p })),
     blockDeviceMappings: mappings,
     tags,
-    launchPermissions: [],
     sourceImageId,
     sourceImageRegion: sourceRegion,
     copyInFlight: true,
-  };
+  });
   state.addImage(image);
   region.copiesInFlight++;
   if (clientToken !== undefined) region.copyTokens.set(clientToken, { imageId, fingerprint });
@@ -396,6 +369,28 @@ function endCopy(ctx: Ec2Context, image: TwinImage): void {
   if (!image.copyInFlight) return;
   image.copyInFlight = undefined;
   ctx.state.region(image.region).copiesInFlight--;
+}
+
+/** The fields every image made by a call shares: the caller's, pending, unprotected, shared with no one, made now. */
+function newImage(
+  ctx: Ec2Context,
+  imageId: string,
+  name: string,
+  description: string | undefined,
+  fields: Omit<TwinImage, 'imageId' | 'region' | 'ownerId' | 'name' | 'description' | 'state' | 'creationDate' | 'deregistrationProtection' | 'launchPermissions'>,
+): TwinImage {
+  return {
+    imageId,
+    region: ctx.region,
+    ownerId: ctx.accountId,
+    name,
+    description,
+    state: 'pending',
+    creationDate: isoTime(ctx.clock.now()),
+    deregistrationProtection: 'disabled',
+    ...fields,
+    launchPermissions: [],
+  };
 }
 
 function newSnapshot(
