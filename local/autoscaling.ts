@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { ServiceHandler, TwinRequest, TwinResponse } from './http.ts';
-import { decodeToken, encodeToken, listParam, page, queryError, queryResponse, structIndexes, TwinServiceError, type XmlNode } from './query-protocol.ts';
+import { TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import { decodeToken, encodeToken, listParam, page, queryError, queryResponse, structIndexes, type XmlNode } from './query-protocol.ts';
 import type { LaunchTemplateReference, RegionState, TwinAutoScalingGroup, TwinLaunchConfiguration, TwinState } from './state.ts';
 
 const XMLNS = 'http://autoscaling.amazonaws.com/doc/2011-01-01/';

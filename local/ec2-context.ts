@@ -37,7 +37,7 @@ export interface Ec2Context extends Ec2Runtime {
   params: Ec2Params;
 }
 
-/** An EC2 action returns the response's elements (after `<requestId>`); errors are thrown as `Ec2Error`. */
+/** An EC2 action returns the response's elements (after `<requestId>`); errors are thrown as `TwinServiceError` with EC2's own codes. */
 export type Ec2Action = (ctx: Ec2Context) => XmlElements;
 
 export type Ec2ActionTable = Record<string, Ec2Action>;

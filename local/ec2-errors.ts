@@ -1,17 +1,4 @@
-/**
- * An EC2 API error: `code` is what the SDK turns into the error's `name` (`InvalidAMIID.NotFound`), so it must be
- * EC2's own code. Thrown inside actions, turned into the `<Response><Errors>` envelope at the boundary.
- */
-export class Ec2Error extends Error {
-  override name = 'Ec2Error';
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
-  }
-}
+import { TwinServiceError } from './http.ts';
 
 /** Duck-typed so errors thrown by other twin modules with a `code` and `status` map the same way. */
 export function errorCode(error: unknown): { code: string; message: string; status: number } | undefined {
@@ -35,7 +22,7 @@ const MALFORMED: Record<string, string> = {
 export function checkId(prefix: 'ami' | 'snap' | 'i', id: string): string {
   const head = `${prefix}-`;
   if (!id.startsWith(head) || !ID_PATTERN.test(id.slice(head.length))) {
-    throw new Ec2Error(MALFORMED[prefix] ?? 'InvalidID', `Invalid id: "${id}" (expecting "${head}...")`);
+    throw new TwinServiceError(MALFORMED[prefix] ?? 'InvalidID', `Invalid id: "${id}" (expecting "${head}...")`);
   }
   return id;
 }

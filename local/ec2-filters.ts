@@ -1,4 +1,4 @@
-import { Ec2Error } from './ec2-errors.ts';
+import { TwinServiceError } from './http.ts';
 import { isPublic, snapshotIdsOf, type TwinImage, type TwinSnapshot } from './state.ts';
 
 /**
@@ -76,7 +76,7 @@ function compile<T extends { tags: Map<string, string> }>(filters: Map<string, s
       checks.push((r) => any([...r.tags.values()]));
     } else {
       const values = known[name];
-      if (!values) throw new Ec2Error('InvalidParameterValue', `The filter '${name}' is invalid`);
+      if (!values) throw new TwinServiceError('InvalidParameterValue', `The filter '${name}' is invalid`);
       checks.push((r) => any(values(r)));
     }
   }

@@ -1,8 +1,8 @@
 import type { Ec2Action, Ec2Context } from './ec2-context.ts';
-import { Ec2Error } from './ec2-errors.ts';
 import { ownedImage, rejectBackupManaged, visibleImage } from './ec2-image-access.ts';
 import { launchPermissionXml } from './ec2-image-xml.ts';
 import type { Ec2Params } from './ec2-params.ts';
+import { TwinServiceError } from './http.ts';
 import { isEncrypted, isoTime, type LaunchPermissionEntry, type TwinImage } from './state.ts';
 
 /** Image attributes and switches: launch permissions, description, deprecation, protection, disable/enable. */
@@ -17,7 +17,7 @@ export const describeImageAttribute: Ec2Action = (ctx) => {
   const attribute = ctx.params.required('Attribute');
   const image = visibleImage(ctx, ctx.params.required('ImageId'));
   if (image.ownerId !== ctx.accountId && attribute === 'launchPermission') {
-    throw new Ec2Error('AuthFailure', `Not authorized for image:${image.imageId}`);
+    throw new TwinServiceError('AuthFailure', `Not authorized for image:${image.imageId}`);
   }
   const value = (v: string | undefined) => (v === undefined ? {} : { value: v });
   const base = { imageId: image.imageId };
@@ -30,7 +30,7 @@ export const describeImageAttribute: Ec2Action = (ctx) => {
       return { ...base, productCodes: image.productCodes.map((p) => ({ productCode: p.productCodeId, type: p.productCodeType })) };
     case 'blockDeviceMapping':
       // Deprecated attribute: EC2 answers AuthFailure and points to DescribeImages.
-      throw new Ec2Error('AuthFailure', 'The blockDeviceMapping attribute is not available; use DescribeImages.');
+      throw new TwinServiceError('AuthFailure', 'The blockDeviceMapping attribute is not available; use DescribeImages.');
     case 'deregistrationProtection':
       return { ...base, deregistrationProtection: value(image.deregistrationProtection) };
     case 'lastLaunchedTime':
@@ -44,7 +44,7 @@ export const describeImageAttribute: Ec2Action = (ctx) => {
     case 'imdsSupport':
       return { ...base, [attribute]: {} };
     default:
-      throw new Ec2Error('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid. Unknown attribute.`);
+      throw new TwinServiceError('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid. Unknown attribute.`);
   }
 };
 
@@ -53,23 +53,23 @@ export const modifyImageAttribute: Ec2Action = (ctx) => {
   const image = ownedImage(ctx, params.required('ImageId'));
   const description = params.get('Description.Value') ?? (params.get('Attribute') === 'description' ? params.get('Value') : undefined);
   if (description !== undefined) {
-    if (description.length > 255) throw new Ec2Error('InvalidParameterValue', 'The description must be at most 255 characters long.');
+    if (description.length > 255) throw new TwinServiceError('InvalidParameterValue', 'The description must be at most 255 characters long.');
     image.description = description;
   }
   const { add, remove } = launchPermissionChanges(params);
   if (add.length === 0 && remove.length === 0) {
-    if (description === undefined) throw new Ec2Error('MissingParameter', 'No attribute change was specified.');
+    if (description === undefined) throw new TwinServiceError('MissingParameter', 'No attribute change was specified.');
     return {};
   }
   if (image.state === 'disabled' && add.length > 0) {
-    throw new Ec2Error('InvalidAMIID.Unavailable', `The image ${image.imageId} is disabled and cannot be shared. Enable it first.`);
+    throw new TwinServiceError('InvalidAMIID.Unavailable', `The image ${image.imageId} is disabled and cannot be shared. Enable it first.`);
   }
   for (const entry of add) {
     if (entry.group === 'all' && isEncrypted(image)) {
-      throw new Ec2Error('InvalidParameterValue', `Encrypted images cannot be made public: ${image.imageId} has encrypted snapshots.`);
+      throw new TwinServiceError('InvalidParameterValue', `Encrypted images cannot be made public: ${image.imageId} has encrypted snapshots.`);
     }
     if (entry.group === 'all' && image.productCodes.length > 0) {
-      throw new Ec2Error('InvalidParameterValue', `Images with product codes cannot be made public: ${image.imageId}.`);
+      throw new TwinServiceError('InvalidParameterValue', `Images with product codes cannot be made public: ${image.imageId}.`);
     }
   }
   const key = (p: LaunchPermissionEntry) => `${p.userId ?? ''}|${p.group ?? ''}|${p.organizationArn ?? ''}|${p.organizationalUnitArn ?? ''}`;
@@ -81,7 +81,7 @@ export const modifyImageAttribute: Ec2Action = (ctx) => {
     kept.push(entry);
     present.add(key(entry));
   }
-  if (kept.length > 1000) throw new Ec2Error('ResourceLimitExceeded', 'An image can be shared with at most 1,000 entities.');
+  if (kept.length > 1000) throw new TwinServiceError('ResourceLimitExceeded', 'An image can be shared with at most 1,000 entities.');
   image.launchPermissions = kept;
   return {};
 };
@@ -98,7 +98,7 @@ function launchPermissionChanges(params: Ec2Params): { add: LaunchPermissionEntr
   const remove = params.structs('LaunchPermission.Remove').map(read);
   const operation = params.get('OperationType');
   if (operation !== undefined) {
-    if (operation !== 'add' && operation !== 'remove') throw new Ec2Error('InvalidParameterValue', `Value (${operation}) for parameter OperationType is invalid.`);
+    if (operation !== 'add' && operation !== 'remove') throw new TwinServiceError('InvalidParameterValue', `Value (${operation}) for parameter OperationType is invalid.`);
     const entries: LaunchPermissionEntry[] = [
       ...params.list('UserId').map((userId) => ({ userId })),
       ...params.list('UserGroup').map((group) => ({ group: group as 'all' })),
@@ -113,7 +113,7 @@ function launchPermissionChanges(params: Ec2Params): { add: LaunchPermissionEntr
 function checkPermission(entry: LaunchPermissionEntry): LaunchPermissionEntry {
   const clean = Object.fromEntries(Object.entries(entry).filter(([, v]) => v !== undefined)) as LaunchPermissionEntry;
   const kinds = Object.keys(clean).length;
-  const bad = (what: string) => new Ec2Error('InvalidAMIAttributeItemValue', `Invalid attribute item value "${what}" for launchPermission item type.`);
+  const bad = (what: string) => new TwinServiceError('InvalidAMIAttributeItemValue', `Invalid attribute item value "${what}" for launchPermission item type.`);
   if (kinds !== 1) throw bad(JSON.stringify(entry));
   if (clean.userId !== undefined && !ACCOUNT_ID.test(clean.userId)) throw bad(clean.userId);
   if (clean.group !== undefined && clean.group !== 'all') throw bad(clean.group);
@@ -126,12 +126,12 @@ export const enableImageDeprecation: Ec2Action = (ctx) => {
   const image = ownedImage(ctx, ctx.params.required('ImageId'));
   const raw = ctx.params.required('DeprecateAt');
   const at = Date.parse(raw);
-  if (Number.isNaN(at)) throw new Ec2Error('InvalidParameterValue', `Value (${raw}) for parameter DeprecateAt is invalid.`);
+  if (Number.isNaN(at)) throw new TwinServiceError('InvalidParameterValue', `Value (${raw}) for parameter DeprecateAt is invalid.`);
   // EC2 rounds to the minute.
   const rounded = Math.round(at / 60_000) * 60_000;
   const now = ctx.clock.now();
-  if (rounded < now) throw new Ec2Error('InvalidParameterValue', 'The deprecation time cannot be in the past.');
-  if (rounded > now + TEN_YEARS_MS) throw new Ec2Error('InvalidParameterValue', 'The deprecation time cannot be more than 10 years in the future.');
+  if (rounded < now) throw new TwinServiceError('InvalidParameterValue', 'The deprecation time cannot be in the past.');
+  if (rounded > now + TEN_YEARS_MS) throw new TwinServiceError('InvalidParameterValue', 'The deprecation time cannot be more than 10 years in the future.');
   image.deprecationTime = isoTime(rounded);
   return { return: true };
 };
@@ -173,7 +173,7 @@ export const disableImage: Ec2Action = (ctx) => {
   rejectBackupManaged(image, 'DisableImage');
   if (image.state === 'disabled') return { return: true };
   if (image.state !== 'available') {
-    throw new Ec2Error('IncorrectState', `The image ${image.imageId} is ${image.state}; only available images can be disabled.`);
+    throw new TwinServiceError('IncorrectState', `The image ${image.imageId} is ${image.state}; only available images can be disabled.`);
   }
   // Disabling takes away every launch permission; enabling does not give them back.
   image.launchPermissions = [];

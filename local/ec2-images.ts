@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Ec2Action, Ec2Context } from './ec2-context.ts';
-import { Ec2Error, checkId } from './ec2-errors.ts';
+import { checkId } from './ec2-errors.ts';
 import { imageFilter } from './ec2-filters.ts';
 import { canSee, checkDescription, checkImageName, checkNameFree, checkTags, ownedImage, rejectBackupManaged, visibleImage } from './ec2-image-access.ts';
 import { imageXml } from './ec2-image-xml.ts';
 import { pageSize } from './ec2-pages.ts';
+import { TwinServiceError } from './http.ts';
 import { isoTime, snapshotIdsOf, type BlockDevice, type TwinImage, type TwinSnapshot } from './state.ts';
 
 /** The AMI lifecycle actions: describe, create, register, copy, deregister. */
@@ -23,7 +24,7 @@ export const describeImages: Ec2Action = (ctx) => {
   const includeDisabled = params.bool('IncludeDisabled') ?? false;
   const maxResults = pageSize(params.int('MaxResults'), 1, 1000);
   if (maxResults !== undefined && imageIds.length > 0) {
-    throw new Ec2Error('InvalidParameterCombination', 'The parameter imageIdsSet cannot be used with the parameter maxResults');
+    throw new TwinServiceError('InvalidParameterCombination', 'The parameter imageIdsSet cannot be used with the parameter maxResults');
   }
   const matches = imageFilter(params.filters());
   const images = ctx.state.region(ctx.region).images;
@@ -54,7 +55,7 @@ export const describeImages: Ec2Action = (ctx) => {
   if (imageIds.length > 0) {
     for (const id of imageIds) {
       const image = images.get(id);
-      if (!image || !canSee(ctx, image)) throw new Ec2Error('InvalidAMIID.NotFound', `The image id '[${id}]' does not exist`);
+      if (!image || !canSee(ctx, image)) throw new TwinServiceError('InvalidAMIID.NotFound', `The image id '[${id}]' does not exist`);
     }
     return { imagesSet: [...new Set(imageIds)].map((id) => images.get(id) as TwinImage).filter(shown).map(imageXml) };
   }
@@ -81,7 +82,7 @@ export const createImage: Ec2Action = (ctx) => {
   const specs = params.tagSpecifications(['image', 'snapshot']);
   const instance = state.region(ctx.region).instances.get(instanceId);
   if (!instance || instance.state === 'terminated') {
-    throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`);
+    throw new TwinServiceError('InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`);
   }
   checkNameFree(ctx, name);
   const imageTags = specs.get('image') ?? new Map<string, string>();
@@ -138,7 +139,7 @@ export const registerImage: Ec2Action = (ctx) => {
     const snapshotId = m.get('Ebs.SnapshotId');
     const snapshot = snapshotId === undefined ? undefined : snapshots.get(checkId('snap', snapshotId));
     if (snapshotId !== undefined && (!snapshot || (snapshot.ownerId !== ctx.accountId && !snapshot.createVolumePermissions.some((p) => p.userId === ctx.accountId || p.group === 'all')))) {
-      throw new Ec2Error('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
+      throw new TwinServiceError('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
     }
     return {
       deviceName,
@@ -156,13 +157,13 @@ export const registerImage: Ec2Action = (ctx) => {
   const rootMapping = mappings.find((m) => m.deviceName === rootDeviceName);
   const ebsBacked = rootMapping?.ebs?.snapshotId !== undefined;
   if (!ebsBacked && imageLocation === undefined) {
-    throw new Ec2Error('InvalidParameterCombination', 'Either ImageLocation or a root device mapping with an EBS snapshot is required');
+    throw new TwinServiceError('InvalidParameterCombination', 'Either ImageLocation or a root device mapping with an EBS snapshot is required');
   }
   if (ebsBacked && imageLocation !== undefined && !imageLocation.startsWith(`${ctx.accountId}/`)) {
-    throw new Ec2Error('InvalidParameterCombination', 'ImageLocation cannot be used with an EBS root device');
+    throw new TwinServiceError('InvalidParameterCombination', 'ImageLocation cannot be used with an EBS root device');
   }
   if (!ebsBacked && !/^[^/]+\/.+\.manifest\.xml$/.test(imageLocation ?? '')) {
-    throw new Ec2Error('InvalidManifest', `The manifest location '${imageLocation}' is not of the form bucket/path/name.manifest.xml`);
+    throw new TwinServiceError('InvalidManifest', `The manifest location '${imageLocation}' is not of the form bucket/path/name.manifest.xml`);
   }
   checkNameFree(ctx, name);
   const imageId = state.newId('ami');
@@ -192,11 +193,11 @@ export const copyImage: Ec2Action = (ctx) => {
     .update(JSON.stringify(params.entries().filter(([k]) => !['ClientToken', 'Action', 'Version'].includes(k))))
     .digest('hex');
   if (clientToken !== undefined) {
-    if (clientToken.length > 64) throw new Ec2Error('InvalidParameterValue', 'ClientToken must be at most 64 ASCII characters');
+    if (clientToken.length > 64) throw new TwinServiceError('InvalidParameterValue', 'ClientToken must be at most 64 ASCII characters');
     const previous = region.copyTokens.get(clientToken);
     if (previous) {
       if (previous.fingerprint !== fingerprint) {
-        throw new Ec2Error('IdempotentParameterMismatch', `The client token ${clientToken} was already used with different parameters.`);
+        throw new TwinServiceError('IdempotentParameterMismatch', `The client token ${clientToken} was already used with different parameters.`);
       }
       return { imageId: previous.imageId };
     }
@@ -207,19 +208,19 @@ export const copyImage: Ec2Action = (ctx) => {
   const name = checkImageName(params.required('Name'));
   const description = checkDescription(params.get('Description'));
   if (params.get('DestinationOutpostArn') !== undefined) {
-    throw new Ec2Error('UnsupportedOperation', 'Copies to an Outpost are not supported by this endpoint.');
+    throw new TwinServiceError('UnsupportedOperation', 'Copies to an Outpost are not supported by this endpoint.');
   }
   if (params.get('DestinationAvailabilityZone') !== undefined || params.get('DestinationAvailabilityZoneId') !== undefined) {
-    throw new Ec2Error('UnsupportedOperation', 'Copies to a Local Zone are not supported by this endpoint.');
+    throw new TwinServiceError('UnsupportedOperation', 'Copies to a Local Zone are not supported by this endpoint.');
   }
   const encryptedParam = params.bool('Encrypted') ?? false;
   const kmsKeyId = params.get('KmsKeyId');
   if (kmsKeyId !== undefined && !encryptedParam) {
-    throw new Ec2Error('InvalidParameterCombination', 'KmsKeyId can only be specified when Encrypted is true.');
+    throw new TwinServiceError('InvalidParameterCombination', 'KmsKeyId can only be specified when Encrypted is true.');
   }
   const durationMinutes = params.int('SnapshotCopyCompletionDurationMinutes');
   if (durationMinutes !== undefined && (durationMinutes < 15 || durationMinutes > 2880 || durationMinutes % 15 !== 0)) {
-    throw new Ec2Error(
+    throw new TwinServiceError(
       'InvalidParameterValue',
       `SnapshotCopyCompletionDurationMinutes must be between 15 and 2880 in increments of 15, got ${durationMinutes}.`,
     );
@@ -231,18 +232,18 @@ export const copyImage: Ec2Action = (ctx) => {
   checkTags(snapshotTags);
 
   if (!state.regionNames().includes(sourceRegion) && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(sourceRegion)) {
-    throw new Ec2Error('InvalidParameterValue', `Invalid source region: ${sourceRegion}`);
+    throw new TwinServiceError('InvalidParameterValue', `Invalid source region: ${sourceRegion}`);
   }
   const source = visibleImage(ctx, sourceImageId, sourceRegion);
   if (source.state !== 'available') {
-    throw new Ec2Error('InvalidAMIID.Unavailable', `The image id '[${sourceImageId}]' is not available (state: ${source.state}).`);
+    throw new TwinServiceError('InvalidAMIID.Unavailable', `The image id '[${sourceImageId}]' is not available (state: ${source.state}).`);
   }
   if (source.rootDeviceType === 'instance-store' && encryptedParam) {
-    throw new Ec2Error('InvalidParameterCombination', 'Encryption is not supported when copying instance store-backed AMIs.');
+    throw new TwinServiceError('InvalidParameterCombination', 'Encryption is not supported when copying instance store-backed AMIs.');
   }
   checkNameFree(ctx, name);
   if (region.copiesInFlight >= ctx.settings.copyQuota) {
-    throw new Ec2Error(
+    throw new TwinServiceError(
       'ResourceLimitExceeded',
       `You have reached the maximum number of concurrent AMI copies (${ctx.settings.copyQuota}) in ${ctx.region}. Wait for copies to complete and try again.`,
     );
@@ -340,7 +341,7 @@ export const deregisterImage: Ec2Action = (ctx) => {
   rejectBackupManaged(image, 'DeregisterImage');
   const cooldown = image.protectionCooldownUntil !== undefined && image.protectionCooldownUntil > ctx.clock.now();
   if (image.deregistrationProtection !== 'disabled' || cooldown) {
-    throw new Ec2Error(
+    throw new TwinServiceError(
       'OperationNotPermitted',
       `The image ${image.imageId} cannot be deregistered because deregistration protection is enabled${cooldown ? ' (cooldown period in effect)' : ''}.`,
     );

@@ -1,4 +1,4 @@
-import { Ec2Error } from './ec2-errors.ts';
+import { TwinServiceError } from './http.ts';
 
 /**
  * Describe* pagination. The first call takes a snapshot of the matching ids; each NextToken names the rest of
@@ -20,7 +20,7 @@ export class Cursors {
     let cursor: { ids: string[]; offset: number };
     if (token) {
       const found = this.open.get(token);
-      if (!found) throw new Ec2Error('InvalidPaginationToken', `The pagination token ${token} is invalid or has expired.`);
+      if (!found) throw new TwinServiceError('InvalidPaginationToken', `The pagination token ${token} is invalid or has expired.`);
       this.open.delete(token);
       cursor = found;
     } else {
@@ -44,7 +44,7 @@ export class Cursors {
 export function pageSize(value: number | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   if (value < min || value > max) {
-    throw new Ec2Error('InvalidParameterValue', `Value ( ${value} ) for parameter maxResults is invalid. Expecting a value between ${min} and ${max}.`);
+    throw new TwinServiceError('InvalidParameterValue', `Value ( ${value} ) for parameter maxResults is invalid. Expecting a value between ${min} and ${max}.`);
   }
   return value;
 }

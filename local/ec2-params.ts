@@ -1,4 +1,4 @@
-import { Ec2Error } from './ec2-errors.ts';
+import { TwinServiceError } from './http.ts';
 
 /**
  * A view over EC2 Query parameters as the SDK flattens them: `Name`, lists as `Name.1`, `Name.2`, structures as
@@ -17,14 +17,14 @@ export class Ec2Params {
 
   required(name: string): string {
     const value = this.get(name);
-    if (value === undefined || value === '') throw new Ec2Error('MissingParameter', `The request must contain the parameter ${name}`);
+    if (value === undefined || value === '') throw new TwinServiceError('MissingParameter', `The request must contain the parameter ${name}`);
     return value;
   }
 
   bool(name: string): boolean | undefined {
     const value = this.get(name);
     if (value === undefined) return undefined;
-    if (value !== 'true' && value !== 'false') throw new Ec2Error('InvalidParameterValue', `Value (${value}) for parameter ${name} is invalid. Expected: 'true' or 'false'.`);
+    if (value !== 'true' && value !== 'false') throw new TwinServiceError('InvalidParameterValue', `Value (${value}) for parameter ${name} is invalid. Expected: 'true' or 'false'.`);
     return value === 'true';
   }
 
@@ -32,7 +32,7 @@ export class Ec2Params {
     const value = this.get(name);
     if (value === undefined) return undefined;
     const n = Number(value);
-    if (!Number.isInteger(n)) throw new Ec2Error('InvalidParameterValue', `Value (${value}) for parameter ${name} is invalid. Expected an integer.`);
+    if (!Number.isInteger(n)) throw new TwinServiceError('InvalidParameterValue', `Value (${value}) for parameter ${name} is invalid. Expected an integer.`);
     return n;
   }
 
@@ -79,7 +79,7 @@ export class Ec2Params {
     for (const spec of this.structs('TagSpecification')) {
       const type = spec.required('ResourceType');
       if (!allowed.includes(type)) {
-        throw new Ec2Error('InvalidParameterValue', `'${type}' is not a valid taggable resource type for this operation.`);
+        throw new TwinServiceError('InvalidParameterValue', `'${type}' is not a valid taggable resource type for this operation.`);
       }
       const tags = specs.get(type) ?? new Map<string, string>();
       for (const tag of spec.structs('Tag')) tags.set(tag.required('Key'), tag.get('Value') ?? '');

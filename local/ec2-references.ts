@@ -1,8 +1,9 @@
 import type { Ec2ActionTable, Ec2Context } from './ec2-context.ts';
-import { Ec2Error, checkId } from './ec2-errors.ts';
+import { checkId } from './ec2-errors.ts';
 import { glob } from './ec2-filters.ts';
 import { Cursors, pageSize } from './ec2-pages.ts';
 import { tagSet, type XmlElements } from './ec2-xml.ts';
+import { TwinServiceError } from './http.ts';
 import type { InstanceStateName, RegionState, TwinInstance, TwinLaunchTemplate, TwinLaunchTemplateVersion } from './state.ts';
 
 /**
@@ -69,7 +70,7 @@ function matcher<T>(filters: Map<string, string[]>, known: Record<string, Values
     else if (tagsOf && name === 'tag-value') checks.push((r) => any([...tagsOf(r).values()]));
     else {
       const read = known[name];
-      if (!read) throw new Ec2Error('InvalidParameterValue', `The filter '${name}' is invalid`);
+      if (!read) throw new TwinServiceError('InvalidParameterValue', `The filter '${name}' is invalid`);
       checks.push((r) => any(read(r)));
     }
   }
@@ -84,15 +85,15 @@ export function resolveTemplateVersion(template: TwinLaunchTemplate, version: st
 
 function findTemplate(region: RegionState, id: string | undefined, name: string | undefined): TwinLaunchTemplate {
   if (id !== undefined && name !== undefined) {
-    throw new Ec2Error('InvalidParameterCombination', 'The parameters LaunchTemplateId and LaunchTemplateName cannot be used together.');
+    throw new TwinServiceError('InvalidParameterCombination', 'The parameters LaunchTemplateId and LaunchTemplateName cannot be used together.');
   }
   if (id !== undefined) {
     const template = region.launchTemplates.get(id);
-    if (!template) throw new Ec2Error('InvalidLaunchTemplateId.NotFound', `The specified launch template, with template ID ${id}, does not exist.`);
+    if (!template) throw new TwinServiceError('InvalidLaunchTemplateId.NotFound', `The specified launch template, with template ID ${id}, does not exist.`);
     return template;
   }
   const template = [...region.launchTemplates.values()].find((t) => t.launchTemplateName === name);
-  if (!template) throw new Ec2Error('InvalidLaunchTemplateName.NotFoundException', `The specified launch template, with template name ${name ?? ''}, does not exist.`);
+  if (!template) throw new TwinServiceError('InvalidLaunchTemplateName.NotFoundException', `The specified launch template, with template name ${name ?? ''}, does not exist.`);
   return template;
 }
 
@@ -154,11 +155,11 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       const ids = ctx.params.list('InstanceId');
       const max = ctx.params.int('MaxResults');
       if (ids.length > 0 && max !== undefined) {
-        throw new Ec2Error('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
+        throw new TwinServiceError('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
       }
       for (const id of ids) {
         checkId('i', id);
-        if (!region.instances.has(id)) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
+        if (!region.instances.has(id)) throw new TwinServiceError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
       }
       const match = matcher(ctx.params.filters(), INSTANCE_FILTERS, (i) => i.tags);
       const { items, nextToken } = cursors.page(
@@ -202,7 +203,7 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       if (id === undefined && name === undefined) {
         // Without a template, only `$Latest` / `$Default` make sense: that version of every template.
         if (versions.length === 0 || versions.some((v) => v !== '$Latest' && v !== '$Default')) {
-          throw new Ec2Error('InvalidParameterValue', 'Specify a launch template, or the versions $Latest and/or $Default only.');
+          throw new TwinServiceError('InvalidParameterValue', 'Specify a launch template, or the versions $Latest and/or $Default only.');
         }
         selected = [];
         for (const template of region.launchTemplates.values()) {
@@ -214,10 +215,10 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
         if (versions.length > 0) {
           selected = versions.map((v) => {
             if (v !== '$Latest' && v !== '$Default' && !/^\d+$/.test(v)) {
-              throw new Ec2Error('InvalidLaunchTemplateId.VersionNotFound', `Could not find launch template version ${v}`);
+              throw new TwinServiceError('InvalidLaunchTemplateId.VersionNotFound', `Could not find launch template version ${v}`);
             }
             const version = resolveTemplateVersion(template, v);
-            if (!version) throw new Ec2Error('InvalidLaunchTemplateId.VersionNotFound', `Could not find launch template version ${v}`);
+            if (!version) throw new TwinServiceError('InvalidLaunchTemplateId.VersionNotFound', `Could not find launch template version ${v}`);
             return { template, version };
           });
         } else {
@@ -239,9 +240,9 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
     DescribeImageReferences: (ctx) => {
       const region = ctx.state.region(ctx.region);
       const imageIds = ctx.params.list('ImageId');
-      if (imageIds.length === 0) throw new Ec2Error('MissingParameter', 'The request must contain the parameter ImageId');
+      if (imageIds.length === 0) throw new TwinServiceError('MissingParameter', 'The request must contain the parameter ImageId');
       if (imageIds.length > MAX_IMAGE_REFERENCE_IDS) {
-        throw new Ec2Error('InvalidParameterValue', `Value (${imageIds.length}) for parameter ImageId is invalid. You can specify up to ${MAX_IMAGE_REFERENCE_IDS} image IDs.`);
+        throw new TwinServiceError('InvalidParameterValue', `Value (${imageIds.length}) for parameter ImageId is invalid. You can specify up to ${MAX_IMAGE_REFERENCE_IDS} image IDs.`);
       }
       for (const imageId of imageIds) checkId('ami', imageId);
       const includeAll = ctx.params.bool('IncludeAllResourceTypes') ?? false;
@@ -249,14 +250,14 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       for (const spec of ctx.params.structs('ResourceType')) {
         const type = spec.required('ResourceType');
         if (!['ec2:Instance', 'ec2:LaunchTemplate', 'ssm:Parameter', 'imagebuilder:ImageRecipe', 'imagebuilder:ContainerRecipe'].includes(type)) {
-          throw new Ec2Error('InvalidParameterValue', `Value (${type}) for parameter ResourceType is invalid.`);
+          throw new TwinServiceError('InvalidParameterValue', `Value (${type}) for parameter ResourceType is invalid.`);
         }
         const options = new Map<string, string[]>();
         for (const option of spec.structs('ResourceTypeOption')) options.set(option.required('OptionName'), option.list('OptionValue'));
         requested.set(type, options);
       }
       if (!includeAll && requested.size === 0) {
-        throw new Ec2Error('MissingParameter', 'Either IncludeAllResourceTypes or ResourceType must be specified.');
+        throw new TwinServiceError('MissingParameter', 'Either IncludeAllResourceTypes or ResourceType must be specified.');
       }
       const wants = (type: string): Map<string, string[]> | undefined => requested.get(type) ?? (includeAll ? new Map() : undefined);
       const wanted = new Set(imageIds);
@@ -275,7 +276,7 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
         const depthValue = templateOptions.get('version-depth')?.[0];
         const depth = depthValue === undefined ? DEFAULT_VERSION_DEPTH : Number(depthValue);
         if (!Number.isInteger(depth) || depth < 1 || depth > 10_000) {
-          throw new Ec2Error('InvalidParameterValue', `Value (${depthValue ?? ''}) for option version-depth is invalid.`);
+          throw new TwinServiceError('InvalidParameterValue', `Value (${depthValue ?? ''}) for option version-depth is invalid.`);
         }
         for (const template of region.launchTemplates.values()) {
           // The newest `depth` versions and the default version, each template reported once per image.
@@ -302,7 +303,7 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       const all = ctx.params.bool('AllRegions') ?? false;
       const names = ctx.params.list('RegionName');
       for (const name of names) {
-        if (!TWIN_REGIONS.some((r) => r.regionName === name)) throw new Ec2Error('InvalidParameterValue', `Invalid region: ${name}`);
+        if (!TWIN_REGIONS.some((r) => r.regionName === name)) throw new TwinServiceError('InvalidParameterValue', `Invalid region: ${name}`);
       }
       const match = matcher(ctx.params.filters(), {
         'region-name': (r: (typeof TWIN_REGIONS)[number]) => [r.regionName],

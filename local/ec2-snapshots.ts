@@ -1,9 +1,10 @@
 import type { Ec2Action, Ec2Context } from './ec2-context.ts';
-import { Ec2Error, checkId } from './ec2-errors.ts';
+import { checkId } from './ec2-errors.ts';
 import { snapshotFilter } from './ec2-filters.ts';
 import { pageSize } from './ec2-pages.ts';
 import type { Ec2Params } from './ec2-params.ts';
 import { tagSet, type XmlElements } from './ec2-xml.ts';
+import { TwinServiceError } from './http.ts';
 import type { CreateVolumePermissionEntry, TwinSnapshot } from './state.ts';
 
 /** EBS snapshots: describe, delete, and who may create volumes from them. */
@@ -17,13 +18,13 @@ function restorable(ctx: Ec2Context, snapshot: TwinSnapshot): boolean {
 function visibleSnapshot(ctx: Ec2Context, snapshotId: string): TwinSnapshot {
   checkId('snap', snapshotId);
   const snapshot = ctx.state.region(ctx.region).snapshots.get(snapshotId);
-  if (!snapshot || !restorable(ctx, snapshot)) throw new Ec2Error('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
+  if (!snapshot || !restorable(ctx, snapshot)) throw new TwinServiceError('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
   return snapshot;
 }
 
 function ownedSnapshot(ctx: Ec2Context, snapshotId: string): TwinSnapshot {
   const snapshot = visibleSnapshot(ctx, snapshotId);
-  if (snapshot.ownerId !== ctx.accountId) throw new Ec2Error('UnauthorizedOperation', `You are not authorized to perform this operation on ${snapshotId}.`);
+  if (snapshot.ownerId !== ctx.accountId) throw new TwinServiceError('UnauthorizedOperation', `You are not authorized to perform this operation on ${snapshotId}.`);
   return snapshot;
 }
 
@@ -56,7 +57,7 @@ export const describeSnapshots: Ec2Action = (ctx) => {
   const restorableBy = params.list('RestorableBy');
   const maxResults = pageSize(params.int('MaxResults'), 5, 1000);
   if (maxResults !== undefined && snapshotIds.length > 0) {
-    throw new Ec2Error('InvalidParameterCombination', 'The parameter snapshotSet cannot be used with the parameter maxResults');
+    throw new TwinServiceError('InvalidParameterCombination', 'The parameter snapshotSet cannot be used with the parameter maxResults');
   }
   const matches = snapshotFilter(params.filters());
   const snapshots = ctx.state.region(ctx.region).snapshots;
@@ -88,7 +89,7 @@ export const deleteSnapshot: Ec2Action = (ctx) => {
   const snapshot = ownedSnapshot(ctx, ctx.params.required('SnapshotId'));
   const users = ctx.state.imagesUsingSnapshot(ctx.region, snapshot.snapshotId);
   if (users.length > 0) {
-    throw new Ec2Error('InvalidSnapshot.InUse', `The snapshot ${snapshot.snapshotId} is currently in use by ${users[0]}`);
+    throw new TwinServiceError('InvalidSnapshot.InUse', `The snapshot ${snapshot.snapshotId} is currently in use by ${users[0]}`);
   }
   ctx.state.region(ctx.region).snapshots.delete(snapshot.snapshotId);
   return { return: true };
@@ -101,7 +102,7 @@ export const describeSnapshotAttribute: Ec2Action = (ctx) => {
     return { snapshotId: snapshot.snapshotId, createVolumePermission: snapshot.createVolumePermissions.map((p) => ({ userId: p.userId, group: p.group })) };
   }
   if (attribute === 'productCodes') return { snapshotId: snapshot.snapshotId, productCodes: [] };
-  throw new Ec2Error('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid. Unknown attribute.`);
+  throw new TwinServiceError('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid. Unknown attribute.`);
 };
 
 export const modifySnapshotAttribute: Ec2Action = (ctx) => {
@@ -109,15 +110,15 @@ export const modifySnapshotAttribute: Ec2Action = (ctx) => {
   const snapshot = ownedSnapshot(ctx, params.required('SnapshotId'));
   const attribute = params.get('Attribute') ?? 'createVolumePermission';
   if (attribute !== 'createVolumePermission') {
-    throw new Ec2Error('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid. Only createVolumePermission can be modified.`);
+    throw new TwinServiceError('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid. Only createVolumePermission can be modified.`);
   }
   const { add, remove } = volumePermissionChanges(params);
   for (const entry of add) {
     if (entry.group === 'all' && snapshot.encrypted) {
-      throw new Ec2Error('InvalidParameterValue', `Encrypted snapshots cannot be made public: ${snapshot.snapshotId}.`);
+      throw new TwinServiceError('InvalidParameterValue', `Encrypted snapshots cannot be made public: ${snapshot.snapshotId}.`);
     }
     if (entry.userId !== undefined && snapshot.encrypted && snapshot.kmsKeyId === ctx.state.resolve(ctx.region, 'alias/aws/ebs')?.arn) {
-      throw new Ec2Error('InvalidParameterValue', `Snapshots encrypted with the AWS managed key for EBS cannot be shared: ${snapshot.snapshotId}.`);
+      throw new TwinServiceError('InvalidParameterValue', `Snapshots encrypted with the AWS managed key for EBS cannot be shared: ${snapshot.snapshotId}.`);
     }
   }
   const key = (p: CreateVolumePermissionEntry) => `${p.userId ?? ''}|${p.group ?? ''}`;
@@ -142,12 +143,12 @@ function volumePermissionChanges(params: Ec2Params): { add: CreateVolumePermissi
     const entries = [...params.list('UserId').map((userId) => ({ userId })), ...params.list('UserGroup').map((group) => ({ group: group as 'all' }))].map(check);
     (operation === 'add' ? add : remove).push(...entries);
   }
-  if (add.length === 0 && remove.length === 0) throw new Ec2Error('MissingParameter', 'No createVolumePermission change was specified.');
+  if (add.length === 0 && remove.length === 0) throw new TwinServiceError('MissingParameter', 'No createVolumePermission change was specified.');
   return { add, remove };
 }
 
 function check(entry: CreateVolumePermissionEntry): CreateVolumePermissionEntry {
   if (entry.userId !== undefined && entry.group === undefined && ACCOUNT_ID.test(entry.userId)) return { userId: entry.userId };
   if (entry.group === 'all' && entry.userId === undefined) return { group: 'all' };
-  throw new Ec2Error('InvalidParameterValue', `Invalid createVolumePermission item: ${JSON.stringify(entry)}`);
+  throw new TwinServiceError('InvalidParameterValue', `Invalid createVolumePermission item: ${JSON.stringify(entry)}`);
 }

@@ -1,5 +1,5 @@
 import type { Ec2ActionTable, Ec2Context, Ec2Runtime } from './ec2-context.ts';
-import { Ec2Error, errorCode } from './ec2-errors.ts';
+import { errorCode } from './ec2-errors.ts';
 import {
   describeImageAttribute,
   disableImage,
@@ -16,7 +16,7 @@ import { createEc2ReferenceActions } from './ec2-references.ts';
 import { deleteSnapshot, describeSnapshotAttribute, describeSnapshots, modifySnapshotAttribute } from './ec2-snapshots.ts';
 import { createTags, deleteTags } from './ec2-tags.ts';
 import { ec2ErrorResponse, ec2Response, type XmlElements } from './ec2-xml.ts';
-import type { ServiceHandler, TwinRequest } from './http.ts';
+import { TwinServiceError, type ServiceHandler, type TwinRequest } from './http.ts';
 import { accessKeyIdOf, resolveIdentity, type CallerIdentity } from './identity.ts';
 import { throttleClass, type Throttler } from './throttle.ts';
 
@@ -74,7 +74,7 @@ export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions
     } else {
       const ctx: Ec2Context = { ...runtime, region: request.region, requestId: request.requestId, caller, params: new Ec2Params(request.params) };
       try {
-        if (ctx.params.bool('DryRun')) throw new Ec2Error('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
+        if (ctx.params.bool('DryRun')) throw new TwinServiceError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
         body = action(ctx);
       } catch (error) {
         // A bug in the twin is reported as EC2 reports its own: InternalError, HTTP 500 (which clients retry).

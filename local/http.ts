@@ -90,6 +90,22 @@ async function parseRequest(req: IncomingMessage, body: string): Promise<TwinReq
   return { ...base, protocol: 'query', action: params.Action ?? '', params, json: {} };
 }
 
+/**
+ * A service error raised inside a handler and turned into the protocol's error response at its boundary. `code` is
+ * what the SDK turns into the error's `name` (`InvalidAMIID.NotFound`, `NotFoundException`), so it must be the
+ * service's own code.
+ */
+export class TwinServiceError extends Error {
+  override name = 'TwinServiceError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
 /** A JSON-protocol error as the SDK parses it (`__type` names the error). */
 export function jsonError(status: number, code: string, message: string): TwinResponse {
   return {

@@ -44,18 +44,6 @@ export function queryError(status: number, code: string, message: string, reques
   return { status, contentType: 'text/xml', body };
 }
 
-/** A service error raised inside a handler and turned into the protocol's error response at its boundary. */
-export class TwinServiceError extends Error {
-  override name = 'TwinServiceError';
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
-  }
-}
-
 /** `Prefix.1`, `Prefix.2`, … (EC2) or, with `.member`, `Prefix.member.1`, … (awsQuery), in index order. */
 export function listParam(params: Record<string, string>, prefix: string): string[] {
   const values: Array<[number, string]> = [];

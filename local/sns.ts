@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { ServiceHandler, TwinRequest, TwinResponse } from './http.ts';
+import { TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
 import type { Clock } from './clock.ts';
-import { decodeToken, encodeToken, page, queryError, queryResponse, structIndexes, TwinServiceError } from './query-protocol.ts';
+import { decodeToken, encodeToken, page, queryError, queryResponse, structIndexes } from './query-protocol.ts';
 
 const XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
 const PAGE_SIZE = 100;
