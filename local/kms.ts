@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { jsonError, jsonResponse, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import { jsonError, jsonResponse, TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
 import { decodeToken, encodeToken, page } from './query-protocol.ts';
 import type { Clock } from './clock.ts';
 import type { KmsKeyState, TwinKmsKey, TwinState } from './state.ts';
@@ -65,16 +65,6 @@ export function expireKeys(state: TwinState, clock: Clock, region: string): void
   }
 }
 
-class KmsError extends Error {
-  override name = 'KmsError';
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 const seconds = (ms: number): number => ms / 1000;
 
 /** KeyMetadata with the member names of the KMS model. */
@@ -121,7 +111,7 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
   };
   const required = (input: Record<string, unknown>, name: string): string => {
     const value = str(input, name);
-    if (value === undefined) throw new KmsError('ValidationException', `1 validation error detected: Value null at '${lowerFirst(name)}' failed to satisfy constraint: Member must not be null`);
+    if (value === undefined) throw new TwinServiceError('ValidationException', `1 validation error detected: Value null at '${lowerFirst(name)}' failed to satisfy constraint: Member must not be null`);
     return value;
   };
   const aliasArn = (region: string, ref: string): string => (ref.startsWith('arn:') ? ref : `arn:aws:kms:${region}:${accountId}:${ref}`);
@@ -129,15 +119,15 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
   const mustFind = (region: string, ref: string): TwinKmsKey => {
     const key = findKey(state, clock, region, ref);
     if (!key) {
-      throw new KmsError('NotFoundException', ref.includes('alias/') ? `Alias ${aliasArn(region, ref)} is not found.` : `Key '${keyArn(region, ref)}' does not exist`);
+      throw new TwinServiceError('NotFoundException', ref.includes('alias/') ? `Alias ${aliasArn(region, ref)} is not found.` : `Key '${keyArn(region, ref)}' does not exist`);
     }
     return key;
   };
   const notPending = (key: TwinKmsKey): void => {
-    if (key.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
+    if (key.state === 'PendingDeletion') throw new TwinServiceError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
   };
   const customerManaged = (key: TwinKmsKey): void => {
-    if (key.keyManager === 'AWS') throw new KmsError('AccessDeniedException', `The key ${key.arn} is an AWS managed key and cannot be modified.`);
+    if (key.keyManager === 'AWS') throw new TwinServiceError('AccessDeniedException', `The key ${key.arn} is an AWS managed key and cannot be modified.`);
   };
 
   const actions: Record<string, Action> = {
@@ -158,13 +148,13 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
       const aliasName = required(input, 'AliasName');
       const targetKeyId = required(input, 'TargetKeyId');
       if (!/^alias\/[a-zA-Z0-9/_-]{1,250}$/.test(aliasName)) {
-        throw new KmsError('ValidationException', `Alias must start with the prefix "alias/" and contain only alphanumeric characters, '/', '_' or '-'.`);
+        throw new TwinServiceError('ValidationException', `Alias must start with the prefix "alias/" and contain only alphanumeric characters, '/', '_' or '-'.`);
       }
-      if (aliasName.startsWith('alias/aws/')) throw new KmsError('NotAuthorizedException', 'Cannot create alias with prefix alias/aws/');
+      if (aliasName.startsWith('alias/aws/')) throw new TwinServiceError('NotAuthorizedException', 'Cannot create alias with prefix alias/aws/');
       expireKeys(state, clock, region);
       const aliases = state.region(region).aliases;
-      if (aliases.has(aliasName)) throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasArn(region, aliasName)} already exists`);
-      if (targetKeyId.includes('alias/')) throw new KmsError('ValidationException', 'Aliases must refer to keys. Not aliases');
+      if (aliases.has(aliasName)) throw new TwinServiceError('AlreadyExistsException', `An alias with the name ${aliasArn(region, aliasName)} already exists`);
+      if (targetKeyId.includes('alias/')) throw new TwinServiceError('ValidationException', 'Aliases must refer to keys. Not aliases');
       const key = mustFind(region, targetKeyId);
       notPending(key);
       aliases.set(aliasName, key.keyId);
@@ -174,7 +164,7 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
     ListAliases: (region, input) => {
       const limit = input.Limit === undefined ? 50 : Number(input.Limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-        throw new KmsError('ValidationException', `1 validation error detected: Value '${String(input.Limit)}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100`);
+        throw new TwinServiceError('ValidationException', `1 validation error detected: Value '${String(input.Limit)}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100`);
       }
       // Every region lists its AWS-managed EBS alias, as AWS lists predefined aliases.
       state.defaultEbsKey(region);
@@ -188,7 +178,7 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
       }
       const scope = `aliases:${region}:${keyRef ?? ''}`;
       const offset = decodeToken(scope, str(input, 'Marker'));
-      if (offset === undefined) throw new KmsError('InvalidMarkerException', 'Invalid marker');
+      if (offset === undefined) throw new TwinServiceError('InvalidMarkerException', 'Invalid marker');
       const { items, next } = page(aliases, offset, limit);
       return {
         Aliases: items.map(([name, target]) => {
@@ -225,7 +215,7 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
       const key = mustFind(region, required(input, 'KeyId'));
       const days = input.PendingWindowInDays === undefined ? 30 : Number(input.PendingWindowInDays);
       if (!Number.isInteger(days) || days < 7 || days > 30) {
-        throw new KmsError('ValidationException', `1 validation error detected: Value '${String(input.PendingWindowInDays)}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30`);
+        throw new TwinServiceError('ValidationException', `1 validation error detected: Value '${String(input.PendingWindowInDays)}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30`);
       }
       customerManaged(key);
       notPending(key);
@@ -237,7 +227,7 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
 
     CancelKeyDeletion: (region, input) => {
       const key = mustFind(region, required(input, 'KeyId'));
-      if (key.state !== 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
+      if (key.state !== 'PendingDeletion') throw new TwinServiceError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
       // AWS leaves a key whose deletion was cancelled disabled.
       key.state = 'Disabled';
       delete key.deletionDate;
@@ -248,11 +238,11 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
       const ref = required(input, 'KeyId');
       const granteePrincipal = required(input, 'GranteePrincipal');
       const operations = Array.isArray(input.Operations) ? input.Operations.filter((o): o is string => typeof o === 'string') : [];
-      if (operations.length === 0) throw new KmsError('ValidationException', "1 validation error detected: Value null at 'operations' failed to satisfy constraint: Member must not be null");
+      if (operations.length === 0) throw new TwinServiceError('ValidationException', "1 validation error detected: Value null at 'operations' failed to satisfy constraint: Member must not be null");
       // Grants name keys by id or ARN only.
-      if (ref.includes('alias/')) throw new KmsError('NotFoundException', `Invalid keyId ${ref}`);
+      if (ref.includes('alias/')) throw new TwinServiceError('NotFoundException', `Invalid keyId ${ref}`);
       const key = mustFind(region, ref);
-      if (key.state === 'Disabled') throw new KmsError('DisabledException', `${key.arn} is disabled.`);
+      if (key.state === 'Disabled') throw new TwinServiceError('DisabledException', `${key.arn} is disabled.`);
       notPending(key);
       const grantId = createHash('sha256').update(randomUUID()).digest('hex');
       const grantToken = Buffer.from(`${key.arn}:${grantId}`).toString('base64url');
@@ -268,7 +258,7 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
     try {
       return jsonResponse(action(request.region, request.json));
     } catch (error) {
-      if (error instanceof KmsError) return jsonError(400, error.code, error.message);
+      if (error instanceof TwinServiceError) return jsonError(error.status, error.code, error.message);
       throw error;
     }
   };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type RunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { isManualClock, type Clock, type ManualClock } from './clock.ts';
-import { jsonError, jsonResponse, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import { jsonError, jsonResponse, TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
 
 /**
  * Step Functions on the twin: the JSON 1.0 API (StartExecution, DescribeExecution, ListExecutions, StopExecution,
@@ -175,15 +175,6 @@ export interface LocalStepFunctionsOptions {
 
 const NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
 
-class SfnError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 export class LocalStepFunctions {
   readonly virtualTime: VirtualTime | undefined;
   private readonly machines = new Map<string, LocalStateMachine>();
@@ -243,7 +234,7 @@ export class LocalStepFunctions {
     try {
       return jsonResponse(action(request), 'application/x-amz-json-1.0');
     } catch (error) {
-      if (error instanceof SfnError) return { ...jsonError(400, error.code, error.message), contentType: 'application/x-amz-json-1.0' };
+      if (error instanceof TwinServiceError) return { ...jsonError(error.status, error.code, error.message), contentType: 'application/x-amz-json-1.0' };
       throw error;
     }
   };
@@ -253,20 +244,20 @@ export class LocalStepFunctions {
   /** Same name + same input while running ⇒ the original execution; closed, or another input ⇒ ExecutionAlreadyExists. */
   startExecution(stateMachineArn: string, name: string = randomUUID(), input = '{}'): LocalExecution {
     const machine = this.machines.get(stateMachineArn);
-    if (!machine) throw new SfnError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${stateMachineArn}'`);
-    if (!NAME.test(name)) throw new SfnError('InvalidName', `Invalid Name: '${name}'`);
+    if (!machine) throw new TwinServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${stateMachineArn}'`);
+    if (!NAME.test(name)) throw new TwinServiceError('InvalidName', `Invalid Name: '${name}'`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(input);
     } catch {
-      throw new SfnError('InvalidExecutionInput', 'Invalid State Machine Execution Input: not JSON');
+      throw new TwinServiceError('InvalidExecutionInput', 'Invalid State Machine Execution Input: not JSON');
     }
-    if (Buffer.byteLength(input) > 256 * 1024) throw new SfnError('InvalidExecutionInput', 'Execution input exceeds 256 KB');
+    if (Buffer.byteLength(input) > 256 * 1024) throw new TwinServiceError('InvalidExecutionInput', 'Execution input exceeds 256 KB');
     const executionArn = `arn:aws:states:${machine.region}:${this.accountId}:execution:${machine.name}:${name}`;
     const existing = this.executionsByArn.get(executionArn);
     if (existing) {
       if (existing.status === 'RUNNING' && existing.input === input) return existing;
-      throw new SfnError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
+      throw new TwinServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
     }
     const execution: LocalExecution = {
       executionArn,
@@ -286,14 +277,14 @@ export class LocalStepFunctions {
 
   private apiStart(r: TwinRequest) {
     const json = r.json as { stateMachineArn?: string; name?: string; input?: string };
-    if (!json.stateMachineArn) throw new SfnError('ValidationException', 'stateMachineArn is required');
+    if (!json.stateMachineArn) throw new TwinServiceError('ValidationException', 'stateMachineArn is required');
     const e = this.startExecution(json.stateMachineArn, json.name, json.input ?? '{}');
     return { executionArn: e.executionArn, startDate: e.startDate / 1000 };
   }
 
   private found(executionArn: unknown): LocalExecution {
     const e = typeof executionArn === 'string' ? this.executionsByArn.get(executionArn) : undefined;
-    if (!e) throw new SfnError('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(executionArn)}'`);
+    if (!e) throw new TwinServiceError('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(executionArn)}'`);
     return e;
   }
 
@@ -316,14 +307,14 @@ export class LocalStepFunctions {
   private apiList(r: TwinRequest) {
     const json = r.json as { stateMachineArn?: string; statusFilter?: string; maxResults?: number; nextToken?: string };
     if (!json.stateMachineArn || !this.machines.has(json.stateMachineArn)) {
-      throw new SfnError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(json.stateMachineArn)}'`);
+      throw new TwinServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(json.stateMachineArn)}'`);
     }
     const all = this.executions(json.stateMachineArn)
       .filter((e) => !json.statusFilter || e.status === json.statusFilter)
       .sort((a, b) => b.startDate - a.startDate);
     const size = json.maxResults && json.maxResults > 0 ? Math.min(json.maxResults, 1000) : 100;
     const start = json.nextToken ? Number(Buffer.from(json.nextToken, 'base64').toString('utf8')) : 0;
-    if (!Number.isInteger(start) || start < 0) throw new SfnError('InvalidToken', 'Invalid Token');
+    if (!Number.isInteger(start) || start < 0) throw new TwinServiceError('InvalidToken', 'Invalid Token');
     const pageItems = all.slice(start, start + size);
     return {
       executions: pageItems.map((e) => ({
@@ -353,7 +344,7 @@ export class LocalStepFunctions {
   private apiDescribeStateMachine(r: TwinRequest) {
     const arn = r.json.stateMachineArn;
     const m = typeof arn === 'string' ? this.machines.get(arn) : undefined;
-    if (!m) throw new SfnError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(arn)}'`);
+    if (!m) throw new TwinServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(arn)}'`);
     return {
       stateMachineArn: m.arn,
       name: m.name,
