@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
-import { decodeToken, encodeToken, listParam, page, queryError, queryResponse, structIndexes, type XmlNode } from './query-protocol.ts';
+import { TwinServiceError, type ServiceHandler } from './http.ts';
+import { decodeToken, encodeToken, listParam, page, queryResponse, queryService, structIndexes, type QueryAction, type XmlNode } from './query-protocol.ts';
 import type { LaunchTemplateReference, RegionState, TwinAutoScalingGroup, TwinLaunchConfiguration, TwinState } from './state.ts';
 
 const XMLNS = 'http://autoscaling.amazonaws.com/doc/2011-01-01/';
@@ -120,7 +120,7 @@ export function createAutoScalingService(state: TwinState, ctx: AutoScalingServi
     return next === undefined ? { items: slice } : { items: slice, nextToken: encodeToken(scope, next) };
   };
 
-  const actions: Record<string, (request: TwinRequest) => TwinResponse> = {
+  const actions: Record<string, QueryAction> = {
     DescribeAutoScalingGroups: ({ region, params, requestId }) => {
       const regionState = state.region(region);
       const names = listParam(params, 'AutoScalingGroupNames.member');
@@ -147,16 +147,7 @@ export function createAutoScalingService(state: TwinState, ctx: AutoScalingServi
     },
   };
 
-  return (request) => {
-    const action = actions[request.action];
-    if (!action) return queryError(400, 'InvalidAction', `The action ${request.action || '(none)'} is not valid for this web service.`, request.requestId, XMLNS);
-    try {
-      return action(request);
-    } catch (error) {
-      if (error instanceof TwinServiceError) return queryError(error.status, error.code, error.message, request.requestId, XMLNS);
-      throw error;
-    }
-  };
+  return queryService(XMLNS, actions);
 }
 
 /** The filters DescribeAutoScalingGroups supports: `tag-key`, `tag-value`, `tag:<key>`. */

@@ -1,4 +1,4 @@
-import { escapeXml, type TwinResponse } from './http.ts';
+import { escapeXml, TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
 
 /**
  * The awsQuery protocol (STS, SNS, Auto Scaling): form-encoded requests, XML responses wrapped in
@@ -42,6 +42,26 @@ export function queryError(status: number, code: string, message: string, reques
     `<Code>${escapeXml(code)}</Code><Message>${escapeXml(message)}</Message></Error>` +
     `<RequestId>${requestId}</RequestId></ErrorResponse>`;
   return { status, contentType: 'text/xml', body };
+}
+
+export type QueryAction = (request: TwinRequest) => TwinResponse;
+
+/**
+ * An awsQuery service from its table of actions: an action it does not have is `InvalidAction`, and a
+ * TwinServiceError thrown by one becomes the `<ErrorResponse>`.
+ */
+export function queryService(xmlns: string, actions: Record<string, QueryAction>): ServiceHandler {
+  return (request) => {
+    // Own properties only: `toString` and the like are not actions.
+    const action = Object.hasOwn(actions, request.action) ? actions[request.action] : undefined;
+    if (!action) return queryError(400, 'InvalidAction', `The action ${request.action || '(none)'} is not valid for this web service.`, request.requestId, xmlns);
+    try {
+      return action(request);
+    } catch (error) {
+      if (error instanceof TwinServiceError) return queryError(error.status, error.code, error.message, request.requestId, xmlns);
+      throw error;
+    }
+  };
 }
 
 /** `Prefix.1`, `Prefix.2`, … (EC2) or, with `.member`, `Prefix.member.1`, … (awsQuery), in index order. */

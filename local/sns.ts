@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import { TwinServiceError, type ServiceHandler } from './http.ts';
 import type { Clock } from './clock.ts';
-import { decodeToken, encodeToken, page, queryError, queryResponse, structIndexes } from './query-protocol.ts';
+import { decodeToken, encodeToken, page, queryResponse, queryService, structIndexes, type QueryAction } from './query-protocol.ts';
 
 const XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
 const PAGE_SIZE = 100;
@@ -56,7 +56,7 @@ export interface SnsServiceContext {
 /** SNS over awsQuery: CreateTopic, Publish (recorded in `SnsState.messages`), ListTopics. */
 export function createSnsService(state: { sns: SnsState }, ctx: SnsServiceContext): ServiceHandler {
   const sns = state.sns;
-  const actions: Record<string, (request: TwinRequest) => TwinResponse> = {
+  const actions: Record<string, QueryAction> = {
     CreateTopic: ({ region, params, requestId }) => {
       const name = params.Name ?? '';
       const fifo = name.endsWith('.fifo');
@@ -109,16 +109,7 @@ export function createSnsService(state: { sns: SnsState }, ctx: SnsServiceContex
     },
   };
 
-  return (request) => {
-    const action = actions[request.action];
-    if (!action) return queryError(400, 'InvalidAction', `The action ${request.action || '(none)'} is not valid for this web service.`, request.requestId, XMLNS);
-    try {
-      return action(request);
-    } catch (error) {
-      if (error instanceof TwinServiceError) return queryError(error.status, error.code, error.message, request.requestId, XMLNS);
-      throw error;
-    }
-  };
+  return queryService(XMLNS, actions);
 }
 
 /** `Attributes.entry.N.key` / `.value`. */

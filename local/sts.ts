@@ -1,6 +1,6 @@
 import type { ServiceHandler } from './http.ts';
 import { accessKeyIdOf, resolveIdentity } from './identity.ts';
-import { queryError, queryResponse } from './query-protocol.ts';
+import { queryResponse, queryService } from './query-protocol.ts';
 
 const XMLNS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 
@@ -12,12 +12,11 @@ export interface StsContext {
 
 /** STS over awsQuery: GetCallerIdentity answers with the principal the signing access key maps to. */
 export function createStsService(ctx: StsContext): ServiceHandler {
-  return (request) => {
-    if (request.action !== 'GetCallerIdentity') {
-      return queryError(400, 'InvalidAction', `The action ${request.action || '(none)'} is not valid for this web service.`, request.requestId, XMLNS);
-    }
-    const authorization = request.headers.authorization;
-    const caller = resolveIdentity(accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined), ctx.accountId, ctx.identities);
-    return queryResponse('GetCallerIdentity', XMLNS, { Arn: caller.arn, UserId: caller.principalId, Account: caller.accountId }, request.requestId);
-  };
+  return queryService(XMLNS, {
+    GetCallerIdentity: (request) => {
+      const authorization = request.headers.authorization;
+      const caller = resolveIdentity(accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined), ctx.accountId, ctx.identities);
+      return queryResponse('GetCallerIdentity', XMLNS, { Arn: caller.arn, UserId: caller.principalId, Account: caller.accountId }, request.requestId);
+    },
+  });
 }

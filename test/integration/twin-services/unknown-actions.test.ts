@@ -17,6 +17,9 @@ describe('twin services refuse actions they do not model', () => {
     ['sts', 'AssumeRole', '2011-06-15'],
     ['sns', 'DeleteTopic', '2010-03-31'],
     ['autoscaling', 'UpdateAutoScalingGroup', '2011-01-01'],
+    // Names every object has are not actions either.
+    ['sts', 'toString', '2011-06-15'],
+    ['sns', 'constructor', '2010-03-31'],
   ])('%s %s => InvalidAction', async (service, action, version) => {
     const res = await fetch(twin.endpoint, {
       method: 'POST',
