@@ -175,6 +175,18 @@ export interface LocalStepFunctionsOptions {
 
 const NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
 
+/** ListExecutions' item; DescribeExecution answers the same and more. Dates in epoch seconds, as the API has them. */
+function executionListItem(e: LocalExecution) {
+  return {
+    executionArn: e.executionArn,
+    stateMachineArn: e.stateMachineArn,
+    name: e.name,
+    status: e.status,
+    startDate: e.startDate / 1000,
+    ...(e.stopDate !== undefined ? { stopDate: e.stopDate / 1000 } : {}),
+  };
+}
+
 export class LocalStepFunctions {
   readonly virtualTime: VirtualTime | undefined;
   private readonly machines = new Map<string, LocalStateMachine>();
@@ -291,12 +303,7 @@ export class LocalStepFunctions {
   private apiDescribe(r: TwinRequest) {
     const e = this.found(r.json.executionArn);
     return {
-      executionArn: e.executionArn,
-      stateMachineArn: e.stateMachineArn,
-      name: e.name,
-      status: e.status,
-      startDate: e.startDate / 1000,
-      ...(e.stopDate !== undefined ? { stopDate: e.stopDate / 1000 } : {}),
+      ...executionListItem(e),
       input: e.input,
       ...(e.output !== undefined ? { output: e.output } : {}),
       ...(e.error !== undefined ? { error: e.error } : {}),
@@ -317,14 +324,7 @@ export class LocalStepFunctions {
     if (!Number.isInteger(start) || start < 0) throw new TwinServiceError('InvalidToken', 'Invalid Token');
     const pageItems = all.slice(start, start + size);
     return {
-      executions: pageItems.map((e) => ({
-        executionArn: e.executionArn,
-        stateMachineArn: e.stateMachineArn,
-        name: e.name,
-        status: e.status,
-        startDate: e.startDate / 1000,
-        ...(e.stopDate !== undefined ? { stopDate: e.stopDate / 1000 } : {}),
-      })),
+      executions: pageItems.map(executionListItem),
       ...(start + size < all.length ? { nextToken: Buffer.from(String(start + size)).toString('base64') } : {}),
     };
   }
