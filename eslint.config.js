@@ -29,7 +29,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['lib/aws/**', 'test/**', 'local/**'],
+    // The twin seeds instance-store bundles into its S3 (s3rver) as a client would, through the S3 API.
+    files: ['lib/aws/**', 'test/**', 'local/s3.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
 );
