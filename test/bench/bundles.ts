@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { ensurePackaged, lambdaEnvironment, lambdaResources, listedFunctions, ROOT } from '../package/packaged.ts';
+import { ensurePackaged, importEnvironment, lambdaResources, listedFunctions, ROOT } from '../package/packaged.ts';
 import { extractZip } from '../package/zip.ts';
 
 /**
@@ -59,14 +59,7 @@ export async function bench(): Promise<Record<string, string | number>> {
         outfile: baseline,
         logLevel: 'silent',
       });
-      const env = {
-        PATH: process.env.PATH ?? '',
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        POWERTOOLS_LOG_LEVEL: 'SILENT',
-        ...lambdaEnvironment(lambdaResources(template).get(fn.key)!.properties),
-      };
+      const env = importEnvironment(lambdaResources(template).get(fn.key)!.properties);
       // Interleaved, so load from elsewhere on the machine falls on both alike.
       const ours: number[] = [];
       const theirs: number[] = [];

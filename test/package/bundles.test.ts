@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensurePackaged, lambdaEnvironment, lambdaResources, listedFunctions, type Template } from './packaged.ts';
+import { ensurePackaged, importEnvironment, lambdaResources, listedFunctions, type Template } from './packaged.ts';
 import { extractZip } from './zip.ts';
 
 /**
@@ -47,14 +47,7 @@ describe('built bundles', () => {
       writeFileSync(loader, IMPORT);
       const lambda = lambdaResources(template).get(fn.key);
       expect(lambda, `${fn.key} in the template`).toBeDefined();
-      const env = {
-        PATH: process.env.PATH ?? '',
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        POWERTOOLS_LOG_LEVEL: 'SILENT',
-        ...lambdaEnvironment(lambda!.properties),
-      };
+      const env = importEnvironment(lambda!.properties);
       const { stdout } = await run(process.execPath, [loader, join(dir, fn.bundle)], { cwd: dir, env, timeout: 60_000 });
       expect(JSON.parse(stdout)).toMatchObject({ handler: 'function' });
     },

@@ -155,3 +155,15 @@ export function lambdaEnvironment(properties: Record<string, unknown>): Record<s
   };
   return Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, stand(v)]));
 }
+
+/** The environment a bundle is imported with in a fresh node process: the function's own, fake credentials, quiet logs. */
+export function importEnvironment(properties: Record<string, unknown>): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    POWERTOOLS_LOG_LEVEL: 'SILENT',
+    ...lambdaEnvironment(properties),
+  };
+}
