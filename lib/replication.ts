@@ -45,6 +45,7 @@ import {
 } from './domain/replication-steps.ts';
 import { TAG } from './domain/tags.ts';
 import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from './observability.ts';
+import { ec2Client, sfnClient, snsClient } from './aws/clients.ts';
 
 /**
  * The replication's steps, one function per Lambda of the state machine plus the event handler. Handlers, the CLI
@@ -127,7 +128,7 @@ export async function startReplication(
 ): Promise<StartedReplication> {
   const { name, input } = replicationRequest(deps.policy, region, imageId, attempt);
   const smRegion = deps.stateMachineArn.split(':')[3] || region;
-  const started = await startExecution(deps.clients.sfn(smRegion), deps.stateMachineArn, name, input);
+  const started = await startExecution(sfnClient(deps.clients, smRegion), deps.stateMachineArn, name, input);
   return { executionName: name, executionArn: started.executionArn, alreadyStarted: started.alreadyStarted };
 }
 
@@ -150,7 +151,7 @@ export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<E
   const first = screenEvent(event, ctx);
   if (!first.act) return skipped(first.reason, first.detail);
   const imageId = event.imageId as string;
-  const image = await describeImage(deps.clients.ec2(event.region), event.region, imageId);
+  const image = await describeImage(ec2Client(deps.clients, event.region), event.region, imageId);
   const second = screenImage(image, ctx);
   if (!second.act) return skipped(second.reason, second.detail);
   const { name, input } = replicationRequest(deps.policy, event.region, imageId);
@@ -194,7 +195,7 @@ export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Pro
   const checks = (input.check?.checks ?? 0) + 1;
   const firstCheckedAt = input.check?.firstCheckedAt ?? now.toISOString();
   const deadline = copyDeadline(new Date(firstCheckedAt), deps.policy);
-  const image = await describeImage(deps.clients.ec2(region), region, imageId);
+  const image = await describeImage(ec2Client(deps.clients, region), region, imageId);
   const waitSeconds = nextWaitSeconds(checks - 1, now, deadline);
   const base = { checks, firstCheckedAt, waitSeconds, nextCheckAt: new Date(now.getTime() + waitSeconds * 1000).toISOString() };
   if (!image) return { ...base, verdict: 'stop', state: 'not-found', reason: `source ${imageId} no longer exists in ${region}` };
@@ -222,7 +223,7 @@ const TOKEN_VARIANTS = 3;
 export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
   const { source, target } = parseStep(branchInputSchema, rawInput, 'StartCopy');
   const now = nowOf(deps);
-  const ec2 = deps.clients.ec2(target.region);
+  const ec2 = ec2Client(deps.clients, target.region);
   const instanceStore = source.rootDeviceType === 'instance-store';
   const encrypted = !instanceStore;
   if (encrypted && source.public) {
@@ -260,7 +261,7 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
     return status(existing.imageId, true, startedAtOf(existing, now), existing.state);
   }
 
-  const sourceRecord = await describeImage(deps.clients.ec2(source.region), source.region, source.imageId);
+  const sourceRecord = await describeImage(ec2Client(deps.clients, source.region), source.region, source.imageId);
   const tags = copyTags(sourceRecord ?? { ...source, tags: {} }, deps.policy).tags;
   let disambiguate = false;
   for (let variant = 0; variant < TOKEN_VARIANTS; variant++) {
@@ -316,7 +317,7 @@ function isCopyOf(image: ImageRecord, source: { imageId: string; region: string 
 export async function checkCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
   const { copy } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
   const now = nowOf(deps);
-  const image = await describeImage(deps.clients.ec2(copy.region), copy.region, copy.imageId);
+  const image = await describeImage(ec2Client(deps.clients, copy.region), copy.region, copy.imageId);
   const deadline = new Date(copy.deadline);
   const checks = copy.checks + 1;
   const state = image?.state ?? 'gone';
@@ -347,8 +348,8 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
   const { source, target, copy } = parseStep(copyStepInputSchema, rawInput, 'FinalizeCopy');
   const now = nowOf(deps);
   const policy = deps.policy;
-  const sourceEc2 = deps.clients.ec2(source.region);
-  const ec2 = deps.clients.ec2(target.region);
+  const sourceEc2 = ec2Client(deps.clients, source.region);
+  const ec2 = ec2Client(deps.clients, target.region);
   // Read afresh: the source's tags and permissions may have changed while the copy ran.
   const sourceImage = await describeImage(sourceEc2, source.region, source.imageId);
   const sourcePermissions = sourceImage ? await getLaunchPermissions(sourceEc2, source.imageId) : [];
@@ -401,7 +402,7 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
  */
 export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
   const { source, target, copy, error } = parseStep(cleanupInputSchema, rawInput, 'CleanupCopy');
-  const ec2 = deps.clients.ec2(target.region);
+  const ec2 = ec2Client(deps.clients, target.region);
   const { name, reason } = failureOf(copy, error, deps.policy);
   const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
   const copies = await findCopies(ec2, target.region, source.region, source.imageId);
@@ -480,7 +481,7 @@ export async function summarize(rawInput: unknown, deps: ReplicationDeps): Promi
   if (failed > 0 && topic) {
     const failedRegions = regions.filter((r) => r.status === 'failed').map((r) => r.region);
     await publishNotification(
-      deps.clients.sns(topicRegion(topic)),
+      snsClient(deps.clients, topicRegion(topic)),
       topic,
       `ami-dr: replication of ${input.source.imageId} failed in ${failedRegions.join(', ') || 'the state machine'}`,
       { ...summary, ...(input.error ? { error: input.error } : {}) },

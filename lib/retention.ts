@@ -7,6 +7,7 @@ import type { Policy } from './domain/policy.ts';
 import type { RetentionInventory } from './domain/retention-inventory.ts';
 import { planRetention, type RetentionPlan } from './domain/retention-planner.ts';
 import { buildRetentionReport, type RetentionError, type RetentionReport } from './domain/retention-report.ts';
+import { ec2Client, s3Client, stsClient } from './aws/clients.ts';
 
 /**
  * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
@@ -61,21 +62,21 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
   const dryRun = options.dryRun ?? policy.retention.dryRun;
   const pacer = new TokenBucketPacer({ now: clock, ...(options.sleep ? { sleep: options.sleep } : {}), scale: options.rateScale ?? 1 });
 
-  const accountId = options.accountId ?? (await callerAccountId(clients.sts(region)));
+  const accountId = options.accountId ?? (await callerAccountId(stsClient(clients, region)));
   let inventory: RetentionInventory = await collectInventory(clients, { region, accountId, protectInUse: policy.retention.protectInUse, pacer });
   let plan = planRetention(inventory, policy, now);
   // DescribeImageReferences only for the images the plan would act on: 1 call per 10 of them, not per image.
   if (policy.retention.protectInUse) {
     const candidates = plan.actions.filter((a) => a.action !== 'keep').map((a) => a.imageId);
-    inventory = await addImageReferences(clients.ec2(region), inventory, candidates, pacer);
+    inventory = await addImageReferences(ec2Client(clients, region), inventory, candidates, pacer);
     plan = planRetention(inventory, policy, now);
   }
 
   const outcome = dryRun
     ? undefined
     : await applyRetentionPlan(plan, {
-        ec2: clients.ec2(region),
-        s3: clients.s3(region),
+        ec2: ec2Client(clients, region),
+        s3: s3Client(clients, region),
         pacer,
         ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
@@ -89,7 +90,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
   if (bucket && options.writeReport !== false) {
     const key = `${policy.retention.reportPrefix}retention/${region}/${report.startedAt.replace(/[:.]/g, '-')}${dryRun ? '-dry-run' : ''}.json`;
     try {
-      reportLocation = await writeRetentionReport(clients.s3(region), bucket, key, report);
+      reportLocation = await writeRetentionReport(s3Client(clients, region), bucket, key, report);
     } catch (error) {
       // The run's work is done; a lost report is an error to see, not a reason to undo or repeat the work.
       errors.push({ step: 'report', code: (error as Error).name, message: `could not write the report to s3://${bucket}/${key}: ${(error as Error).message}` });
@@ -131,7 +132,7 @@ export interface ScheduledRetention {
 export async function runRetentionEverywhere(options: Omit<RunRetentionOptions, 'region'> & { regions?: string[] }): Promise<ScheduledRetention> {
   const clock = options.clock ?? Date.now;
   const regions = options.regions ?? retentionRegions(options.policy);
-  const accountId = options.accountId ?? (await callerAccountId(options.clients.sts(regions[0] ?? 'us-east-1')));
+  const accountId = options.accountId ?? (await callerAccountId(stsClient(options.clients, regions[0] ?? 'us-east-1')));
   const result: ScheduledRetention = { runs: [], failures: [], skipped: [] };
   for (const [i, region] of regions.entries()) {
     let deadline = options.deadline;

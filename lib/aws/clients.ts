@@ -7,18 +7,18 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 
 /**
- * One place that makes SDK clients: one per service and region, created on first use and reused for the
- * life of the process (a Lambda container, a CLI run). Endpoints come from `AWS_ENDPOINT_URL` /
- * `AWS_ENDPOINT_URL_<SERVICE>` as the SDK reads them, so the same code talks to AWS or to the local twin.
+ * One place that makes SDK clients: one per service and region, created on first use and reused for the life of
+ * the process (a Lambda container, a CLI run). Endpoints come from `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`
+ * as the SDK reads them, or from `endpoint`, so the same code talks to AWS or to the local twin.
+ *
+ * Callers ask for a service with its own function (`ec2Client(clients, region)`) rather than a method on one
+ * object: a bundle then holds only the SDK clients its code calls (the packages are side-effect free, so esbuild
+ * drops the rest), where an object of seven methods would carry all seven clients into every Lambda.
  */
 export interface Clients {
-  ec2(region: string): EC2Client;
-  kms(region: string): KMSClient;
-  s3(region: string): S3Client;
-  sfn(region: string): SFNClient;
-  sns(region: string): SNSClient;
-  sts(region: string): STSClient;
-  autoScaling(region: string): AutoScalingClient;
+  readonly options: Readonly<ClientOptions>;
+  /** The cached client of this class for the region, made on first use with `extra` config. */
+  get<T>(Client: new (config: Record<string, unknown>) => T, region: string, extra?: Record<string, unknown>): T;
 }
 
 export interface ClientOptions {
@@ -31,40 +31,27 @@ export interface ClientOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
-type Ctor<T> = new (config: Record<string, unknown>) => T;
-
 export function createClients(options: ClientOptions = {}): Clients {
-  const cache = new Map<string, unknown>();
-  const make = <T>(service: string, ctor: Ctor<T>, region: string, extra: Record<string, unknown> = {}): T => {
-    const key = `${service}:${region}`;
-    let client = cache.get(key) as T | undefined;
-    if (!client) {
-      client = new ctor({
-        region,
-        retryMode: 'adaptive',
-        maxAttempts: options.maxAttempts ?? 8,
-        ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-        ...(options.credentials ? { credentials: options.credentials } : {}),
-        ...extra,
-      });
-      cache.set(key, client);
-    }
-    return client;
-  };
+  const cache = new Map<unknown, Map<string, unknown>>();
   return {
-    ec2: (region) => make('ec2', EC2Client, region),
-    kms: (region) => make('kms', KMSClient, region),
-    s3: (region) =>
-      make('s3', S3Client, region, {
-        forcePathStyle: Boolean(options.s3Endpoint ?? options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL),
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
-        ...(options.s3Endpoint ? { endpoint: options.s3Endpoint } : {}),
-      }),
-    sfn: (region) => make('sfn', SFNClient, region),
-    sns: (region) => make('sns', SNSClient, region),
-    sts: (region) => make('sts', STSClient, region),
-    autoScaling: (region) => make('autoscaling', AutoScalingClient, region),
+    options,
+    get(Client, region, extra = {}) {
+      let byRegion = cache.get(Client);
+      if (!byRegion) cache.set(Client, (byRegion = new Map()));
+      let client = byRegion.get(region) as InstanceType<typeof Client> | undefined;
+      if (!client) {
+        client = new Client({
+          region,
+          retryMode: 'adaptive',
+          maxAttempts: options.maxAttempts ?? 8,
+          ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+          ...(options.credentials ? { credentials: options.credentials } : {}),
+          ...extra,
+        });
+        byRegion.set(region, client);
+      }
+      return client;
+    },
   };
 }
 
@@ -74,4 +61,23 @@ let defaults: Clients | undefined;
 export function defaultClients(): Clients {
   defaults ??= createClients();
   return defaults;
+}
+
+export const ec2Client = (clients: Clients, region: string): EC2Client => clients.get(EC2Client, region);
+export const kmsClient = (clients: Clients, region: string): KMSClient => clients.get(KMSClient, region);
+export const sfnClient = (clients: Clients, region: string): SFNClient => clients.get(SFNClient, region);
+export const snsClient = (clients: Clients, region: string): SNSClient => clients.get(SNSClient, region);
+export const stsClient = (clients: Clients, region: string): STSClient => clients.get(STSClient, region);
+export const autoScalingClient = (clients: Clients, region: string): AutoScalingClient => clients.get(AutoScalingClient, region);
+
+export function s3Client(clients: Clients, region: string): S3Client {
+  const { s3Endpoint, endpoint } = clients.options;
+  const local = s3Endpoint ?? endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  return clients.get(S3Client, region, {
+    // A local S3 has no bucket host names; checksums only where S3 requires them, or uploads get aws-chunked framing.
+    forcePathStyle: Boolean(local),
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    ...(s3Endpoint ? { endpoint: s3Endpoint } : {}),
+  });
 }

@@ -20,6 +20,7 @@ import { TAG, isReplica } from '../domain/tags.ts';
 import type { Clients } from './clients.ts';
 import { listImages } from './images.ts';
 import { TokenBucketPacer } from './pacer.ts';
+import { autoScalingClient, ec2Client } from './clients.ts';
 
 /**
  * Retention's inventory of one region: every image the account owns (deprecated and disabled too), snapshot
@@ -60,7 +61,7 @@ const SSM_IMAGE = 'resolve:ssm:';
 
 export async function collectInventory(clients: Clients, options: InventoryOptions): Promise<RetentionInventory> {
   const { region, accountId } = options;
-  const ec2 = clients.ec2(region);
+  const ec2 = ec2Client(clients, region);
   const pacer = options.pacer ?? new TokenBucketPacer();
   const warnings: string[] = [];
   const references = new Map<string, ImageReference[]>();
@@ -79,7 +80,7 @@ export async function collectInventory(clients: Clients, options: InventoryOptio
   const snapshotSizes = await describeSnapshotSizes(ec2, pacer);
   if (options.protectInUse ?? true) {
     for (const instance of await describeLiveInstances(ec2, pacer)) addRef(instance.imageId, { kind: 'instance', id: instance.instanceId });
-    await scanTemplatesAndGroups(ec2, clients.autoScaling(region), pacer, addRef, warnings);
+    await scanTemplatesAndGroups(ec2, autoScalingClient(clients, region), pacer, addRef, warnings);
   }
   const sources = options.lookUpSources === false ? undefined : await lookUpSources(clients, images, warnings);
   return {
@@ -286,7 +287,7 @@ async function lookUpSources(clients: Clients, images: readonly ImageRecord[], w
   const live = new Set<string>();
   for (const r of regions) {
     try {
-      const sources = await listImages(clients.ec2(r), r, { owners: ['self'], includeDeprecated: true, includeDisabled: true });
+      const sources = await listImages(ec2Client(clients, r), r, { owners: ['self'], includeDeprecated: true, includeDisabled: true });
       for (const s of sources) if (s.state !== 'deregistered') live.add(sourceKey(r, s.imageId));
       checkedRegions.push(r);
     } catch (error) {

@@ -19,6 +19,7 @@ import type { Clients } from './clients.ts';
 import { listImages } from './images.ts';
 import { addLaunchPermissions, getLaunchPermissions, setDeprecation, tagResources } from './permissions.ts';
 import { describeExecution, executionArnOf } from './sfn.ts';
+import { ec2Client, kmsClient, s3Client, sfnClient } from './clients.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
@@ -49,13 +50,13 @@ export type ProgressFn = (text: string) => void;
 export async function collectReadinessInput(clients: Clients, policy: Readonly<Policy>, now: number, onProgress?: ProgressFn): Promise<ReadinessInput> {
   onProgress?.('listing images');
   const [sourceLists, copyLists, keyLists] = await Promise.all([
-    Promise.all(policy.regions.sources.map((region) => listImages(clients.ec2(region), region, { owners: ['self'] }))),
+    Promise.all(policy.regions.sources.map((region) => listImages(ec2Client(clients, region), region, { owners: ['self'] }))),
     Promise.all(
-      policy.regions.dr.map((d) => listImages(clients.ec2(d.region), d.region, { owners: ['self'], filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE] } })),
+      policy.regions.dr.map((d) => listImages(ec2Client(clients, d.region), d.region, { owners: ['self'], filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE] } })),
     ),
     Promise.all(
       policy.regions.dr.map(async (d) => {
-        const key = await describeKey(clients.kms(d.region), d.kmsKeyId);
+        const key = await describeKey(kmsClient(clients, d.region), d.kmsKeyId);
         return [d.region, key ? [d.kmsKeyId, key.arn, key.keyId] : [d.kmsKeyId]] as const;
       }),
     ),
@@ -84,7 +85,7 @@ export async function collectReadinessInput(clients: Clients, policy: Readonly<P
   const permissions = new Map<string, LaunchPermission[]>();
   let done = 0;
   await forEachLimited([...wanted.values()], ATTRIBUTE_CONCURRENCY, async ({ region, imageId }) => {
-    permissions.set(imageKey(region, imageId), await getLaunchPermissions(clients.ec2(region), imageId));
+    permissions.set(imageKey(region, imageId), await getLaunchPermissions(ec2Client(clients, region), imageId));
     done++;
     if (done % 50 === 0) onProgress?.(`reading launch permissions ${done}/${wanted.size}`);
   });
@@ -105,7 +106,7 @@ async function withSnapshotKeys(clients: Clients, copies: readonly ImageRecord[]
   await Promise.all(
     [...idsByRegion].map(async ([region, ids]) => {
       for (let i = 0; i < ids.length; i += SNAPSHOT_BATCH) {
-        const out = await clients.ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: ids.slice(i, i + SNAPSHOT_BATCH) }));
+        const out = await ec2Client(clients, region).send(new DescribeSnapshotsCommand({ SnapshotIds: ids.slice(i, i + SNAPSHOT_BATCH) }));
         for (const s of out.Snapshots ?? []) if (s.SnapshotId) keys.set(`${region}/${s.SnapshotId}`, { encrypted: s.Encrypted, kmsKeyId: s.KmsKeyId });
       }
     }),
@@ -174,7 +175,7 @@ export async function reconcile(clients: Clients, policy: Readonly<Policy>, plan
   for (const action of plan.repair) {
     options.onProgress?.(`repairing ${action.copyImageId} in ${action.region}`);
     try {
-      result.repaired.push(await repair(clients.ec2(action.region), action, byId.get(imageKey(action.region, action.copyImageId))));
+      result.repaired.push(await repair(ec2Client(clients, action.region), action, byId.get(imageKey(action.region, action.copyImageId))));
     } catch (error) {
       result.errors.push({ action: 'repair', region: action.region, imageId: action.copyImageId, message: (error as Error).message });
     }
@@ -199,7 +200,7 @@ export async function startOrJoinReplication(
   imageId: string,
   stateMachineArn: string,
 ): Promise<{ executionName: string; executionArn: string; result: 'started' | 'joined' }> {
-  const sfn = clients.sfn(stateMachineArn.split(':')[3] || region);
+  const sfn = sfnClient(clients, stateMachineArn.split(':')[3] || region);
   for (let attempt = 0; attempt < MAX_REDRIVE_ATTEMPTS; attempt++) {
     const { name } = replicationRequest(policy, region, imageId, attempt);
     const executionArn = executionArnOf(stateMachineArn, name);
@@ -293,7 +294,7 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
 }
 
 async function putJson(clients: Clients, region: string, bucket: string, key: string, body: unknown): Promise<void> {
-  await clients.s3(region).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(body, null, 2), ContentType: 'application/json' }));
+  await s3Client(clients, region).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(body, null, 2), ContentType: 'application/json' }));
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

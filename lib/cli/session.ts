@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callerAccountId } from '../aws/account.ts';
 import { stateMachineArnIn } from '../aws/readiness.ts';
-import { createClients } from '../aws/clients.ts';
+import { createClients, stsClient } from '../aws/clients.ts';
 import type { CommandContext, Session } from './command.ts';
 
 /** The stage `serverless deploy` used when none is given; the state machine's name follows from it. */
@@ -19,7 +19,7 @@ export async function openSession(ctx: CommandContext, options: { region?: strin
     return startLocalSession(ctx, policy, region);
   }
   const clients = createClients();
-  const accountId = await callerAccountId(clients.sts(region));
+  const accountId = await callerAccountId(stsClient(clients, region));
   const configured = ctx.env.STATE_MACHINE_ARN ?? ctx.env.AMI_DR_STATE_MACHINE_ARN;
   const stage = ctx.env.AMI_DR_STAGE ?? DEFAULT_STAGE;
   return {

@@ -3,6 +3,7 @@ import { ManualClock } from '../../local/clock.ts';
 import { startLocalRuntime } from '../../local/runtime.ts';
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import type { Summary } from '../../lib/domain/replication-steps.ts';
+import { ec2Client } from '../../lib/aws/clients.ts';
 
 /**
  * Replication on the twin, in twin time: state transitions per DR region for copies of 5 min, 1 h and 12 h
@@ -34,7 +35,7 @@ async function runOnce(copyMs: number, images = 1): Promise<Run> {
     for (const region of DR) rt.twin.seed.key(region, { alias: 'ami-dr' });
     const calls: Record<string, number> = {};
     for (const region of [SOURCE, ...DR]) {
-      rt.clients.ec2(region).middlewareStack.add(
+      ec2Client(rt.clients, region).middlewareStack.add(
         (next) => async (args) => {
           calls[region] = (calls[region] ?? 0) + 1;
           return next(args);

@@ -4,6 +4,7 @@ import type { ImageReference, RetentionInventory } from '../../lib/domain/retent
 import { planRetention } from '../../lib/domain/retention-planner.ts';
 import { TAG } from '../../lib/domain/tags.ts';
 import { daysAgo, REGION, retentionHarness, START } from '../integration/retention/helpers.ts';
+import { autoScalingClient, ec2Client, s3Client, stsClient } from '../../lib/aws/clients.ts';
 
 /**
  * Retention: the planner's time for 100,000 images (median of 5 runs after a warm-up; target well under 1 s),
@@ -91,10 +92,10 @@ async function removalFigures(): Promise<Record<string, string | number>> {
         },
         { step: 'initialize', name: 'benchCount' },
       );
-    count(h.clients.ec2(REGION) as never, 'ec2');
-    count(h.clients.autoScaling(REGION) as never, 'other');
-    count(h.clients.sts(REGION) as never, 'other');
-    count(h.clients.s3(REGION) as never, 'other');
+    count(ec2Client(h.clients, REGION) as never, 'ec2');
+    count(autoScalingClient(h.clients, REGION) as never, 'other');
+    count(stsClient(h.clients, REGION) as never, 'other');
+    count(s3Client(h.clients, REGION) as never, 'other');
     const t0 = h.clock.now();
     const { report, calls: byKind } = await h.run({ concurrency: 8 });
     const twinSeconds = (h.clock.now() - t0) / 1000;

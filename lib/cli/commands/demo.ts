@@ -1,4 +1,4 @@
-import { createClients } from '../../aws/clients.ts';
+import { createClients, ec2Client } from '../../aws/clients.ts';
 import { createImage } from '../../aws/create-image.ts';
 import { addLaunchPermissions, setDeprecation } from '../../aws/permissions.ts';
 import { runReadiness } from '../../aws/readiness.ts';
@@ -68,7 +68,7 @@ export const demoCommand: Command = {
       { name: 'web-1.5.0', family: 'web', partner: true, deprecateInDays: 365 },
       { name: 'batch-2026.03', family: 'batch', partner: false, deprecateInDays: 0 },
     ];
-    const ec2 = user.ec2(source);
+    const ec2 = ec2Client(user, source);
     const built: string[] = [];
     for (const b of builds) {
       const imageId = await createImage(ec2, { instanceId: builder, name: b.name, description: `${b.family} image`, tags: { Name: b.name, Family: b.family, Team: 'platform', CostCenter: '4711' } });

@@ -6,6 +6,7 @@ import type { ImageRecord } from '../../domain/image.ts';
 import { screenImage } from '../../domain/replication.ts';
 import type { Command, Session } from '../command.ts';
 import { CommandError, EXIT, UsageError } from '../errors.ts';
+import { ec2Client, sfnClient } from '../../aws/clients.ts';
 
 const IMAGE_ID = /^ami-[0-9a-f]{8,17}$/;
 
@@ -40,7 +41,7 @@ export const replicateCommand: Command = {
       throw new UsageError(`${region} is not a source region of the policy (sources: ${policy.regions.sources.join(', ')})`, 'replicate');
     }
     const session = await ctx.session({ region });
-    const image = await describeImage(session.clients.ec2(region), region, imageId);
+    const image = await describeImage(ec2Client(session.clients, region), region, imageId);
     if (!image) throw new CommandError(`image ${imageId} not found in ${region}`);
     const verdict = screenImage(image, { policy, accountId: session.accountId });
     if (!verdict.act) throw new CommandError(`${imageId} is not replicated: ${verdict.detail}`);
@@ -87,7 +88,7 @@ async function follow(
     for (;;) {
       // On the twin's virtual clock, time moves when the runtime is left to run.
       if (session.local) await session.local.waitForIdle();
-      const execution = await describeExecution(session.clients.sfn(smRegion), executionArn);
+      const execution = await describeExecution(sfnClient(session.clients, smRegion), executionArn);
       const regions = await Promise.all(targets.map((t) => regionProgress(session, source, t)));
       progress.update(regions.map((r) => `${r.region} ${r.state}`).join(' · '));
       if (execution.status !== 'RUNNING') {
@@ -111,7 +112,7 @@ async function follow(
 }
 
 async function regionProgress(session: Session, source: ImageRecord, region: string): Promise<RegionProgress> {
-  const copies = await findCopies(session.clients.ec2(region), region, source.region, source.imageId);
+  const copies = await findCopies(ec2Client(session.clients, region), region, source.region, source.imageId);
   const rank = (s: string) => ({ available: 0, pending: 1 })[s] ?? 2;
   const copy = copies.filter((c) => c.state !== 'deregistered').sort((a, b) => rank(a.state) - rank(b.state))[0];
   if (!copy) return { region, state: 'not started' };

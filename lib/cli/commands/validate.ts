@@ -6,6 +6,7 @@ import { matchSelector } from '../../domain/replication.ts';
 import { isReplica } from '../../domain/tags.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../errors.ts';
+import { ec2Client, kmsClient } from '../../aws/clients.ts';
 
 export interface Problem {
   field: string;
@@ -84,9 +85,9 @@ export const validateCommand: Command = {
     try {
       const home = policy.regions.sources[0] ?? session.region;
       const [regions, keyEntries, publicSources] = await Promise.all([
-        describeRegions(session.clients.ec2(home)),
-        Promise.all(policy.regions.dr.map(async (d) => [d.region, await describeKey(session.clients.kms(d.region), d.kmsKeyId).catch(() => undefined)] as const)),
-        Promise.all(policy.regions.sources.map((r) => listImages(session.clients.ec2(r), r, { owners: ['self'], filters: { 'is-public': ['true'] } }))),
+        describeRegions(ec2Client(session.clients, home)),
+        Promise.all(policy.regions.dr.map(async (d) => [d.region, await describeKey(kmsClient(session.clients, d.region), d.kmsKeyId).catch(() => undefined)] as const)),
+        Promise.all(policy.regions.sources.map((r) => listImages(ec2Client(session.clients, r), r, { owners: ['self'], filters: { 'is-public': ['true'] } }))),
       ]);
       const problems = accountProblems(policy, { regions, keys: Object.fromEntries(keyEntries), publicSources: publicSources.flat() });
       progress.done();

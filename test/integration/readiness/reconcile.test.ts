@@ -1,7 +1,7 @@
 import { CreateTagsCommand, DeleteTagsCommand, EC2Client, ModifyImageAttributeCommand } from '@aws-sdk/client-ec2';
 import { EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClients } from '../../../lib/aws/clients.ts';
+import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
 import { runReadiness } from '../../../lib/aws/readiness.ts';
 import { ManualClock } from '../../../local/clock.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime.ts';
@@ -32,7 +32,7 @@ describe('reconciliation on the twin', () => {
     const instanceId = twin.seed.instance(SOURCE, { imageId: base });
     const builder = createClients({ endpoint: twin.endpoint, credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' } });
     const { createImage } = await import('../../../lib/aws/create-image.ts');
-    const imageId = await createImage(builder.ec2(SOURCE), { instanceId, name: 'app-1.0', tags: { Team: 'core' } });
+    const imageId = await createImage(ec2Client(builder, SOURCE), { instanceId, name: 'app-1.0', tags: { Team: 'core' } });
     clock.advance(60_000);
     await twin.settle();
     const rt = await startLocalRuntime({ policy, twin });

@@ -19,6 +19,7 @@ import {
   testPolicy,
   type Harness,
 } from './helpers.ts';
+import { ec2Client } from '../../../lib/aws/clients.ts';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -30,7 +31,7 @@ afterEach(async () => {
 function watchCalls(h: Harness): { retried: number; errors: Record<string, number> } {
   const seen = { retried: 0, errors: {} as Record<string, number> };
   for (const region of [SOURCE, ...DR]) {
-    h.rt.clients.ec2(region).middlewareStack.add(
+    ec2Client(h.rt.clients, region).middlewareStack.add(
       (next) => async (args) => {
         try {
           const out = await next(args);

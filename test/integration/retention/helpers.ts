@@ -1,6 +1,6 @@
 import { DescribeImagesCommand, DescribeSnapshotsCommand, type Image } from '@aws-sdk/client-ec2';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { createClients, type Clients } from '../../../lib/aws/clients.ts';
+import { createClients, type Clients, ec2Client, s3Client } from '../../../lib/aws/clients.ts';
 import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
 import { runRetention, type RunRetentionOptions } from '../../../lib/retention.ts';
 import { ManualClock } from '../../../local/clock.ts';
@@ -35,7 +35,7 @@ export async function retentionHarness(options: TwinOptions = {}, policy = testP
   const clock = new ManualClock(START);
   const twin = await startTwin({ clock, ...options });
   const clients = createClients({ endpoint: twin.endpoint, ...(twin.s3Endpoint ? { s3Endpoint: twin.s3Endpoint } : {}) });
-  const ec2 = clients.ec2(REGION);
+  const ec2 = ec2Client(clients, REGION);
   return {
     twin,
     clock,
@@ -72,7 +72,7 @@ export async function retentionHarness(options: TwinOptions = {}, policy = testP
       return ids.sort();
     },
     objects: async (bucket) => {
-      const out = await clients.s3(REGION).send(new ListObjectsV2Command({ Bucket: bucket }));
+      const out = await s3Client(clients, REGION).send(new ListObjectsV2Command({ Bucket: bucket }));
       return (out.Contents ?? []).map((o) => o.Key ?? '').sort();
     },
     stop: () => twin.stop(),

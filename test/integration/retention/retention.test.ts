@@ -5,6 +5,7 @@ import type { KeepAction } from '../../../lib/domain/retention-planner.ts';
 import { TAG } from '../../../lib/domain/tags.ts';
 import { seedBundle } from '../../../local/s3.ts';
 import { daysAgo, REGION, retentionHarness, testPolicy, type RetentionHarness } from './helpers.ts';
+import { ec2Client, s3Client } from '../../../lib/aws/clients.ts';
 
 let h: RetentionHarness | undefined;
 afterEach(async () => {
@@ -79,7 +80,7 @@ describe('retention on the twin: what must survive', () => {
     expect(run1.report.gibFreed).toBe(0);
     expect(await h.snapshotIds()).toContain(shared);
 
-    await h.clients.ec2(REGION).send(new DeleteTagsCommand({ Resources: [second], Tags: [{ Key: TAG.retain }] }));
+    await ec2Client(h.clients, REGION).send(new DeleteTagsCommand({ Resources: [second], Tags: [{ Key: TAG.retain }] }));
     const run2 = await h.run();
     expect(run2.report.removed).toEqual([expect.objectContaining({ imageId: second, snapshots: [{ snapshotId: shared, returnCode: 'success', sizeGiB: 30 }] })]);
     expect(run2.report.gibFreed).toBe(30);
@@ -89,7 +90,7 @@ describe('retention on the twin: what must survive', () => {
 
   it("removes an instance-store image's manifest and every part, and nothing else in the bucket", async () => {
     h = await retentionHarness();
-    const s3 = h.clients.s3(REGION);
+    const s3 = s3Client(h.clients, REGION);
     const old = await seedBundle(s3, 'ami-bundles', 'web/v1', 3);
     const current = await seedBundle(s3, 'ami-bundles', 'web/v2', 2);
     await s3.send(new PutObjectCommand({ Bucket: 'ami-bundles', Key: 'web/v1/README.txt', Body: 'not part of the bundle' }));
@@ -139,7 +140,7 @@ describe('retention on the twin: what must survive', () => {
 
   it('a malformed manifest or a missing bucket: a clear error for that image, nothing of it touched, the rest done', async () => {
     h = await retentionHarness();
-    const s3 = h.clients.s3(REGION);
+    const s3 = s3Client(h.clients, REGION);
     await s3.send(new CreateBucketCommand({ Bucket: 'broken-bundles' }));
     await s3.send(new PutObjectCommand({ Bucket: 'broken-bundles', Key: 'app/image.manifest.xml', Body: '<manifest><image><parts count="2">' }));
     await s3.send(new PutObjectCommand({ Bucket: 'broken-bundles', Key: 'app/image.part.00', Body: 'x' }));
@@ -169,26 +170,26 @@ describe('retention on the twin: what must survive', () => {
     seed.image(REGION, { name: 'web-9', creationDate: daysAgo(1) });
     seed.image(REGION, { name: 'web-2', creationDate: daysAgo(45) });
     seed.image(REGION, { name: 'web-1', creationDate: daysAgo(300) });
-    const before = await h.clients.ec2(REGION).send(new DescribeImagesCommand({ Owners: ['self'] }));
+    const before = await ec2Client(h.clients, REGION).send(new DescribeImagesCommand({ Owners: ['self'] }));
     const snapshots = await h.snapshotIds();
     const { report } = await h.run({ dryRun: true });
     expect(report.planned.deregister).toHaveLength(1);
     expect(report.planned.deprecate).toHaveLength(1);
     expect(report.gibFreed).toBe(8);
-    const after = await h.clients.ec2(REGION).send(new DescribeImagesCommand({ Owners: ['self'] }));
+    const after = await ec2Client(h.clients, REGION).send(new DescribeImagesCommand({ Owners: ['self'] }));
     expect(after.Images).toEqual(before.Images);
     expect(await h.snapshotIds()).toEqual(snapshots);
   });
 
   it('writes the run report to the policy\'s report bucket, and reports (not hides) a failed write', async () => {
     h = await retentionHarness({}, testPolicy({ reportBucket: 'ami-dr-reports', reportPrefix: 'runs/' }));
-    await h.clients.s3(REGION).send(new CreateBucketCommand({ Bucket: 'ami-dr-reports' }));
+    await s3Client(h.clients, REGION).send(new CreateBucketCommand({ Bucket: 'ami-dr-reports' }));
     h.twin.seed.image(REGION, { name: 'web-9', creationDate: daysAgo(1) });
     const old = h.twin.seed.image(REGION, { name: 'web-1', creationDate: daysAgo(300) });
     const { report, reportLocation } = await h.run();
     expect(reportLocation).toMatch(/^s3:\/\/ami-dr-reports\/runs\/retention\/us-east-1\/2026-06-01T12-00-00-000Z\.json$/);
     const key = reportLocation!.slice('s3://ami-dr-reports/'.length);
-    const stored = await h.clients.s3(REGION).send(new GetObjectCommand({ Bucket: 'ami-dr-reports', Key: key }));
+    const stored = await s3Client(h.clients, REGION).send(new GetObjectCommand({ Bucket: 'ami-dr-reports', Key: key }));
     const written = JSON.parse((await stored.Body?.transformToString()) ?? '{}') as typeof report;
     expect(written.removed.map((r) => r.imageId)).toEqual([old]);
     expect(written.counts).toEqual(report.counts);

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { startHarness, type Harness } from './harness.ts';
 import { errorName } from './errors.ts';
+import { autoScalingClient } from '../../../lib/aws/clients.ts';
 
 describe('twin Auto Scaling', () => {
   let twin: Harness;
@@ -16,7 +17,7 @@ describe('twin Auto Scaling', () => {
   let overrideTemplateId: string;
   beforeAll(async () => {
     twin = await startHarness();
-    asg = twin.clients.autoScaling('us-east-1');
+    asg = autoScalingClient(twin.clients, 'us-east-1');
     templateId = twin.seed.launchTemplate('us-east-1', { name: 'web', versions: [{ imageId: 'ami-00000000000000001' }] });
     overrideTemplateId = twin.seed.launchTemplate('us-east-1', { name: 'web-arm', versions: [{ imageId: 'ami-00000000000000002' }] });
     twin.seed.launchConfiguration('us-east-1', { name: 'legacy-lc', imageId: 'ami-00000000000000003' });
@@ -79,7 +80,7 @@ describe('twin Auto Scaling', () => {
       twin.seed.launchConfiguration(region, { name: `lc-${String(i).padStart(2, '0')}`, imageId: `ami-${String(i).padStart(17, '0')}` });
       twin.seed.autoScalingGroup(region, { name: `asg-${String(i).padStart(2, '0')}`, launchConfigurationName: `lc-${String(i).padStart(2, '0')}` });
     }
-    const client = twin.clients.autoScaling(region);
+    const client = autoScalingClient(twin.clients, region);
     const first = await client.send(new DescribeAutoScalingGroupsCommand({ MaxRecords: 10 }));
     expect(first.AutoScalingGroups).toHaveLength(10);
     expect(first.NextToken).toBeTruthy();
@@ -94,7 +95,7 @@ describe('twin Auto Scaling', () => {
   });
 
   it('a foreign or malformed NextToken fails with InvalidNextToken; MaxRecords over 100 with ValidationError', async () => {
-    const first = await twin.clients.autoScaling('eu-central-1').send(new DescribeLaunchConfigurationsCommand({ MaxRecords: 5 }));
+    const first = await autoScalingClient(twin.clients, 'eu-central-1').send(new DescribeLaunchConfigurationsCommand({ MaxRecords: 5 }));
     expect(await errorName(asg.send(new DescribeAutoScalingGroupsCommand({ NextToken: first.NextToken })))).toBe('InvalidNextToken');
     expect(await errorName(asg.send(new DescribeLaunchConfigurationsCommand({ NextToken: 'nonsense' })))).toBe('InvalidNextToken');
     expect(await errorName(asg.send(new DescribeAutoScalingGroupsCommand({ MaxRecords: 101 })))).toBe('ValidationError');

@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { startHarness, type Harness } from './harness.ts';
 import { errorName } from './errors.ts';
+import { ec2Client } from '../../../lib/aws/clients.ts';
 
 const R = 'us-east-1';
 
@@ -26,7 +27,7 @@ describe('twin EC2 references', () => {
   let template: string;
   beforeAll(async () => {
     twin = await startHarness();
-    ec2 = twin.clients.ec2(R);
+    ec2 = ec2Client(twin.clients, R);
     images = Array.from({ length: 6 }, (_, i) => twin.seed.image(R, { name: `app-${i}` }));
     const [a, b, c, d, e] = images as [string, string, string, string, string, string];
     running = twin.seed.instance(R, { imageId: a, tags: { Name: 'web-1' } });
@@ -63,7 +64,7 @@ describe('twin EC2 references', () => {
     it('pages with MaxResults/NextToken', async () => {
       const region = 'ca-central-1';
       for (let i = 0; i < 12; i++) twin.seed.instance(region, { imageId: 'ami-00000000000000001' });
-      const client = twin.clients.ec2(region);
+      const client = ec2Client(twin.clients, region);
       const first = await client.send(new DescribeInstancesCommand({ MaxResults: 5 }));
       expect(first.Reservations).toHaveLength(5);
       expect(first.NextToken).toBeTruthy();
@@ -111,7 +112,7 @@ describe('twin EC2 references', () => {
     it('DescribeLaunchTemplateVersions without a template lists $Latest of every template', async () => {
       const region = 'eu-west-3';
       for (let i = 0; i < 7; i++) twin.seed.launchTemplate(region, { name: `t${i}`, versions: [{ imageId: 'ami-00000000000000001' }, { imageId: `ami-0000000000000010${i}` }] });
-      const client = twin.clients.ec2(region);
+      const client = ec2Client(twin.clients, region);
       const latest: string[] = [];
       for await (const p of paginateDescribeLaunchTemplateVersions({ client, pageSize: 3 }, { Versions: ['$Latest'] })) {
         latest.push(...(p.LaunchTemplateVersions ?? []).map((v) => v.LaunchTemplateData?.ImageId ?? ''));

@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { startHarness, type Harness } from './harness.ts';
 import { errorName } from './errors.ts';
+import { kmsClient } from '../../../lib/aws/clients.ts';
 
 describe('twin KMS', () => {
   let twin: Harness;
@@ -21,8 +22,8 @@ describe('twin KMS', () => {
   let eu: KMSClient;
   beforeAll(async () => {
     twin = await startHarness();
-    west = twin.clients.kms('us-west-2');
-    eu = twin.clients.kms('eu-west-1');
+    west = kmsClient(twin.clients, 'us-west-2');
+    eu = kmsClient(twin.clients, 'eu-west-1');
   });
   afterAll(async () => {
     await twin.stop();
@@ -84,7 +85,7 @@ describe('twin KMS', () => {
   });
 
   it('ListAliases pages with Limit/Marker and filters by key', async () => {
-    const region = twin.clients.kms('ap-southeast-2');
+    const region = kmsClient(twin.clients, 'ap-southeast-2');
     const { KeyMetadata: meta } = await region.send(new CreateKeyCommand({}));
     for (let i = 0; i < 7; i++) await region.send(new CreateAliasCommand({ AliasName: `alias/page-${i}`, TargetKeyId: meta?.KeyId }));
     const first = await region.send(new ListAliasesCommand({ Limit: 3 }));

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { XMLParser } from 'fast-xml-parser';
 import { startS3, seedBundle, type S3Server } from '../../../local/s3.ts';
-import { createClients } from '../../../lib/aws/clients.ts';
+import { createClients, s3Client } from '../../../lib/aws/clients.ts';
 import { errorName } from './errors.ts';
 
 describe('twin S3 (s3rver)', () => {
@@ -11,7 +11,7 @@ describe('twin S3 (s3rver)', () => {
   let s3: S3Client;
   beforeAll(async () => {
     server = await startS3();
-    s3 = createClients({ s3Endpoint: server.endpoint, maxAttempts: 1 }).s3('us-east-1');
+    s3 = s3Client(createClients({ s3Endpoint: server.endpoint, maxAttempts: 1 }), 'us-east-1');
   });
   afterAll(async () => {
     await server.stop();
@@ -58,7 +58,7 @@ describe('twin S3 (s3rver)', () => {
 
   it('stop removes its temporary directory and is safe to call twice; a given directory is kept', async () => {
     const other = await startS3();
-    const client = createClients({ s3Endpoint: other.endpoint, maxAttempts: 1 }).s3('us-east-1');
+    const client = s3Client(createClients({ s3Endpoint: other.endpoint, maxAttempts: 1 }), 'us-east-1');
     await seedBundle(client, 'bundles', '', 1);
     expect(existsSync(other.directory)).toBe(true);
     await other.stop();

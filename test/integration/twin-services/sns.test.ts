@@ -2,13 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateTopicCommand, ListTopicsCommand, PublishCommand, paginateListTopics, type SNSClient } from '@aws-sdk/client-sns';
 import { startHarness, type Harness } from './harness.ts';
 import { errorName } from './errors.ts';
+import { snsClient } from '../../../lib/aws/clients.ts';
 
 describe('twin SNS', () => {
   let twin: Harness;
   let sns: SNSClient;
   beforeAll(async () => {
     twin = await startHarness();
-    sns = twin.clients.sns('us-east-1');
+    sns = snsClient(twin.clients, 'us-east-1');
   });
   afterAll(async () => {
     await twin.stop();
@@ -48,7 +49,7 @@ describe('twin SNS', () => {
   it('Publish to an unknown topic, or to a topic of another region, fails with NotFound', async () => {
     const unknown = `arn:aws:sns:us-east-1:${twin.accountId}:nope`;
     expect(await errorName(sns.send(new PublishCommand({ TopicArn: unknown, Message: 'x' })))).toBe('NotFoundException');
-    const { TopicArn } = await twin.clients.sns('eu-west-1').send(new CreateTopicCommand({ Name: 'eu-only' }));
+    const { TopicArn } = await snsClient(twin.clients, 'eu-west-1').send(new CreateTopicCommand({ Name: 'eu-only' }));
     expect(await errorName(sns.send(new PublishCommand({ TopicArn, Message: 'x' })))).toBe('NotFoundException');
     expect(twin.sns.messagesFor(TopicArn ?? '')).toHaveLength(0);
   });
@@ -59,7 +60,7 @@ describe('twin SNS', () => {
   });
 
   it('ListTopics lists the region only, 100 per page', async () => {
-    const region = twin.clients.sns('ap-south-1');
+    const region = snsClient(twin.clients, 'ap-south-1');
     for (let i = 0; i < 105; i++) await region.send(new CreateTopicCommand({ Name: `t-${String(i).padStart(3, '0')}` }));
     const first = await region.send(new ListTopicsCommand({}));
     expect(first.Topics).toHaveLength(100);

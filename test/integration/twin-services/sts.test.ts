@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { startHarness, type Harness } from './harness.ts';
+import { stsClient } from '../../../lib/aws/clients.ts';
 
 describe('twin STS', () => {
   let twin: Harness;
@@ -13,7 +14,7 @@ describe('twin STS', () => {
 
   it('GetCallerIdentity names the twin account in every region', async () => {
     for (const region of ['us-east-1', 'eu-west-1']) {
-      const identity = await twin.clients.sts(region).send(new GetCallerIdentityCommand({}));
+      const identity = await stsClient(twin.clients, region).send(new GetCallerIdentityCommand({}));
       expect(identity.Account).toBe(twin.accountId);
       expect(identity.Arn).toMatch(new RegExp(`^arn:aws:sts::${twin.accountId}:assumed-role/`));
       expect(identity.UserId).toMatch(/^AROA/);
@@ -28,7 +29,7 @@ describe('twin STS', () => {
     });
     const identity = await asService.send(new GetCallerIdentityCommand({}));
     expect(identity.Arn).toBe(`arn:aws:sts::${twin.accountId}:assumed-role/ami-dr/AMIDRLAMBDA`);
-    const builder = await twin.clients.sts('us-east-1').send(new GetCallerIdentityCommand({}));
+    const builder = await stsClient(twin.clients, 'us-east-1').send(new GetCallerIdentityCommand({}));
     expect(builder.Arn).not.toBe(identity.Arn);
     asService.destroy();
   });

@@ -8,7 +8,7 @@ import {
   type Image,
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClients } from '../../../lib/aws/clients.ts';
+import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
 import { listImages } from '../../../lib/aws/images.ts';
 import { START, ec2, failure, manualTwin } from './helpers.ts';
 
@@ -160,7 +160,7 @@ describe('DescribeImages pagination', () => {
 
   it('serves lib/aws listImages (the project adapter) over several pages', async () => {
     const clients = createClients({ endpoint: twin.endpoint });
-    const images = await listImages(clients.ec2(region), region, { owners: ['self'], filters: { name: ['bulk-1*'] } });
+    const images = await listImages(ec2Client(clients, region), region, { owners: ['self'], filters: { name: ['bulk-1*'] } });
     expect(images).toHaveLength(1 + 10 + 100 + 1000);
     expect(images[0]).toMatchObject({ region, ownerId: twin.accountId, state: 'available' });
   });

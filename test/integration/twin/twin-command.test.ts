@@ -1,7 +1,7 @@
 import { DescribeImagesCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { ListAliasesCommand } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
-import { createClients } from '../../../lib/aws/clients.ts';
+import { createClients, ec2Client, kmsClient } from '../../../lib/aws/clients.ts';
 import { runTwinCommand } from '../../../local/main.ts';
 import type { Twin } from '../../../local/twin.ts';
 
@@ -17,10 +17,10 @@ describe('runTwinCommand', () => {
     const endpoint = lines.find((l) => l.startsWith('AWS_ENDPOINT_URL='))?.slice('AWS_ENDPOINT_URL='.length) as string;
     const clients = createClients({ endpoint, maxAttempts: 1 });
 
-    const reservations = (await clients.ec2('us-east-1').send(new DescribeInstancesCommand({}))).Reservations ?? [];
+    const reservations = (await ec2Client(clients, 'us-east-1').send(new DescribeInstancesCommand({}))).Reservations ?? [];
     const instance = reservations[0]?.Instances?.[0];
-    const images = (await clients.ec2('us-east-1').send(new DescribeImagesCommand({ ImageIds: [instance?.ImageId as string] }))).Images;
-    const aliases = await Promise.all(['us-west-2', 'eu-west-1'].map(async (r) => (await clients.kms(r).send(new ListAliasesCommand({}))).Aliases?.map((a) => a.AliasName)));
+    const images = (await ec2Client(clients, 'us-east-1').send(new DescribeImagesCommand({ ImageIds: [instance?.ImageId as string] }))).Images;
+    const aliases = await Promise.all(['us-west-2', 'eu-west-1'].map(async (r) => (await kmsClient(clients, r).send(new ListAliasesCommand({}))).Aliases?.map((a) => a.AliasName)));
 
     expect(endpoint).toBe(twin?.endpoint);
     expect(lines.some((l) => l.startsWith('AWS_ENDPOINT_URL_S3=http://127.0.0.1:'))).toBe(true);

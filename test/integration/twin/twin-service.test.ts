@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createClients } from '../../../lib/aws/clients.ts';
+import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
 import type { TwinEvent } from '../../../local/events.ts';
 import { jsonResponse } from '../../../local/http.ts';
 import { ec2, failure, manualTwin } from './helpers.ts';
@@ -82,7 +82,7 @@ describe('throttling', () => {
 
   it('lets the adaptive-retry clients of lib/aws get every call through while time passes', async () => {
     twin.faults.throttling(true, 0.05);
-    const client = createClients({ endpoint: twin.endpoint }).ec2('ca-central-1');
+    const client = ec2Client(createClients({ endpoint: twin.endpoint }), 'ca-central-1');
     const ticker = setInterval(() => twin.clock.advance(1_000), 20);
     try {
       const results = await Promise.all(Array.from({ length: 8 }, () => client.send(new DescribeImagesCommand({ Owners: ['self'] }))));

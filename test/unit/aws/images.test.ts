@@ -3,7 +3,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { listImages, toImageRecord } from '../../../lib/aws/images.ts';
-import { createClients } from '../../../lib/aws/clients.ts';
+import { createClients, ec2Client, kmsClient, s3Client } from '../../../lib/aws/clients.ts';
 
 describe('listImages', () => {
   it('follows every page and asks for deprecated and disabled images by default', async () => {
@@ -60,9 +60,15 @@ describe('listImages', () => {
 describe('createClients', () => {
   it('makes one client per service and region and reuses it', async () => {
     const clients = createClients({ endpoint: 'http://127.0.0.1:1' });
-    expect(clients.ec2('us-east-1')).toBe(clients.ec2('us-east-1'));
-    expect(clients.ec2('us-east-1')).not.toBe(clients.ec2('us-west-2'));
-    expect(await clients.kms('eu-west-1').config.region()).toBe('eu-west-1');
-    expect(await clients.ec2('us-east-1').config.retryStrategy()).toHaveProperty('mode', 'adaptive');
+    expect(ec2Client(clients, 'us-east-1')).toBe(ec2Client(clients, 'us-east-1'));
+    expect(ec2Client(clients, 'us-east-1')).not.toBe(ec2Client(clients, 'us-west-2'));
+    expect(await kmsClient(clients, 'eu-west-1').config.region()).toBe('eu-west-1');
+    expect(await ec2Client(clients, 'us-east-1').config.retryStrategy()).toHaveProperty('mode', 'adaptive');
+  });
+
+  it('points S3 at its own endpoint with path-style addressing', async () => {
+    const s3 = s3Client(createClients({ endpoint: 'http://127.0.0.1:1', s3Endpoint: 'http://127.0.0.1:2' }), 'us-east-1');
+    expect(s3.config.forcePathStyle).toBe(true);
+    expect((await s3.config.endpoint?.())?.port).toBe(2);
   });
 });
