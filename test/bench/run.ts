@@ -9,6 +9,9 @@ import { pathToFileURL } from 'node:url';
 
 type Bench = () => Promise<Record<string, string | number>>;
 
+// The benches talk to the local twin only: the same fake credentials and quiet SDK as the tests.
+await import('../setup.ts');
+
 const dir = import.meta.dirname;
 const only = process.argv.slice(2);
 const names = readdirSync(dir)
