@@ -253,7 +253,7 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
   };
 
   return (request: TwinRequest): TwinResponse => {
-    const action = actions[request.action];
+    const action = Object.hasOwn(actions, request.action) ? actions[request.action] : undefined;
     if (!action) return jsonError(400, 'UnknownOperationException', `Operation ${request.action} is not supported.`);
     try {
       return jsonResponse(action(request.region, request.json));

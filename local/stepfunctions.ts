@@ -241,7 +241,7 @@ export class LocalStepFunctions {
       StopExecution: (r) => this.apiStop(r),
       DescribeStateMachine: (r) => this.apiDescribeStateMachine(r),
     };
-    const action = actions[request.action];
+    const action = Object.hasOwn(actions, request.action) ? actions[request.action] : undefined;
     if (!action) return jsonError(400, 'UnknownOperationException', `Operation ${request.action} is not supported by the local Step Functions.`);
     try {
       return jsonResponse(action(request), 'application/x-amz-json-1.0');

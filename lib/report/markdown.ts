@@ -11,7 +11,7 @@ export function renderMarkdown(report: ReadinessReport): string {
     '',
     `Generated ${report.generatedAt} · policy version \`${report.policy.version}\` · sources ${report.sourceRegions.join(', ')}`,
     '',
-    `**${formatPercent(s.readyRatio)} ready** — ${s.images} images × ${report.drRegions.length} DR regions: ${s.counts.ready} ready, ` +
+    `**${formatPercent(s.readyRatio)} ready** — ${s.images} image${s.images === 1 ? '' : 's'} × ${report.drRegions.length} DR region${report.drRegions.length === 1 ? '' : 's'}: ${s.counts.ready} ready, ` +
       `${s.counts['in-progress']} in progress, ${s.counts.missing} missing, ${s.counts.failed} failed, ${s.counts.drifted} drifted. ` +
       `Oldest unprotected image: ${s.imagesNotReady ? formatDuration(s.oldestUnprotectedAgeSeconds) : 'none'}.`,
     '',

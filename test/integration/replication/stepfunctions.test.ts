@@ -94,4 +94,18 @@ describe('local Step Functions', () => {
       name: 'ExecutionDoesNotExist',
     });
   });
+
+  it.each(['CreateActivity', 'toString'])('refuses the operation it does not model (%s)', async (operation) => {
+    const res = await fetch(twin.endpoint, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amz-target': `AWSStepFunctions.${operation}`,
+        authorization: 'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/states/aws4_request, SignedHeaders=host, Signature=0',
+      },
+      body: '{}',
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { __type: string }).__type).toBe('UnknownOperationException');
+  });
 });

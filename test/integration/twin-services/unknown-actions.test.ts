@@ -30,10 +30,10 @@ describe('twin services refuse actions they do not model', () => {
     expect(await res.text()).toContain('<Code>InvalidAction</Code>');
   });
 
-  it('kms Encrypt => UnknownOperationException', async () => {
+  it.each(['Encrypt', 'toString'])('kms %s => UnknownOperationException', async (operation) => {
     const res = await fetch(twin.endpoint, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'TrentService.Encrypt', authorization: auth('kms') },
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `TrentService.${operation}`, authorization: auth('kms') },
       body: '{}',
     });
     expect(res.status).toBe(400);
