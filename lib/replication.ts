@@ -1,4 +1,4 @@
-import type { Clients } from './aws/clients.ts';
+import { type Clients, ec2Client, sfnClient, snsClient } from './aws/clients.ts';
 import {
   copyImage,
   deleteLeftoverSnapshots,
@@ -45,7 +45,6 @@ import {
 } from './domain/replication-steps.ts';
 import { TAG } from './domain/tags.ts';
 import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from './observability.ts';
-import { ec2Client, sfnClient, snsClient } from './aws/clients.ts';
 
 /**
  * The replication's steps, one function per Lambda of the state machine plus the event handler. Handlers, the CLI

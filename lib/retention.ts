@@ -1,5 +1,5 @@
 import { callerAccountId } from './aws/account.ts';
-import type { Clients } from './aws/clients.ts';
+import { type Clients, ec2Client, s3Client, stsClient } from './aws/clients.ts';
 import { addImageReferences, collectInventory, REQUIRED_PERMISSIONS as INVENTORY_PERMISSIONS } from './aws/inventory.ts';
 import { TokenBucketPacer } from './aws/pacer.ts';
 import { applyRetentionPlan, REQUIRED_PERMISSIONS as APPLY_PERMISSIONS, writeRetentionReport } from './aws/retention-apply.ts';
@@ -7,7 +7,6 @@ import type { Policy } from './domain/policy.ts';
 import type { RetentionInventory } from './domain/retention-inventory.ts';
 import { planRetention, type RetentionPlan } from './domain/retention-planner.ts';
 import { buildRetentionReport, type RetentionError, type RetentionReport } from './domain/retention-report.ts';
-import { ec2Client, s3Client, stsClient } from './aws/clients.ts';
 
 /**
  * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
