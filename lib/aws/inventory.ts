@@ -17,10 +17,9 @@ import type { ImageRecord } from '../domain/image.ts';
 import type { ImageReference, ImageReferencesCoverage, LiveSources, RetentionInventory } from '../domain/retention-inventory.ts';
 import { sourceKey } from '../domain/retention-inventory.ts';
 import { TAG, isReplica } from '../domain/tags.ts';
-import type { Clients } from './clients.ts';
+import { type Clients, autoScalingClient, ec2Client } from './clients.ts';
 import { listImages } from './images.ts';
 import { TokenBucketPacer } from './pacer.ts';
-import { autoScalingClient, ec2Client } from './clients.ts';
 
 /**
  * Retention's inventory of one region: every image the account owns (deprecated and disabled too), snapshot

@@ -15,11 +15,10 @@ import {
 import { TAG, REPLICA_ROLE } from '../domain/tags.ts';
 import { replicationRequest, startReplication } from '../replication.ts';
 import { describeKey } from './account.ts';
-import type { Clients } from './clients.ts';
+import { type Clients, ec2Client, kmsClient, s3Client, sfnClient } from './clients.ts';
 import { listImages } from './images.ts';
 import { addLaunchPermissions, getLaunchPermissions, setDeprecation, tagResources } from './permissions.ts';
 import { describeExecution, executionArnOf } from './sfn.ts';
-import { ec2Client, kmsClient, s3Client, sfnClient } from './clients.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
