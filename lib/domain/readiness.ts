@@ -138,7 +138,9 @@ interface Requirements {
 function requirementsOf(input: ReadinessInput, source: ImageRecord): Requirements {
   const { policy } = input;
   // Provenance tags found the copy; the policy tag changes with every policy edit and is not the user's concern.
-  const tags = Object.fromEntries(Object.entries(copyTags(source, policy).tags).filter(([k]) => !k.startsWith('ami-dr:')));
+  // A finalized copy also carries replicated-at, which takes one of the 50 tags: counted, or the tag it displaced
+  // would be required, "repaired" and refused by EC2 on every run.
+  const tags = Object.fromEntries(Object.entries(copyTags(source, policy, new Date(input.now).toISOString()).tags).filter(([k]) => !k.startsWith('ami-dr:')));
   const sourcePermissions = input.launchPermissions.get(imageKey(source.region, source.imageId));
   const known = sourcePermissions !== undefined || !policy.replication.copyLaunchPermissions;
   const byEncryption = new Map<boolean, LaunchPermission[]>();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { computeReadiness, planReconciliation, type ReadinessCell } from '../../../lib/domain/readiness.ts';
+import { copyTags } from '../../../lib/domain/replication.ts';
 import { TAG } from '../../../lib/domain/tags.ts';
 import { copy, input, NOW, policy, source } from './fixtures.ts';
 
@@ -158,6 +159,22 @@ describe('drift', () => {
     expect(c.status).toBe('drifted');
     expect(c.reason).toBe('tags missing dr-copy; changed Team');
     expect(c.drift).toEqual([{ kind: 'tags', detail: 'tags missing dr-copy; changed Team', set: { Team: 'core', 'dr-copy': 'true' } }]);
+  });
+
+  it('requires no tag replication dropped for the 50-tag limit (the copy also carries replicated-at)', () => {
+    const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${String(i).padStart(2, '0')}`, 'v']));
+    const src = source('ami-1', { tags: many });
+    const p = policy();
+    // Exactly what finalize applies: the tag set with replicated-at, limited to 50.
+    const applied = copyTags(src, p, '2026-03-01T10:20:00.000Z').tags;
+    expect(Object.keys(applied)).toHaveLength(50);
+    const copies = (['us-west-2', 'eu-west-1'] as const).map((r) => copy(src, r, { tags: applied }));
+    const report = computeReadiness(input({ policy: p, sources: [src], copies }));
+
+    expect(report.rows[0]?.cells.map((c) => [c.status, c.reason])).toEqual([
+      ['ready', undefined],
+      ['ready', undefined],
+    ]);
   });
 
   it('does not require denied or aws: tags, and accepts tags added to the copy', () => {
