@@ -220,7 +220,7 @@ const TOKEN_VARIANTS = 3;
  * EBS sources are re-encrypted under the region's key; instance-store sources cannot be, and the result says so.
  */
 export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
-  const { source, target } = parseStep(branchInputSchema, rawInput, 'StartCopy');
+  const { source, target, execution } = parseStep(branchInputSchema, rawInput, 'StartCopy');
   const now = nowOf(deps);
   const ec2 = ec2Client(deps.clients, target.region);
   const instanceStore = source.rootDeviceType === 'instance-store';
@@ -270,7 +270,7 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
       name: copyName(source, disambiguate),
       description: sourceRecord?.description,
       kmsKeyId: encrypted ? target.kmsKeyId : undefined,
-      clientToken: copyClientToken(source.region, source.imageId, target.region, encrypted ? target.kmsKeyId : undefined, variant),
+      clientToken: copyClientToken(source.region, source.imageId, target.region, encrypted ? target.kmsKeyId : undefined, variant, execution),
       tags,
       tagSnapshots: !instanceStore,
       completionMinutes: deps.policy.replication.copyCompletionMinutes,

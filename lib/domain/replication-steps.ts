@@ -57,7 +57,12 @@ export const checkSourceInputSchema = z.object({
 export type CheckSourceInput = z.infer<typeof checkSourceInputSchema>;
 
 /** One branch of the Map: a source going to one DR region. */
-export const branchInputSchema = z.object({ source: sourceSummarySchema, target: targetSchema });
+export const branchInputSchema = z.object({
+  source: sourceSummarySchema,
+  target: targetSchema,
+  /** The execution's name (`$$.Execution.Name`): scopes StartCopy's ClientToken to this execution. */
+  execution: z.string().min(1).optional(),
+});
 export type BranchInput = z.infer<typeof branchInputSchema>;
 
 export const copyStatusSchema = z.object({

@@ -128,11 +128,21 @@ export function executionName(region: string, imageId: string, version: string, 
 }
 
 /**
- * CopyImage's ClientToken: same source, destination and key ⇒ same token, so a retried StartCopy gets the copy it
- * already started instead of a second one. `variant` separates a deliberately different call (another name).
+ * CopyImage's ClientToken: same source, destination, key and execution ⇒ same token, so a retried StartCopy gets the
+ * copy it already started instead of a second one. The execution's name is part of it because EC2 remembers a token:
+ * a later execution (a re-drive after a failed copy was removed, or one whose tags or policy changed) would otherwise
+ * get the dead copy back, or `IdempotentParameterMismatch`, for ever. Later executions find earlier live copies by
+ * their provenance tags instead. `variant` separates a deliberately different call (another name).
  */
-export function copyClientToken(sourceRegion: string, imageId: string, targetRegion: string, kmsKeyId: string | undefined, variant = 0): string {
-  const token = `ami-dr-${sha256([sourceRegion, imageId, targetRegion, kmsKeyId ?? '', String(variant)].join('\n')).slice(0, 48)}`;
+export function copyClientToken(
+  sourceRegion: string,
+  imageId: string,
+  targetRegion: string,
+  kmsKeyId: string | undefined,
+  variant = 0,
+  execution = '',
+): string {
+  const token = `ami-dr-${sha256([sourceRegion, imageId, targetRegion, kmsKeyId ?? '', String(variant), execution].join('\n')).slice(0, 48)}`;
   return token.slice(0, CLIENT_TOKEN_MAX);
 }
 

@@ -1,4 +1,5 @@
-import { CopyImageCommand, CreateImageCommand, DeregisterImageCommand, EC2Client, RegisterImageCommand } from '@aws-sdk/client-ec2';
+import { CopyImageCommand, CreateImageCommand, CreateTagsCommand, DeregisterImageCommand, EC2Client, RegisterImageCommand } from '@aws-sdk/client-ec2';
+import { EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TaskBinding } from '../../../local/stepfunctions.ts';
 import type { TwinEvent } from '../../../local/events.ts';
@@ -20,6 +21,7 @@ import {
   type Harness,
 } from './helpers.ts';
 import { ec2Client } from '../../../lib/aws/clients.ts';
+import { startReplication } from '../../../lib/replication.ts';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -231,6 +233,28 @@ describe('replication on the twin, through the real SDK clients', () => {
     expect(h.rt.dlq.map((l) => l.message).join('\n')).toMatch(/imageId|time|ImageId/);
     expect(await images(h, 'eu-west-1')).toEqual([]);
     expect((await images(h, 'us-west-2')).map((i) => i.ImageId)).toEqual([elsewhere]);
+  });
+
+  it.each([
+    ['unchanged', false],
+    ['tagged meanwhile', true],
+  ])('a re-drive after a failed copy was cleaned up copies again (source %s): the dead copy\'s ClientToken is not reused', async (_, retag) => {
+    h = await harness({ keyStates: { 'eu-west-1': 'Disabled' } });
+    const imageId = await createImage(h, 'db-1', { Team: 'db' });
+    await h.rt.waitForIdle();
+    expect(await copiesOf(h, 'eu-west-1', imageId)).toEqual([]);
+    const kms = new KMSClient({ region: 'eu-west-1', endpoint: h.rt.twin.endpoint, credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' } });
+    await kms.send(new EnableKeyCommand({ KeyId: h.keys['eu-west-1'] }));
+    if (retag) await h.ec2(SOURCE).send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: 'Owner', Value: 'ops' }] }));
+
+    await startReplication({ clients: h.rt.clients, policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) }, SOURCE, imageId, 1);
+    await h.rt.waitForIdle();
+
+    const redrive = summaries(h.rt).at(-1);
+    expect(redrive?.outcome).toBe('replicated');
+    expect(redrive?.regions.find((r) => r.region === 'us-west-2')).toMatchObject({ adopted: true });
+    for (const region of DR) expect((await copiesOf(h, region, imageId)).map((c) => c.State)).toEqual(['available']);
+    if (retag) expect(tagsOf((await copiesOf(h, 'eu-west-1', imageId))[0]?.Tags)).toMatchObject({ Owner: 'ops', Team: 'db' });
   });
 
   it('7. a StartCopy task retried after CopyImage succeeded (lost Lambda response) still makes one copy', async () => {

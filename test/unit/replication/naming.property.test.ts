@@ -50,13 +50,15 @@ describe('copyClientToken', () => {
     );
   });
 
-  it('differs when any of source region, image, target region, key or variant differs', () => {
+  it('differs when any of source region, image, target region, key, variant or execution differs', () => {
     fc.assert(
       fc.property(region, imageId, region, fc.constantFrom('alias/ami-dr', 'alias/other', 'mrk-0123456789abcdef0123456789abcdef'), (sr, i, tr, key) => {
         const base = copyClientToken(sr, i, tr, key);
         expect(copyClientToken(sr, i, tr, `${key}x`)).not.toBe(base);
         expect(copyClientToken(sr, `${i}0`, tr, key)).not.toBe(base);
         expect(copyClientToken(sr, i, tr, key, 1)).not.toBe(base);
+        // Another execution (a re-drive) must not get back the copy an earlier one made and cleaned up.
+        expect(copyClientToken(sr, i, tr, key, 0, 'us-east-1_ami-1_abcd1234_r1')).not.toBe(base);
         if (sr !== tr) expect(copyClientToken(tr, i, sr, key)).not.toBe(base);
       }),
     );
