@@ -239,29 +239,35 @@ async function scanTemplatesAndGroups(
   for (const [templateId, template] of templates) {
     const numberOf = (version: string): number | undefined =>
       version === '$Default' ? template.defaultVersion : version === '$Latest' ? template.latestVersion : Number(version);
+    const versions = [...template.versions];
     const imageOf = new Map<number, string | undefined>();
-    let versions = [...template.versions];
-    let token: string | undefined;
-    for (;;) {
-      let out;
+    /** False when a version asked for does not exist. */
+    const read = async (asked: string[]): Promise<boolean> => {
+      let token: string | undefined;
       try {
-        out = await pacer.call('describe', () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: templateId, Versions: versions, NextToken: token })));
+        do {
+          const out = await pacer.call('describe', () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: templateId, Versions: asked, NextToken: token })));
+          for (const v of out.LaunchTemplateVersions ?? []) if (v.VersionNumber !== undefined) imageOf.set(v.VersionNumber, v.LaunchTemplateData?.ImageId);
+          token = out.NextToken;
+        } while (token);
+        return true;
       } catch (error) {
-        const name = (error as { name?: string }).name ?? '';
-        // A version an ASG names may be gone (or the template deleted) since the listing: ask again without it.
-        if (name === 'InvalidLaunchTemplateId.VersionNotFound' && versions.length > 2) {
-          warnings.push(`launch template ${templateId}: a version an ASG names (${versions.slice(2).join(', ')}) was not found; checked $Default and $Latest`);
-          versions = ['$Default', '$Latest'];
-          token = undefined;
-          imageOf.clear();
-          continue;
-        }
-        if (name === 'InvalidLaunchTemplateId.NotFound') break;
+        if (errorName(error) === 'InvalidLaunchTemplateId.VersionNotFound') return false;
         throw error;
       }
-      for (const v of out.LaunchTemplateVersions ?? []) if (v.VersionNumber !== undefined) imageOf.set(v.VersionNumber, v.LaunchTemplateData?.ImageId);
-      token = out.NextToken;
-      if (!token) break;
+    };
+    try {
+      if (!(await read(versions))) {
+        // A version an ASG names may be gone since the listing. One missing version must not hide the ones other
+        // ASGs name: ask for $Default and $Latest, then each named version on its own.
+        imageOf.clear();
+        const missing: string[] = [];
+        for (const asked of [versions.slice(0, 2), ...versions.slice(2).map((v) => [v])]) if (!(await read(asked))) missing.push(...asked);
+        warnings.push(`launch template ${templateId}: a version an ASG names (${missing.join(', ')}) was not found; checked the others`);
+      }
+    } catch (error) {
+      if (errorName(error) !== 'InvalidLaunchTemplateId.NotFound') throw error;
+      continue; // deleted since the listing: launches nothing
     }
     for (const version of versions) {
       const number = numberOf(version);
@@ -274,6 +280,8 @@ async function scanTemplatesAndGroups(
     }
   }
 }
+
+const errorName = (error: unknown): string => (error as { name?: string } | undefined)?.name ?? '';
 
 /** Which sources of this region's replicas still exist: one listing per source region (pages, not images). */
 async function lookUpSources(clients: Clients, images: readonly ImageRecord[], warnings: string[]): Promise<LiveSources> {

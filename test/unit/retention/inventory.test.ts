@@ -109,15 +109,26 @@ describe('collectInventory', () => {
     expect(inv.references.get('ami-b2')?.map((r) => r.id)).toEqual(['lt-b:$Default(2)', 'lt-b:$Latest(2)']);
   });
 
-  it('falls back to $Default and $Latest when a version an ASG names is gone', async () => {
-    ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateId: 'lt-a', LaunchTemplateName: 'web', DefaultVersionNumber: 1, LatestVersionNumber: 1 }] });
-    asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [{ AutoScalingGroupName: 'g', LaunchTemplate: { LaunchTemplateId: 'lt-a', Version: '9' } } as never] });
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest', '9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest'] }).resolves({
-      LaunchTemplateVersions: [{ VersionNumber: 1, DefaultVersion: true, LaunchTemplateData: { ImageId: 'ami-1' } }],
+  it('still counts the versions other ASGs name when one ASG names a version that is gone', async () => {
+    ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateId: 'lt-a', LaunchTemplateName: 'web', DefaultVersionNumber: 1, LatestVersionNumber: 20 }] });
+    asg.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        { AutoScalingGroupName: 'live', LaunchTemplate: { LaunchTemplateId: 'lt-a', Version: '3' } } as never,
+        { AutoScalingGroupName: 'stale', LaunchTemplate: { LaunchTemplateId: 'lt-a', Version: '9' } } as never,
+      ],
     });
+    const version = (n: number, imageId: string) => ({ VersionNumber: n, LaunchTemplateData: { ImageId: imageId } });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest', '3', '9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest'] }).resolves({ LaunchTemplateVersions: [version(1, 'ami-default'), version(20, 'ami-latest')] });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['3'] }).resolves({ LaunchTemplateVersions: [version(3, 'ami-v3')] });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
     const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
-    expect(inv.references.get('ami-1')?.[0]).toEqual({ kind: 'launch-template', id: 'lt-a:$Default(1)' });
+    expect(inv.references.get('ami-v3')).toEqual([
+      { kind: 'launch-template', id: 'lt-a:3' },
+      { kind: 'auto-scaling-group', id: 'live (lt-a:3)' },
+    ]);
+    expect(inv.references.get('ami-default')?.[0]).toEqual({ kind: 'launch-template', id: 'lt-a:$Default(1)' });
+    expect(inv.references.get('ami-latest')?.[0]).toEqual({ kind: 'launch-template', id: 'lt-a:$Latest(20)' });
     expect(inv.warnings.join()).toMatch(/lt-a: a version an ASG names \(9\) was not found/);
   });
 
