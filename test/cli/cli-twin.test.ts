@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import { STATUS_COLOR } from '../../lib/report/html.ts';
 import { ManualClock } from '../../local/clock.ts';
+import { jsonError } from '../../local/http.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../local/runtime.ts';
+import { startTwin } from '../../local/twin.ts';
 import { backgroundOf, openBrowser, rgb } from '../integration/readiness/browser.ts';
 import { ami, BIN, ROOT } from './run.ts';
 
@@ -51,6 +53,23 @@ describe('ami-dr against a twin the test started (AWS_ENDPOINT_URL)', () => {
     const down = await ami(['readiness'], { env: { ...env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' } });
     expect(down.code).toBe(3);
     expect(down.stderr).toMatch(/^ami-dr: error: cannot reach AWS \(ECONNREFUSED\)/);
+  });
+});
+
+describe('ami-dr validate when KMS refuses to describe the key', () => {
+  it('says AWS refused the request, exit 3, rather than calling the key missing', async () => {
+    const twin = await startTwin({ port: 0 });
+    try {
+      // Credentials without kms:DescribeKey: the key exists, but the caller may not look at it.
+      twin.register('kms', (request) => jsonError(400, 'AccessDeniedException', `User is not authorized to perform: kms:${request.action}`));
+      const env = { AWS_ENDPOINT_URL: twin.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
+      const r = await ami(['validate'], { env });
+      expect(r.stdout).not.toContain('does not exist');
+      expect(r.code).toBe(3);
+      expect(r.stderr.trim()).toMatch(/^ami-dr: error: AWS refused the request \(AccessDeniedException\): User is not authorized to perform: kms:DescribeKey$/);
+    } finally {
+      await twin.stop();
+    }
   });
 });
 

@@ -86,7 +86,7 @@ export const validateCommand: Command = {
       const home = policy.regions.sources[0] ?? session.region;
       const [regions, keyEntries, publicSources] = await Promise.all([
         describeRegions(ec2Client(session.clients, home)),
-        Promise.all(policy.regions.dr.map(async (d) => [d.region, await describeKey(kmsClient(session.clients, d.region), d.kmsKeyId).catch(() => undefined)] as const)),
+        Promise.all(policy.regions.dr.map(async (d) => [d.region, await describeKey(kmsClient(session.clients, d.region), d.kmsKeyId)] as const)),
         Promise.all(policy.regions.sources.map((r) => listImages(ec2Client(session.clients, r), r, { owners: ['self'], filters: { 'is-public': ['true'] } }))),
       ]);
       const problems = accountProblems(policy, { regions, keys: Object.fromEntries(keyEntries), publicSources: publicSources.flat() });
