@@ -74,7 +74,6 @@ describe('reconciliation on the twin', () => {
       const imageId = await createImage(h, 'web-2.0', { Team: 'core', Name: 'web' });
       await share(h, imageId, [{ UserId: '123456789012' }]);
       await h.rt.waitForIdle();
-      console.log(JSON.stringify(h.rt.executions().map((e) => [e.name, e.status, e.output])));
       expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'ready' });
 
       // Someone edits the us-west-2 copy: changes a tag, removes one, and stops sharing it.
