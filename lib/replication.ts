@@ -397,7 +397,8 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
 /**
  * The end of a failed branch: removes the failed or timed-out copy and its snapshots (and, when the failure came
  * before the copy was known, any unfinished copy of this source in the region), then reports why the region
- * failed. Safe to run twice.
+ * failed. An adopted copy that is `available` is kept: it was made by an earlier run and may be in service (only
+ * finalizing it failed; readiness repairs it). Safe to run twice.
  */
 export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
   const { source, target, copy, error } = parseStep(cleanupInputSchema, rawInput, 'CleanupCopy');
@@ -405,11 +406,14 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
   const { name, reason } = failureOf(copy, error, deps.policy);
   const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
   const copies = await findCopies(ec2, target.region, source.region, source.imageId);
-  const doomed = copies.filter((c) => (copy ? c.imageId === copy.imageId : c.state !== 'available'));
-  if (copy && !doomed.some((c) => c.imageId === copy.imageId)) {
+  const inService = (image: ImageRecord) => copy?.adopted === true && image.state === 'available';
+  const doomed = copies.filter((c) => (copy ? c.imageId === copy.imageId : c.state !== 'available') && !inService(c));
+  if (copy && !copies.some((c) => c.imageId === copy.imageId)) {
     const found = await describeImage(ec2, target.region, copy.imageId);
-    if (found) doomed.push(found);
+    if (found && !inService(found)) doomed.push(found);
   }
+  const kept = copies.some((c) => c.imageId === copy?.imageId && inService(c));
+  const notes = [...(kept ? ['the copy was adopted and is available, so it was kept'] : []), ...(copy?.note ? [copy.note] : [])];
   for (const image of doomed) {
     const removed = await removeCopy(ec2, target.region, image.imageId, image.snapshots.map((s) => s.snapshotId));
     report.deregistered.push(...removed.deregistered);
@@ -423,7 +427,7 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
     region: target.region,
     status: 'failed',
     ...(copy ? { imageId: copy.imageId, adopted: copy.adopted, encrypted: copy.encrypted, startedAt: copy.startedAt, checks: copy.checks } : {}),
-    ...(copy?.note ? { note: copy.note } : {}),
+    ...(notes.length ? { note: notes.join('; ') } : {}),
     error: name,
     reason,
     cleanup: report,

@@ -257,6 +257,41 @@ describe('replication on the twin, through the real SDK clients', () => {
     if (retag) expect(tagsOf((await copiesOf(h, 'eu-west-1', imageId))[0]?.Tags)).toMatchObject({ Owner: 'ops', Team: 'db' });
   });
 
+  it('a later execution that adopts available copies and then fails to finalize them keeps them: cleanup never removes a copy that was in service', async () => {
+    let refuse = false;
+    const wrapTask = (state: string, task: TaskBinding): TaskBinding =>
+      state !== 'FinalizeCopy'
+        ? task
+        : async (input) => {
+            if (refuse) throw Object.assign(new Error('You are not authorized to perform this operation.'), { name: 'UnauthorizedOperation' });
+            return task(input);
+          };
+    h = await harness({ wrapTask });
+    const imageId = await createImage(h, 'in-service');
+    await h.rt.waitForIdle();
+    const before = await Promise.all(DR.map(async (region) => (await copiesOf(h!, region, imageId)).map((c) => c.ImageId)));
+
+    refuse = true;
+    await startReplication({ clients: h.rt.clients, policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) }, SOURCE, imageId, 1);
+    await h.rt.waitForIdle();
+
+    const redrive = summaries(h.rt).at(-1);
+    expect(redrive?.outcome).toBe('failed');
+    for (const [i, region] of DR.entries()) {
+      expect(redrive?.regions.find((r) => r.region === region)).toMatchObject({
+        status: 'failed',
+        error: 'UnauthorizedOperation',
+        adopted: true,
+        note: expect.stringMatching(/kept/) as unknown as string,
+        cleanup: { deregistered: [] },
+      });
+      const after = await copiesOf(h, region, imageId);
+      expect(after.map((c) => c.ImageId)).toEqual(before[i]);
+      expect(after.map((c) => c.State)).toEqual(['available']);
+      expect(await snapshots(h, region, snapshotIdsOf(after[0]!))).toHaveLength(snapshotIdsOf(after[0]!).length);
+    }
+  });
+
   it('7. a StartCopy task retried after CopyImage succeeded (lost Lambda response) still makes one copy', async () => {
     let lost = 0;
     const wrapTask = (state: string, task: TaskBinding): TaskBinding =>
