@@ -28,6 +28,8 @@ export interface ReadinessCell {
   copyImageId?: string;
   copyState?: string;
   drift: Drift[];
+  /** Replication refuses this source as it is (the reason says why): re-driving it cannot help. */
+  refused?: true;
   /** Copy time (replicated-at or creation) minus source creation; for copies not there yet, now minus source creation. */
   lagSeconds: number;
 }
@@ -164,10 +166,15 @@ function cellFor(input: ReadinessInput, source: ImageRecord, required: Requireme
   if (source.state === 'pending') {
     return { region, status: 'in-progress', reason: 'source image is still pending', drift: [], lagSeconds: ageSeconds };
   }
-  if (!copy) return { region, status: 'missing', reason: 'no copy in this region', drift: [], lagSeconds: ageSeconds };
+  const refusal = refusalOf(source);
+  if (!copy) {
+    if (refusal) return { region, status: 'failed', reason: refusal, refused: true, drift: [], lagSeconds: ageSeconds };
+    return { region, status: 'missing', reason: 'no copy in this region', drift: [], lagSeconds: ageSeconds };
+  }
   const base = { region, copyImageId: copy.imageId, copyState: copy.state };
   if (IN_FLIGHT_STATES.has(copy.state)) return { ...base, status: 'in-progress', reason: `copy is ${copy.state}`, drift: [], lagSeconds: ageSeconds };
   if (FAILED_STATES.has(copy.state) || !USABLE_COPY_STATES.has(copy.state)) {
+    if (refusal) return { ...base, status: 'failed', reason: refusal, refused: true, drift: [], lagSeconds: ageSeconds };
     const why = copy.stateReason ? `copy ${copy.state}: ${copy.stateReason}` : `copy is ${copy.state}`;
     return { ...base, status: 'failed', reason: why, drift: [], lagSeconds: ageSeconds };
   }
@@ -175,6 +182,12 @@ function cellFor(input: ReadinessInput, source: ImageRecord, required: Requireme
   const drift = driftOf(input, required, copy);
   if (drift.length) return { ...base, status: 'drifted', reason: drift.map((d) => d.detail).join('; '), drift, lagSeconds };
   return { ...base, status: 'ready', drift: [], lagSeconds };
+}
+
+/** StartCopy re-encrypts EBS copies and refuses a public source (its copy could not be public): no run will copy it. */
+function refusalOf(source: ImageRecord): string | undefined {
+  if (!source.public || source.rootDeviceType === 'instance-store') return undefined;
+  return 'source is public: its copy would be encrypted and encrypted images cannot be public, so replication refuses it (stop sharing it publicly, or exclude it)';
 }
 
 function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecord): Drift[] {
@@ -314,7 +327,7 @@ export interface ReconciliationPlan {
 export function planReconciliation(report: ReadinessReport): ReconciliationPlan {
   const plan: ReconciliationPlan = { redrive: [], repair: [], manual: [] };
   for (const row of report.rows) {
-    const gaps = row.cells.filter((c) => c.status === 'missing' || c.status === 'failed');
+    const gaps = row.cells.filter((c) => (c.status === 'missing' || c.status === 'failed') && !c.refused);
     if (gaps.length) {
       plan.redrive.push({
         sourceRegion: row.sourceRegion,

@@ -296,6 +296,19 @@ describe('reconciliation plan', () => {
     expect(plan.manual).toEqual([expect.objectContaining({ region: 'eu-west-1', sourceImageId: 'ami-b', reason: expect.stringMatching(/needs a new copy/) })]);
   });
 
+  it('does not re-drive a public EBS source that replication refuses; the cell says why, instance-store ones are re-driven', () => {
+    const open = source('ami-public', { public: true });
+    const openInstanceStore = source('ami-public-is', { public: true, rootDeviceType: 'instance-store' });
+    const report = computeReadiness(input({ sources: [open, openInstanceStore], copies: [] }));
+
+    expect(report.rows.find((r) => r.sourceImageId === 'ami-public')?.cells.map((c) => [c.status, c.reason])).toEqual([
+      ['failed', expect.stringMatching(/^source is public: its copy would be encrypted/)],
+      ['failed', expect.stringMatching(/^source is public: its copy would be encrypted/)],
+    ]);
+    expect(cell(report, 'ami-public-is', 'us-west-2').status).toBe('missing');
+    expect(planReconciliation(report).redrive.map((r) => r.sourceImageId)).toEqual(['ami-public-is']);
+  });
+
   it('is empty when everything is ready or in progress', () => {
     const a = source('ami-a');
     const report = computeReadiness(input({ sources: [a], copies: [copy(a, 'us-west-2'), copy(a, 'eu-west-1', { state: 'pending' })] }));
