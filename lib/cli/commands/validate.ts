@@ -42,14 +42,13 @@ export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): 
     else if (key.spec !== 'SYMMETRIC_DEFAULT') problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.spec}; EBS needs a symmetric key` });
     if (policy.regions.sources.includes(dr.region)) problems.push({ field: `regions.dr.${i}.region`, message: `${dr.region} is also a source region` });
   });
-  if (policy.replication.copyLaunchPermissions) {
-    for (const image of facts.publicSources) {
-      if (image.rootDeviceType !== 'ebs' || isReplica(image.tags) || !matchSelector(policy.selector, image).match) continue;
-      problems.push({
-        field: 'selector',
-        message: `${image.imageId} (${image.region}) is public and in scope; its copies are encrypted and cannot be public (exclude it, or stop sharing it publicly)`,
-      });
-    }
+  // Replication refuses every public EBS source, whether or not it copies launch permissions.
+  for (const image of facts.publicSources) {
+    if (image.rootDeviceType !== 'ebs' || isReplica(image.tags) || !matchSelector(policy.selector, image).match) continue;
+    problems.push({
+      field: 'selector',
+      message: `${image.imageId} (${image.region}) is public and in scope; its copy would be encrypted, encrypted images cannot be public, so it is not replicated (exclude it, or stop sharing it publicly)`,
+    });
   }
   return problems;
 }
