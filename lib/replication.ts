@@ -43,7 +43,7 @@ import {
   type SourceSummary,
   type Summary,
 } from './domain/replication-steps.ts';
-import { TAG } from './domain/tags.ts';
+import { isReplica, TAG } from './domain/tags.ts';
 import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from './observability.ts';
 
 /**
@@ -303,11 +303,12 @@ function startedAtOf(image: ImageRecord, fallback: Date): Date {
   return Number.isNaN(t) ? fallback : new Date(t);
 }
 
+/**
+ * An ami-dr copy of this source, by its provenance tags. EC2's own SourceImageId is not enough: a copy someone else
+ * made is theirs (another key, other permissions), and ami-dr must neither adopt nor ever remove it.
+ */
 function isCopyOf(image: ImageRecord, source: { imageId: string; region: string }): boolean {
-  return (
-    (image.tags[TAG.sourceImageId] === source.imageId && image.tags[TAG.sourceRegion] === source.region) ||
-    (image.sourceImageId === source.imageId && (image.sourceImageRegion ?? source.region) === source.region)
-  );
+  return isReplica(image.tags) && image.tags[TAG.sourceImageId] === source.imageId && image.tags[TAG.sourceRegion] === source.region;
 }
 
 // ---- CheckCopy ------------------------------------------------------------------------------------------------------
@@ -410,7 +411,7 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
   const doomed = copies.filter((c) => (copy ? c.imageId === copy.imageId : c.state !== 'available') && !inService(c));
   if (copy && !copies.some((c) => c.imageId === copy.imageId)) {
     const found = await describeImage(ec2, target.region, copy.imageId);
-    if (found && !inService(found)) doomed.push(found);
+    if (found && isCopyOf(found, source) && !inService(found)) doomed.push(found);
   }
   const kept = copies.some((c) => c.imageId === copy?.imageId && inService(c));
   const notes = [...(kept ? ['the copy was adopted and is available, so it was kept'] : []), ...(copy?.note ? [copy.note] : [])];

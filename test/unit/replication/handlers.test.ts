@@ -293,6 +293,14 @@ describe('start-copy handler', () => {
     expect(names).toEqual(['web-2026.03.02', `web-2026.03.02 (${SOURCE_ID} from us-east-1)`]);
   });
 
+  it('on InvalidAMIName.Duplicate does not adopt the same-named copy someone else made of the source (no provenance tags): it copies under another name', async () => {
+    const userCopy = copyImage({ ImageId: 'ami-0ddddddddddddddd3', State: 'available', Tags: [], SourceImageId: SOURCE_ID, SourceImageRegion: 'us-east-1' });
+    describeImages([sourceImage(), userCopy, copyImage({ Name: `web-2026.03.02 (${SOURCE_ID} from us-east-1)` })]);
+    ec2.on(CopyImageCommand).rejectsOnce(awsError('InvalidAMIName.Duplicate')).resolves({ ImageId: COPY_ID });
+    expect(await invoke('start-copy', { source: summary, target })).toMatchObject({ imageId: COPY_ID, adopted: false });
+    expect(ec2).toHaveReceivedCommandTimes(CopyImageCommand, 2);
+  });
+
   it('refuses a public source before copying (its encrypted copy could not be public)', async () => {
     await expect(invoke('start-copy', { source: { ...summary, public: true }, target })).rejects.toMatchObject({ name: 'PublicEncryptedImageError' });
     expect(ec2).not.toHaveReceivedCommand(CopyImageCommand);
@@ -401,6 +409,16 @@ describe('cleanup-copy handler', () => {
       error: 'CopyTimedOutError',
       cleanup: { deregistered: [], snapshotsDeleted: ['snap-0left0000000000001'], problems: [expect.stringMatching(/snap-0used.*in use/) as unknown as string] },
     });
+  });
+
+  it('never deregisters an image that is not a replica of this source, whatever id it is handed', async () => {
+    describeImages([copyImage({ State: 'failed', Tags: [{ Key: 'Team', Value: 'web' }] })], []);
+    ec2.on(DeregisterImageCommand).resolves({ Return: true, DeleteSnapshotResults: [] });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    const out = await invoke('cleanup-copy', { source: summary, target, copy: copyStatus({ state: 'failed' }) });
+    expect(out).toMatchObject({ status: 'failed', cleanup: { deregistered: [] } });
+    expect(ec2).not.toHaveReceivedCommand(DeregisterImageCommand);
+    expect(ec2).not.toHaveReceivedCommand(DeleteSnapshotCommand);
   });
 
   it('reports the caught error of an earlier step, and removes unfinished copies of the source it finds', async () => {
