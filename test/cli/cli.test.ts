@@ -187,4 +187,13 @@ describe('ami-dr retention --local', () => {
     expect(doc.regions[0].removed.map((x: { name: string }) => x.name)).toEqual(['web-1.1.0']);
     expect(doc.regions[0].errors).toEqual([]);
   });
+
+  it('refuses a region the policy does not govern (a typo must not remove images there), exit 2', async () => {
+    const r = await ami(['retention', 'apply', '--local', '--region', 'us-east-2']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim()).toBe(
+      "ami-dr: error: us-east-2 is not a region of the policy (us-east-1, us-west-2, eu-west-1) (see 'ami-dr retention --help')",
+    );
+  });
 });

@@ -1,6 +1,6 @@
 import type { RetentionAction } from '../../domain/retention-planner.ts';
 import { summarizeReport, type RetentionReport } from '../../domain/retention-report.ts';
-import { runRetention, type RetentionRun } from '../../retention.ts';
+import { retentionRegions, runRetention, type RetentionRun } from '../../retention.ts';
 import { alignColumns } from '../../report/format.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { EXIT, UsageError } from '../errors.ts';
@@ -24,7 +24,13 @@ export const retentionCommand: Command = {
   async run(ctx, values, [mode = '']) {
     if (mode !== 'plan' && mode !== 'apply') throw new UsageError(`expected 'plan' or 'apply', not '${mode}'`, 'retention');
     const policy = ctx.policy();
-    const regions = values.region ? [values.region as string] : [...new Set([...policy.regions.sources, ...policy.regions.dr.map((d) => d.region)])];
+    const governed = retentionRegions(policy);
+    const requested = values.region as string | undefined;
+    // Retention removes images: a region outside the policy (a typo, say) is refused, never processed.
+    if (requested !== undefined && !governed.includes(requested)) {
+      throw new UsageError(`${requested} is not a region of the policy (${governed.join(', ')})`, 'retention');
+    }
+    const regions = requested ? [requested] : governed;
     const dryRun = mode === 'plan' || Boolean(values['dry-run']);
     const session = await ctx.session({ region: regions[0] });
     if (session.local) await session.local.waitForIdle();
