@@ -45,6 +45,8 @@ describe('ami-dr: usage', () => {
     const format = await ami(['readiness', '--local', '--format', 'pdf']);
     expect(format.code).toBe(2);
     expect(format.stderr).toContain('--format must be one of table, json, markdown, html');
+    const conflict = await ami(['readiness', '--json', '--format', 'html']);
+    expect([conflict.code, conflict.stderr.trim().split('\n')]).toEqual([2, ["ami-dr: error: --json prints the report as JSON; it cannot be combined with --format html (see 'ami-dr readiness --help')"]]);
     const mode = await ami(['retention', 'delete']);
     expect(mode.code).toBe(2);
     expect(mode.stderr).toContain("expected 'plan' or 'apply', not 'delete'");

@@ -30,6 +30,8 @@ export const readinessCommand: Command = {
   async run(ctx, values) {
     const format = (values.format as string | undefined) ?? (ctx.flags.json ? 'json' : 'table');
     if (!(REPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${REPORT_FORMATS.join(', ')} (got '${format}')`, 'readiness');
+    // Scripts rely on --json meaning a JSON document on stdout.
+    if (ctx.flags.json && format !== 'json') throw new UsageError(`--json prints the report as JSON; it cannot be combined with --format ${format}`, 'readiness');
     const policy = ctx.policy();
     const session = await ctx.session();
     if (session.local) await session.local.waitForIdle();
