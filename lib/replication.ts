@@ -225,8 +225,8 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   const ec2 = ec2Client(deps.clients, target.region);
   const instanceStore = source.rootDeviceType === 'instance-store';
   const encrypted = !instanceStore;
-  if (encrypted && source.public && deps.policy.replication.copyLaunchPermissions) {
-    // Refused before copying, so nothing is left to clean up. (Without copied permissions the copy stays private.)
+  if (encrypted && source.public) {
+    // Refused before copying, so nothing is left to clean up.
     throw new PublicEncryptedImageError(`${source.imageId} is public; its encrypted copy cannot be, so it is not copied`);
   }
   const note = instanceStore ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted' : undefined;

@@ -30,7 +30,7 @@ export const sourceSummarySchema = z.object({
   creationDate: z.string(),
   rootDeviceType: z.enum(['ebs', 'instance-store']),
   encrypted: z.boolean(),
-  /** Shared with everyone (Group=all): its encrypted copy could not be, so it is refused before copying when launch permissions are copied. */
+  /** Shared with everyone (Group=all): its encrypted copy could not be, so it is refused before copying. */
   public: z.boolean().default(false),
 });
 export type SourceSummary = z.infer<typeof sourceSummarySchema>;
