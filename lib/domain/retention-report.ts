@@ -21,7 +21,7 @@ export interface SnapshotResult {
 export interface BundleResult {
   bucket: string;
   manifestKey: string;
-  /** Every key deleted: the manifest and each part it lists. */
+  /** Every key deleted: the parts the manifest lists, then the manifest (only once every part is gone). */
   deletedKeys: string[];
   /** From the manifest's bundled_size, when it says. */
   bytes?: number;
@@ -176,7 +176,8 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
           snapshotsKept++;
         }
       }
-      if (r.bundle) {
+      // The manifest goes last, after every part: a bundle S3 refused any of is not deleted, nor its storage freed.
+      if (r.bundle?.deletedKeys.includes(r.bundle.manifestKey)) {
         bundlesDeleted++;
         bundleBytes += r.bundle.bytes ?? 0;
       }
