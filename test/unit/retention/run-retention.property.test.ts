@@ -101,7 +101,8 @@ describe('runRetention properties (in-memory account)', () => {
           for (let i = 0; ; i++) {
             const time = fakeTime(NOW + i * 3_600_000);
             const { report } = await run(account, policy, { dryRun: false, rateScale: 0.05, clock: time.clock, sleep: time.sleep, deadline: time.clock() + budgetMs });
-            if (report.complete || report.errors.length > 0) break;
+            // Plan errors (a family tag on no image of one scope) leave the run incomplete for good: stop when nothing is left.
+            if (report.counts.pending === 0) break;
             expect(report.counts.removed + report.counts.deprecated).toBeGreaterThan(0);
             expect(i).toBeLessThan(30);
           }
