@@ -41,6 +41,25 @@ describe('runRetention properties (in-memory account)', () => {
     );
   });
 
+  it('never deprecates or removes an image that only DescribeImageReferences knows is in use (SSM parameters, ...)', async () => {
+    await fc.assert(
+      fc.asyncProperty(inventoryArb, policyArb, async (inventory, policy) => {
+        // The fake account's scans find nothing: every reference is one only DescribeImageReferences reports.
+        const account = new FakeAccount(inventory);
+        try {
+          const { report } = await run(account, policy, { dryRun: false });
+          if (!policy.retention.protectInUse) return;
+          const touched = account.mutations.filter((m) => m.action === 'DeregisterImage' || m.action === 'EnableImageDeprecation').map((m) => m.id);
+          const planned = [...report.planned.deregister, ...report.planned.deprecate].map((a) => a.imageId);
+          for (const id of [...touched, ...planned]) expect(inventory.references.get(id) ?? []).toEqual([]);
+        } finally {
+          account.restore();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   it('a second run acts on nothing the first did, and nothing is removed twice', async () => {
     await fc.assert(
       fc.asyncProperty(inventoryArb, policyArb, async (inventory, policy) => {
