@@ -25,6 +25,7 @@ import {
   launchPermissionsFor,
   nextWaitSeconds,
   PublicEncryptedImageError,
+  publicSourceRefusal,
   screenEvent,
   screenImage,
   type SkipReason,
@@ -225,10 +226,9 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   const ec2 = ec2Client(deps.clients, target.region);
   const instanceStore = source.rootDeviceType === 'instance-store';
   const encrypted = !instanceStore;
-  if (encrypted && source.public) {
-    // Refused before copying, so nothing is left to clean up.
-    throw new PublicEncryptedImageError(`${source.imageId} is public; its encrypted copy cannot be, so it is not copied`);
-  }
+  const refusal = publicSourceRefusal(deps.policy, source);
+  // Refused before copying, so nothing is left to clean up.
+  if (refusal) throw new PublicEncryptedImageError(`${source.imageId}: ${refusal}`);
   const note = instanceStore ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted' : undefined;
   const status = (imageId: string, adopted: boolean, startedAt: Date, state: string): CopyStatus => {
     const deadline = copyDeadline(startedAt, deps.policy);

@@ -1,7 +1,7 @@
 import type { ImageRecord, LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
 import { TAG, isReplica } from './tags.ts';
-import { copyTags, deprecationFor, launchPermissionsFor, matchSelector, PublicEncryptedImageError } from './replication.ts';
+import { copyTags, deprecationFor, launchPermissionsFor, matchSelector, PublicEncryptedImageError, publicSourceRefusal } from './replication.ts';
 
 /**
  * DR readiness: for every in-scope source image and every DR region, is there a usable copy that is what the
@@ -166,7 +166,7 @@ function cellFor(input: ReadinessInput, source: ImageRecord, required: Requireme
   if (source.state === 'pending') {
     return { region, status: 'in-progress', reason: 'source image is still pending', drift: [], lagSeconds: ageSeconds };
   }
-  const refusal = refusalOf(source);
+  const refusal = publicSourceRefusal(input.policy, source);
   if (!copy) {
     if (refusal) return { region, status: 'failed', reason: refusal, refused: true, drift: [], lagSeconds: ageSeconds };
     return { region, status: 'missing', reason: 'no copy in this region', drift: [], lagSeconds: ageSeconds };
@@ -185,11 +185,6 @@ function cellFor(input: ReadinessInput, source: ImageRecord, required: Requireme
 }
 
 /** StartCopy re-encrypts EBS copies and refuses a public source (its copy could not be public): no run will copy it. */
-function refusalOf(source: ImageRecord): string | undefined {
-  if (!source.public || source.rootDeviceType === 'instance-store') return undefined;
-  return 'source is public: its copy would be encrypted and encrypted images cannot be public, so replication refuses it (stop sharing it publicly, or exclude it)';
-}
-
 function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecord): Drift[] {
   const { policy } = input;
   const drift: Drift[] = [];

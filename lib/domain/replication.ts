@@ -16,6 +16,15 @@ export class PublicEncryptedImageError extends Error {
   override name = 'PublicEncryptedImageError';
 }
 
+/**
+ * Why replication refuses a source, if it does. A public EBS source whose launch permissions are copied would need a
+ * public copy, and the copy is encrypted, which EC2 forbids. Without copied permissions the copy simply stays private.
+ */
+export function publicSourceRefusal(policy: Policy, source: { public: boolean; rootDeviceType: 'ebs' | 'instance-store' }): string | undefined {
+  if (!source.public || source.rootDeviceType === 'instance-store' || !policy.replication.copyLaunchPermissions) return undefined;
+  return 'source is public: its copy would be encrypted and encrypted images cannot be public, so replication refuses it (stop sharing it publicly, exclude it, or set replication.copyLaunchPermissions: false)';
+}
+
 // ---- acting on an event -------------------------------------------------------------------------------------
 
 export type SkipReason =

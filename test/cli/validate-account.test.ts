@@ -16,9 +16,13 @@ const facts = (publicSources: AccountFacts['publicSources']): AccountFacts => ({
 });
 
 describe('validate: the policy against the account', () => {
-  it.each([true, false])('names a public in-scope EBS source, which replication refuses to copy (copyLaunchPermissions %s)', (copyLaunchPermissions) => {
-    const problems = accountProblems(policyWith({ copyLaunchPermissions }), facts([source('ami-open', { public: true })]));
-    expect(problems).toEqual([{ field: 'selector', message: expect.stringMatching(/^ami-open \(us-east-1\) is public and in scope/) }]);
+  it('names a public in-scope EBS source whose launch permissions would be copied: replication refuses it', () => {
+    const problems = accountProblems(policyWith({ copyLaunchPermissions: true }), facts([source('ami-open', { public: true })]));
+    expect(problems).toEqual([{ field: 'selector', message: expect.stringMatching(/^ami-open \(us-east-1\) is in scope, but source is public/) }]);
+  });
+
+  it('accepts a public EBS source when launch permissions are not copied (its copy stays private)', () => {
+    expect(accountProblems(policyWith({ copyLaunchPermissions: false }), facts([source('ami-open', { public: true })]))).toEqual([]);
   });
 
   it('accepts a public instance-store source (its copy is not encrypted) and an account that fits', () => {

@@ -2,7 +2,7 @@ import { describeKey, describeRegions, type KeyInfo, type RegionInfo } from '../
 import { listImages } from '../../aws/images.ts';
 import type { ImageRecord } from '../../domain/image.ts';
 import type { Policy } from '../../domain/policy.ts';
-import { matchSelector } from '../../domain/replication.ts';
+import { matchSelector, publicSourceRefusal } from '../../domain/replication.ts';
 import { isReplica } from '../../domain/tags.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../errors.ts';
@@ -42,13 +42,10 @@ export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): 
     else if (key.spec !== 'SYMMETRIC_DEFAULT') problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.spec}; EBS needs a symmetric key` });
     if (policy.regions.sources.includes(dr.region)) problems.push({ field: `regions.dr.${i}.region`, message: `${dr.region} is also a source region` });
   });
-  // Replication refuses every public EBS source, whether or not it copies launch permissions.
   for (const image of facts.publicSources) {
-    if (image.rootDeviceType !== 'ebs' || isReplica(image.tags) || !matchSelector(policy.selector, image).match) continue;
-    problems.push({
-      field: 'selector',
-      message: `${image.imageId} (${image.region}) is public and in scope; its copy would be encrypted, encrypted images cannot be public, so it is not replicated (exclude it, or stop sharing it publicly)`,
-    });
+    const refusal = publicSourceRefusal(policy, image);
+    if (!refusal || isReplica(image.tags) || !matchSelector(policy.selector, image).match) continue;
+    problems.push({ field: 'selector', message: `${image.imageId} (${image.region}) is in scope, but ${refusal}` });
   }
   return problems;
 }

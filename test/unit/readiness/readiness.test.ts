@@ -309,6 +309,13 @@ describe('reconciliation plan', () => {
     expect(planReconciliation(report).redrive.map((r) => r.sourceImageId)).toEqual(['ami-public-is']);
   });
 
+  it('re-drives a public EBS source when launch permissions are not copied: its copy stays private', () => {
+    const open = source('ami-public', { public: true });
+    const report = computeReadiness(input({ policy: policy({ replication: { copyLaunchPermissions: false } }), sources: [open], copies: [] }));
+    expect(cell(report, 'ami-public', 'us-west-2')).toMatchObject({ status: 'missing' });
+    expect(planReconciliation(report).redrive.map((r) => r.sourceImageId)).toEqual(['ami-public']);
+  });
+
   it('is empty when everything is ready or in progress', () => {
     const a = source('ami-a');
     const report = computeReadiness(input({ sources: [a], copies: [copy(a, 'us-west-2'), copy(a, 'eu-west-1', { state: 'pending' })] }));

@@ -21,7 +21,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { metrics } from '../../../lib/observability.ts';
-import { ACCOUNT, policyDocument, sample } from './fixtures.ts';
+import { createClients } from '../../../lib/aws/clients.ts';
+import { startCopy } from '../../../lib/replication.ts';
+import { ACCOUNT, policy, policyDocument, sample } from './fixtures.ts';
 
 /** Each replication Lambda handler, as Lambda would call it, with the SDK mocked and the events/ samples as input. */
 
@@ -304,6 +306,14 @@ describe('start-copy handler', () => {
   it('refuses a public source before copying (its encrypted copy could not be public)', async () => {
     await expect(invoke('start-copy', { source: { ...summary, public: true }, target })).rejects.toMatchObject({ name: 'PublicEncryptedImageError' });
     expect(ec2).not.toHaveReceivedCommand(CopyImageCommand);
+  });
+
+  it('copies a public source when the policy does not copy launch permissions (its copy stays private)', async () => {
+    describeImages([sourceImage(), copyImage()]);
+    ec2.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
+    const deps = { clients: createClients(), policy: policy({ replication: { copyLaunchPermissions: false } }) };
+    expect(await startCopy({ source: { ...summary, public: true }, target }, deps)).toMatchObject({ imageId: COPY_ID, encrypted: true });
+    expect(ec2).toHaveReceivedCommandTimes(CopyImageCommand, 1);
   });
 
   it('copies an instance-store source without encryption and says why', async () => {
