@@ -87,7 +87,8 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
     // Instance-store: read and check the manifest before touching anything, so a missing bucket or a manifest
     // that cannot be trusted leaves the image registered and the bucket as it was.
     let bundle: Awaited<ReturnType<typeof readBundleManifest>> | undefined;
-    if (a.rootDeviceType === 'instance-store') {
+    if (a.rootDeviceType === 'instance-store' && a.keepBundle) removed.bundleKept = true;
+    else if (a.rootDeviceType === 'instance-store') {
       try {
         bundle = await readBundleManifest(options.s3, a.imageLocation);
       } catch (error) {

@@ -24,7 +24,8 @@ import { TAG, isReplica, isRetained } from './tags.ts';
  * 13. a replica whose source still exists (keepReplicasOfLiveSources)  keep live-source,
  *     or whose source region was not looked up      keep  source-unknown
  * 14. younger than the scope's first threshold      keep  not-old-enough
- * 15. older than deregisterAfterDays                deregister (with its snapshots, or its S3 bundle)
+ * 15. older than deregisterAfterDays                deregister (with its snapshots, or its S3 bundle unless
+ *                                                   another registered image names the same bundle)
  * 16. older than deprecateAfterDays: deprecated at `now` unless already deprecated (by a day after now) or disabled
  *                                                   deprecate | keep already-deprecated
  */
@@ -87,6 +88,8 @@ export interface DeregisterAction extends ActionBase {
   rootDeviceType: 'ebs' | 'instance-store';
   /** Instance-store: `bucket/key/of/image.manifest.xml`. */
   imageLocation?: string;
+  /** Instance-store: another registered image names the same bundle (kept, or removed in this plan and deleting it). */
+  keepBundle?: boolean;
   snapshots: PlannedSnapshot[];
 }
 
@@ -327,6 +330,24 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
         expectedSnapshotGiB += sizeGiB;
       }
     }
+  }
+
+  // Bundles: one manifest can be registered as several images, and its parts must outlive every one of them. A
+  // removal whose bundle a kept image names leaves it; of removals sharing one only with each other, the last deletes
+  // it (apply starts removals in plan order, so a budget cut short never leaves a registered image without its bundle).
+  const keptBundles = new Set<string>();
+  for (let i = 0; i < images.length; i++) {
+    const image = images[i] as ImageRecord;
+    if (removed[i] || image.state === 'deregistered' || image.rootDeviceType !== 'instance-store' || !image.imageLocation) continue;
+    keptBundles.add(image.imageLocation.trim());
+  }
+  const claimed = new Set<string>();
+  for (const index of toRemove.toReversed()) {
+    const action = actions[index] as DeregisterAction;
+    const location = action.rootDeviceType === 'instance-store' ? action.imageLocation?.trim() : undefined;
+    if (!location) continue;
+    if (keptBundles.has(location) || claimed.has(location)) action.keepBundle = true;
+    else claimed.add(location);
   }
 
   return {

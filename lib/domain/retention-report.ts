@@ -35,6 +35,8 @@ export interface RemovedImage {
   alreadyGone: boolean;
   snapshots: SnapshotResult[];
   bundle?: BundleResult;
+  /** Instance-store: the bundle was left in S3 because another registered image names it too. */
+  bundleKept?: boolean;
 }
 
 export interface DeprecatedImage {

@@ -125,6 +125,17 @@ describe('applyRetentionPlan', () => {
     expect(out.removed.map((r) => r.imageId)).toEqual(['ami-ebs']);
   });
 
+  it("instance-store whose bundle another image still names: deregisters, leaves the bundle, says so", async () => {
+    ec2.on(DeregisterImageCommand).resolves({ Return: true });
+    const out = await apply(plan(deregister('ami-s3', { rootDeviceType: 'instance-store', imageLocation: 'bundles/web/image.manifest.xml', snapshots: [], keepBundle: true })));
+    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: 'ami-s3', DeleteAssociatedSnapshots: false });
+    expect(s3).not.toHaveReceivedCommand(GetObjectCommand);
+    expect(s3).not.toHaveReceivedCommand(DeleteObjectsCommand);
+    expect(out.removed).toEqual([expect.objectContaining({ imageId: 'ami-s3', alreadyGone: false, bundleKept: true })]);
+    expect(out.removed[0]?.bundle).toBeUndefined();
+    expect(out.errors).toEqual([]);
+  });
+
   it('instance-store already deregistered: still deletes its bundle', async () => {
     s3.on(GetObjectCommand).resolves({ Body: { transformToString: async () => manifestXml } as never });
     s3.on(DeleteObjectsCommand).resolves({});

@@ -222,6 +222,26 @@ describe('planRetention: deprecate and deregister', () => {
     expect(plan.expectedSnapshotGiB).toBe(10);
   });
 
+  it('leaves an S3 bundle to the last registered image that names it', () => {
+    const bundle = (name: string, days: number, location: string) =>
+      image({ name, creationDate: daysAgo(days), rootDeviceType: 'instance-store', imageLocation: location, snapshots: [] });
+    // web-1 names the bundle web-3 (kept: newest) names too; app-1 and app-2 share one and are both removed.
+    const webOld = bundle('web-1', 300, 'bundles/web/image.manifest.xml');
+    const webNew = bundle('web-3', 1, 'bundles/web/image.manifest.xml');
+    const appA = bundle('app-1', 300, 'bundles/app/image.manifest.xml');
+    const appB = bundle('app-2', 290, 'bundles/app/image.manifest.xml');
+    const own = bundle('app-0', 310, 'bundles/app0/image.manifest.xml');
+    const appNew = image({ name: 'app-9', creationDate: daysAgo(1) });
+    const plan = planRetention(inventory([webOld, webNew, appA, appB, own, appNew]), policy(), NOW);
+    expect(actionOf(plan, webNew.imageId)).toMatchObject({ action: 'keep' });
+    expect(actionOf(plan, webOld.imageId)).toMatchObject({ action: 'deregister', keepBundle: true });
+    const app = [actionOf(plan, appA.imageId), actionOf(plan, appB.imageId)] as DeregisterAction[];
+    expect(app.map((a) => a.action)).toEqual(['deregister', 'deregister']);
+    // The last in the plan deletes it: apply starts it after the others.
+    expect(app.map((a) => a.keepBundle ?? false)).toEqual([true, false]);
+    expect((actionOf(plan, own.imageId) as DeregisterAction).keepBundle).toBeUndefined();
+  });
+
   it('counts a snapshot shared by two removed images once', () => {
     const snaps = [{ snapshotId: 'snap-both', volumeSizeGiB: 30 }];
     const a = image({ name: 'web-1', creationDate: daysAgo(300), snapshots: snaps });
