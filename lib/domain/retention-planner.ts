@@ -424,8 +424,11 @@ export function backupSignal(image: ImageRecord): string | undefined {
  *   - or is a 7-40 character hex string with at least one digit (a commit hash: `a1b2c3d`).
  * `web-1.2.3` -> `web`; `app-20240101-1530` -> `app`; `ubuntu-22.04-amd64-20240101` -> `ubuntu-22.04-amd64`;
  * `web-v2` -> `web`. A name that is all version (`1.2.3`: what is left has no letter) is its own family.
+ * A copy that replication had to name `web-1.2.3 (ami-… from us-east-1)`, its plain name being taken, belongs to the
+ * family of its plain name: without that, every such copy would be a family of one and never age out.
  */
-export function familyName(name: string): string {
+export function familyName(fullName: string): string {
+  const name = fullName.replace(COPY_NAME_SUFFIX, '');
   let end = name.length;
   let stripped = false;
   for (;;) {
@@ -442,6 +445,9 @@ export function familyName(name: string): string {
   const base = name.slice(0, end);
   return /[A-Za-z]/.test(base) ? base : name;
 }
+
+/** What replication appends to a copy's name when the plain name is taken (lib/domain/replication.ts copyName). */
+const COPY_NAME_SUFFIX = / \(ami-[0-9a-f]+ from [a-z0-9-]+\)$/;
 
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isLetter = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PolicyError } from '../../../lib/domain/policy.ts';
+import { copyName } from '../../../lib/domain/replication.ts';
 import {
   backupSignal,
   familyName,
@@ -311,8 +312,15 @@ describe('familyName', () => {
     ['web', 'web'],
     ['web2', 'web2'],
     ['golden-amd64', 'golden-amd64'],
+    ['web-1.2.3 (ami-0123456789abcdef0 from us-east-1)', 'web'],
+    ['golden (ami-0123456789abcdef0 from eu-west-1)', 'golden'],
   ])('%s -> %s', (name, family) => {
     expect(familyName(name)).toBe(family);
+  });
+
+  it('puts a copy that replication named after its source into the source name\'s family', () => {
+    const source = { name: 'web-1.2.3', imageId: 'ami-0123456789abcdef0', region: 'us-east-1' };
+    expect(familyName(copyName(source, true))).toBe('web');
   });
 });
 
