@@ -2,6 +2,7 @@ import type { ImageRecord } from './image.ts';
 import type { Policy, RetentionScope } from './policy.ts';
 import { sourceKey, type ImageReference, type RetentionInventory } from './retention-inventory.ts';
 import { TAG, isReplica, isRetained } from './tags.ts';
+import { plural } from './text.ts';
 
 /**
  * The retention planner: inventory + policy + now => one action per image, each with its reason. Pure and
@@ -211,7 +212,7 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
       const missing = members.filter((p) => p.image.tags[tag] === undefined);
       if (missing.length === members.length) {
         errors.push(
-          `retention.${scope}.family.tag: no image in scope carries the tag "${tag}" (${members.length} images); none of them is deprecated or removed until the tag or the policy is fixed`,
+          `retention.${scope}.family.tag: no image in scope carries the tag "${tag}" (${plural(members.length, 'image')}); none of them is deprecated or removed until the tag or the policy is fixed`,
         );
         for (const p of members) keep(p.index, p.image, 'family-tag-unknown', `family tag "${tag}" is on no image in scope`, scope);
         continue;

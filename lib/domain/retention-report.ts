@@ -2,6 +2,7 @@ import type { METRIC } from '../observability.ts';
 import type { Policy } from './policy.ts';
 import type { ImageReferencesCoverage } from './retention-inventory.ts';
 import { KEEP_REASONS, type KeepReason, type RetentionPlan } from './retention-planner.ts';
+import { plural } from './text.ts';
 
 /**
  * The record of one retention run in one region: what was kept and why, what was deprecated and removed,
@@ -229,7 +230,7 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
 /** One line per fact, for the CLI and logs: counts by reason, then errors. */
 export function summarizeReport(report: RetentionReport): string {
   const lines = [
-    `${report.region}: ${report.dryRun ? 'dry-run, ' : ''}${report.counts.images} images: ${report.counts.kept} kept, ` +
+    `${report.region}: ${report.dryRun ? 'dry-run, ' : ''}${plural(report.counts.images, 'image')}: ${report.counts.kept} kept, ` +
       (report.dryRun
         ? `${report.planned.deprecate.length} to deprecate, ${report.planned.deregister.length} to remove`
         : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ${report.counts.pending} left for the next run`) +

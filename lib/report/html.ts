@@ -1,6 +1,7 @@
 import type { ReadinessCell, ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
 import { permissionKey } from '../domain/readiness.ts';
 import { formatDuration, formatPercent, STATUS_LABEL } from './format.ts';
+import { plural } from '../domain/text.ts';
 
 /** Cell colours; also the legend. Exported so tests check what a person sees against one definition. */
 export const STATUS_COLOR: Record<ReadinessStatus, { background: string; text: string }> = {
@@ -83,7 +84,7 @@ ${statusCss}
 <p class="sub">Generated ${text(report.generatedAt)} · policy version <code>${text(report.policy.version)}</code> · sources ${text(report.sourceRegions.join(', '))} · DR ${text(report.drRegions.join(', '))}</p>
 <div class="summary">
 <div id="ready-ratio"><b>${text(formatPercent(s.readyRatio))}</b>ready</div>
-<div id="not-ready"><b>${s.imagesNotReady}</b>of ${s.images} images not ready everywhere</div>
+<div id="not-ready"><b>${s.imagesNotReady}</b>of ${plural(s.images, 'image')} not ready everywhere</div>
 <div id="oldest"><b>${text(s.imagesNotReady ? formatDuration(s.oldestUnprotectedAgeSeconds) : 'none')}</b>oldest unprotected image</div>
 <div id="lag"><b>${text(formatDuration(s.medianLagSeconds))}</b>median lag (max ${text(formatDuration(s.maxLagSeconds))})</div>
 </div>

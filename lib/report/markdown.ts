@@ -1,5 +1,6 @@
 import type { ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
 import { cellText, formatDuration, formatPercent } from './format.ts';
+import { plural } from '../domain/text.ts';
 
 const MARK: Record<ReadinessStatus, string> = { ready: '✅', 'in-progress': '⏳', missing: '❌', failed: '🛑', drifted: '⚠️' };
 
@@ -11,7 +12,7 @@ export function renderMarkdown(report: ReadinessReport): string {
     '',
     `Generated ${report.generatedAt} · policy version \`${report.policy.version}\` · sources ${report.sourceRegions.join(', ')}`,
     '',
-    `**${formatPercent(s.readyRatio)} ready** — ${s.images} image${s.images === 1 ? '' : 's'} × ${report.drRegions.length} DR region${report.drRegions.length === 1 ? '' : 's'}: ${s.counts.ready} ready, ` +
+    `**${formatPercent(s.readyRatio)} ready** — ${plural(s.images, 'image')} × ${plural(report.drRegions.length, 'DR region')}: ${s.counts.ready} ready, ` +
       `${s.counts['in-progress']} in progress, ${s.counts.missing} missing, ${s.counts.failed} failed, ${s.counts.drifted} drifted. ` +
       `Oldest unprotected image: ${s.imagesNotReady ? formatDuration(s.oldestUnprotectedAgeSeconds) : 'none'}.`,
     '',

@@ -1,5 +1,6 @@
 import type { ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
 import { alignColumns, cellText, formatDuration, formatPercent } from './format.ts';
+import { plural } from '../domain/text.ts';
 
 export interface TableOptions {
   color: boolean;
@@ -43,7 +44,7 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
   const s = report.summary;
   lines.push(
     '',
-    `${s.images} image${s.images === 1 ? '' : 's'} × ${report.drRegions.length} DR regions: ${s.counts.ready} ready, ${s.counts['in-progress']} in progress, ` +
+    `${plural(s.images, 'image')} × ${plural(report.drRegions.length, 'DR region')}: ${s.counts.ready} ready, ${s.counts['in-progress']} in progress, ` +
       `${s.counts.missing} missing, ${s.counts.failed} failed, ${s.counts.drifted} drifted (${formatPercent(s.readyRatio)} ready)`,
     `Oldest unprotected image: ${s.imagesNotReady ? formatDuration(s.oldestUnprotectedAgeSeconds) : 'none'} · median lag ${formatDuration(s.medianLagSeconds)} · max lag ${formatDuration(s.maxLagSeconds)}`,
   );

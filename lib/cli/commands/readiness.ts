@@ -4,6 +4,7 @@ import { formatDuration, formatPercent } from '../../report/format.ts';
 import { REPORT_FORMATS, renderReport, type ReportFormat } from '../../report/index.ts';
 import type { Command } from '../command.ts';
 import { EXIT, UsageError } from '../errors.ts';
+import { plural } from '../../domain/text.ts';
 
 export const readinessCommand: Command = {
   name: 'readiness',
@@ -57,8 +58,8 @@ export const readinessCommand: Command = {
     const s = report.summary;
     if (values.output) {
       await writeFile(values.output as string, rendered);
-      ctx.out.note(`wrote ${values.output} (${s.images} images × ${report.drRegions.length} DR regions)`);
-      if (!ctx.flags.json) ctx.out.print(`${formatPercent(s.readyRatio)} ready; ${s.imagesNotReady} of ${s.images} images not ready everywhere`);
+      ctx.out.note(`wrote ${values.output} (${plural(s.images, 'image')} × ${plural(report.drRegions.length, 'DR region')})`);
+      if (!ctx.flags.json) ctx.out.print(`${formatPercent(s.readyRatio)} ready; ${s.imagesNotReady} of ${plural(s.images, 'image')} not ready everywhere`);
     } else {
       ctx.out.print(rendered);
     }
@@ -71,7 +72,7 @@ export const readinessCommand: Command = {
     }
     if (run.reconciliation?.errors.length) return EXIT.failure;
     if (values['fail-on-gap'] && s.imagesNotReady > 0) {
-      ctx.out.note(`gap: ${s.imagesNotReady} image${s.imagesNotReady === 1 ? '' : 's'} not ready in every DR region (oldest ${formatDuration(s.oldestUnprotectedAgeSeconds)})`);
+      ctx.out.note(`gap: ${plural(s.imagesNotReady, 'image')} not ready in every DR region (oldest ${formatDuration(s.oldestUnprotectedAgeSeconds)})`);
       return EXIT.failure;
     }
     return EXIT.ok;

@@ -7,6 +7,7 @@ import { isReplica } from '../../domain/tags.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../errors.ts';
 import { ec2Client, kmsClient } from '../../aws/clients.ts';
+import { plural } from '../../domain/text.ts';
 
 export interface Problem {
   field: string;
@@ -104,6 +105,6 @@ function report(ctx: Parameters<Command['run']>[0], file: string, problems: Prob
     ctx.out.print(`${ctx.out.paint('green', '✓')} ${file} is valid for account ${accountId}`);
     return;
   }
-  ctx.out.print(`${ctx.out.paint('red', '✗')} ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}${accountId ? ` in account ${accountId}` : ''}`);
+  ctx.out.print(`${ctx.out.paint('red', '✗')} ${file}: ${plural(problems.length, 'problem')}${accountId ? ` in account ${accountId}` : ''}`);
   for (const p of problems) ctx.out.print(`  ${ctx.out.paint('bold', p.field)}: ${p.message}`);
 }
