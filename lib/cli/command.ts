@@ -12,6 +12,9 @@ export interface OptionSpec {
   default?: string | boolean;
 }
 
+/** The policy a command reads when no --policy is given. */
+export const DEFAULT_POLICY_FILE = 'ami-dr.config.yml';
+
 /** Options every command takes. */
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   policy: { type: 'string', valueName: 'file', description: 'policy file (default ./ami-dr.config.yml)' },

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadPolicyFile } from '../policy-file.ts';
 import type { Policy } from '../domain/policy.ts';
-import { GLOBAL_OPTIONS, type Command, type CommandContext, type GlobalFlags, type OptionSpec, type ParsedValues, type Session } from './command.ts';
+import { DEFAULT_POLICY_FILE, GLOBAL_OPTIONS, type Command, type CommandContext, type GlobalFlags, type OptionSpec, type ParsedValues, type Session } from './command.ts';
 import { demoCommand } from './commands/demo.ts';
 import { readinessCommand } from './commands/readiness.ts';
 import { replicateCommand } from './commands/replicate.ts';
@@ -14,7 +14,6 @@ import { openSession } from './session.ts';
 
 export const COMMANDS: readonly Command[] = [validateCommand, replicateCommand, readinessCommand, retentionCommand, twinCommand, demoCommand];
 
-export const DEFAULT_POLICY_FILE = 'ami-dr.config.yml';
 
 export interface CliIo {
   stdout: Stream;

@@ -1,4 +1,5 @@
-import type { Command } from '../command.ts';
+import { existsSync } from 'node:fs';
+import { DEFAULT_POLICY_FILE, type Command } from '../command.ts';
 import { UsageError } from '../errors.ts';
 
 export const twinCommand: Command = {
@@ -6,9 +7,11 @@ export const twinCommand: Command = {
   summary: 'start the local twin of the AWS APIs ami-dr uses, and print its endpoint',
   usage: 'ami-dr twin [--port port]',
   description:
-    'Runs the local twin (EC2, KMS, STS, SNS, Auto Scaling, S3) on 127.0.0.1 until Ctrl-C, seeded with a KMS key\n' +
-    'under alias/ami-dr in each DR region and an instance to image. Prints the environment that points the AWS\n' +
-    'SDKs, the AWS CLI and ami-dr at it.',
+    'Runs the local twin (EC2, KMS, STS, SNS, Auto Scaling, Step Functions, S3) on 127.0.0.1 until Ctrl-C, in real\n' +
+    'time, and ami-dr on it as if deployed under the policy (--policy, default ./ami-dr.config.yml; without that\n' +
+    'file, the AWS APIs alone): images created through it are replicated, and `ami-dr replicate` and\n' +
+    '`readiness --reconcile` find their state machine. Seeded with the policy\'s alias keys in its DR regions and an\n' +
+    'instance to image. Prints the environment that points the AWS SDKs, the AWS CLI and ami-dr at it.',
   options: {
     port: { type: 'string', valueName: 'port', description: 'port to listen on (default 4599; 0 picks a free one)' },
   },
@@ -17,6 +20,8 @@ export const twinCommand: Command = {
     const port = values.port === undefined ? undefined : Number(values.port);
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port must be a port number, not '${String(values.port)}'`, 'twin');
     const { runTwinCommand } = await import('../../../local/main.ts');
-    return runTwinCommand({ ...(port !== undefined ? { port } : {}), out: (line) => ctx.out.print(line) });
+    // The default policy file is optional here: without one the twin serves the AWS APIs alone.
+    const policy = ctx.flags.policy !== undefined || existsSync(DEFAULT_POLICY_FILE) ? ctx.policy() : undefined;
+    return runTwinCommand({ ...(port !== undefined ? { port } : {}), ...(policy ? { policy } : {}), out: (line) => ctx.out.print(line) });
   },
 };

@@ -1,7 +1,9 @@
-import { DescribeImagesCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { CreateImageCommand, DescribeImagesCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { ListAliasesCommand } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import { createClients, ec2Client, kmsClient } from '../../../lib/aws/clients.ts';
+import { loadPolicyFile } from '../../../lib/policy-file.ts';
+import { ManualClock } from '../../../local/clock.ts';
 import { runTwinCommand } from '../../../local/main.ts';
 import type { Twin } from '../../../local/twin.ts';
 
@@ -30,5 +32,38 @@ describe('runTwinCommand', () => {
     controller.abort();
     await expect.poll(() => lines.at(-1)).toBe('exit 0');
     await expect(fetch(endpoint)).rejects.toThrow();
+  });
+
+  it('with a policy, runs ami-dr on the twin: an image created through it is replicated to every DR region', async () => {
+    const lines: string[] = [];
+    const controller = new AbortController();
+    const policy = loadPolicyFile('ami-dr.config.yml');
+    const ready = new Promise<void>((resolve) => {
+      void runTwinCommand({ port: 0, policy, clock: new ManualClock(Date.UTC(2026, 0, 1)), out: (line) => lines.push(line), signal: controller.signal, onReady: () => resolve() }).then((code) =>
+        lines.push(`exit ${code}`),
+      );
+    });
+    await ready;
+    const endpoint = lines.find((l) => l.startsWith('AWS_ENDPOINT_URL='))?.slice('AWS_ENDPOINT_URL='.length) as string;
+    expect(lines).toContain('AMI_DR_STAGE=local');
+    const clients = createClients({ endpoint, maxAttempts: 1 });
+    const source = ec2Client(clients, 'us-east-1');
+    const instanceId = (await source.send(new DescribeInstancesCommand({}))).Reservations?.[0]?.Instances?.[0]?.InstanceId as string;
+    const { ImageId } = await source.send(new CreateImageCommand({ InstanceId: instanceId, Name: 'web-1.0.0' }));
+
+    for (const dr of policy.regions.dr) {
+      await expect
+        .poll(
+          async () => {
+            const copies = await ec2Client(clients, dr.region).send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'tag:ami-dr:source-image-id', Values: [ImageId as string] }] }));
+            return copies.Images?.map((i) => i.State);
+          },
+          { timeout: 20_000, interval: 100 },
+        )
+        .toEqual(['available']);
+    }
+
+    controller.abort();
+    await expect.poll(() => lines.at(-1)).toBe('exit 0');
   });
 });
