@@ -15,7 +15,7 @@ export const twinCommand: Command = {
   options: {
     port: { type: 'string', valueName: 'port', description: 'port to listen on (default 4599; 0 picks a free one)' },
   },
-  examples: ['ami-dr twin', 'ami-dr twin --port 0', 'export $(ami-dr twin | grep -v "^#")   # in another shell, after it starts'],
+  examples: ['ami-dr twin', 'ami-dr twin --port 0 --policy prod.yml', 'ami-dr readiness   # in another shell, with the printed lines exported'],
   async run(ctx, values) {
     const port = values.port === undefined ? undefined : Number(values.port);
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port must be a port number, not '${String(values.port)}'`, 'twin');
