@@ -4,11 +4,20 @@ import { glob } from './ec2-filters.ts';
 import { Cursors, pageSize } from './ec2-pages.ts';
 import { tagSet, type XmlElements } from './ec2-xml.ts';
 import { TwinServiceError } from './http.ts';
-import type { InstanceStateName, RegionState, TwinInstance, TwinLaunchTemplate, TwinLaunchTemplateVersion } from './state.ts';
+import type {
+  InstanceStateName,
+  LaunchTemplateReference,
+  RegionState,
+  TwinFleet,
+  TwinInstance,
+  TwinLaunchTemplate,
+  TwinLaunchTemplateVersion,
+} from './state.ts';
 
 /**
- * The EC2 actions that tell what uses an image: instances, launch templates and their versions, and
- * DescribeImageReferences, which AWS answers from the same resources. Plus DescribeRegions. All read the
+ * The EC2 actions that tell what uses an image: instances, launch templates and their versions, EC2 Fleets and
+ * Spot Fleet requests (which name launch template versions), and DescribeImageReferences, which AWS answers from
+ * instances and launch templates. Plus DescribeRegions. All read the
  * seeded state; none mutate it.
  */
 
@@ -59,6 +68,14 @@ const VERSION_FILTERS: Record<string, Values<{ template: TwinLaunchTemplate; ver
   'is-default-version': ({ template, version }) => [String(template.defaultVersionNumber === version.versionNumber)],
   'create-time': ({ version }) => [version.createTime],
 };
+
+const FLEET_FILTERS: Record<string, Values<TwinFleet>> = {
+  'fleet-state': (f) => [f.state],
+};
+
+/** The `launchTemplateConfigs` list of a fleet or spot fleet request, as both APIs write it. */
+const launchTemplateConfigsXml = (configs: LaunchTemplateReference[]): XmlElements[] =>
+  configs.map((c) => ({ launchTemplateSpecification: { launchTemplateId: c.launchTemplateId, launchTemplateName: c.launchTemplateName, version: c.version } }));
 
 function matcher<T>(filters: Map<string, string[]>, known: Record<string, Values<T>>, tagsOf?: (r: T) => Map<string, string>): (r: T) => boolean {
   const checks: ((r: T) => boolean)[] = [];
@@ -235,6 +252,61 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
         (key) => byKey.get(key),
       );
       return { launchTemplateVersionSet: items.map((s) => versionXml(s.template, s.version, ctx)), nextToken };
+    },
+
+    DescribeFleets: (ctx) => {
+      const region = ctx.state.region(ctx.region);
+      const ids = ctx.params.list('FleetId');
+      for (const id of ids) {
+        if (!region.fleets.has(id)) throw new TwinServiceError('InvalidFleetId.NotFound', `The fleet ID '${id}' does not exist`);
+      }
+      const match = matcher(ctx.params.filters(), FLEET_FILTERS);
+      const { items, nextToken } = cursors.page(
+        ctx.params.get('NextToken'),
+        pageSize(ctx.params.int('MaxResults'), 1, 1000),
+        () => [...region.fleets.values()].filter((f) => (ids.length === 0 || ids.includes(f.fleetId)) && match(f)).map((f) => f.fleetId),
+        (id) => region.fleets.get(id),
+      );
+      return {
+        fleetSet: items.map((f) => ({
+          createTime: f.createTime,
+          fleetId: f.fleetId,
+          fleetState: f.state,
+          launchTemplateConfigs: launchTemplateConfigsXml(f.launchTemplateConfigs),
+          type: 'maintain',
+        })),
+        nextToken,
+      };
+    },
+
+    DescribeSpotFleetRequests: (ctx) => {
+      const region = ctx.state.region(ctx.region);
+      const ids = ctx.params.list('SpotFleetRequestId');
+      for (const id of ids) {
+        if (!region.spotFleetRequests.has(id)) {
+          throw new TwinServiceError('InvalidSpotFleetRequestId.NotFound', `The spot fleet request ID '${id}' does not exist`);
+        }
+      }
+      const { items, nextToken } = cursors.page(
+        ctx.params.get('NextToken'),
+        pageSize(ctx.params.int('MaxResults'), 1, 1000),
+        () => [...region.spotFleetRequests.keys()].filter((id) => ids.length === 0 || ids.includes(id)),
+        (id) => region.spotFleetRequests.get(id),
+      );
+      return {
+        spotFleetRequestConfigSet: items.map((r) => ({
+          createTime: r.createTime,
+          spotFleetRequestConfig: {
+            iamFleetRole: `arn:aws:iam::${ctx.accountId}:role/aws-ec2-spot-fleet-tagging-role`,
+            targetCapacity: 1,
+            launchTemplateConfigs: launchTemplateConfigsXml(r.launchTemplateConfigs),
+            type: 'maintain',
+          },
+          spotFleetRequestId: r.spotFleetRequestId,
+          spotFleetRequestState: r.state,
+        })),
+        nextToken,
+      };
     },
 
     DescribeImageReferences: (ctx) => {

@@ -2,12 +2,14 @@ import type { Clock } from './clock.ts';
 import {
   isoTime,
   type CreateVolumePermissionEntry,
+  type FleetState,
   type ImageStateName,
   type InstanceStateName,
   type KmsKeyState,
   type LaunchPermissionEntry,
   type LaunchTemplateReference,
   type ProductCode,
+  type SpotFleetRequestState,
   type TwinAutoScalingGroup,
   type TwinImage,
   type TwinState,
@@ -101,6 +103,17 @@ export interface SeedAutoScalingGroupOptions {
   tags?: Record<string, string>;
 }
 
+/** A fleet launching from one launch template version (by id or name; version default `$Default`). */
+export interface SeedFleetOptions extends LaunchTemplateReference {
+  /** Default `active`. */
+  state?: FleetState;
+}
+
+export interface SeedSpotFleetRequestOptions extends LaunchTemplateReference {
+  /** Default `active`. */
+  state?: SpotFleetRequestState;
+}
+
 export interface SeedLaunchConfigurationOptions {
   name: string;
   imageId: string;
@@ -115,6 +128,10 @@ export interface Seeder {
   launchTemplate(region: string, options: SeedLaunchTemplateOptions): string;
   autoScalingGroup(region: string, options: SeedAutoScalingGroupOptions): string;
   launchConfiguration(region: string, options: SeedLaunchConfigurationOptions): string;
+  /** An EC2 Fleet; returns its id (`fleet-…`). */
+  fleet(region: string, options: SeedFleetOptions): string;
+  /** A Spot Fleet request; returns its id (`sfr-…`). */
+  spotFleetRequest(region: string, options: SeedSpotFleetRequestOptions): string;
 }
 
 export function toMillis(time: TimeInput): number {
@@ -303,6 +320,24 @@ export function createSeeder(state: TwinState, clock: Clock): Seeder {
         createdTime: isoTime(clock.now()),
       });
       return options.name;
+    },
+
+    fleet(region, { state: fleetState, ...spec }) {
+      const fleetId = `fleet-${state.newUuid()}`;
+      state.region(region).fleets.set(fleetId, { fleetId, region, state: fleetState ?? 'active', createTime: isoTime(clock.now()), launchTemplateConfigs: [spec] });
+      return fleetId;
+    },
+
+    spotFleetRequest(region, { state: requestState, ...spec }) {
+      const spotFleetRequestId = `sfr-${state.newUuid()}`;
+      state.region(region).spotFleetRequests.set(spotFleetRequestId, {
+        spotFleetRequestId,
+        region,
+        state: requestState ?? 'active',
+        createTime: isoTime(clock.now()),
+        launchTemplateConfigs: [spec],
+      });
+      return spotFleetRequestId;
     },
   };
 }

@@ -151,6 +151,27 @@ export interface TwinAutoScalingGroup {
   tags: Map<string, string>;
 }
 
+export type FleetState = 'submitted' | 'active' | 'deleted' | 'failed' | 'deleted_running' | 'deleted_terminating' | 'modifying';
+export type SpotFleetRequestState = 'submitted' | 'active' | 'cancelled' | 'failed' | 'cancelled_running' | 'cancelled_terminating' | 'modifying';
+
+/** An EC2 Fleet (CreateFleet); deleted fleets stay describable for a while, as on AWS. */
+export interface TwinFleet {
+  fleetId: string;
+  region: string;
+  state: FleetState;
+  createTime: string;
+  launchTemplateConfigs: LaunchTemplateReference[];
+}
+
+/** A Spot Fleet request (RequestSpotFleet) that launches from launch templates. */
+export interface TwinSpotFleetRequest {
+  spotFleetRequestId: string;
+  region: string;
+  state: SpotFleetRequestState;
+  createTime: string;
+  launchTemplateConfigs: LaunchTemplateReference[];
+}
+
 export interface TwinLaunchConfiguration {
   launchConfigurationName: string;
   region: string;
@@ -209,6 +230,10 @@ export class RegionState {
   readonly autoScalingGroups = new Map<string, TwinAutoScalingGroup>();
   /** By launch configuration name. */
   readonly launchConfigurations = new Map<string, TwinLaunchConfiguration>();
+  /** By fleet id. */
+  readonly fleets = new Map<string, TwinFleet>();
+  /** By spot fleet request id. */
+  readonly spotFleetRequests = new Map<string, TwinSpotFleetRequest>();
   /** By key id. */
   readonly keys = new Map<string, TwinKmsKey>();
   /** Alias name (`alias/ami-dr`) to key id. */

@@ -1,14 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DescribeFleetsCommand,
   DescribeImageReferencesCommand,
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeRegionsCommand,
+  DescribeSpotFleetRequestsCommand,
+  paginateDescribeFleets,
   paginateDescribeImageReferences,
   paginateDescribeInstances,
   paginateDescribeLaunchTemplates,
   paginateDescribeLaunchTemplateVersions,
+  paginateDescribeSpotFleetRequests,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { startHarness, type Harness } from './harness.ts';
@@ -132,6 +136,64 @@ describe('twin EC2 references', () => {
       expect(await errorName(ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: template, LaunchTemplateName: 'web' })))).toBe(
         'InvalidParameterCombination',
       );
+    });
+  });
+
+  describe('fleets', () => {
+    it('DescribeFleets reports each fleet\'s state and the launch template versions it names, filtered by fleet-state', async () => {
+      const active = twin.seed.fleet(R, { launchTemplateId: template, version: '2' });
+      const byName = twin.seed.fleet(R, { launchTemplateName: 'web', version: '$Latest', state: 'deleted_running' });
+      const deleted = twin.seed.fleet(R, { launchTemplateId: template, version: '1', state: 'deleted' });
+      expect(active).toMatch(/^fleet-[0-9a-f-]{36}$/);
+      const { Fleets } = await ec2.send(new DescribeFleetsCommand({ FleetIds: [active, byName] }));
+      expect(Fleets?.map((f) => [f.FleetId, f.FleetState, f.LaunchTemplateConfigs?.map((c) => c.LaunchTemplateSpecification)])).toEqual([
+        [active, 'active', [{ LaunchTemplateId: template, Version: '2' }]],
+        [byName, 'deleted_running', [{ LaunchTemplateName: 'web', Version: '$Latest' }]],
+      ]);
+      expect(Fleets?.[0]?.CreateTime).toBeInstanceOf(Date);
+      const live = await ec2.send(new DescribeFleetsCommand({ Filters: [{ Name: 'fleet-state', Values: ['active', 'deleted_running'] }] }));
+      const liveIds = live.Fleets?.map((f) => f.FleetId);
+      expect(liveIds).toEqual(expect.arrayContaining([active, byName]));
+      expect(liveIds).not.toContain(deleted);
+      expect(await errorName(ec2.send(new DescribeFleetsCommand({ FleetIds: ['fleet-00000000-0000-4000-a000-000000000000'] })))).toBe('InvalidFleetId.NotFound');
+      expect(await errorName(ec2.send(new DescribeFleetsCommand({ Filters: [{ Name: 'bogus', Values: ['x'] }] })))).toBe('InvalidParameterValue');
+    });
+
+    it('DescribeSpotFleetRequests reports each request\'s state and the launch template versions in its config', async () => {
+      const request = twin.seed.spotFleetRequest(R, { launchTemplateName: 'web', version: '2', state: 'cancelled_running' });
+      expect(request).toMatch(/^sfr-[0-9a-f-]{36}$/);
+      const { SpotFleetRequestConfigs } = await ec2.send(new DescribeSpotFleetRequestsCommand({ SpotFleetRequestIds: [request] }));
+      expect(SpotFleetRequestConfigs).toHaveLength(1);
+      expect(SpotFleetRequestConfigs?.[0]).toMatchObject({ SpotFleetRequestId: request, SpotFleetRequestState: 'cancelled_running' });
+      expect(SpotFleetRequestConfigs?.[0]?.SpotFleetRequestConfig?.LaunchTemplateConfigs).toEqual([
+        { LaunchTemplateSpecification: { LaunchTemplateName: 'web', Version: '2' } },
+      ]);
+      expect(await errorName(ec2.send(new DescribeSpotFleetRequestsCommand({ SpotFleetRequestIds: ['sfr-00000000-0000-4000-a000-000000000000'] })))).toBe(
+        'InvalidSpotFleetRequestId.NotFound',
+      );
+    });
+
+    it('both page with MaxResults/NextToken', async () => {
+      const region = 'eu-north-1';
+      const client = ec2Client(twin.clients, region);
+      const lt = twin.seed.launchTemplate(region, { name: 'batch', versions: [{ imageId: 'ami-00000000000000001' }] });
+      const fleets = Array.from({ length: 7 }, () => twin.seed.fleet(region, { launchTemplateId: lt, version: '1' }));
+      const requests = Array.from({ length: 7 }, () => twin.seed.spotFleetRequest(region, { launchTemplateId: lt, version: '1' }));
+      const first = await client.send(new DescribeFleetsCommand({ MaxResults: 3 }));
+      expect(first.Fleets).toHaveLength(3);
+      expect(first.NextToken).toBeTruthy();
+      const fleetIds: string[] = [];
+      for await (const p of paginateDescribeFleets({ client, pageSize: 3 }, {})) fleetIds.push(...(p.Fleets ?? []).map((f) => f.FleetId ?? ''));
+      expect(fleetIds.sort()).toEqual([...fleets].sort());
+      const requestIds: string[] = [];
+      let pages = 0;
+      for await (const p of paginateDescribeSpotFleetRequests({ client, pageSize: 3 }, {})) {
+        pages++;
+        requestIds.push(...(p.SpotFleetRequestConfigs ?? []).map((r) => r.SpotFleetRequestId ?? ''));
+      }
+      expect(pages).toBe(3);
+      expect(requestIds.sort()).toEqual([...requests].sort());
+      expect(await errorName(client.send(new DescribeFleetsCommand({ NextToken: 'forged' })))).toBe('InvalidPaginationToken');
     });
   });
 
