@@ -6,15 +6,18 @@ import {
   type LaunchTemplateSpecification,
 } from '@aws-sdk/client-auto-scaling';
 import {
+  DescribeFleetsCommand,
   DescribeImageReferencesCommand,
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeSnapshotsCommand,
+  DescribeSpotFleetRequestsCommand,
   type EC2Client,
+  type FleetLaunchTemplateSpecification,
 } from '@aws-sdk/client-ec2';
 import type { ImageRecord } from '../domain/image.ts';
-import type { ImageReference, ImageReferencesCoverage, LiveSources, RetentionInventory } from '../domain/retention-inventory.ts';
+import type { ImageReference, ImageReferencesCoverage, LiveSources, ReferenceKind, RetentionInventory } from '../domain/retention-inventory.ts';
 import { sourceKey } from '../domain/retention-inventory.ts';
 import { TAG, isReplica } from '../domain/tags.ts';
 import { type Clients, autoScalingClient, ec2Client } from './clients.ts';
@@ -24,8 +27,10 @@ import { TokenBucketPacer } from './pacer.ts';
 /**
  * Retention's inventory of one region: every image the account owns (deprecated and disabled too), snapshot
  * sizes, and everything that references an image: instances in any state but terminated, launch templates'
- * `$Default` and `$Latest` versions and every version an ASG names, launch configurations, ASGs (launch
- * template, mixed-instances policy and its overrides, launch configuration), and DescribeImageReferences.
+ * `$Default` and `$Latest` versions and every version an ASG, EC2 Fleet or Spot Fleet request names, launch
+ * configurations, ASGs (launch template, mixed-instances policy and its overrides, launch configuration), EC2
+ * Fleets and Spot Fleet requests that may still launch or still run instances (their launch templates, and
+ * images a fleet's overrides or a request's launch specifications name directly), and DescribeImageReferences.
  *
  * Calls grow with pages, not images: one call per page of each describe, plus one DescribeLaunchTemplateVersions
  * per launch template and one DescribeImageReferences per 10 images that could be acted on.
@@ -38,6 +43,8 @@ export const REQUIRED_PERMISSIONS = [
   'ec2:DescribeLaunchTemplates',
   'ec2:DescribeLaunchTemplateVersions',
   'ec2:DescribeImageReferences',
+  'ec2:DescribeFleets',
+  'ec2:DescribeSpotFleetRequests',
   'autoscaling:DescribeAutoScalingGroups',
   'autoscaling:DescribeLaunchConfigurations',
 ] as const;
@@ -55,6 +62,12 @@ export interface InventoryOptions {
 
 /** Instances in these states still reference their image. */
 const LIVE_INSTANCE_STATES = ['pending', 'running', 'shutting-down', 'stopping', 'stopped'];
+/**
+ * Fleets in these states may launch from their launch templates (again): `deleted_running` and
+ * `cancelled_running` were deleted without terminating their instances, which a replacement may still need.
+ */
+const LIVE_FLEET_STATES = ['submitted', 'active', 'modifying', 'deleted_running'];
+const LIVE_SPOT_FLEET_STATES = new Set(['submitted', 'active', 'modifying', 'cancelled_running']);
 const IMAGE_REFERENCE_BATCH = 10;
 const SSM_IMAGE = 'resolve:ssm:';
 
@@ -192,9 +205,10 @@ async function scanTemplatesAndGroups(
     name: string;
     defaultVersion?: number;
     latestVersion?: number;
-    /** `$Default`, `$Latest` and every version an ASG names. */
+    /** `$Default`, `$Latest` and every version an ASG or fleet names. */
     versions: Set<string>;
-    groups: { group: string; version: string }[];
+    /** The ASGs and fleets that name a version, each with the reference it gets. */
+    users: { kind: ReferenceKind; name: string; version: string }[];
   }
   const templates = new Map<string, Template>();
   nextToken = undefined;
@@ -207,12 +221,21 @@ async function scanTemplatesAndGroups(
         defaultVersion: t.DefaultVersionNumber,
         latestVersion: t.LatestVersionNumber,
         versions: new Set(['$Default', '$Latest']),
-        groups: [],
+        users: [],
       });
     }
     nextToken = out.NextToken;
   } while (nextToken);
   const idByName = new Map([...templates].map(([id, t]) => [t.name, id]));
+  const named = (kind: ReferenceKind, name: string, spec: LaunchTemplateSpecification | FleetLaunchTemplateSpecification | undefined): void => {
+    if (!spec) return;
+    const id = spec.LaunchTemplateId ?? idByName.get(spec.LaunchTemplateName ?? '');
+    const template = id ? templates.get(id) : undefined;
+    if (!template) return; // naming a template that no longer exists launches nothing from it
+    const version = spec.Version ?? '$Default';
+    template.versions.add(version);
+    template.users.push({ kind, name, version });
+  };
 
   // Every launch template version an ASG names, wherever in the group it names it.
   for (const group of await describeGroups(autoScaling)) {
@@ -225,16 +248,9 @@ async function scanTemplatesAndGroups(
       group.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification,
       ...(group.MixedInstancesPolicy?.LaunchTemplate?.Overrides ?? []).map((o) => o.LaunchTemplateSpecification),
     ];
-    for (const spec of specs) {
-      if (!spec) continue;
-      const id = spec.LaunchTemplateId ?? idByName.get(spec.LaunchTemplateName ?? '');
-      const template = id ? templates.get(id) : undefined;
-      if (!id || !template) continue; // a group naming a template that no longer exists launches nothing from it
-      const version = spec.Version ?? '$Default';
-      template.versions.add(version);
-      template.groups.push({ group: name, version });
-    }
+    for (const spec of specs) named('auto-scaling-group', name, spec);
   }
+  await scanFleets(ec2, pacer, named, addRef);
 
   for (const [templateId, template] of templates) {
     const numberOf = (version: string): number | undefined =>
@@ -258,12 +274,12 @@ async function scanTemplatesAndGroups(
     };
     try {
       if (!(await read(versions))) {
-        // A version an ASG names may be gone since the listing. One missing version must not hide the ones other
-        // ASGs name: ask for $Default and $Latest, then each named version on its own.
+        // A version an ASG or fleet names may be gone since the listing. One missing version must not hide the
+        // ones others name: ask for $Default and $Latest, then each named version on its own.
         imageOf.clear();
         const missing: string[] = [];
         for (const asked of [versions.slice(0, 2), ...versions.slice(2).map((v) => [v])]) if (!(await read(asked))) missing.push(...asked);
-        warnings.push(`launch template ${templateId}: a version an ASG names (${missing.join(', ')}) was not found; checked the others`);
+        warnings.push(`launch template ${templateId}: a version an ASG or fleet names (${missing.join(', ')}) was not found; checked the others`);
       }
     } catch (error) {
       if (errorName(error) !== 'InvalidLaunchTemplateId.NotFound') throw error;
@@ -274,11 +290,52 @@ async function scanTemplatesAndGroups(
       if (number === undefined || !imageOf.has(number)) continue;
       addRef(imageOf.get(number), { kind: 'launch-template', id: `${templateId}:${version}${version === String(number) ? '' : `(${number})`}` });
     }
-    for (const { group, version } of template.groups) {
+    for (const { kind, name, version } of template.users) {
       const number = numberOf(version);
-      if (number !== undefined) addRef(imageOf.get(number), { kind: 'auto-scaling-group', id: `${group} (${templateId}:${version})` });
+      if (number !== undefined) addRef(imageOf.get(number), { kind, id: `${name} (${templateId}:${version})` });
     }
   }
+}
+
+/**
+ * EC2 Fleets and Spot Fleet requests that may still launch: the launch template versions they name go to
+ * `named` (resolved with the ASGs' versions); images a fleet's overrides or a request's launch specifications
+ * name go to `addRef`.
+ * DescribeSpotFleetRequests has no state filter, so its states are checked here.
+ */
+async function scanFleets(
+  ec2: EC2Client,
+  pacer: TokenBucketPacer,
+  named: (kind: ReferenceKind, name: string, spec: FleetLaunchTemplateSpecification | undefined) => void,
+  addRef: (imageId: string | undefined, ref: ImageReference) => void,
+): Promise<void> {
+  let nextToken: string | undefined;
+  do {
+    const out = await pacer.call('describe', () =>
+      ec2.send(new DescribeFleetsCommand({ Filters: [{ Name: 'fleet-state', Values: LIVE_FLEET_STATES }], MaxResults: 1000, NextToken: nextToken })),
+    );
+    for (const fleet of out.Fleets ?? []) {
+      if (!fleet.FleetId) continue;
+      for (const config of fleet.LaunchTemplateConfigs ?? []) {
+        named('fleet', fleet.FleetId, config.LaunchTemplateSpecification);
+        for (const o of config.Overrides ?? []) addRef(o.ImageId, { kind: 'fleet', id: `${fleet.FleetId} (override)` });
+      }
+    }
+    nextToken = out.NextToken;
+  } while (nextToken);
+
+  nextToken = undefined;
+  do {
+    const out = await pacer.call('describe', () => ec2.send(new DescribeSpotFleetRequestsCommand({ MaxResults: 1000, NextToken: nextToken })));
+    for (const request of out.SpotFleetRequestConfigs ?? []) {
+      const id = request.SpotFleetRequestId;
+      if (!id || !LIVE_SPOT_FLEET_STATES.has(request.SpotFleetRequestState ?? '')) continue;
+      const config = request.SpotFleetRequestConfig;
+      for (const c of config?.LaunchTemplateConfigs ?? []) named('spot-fleet', id, c.LaunchTemplateSpecification);
+      for (const spec of config?.LaunchSpecifications ?? []) addRef(spec.ImageId, { kind: 'spot-fleet', id: `${id} (launch specification)` });
+    }
+    nextToken = out.NextToken;
+  } while (nextToken);
 }
 
 const errorName = (error: unknown): string => (error as { name?: string } | undefined)?.name ?? '';

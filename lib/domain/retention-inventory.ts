@@ -11,12 +11,19 @@ export type ReferenceKind =
   | 'launch-template'
   | 'launch-configuration'
   | 'auto-scaling-group'
+  /** An EC2 Fleet (CreateFleet) that may still launch. */
+  | 'fleet'
+  /** A Spot Fleet request that may still launch. */
+  | 'spot-fleet'
   /** Found by DescribeImageReferences: instances, launch templates, SSM parameters, Image Builder recipes. */
   | 'image-reference';
 
 export interface ImageReference {
   kind: ReferenceKind;
-  /** The referencing resource: instance id, `lt-…:$Latest(3)`, launch configuration name, ASG name, ARN. */
+  /**
+   * The referencing resource: instance id, `lt-…:$Latest(3)`, launch configuration name, ASG name, ARN; an ASG
+   * or fleet that names a launch template version also says which (`fleet-… (lt-…:4)`).
+   */
   id: string;
 }
 

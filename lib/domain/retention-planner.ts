@@ -505,6 +505,8 @@ const REF_WORDS: Record<ImageReference['kind'], string> = {
   'launch-template': 'launch template',
   'launch-configuration': 'launch configuration',
   'auto-scaling-group': 'auto scaling group',
+  fleet: 'fleet',
+  'spot-fleet': 'spot fleet',
   'image-reference': 'resource',
 };
 

@@ -1,11 +1,13 @@
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand, DescribeLaunchConfigurationsCommand } from '@aws-sdk/client-auto-scaling';
 import {
   DeregisterImageCommand,
+  DescribeFleetsCommand,
   DescribeImageReferencesCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeSnapshotsCommand,
+  DescribeSpotFleetRequestsCommand,
   EC2Client,
   EC2ServiceException,
   EnableImageDeprecationCommand,
@@ -74,6 +76,8 @@ export class FakeAccount {
     this.ec2.on(DescribeSnapshotsCommand).callsFake(() => ({ Snapshots: [...this.snapshots].map(([SnapshotId, VolumeSize]) => ({ SnapshotId, VolumeSize })) }));
     this.ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
     this.ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [] });
+    this.ec2.on(DescribeFleetsCommand).resolves({ Fleets: [] });
+    this.ec2.on(DescribeSpotFleetRequestsCommand).resolves({ SpotFleetRequestConfigs: [] });
     this.asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
     this.asg.on(DescribeLaunchConfigurationsCommand).resolves({ LaunchConfigurations: [] });
     this.ec2.on(DescribeImageReferencesCommand).callsFake((input: { ImageIds?: string[] }) => ({

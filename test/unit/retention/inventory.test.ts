@@ -1,11 +1,13 @@
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand, DescribeLaunchConfigurationsCommand } from '@aws-sdk/client-auto-scaling';
 import {
+  DescribeFleetsCommand,
   DescribeImageReferencesCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeSnapshotsCommand,
+  DescribeSpotFleetRequestsCommand,
   EC2Client,
   EC2ServiceException,
   type Image,
@@ -32,6 +34,8 @@ beforeEach(() => {
   ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
   ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
   ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [] });
+  ec2.on(DescribeFleetsCommand).resolves({ Fleets: [] });
+  ec2.on(DescribeSpotFleetRequestsCommand).resolves({ SpotFleetRequestConfigs: [] });
   asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
   asg.on(DescribeLaunchConfigurationsCommand).resolves({ LaunchConfigurations: [] });
 });
@@ -129,7 +133,61 @@ describe('collectInventory', () => {
     ]);
     expect(inv.references.get('ami-default')?.[0]).toEqual({ kind: 'launch-template', id: 'lt-a:$Default(1)' });
     expect(inv.references.get('ami-latest')?.[0]).toEqual({ kind: 'launch-template', id: 'lt-a:$Latest(20)' });
-    expect(inv.warnings.join()).toMatch(/lt-a: a version an ASG names \(9\) was not found/);
+    expect(inv.warnings.join()).toMatch(/lt-a: a version an ASG or fleet names \(9\) was not found/);
+  });
+
+  it('reads every version a live EC2 Fleet or Spot Fleet request names, page by page, and images they name directly', async () => {
+    ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateId: 'lt-a', LaunchTemplateName: 'web', DefaultVersionNumber: 1, LatestVersionNumber: 9 }] });
+    const fleetConfig = (spec: Record<string, string>) => ({ LaunchTemplateConfigs: [{ LaunchTemplateSpecification: spec }] });
+    ec2.on(DescribeFleetsCommand).resolves({ Fleets: [{ FleetId: 'fleet-1', FleetState: 'active', ...fleetConfig({ LaunchTemplateId: 'lt-a', Version: '3' }) }], NextToken: 'p2' });
+    ec2.on(DescribeFleetsCommand, { NextToken: 'p2' }).resolves({
+      Fleets: [
+        {
+          FleetId: 'fleet-2',
+          FleetState: 'deleted_running',
+          LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateName: 'web', Version: '$Latest' }, Overrides: [{ InstanceType: 'm7g.large', ImageId: 'ami-override' }] }],
+        },
+      ],
+    });
+    const request = (id: string, state: string, config: Record<string, unknown>) => ({ SpotFleetRequestId: id, SpotFleetRequestState: state, SpotFleetRequestConfig: { IamFleetRole: 'r', TargetCapacity: 1, ...config } });
+    ec2.on(DescribeSpotFleetRequestsCommand).resolves({ SpotFleetRequestConfigs: [request('sfr-live', 'cancelled_running', fleetConfig({ LaunchTemplateName: 'web', Version: '4' }))] as never, NextToken: 'p2' });
+    ec2.on(DescribeSpotFleetRequestsCommand, { NextToken: 'p2' }).resolves({
+      SpotFleetRequestConfigs: [
+        request('sfr-gone', 'cancelled_terminating', fleetConfig({ LaunchTemplateId: 'lt-a', Version: '6' })),
+        request('sfr-spec', 'active', { LaunchSpecifications: [{ ImageId: 'ami-spec' }] }),
+      ] as never,
+    });
+    ec2.on(DescribeLaunchTemplateVersionsCommand).resolves({
+      LaunchTemplateVersions: [1, 9, 3, 4].map((n) => ({ VersionNumber: n, LaunchTemplateData: { ImageId: `ami-v${n}` } })),
+    });
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    // Fleets that can no longer launch are not asked for; spot fleet requests are sorted out by state here.
+    expect(ec2).toHaveReceivedCommandWith(DescribeFleetsCommand, { Filters: [{ Name: 'fleet-state', Values: ['submitted', 'active', 'modifying', 'deleted_running'] }] });
+    expect(ec2).toHaveReceivedCommandTimes(DescribeSpotFleetRequestsCommand, 2);
+    expect(ec2).toHaveReceivedCommandWith(DescribeLaunchTemplateVersionsCommand, { LaunchTemplateId: 'lt-a', Versions: ['$Default', '$Latest', '3', '4'] });
+    expect(inv.references.get('ami-v3')).toEqual([
+      { kind: 'launch-template', id: 'lt-a:3' },
+      { kind: 'fleet', id: 'fleet-1 (lt-a:3)' },
+    ]);
+    expect(inv.references.get('ami-v9')).toContainEqual({ kind: 'fleet', id: 'fleet-2 (lt-a:$Latest)' });
+    expect(inv.references.get('ami-v4')).toContainEqual({ kind: 'spot-fleet', id: 'sfr-live (lt-a:4)' });
+    expect(inv.references.get('ami-override')).toEqual([{ kind: 'fleet', id: 'fleet-2 (override)' }]);
+    expect(inv.references.get('ami-spec')).toEqual([{ kind: 'spot-fleet', id: 'sfr-spec (launch specification)' }]);
+    expect(inv.references.has('ami-v6')).toBe(false);
+  });
+
+  it('still counts the versions ASGs name when a fleet names a version that is gone', async () => {
+    ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateId: 'lt-a', LaunchTemplateName: 'web', DefaultVersionNumber: 1, LatestVersionNumber: 20 }] });
+    asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [{ AutoScalingGroupName: 'live', LaunchTemplate: { LaunchTemplateId: 'lt-a', Version: '3' } } as never] });
+    ec2.on(DescribeFleetsCommand).resolves({ Fleets: [{ FleetId: 'fleet-1', LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: 'lt-a', Version: '9' } }] }] });
+    const version = (n: number, imageId: string) => ({ VersionNumber: n, LaunchTemplateData: { ImageId: imageId } });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest', '3', '9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest'] }).resolves({ LaunchTemplateVersions: [version(1, 'ami-default'), version(20, 'ami-latest')] });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['3'] }).resolves({ LaunchTemplateVersions: [version(3, 'ami-v3')] });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(inv.references.get('ami-v3')).toContainEqual({ kind: 'auto-scaling-group', id: 'live (lt-a:3)' });
+    expect(inv.warnings.join()).toMatch(/lt-a: a version an ASG or fleet names \(9\) was not found/);
   });
 
   it('counts every launch configuration, in an ASG or not, and ASGs using one', async () => {
@@ -161,6 +219,8 @@ describe('collectInventory', () => {
     await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT, protectInUse: false });
     expect(ec2).not.toHaveReceivedCommand(DescribeInstancesCommand);
     expect(asg).not.toHaveReceivedCommand(DescribeAutoScalingGroupsCommand);
+    expect(ec2).not.toHaveReceivedCommand(DescribeFleetsCommand);
+    expect(ec2).not.toHaveReceivedCommand(DescribeSpotFleetRequestsCommand);
   });
 
   it("lists replicas' source regions once each to find which sources live", async () => {

@@ -106,6 +106,8 @@ describe('planRetention: keep rules', () => {
     ['launch-template', 'lt-0abc:$Latest(3)'],
     ['launch-configuration', 'lc-web'],
     ['auto-scaling-group', 'asg-web'],
+    ['fleet', 'fleet-0abc (lt-0abc:4)'],
+    ['spot-fleet', 'sfr-0abc (lt-0abc:4)'],
     ['image-reference', 'arn:aws:ssm:us-east-1:111122223333:parameter/golden'],
   ] as const)('keeps images referenced by a %s, naming it', (kind, id) => {
     const { old, newer } = withNewerSibling();

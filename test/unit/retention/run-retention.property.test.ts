@@ -104,7 +104,7 @@ describe('runRetention properties (in-memory account)', () => {
 
   it('runs cut short by their deadline together remove exactly what one unbounded run would', async () => {
     await fc.assert(
-      fc.asyncProperty(inventoryArb, policyArb, fc.integer({ min: 2_100, max: 3_000 }), async (inventory, policy, budgetMs) => {
+      fc.asyncProperty(inventoryArb, policyArb, fc.integer({ min: 4_100, max: 5_000 }), async (inventory, policy, budgetMs) => {
         const expected = new FakeAccount(inventory);
         let planned: string[];
         try {
@@ -115,8 +115,9 @@ describe('runRetention properties (in-memory account)', () => {
         }
         const account = new FakeAccount(inventory);
         try {
-          // Small buckets (scale 0.05: 5 DeregisterImage tokens, refilling at 0.25/s) and a budget of 2-3 s, of
-          // which 2 s are kept in hand: each run gets through its burst of five removals, then stops.
+          // Small buckets (scale 0.05: 5 DeregisterImage tokens, refilling at 0.25/s; 5 describe tokens at 1/s) and
+          // a budget of 4-5 s, of which 2 s are kept in hand and about 2 s go to the describes beyond the first five:
+          // each run gets through its burst of five removals, then stops.
           for (let i = 0; ; i++) {
             const time = fakeTime(NOW + i * 3_600_000);
             const { report } = await run(account, policy, { dryRun: false, rateScale: 0.05, clock: time.clock, sleep: time.sleep, deadline: time.clock() + budgetMs });
