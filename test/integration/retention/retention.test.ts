@@ -66,6 +66,77 @@ describe('retention on the twin: what must survive', () => {
     expect(report.removed.map((r) => r.imageId)).toEqual([unused]);
   });
 
+  describe('launch template versions a fleet names', () => {
+    /**
+     * An aged image only version 1 of "batch" launches: not $Default, not $Latest, and more than 10 versions
+     * back, so DescribeImageReferences does not see it either; only the fleet that names it does.
+     */
+    const seedBatch = (harness: RetentionHarness) => {
+      const { seed } = harness.twin;
+      const current = seed.image(REGION, { name: 'batch-3.0', creationDate: daysAgo(2) });
+      const fleetOnly = seed.image(REGION, { name: 'batch-2.0', creationDate: daysAgo(150) });
+      const unused = seed.image(REGION, { name: 'batch-1.0', creationDate: daysAgo(200) });
+      const template = seed.launchTemplate(REGION, {
+        name: 'batch',
+        versions: [{ imageId: fleetOnly }, ...Array.from({ length: 11 }, () => ({ imageId: current }))],
+        defaultVersion: 12,
+      });
+      return { current, fleetOnly, unused, template };
+    };
+
+    it('keeps an image only an EC2 Fleet\'s launch template version launches, and removes it once the fleet is deleted', async () => {
+      h = await retentionHarness();
+      const { current, fleetOnly, unused, template } = seedBatch(h);
+      const fleet = h.twin.seed.fleet(REGION, { launchTemplateId: template, version: '1' });
+
+      const first = await h.run();
+
+      const kept = keptOf(first.plan, fleetOnly);
+      expect(kept).toMatchObject({ action: 'keep', reason: 'referenced' });
+      expect(kept?.references).toEqual([
+        { kind: 'launch-template', id: `${template}:1` },
+        { kind: 'fleet', id: `${fleet} (${template}:1)` },
+      ]);
+      expect(kept?.detail).toContain(`fleet ${fleet}`);
+      expect(first.report.removed.map((r) => r.imageId)).toEqual([unused]);
+      expect(await ids(h)).toEqual([current, fleetOnly].sort());
+
+      const record = h.twin.state.region(REGION).fleets.get(fleet);
+      if (!record) throw new Error('seeded fleet missing');
+      record.state = 'deleted';
+      const second = await h.run();
+
+      expect(second.report.removed.map((r) => r.imageId)).toEqual([fleetOnly]);
+      expect(await ids(h)).toEqual([current]);
+    });
+
+    it('keeps an image only a Spot Fleet request\'s launch template version launches, and removes it once the request is cancelled', async () => {
+      h = await retentionHarness();
+      const { current, fleetOnly, unused, template } = seedBatch(h);
+      // By name, as a request made from the console names it.
+      const request = h.twin.seed.spotFleetRequest(REGION, { launchTemplateName: 'batch', version: '1', state: 'cancelled_running' });
+
+      const first = await h.run();
+
+      const kept = keptOf(first.plan, fleetOnly);
+      expect(kept).toMatchObject({ action: 'keep', reason: 'referenced' });
+      expect(kept?.references).toEqual([
+        { kind: 'launch-template', id: `${template}:1` },
+        { kind: 'spot-fleet', id: `${request} (${template}:1)` },
+      ]);
+      expect(kept?.detail).toContain(`spot fleet ${request}`);
+      expect(first.report.removed.map((r) => r.imageId)).toEqual([unused]);
+
+      const record = h.twin.state.region(REGION).spotFleetRequests.get(request);
+      if (!record) throw new Error('seeded spot fleet request missing');
+      record.state = 'cancelled';
+      const second = await h.run();
+
+      expect(second.report.removed.map((r) => r.imageId)).toEqual([fleetOnly]);
+      expect(await ids(h)).toEqual([current]);
+    });
+  });
+
   it('keeps a snapshot two images share until both are gone', async () => {
     h = await retentionHarness();
     const { seed } = h.twin;
