@@ -113,6 +113,15 @@ describe('collectInventory', () => {
     expect(inv.references.get('ami-b2')?.map((r) => r.id)).toEqual(['lt-b:$Default(2)', 'lt-b:$Latest(2)']);
   });
 
+  /** Template lt-a: versions 1 ($Default), 3 and 20 ($Latest) exist; version 9 was deleted, so asking for it fails the whole call. */
+  const versionsWithNineDeleted = () => {
+    const version = (n: number, imageId: string) => ({ VersionNumber: n, LaunchTemplateData: { ImageId: imageId } });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest', '3', '9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest'] }).resolves({ LaunchTemplateVersions: [version(1, 'ami-default'), version(20, 'ami-latest')] });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['3'] }).resolves({ LaunchTemplateVersions: [version(3, 'ami-v3')] });
+    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
+  };
+
   it('still counts the versions other ASGs name when one ASG names a version that is gone', async () => {
     ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateId: 'lt-a', LaunchTemplateName: 'web', DefaultVersionNumber: 1, LatestVersionNumber: 20 }] });
     asg.on(DescribeAutoScalingGroupsCommand).resolves({
@@ -121,11 +130,7 @@ describe('collectInventory', () => {
         { AutoScalingGroupName: 'stale', LaunchTemplate: { LaunchTemplateId: 'lt-a', Version: '9' } } as never,
       ],
     });
-    const version = (n: number, imageId: string) => ({ VersionNumber: n, LaunchTemplateData: { ImageId: imageId } });
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest', '3', '9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest'] }).resolves({ LaunchTemplateVersions: [version(1, 'ami-default'), version(20, 'ami-latest')] });
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['3'] }).resolves({ LaunchTemplateVersions: [version(3, 'ami-v3')] });
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
+    versionsWithNineDeleted();
     const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
     expect(inv.references.get('ami-v3')).toEqual([
       { kind: 'launch-template', id: 'lt-a:3' },
@@ -180,11 +185,7 @@ describe('collectInventory', () => {
     ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateId: 'lt-a', LaunchTemplateName: 'web', DefaultVersionNumber: 1, LatestVersionNumber: 20 }] });
     asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [{ AutoScalingGroupName: 'live', LaunchTemplate: { LaunchTemplateId: 'lt-a', Version: '3' } } as never] });
     ec2.on(DescribeFleetsCommand).resolves({ Fleets: [{ FleetId: 'fleet-1', LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: 'lt-a', Version: '9' } }] }] });
-    const version = (n: number, imageId: string) => ({ VersionNumber: n, LaunchTemplateData: { ImageId: imageId } });
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest', '3', '9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['$Default', '$Latest'] }).resolves({ LaunchTemplateVersions: [version(1, 'ami-default'), version(20, 'ami-latest')] });
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['3'] }).resolves({ LaunchTemplateVersions: [version(3, 'ami-v3')] });
-    ec2.on(DescribeLaunchTemplateVersionsCommand, { Versions: ['9'] }).rejects(ec2Error('InvalidLaunchTemplateId.VersionNotFound'));
+    versionsWithNineDeleted();
     const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
     expect(inv.references.get('ami-v3')).toContainEqual({ kind: 'auto-scaling-group', id: 'live (lt-a:3)' });
     expect(inv.warnings.join()).toMatch(/lt-a: a version an ASG or fleet names \(9\) was not found/);
