@@ -31,16 +31,37 @@ export const handler = middy(async (event: unknown) => {
     policy,
     now: Date.now(),
     reconcile: true,
-    stateMachineArnFor: stateMachineArn ? (sourceRegion) => stateMachineArnIn(stateMachineArn, sourceRegion) : undefined,
-    report: policy.retention.reportBucket ? { bucket: policy.retention.reportBucket, prefix: policy.retention.reportPrefix, region } : undefined,
+    stateMachineArnFor: stateMachineArn
+      ? (sourceRegion) => stateMachineArnIn(stateMachineArn, sourceRegion)
+      : undefined,
+    report: policy.retention.reportBucket
+      ? { bucket: policy.retention.reportBucket, prefix: policy.retention.reportPrefix, region }
+      : undefined,
   });
-  for (const m of readinessMetrics(run.report, run.reconciliation?.redriven.filter((r) => r.result === 'started').length ?? 0)) {
+  for (const m of readinessMetrics(
+    run.report,
+    run.reconciliation?.redriven.filter((r) => r.result === 'started').length ?? 0,
+  )) {
     metrics.addMetric(m.name, m.unit, m.value);
   }
   const errors = run.reconciliation?.errors ?? [];
-  logger.info('readiness computed', { summary: run.report.summary, redriven: run.reconciliation?.redriven.length, repaired: run.reconciliation?.repaired.length, manual: run.plan.manual, reportLocation: run.reportLocation });
-  if (errors.length) throw new ReconciliationError(`${errors.length} reconciliation actions failed: ${errors.map((e) => `${e.action} ${e.imageId} (${e.region}): ${e.message}`).join('; ')}`);
-  return { summary: run.report.summary, redriven: run.reconciliation?.redriven ?? [], repaired: run.reconciliation?.repaired ?? [], reportLocation: run.reportLocation };
+  logger.info('readiness computed', {
+    summary: run.report.summary,
+    redriven: run.reconciliation?.redriven.length,
+    repaired: run.reconciliation?.repaired.length,
+    manual: run.plan.manual,
+    reportLocation: run.reportLocation,
+  });
+  if (errors.length)
+    throw new ReconciliationError(
+      `${errors.length} reconciliation actions failed: ${errors.map((e) => `${e.action} ${e.imageId} (${e.region}): ${e.message}`).join('; ')}`,
+    );
+  return {
+    summary: run.report.summary,
+    redriven: run.reconciliation?.redriven ?? [],
+    repaired: run.reconciliation?.repaired ?? [],
+    reportLocation: run.reportLocation,
+  };
 })
   .use(injectLambdaContext(logger))
   .use(logMetrics(metrics));

@@ -35,17 +35,37 @@ export const handler = middy(async (event: unknown, context: Context) => {
   const reports = result.runs.map((r) => r.report);
   for (const m of retentionMetrics(reports, result.failures.length)) metrics.addMetric(m.name, m.unit, m.value);
   for (const run of result.runs) {
-    const { region, dryRun, complete, counts, keptByReason, gibFreed, estimatedMonthlySaving, warnings, errors } = run.report;
-    logger.info('retention run', { region, dryRun, complete, counts, keptByReason, gibFreed, estimatedMonthlySaving, reportLocation: run.reportLocation, calls: run.calls });
-    if (warnings.length) logger.warn('retention warnings', { region, warnings: warnings.slice(0, 50), total: warnings.length });
+    const { region, dryRun, complete, counts, keptByReason, gibFreed, estimatedMonthlySaving, warnings, errors } =
+      run.report;
+    logger.info('retention run', {
+      region,
+      dryRun,
+      complete,
+      counts,
+      keptByReason,
+      gibFreed,
+      estimatedMonthlySaving,
+      reportLocation: run.reportLocation,
+      calls: run.calls,
+    });
+    if (warnings.length)
+      logger.warn('retention warnings', { region, warnings: warnings.slice(0, 50), total: warnings.length });
     if (errors.length) logger.warn('retention errors', { region, errors: errors.slice(0, 50), total: errors.length });
   }
   if (result.skipped.length) logger.warn('retention regions left for the next run', { regions: result.skipped });
   if (result.failures.length) {
-    throw new RetentionRunError(`retention failed in ${result.failures.map((f) => `${f.region} (${f.code}: ${f.message})`).join('; ')}`);
+    throw new RetentionRunError(
+      `retention failed in ${result.failures.map((f) => `${f.region} (${f.code}: ${f.message})`).join('; ')}`,
+    );
   }
   return {
-    regions: result.runs.map((r) => ({ region: r.report.region, complete: r.report.complete, counts: r.report.counts, gibFreed: r.report.gibFreed, reportLocation: r.reportLocation })),
+    regions: result.runs.map((r) => ({
+      region: r.report.region,
+      complete: r.report.complete,
+      counts: r.report.counts,
+      gibFreed: r.report.gibFreed,
+      reportLocation: r.reportLocation,
+    })),
     skipped: result.skipped,
   };
 })

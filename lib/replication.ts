@@ -10,7 +10,14 @@ import {
   type RemovalReport,
 } from './aws/copy.ts';
 import { publishNotification, topicRegion } from './aws/notify.ts';
-import { addLaunchPermissions, getLaunchPermissions, protectFromDeregistration, setDeprecation, shareSnapshots, tagResources } from './aws/permissions.ts';
+import {
+  addLaunchPermissions,
+  getLaunchPermissions,
+  protectFromDeregistration,
+  setDeprecation,
+  shareSnapshots,
+  tagResources,
+} from './aws/permissions.ts';
 import { startExecution } from './aws/sfn.ts';
 import type { ImageRecord } from './domain/image.ts';
 import { parseImageEvent } from './domain/image-event.ts';
@@ -100,14 +107,21 @@ const logOf = (deps: ReplicationDeps): LogSink => deps.log ?? logger;
 // ---- starting a replication --------------------------------------------------------------------------------------
 
 /** The execution one image's replication runs as: its deterministic name and input. */
-export function replicationRequest(policy: Policy, region: string, imageId: string, attempt = 0): { name: string; input: ReplicationInput } {
+export function replicationRequest(
+  policy: Policy,
+  region: string,
+  imageId: string,
+  attempt = 0,
+): { name: string; input: ReplicationInput } {
   const version = policyVersion(policy);
   return {
     name: executionName(region, imageId, version, attempt),
     input: {
       source: { region, imageId },
       policyVersion: version,
-      targets: policy.regions.dr.filter((d) => d.region !== region).map((d) => ({ region: d.region, kmsKeyId: d.kmsKeyId })),
+      targets: policy.regions.dr
+        .filter((d) => d.region !== region)
+        .map((d) => ({ region: d.region, kmsKeyId: d.kmsKeyId })),
       maxConcurrency: policy.replication.maxConcurrentRegions,
     },
   };
@@ -134,7 +148,10 @@ export async function startReplication(
 
 export type EventOutcome =
   | { action: 'skipped'; reason: SkipReason; detail: string; region: string; imageId?: string; eventId: string }
-  | ({ action: 'started' | 'already-started'; region: string; imageId: string; eventId: string } & Omit<StartedReplication, 'alreadyStarted'>);
+  | ({ action: 'started' | 'already-started'; region: string; imageId: string; eventId: string } & Omit<
+      StartedReplication,
+      'alreadyStarted'
+    >);
 
 /**
  * The EventBridge handler's logic: parse (a malformed event throws `MalformedEventError`), drop what must not be
@@ -145,8 +162,22 @@ export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<E
   const log = logOf(deps);
   const ctx = { policy: deps.policy, accountId: deps.accountId, roleArnPrefix: deps.roleArnPrefix };
   const skipped = (reason: SkipReason, detail: string): EventOutcome => {
-    log.info('event not acted on', { reason, detail, eventId: event.id, eventName: event.eventName ?? event.kind, imageId: event.imageId, region: event.region });
-    return { action: 'skipped', reason, detail, region: event.region, eventId: event.id, ...(event.imageId ? { imageId: event.imageId } : {}) };
+    log.info('event not acted on', {
+      reason,
+      detail,
+      eventId: event.id,
+      eventName: event.eventName ?? event.kind,
+      imageId: event.imageId,
+      region: event.region,
+    });
+    return {
+      action: 'skipped',
+      reason,
+      detail,
+      region: event.region,
+      eventId: event.id,
+      ...(event.imageId ? { imageId: event.imageId } : {}),
+    };
   };
   const first = screenEvent(event, ctx);
   if (!first.act) return skipped(first.reason, first.detail);
@@ -157,7 +188,11 @@ export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<E
   const { name, input } = replicationRequest(deps.policy, event.region, imageId);
   if (input.targets.length === 0) return skipped('not-a-source-region', `no DR region other than ${event.region}`);
   const started = await startReplication(deps, event.region, imageId);
-  log.info(started.alreadyStarted ? 'replication already started' : 'replication started', { imageId, region: event.region, executionName: name });
+  log.info(started.alreadyStarted ? 'replication already started' : 'replication started', {
+    imageId,
+    region: event.region,
+    executionName: name,
+  });
   return {
     action: started.alreadyStarted ? 'already-started' : 'started',
     region: event.region,
@@ -197,14 +232,31 @@ export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Pro
   const deadline = copyDeadline(new Date(firstCheckedAt), deps.policy);
   const image = await describeImage(ec2Client(deps.clients, region), region, imageId);
   const waitSeconds = nextWaitSeconds(checks - 1, now, deadline);
-  const base = { checks, firstCheckedAt, waitSeconds, nextCheckAt: new Date(now.getTime() + waitSeconds * 1000).toISOString() };
-  if (!image) return { ...base, verdict: 'stop', state: 'not-found', reason: `source ${imageId} no longer exists in ${region}` };
-  if (image.state === 'available') return { ...base, verdict: 'ready', state: image.state, image: summarizeSource(image) };
+  const base = {
+    checks,
+    firstCheckedAt,
+    waitSeconds,
+    nextCheckAt: new Date(now.getTime() + waitSeconds * 1000).toISOString(),
+  };
+  if (!image)
+    return { ...base, verdict: 'stop', state: 'not-found', reason: `source ${imageId} no longer exists in ${region}` };
+  if (image.state === 'available')
+    return { ...base, verdict: 'ready', state: image.state, image: summarizeSource(image) };
   if (GONE_STATES.has(image.state)) {
-    return { ...base, verdict: 'stop', state: image.state, reason: `source ${imageId} is ${image.state}${image.stateReason ? `: ${image.stateReason}` : ''}` };
+    return {
+      ...base,
+      verdict: 'stop',
+      state: image.state,
+      reason: `source ${imageId} is ${image.state}${image.stateReason ? `: ${image.stateReason}` : ''}`,
+    };
   }
   if (now.getTime() >= deadline.getTime()) {
-    return { ...base, verdict: 'stop', state: image.state, reason: `source ${imageId} still ${image.state} after ${deps.policy.replication.deadlineHours} h` };
+    return {
+      ...base,
+      verdict: 'stop',
+      state: image.state,
+      reason: `source ${imageId} still ${image.state} after ${deps.policy.replication.deadlineHours} h`,
+    };
   }
   return { ...base, verdict: 'wait', state: image.state };
 }
@@ -229,7 +281,9 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   const refusal = publicSourceRefusal(deps.policy, source);
   // Refused before copying, so nothing is left to clean up.
   if (refusal) throw new PublicEncryptedImageError(`${source.imageId}: ${refusal}`);
-  const note = instanceStore ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted' : undefined;
+  const note = instanceStore
+    ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted'
+    : undefined;
   const status = (imageId: string, adopted: boolean, startedAt: Date, state: string): CopyStatus => {
     const deadline = copyDeadline(startedAt, deps.policy);
     const waitSeconds = state === 'available' ? 0 : nextWaitSeconds(0, now, deadline);
@@ -256,7 +310,12 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
 
   const existing = adoptable(await findCopies(ec2, target.region, source.region, source.imageId));
   if (existing) {
-    logOf(deps).info('copy adopted', { imageId: existing.imageId, region: target.region, sourceImageId: source.imageId, state: existing.state });
+    logOf(deps).info('copy adopted', {
+      imageId: existing.imageId,
+      region: target.region,
+      sourceImageId: source.imageId,
+      state: existing.state,
+    });
     return status(existing.imageId, true, startedAtOf(existing, now), existing.state);
   }
 
@@ -270,7 +329,14 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
       name: copyName(source, disambiguate),
       description: sourceRecord?.description,
       kmsKeyId: encrypted ? target.kmsKeyId : undefined,
-      clientToken: copyClientToken(source.region, source.imageId, target.region, encrypted ? target.kmsKeyId : undefined, variant, execution),
+      clientToken: copyClientToken(
+        source.region,
+        source.imageId,
+        target.region,
+        encrypted ? target.kmsKeyId : undefined,
+        variant,
+        execution,
+      ),
       tags,
       tagSnapshots: !instanceStore,
       completionMinutes: deps.policy.replication.copyCompletionMinutes,
@@ -280,7 +346,9 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
       imageId = await copyImage(ec2, request);
     } catch (error) {
       if (errorCode(error) !== 'InvalidAMIName.Duplicate') throw error;
-      const named = (await findImagesByName(ec2, target.region, request.name)).find((i) => isCopyOf(i, source) && ADOPTABLE.includes(i.state));
+      const named = (await findImagesByName(ec2, target.region, request.name)).find(
+        (i) => isCopyOf(i, source) && ADOPTABLE.includes(i.state),
+      );
       if (named) {
         return status(named.imageId, true, startedAtOf(named, now), named.state);
       }
@@ -308,7 +376,11 @@ function startedAtOf(image: ImageRecord, fallback: Date): Date {
  * made is theirs (another key, other permissions), and ami-dr must neither adopt nor ever remove it.
  */
 function isCopyOf(image: ImageRecord, source: { imageId: string; region: string }): boolean {
-  return isReplica(image.tags) && image.tags[TAG.sourceImageId] === source.imageId && image.tags[TAG.sourceRegion] === source.region;
+  return (
+    isReplica(image.tags) &&
+    image.tags[TAG.sourceImageId] === source.imageId &&
+    image.tags[TAG.sourceRegion] === source.region
+  );
 }
 
 // ---- CheckCopy ------------------------------------------------------------------------------------------------------
@@ -354,12 +426,17 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
   const sourceImage = await describeImage(sourceEc2, source.region, source.imageId);
   const sourcePermissions = sourceImage ? await getLaunchPermissions(sourceEc2, source.imageId) : [];
   const copyImage = await describeImage(ec2, target.region, copy.imageId);
-  if (!copyImage) throw new CopyFailedError(`copy ${copy.imageId} disappeared from ${target.region} before it was finalized`);
+  if (!copyImage)
+    throw new CopyFailedError(`copy ${copy.imageId} disappeared from ${target.region} before it was finalized`);
   const snapshotIds = copyImage.snapshots.map((s) => s.snapshotId);
   const availableAt = copy.availableAt ?? now.toISOString();
 
   const permissions = launchPermissionsFor(sourcePermissions, policy, copy.encrypted);
-  const { tags, dropped } = copyTags(sourceImage ?? { ...source, tags: {} }, policy, copyImage.tags[TAG.replicatedAt] ?? availableAt);
+  const { tags, dropped } = copyTags(
+    sourceImage ?? { ...source, tags: {} },
+    policy,
+    copyImage.tags[TAG.replicatedAt] ?? availableAt,
+  );
   await tagResources(ec2, [copy.imageId, ...snapshotIds], tags);
   await addLaunchPermissions(ec2, copy.imageId, permissions);
   const accounts = policy.replication.shareSnapshots ? permissions.flatMap((p) => (p.userId ? [p.userId] : [])) : [];
@@ -369,7 +446,12 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
   if (policy.replication.deregistrationProtection) await protectFromDeregistration(ec2, copy.imageId);
 
   const lag = (Date.parse(availableAt) - Date.parse(source.creationDate)) / 1000;
-  logOf(deps).info('copy finalized', { imageId: copy.imageId, region: target.region, sourceImageId: source.imageId, lagSeconds: lag });
+  logOf(deps).info('copy finalized', {
+    imageId: copy.imageId,
+    region: target.region,
+    sourceImageId: source.imageId,
+    lagSeconds: lag,
+  });
   return {
     region: target.region,
     status: 'available',
@@ -414,20 +496,42 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
     if (found && isCopyOf(found, source) && !inService(found)) doomed.push(found);
   }
   const kept = copies.some((c) => c.imageId === copy?.imageId && inService(c));
-  const notes = [...(kept ? ['the copy was adopted and is available, so it was kept'] : []), ...(copy?.note ? [copy.note] : [])];
+  const notes = [
+    ...(kept ? ['the copy was adopted and is available, so it was kept'] : []),
+    ...(copy?.note ? [copy.note] : []),
+  ];
   for (const image of doomed) {
-    const removed = await removeCopy(ec2, target.region, image.imageId, image.snapshots.map((s) => s.snapshotId));
+    const removed = await removeCopy(
+      ec2,
+      target.region,
+      image.imageId,
+      image.snapshots.map((s) => s.snapshotId),
+    );
     report.deregistered.push(...removed.deregistered);
     report.snapshotsDeleted.push(...removed.snapshotsDeleted);
     report.problems.push(...removed.problems);
   }
   const keep = new Set(copies.filter((c) => !doomed.includes(c)).flatMap((c) => c.snapshots.map((s) => s.snapshotId)));
   await deleteLeftoverSnapshots(ec2, source.region, source.imageId, report, keep);
-  logOf(deps).warn('copy failed', { region: target.region, sourceImageId: source.imageId, error: name, reason, removed: report.deregistered });
+  logOf(deps).warn('copy failed', {
+    region: target.region,
+    sourceImageId: source.imageId,
+    error: name,
+    reason,
+    removed: report.deregistered,
+  });
   return {
     region: target.region,
     status: 'failed',
-    ...(copy ? { imageId: copy.imageId, adopted: copy.adopted, encrypted: copy.encrypted, startedAt: copy.startedAt, checks: copy.checks } : {}),
+    ...(copy
+      ? {
+          imageId: copy.imageId,
+          adopted: copy.adopted,
+          encrypted: copy.encrypted,
+          startedAt: copy.startedAt,
+          checks: copy.checks,
+        }
+      : {}),
     ...(notes.length ? { note: notes.join('; ') } : {}),
     error: name,
     reason,
@@ -435,10 +539,17 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
   };
 }
 
-function failureOf(copy: CopyStatus | undefined, error: { Error: string; Cause?: string } | undefined, policy: Policy): { name: string; reason: string } {
+function failureOf(
+  copy: CopyStatus | undefined,
+  error: { Error: string; Cause?: string } | undefined,
+  policy: Policy,
+): { name: string; reason: string } {
   if (error) return { name: error.Error, reason: causeMessage(error.Cause) ?? error.Error };
   if (copy?.pastDeadline) {
-    return { name: COPY_TIMED_OUT, reason: `copy ${copy.imageId} not available after ${policy.replication.deadlineHours} h (state ${copy.state})` };
+    return {
+      name: COPY_TIMED_OUT,
+      reason: `copy ${copy.imageId} not available after ${policy.replication.deadlineHours} h (state ${copy.state})`,
+    };
   }
   if (copy) return { name: COPY_FAILED, reason: copy.reason ?? `copy ${copy.imageId} is ${copy.state}` };
   return { name: COPY_FAILED, reason: 'unknown failure' };

@@ -1,8 +1,16 @@
 import { callerAccountId } from './aws/account.ts';
 import { type Clients, ec2Client, s3Client, stsClient } from './aws/clients.ts';
-import { addImageReferences, collectInventory, REQUIRED_PERMISSIONS as INVENTORY_PERMISSIONS } from './aws/inventory.ts';
+import {
+  addImageReferences,
+  collectInventory,
+  REQUIRED_PERMISSIONS as INVENTORY_PERMISSIONS,
+} from './aws/inventory.ts';
 import { TokenBucketPacer } from './aws/pacer.ts';
-import { applyRetentionPlan, REQUIRED_PERMISSIONS as APPLY_PERMISSIONS, writeRetentionReport } from './aws/retention-apply.ts';
+import {
+  applyRetentionPlan,
+  REQUIRED_PERMISSIONS as APPLY_PERMISSIONS,
+  writeRetentionReport,
+} from './aws/retention-apply.ts';
 import type { Policy } from './domain/policy.ts';
 import type { RetentionInventory } from './domain/retention-inventory.ts';
 import { planRetention, type RetentionPlan } from './domain/retention-planner.ts';
@@ -14,7 +22,9 @@ import { buildRetentionReport, type RetentionError, type RetentionReport } from 
  */
 
 /** Everything a retention run calls; serverless.yml's retention role grants exactly these. */
-export const REQUIRED_PERMISSIONS = [...new Set(['sts:GetCallerIdentity', ...INVENTORY_PERMISSIONS, ...APPLY_PERMISSIONS, 's3:PutObject'])];
+export const REQUIRED_PERMISSIONS = [
+  ...new Set(['sts:GetCallerIdentity', ...INVENTORY_PERMISSIONS, ...APPLY_PERMISSIONS, 's3:PutObject']),
+];
 
 export interface RunRetentionOptions {
   clients: Clients;
@@ -57,12 +67,22 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
   const { clients, policy, region } = options;
   const clock = options.clock ?? Date.now;
   const startedAt = clock();
-  const now = options.now === undefined ? startedAt : typeof options.now === 'number' ? options.now : options.now.getTime();
+  const now =
+    options.now === undefined ? startedAt : typeof options.now === 'number' ? options.now : options.now.getTime();
   const dryRun = options.dryRun ?? policy.retention.dryRun;
-  const pacer = new TokenBucketPacer({ now: clock, ...(options.sleep ? { sleep: options.sleep } : {}), scale: options.rateScale ?? 1 });
+  const pacer = new TokenBucketPacer({
+    now: clock,
+    ...(options.sleep ? { sleep: options.sleep } : {}),
+    scale: options.rateScale ?? 1,
+  });
 
   const accountId = options.accountId ?? (await callerAccountId(stsClient(clients, region)));
-  let inventory: RetentionInventory = await collectInventory(clients, { region, accountId, protectInUse: policy.retention.protectInUse, pacer });
+  let inventory: RetentionInventory = await collectInventory(clients, {
+    region,
+    accountId,
+    protectInUse: policy.retention.protectInUse,
+    pacer,
+  });
   let plan = planRetention(inventory, policy, now);
   // DescribeImageReferences only for the images the plan would act on: 1 call per 10 of them, not per image.
   if (policy.retention.protectInUse) {
@@ -83,7 +103,16 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
       });
 
   const errors: RetentionError[] = [];
-  let report = buildRetentionReport({ plan, policy, dryRun, imageReferences: inventory.imageReferences, outcome, errors, startedAt, finishedAt: clock() });
+  let report = buildRetentionReport({
+    plan,
+    policy,
+    dryRun,
+    imageReferences: inventory.imageReferences,
+    outcome,
+    errors,
+    startedAt,
+    finishedAt: clock(),
+  });
   let reportLocation: string | undefined;
   const bucket = policy.retention.reportBucket;
   if (bucket && options.writeReport !== false) {
@@ -92,8 +121,21 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
       reportLocation = await writeRetentionReport(s3Client(clients, region), bucket, key, report);
     } catch (error) {
       // The run's work is done; a lost report is an error to see, not a reason to undo or repeat the work.
-      errors.push({ step: 'report', code: (error as Error).name, message: `could not write the report to s3://${bucket}/${key}: ${(error as Error).message}` });
-      report = buildRetentionReport({ plan, policy, dryRun, imageReferences: inventory.imageReferences, outcome, errors, startedAt, finishedAt: clock() });
+      errors.push({
+        step: 'report',
+        code: (error as Error).name,
+        message: `could not write the report to s3://${bucket}/${key}: ${(error as Error).message}`,
+      });
+      report = buildRetentionReport({
+        plan,
+        policy,
+        dryRun,
+        imageReferences: inventory.imageReferences,
+        outcome,
+        errors,
+        startedAt,
+        finishedAt: clock(),
+      });
     }
   }
   return {
@@ -128,7 +170,9 @@ export interface ScheduledRetention {
  * time left (what one leaves unused passes to the next), so a region with a long backlog does not starve the
  * others. A region that fails does not stop the rest.
  */
-export async function runRetentionEverywhere(options: Omit<RunRetentionOptions, 'region'> & { regions?: string[] }): Promise<ScheduledRetention> {
+export async function runRetentionEverywhere(
+  options: Omit<RunRetentionOptions, 'region'> & { regions?: string[] },
+): Promise<ScheduledRetention> {
   const clock = options.clock ?? Date.now;
   const regions = options.regions ?? retentionRegions(options.policy);
   const accountId = options.accountId ?? (await callerAccountId(stsClient(options.clients, regions[0] ?? 'us-east-1')));
@@ -144,9 +188,15 @@ export async function runRetentionEverywhere(options: Omit<RunRetentionOptions, 
       deadline = clock() + left / (regions.length - i);
     }
     try {
-      result.runs.push(await runRetention({ ...options, region, accountId, ...(deadline !== undefined ? { deadline } : {}) }));
+      result.runs.push(
+        await runRetention({ ...options, region, accountId, ...(deadline !== undefined ? { deadline } : {}) }),
+      );
     } catch (error) {
-      result.failures.push({ region, code: (error as Error).name ?? 'Error', message: (error as Error).message ?? String(error) });
+      result.failures.push({
+        region,
+        code: (error as Error).name ?? 'Error',
+        message: (error as Error).message ?? String(error),
+      });
     }
   }
   return result;

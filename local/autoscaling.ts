@@ -1,7 +1,23 @@
 import { createHash } from 'node:crypto';
 import { TwinServiceError, type ServiceHandler } from './http.ts';
-import { decodeToken, encodeToken, listParam, page, queryResponse, queryService, structIndexes, type QueryAction, type XmlNode } from './query-protocol.ts';
-import type { LaunchTemplateReference, RegionState, TwinAutoScalingGroup, TwinLaunchConfiguration, TwinState } from './state.ts';
+import {
+  decodeToken,
+  encodeToken,
+  listParam,
+  page,
+  queryResponse,
+  queryService,
+  structIndexes,
+  type QueryAction,
+  type XmlNode,
+} from './query-protocol.ts';
+import type {
+  LaunchTemplateReference,
+  RegionState,
+  TwinAutoScalingGroup,
+  TwinLaunchConfiguration,
+  TwinState,
+} from './state.ts';
 
 const XMLNS = 'http://autoscaling.amazonaws.com/doc/2011-01-01/';
 const DEFAULT_PAGE = 50;
@@ -53,7 +69,9 @@ export function createAutoScalingService(state: TwinState, ctx: AutoScalingServi
               LaunchTemplateSpecification: templateSpec(region, mixed.launchTemplate.launchTemplateSpecification),
               Overrides: (mixed.launchTemplate.overrides ?? []).map((o) => ({
                 InstanceType: o.instanceType,
-                LaunchTemplateSpecification: o.launchTemplateSpecification ? templateSpec(region, o.launchTemplateSpecification) : undefined,
+                LaunchTemplateSpecification: o.launchTemplateSpecification
+                  ? templateSpec(region, o.launchTemplateSpecification)
+                  : undefined,
               })),
             },
           }
@@ -107,7 +125,10 @@ export function createAutoScalingService(state: TwinState, ctx: AutoScalingServi
     if (params.MaxRecords === undefined) return DEFAULT_PAGE;
     const size = Number(params.MaxRecords);
     if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE) {
-      throw new TwinServiceError('ValidationError', `1 validation error detected: Value '${params.MaxRecords}' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to ${MAX_PAGE}`);
+      throw new TwinServiceError(
+        'ValidationError',
+        `1 validation error detected: Value '${params.MaxRecords}' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to ${MAX_PAGE}`,
+      );
     }
     return size;
   };
@@ -134,7 +155,12 @@ export function createAutoScalingService(state: TwinState, ctx: AutoScalingServi
         .sort((a, b) => a.autoScalingGroupName.localeCompare(b.autoScalingGroupName));
       const scope = `asg:${region}:${names.join(',')}:${JSON.stringify(filters)}`;
       const { items, nextToken } = paged(scope, groups, params);
-      return queryResponse('DescribeAutoScalingGroups', XMLNS, { AutoScalingGroups: items.map((g) => groupXml(regionState, g)), NextToken: nextToken }, requestId);
+      return queryResponse(
+        'DescribeAutoScalingGroups',
+        XMLNS,
+        { AutoScalingGroups: items.map((g) => groupXml(regionState, g)), NextToken: nextToken },
+        requestId,
+      );
     },
 
     DescribeLaunchConfigurations: ({ region, params, requestId }) => {
@@ -143,7 +169,12 @@ export function createAutoScalingService(state: TwinState, ctx: AutoScalingServi
         .filter((c) => names.length === 0 || names.includes(c.launchConfigurationName))
         .sort((a, b) => a.launchConfigurationName.localeCompare(b.launchConfigurationName));
       const { items, nextToken } = paged(`lc:${region}:${names.join(',')}`, configs, params);
-      return queryResponse('DescribeLaunchConfigurations', XMLNS, { LaunchConfigurations: items.map(configXml), NextToken: nextToken }, requestId);
+      return queryResponse(
+        'DescribeLaunchConfigurations',
+        XMLNS,
+        { LaunchConfigurations: items.map(configXml), NextToken: nextToken },
+        requestId,
+      );
     },
   };
 

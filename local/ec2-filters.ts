@@ -12,7 +12,8 @@ const IMAGE_FILTERS: Record<string, Values<TwinImage>> = {
   architecture: (i) => [i.architecture],
   'block-device-mapping.snapshot-id': (i) => snapshotIdsOf(i),
   'block-device-mapping.volume-size': (i) => i.blockDeviceMappings.map((m) => m.ebs?.volumeSize?.toString()),
-  'block-device-mapping.encrypted': (i) => i.blockDeviceMappings.map((m) => (m.ebs ? String(m.ebs.encrypted ?? false) : undefined)),
+  'block-device-mapping.encrypted': (i) =>
+    i.blockDeviceMappings.map((m) => (m.ebs ? String(m.ebs.encrypted ?? false) : undefined)),
   'block-device-mapping.device-name': (i) => i.blockDeviceMappings.map((m) => m.deviceName),
   'creation-date': (i) => [i.creationDate],
   description: (i) => [i.description],
@@ -61,7 +62,10 @@ export function snapshotFilter(filters: Map<string, string[]>): Matcher<TwinSnap
   return compile(filters, SNAPSHOT_FILTERS);
 }
 
-function compile<T extends { tags: Map<string, string> }>(filters: Map<string, string[]>, known: Record<string, Values<T>>): Matcher<T> {
+function compile<T extends { tags: Map<string, string> }>(
+  filters: Map<string, string[]>,
+  known: Record<string, Values<T>>,
+): Matcher<T> {
   const checks: Matcher<T>[] = [];
   for (const [name, values] of filters) {
     const patterns = values.map(glob);

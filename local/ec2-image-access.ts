@@ -6,14 +6,19 @@ import { isPublic, type TwinImage } from './state.ts';
 /** Who may see and change an image, and how an image looks on the wire. */
 
 export function canSee(ctx: Pick<Ec2Context, 'accountId'>, image: TwinImage): boolean {
-  return image.ownerId === ctx.accountId || isPublic(image) || image.launchPermissions.some((p) => p.userId === ctx.accountId);
+  return (
+    image.ownerId === ctx.accountId ||
+    isPublic(image) ||
+    image.launchPermissions.some((p) => p.userId === ctx.accountId)
+  );
 }
 
 /** An image the caller can see, or `InvalidAMIID.NotFound` (EC2 does not reveal images you cannot see). */
 export function visibleImage(ctx: Ec2Context, imageId: string, region = ctx.region): TwinImage {
   checkId('ami', imageId);
   const image = ctx.state.region(region).images.get(imageId);
-  if (!image || !canSee(ctx, image)) throw new TwinServiceError('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
+  if (!image || !canSee(ctx, image))
+    throw new TwinServiceError('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
   return image;
 }
 
@@ -50,7 +55,10 @@ export function checkImageName(name: string): string {
 export function checkNameFree(ctx: Ec2Context, name: string): void {
   for (const image of ctx.state.region(ctx.region).images.values()) {
     if (image.ownerId === ctx.accountId && image.name === name) {
-      throw new TwinServiceError('InvalidAMIName.Duplicate', `AMI name ${name} is already in use by AMI ${image.imageId}`);
+      throw new TwinServiceError(
+        'InvalidAMIName.Duplicate',
+        `AMI name ${name} is already in use by AMI ${image.imageId}`,
+      );
     }
   }
 }
@@ -65,10 +73,17 @@ export function checkDescription(description: string | undefined): string | unde
 /** Tag keys and values as EC2 accepts them on create (`aws:` is reserved, at most 50 tags per resource). */
 export function checkTags(tags: Map<string, string>, existing: Map<string, string> = new Map()): void {
   for (const [key, value] of tags) {
-    if (key.toLowerCase().startsWith('aws:')) throw new TwinServiceError('InvalidParameterValue', `Tag keys starting with 'aws:' are reserved for internal use: ${key}`);
-    if (key.length === 0 || key.length > 128) throw new TwinServiceError('InvalidParameterValue', `Tag key must be 1 to 128 characters: '${key}'`);
-    if (value.length > 256) throw new TwinServiceError('InvalidParameterValue', `Tag value for '${key}' must be at most 256 characters`);
+    if (key.toLowerCase().startsWith('aws:'))
+      throw new TwinServiceError(
+        'InvalidParameterValue',
+        `Tag keys starting with 'aws:' are reserved for internal use: ${key}`,
+      );
+    if (key.length === 0 || key.length > 128)
+      throw new TwinServiceError('InvalidParameterValue', `Tag key must be 1 to 128 characters: '${key}'`);
+    if (value.length > 256)
+      throw new TwinServiceError('InvalidParameterValue', `Tag value for '${key}' must be at most 256 characters`);
   }
   const merged = new Set([...existing.keys(), ...tags.keys()]);
-  if (merged.size > 50) throw new TwinServiceError('TagLimitExceeded', 'The maximum number of tags per resource (50) would be exceeded');
+  if (merged.size > 50)
+    throw new TwinServiceError('TagLimitExceeded', 'The maximum number of tags per resource (50) would be exceeded');
 }

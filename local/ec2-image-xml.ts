@@ -10,7 +10,9 @@ export function imageXml(image: TwinImage): XmlElements {
     imageOwnerId: image.ownerId,
     creationDate: image.creationDate,
     isPublic: isPublic(image),
-    productCodes: image.productCodes.length ? image.productCodes.map((p) => ({ productCode: p.productCodeId, type: p.productCodeType })) : undefined,
+    productCodes: image.productCodes.length
+      ? image.productCodes.map((p) => ({ productCode: p.productCodeId, type: p.productCodeType }))
+      : undefined,
     architecture: image.architecture,
     imageType: 'machine',
     sriovNetSupport: 'simple',

@@ -2,7 +2,16 @@ import { createHash } from 'node:crypto';
 import type { Ec2Action, Ec2Context } from './ec2-context.ts';
 import { checkId } from './ec2-errors.ts';
 import { imageFilter } from './ec2-filters.ts';
-import { canSee, checkDescription, checkImageName, checkNameFree, checkTags, ownedImage, rejectBackupManaged, visibleImage } from './ec2-image-access.ts';
+import {
+  canSee,
+  checkDescription,
+  checkImageName,
+  checkNameFree,
+  checkTags,
+  ownedImage,
+  rejectBackupManaged,
+  visibleImage,
+} from './ec2-image-access.ts';
 import { imageXml } from './ec2-image-xml.ts';
 import { pageSize } from './ec2-pages.ts';
 import { TwinServiceError } from './http.ts';
@@ -24,7 +33,10 @@ export const describeImages: Ec2Action = (ctx) => {
   const includeDisabled = params.bool('IncludeDisabled') ?? false;
   const maxResults = pageSize(params.int('MaxResults'), 1, 1000);
   if (maxResults !== undefined && imageIds.length > 0) {
-    throw new TwinServiceError('InvalidParameterCombination', 'The parameter imageIdsSet cannot be used with the parameter maxResults');
+    throw new TwinServiceError(
+      'InvalidParameterCombination',
+      'The parameter imageIdsSet cannot be used with the parameter maxResults',
+    );
   }
   const matches = imageFilter(params.filters());
   const images = ctx.state.region(ctx.region).images;
@@ -33,7 +45,11 @@ export const describeImages: Ec2Action = (ctx) => {
   const ownerMatches = (image: TwinImage): boolean =>
     owners.length === 0 ||
     owners.some((owner) =>
-      owner === 'self' ? image.ownerId === ctx.accountId : OWNER_ALIASES.has(owner) ? image.imageOwnerAlias === owner : image.ownerId === owner,
+      owner === 'self'
+        ? image.ownerId === ctx.accountId
+        : OWNER_ALIASES.has(owner)
+          ? image.imageOwnerAlias === owner
+          : image.ownerId === owner,
     );
   const executableMatches = (image: TwinImage): boolean =>
     executableBy.length === 0 ||
@@ -42,7 +58,8 @@ export const describeImages: Ec2Action = (ctx) => {
         ? image.launchPermissions.some((p) => p.group === 'all')
         : image.launchPermissions.some((p) => p.userId === (who === 'self' ? ctx.accountId : who)),
     );
-  const deprecated = (image: TwinImage): boolean => image.deprecationTime !== undefined && Date.parse(image.deprecationTime) <= now;
+  const deprecated = (image: TwinImage): boolean =>
+    image.deprecationTime !== undefined && Date.parse(image.deprecationTime) <= now;
   // Owners always see their own deprecated images; others only when asked (or when naming the image).
   const shown = (image: TwinImage): boolean =>
     canSee(ctx, image) &&
@@ -55,9 +72,15 @@ export const describeImages: Ec2Action = (ctx) => {
   if (imageIds.length > 0) {
     for (const id of imageIds) {
       const image = images.get(id);
-      if (!image || !canSee(ctx, image)) throw new TwinServiceError('InvalidAMIID.NotFound', `The image id '[${id}]' does not exist`);
+      if (!image || !canSee(ctx, image))
+        throw new TwinServiceError('InvalidAMIID.NotFound', `The image id '[${id}]' does not exist`);
     }
-    return { imagesSet: [...new Set(imageIds)].map((id) => images.get(id) as TwinImage).filter(shown).map(imageXml) };
+    return {
+      imagesSet: [...new Set(imageIds)]
+        .map((id) => images.get(id) as TwinImage)
+        .filter(shown)
+        .map(imageXml),
+    };
   }
   const page = ctx.cursors.page(
     params.get('NextToken'),
@@ -92,7 +115,9 @@ export const createImage: Ec2Action = (ctx) => {
 
   // The new image has the volumes of the image the instance was launched from (one 8 GiB root volume otherwise).
   const base = state.region(ctx.region).images.get(instance.imageId);
-  const volumes = base?.blockDeviceMappings.filter((m) => m.ebs) ?? [{ deviceName: '/dev/xvda', ebs: { volumeSize: 8, encrypted: false } }];
+  const volumes = base?.blockDeviceMappings.filter((m) => m.ebs) ?? [
+    { deviceName: '/dev/xvda', ebs: { volumeSize: 8, encrypted: false } },
+  ];
   const imageId = state.newId('ami');
   const now = ctx.clock.now();
   const mappings = volumes.map((volume) => {
@@ -138,7 +163,12 @@ export const registerImage: Ec2Action = (ctx) => {
     if (!m.has('Ebs')) return { deviceName, virtualName };
     const snapshotId = m.get('Ebs.SnapshotId');
     const snapshot = snapshotId === undefined ? undefined : snapshots.get(checkId('snap', snapshotId));
-    if (snapshotId !== undefined && (!snapshot || (snapshot.ownerId !== ctx.accountId && !snapshot.createVolumePermissions.some((p) => p.userId === ctx.accountId || p.group === 'all')))) {
+    if (
+      snapshotId !== undefined &&
+      (!snapshot ||
+        (snapshot.ownerId !== ctx.accountId &&
+          !snapshot.createVolumePermissions.some((p) => p.userId === ctx.accountId || p.group === 'all')))
+    ) {
       throw new TwinServiceError('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
     }
     return {
@@ -157,13 +187,19 @@ export const registerImage: Ec2Action = (ctx) => {
   const rootMapping = mappings.find((m) => m.deviceName === rootDeviceName);
   const ebsBacked = rootMapping?.ebs?.snapshotId !== undefined;
   if (!ebsBacked && imageLocation === undefined) {
-    throw new TwinServiceError('InvalidParameterCombination', 'Either ImageLocation or a root device mapping with an EBS snapshot is required');
+    throw new TwinServiceError(
+      'InvalidParameterCombination',
+      'Either ImageLocation or a root device mapping with an EBS snapshot is required',
+    );
   }
   if (ebsBacked && imageLocation !== undefined && !imageLocation.startsWith(`${ctx.accountId}/`)) {
     throw new TwinServiceError('InvalidParameterCombination', 'ImageLocation cannot be used with an EBS root device');
   }
   if (!ebsBacked && !/^[^/]+\/.+\.manifest\.xml$/.test(imageLocation ?? '')) {
-    throw new TwinServiceError('InvalidManifest', `The manifest location '${imageLocation}' is not of the form bucket/path/name.manifest.xml`);
+    throw new TwinServiceError(
+      'InvalidManifest',
+      `The manifest location '${imageLocation}' is not of the form bucket/path/name.manifest.xml`,
+    );
   }
   checkNameFree(ctx, name);
   const imageId = state.newId('ami');
@@ -193,11 +229,15 @@ export const copyImage: Ec2Action = (ctx) => {
     .update(JSON.stringify(params.entries().filter(([k]) => !['ClientToken', 'Action', 'Version'].includes(k))))
     .digest('hex');
   if (clientToken !== undefined) {
-    if (clientToken.length > 64) throw new TwinServiceError('InvalidParameterValue', 'ClientToken must be at most 64 ASCII characters');
+    if (clientToken.length > 64)
+      throw new TwinServiceError('InvalidParameterValue', 'ClientToken must be at most 64 ASCII characters');
     const previous = region.copyTokens.get(clientToken);
     if (previous) {
       if (previous.fingerprint !== fingerprint) {
-        throw new TwinServiceError('IdempotentParameterMismatch', `The client token ${clientToken} was already used with different parameters.`);
+        throw new TwinServiceError(
+          'IdempotentParameterMismatch',
+          `The client token ${clientToken} was already used with different parameters.`,
+        );
       }
       return { imageId: previous.imageId };
     }
@@ -210,7 +250,10 @@ export const copyImage: Ec2Action = (ctx) => {
   if (params.get('DestinationOutpostArn') !== undefined) {
     throw new TwinServiceError('UnsupportedOperation', 'Copies to an Outpost are not supported by this endpoint.');
   }
-  if (params.get('DestinationAvailabilityZone') !== undefined || params.get('DestinationAvailabilityZoneId') !== undefined) {
+  if (
+    params.get('DestinationAvailabilityZone') !== undefined ||
+    params.get('DestinationAvailabilityZoneId') !== undefined
+  ) {
     throw new TwinServiceError('UnsupportedOperation', 'Copies to a Local Zone are not supported by this endpoint.');
   }
   const encryptedParam = params.bool('Encrypted') ?? false;
@@ -236,10 +279,16 @@ export const copyImage: Ec2Action = (ctx) => {
   }
   const source = visibleImage(ctx, sourceImageId, sourceRegion);
   if (source.state !== 'available') {
-    throw new TwinServiceError('InvalidAMIID.Unavailable', `The image id '[${sourceImageId}]' is not available (state: ${source.state}).`);
+    throw new TwinServiceError(
+      'InvalidAMIID.Unavailable',
+      `The image id '[${sourceImageId}]' is not available (state: ${source.state}).`,
+    );
   }
   if (source.rootDeviceType === 'instance-store' && encryptedParam) {
-    throw new TwinServiceError('InvalidParameterCombination', 'Encryption is not supported when copying instance store-backed AMIs.');
+    throw new TwinServiceError(
+      'InvalidParameterCombination',
+      'Encryption is not supported when copying instance store-backed AMIs.',
+    );
   }
   checkNameFree(ctx, name);
   if (region.copiesInFlight >= ctx.settings.copyQuota) {
@@ -253,7 +302,9 @@ export const copyImage: Ec2Action = (ctx) => {
   const now = ctx.clock.now();
   const durationMs = durationMinutes !== undefined ? durationMinutes * 60_000 : ctx.settings.copyDurationMs;
   // Encrypted sources stay encrypted (their key does not exist here: the region's default EBS key unless one is given).
-  const keyRef = kmsKeyId ?? (encryptedParam || source.blockDeviceMappings.some((m) => m.ebs?.encrypted) ? 'alias/aws/ebs' : undefined);
+  const keyRef =
+    kmsKeyId ??
+    (encryptedParam || source.blockDeviceMappings.some((m) => m.ebs?.encrypted) ? 'alias/aws/ebs' : undefined);
   const keyArn = keyRef === undefined ? undefined : (state.resolve(ctx.region, keyRef)?.arn ?? keyRef);
   const mappings = source.blockDeviceMappings.map((m): BlockDevice => {
     if (!m.ebs?.snapshotId) return { ...m, ebs: m.ebs && { ...m.ebs } };
@@ -267,7 +318,14 @@ export const copyImage: Ec2Action = (ctx) => {
       completionDurationMinutes: durationMinutes,
     });
     const copied = mapping(m.deviceName, snapshot);
-    return { deviceName: copied.deviceName, ebs: { ...copied.ebs, volumeType: m.ebs.volumeType ?? 'gp3', deleteOnTermination: m.ebs.deleteOnTermination ?? true } };
+    return {
+      deviceName: copied.deviceName,
+      ebs: {
+        ...copied.ebs,
+        volumeType: m.ebs.volumeType ?? 'gp3',
+        deleteOnTermination: m.ebs.deleteOnTermination ?? true,
+      },
+    };
   });
   const tags = new Map<string, string>();
   if (params.bool('CopyImageTags') && source.ownerId === ctx.accountId) {
@@ -280,7 +338,10 @@ export const copyImage: Ec2Action = (ctx) => {
     rootDeviceName: source.rootDeviceName,
     imageLocation:
       source.rootDeviceType === 'instance-store'
-        ? `amis-for-${ctx.accountId}-in-${ctx.region}-${createHash('sha256').update(ctx.accountId + ctx.region).digest('hex').slice(0, 8)}/${imageId}/image.manifest.xml`
+        ? `amis-for-${ctx.accountId}-in-${ctx.region}-${createHash('sha256')
+            .update(ctx.accountId + ctx.region)
+            .digest('hex')
+            .slice(0, 8)}/${imageId}/image.manifest.xml`
         : `${ctx.accountId}/${name}`,
     architecture: source.architecture,
     virtualizationType: source.virtualizationType,
@@ -308,17 +369,27 @@ function copyFailure(ctx: Ec2Context, keyRef: string | undefined): { code: strin
   if (keyRef === undefined) return undefined;
   const key = ctx.state.resolve(ctx.region, keyRef);
   if (!key) {
-    return { code: 'Client.InvalidKMSKey.NotFound', message: `Client.InvalidKMSKey.NotFound: The KMS key ${keyRef} does not exist in ${ctx.region} or is not accessible.` };
+    return {
+      code: 'Client.InvalidKMSKey.NotFound',
+      message: `Client.InvalidKMSKey.NotFound: The KMS key ${keyRef} does not exist in ${ctx.region} or is not accessible.`,
+    };
   }
   if (key.state !== 'Enabled') {
     const what = key.state === 'Disabled' ? 'is disabled' : 'is pending deletion';
-    return { code: 'Client.InvalidKMSKey.InvalidState', message: `Client.InvalidKMSKey.InvalidState: The KMS key ${key.arn} ${what}.` };
+    return {
+      code: 'Client.InvalidKMSKey.InvalidState',
+      message: `Client.InvalidKMSKey.InvalidState: The KMS key ${key.arn} ${what}.`,
+    };
   }
   return undefined;
 }
 
 /** Ends a pending image (copy or create): available with completed snapshots, or failed with its reason. */
-function completeImage(ctx: Ec2Context, image: TwinImage, failure: { code: string; message: string } | undefined): void {
+function completeImage(
+  ctx: Ec2Context,
+  image: TwinImage,
+  failure: { code: string; message: string } | undefined,
+): void {
   const current = ctx.state.region(image.region).images.get(image.imageId);
   if (current !== image || image.state !== 'pending') return; // deregistered meanwhile
   endCopy(ctx, image);
@@ -378,7 +449,18 @@ function newImage(
   imageId: string,
   name: string,
   description: string | undefined,
-  fields: Omit<TwinImage, 'imageId' | 'region' | 'ownerId' | 'name' | 'description' | 'state' | 'creationDate' | 'deregistrationProtection' | 'launchPermissions'>,
+  fields: Omit<
+    TwinImage,
+    | 'imageId'
+    | 'region'
+    | 'ownerId'
+    | 'name'
+    | 'description'
+    | 'state'
+    | 'creationDate'
+    | 'deregistrationProtection'
+    | 'launchPermissions'
+  >,
 ): TwinImage {
   return {
     imageId,
@@ -396,7 +478,14 @@ function newImage(
 
 function newSnapshot(
   ctx: Ec2Context,
-  options: { volumeSize: number; encrypted: boolean; kmsKeyId?: string; description: string; tags: Map<string, string>; completionDurationMinutes?: number },
+  options: {
+    volumeSize: number;
+    encrypted: boolean;
+    kmsKeyId?: string;
+    description: string;
+    tags: Map<string, string>;
+    completionDurationMinutes?: number;
+  },
 ): TwinSnapshot {
   const snapshot: TwinSnapshot = {
     snapshotId: ctx.state.newId('snap'),

@@ -20,7 +20,11 @@ export class Cursors {
     let cursor: { ids: string[]; offset: number };
     if (token) {
       const found = this.open.get(token);
-      if (!found) throw new TwinServiceError('InvalidPaginationToken', `The pagination token ${token} is invalid or has expired.`);
+      if (!found)
+        throw new TwinServiceError(
+          'InvalidPaginationToken',
+          `The pagination token ${token} is invalid or has expired.`,
+        );
       this.open.delete(token);
       cursor = found;
     } else {
@@ -44,7 +48,10 @@ export class Cursors {
 export function pageSize(value: number | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   if (value < min || value > max) {
-    throw new TwinServiceError('InvalidParameterValue', `Value ( ${value} ) for parameter maxResults is invalid. Expecting a value between ${min} and ${max}.`);
+    throw new TwinServiceError(
+      'InvalidParameterValue',
+      `Value ( ${value} ) for parameter maxResults is invalid. Expecting a value between ${min} and ${max}.`,
+    );
   }
   return value;
 }

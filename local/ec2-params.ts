@@ -17,14 +17,19 @@ export class Ec2Params {
 
   required(name: string): string {
     const value = this.get(name);
-    if (value === undefined || value === '') throw new TwinServiceError('MissingParameter', `The request must contain the parameter ${name}`);
+    if (value === undefined || value === '')
+      throw new TwinServiceError('MissingParameter', `The request must contain the parameter ${name}`);
     return value;
   }
 
   bool(name: string): boolean | undefined {
     const value = this.get(name);
     if (value === undefined) return undefined;
-    if (value !== 'true' && value !== 'false') throw new TwinServiceError('InvalidParameterValue', `Value (${value}) for parameter ${name} is invalid. Expected: 'true' or 'false'.`);
+    if (value !== 'true' && value !== 'false')
+      throw new TwinServiceError(
+        'InvalidParameterValue',
+        `Value (${value}) for parameter ${name} is invalid. Expected: 'true' or 'false'.`,
+      );
     return value === 'true';
   }
 
@@ -32,7 +37,11 @@ export class Ec2Params {
     const value = this.get(name);
     if (value === undefined) return undefined;
     const n = Number(value);
-    if (!Number.isInteger(n)) throw new TwinServiceError('InvalidParameterValue', `Value (${value}) for parameter ${name} is invalid. Expected an integer.`);
+    if (!Number.isInteger(n))
+      throw new TwinServiceError(
+        'InvalidParameterValue',
+        `Value (${value}) for parameter ${name} is invalid. Expected an integer.`,
+      );
     return n;
   }
 
@@ -79,7 +88,10 @@ export class Ec2Params {
     for (const spec of this.structs('TagSpecification')) {
       const type = spec.required('ResourceType');
       if (!allowed.includes(type)) {
-        throw new TwinServiceError('InvalidParameterValue', `'${type}' is not a valid taggable resource type for this operation.`);
+        throw new TwinServiceError(
+          'InvalidParameterValue',
+          `'${type}' is not a valid taggable resource type for this operation.`,
+        );
       }
       const tags = specs.get(type) ?? new Map<string, string>();
       for (const tag of spec.structs('Tag')) tags.set(tag.required('Key'), tag.get('Value') ?? '');

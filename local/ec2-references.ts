@@ -22,13 +22,33 @@ import type {
  */
 
 /** The regions the twin serves, with their opt-in status (opt-in regions are not enabled unless opted in). */
-export const TWIN_REGIONS: ReadonlyArray<{ regionName: string; optInStatus: 'opt-in-not-required' | 'opted-in' | 'not-opted-in' }> = [
+export const TWIN_REGIONS: ReadonlyArray<{
+  regionName: string;
+  optInStatus: 'opt-in-not-required' | 'opted-in' | 'not-opted-in';
+}> = [
   ...[
-    'us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'ca-central-1', 'sa-east-1',
-    'eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-central-1', 'eu-north-1',
-    'ap-south-1', 'ap-northeast-1', 'ap-northeast-2', 'ap-northeast-3', 'ap-southeast-1', 'ap-southeast-2',
+    'us-east-1',
+    'us-east-2',
+    'us-west-1',
+    'us-west-2',
+    'ca-central-1',
+    'sa-east-1',
+    'eu-west-1',
+    'eu-west-2',
+    'eu-west-3',
+    'eu-central-1',
+    'eu-north-1',
+    'ap-south-1',
+    'ap-northeast-1',
+    'ap-northeast-2',
+    'ap-northeast-3',
+    'ap-southeast-1',
+    'ap-southeast-2',
   ].map((regionName) => ({ regionName, optInStatus: 'opt-in-not-required' as const })),
-  ...['af-south-1', 'ap-east-1', 'eu-south-1', 'me-south-1', 'me-central-1'].map((regionName) => ({ regionName, optInStatus: 'not-opted-in' as const })),
+  ...['af-south-1', 'ap-east-1', 'eu-south-1', 'me-south-1', 'me-central-1'].map((regionName) => ({
+    regionName,
+    optInStatus: 'not-opted-in' as const,
+  })),
 ];
 
 const INSTANCE_STATE_CODES: Record<InstanceStateName, number> = {
@@ -75,13 +95,24 @@ const FLEET_FILTERS: Record<string, Values<TwinFleet>> = {
 
 /** The `launchTemplateConfigs` list of a fleet or spot fleet request, as both APIs write it. */
 const launchTemplateConfigsXml = (configs: LaunchTemplateReference[]): XmlElements[] =>
-  configs.map((c) => ({ launchTemplateSpecification: { launchTemplateId: c.launchTemplateId, launchTemplateName: c.launchTemplateName, version: c.version } }));
+  configs.map((c) => ({
+    launchTemplateSpecification: {
+      launchTemplateId: c.launchTemplateId,
+      launchTemplateName: c.launchTemplateName,
+      version: c.version,
+    },
+  }));
 
-function matcher<T>(filters: Map<string, string[]>, known: Record<string, Values<T>>, tagsOf?: (r: T) => Map<string, string>): (r: T) => boolean {
+function matcher<T>(
+  filters: Map<string, string[]>,
+  known: Record<string, Values<T>>,
+  tagsOf?: (r: T) => Map<string, string>,
+): (r: T) => boolean {
   const checks: ((r: T) => boolean)[] = [];
   for (const [name, values] of filters) {
     const patterns = values.map(glob);
-    const any = (candidates: (string | undefined)[]): boolean => candidates.some((c) => c !== undefined && patterns.some((p) => p.test(c)));
+    const any = (candidates: (string | undefined)[]): boolean =>
+      candidates.some((c) => c !== undefined && patterns.some((p) => p.test(c)));
     if (tagsOf && name.startsWith('tag:')) checks.push((r) => any([tagsOf(r).get(name.slice(4))]));
     else if (tagsOf && name === 'tag-key') checks.push((r) => any([...tagsOf(r).keys()]));
     else if (tagsOf && name === 'tag-value') checks.push((r) => any([...tagsOf(r).values()]));
@@ -95,22 +126,41 @@ function matcher<T>(filters: Map<string, string[]>, known: Record<string, Values
 }
 
 /** `$Latest`, `$Default` or a version number of this template; undefined when there is no such version. */
-export function resolveTemplateVersion(template: TwinLaunchTemplate, version: string | undefined): TwinLaunchTemplateVersion | undefined {
-  const wanted = version === undefined || version === '$Default' ? template.defaultVersionNumber : version === '$Latest' ? template.latestVersionNumber : Number(version);
+export function resolveTemplateVersion(
+  template: TwinLaunchTemplate,
+  version: string | undefined,
+): TwinLaunchTemplateVersion | undefined {
+  const wanted =
+    version === undefined || version === '$Default'
+      ? template.defaultVersionNumber
+      : version === '$Latest'
+        ? template.latestVersionNumber
+        : Number(version);
   return template.versions.find((v) => v.versionNumber === wanted);
 }
 
 function findTemplate(region: RegionState, id: string | undefined, name: string | undefined): TwinLaunchTemplate {
   if (id !== undefined && name !== undefined) {
-    throw new TwinServiceError('InvalidParameterCombination', 'The parameters LaunchTemplateId and LaunchTemplateName cannot be used together.');
+    throw new TwinServiceError(
+      'InvalidParameterCombination',
+      'The parameters LaunchTemplateId and LaunchTemplateName cannot be used together.',
+    );
   }
   if (id !== undefined) {
     const template = region.launchTemplates.get(id);
-    if (!template) throw new TwinServiceError('InvalidLaunchTemplateId.NotFound', `The specified launch template, with template ID ${id}, does not exist.`);
+    if (!template)
+      throw new TwinServiceError(
+        'InvalidLaunchTemplateId.NotFound',
+        `The specified launch template, with template ID ${id}, does not exist.`,
+      );
     return template;
   }
   const template = [...region.launchTemplates.values()].find((t) => t.launchTemplateName === name);
-  if (!template) throw new TwinServiceError('InvalidLaunchTemplateName.NotFoundException', `The specified launch template, with template name ${name ?? ''}, does not exist.`);
+  if (!template)
+    throw new TwinServiceError(
+      'InvalidLaunchTemplateName.NotFoundException',
+      `The specified launch template, with template name ${name ?? ''}, does not exist.`,
+    );
   return template;
 }
 
@@ -172,17 +222,24 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       const ids = ctx.params.list('InstanceId');
       const max = ctx.params.int('MaxResults');
       if (ids.length > 0 && max !== undefined) {
-        throw new TwinServiceError('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
+        throw new TwinServiceError(
+          'InvalidParameterCombination',
+          'The parameter instancesSet cannot be used with the parameter maxResults',
+        );
       }
       for (const id of ids) {
         checkId('i', id);
-        if (!region.instances.has(id)) throw new TwinServiceError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
+        if (!region.instances.has(id))
+          throw new TwinServiceError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
       }
       const match = matcher(ctx.params.filters(), INSTANCE_FILTERS, (i) => i.tags);
       const { items, nextToken } = cursors.page(
         ctx.params.get('NextToken'),
         pageSize(max, 5, 1000),
-        () => [...region.instances.values()].filter((i) => (ids.length === 0 || ids.includes(i.instanceId)) && match(i)).map((i) => i.instanceId),
+        () =>
+          [...region.instances.values()]
+            .filter((i) => (ids.length === 0 || ids.includes(i.instanceId)) && match(i))
+            .map((i) => i.instanceId),
         (id) => region.instances.get(id),
       );
       return { reservationSet: items.map((i) => instanceXml(ctx, i)), nextToken };
@@ -200,7 +257,12 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
         pageSize(ctx.params.int('MaxResults'), 1, 200),
         () =>
           [...region.launchTemplates.values()]
-            .filter((t) => (ids.length === 0 && names.length === 0) || ids.includes(t.launchTemplateId) || names.includes(t.launchTemplateName))
+            .filter(
+              (t) =>
+                (ids.length === 0 && names.length === 0) ||
+                ids.includes(t.launchTemplateId) ||
+                names.includes(t.launchTemplateName),
+            )
             .filter(match)
             .map((t) => t.launchTemplateId),
         (id) => region.launchTemplates.get(id),
@@ -220,31 +282,50 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       if (id === undefined && name === undefined) {
         // Without a template, only `$Latest` / `$Default` make sense: that version of every template.
         if (versions.length === 0 || versions.some((v) => v !== '$Latest' && v !== '$Default')) {
-          throw new TwinServiceError('InvalidParameterValue', 'Specify a launch template, or the versions $Latest and/or $Default only.');
+          throw new TwinServiceError(
+            'InvalidParameterValue',
+            'Specify a launch template, or the versions $Latest and/or $Default only.',
+          );
         }
         selected = [];
         for (const template of region.launchTemplates.values()) {
-          const numbers = new Set(versions.map((v) => (v === '$Latest' ? template.latestVersionNumber : template.defaultVersionNumber)));
-          for (const version of template.versions) if (numbers.has(version.versionNumber)) selected.push({ template, version });
+          const numbers = new Set(
+            versions.map((v) => (v === '$Latest' ? template.latestVersionNumber : template.defaultVersionNumber)),
+          );
+          for (const version of template.versions)
+            if (numbers.has(version.versionNumber)) selected.push({ template, version });
         }
       } else {
         const template = findTemplate(region, id, name);
         if (versions.length > 0) {
           selected = versions.map((v) => {
             if (v !== '$Latest' && v !== '$Default' && !/^\d+$/.test(v)) {
-              throw new TwinServiceError('InvalidLaunchTemplateId.VersionNotFound', `Could not find launch template version ${v}`);
+              throw new TwinServiceError(
+                'InvalidLaunchTemplateId.VersionNotFound',
+                `Could not find launch template version ${v}`,
+              );
             }
             const version = resolveTemplateVersion(template, v);
-            if (!version) throw new TwinServiceError('InvalidLaunchTemplateId.VersionNotFound', `Could not find launch template version ${v}`);
+            if (!version)
+              throw new TwinServiceError(
+                'InvalidLaunchTemplateId.VersionNotFound',
+                `Could not find launch template version ${v}`,
+              );
             return { template, version };
           });
         } else {
           selected = template.versions
-            .filter((v) => (min === undefined || v.versionNumber >= min) && (maxVersion === undefined || v.versionNumber <= maxVersion))
+            .filter(
+              (v) =>
+                (min === undefined || v.versionNumber >= min) &&
+                (maxVersion === undefined || v.versionNumber <= maxVersion),
+            )
             .map((version) => ({ template, version }));
         }
       }
-      const byKey = new Map(selected.filter(match).map((s) => [`${s.template.launchTemplateId}:${s.version.versionNumber}`, s]));
+      const byKey = new Map(
+        selected.filter(match).map((s) => [`${s.template.launchTemplateId}:${s.version.versionNumber}`, s]),
+      );
       const { items, nextToken } = cursors.page(
         ctx.params.get('NextToken'),
         pageSize(ctx.params.int('MaxResults'), 1, 200),
@@ -258,13 +339,17 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       const region = ctx.state.region(ctx.region);
       const ids = ctx.params.list('FleetId');
       for (const id of ids) {
-        if (!region.fleets.has(id)) throw new TwinServiceError('InvalidFleetId.NotFound', `The fleet ID '${id}' does not exist`);
+        if (!region.fleets.has(id))
+          throw new TwinServiceError('InvalidFleetId.NotFound', `The fleet ID '${id}' does not exist`);
       }
       const match = matcher(ctx.params.filters(), FLEET_FILTERS);
       const { items, nextToken } = cursors.page(
         ctx.params.get('NextToken'),
         pageSize(ctx.params.int('MaxResults'), 1, 1000),
-        () => [...region.fleets.values()].filter((f) => (ids.length === 0 || ids.includes(f.fleetId)) && match(f)).map((f) => f.fleetId),
+        () =>
+          [...region.fleets.values()]
+            .filter((f) => (ids.length === 0 || ids.includes(f.fleetId)) && match(f))
+            .map((f) => f.fleetId),
         (id) => region.fleets.get(id),
       );
       return {
@@ -284,7 +369,10 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       const ids = ctx.params.list('SpotFleetRequestId');
       for (const id of ids) {
         if (!region.spotFleetRequests.has(id)) {
-          throw new TwinServiceError('InvalidSpotFleetRequestId.NotFound', `The spot fleet request ID '${id}' does not exist`);
+          throw new TwinServiceError(
+            'InvalidSpotFleetRequestId.NotFound',
+            `The spot fleet request ID '${id}' does not exist`,
+          );
         }
       }
       const { items, nextToken } = cursors.page(
@@ -312,26 +400,43 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
     DescribeImageReferences: (ctx) => {
       const region = ctx.state.region(ctx.region);
       const imageIds = ctx.params.list('ImageId');
-      if (imageIds.length === 0) throw new TwinServiceError('MissingParameter', 'The request must contain the parameter ImageId');
+      if (imageIds.length === 0)
+        throw new TwinServiceError('MissingParameter', 'The request must contain the parameter ImageId');
       if (imageIds.length > MAX_IMAGE_REFERENCE_IDS) {
-        throw new TwinServiceError('InvalidParameterValue', `Value (${imageIds.length}) for parameter ImageId is invalid. You can specify up to ${MAX_IMAGE_REFERENCE_IDS} image IDs.`);
+        throw new TwinServiceError(
+          'InvalidParameterValue',
+          `Value (${imageIds.length}) for parameter ImageId is invalid. You can specify up to ${MAX_IMAGE_REFERENCE_IDS} image IDs.`,
+        );
       }
       for (const imageId of imageIds) checkId('ami', imageId);
       const includeAll = ctx.params.bool('IncludeAllResourceTypes') ?? false;
       const requested = new Map<string, Map<string, string[]>>();
       for (const spec of ctx.params.structs('ResourceType')) {
         const type = spec.required('ResourceType');
-        if (!['ec2:Instance', 'ec2:LaunchTemplate', 'ssm:Parameter', 'imagebuilder:ImageRecipe', 'imagebuilder:ContainerRecipe'].includes(type)) {
+        if (
+          ![
+            'ec2:Instance',
+            'ec2:LaunchTemplate',
+            'ssm:Parameter',
+            'imagebuilder:ImageRecipe',
+            'imagebuilder:ContainerRecipe',
+          ].includes(type)
+        ) {
           throw new TwinServiceError('InvalidParameterValue', `Value (${type}) for parameter ResourceType is invalid.`);
         }
         const options = new Map<string, string[]>();
-        for (const option of spec.structs('ResourceTypeOption')) options.set(option.required('OptionName'), option.list('OptionValue'));
+        for (const option of spec.structs('ResourceTypeOption'))
+          options.set(option.required('OptionName'), option.list('OptionValue'));
         requested.set(type, options);
       }
       if (!includeAll && requested.size === 0) {
-        throw new TwinServiceError('MissingParameter', 'Either IncludeAllResourceTypes or ResourceType must be specified.');
+        throw new TwinServiceError(
+          'MissingParameter',
+          'Either IncludeAllResourceTypes or ResourceType must be specified.',
+        );
       }
-      const wants = (type: string): Map<string, string[]> | undefined => requested.get(type) ?? (includeAll ? new Map() : undefined);
+      const wants = (type: string): Map<string, string[]> | undefined =>
+        requested.get(type) ?? (includeAll ? new Map() : undefined);
       const wanted = new Set(imageIds);
       const references: { imageId: string; resourceType: string; arn: string }[] = [];
 
@@ -340,7 +445,11 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
         const states = instanceOptions.get('state-name') ?? DEFAULT_REFERENCING_STATES;
         for (const instance of region.instances.values()) {
           if (!wanted.has(instance.imageId) || !states.includes(instance.state)) continue;
-          references.push({ imageId: instance.imageId, resourceType: 'ec2:Instance', arn: `arn:aws:ec2:${ctx.region}:${ctx.accountId}:instance/${instance.instanceId}` });
+          references.push({
+            imageId: instance.imageId,
+            resourceType: 'ec2:Instance',
+            arn: `arn:aws:ec2:${ctx.region}:${ctx.accountId}:instance/${instance.instanceId}`,
+          });
         }
       }
       const templateOptions = wants('ec2:LaunchTemplate');
@@ -348,16 +457,25 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
         const depthValue = templateOptions.get('version-depth')?.[0];
         const depth = depthValue === undefined ? DEFAULT_VERSION_DEPTH : Number(depthValue);
         if (!Number.isInteger(depth) || depth < 1 || depth > 10_000) {
-          throw new TwinServiceError('InvalidParameterValue', `Value (${depthValue ?? ''}) for option version-depth is invalid.`);
+          throw new TwinServiceError(
+            'InvalidParameterValue',
+            `Value (${depthValue ?? ''}) for option version-depth is invalid.`,
+          );
         }
         for (const template of region.launchTemplates.values()) {
           // The newest `depth` versions and the default version, each template reported once per image.
           const checked = template.versions.filter(
-            (v) => v.versionNumber > template.latestVersionNumber - depth || v.versionNumber === template.defaultVersionNumber,
+            (v) =>
+              v.versionNumber > template.latestVersionNumber - depth ||
+              v.versionNumber === template.defaultVersionNumber,
           );
           for (const imageId of new Set(checked.map((v) => v.imageId))) {
             if (imageId === undefined || !wanted.has(imageId)) continue;
-            references.push({ imageId, resourceType: 'ec2:LaunchTemplate', arn: `arn:aws:ec2:${ctx.region}:${ctx.accountId}:launch-template/${template.launchTemplateId}` });
+            references.push({
+              imageId,
+              resourceType: 'ec2:LaunchTemplate',
+              arn: `arn:aws:ec2:${ctx.region}:${ctx.accountId}:launch-template/${template.launchTemplateId}`,
+            });
           }
         }
       }
@@ -368,23 +486,33 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
         () => [...byKey.keys()],
         (key) => byKey.get(key),
       );
-      return { imageReferenceSet: items.map((r) => ({ imageId: r.imageId, resourceType: r.resourceType, arn: r.arn })), nextToken };
+      return {
+        imageReferenceSet: items.map((r) => ({ imageId: r.imageId, resourceType: r.resourceType, arn: r.arn })),
+        nextToken,
+      };
     },
 
     DescribeRegions: (ctx) => {
       const all = ctx.params.bool('AllRegions') ?? false;
       const names = ctx.params.list('RegionName');
       for (const name of names) {
-        if (!TWIN_REGIONS.some((r) => r.regionName === name)) throw new TwinServiceError('InvalidParameterValue', `Invalid region: ${name}`);
+        if (!TWIN_REGIONS.some((r) => r.regionName === name))
+          throw new TwinServiceError('InvalidParameterValue', `Invalid region: ${name}`);
       }
       const match = matcher(ctx.params.filters(), {
         'region-name': (r: (typeof TWIN_REGIONS)[number]) => [r.regionName],
         'opt-in-status': (r) => [r.optInStatus],
         endpoint: (r) => [`ec2.${r.regionName}.amazonaws.com`],
       });
-      const regions = TWIN_REGIONS.filter((r) => (names.length > 0 ? names.includes(r.regionName) : all || r.optInStatus !== 'not-opted-in')).filter(match);
+      const regions = TWIN_REGIONS.filter((r) =>
+        names.length > 0 ? names.includes(r.regionName) : all || r.optInStatus !== 'not-opted-in',
+      ).filter(match);
       return {
-        regionInfo: regions.map((r) => ({ regionName: r.regionName, regionEndpoint: `ec2.${r.regionName}.amazonaws.com`, optInStatus: r.optInStatus })),
+        regionInfo: regions.map((r) => ({
+          regionName: r.regionName,
+          regionEndpoint: `ec2.${r.regionName}.amazonaws.com`,
+          optInStatus: r.optInStatus,
+        })),
       };
     },
   };

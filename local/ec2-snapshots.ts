@@ -12,19 +12,27 @@ import type { CreateVolumePermissionEntry, TwinSnapshot } from './state.ts';
 const ACCOUNT_ID = /^\d{12}$/;
 
 function restorable(ctx: Ec2Context, snapshot: TwinSnapshot): boolean {
-  return snapshot.ownerId === ctx.accountId || snapshot.createVolumePermissions.some((p) => p.group === 'all' || p.userId === ctx.accountId);
+  return (
+    snapshot.ownerId === ctx.accountId ||
+    snapshot.createVolumePermissions.some((p) => p.group === 'all' || p.userId === ctx.accountId)
+  );
 }
 
 function visibleSnapshot(ctx: Ec2Context, snapshotId: string): TwinSnapshot {
   checkId('snap', snapshotId);
   const snapshot = ctx.state.region(ctx.region).snapshots.get(snapshotId);
-  if (!snapshot || !restorable(ctx, snapshot)) throw new TwinServiceError('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
+  if (!snapshot || !restorable(ctx, snapshot))
+    throw new TwinServiceError('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
   return snapshot;
 }
 
 function ownedSnapshot(ctx: Ec2Context, snapshotId: string): TwinSnapshot {
   const snapshot = visibleSnapshot(ctx, snapshotId);
-  if (snapshot.ownerId !== ctx.accountId) throw new TwinServiceError('UnauthorizedOperation', `You are not authorized to perform this operation on ${snapshotId}.`);
+  if (snapshot.ownerId !== ctx.accountId)
+    throw new TwinServiceError(
+      'UnauthorizedOperation',
+      `You are not authorized to perform this operation on ${snapshotId}.`,
+    );
   return snapshot;
 }
 
@@ -57,15 +65,25 @@ export const describeSnapshots: Ec2Action = (ctx) => {
   const restorableBy = params.list('RestorableBy');
   const maxResults = pageSize(params.int('MaxResults'), 5, 1000);
   if (maxResults !== undefined && snapshotIds.length > 0) {
-    throw new TwinServiceError('InvalidParameterCombination', 'The parameter snapshotSet cannot be used with the parameter maxResults');
+    throw new TwinServiceError(
+      'InvalidParameterCombination',
+      'The parameter snapshotSet cannot be used with the parameter maxResults',
+    );
   }
   const matches = snapshotFilter(params.filters());
   const snapshots = ctx.state.region(ctx.region).snapshots;
   const ownerMatches = (s: TwinSnapshot) =>
-    owners.length === 0 || owners.some((o) => (o === 'self' ? s.ownerId === ctx.accountId : o === 'amazon' ? s.ownerAlias === 'amazon' : s.ownerId === o));
+    owners.length === 0 ||
+    owners.some((o) =>
+      o === 'self' ? s.ownerId === ctx.accountId : o === 'amazon' ? s.ownerAlias === 'amazon' : s.ownerId === o,
+    );
   const restorableMatches = (s: TwinSnapshot) =>
     restorableBy.length === 0 ||
-    restorableBy.some((who) => (who === 'all' ? s.createVolumePermissions.some((p) => p.group === 'all') : restorable({ ...ctx, accountId: who === 'self' ? ctx.accountId : who }, s)));
+    restorableBy.some((who) =>
+      who === 'all'
+        ? s.createVolumePermissions.some((p) => p.group === 'all')
+        : restorable({ ...ctx, accountId: who === 'self' ? ctx.accountId : who }, s),
+    );
   const shown = (s: TwinSnapshot) => restorable(ctx, s) && ownerMatches(s) && restorableMatches(s) && matches(s);
 
   if (snapshotIds.length > 0) {
@@ -89,7 +107,10 @@ export const deleteSnapshot: Ec2Action = (ctx) => {
   const snapshot = ownedSnapshot(ctx, ctx.params.required('SnapshotId'));
   const users = ctx.state.imagesUsingSnapshot(ctx.region, snapshot.snapshotId);
   if (users.length > 0) {
-    throw new TwinServiceError('InvalidSnapshot.InUse', `The snapshot ${snapshot.snapshotId} is currently in use by ${users[0]}`);
+    throw new TwinServiceError(
+      'InvalidSnapshot.InUse',
+      `The snapshot ${snapshot.snapshotId} is currently in use by ${users[0]}`,
+    );
   }
   ctx.state.region(ctx.region).snapshots.delete(snapshot.snapshotId);
   return { return: true };
@@ -99,10 +120,16 @@ export const describeSnapshotAttribute: Ec2Action = (ctx) => {
   const attribute = ctx.params.required('Attribute');
   const snapshot = ownedSnapshot(ctx, ctx.params.required('SnapshotId'));
   if (attribute === 'createVolumePermission') {
-    return { snapshotId: snapshot.snapshotId, createVolumePermission: snapshot.createVolumePermissions.map((p) => ({ userId: p.userId, group: p.group })) };
+    return {
+      snapshotId: snapshot.snapshotId,
+      createVolumePermission: snapshot.createVolumePermissions.map((p) => ({ userId: p.userId, group: p.group })),
+    };
   }
   if (attribute === 'productCodes') return { snapshotId: snapshot.snapshotId, productCodes: [] };
-  throw new TwinServiceError('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid. Unknown attribute.`);
+  throw new TwinServiceError(
+    'InvalidParameterValue',
+    `Value (${attribute}) for parameter attribute is invalid. Unknown attribute.`,
+  );
 };
 
 export const modifySnapshotAttribute: Ec2Action = (ctx) => {
@@ -110,15 +137,28 @@ export const modifySnapshotAttribute: Ec2Action = (ctx) => {
   const snapshot = ownedSnapshot(ctx, params.required('SnapshotId'));
   const attribute = params.get('Attribute') ?? 'createVolumePermission';
   if (attribute !== 'createVolumePermission') {
-    throw new TwinServiceError('InvalidParameterValue', `Value (${attribute}) for parameter attribute is invalid. Only createVolumePermission can be modified.`);
+    throw new TwinServiceError(
+      'InvalidParameterValue',
+      `Value (${attribute}) for parameter attribute is invalid. Only createVolumePermission can be modified.`,
+    );
   }
   const { add, remove } = volumePermissionChanges(params);
   for (const entry of add) {
     if (entry.group === 'all' && snapshot.encrypted) {
-      throw new TwinServiceError('InvalidParameterValue', `Encrypted snapshots cannot be made public: ${snapshot.snapshotId}.`);
+      throw new TwinServiceError(
+        'InvalidParameterValue',
+        `Encrypted snapshots cannot be made public: ${snapshot.snapshotId}.`,
+      );
     }
-    if (entry.userId !== undefined && snapshot.encrypted && snapshot.kmsKeyId === ctx.state.resolve(ctx.region, 'alias/aws/ebs')?.arn) {
-      throw new TwinServiceError('InvalidParameterValue', `Snapshots encrypted with the AWS managed key for EBS cannot be shared: ${snapshot.snapshotId}.`);
+    if (
+      entry.userId !== undefined &&
+      snapshot.encrypted &&
+      snapshot.kmsKeyId === ctx.state.resolve(ctx.region, 'alias/aws/ebs')?.arn
+    ) {
+      throw new TwinServiceError(
+        'InvalidParameterValue',
+        `Snapshots encrypted with the AWS managed key for EBS cannot be shared: ${snapshot.snapshotId}.`,
+      );
     }
   }
   const key = (p: CreateVolumePermissionEntry) => `${p.userId ?? ''}|${p.group ?? ''}`;
@@ -134,21 +174,30 @@ export const modifySnapshotAttribute: Ec2Action = (ctx) => {
   return {};
 };
 
-function volumePermissionChanges(params: Ec2Params): { add: CreateVolumePermissionEntry[]; remove: CreateVolumePermissionEntry[] } {
-  const read = (entry: Ec2Params): CreateVolumePermissionEntry => check({ userId: entry.get('UserId'), group: entry.get('Group') as 'all' | undefined });
+function volumePermissionChanges(params: Ec2Params): {
+  add: CreateVolumePermissionEntry[];
+  remove: CreateVolumePermissionEntry[];
+} {
+  const read = (entry: Ec2Params): CreateVolumePermissionEntry =>
+    check({ userId: entry.get('UserId'), group: entry.get('Group') as 'all' | undefined });
   const add = params.structs('CreateVolumePermission.Add').map(read);
   const remove = params.structs('CreateVolumePermission.Remove').map(read);
   const operation = params.get('OperationType');
   if (operation === 'add' || operation === 'remove') {
-    const entries = [...params.list('UserId').map((userId) => ({ userId })), ...params.list('UserGroup').map((group) => ({ group: group as 'all' }))].map(check);
+    const entries = [
+      ...params.list('UserId').map((userId) => ({ userId })),
+      ...params.list('UserGroup').map((group) => ({ group: group as 'all' })),
+    ].map(check);
     (operation === 'add' ? add : remove).push(...entries);
   }
-  if (add.length === 0 && remove.length === 0) throw new TwinServiceError('MissingParameter', 'No createVolumePermission change was specified.');
+  if (add.length === 0 && remove.length === 0)
+    throw new TwinServiceError('MissingParameter', 'No createVolumePermission change was specified.');
   return { add, remove };
 }
 
 function check(entry: CreateVolumePermissionEntry): CreateVolumePermissionEntry {
-  if (entry.userId !== undefined && entry.group === undefined && ACCOUNT_ID.test(entry.userId)) return { userId: entry.userId };
+  if (entry.userId !== undefined && entry.group === undefined && ACCOUNT_ID.test(entry.userId))
+    return { userId: entry.userId };
   if (entry.group === 'all' && entry.userId === undefined) return { group: 'all' };
   throw new TwinServiceError('InvalidParameterValue', `Invalid createVolumePermission item: ${JSON.stringify(entry)}`);
 }

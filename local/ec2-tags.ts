@@ -14,24 +14,31 @@ function tagsOf(ctx: Ec2Context, resourceId: string): Map<string, string> {
     case 'ami': {
       checkId('ami', resourceId);
       const image = region.images.get(resourceId);
-      if (!image || !canSee(ctx, image)) throw new TwinServiceError('InvalidAMIID.NotFound', `The image id '[${resourceId}]' does not exist`);
+      if (!image || !canSee(ctx, image))
+        throw new TwinServiceError('InvalidAMIID.NotFound', `The image id '[${resourceId}]' does not exist`);
       return image.tags;
     }
     case 'snap': {
       checkId('snap', resourceId);
       const snapshot = region.snapshots.get(resourceId);
-      if (!snapshot || snapshot.ownerId !== ctx.accountId) throw new TwinServiceError('InvalidSnapshot.NotFound', `The snapshot '${resourceId}' does not exist.`);
+      if (!snapshot || snapshot.ownerId !== ctx.accountId)
+        throw new TwinServiceError('InvalidSnapshot.NotFound', `The snapshot '${resourceId}' does not exist.`);
       return snapshot.tags;
     }
     case 'i': {
       checkId('i', resourceId);
       const instance = region.instances.get(resourceId);
-      if (!instance) throw new TwinServiceError('InvalidInstanceID.NotFound', `The instance ID '${resourceId}' does not exist`);
+      if (!instance)
+        throw new TwinServiceError('InvalidInstanceID.NotFound', `The instance ID '${resourceId}' does not exist`);
       return instance.tags;
     }
     case 'lt': {
       const template = region.launchTemplates.get(resourceId);
-      if (!template) throw new TwinServiceError('InvalidLaunchTemplateId.NotFound', `The specified launch template, with template ID ${resourceId}, does not exist.`);
+      if (!template)
+        throw new TwinServiceError(
+          'InvalidLaunchTemplateId.NotFound',
+          `The specified launch template, with template ID ${resourceId}, does not exist.`,
+        );
       return template.tags;
     }
     default:
@@ -41,7 +48,8 @@ function tagsOf(ctx: Ec2Context, resourceId: string): Map<string, string> {
 
 export const createTags: Ec2Action = (ctx) => {
   const resources = ctx.params.list('ResourceId');
-  if (resources.length === 0) throw new TwinServiceError('MissingParameter', 'The request must contain the parameter resourceIdSet');
+  if (resources.length === 0)
+    throw new TwinServiceError('MissingParameter', 'The request must contain the parameter resourceIdSet');
   const tags = new Map<string, string>();
   for (const tag of ctx.params.structs('Tag')) tags.set(tag.required('Key'), tag.get('Value') ?? '');
   if (tags.size === 0) throw new TwinServiceError('MissingParameter', 'The request must contain the parameter tagSet');
@@ -53,7 +61,8 @@ export const createTags: Ec2Action = (ctx) => {
 
 export const deleteTags: Ec2Action = (ctx) => {
   const resources = ctx.params.list('ResourceId');
-  if (resources.length === 0) throw new TwinServiceError('MissingParameter', 'The request must contain the parameter resourceIdSet');
+  if (resources.length === 0)
+    throw new TwinServiceError('MissingParameter', 'The request must contain the parameter resourceIdSet');
   const targets = resources.map((id) => tagsOf(ctx, id));
   const asked = ctx.params.structs('Tag').map((tag) => ({ key: tag.required('Key'), value: tag.get('Value') }));
   for (const target of targets) {
@@ -63,7 +72,11 @@ export const deleteTags: Ec2Action = (ctx) => {
       continue;
     }
     for (const { key, value } of asked) {
-      if (key.startsWith('aws:')) throw new TwinServiceError('InvalidParameterValue', `Tag keys starting with 'aws:' are reserved for internal use: ${key}`);
+      if (key.startsWith('aws:'))
+        throw new TwinServiceError(
+          'InvalidParameterValue',
+          `Tag keys starting with 'aws:' are reserved for internal use: ${key}`,
+        );
       // A value given means "only if it has this value"; an empty value is a value.
       if (value === undefined || target.get(key) === value) target.delete(key);
     }

@@ -13,7 +13,12 @@ import {
 import { copyImage, createImage, deregisterImage, describeImages, registerImage } from './ec2-images.ts';
 import { Ec2Params } from './ec2-params.ts';
 import { createEc2ReferenceActions } from './ec2-references.ts';
-import { deleteSnapshot, describeSnapshotAttribute, describeSnapshots, modifySnapshotAttribute } from './ec2-snapshots.ts';
+import {
+  deleteSnapshot,
+  describeSnapshotAttribute,
+  describeSnapshots,
+  modifySnapshotAttribute,
+} from './ec2-snapshots.ts';
 import { createTags, deleteTags } from './ec2-tags.ts';
 import { ec2ErrorResponse, ec2Response, type XmlElements } from './ec2-xml.ts';
 import { TwinServiceError, type ServiceHandler, type TwinRequest } from './http.ts';
@@ -63,27 +68,48 @@ export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions
   return (request) => {
     options.settle();
     const authorization = request.headers.authorization;
-    const caller = resolveIdentity(accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined), runtime.accountId, options.identities);
+    const caller = resolveIdentity(
+      accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
+      runtime.accountId,
+      options.identities,
+    );
     const action = actions[request.action];
     let body: XmlElements | undefined;
     let failure: { code: string; message: string; status: number } | undefined;
     if (!action) {
-      failure = { code: 'InvalidAction', message: `The action ${request.action || '(none)'} is not valid for this web service.`, status: 400 };
+      failure = {
+        code: 'InvalidAction',
+        message: `The action ${request.action || '(none)'} is not valid for this web service.`,
+        status: 400,
+      };
     } else if (!options.throttler.take(request.region, throttleClass(request.action, request.params))) {
       failure = { code: 'RequestLimitExceeded', message: 'Request limit exceeded.', status: 503 };
     } else {
-      const ctx: Ec2Context = { ...runtime, region: request.region, requestId: request.requestId, caller, params: new Ec2Params(request.params) };
+      const ctx: Ec2Context = {
+        ...runtime,
+        region: request.region,
+        requestId: request.requestId,
+        caller,
+        params: new Ec2Params(request.params),
+      };
       try {
-        if (ctx.params.bool('DryRun')) throw new TwinServiceError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
+        if (ctx.params.bool('DryRun'))
+          throw new TwinServiceError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
         body = action(ctx);
       } catch (error) {
         // A bug in the twin is reported as EC2 reports its own: InternalError, HTTP 500 (which clients retry).
-        failure = errorCode(error) ?? { code: 'InternalError', message: `An internal error has occurred: ${(error as Error).message}`, status: 500 };
+        failure = errorCode(error) ?? {
+          code: 'InternalError',
+          message: `An internal error has occurred: ${(error as Error).message}`,
+          status: 500,
+        };
         if (failure.code === 'InternalError') console.error('twin: EC2 action failed:', request.action, error);
       }
     }
     if (TRAILED.has(request.action)) recordCall(runtime, request, caller, body, failure);
-    return failure ? ec2ErrorResponse(failure.code, failure.message, request.requestId, failure.status) : ec2Response(request.action, request.requestId, body ?? {});
+    return failure
+      ? ec2ErrorResponse(failure.code, failure.message, request.requestId, failure.status)
+      : ec2Response(request.action, request.requestId, body ?? {});
   };
 }
 
@@ -115,7 +141,13 @@ function recordCall(
         ...(caller.roleArn
           ? {
               sessionContext: {
-                sessionIssuer: { type: 'Role', principalId: caller.principalId.split(':')[0], arn: caller.roleArn, accountId: caller.accountId, userName: caller.roleArn.split('/').pop() },
+                sessionIssuer: {
+                  type: 'Role',
+                  principalId: caller.principalId.split(':')[0],
+                  arn: caller.roleArn,
+                  accountId: caller.accountId,
+                  userName: caller.roleArn.split('/').pop(),
+                },
                 attributes: { creationDate: time, mfaAuthenticated: 'false' },
               },
             }
@@ -127,7 +159,12 @@ function recordCall(
       awsRegion: request.region,
       sourceIPAddress: '127.0.0.1',
       userAgent: String(request.headers['user-agent'] ?? ''),
-      ...(failure ? { errorCode: failure.code === 'RequestLimitExceeded' ? 'Client.RequestLimitExceeded' : failure.code, errorMessage: failure.message } : {}),
+      ...(failure
+        ? {
+            errorCode: failure.code === 'RequestLimitExceeded' ? 'Client.RequestLimitExceeded' : failure.code,
+            errorMessage: failure.message,
+          }
+        : {}),
       requestParameters: requestParameters(request.action, new Ec2Params(request.params)),
       responseElements: imageId ? { requestId: request.requestId, imageId } : null,
       requestID: request.requestId,
@@ -162,7 +199,12 @@ function requestParameters(action: string, params: Ec2Params): Record<string, un
     return {
       items: mappings.map((m) => ({
         deviceName: m.get('DeviceName'),
-        ebs: m.has('Ebs') ? { snapshotId: m.get('Ebs.SnapshotId'), volumeSize: m.get('Ebs.VolumeSize') === undefined ? undefined : Number(m.get('Ebs.VolumeSize')) } : undefined,
+        ebs: m.has('Ebs')
+          ? {
+              snapshotId: m.get('Ebs.SnapshotId'),
+              volumeSize: m.get('Ebs.VolumeSize') === undefined ? undefined : Number(m.get('Ebs.VolumeSize')),
+            }
+          : undefined,
       })),
     };
   };
@@ -178,7 +220,10 @@ function requestParameters(action: string, params: Ec2Params): Record<string, un
         kmsKeyId: params.get('KmsKeyId'),
         clientToken: params.get('ClientToken'),
         copyImageTags: bool('CopyImageTags'),
-        snapshotCopyCompletionDurationMinutes: params.get('SnapshotCopyCompletionDurationMinutes') === undefined ? undefined : Number(params.get('SnapshotCopyCompletionDurationMinutes')),
+        snapshotCopyCompletionDurationMinutes:
+          params.get('SnapshotCopyCompletionDurationMinutes') === undefined
+            ? undefined
+            : Number(params.get('SnapshotCopyCompletionDurationMinutes')),
         tagSpecificationSet: tagSpecificationSet(),
       });
     case 'CreateImage':

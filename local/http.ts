@@ -38,7 +38,10 @@ export interface HttpServer {
 
 const SCOPE = /Credential=[^/]+\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/;
 
-export async function startHttpServer(route: (request: TwinRequest) => Promise<TwinResponse>, port = 0): Promise<HttpServer> {
+export async function startHttpServer(
+  route: (request: TwinRequest) => Promise<TwinResponse>,
+  port = 0,
+): Promise<HttpServer> {
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -121,5 +124,8 @@ export function jsonResponse(document: unknown, contentType = 'application/x-amz
 }
 
 export function escapeXml(value: string): string {
-  return value.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] ?? c);
+  return value.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] ?? c,
+  );
 }

@@ -20,7 +20,11 @@ export function accessKeyIdOf(authorization: string | undefined): string {
   return CREDENTIAL.exec(authorization ?? '')?.[1] ?? 'anonymous';
 }
 
-export function resolveIdentity(accessKeyId: string, accountId: string, identities: Record<string, string> = {}): CallerIdentity {
+export function resolveIdentity(
+  accessKeyId: string,
+  accountId: string,
+  identities: Record<string, string> = {},
+): CallerIdentity {
   const arn =
     identities[accessKeyId] ??
     (accessKeyId.startsWith('AMIDR')

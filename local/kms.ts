@@ -1,5 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { jsonError, jsonResponse, TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import {
+  jsonError,
+  jsonResponse,
+  TwinServiceError,
+  type ServiceHandler,
+  type TwinRequest,
+  type TwinResponse,
+} from './http.ts';
 import { decodeToken, encodeToken, page } from './query-protocol.ts';
 import type { Clock } from './clock.ts';
 import type { KmsKeyState, TwinKmsKey, TwinState } from './state.ts';
@@ -43,7 +50,10 @@ export function createKey(state: TwinState, clock: Clock, region: string, option
   };
   if (key.state === 'PendingDeletion') key.deletionDate = clock.now() + (options.pendingWindowInDays ?? 30) * DAY_MS;
   state.addKey(key);
-  if (options.alias) state.region(region).aliases.set(options.alias.startsWith('alias/') ? options.alias : `alias/${options.alias}`, keyId);
+  if (options.alias)
+    state
+      .region(region)
+      .aliases.set(options.alias.startsWith('alias/') ? options.alias : `alias/${options.alias}`, keyId);
   return key;
 }
 
@@ -85,7 +95,10 @@ export function keyMetadata(key: TwinKmsKey, accountId: string): Record<string, 
     EncryptionAlgorithms: key.keySpec === 'SYMMETRIC_DEFAULT' ? ['SYMMETRIC_DEFAULT'] : [],
     MultiRegion: key.multiRegion,
     ...(key.deletionDate !== undefined
-      ? { DeletionDate: seconds(key.deletionDate), PendingDeletionWindowInDays: Math.round((key.deletionDate - pendingSince(key)) / DAY_MS) }
+      ? {
+          DeletionDate: seconds(key.deletionDate),
+          PendingDeletionWindowInDays: Math.round((key.deletionDate - pendingSince(key)) / DAY_MS),
+        }
       : {}),
   };
 }
@@ -111,23 +124,38 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
   };
   const required = (input: Record<string, unknown>, name: string): string => {
     const value = str(input, name);
-    if (value === undefined) throw new TwinServiceError('ValidationException', `1 validation error detected: Value null at '${lowerFirst(name)}' failed to satisfy constraint: Member must not be null`);
+    if (value === undefined)
+      throw new TwinServiceError(
+        'ValidationException',
+        `1 validation error detected: Value null at '${lowerFirst(name)}' failed to satisfy constraint: Member must not be null`,
+      );
     return value;
   };
-  const aliasArn = (region: string, ref: string): string => (ref.startsWith('arn:') ? ref : `arn:aws:kms:${region}:${accountId}:${ref}`);
+  const aliasArn = (region: string, ref: string): string =>
+    ref.startsWith('arn:') ? ref : `arn:aws:kms:${region}:${accountId}:${ref}`;
   const keyArn = (region: string, ref: string): string => (ref.startsWith('arn:') ? ref : state.keyArn(region, ref));
   const mustFind = (region: string, ref: string): TwinKmsKey => {
     const key = findKey(state, clock, region, ref);
     if (!key) {
-      throw new TwinServiceError('NotFoundException', ref.includes('alias/') ? `Alias ${aliasArn(region, ref)} is not found.` : `Key '${keyArn(region, ref)}' does not exist`);
+      throw new TwinServiceError(
+        'NotFoundException',
+        ref.includes('alias/')
+          ? `Alias ${aliasArn(region, ref)} is not found.`
+          : `Key '${keyArn(region, ref)}' does not exist`,
+      );
     }
     return key;
   };
   const notPending = (key: TwinKmsKey): void => {
-    if (key.state === 'PendingDeletion') throw new TwinServiceError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
+    if (key.state === 'PendingDeletion')
+      throw new TwinServiceError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
   };
   const customerManaged = (key: TwinKmsKey): void => {
-    if (key.keyManager === 'AWS') throw new TwinServiceError('AccessDeniedException', `The key ${key.arn} is an AWS managed key and cannot be modified.`);
+    if (key.keyManager === 'AWS')
+      throw new TwinServiceError(
+        'AccessDeniedException',
+        `The key ${key.arn} is an AWS managed key and cannot be modified.`,
+      );
   };
 
   const actions: Record<string, Action> = {
@@ -142,19 +170,30 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
       return { KeyMetadata: keyMetadata(key, accountId) };
     },
 
-    DescribeKey: (region, input) => ({ KeyMetadata: keyMetadata(mustFind(region, required(input, 'KeyId')), accountId) }),
+    DescribeKey: (region, input) => ({
+      KeyMetadata: keyMetadata(mustFind(region, required(input, 'KeyId')), accountId),
+    }),
 
     CreateAlias: (region, input) => {
       const aliasName = required(input, 'AliasName');
       const targetKeyId = required(input, 'TargetKeyId');
       if (!/^alias\/[a-zA-Z0-9/_-]{1,250}$/.test(aliasName)) {
-        throw new TwinServiceError('ValidationException', `Alias must start with the prefix "alias/" and contain only alphanumeric characters, '/', '_' or '-'.`);
+        throw new TwinServiceError(
+          'ValidationException',
+          `Alias must start with the prefix "alias/" and contain only alphanumeric characters, '/', '_' or '-'.`,
+        );
       }
-      if (aliasName.startsWith('alias/aws/')) throw new TwinServiceError('NotAuthorizedException', 'Cannot create alias with prefix alias/aws/');
+      if (aliasName.startsWith('alias/aws/'))
+        throw new TwinServiceError('NotAuthorizedException', 'Cannot create alias with prefix alias/aws/');
       expireKeys(state, clock, region);
       const aliases = state.region(region).aliases;
-      if (aliases.has(aliasName)) throw new TwinServiceError('AlreadyExistsException', `An alias with the name ${aliasArn(region, aliasName)} already exists`);
-      if (targetKeyId.includes('alias/')) throw new TwinServiceError('ValidationException', 'Aliases must refer to keys. Not aliases');
+      if (aliases.has(aliasName))
+        throw new TwinServiceError(
+          'AlreadyExistsException',
+          `An alias with the name ${aliasArn(region, aliasName)} already exists`,
+        );
+      if (targetKeyId.includes('alias/'))
+        throw new TwinServiceError('ValidationException', 'Aliases must refer to keys. Not aliases');
       const key = mustFind(region, targetKeyId);
       notPending(key);
       aliases.set(aliasName, key.keyId);
@@ -164,7 +203,10 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
     ListAliases: (region, input) => {
       const limit = input.Limit === undefined ? 50 : Number(input.Limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-        throw new TwinServiceError('ValidationException', `1 validation error detected: Value '${String(input.Limit)}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100`);
+        throw new TwinServiceError(
+          'ValidationException',
+          `1 validation error detected: Value '${String(input.Limit)}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100`,
+        );
       }
       // Every region lists its AWS-managed EBS alias, as AWS lists predefined aliases.
       state.defaultEbsKey(region);
@@ -215,19 +257,28 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
       const key = mustFind(region, required(input, 'KeyId'));
       const days = input.PendingWindowInDays === undefined ? 30 : Number(input.PendingWindowInDays);
       if (!Number.isInteger(days) || days < 7 || days > 30) {
-        throw new TwinServiceError('ValidationException', `1 validation error detected: Value '${String(input.PendingWindowInDays)}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30`);
+        throw new TwinServiceError(
+          'ValidationException',
+          `1 validation error detected: Value '${String(input.PendingWindowInDays)}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30`,
+        );
       }
       customerManaged(key);
       notPending(key);
       key.state = 'PendingDeletion';
       scheduledAt.set(key, clock.now());
       key.deletionDate = clock.now() + days * DAY_MS;
-      return { KeyId: key.arn, DeletionDate: seconds(key.deletionDate), KeyState: key.state, PendingWindowInDays: days };
+      return {
+        KeyId: key.arn,
+        DeletionDate: seconds(key.deletionDate),
+        KeyState: key.state,
+        PendingWindowInDays: days,
+      };
     },
 
     CancelKeyDeletion: (region, input) => {
       const key = mustFind(region, required(input, 'KeyId'));
-      if (key.state !== 'PendingDeletion') throw new TwinServiceError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
+      if (key.state !== 'PendingDeletion')
+        throw new TwinServiceError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
       // AWS leaves a key whose deletion was cancelled disabled.
       key.state = 'Disabled';
       delete key.deletionDate;
@@ -237,8 +288,14 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
     CreateGrant: (region, input) => {
       const ref = required(input, 'KeyId');
       const granteePrincipal = required(input, 'GranteePrincipal');
-      const operations = Array.isArray(input.Operations) ? input.Operations.filter((o): o is string => typeof o === 'string') : [];
-      if (operations.length === 0) throw new TwinServiceError('ValidationException', "1 validation error detected: Value null at 'operations' failed to satisfy constraint: Member must not be null");
+      const operations = Array.isArray(input.Operations)
+        ? input.Operations.filter((o): o is string => typeof o === 'string')
+        : [];
+      if (operations.length === 0)
+        throw new TwinServiceError(
+          'ValidationException',
+          "1 validation error detected: Value null at 'operations' failed to satisfy constraint: Member must not be null",
+        );
       // Grants name keys by id or ARN only.
       if (ref.includes('alias/')) throw new TwinServiceError('NotFoundException', `Invalid keyId ${ref}`);
       const key = mustFind(region, ref);

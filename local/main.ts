@@ -40,15 +40,29 @@ export async function runTwinCommand(options: TwinCommandOptions = {}): Promise<
   const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const twinOptions = { port: options.port ?? DEFAULT_TWIN_PORT, accountId: options.accountId };
   const runtime = options.policy
-    ? await startLocalRuntime({ policy: options.policy, twinOptions, stage: LOCAL_STAGE, clock: options.clock ?? new SystemClock() })
+    ? await startLocalRuntime({
+        policy: options.policy,
+        twinOptions,
+        stage: LOCAL_STAGE,
+        clock: options.clock ?? new SystemClock(),
+      })
     : undefined;
-  const twin = runtime?.twin ?? (await startTwin({ ...twinOptions, ...(options.clock ? { clock: options.clock } : {}) }));
+  const twin =
+    runtime?.twin ?? (await startTwin({ ...twinOptions, ...(options.clock ? { clock: options.clock } : {}) }));
   const sourceRegion = options.policy?.regions.sources[0] ?? DEFAULT_SOURCE_REGION;
   // Keys the policy names by alias can be made here; keys named by id or ARN are the user's to create (KMS API).
   const keys = (options.policy?.regions.dr ?? DEFAULT_DR_KEYS)
     .filter((dr) => dr.kmsKeyId.startsWith('alias/'))
-    .map((dr) => ({ region: dr.region, alias: dr.kmsKeyId, ...twin.seed.key(dr.region, { alias: dr.kmsKeyId, description: 'ami-dr DR key' }) }));
-  const baseImage = twin.seed.image(sourceRegion, { name: 'base-image', sizeGiB: 8, tags: { Name: 'base-image', Family: 'base' } });
+    .map((dr) => ({
+      region: dr.region,
+      alias: dr.kmsKeyId,
+      ...twin.seed.key(dr.region, { alias: dr.kmsKeyId, description: 'ami-dr DR key' }),
+    }));
+  const baseImage = twin.seed.image(sourceRegion, {
+    name: 'base-image',
+    sizeGiB: 8,
+    tags: { Name: 'base-image', Family: 'base' },
+  });
   const instanceId = twin.seed.instance(sourceRegion, { imageId: baseImage, tags: { Name: 'builder' } });
 
   out(`# ami-dr local twin (account ${twin.accountId}); export these to use it:`);
@@ -56,8 +70,13 @@ export async function runTwinCommand(options: TwinCommandOptions = {}): Promise<
   if (twin.s3Endpoint) out(`AWS_ENDPOINT_URL_S3=${twin.s3Endpoint}`);
   out(`AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=${sourceRegion}`);
   if (runtime) out(`AMI_DR_STAGE=${LOCAL_STAGE}`);
-  out(`# seeded: ${keys.map((k) => `${k.alias} in ${k.region} (${k.keyId})`).join(', ')}; instance ${instanceId} (from ${baseImage}) in ${sourceRegion}`);
-  if (runtime) out(`# ami-dr runs here too: images created in ${options.policy?.regions.sources.join(', ')} are replicated to ${options.policy?.regions.dr.map((d) => d.region).join(', ')}`);
+  out(
+    `# seeded: ${keys.map((k) => `${k.alias} in ${k.region} (${k.keyId})`).join(', ')}; instance ${instanceId} (from ${baseImage}) in ${sourceRegion}`,
+  );
+  if (runtime)
+    out(
+      `# ami-dr runs here too: images created in ${options.policy?.regions.sources.join(', ')} are replicated to ${options.policy?.regions.dr.map((d) => d.region).join(', ')}`,
+    );
   out('# Ctrl-C stops it.');
   options.onReady?.(twin);
 

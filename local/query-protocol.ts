@@ -27,7 +27,12 @@ function element(name: string, value: XmlValue, itemName: string): string {
   return `<${name}>${escapeXml(String(value))}</${name}>`;
 }
 
-export function queryResponse(action: string, xmlns: string, result: XmlNode | undefined, requestId: string): TwinResponse {
+export function queryResponse(
+  action: string,
+  xmlns: string,
+  result: XmlNode | undefined,
+  requestId: string,
+): TwinResponse {
   const body =
     `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${xmlns}">` +
     (result ? `<${action}Result>${toXml(result)}</${action}Result>` : '') +
@@ -35,7 +40,13 @@ export function queryResponse(action: string, xmlns: string, result: XmlNode | u
   return { status: 200, contentType: 'text/xml', body };
 }
 
-export function queryError(status: number, code: string, message: string, requestId: string, xmlns?: string): TwinResponse {
+export function queryError(
+  status: number,
+  code: string,
+  message: string,
+  requestId: string,
+  xmlns?: string,
+): TwinResponse {
   const type = status >= 500 ? 'Receiver' : 'Sender';
   const body =
     `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse${xmlns ? ` xmlns="${xmlns}"` : ''}><Error><Type>${type}</Type>` +
@@ -54,11 +65,19 @@ export function queryService(xmlns: string, actions: Record<string, QueryAction>
   return (request) => {
     // Own properties only: `toString` and the like are not actions.
     const action = Object.hasOwn(actions, request.action) ? actions[request.action] : undefined;
-    if (!action) return queryError(400, 'InvalidAction', `The action ${request.action || '(none)'} is not valid for this web service.`, request.requestId, xmlns);
+    if (!action)
+      return queryError(
+        400,
+        'InvalidAction',
+        `The action ${request.action || '(none)'} is not valid for this web service.`,
+        request.requestId,
+        xmlns,
+      );
     try {
       return action(request);
     } catch (error) {
-      if (error instanceof TwinServiceError) return queryError(error.status, error.code, error.message, request.requestId, xmlns);
+      if (error instanceof TwinServiceError)
+        return queryError(error.status, error.code, error.message, request.requestId, xmlns);
       throw error;
     }
   };
@@ -111,7 +130,8 @@ export function decodeToken(scope: string, token: string | undefined): number | 
   if (token === undefined || token === '') return 0;
   try {
     const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { s?: unknown; o?: unknown };
-    if (parsed.s !== scope || typeof parsed.o !== 'number' || !Number.isInteger(parsed.o) || parsed.o < 0) return undefined;
+    if (parsed.s !== scope || typeof parsed.o !== 'number' || !Number.isInteger(parsed.o) || parsed.o < 0)
+      return undefined;
     return parsed.o;
   } catch {
     return undefined;

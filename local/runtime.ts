@@ -114,7 +114,13 @@ export interface EventRule {
 /** The onImageEvent function's EventBridge rules and its async retry count, as serverless.yml declares them. */
 export function readRules(file = SERVERLESS_FILE): { rules: EventRule[]; maximumRetryAttempts: number } {
   const doc = parseYaml(readFileSync(file, 'utf8')) as {
-    functions?: Record<string, { maximumRetryAttempts?: number; events?: { eventBridge?: { name?: string; pattern?: Record<string, unknown> } }[] }>;
+    functions?: Record<
+      string,
+      {
+        maximumRetryAttempts?: number;
+        events?: { eventBridge?: { name?: string; pattern?: Record<string, unknown> } }[];
+      }
+    >;
   };
   const fn = doc.functions?.onImageEvent;
   if (!fn) throw new Error(`${file}: no onImageEvent function`);
@@ -147,10 +153,17 @@ function matchesAny(matchers: unknown[], value: unknown, present: boolean): bool
       const op = m as Record<string, unknown>;
       if ('exists' in op) return op.exists === (present && value !== undefined);
       if (!present) return false;
-      if ('prefix' in op) return values.some((v) => typeof v === 'string' && typeof op.prefix === 'string' && v.startsWith(op.prefix));
-      if ('suffix' in op) return values.some((v) => typeof v === 'string' && typeof op.suffix === 'string' && v.endsWith(op.suffix));
+      if ('prefix' in op)
+        return values.some((v) => typeof v === 'string' && typeof op.prefix === 'string' && v.startsWith(op.prefix));
+      if ('suffix' in op)
+        return values.some((v) => typeof v === 'string' && typeof op.suffix === 'string' && v.endsWith(op.suffix));
       if ('equals-ignore-case' in op) {
-        return values.some((v) => typeof v === 'string' && typeof op['equals-ignore-case'] === 'string' && v.toLowerCase() === op['equals-ignore-case'].toLowerCase());
+        return values.some(
+          (v) =>
+            typeof v === 'string' &&
+            typeof op['equals-ignore-case'] === 'string' &&
+            v.toLowerCase() === op['equals-ignore-case'].toLowerCase(),
+        );
       }
       if ('anything-but' in op) {
         const but = op['anything-but'];
@@ -186,7 +199,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     publishStoredMetrics: () => undefined,
   };
   const silent: LogSink = { info: () => undefined, warn: () => undefined };
-  const deps: ReplicationDeps = { clients, policy, now: () => new Date(clock.now()), metrics: sink, log: options.log ?? silent };
+  const deps: ReplicationDeps = {
+    clients,
+    policy,
+    now: () => new Date(clock.now()),
+    metrics: sink,
+    log: options.log ?? silent,
+  };
 
   const stepFunctions = new LocalStepFunctions({ accountId: twin.accountId, clock });
   twin.register('states', stepFunctions.handler);
@@ -195,7 +214,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const stage = options.stage ?? 'local';
   const machineName = `ami-dr-${stage}-replicate`;
   const asl = readFileSync(ASL_FILE, 'utf8');
-  const bind = (fn: (input: unknown, deps: ReplicationDeps) => Promise<unknown>): TaskBinding => (input) => fn(input, deps);
+  const bind =
+    (fn: (input: unknown, deps: ReplicationDeps) => Promise<unknown>): TaskBinding =>
+    (input) =>
+      fn(input, deps);
   const bound: Record<string, TaskBinding> = {
     CheckSource: bind(checkSource),
     StartCopy: bind(startCopy),
@@ -206,7 +228,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     SummarizeMapFailure: bind(summarize),
   };
   const wrap = options.wrapTask;
-  const tasks = wrap ? Object.fromEntries(Object.entries(bound).map(([state, task]) => [state, wrap(state, task)])) : bound;
+  const tasks = wrap
+    ? Object.fromEntries(Object.entries(bound).map(([state, task]) => [state, wrap(state, task)]))
+    : bound;
   // The tasks after the Wait states: their input carries the due time the Wait waited for.
   const timing = {
     CheckSource: { dueAt: (input: unknown) => (input as { check?: SourceCheck }).check?.nextCheckAt },
@@ -215,7 +239,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const arns = new Map<string, string>();
   for (const region of policy.regions.sources) {
     const definition = JSON.parse(
-      asl.replace(/\$\{(\w+)FunctionArn\}/g, (_, fn: string) => `arn:aws:lambda:${region}:${twin.accountId}:function:ami-dr-${stage}-${fn.charAt(0).toLowerCase()}${fn.slice(1)}`),
+      asl.replace(
+        /\$\{(\w+)FunctionArn\}/g,
+        (_, fn: string) =>
+          `arn:aws:lambda:${region}:${twin.accountId}:function:ami-dr-${stage}-${fn.charAt(0).toLowerCase()}${fn.slice(1)}`,
+      ),
     ) as StateMachineDefinition;
     arns.set(region, stepFunctions.createStateMachine(region, machineName, definition, tasks, timing));
   }
@@ -233,7 +261,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const invoke = async (event: unknown, region: string): Promise<void> => {
     const delivery: EventDelivery = { event };
     deliveries.push(delivery);
-    const eventDeps = { ...deps, accountId: twin.accountId, stateMachineArn: stateMachineArn(region), roleArnPrefix: `arn:aws:sts::${twin.accountId}:assumed-role/ami-dr/` };
+    const eventDeps = {
+      ...deps,
+      accountId: twin.accountId,
+      stateMachineArn: stateMachineArn(region),
+      roleArnPrefix: `arn:aws:sts::${twin.accountId}:assumed-role/ami-dr/`,
+    };
     for (let attempt = 1; ; attempt++) {
       try {
         const work = () => handleImageEvent(event, eventDeps);

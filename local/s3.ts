@@ -90,7 +90,13 @@ export interface Bundle {
  * Writes an instance-store bundle the way ec2-bundle-vol + ec2-upload-bundle do: `<prefix>/image.manifest.xml`
  * listing `parts/part[@index]/filename`, and the part objects next to it. Creates the bucket if needed.
  */
-export async function seedBundle(s3: S3Client, bucket: string, prefix: string, parts: number, options: BundleOptions = {}): Promise<Bundle> {
+export async function seedBundle(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  parts: number,
+  options: BundleOptions = {},
+): Promise<Bundle> {
   if (!Number.isInteger(parts) || parts < 1) throw new RangeError(`a bundle has at least one part (got ${parts})`);
   await ensureBucket(s3, bucket);
   const name = options.imageName ?? 'image';
@@ -102,9 +108,17 @@ export async function seedBundle(s3: S3Client, bucket: string, prefix: string, p
     const filename = `${name}.part.${String(index).padStart(2, '0')}`;
     files.push({ filename, body: Buffer.alloc(partBytes, `${bucket}/${keyOf(filename)}`) });
   }
-  for (const file of files) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keyOf(file.filename), Body: file.body }));
+  for (const file of files)
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keyOf(file.filename), Body: file.body }));
   const manifestKey = keyOf(`${name}.manifest.xml`);
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: manifestKey, Body: manifestXml(name, files, options.accountId ?? '000000000000'), ContentType: 'text/xml' }));
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: manifestKey,
+      Body: manifestXml(name, files, options.accountId ?? '000000000000'),
+      ContentType: 'text/xml',
+    }),
+  );
   return { imageLocation: `${bucket}/${manifestKey}`, manifestKey, partKeys: files.map((f) => keyOf(f.filename)) };
 }
 
@@ -113,7 +127,10 @@ export function manifestXml(name: string, parts: { filename: string; body: Buffe
   const sha1 = (data: Buffer | string): string => createHash('sha1').update(data).digest('hex');
   const size = parts.reduce((sum, p) => sum + p.body.length, 0);
   const partXml = parts
-    .map((p, index) => `<part index="${index}"><filename>${escapeXml(p.filename)}</filename><digest algorithm="SHA1">${sha1(p.body)}</digest></part>`)
+    .map(
+      (p, index) =>
+        `<part index="${index}"><filename>${escapeXml(p.filename)}</filename><digest algorithm="SHA1">${sha1(p.body)}</digest></part>`,
+    )
     .join('');
   return (
     '<?xml version="1.0" ?>\n<manifest><version>2007-10-10</version>' +

@@ -205,10 +205,19 @@ export function createSeeder(state: TwinState, clock: Clock): Seeder {
       const ownerId = options.ownerId ?? account;
       let snapshotIds: string[] = [];
       if (rootDeviceType === 'ebs') {
-        const volumes = options.volumes ?? [{ sizeGiB: options.sizeGiB, encrypted: options.encrypted, kmsKeyId: options.kmsKeyId }];
+        const volumes = options.volumes ?? [
+          { sizeGiB: options.sizeGiB, encrypted: options.encrypted, kmsKeyId: options.kmsKeyId },
+        ];
         snapshotIds =
           options.snapshotIds ??
-          volumes.map((v) => snapshot(region, { ...v, ownerId, startTime: created, description: `Created by CreateImage for ${imageId}` }));
+          volumes.map((v) =>
+            snapshot(region, {
+              ...v,
+              ownerId,
+              startTime: created,
+              description: `Created by CreateImage for ${imageId}`,
+            }),
+          );
       }
       const snapshots = state.region(region).snapshots;
       const image: TwinImage = {
@@ -230,7 +239,10 @@ export function createSeeder(state: TwinState, clock: Clock): Seeder {
               : 'disabled',
         rootDeviceType,
         rootDeviceName: rootDeviceType === 'ebs' ? '/dev/xvda' : '/dev/sda1',
-        imageLocation: rootDeviceType === 'instance-store' ? (options.imageLocation ?? `ami-bundles-${account}/${options.name}/image.manifest.xml`) : `${ownerId}/${options.name}`,
+        imageLocation:
+          rootDeviceType === 'instance-store'
+            ? (options.imageLocation ?? `ami-bundles-${account}/${options.name}/image.manifest.xml`)
+            : `${ownerId}/${options.name}`,
         architecture: 'x86_64',
         virtualizationType: 'hvm',
         productCodes: options.productCodes ?? [],
@@ -252,7 +264,8 @@ export function createSeeder(state: TwinState, clock: Clock): Seeder {
         launchPermissions: options.launchPermissions ?? [],
         sourceImageId: options.sourceImageId,
         sourceImageRegion: options.sourceImageRegion,
-        lastLaunchedTime: options.lastLaunchedTime === undefined ? undefined : isoTime(toMillis(options.lastLaunchedTime)),
+        lastLaunchedTime:
+          options.lastLaunchedTime === undefined ? undefined : isoTime(toMillis(options.lastLaunchedTime)),
       };
       state.addImage(image);
       return imageId;
@@ -324,7 +337,13 @@ export function createSeeder(state: TwinState, clock: Clock): Seeder {
 
     fleet(region, { state: fleetState, ...spec }) {
       const fleetId = `fleet-${state.newUuid()}`;
-      state.region(region).fleets.set(fleetId, { fleetId, region, state: fleetState ?? 'active', createTime: isoTime(clock.now()), launchTemplateConfigs: [spec] });
+      state.region(region).fleets.set(fleetId, {
+        fleetId,
+        region,
+        state: fleetState ?? 'active',
+        createTime: isoTime(clock.now()),
+        launchTemplateConfigs: [spec],
+      });
       return fleetId;
     },
 

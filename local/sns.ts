@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { TwinServiceError, type ServiceHandler } from './http.ts';
 import type { Clock } from './clock.ts';
-import { decodeToken, encodeToken, page, queryResponse, queryService, structIndexes, type QueryAction } from './query-protocol.ts';
+import {
+  decodeToken,
+  encodeToken,
+  page,
+  queryResponse,
+  queryService,
+  structIndexes,
+  type QueryAction,
+} from './query-protocol.ts';
 
 const XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
 const PAGE_SIZE = 100;
@@ -64,7 +72,10 @@ export function createSnsService(state: { sns: SnsState }, ctx: SnsServiceContex
         throw new TwinServiceError('InvalidParameter', 'Invalid parameter: Topic Name');
       }
       if (fifo !== (attributesOf(params).FifoTopic === 'true')) {
-        throw new TwinServiceError('InvalidParameter', 'Invalid parameter: Fifo Topic names must end with .fifo and must be made with the FifoTopic attribute');
+        throw new TwinServiceError(
+          'InvalidParameter',
+          'Invalid parameter: Fifo Topic names must end with .fifo and must be made with the FifoTopic attribute',
+        );
       }
       const topic = sns.createTopic(region, ctx.accountId, name, attributesOf(params));
       return queryResponse('CreateTopic', XMLNS, { TopicArn: topic.topicArn }, requestId);
@@ -72,12 +83,19 @@ export function createSnsService(state: { sns: SnsState }, ctx: SnsServiceContex
 
     Publish: ({ region, params, requestId }) => {
       const topicArn = params.TopicArn ?? params.TargetArn;
-      if (!topicArn) throw new TwinServiceError('InvalidParameter', 'Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter');
+      if (!topicArn)
+        throw new TwinServiceError(
+          'InvalidParameter',
+          'Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter',
+        );
       const message = params.Message;
-      if (message === undefined || message === '') throw new TwinServiceError('InvalidParameter', 'Invalid parameter: Empty message');
-      if (Buffer.byteLength(message) > 262_144) throw new TwinServiceError('InvalidParameter', 'Invalid parameter: Message too long');
+      if (message === undefined || message === '')
+        throw new TwinServiceError('InvalidParameter', 'Invalid parameter: Empty message');
+      if (Buffer.byteLength(message) > 262_144)
+        throw new TwinServiceError('InvalidParameter', 'Invalid parameter: Message too long');
       const subject = params.Subject;
-      if (subject !== undefined && (subject.length > 100 || /[\r\n]/.test(subject))) throw new TwinServiceError('InvalidParameter', 'Invalid parameter: Subject');
+      if (subject !== undefined && (subject.length > 100 || /[\r\n]/.test(subject)))
+        throw new TwinServiceError('InvalidParameter', 'Invalid parameter: Subject');
       const topic = sns.topics.get(topicArn);
       // A topic of another region is not reachable from this region's endpoint.
       if (!topic || topic.region !== region) throw new TwinServiceError('NotFound', 'Topic does not exist', 404);
@@ -95,7 +113,9 @@ export function createSnsService(state: { sns: SnsState }, ctx: SnsServiceContex
     },
 
     ListTopics: ({ region, params, requestId }) => {
-      const topics = [...sns.topics.values()].filter((t) => t.region === region).sort((a, b) => a.topicArn.localeCompare(b.topicArn));
+      const topics = [...sns.topics.values()]
+        .filter((t) => t.region === region)
+        .sort((a, b) => a.topicArn.localeCompare(b.topicArn));
       const scope = `topics:${region}`;
       const offset = decodeToken(scope, params.NextToken);
       if (offset === undefined) throw new TwinServiceError('InvalidParameter', 'Invalid parameter: NextToken');
@@ -103,7 +123,10 @@ export function createSnsService(state: { sns: SnsState }, ctx: SnsServiceContex
       return queryResponse(
         'ListTopics',
         XMLNS,
-        { Topics: items.map((t) => ({ TopicArn: t.topicArn })), NextToken: next === undefined ? undefined : encodeToken(scope, next) },
+        {
+          Topics: items.map((t) => ({ TopicArn: t.topicArn })),
+          NextToken: next === undefined ? undefined : encodeToken(scope, next),
+        },
         requestId,
       );
     },

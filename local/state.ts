@@ -4,7 +4,8 @@
  * Records are plain mutable objects: the twin is single-threaded and the HTTP layer serializes them on the way out.
  */
 
-export type ImageStateName = 'pending' | 'available' | 'invalid' | 'deregistered' | 'transient' | 'failed' | 'error' | 'disabled';
+export type ImageStateName =
+  'pending' | 'available' | 'invalid' | 'deregistered' | 'transient' | 'failed' | 'error' | 'disabled';
 
 /** As DescribeImages reports it (`DeregistrationProtection`). */
 export type DeregistrationProtectionValue = 'disabled' | 'enabled-with-cooldown' | 'enabled-without-cooldown';
@@ -143,7 +144,10 @@ export interface TwinAutoScalingGroup {
   launchConfigurationName?: string;
   launchTemplate?: LaunchTemplateReference;
   mixedInstancesPolicy?: {
-    launchTemplate: { launchTemplateSpecification: LaunchTemplateReference; overrides?: { instanceType?: string; launchTemplateSpecification?: LaunchTemplateReference }[] };
+    launchTemplate: {
+      launchTemplateSpecification: LaunchTemplateReference;
+      overrides?: { instanceType?: string; launchTemplateSpecification?: LaunchTemplateReference }[];
+    };
   };
   minSize: number;
   maxSize: number;
@@ -151,8 +155,10 @@ export interface TwinAutoScalingGroup {
   tags: Map<string, string>;
 }
 
-export type FleetState = 'submitted' | 'active' | 'deleted' | 'failed' | 'deleted_running' | 'deleted_terminating' | 'modifying';
-export type SpotFleetRequestState = 'submitted' | 'active' | 'cancelled' | 'failed' | 'cancelled_running' | 'cancelled_terminating' | 'modifying';
+export type FleetState =
+  'submitted' | 'active' | 'deleted' | 'failed' | 'deleted_running' | 'deleted_terminating' | 'modifying';
+export type SpotFleetRequestState =
+  'submitted' | 'active' | 'cancelled' | 'failed' | 'cancelled_running' | 'cancelled_terminating' | 'modifying';
 
 /** An EC2 Fleet (CreateFleet); deleted fleets stay describable for a while, as on AWS. */
 export interface TwinFleet {

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type RunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { isManualClock, type Clock, type ManualClock } from './clock.ts';
-import { jsonError, jsonResponse, TwinServiceError, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import {
+  jsonError,
+  jsonResponse,
+  TwinServiceError,
+  type ServiceHandler,
+  type TwinRequest,
+  type TwinResponse,
+} from './http.ts';
 
 /**
  * Step Functions on the twin: the JSON 1.0 API (StartExecution, DescribeExecution, ListExecutions, StopExecution,
@@ -17,7 +24,9 @@ import { jsonError, jsonResponse, TwinServiceError, type ServiceHandler, type Tw
  */
 
 // aws-local-stepfunctions uses Promise.withResolvers (Node 22+).
-const P = Promise as unknown as { withResolvers?: <T>() => { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } };
+const P = Promise as unknown as {
+  withResolvers?: <T>() => { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
+};
 P.withResolvers ??= <T>() => {
   let resolve!: (v: T) => void;
   let reject!: (e: unknown) => void;
@@ -197,11 +206,18 @@ export class LocalStepFunctions {
   constructor(options: LocalStepFunctionsOptions) {
     this.clock = options.clock;
     this.accountId = options.accountId;
-    this.virtualTime = options.virtualTime ?? (isManualClock(options.clock) ? new VirtualTime(options.clock) : undefined);
+    this.virtualTime =
+      options.virtualTime ?? (isManualClock(options.clock) ? new VirtualTime(options.clock) : undefined);
   }
 
   /** Registers a state machine; each Task state of the definition (Map iterations included) needs a binding. */
-  createStateMachine(region: string, name: string, definition: StateMachineDefinition, tasks: Record<string, TaskBinding>, timing: Record<string, TaskTiming> = {}): string {
+  createStateMachine(
+    region: string,
+    name: string,
+    definition: StateMachineDefinition,
+    tasks: Record<string, TaskBinding>,
+    timing: Record<string, TaskTiming> = {},
+  ): string {
     const missing = taskStates(definition).filter((s) => !tasks[s]);
     if (missing.length) throw new Error(`no local binding for task state(s): ${missing.join(', ')}`);
     const arn = `arn:aws:states:${region}:${this.accountId}:stateMachine:${name}`;
@@ -242,11 +258,17 @@ export class LocalStepFunctions {
       DescribeStateMachine: (r) => this.apiDescribeStateMachine(r),
     };
     const action = Object.hasOwn(actions, request.action) ? actions[request.action] : undefined;
-    if (!action) return jsonError(400, 'UnknownOperationException', `Operation ${request.action} is not supported by the local Step Functions.`);
+    if (!action)
+      return jsonError(
+        400,
+        'UnknownOperationException',
+        `Operation ${request.action} is not supported by the local Step Functions.`,
+      );
     try {
       return jsonResponse(action(request), 'application/x-amz-json-1.0');
     } catch (error) {
-      if (error instanceof TwinServiceError) return { ...jsonError(error.status, error.code, error.message), contentType: 'application/x-amz-json-1.0' };
+      if (error instanceof TwinServiceError)
+        return { ...jsonError(error.status, error.code, error.message), contentType: 'application/x-amz-json-1.0' };
       throw error;
     }
   };
@@ -256,7 +278,8 @@ export class LocalStepFunctions {
   /** Same name + same input while running ⇒ the original execution; closed, or another input ⇒ ExecutionAlreadyExists. */
   startExecution(stateMachineArn: string, name: string = randomUUID(), input = '{}'): LocalExecution {
     const machine = this.machines.get(stateMachineArn);
-    if (!machine) throw new TwinServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${stateMachineArn}'`);
+    if (!machine)
+      throw new TwinServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${stateMachineArn}'`);
     if (!NAME.test(name)) throw new TwinServiceError('InvalidName', `Invalid Name: '${name}'`);
     let parsed: unknown;
     try {
@@ -264,7 +287,8 @@ export class LocalStepFunctions {
     } catch {
       throw new TwinServiceError('InvalidExecutionInput', 'Invalid State Machine Execution Input: not JSON');
     }
-    if (Buffer.byteLength(input) > 256 * 1024) throw new TwinServiceError('InvalidExecutionInput', 'Execution input exceeds 256 KB');
+    if (Buffer.byteLength(input) > 256 * 1024)
+      throw new TwinServiceError('InvalidExecutionInput', 'Execution input exceeds 256 KB');
     const executionArn = `arn:aws:states:${machine.region}:${this.accountId}:execution:${machine.name}:${name}`;
     const existing = this.executionsByArn.get(executionArn);
     if (existing) {
@@ -314,7 +338,10 @@ export class LocalStepFunctions {
   private apiList(r: TwinRequest) {
     const json = r.json as { stateMachineArn?: string; statusFilter?: string; maxResults?: number; nextToken?: string };
     if (!json.stateMachineArn || !this.machines.has(json.stateMachineArn)) {
-      throw new TwinServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(json.stateMachineArn)}'`);
+      throw new TwinServiceError(
+        'StateMachineDoesNotExist',
+        `State Machine Does Not Exist: '${String(json.stateMachineArn)}'`,
+      );
     }
     const all = this.executions(json.stateMachineArn)
       .filter((e) => !json.statusFilter || e.status === json.statusFilter)
@@ -395,13 +422,24 @@ export class LocalStepFunctions {
         ...(virtual ? { waitTimeOverrides: zero(waits), retryIntervalOverrides: zero(retryable) } : {}),
       },
       noThrowOnAbort: true,
-      context: { Execution: { Id: execution.executionArn, Name: execution.name, StartTime: new Date(execution.startDate).toISOString(), Input: input as never } },
+      context: {
+        Execution: {
+          Id: execution.executionArn,
+          Name: execution.name,
+          StartTime: new Date(execution.startDate).toISOString(),
+          Input: input as never,
+        },
+      },
     });
     execution.abort = run.abort;
     const recording = (async () => {
       for await (const event of run.eventLogs) {
         if (event.type === 'StateEntered') {
-          execution.transitions.push({ state: event.state.name, ...(event.index !== undefined ? { iteration: event.index } : {}), at: this.clock.now() });
+          execution.transitions.push({
+            state: event.state.name,
+            ...(event.index !== undefined ? { iteration: event.index } : {}),
+            at: this.clock.now(),
+          });
         }
       }
     })();
@@ -452,7 +490,13 @@ export function taskStates(definition: StateMachineDefinition): string[] {
   return stateNames(definition, 'Task');
 }
 
-type Retrier = { ErrorEquals: string[]; IntervalSeconds?: number; MaxAttempts?: number; BackoffRate?: number; MaxDelaySeconds?: number };
+type Retrier = {
+  ErrorEquals: string[];
+  IntervalSeconds?: number;
+  MaxAttempts?: number;
+  BackoffRate?: number;
+  MaxDelaySeconds?: number;
+};
 
 function retriersByState(definition: StateMachineDefinition): Record<string, Retrier[]> {
   const out: Record<string, Retrier[]> = {};
@@ -463,9 +507,19 @@ function retriersByState(definition: StateMachineDefinition): Record<string, Ret
 }
 
 /** The back-off Step Functions would wait before retrying this error (no jitter: the upper bound), or undefined. */
-function retryDelayMs(retriers: Retrier[], error: unknown, attempts: Map<string, number[]>, key: string): number | undefined {
+function retryDelayMs(
+  retriers: Retrier[],
+  error: unknown,
+  attempts: Map<string, number[]>,
+  key: string,
+): number | undefined {
   const name = (error as { name?: string }).name ?? 'Error';
-  const index = retriers.findIndex((r) => r.ErrorEquals.includes(name) || r.ErrorEquals.includes('States.ALL') || r.ErrorEquals.includes('States.TaskFailed'));
+  const index = retriers.findIndex(
+    (r) =>
+      r.ErrorEquals.includes(name) ||
+      r.ErrorEquals.includes('States.ALL') ||
+      r.ErrorEquals.includes('States.TaskFailed'),
+  );
   if (index < 0) return undefined;
   const r = retriers[index] as Retrier;
   const counts = attempts.get(key) ?? [];

@@ -15,8 +15,17 @@ export function createStsService(ctx: StsContext): ServiceHandler {
   return queryService(XMLNS, {
     GetCallerIdentity: (request) => {
       const authorization = request.headers.authorization;
-      const caller = resolveIdentity(accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined), ctx.accountId, ctx.identities);
-      return queryResponse('GetCallerIdentity', XMLNS, { Arn: caller.arn, UserId: caller.principalId, Account: caller.accountId }, request.requestId);
+      const caller = resolveIdentity(
+        accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
+        ctx.accountId,
+        ctx.identities,
+      );
+      return queryResponse(
+        'GetCallerIdentity',
+        XMLNS,
+        { Arn: caller.arn, UserId: caller.principalId, Account: caller.accountId },
+        request.requestId,
+      );
     },
   });
 }

@@ -31,7 +31,9 @@ export function throttleClass(action: string, params: Record<string, string>): T
     if (UNFILTERED_WHEN_BARE.has(action)) {
       const keys = Object.keys(params);
       // Filters, ids or pagination make it a normal describe; owner lists alone do not.
-      const narrowed = keys.some((k) => /^(Filter\.|MaxResults$|NextToken$|InstanceId\.|SnapshotId\.|VolumeId\.)/.test(k));
+      const narrowed = keys.some((k) =>
+        /^(Filter\.|MaxResults$|NextToken$|InstanceId\.|SnapshotId\.|VolumeId\.)/.test(k),
+      );
       if (!narrowed) return 'describe-unfiltered';
     }
     return 'describe';

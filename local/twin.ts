@@ -89,7 +89,13 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const sns = new SnsState();
 
   const services = new Map<string, ServiceHandler>();
-  services.set('ec2', createEc2Service({ state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId }, { throttler, identities: options.identities, settle: settleNow }));
+  services.set(
+    'ec2',
+    createEc2Service(
+      { state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId },
+      { throttler, identities: options.identities, settle: settleNow },
+    ),
+  );
   services.set('kms', createKmsService(state, { accountId, clock }));
   services.set('sts', createStsService({ accountId, identities: options.identities }));
   services.set('sns', createSnsService({ sns }, { accountId, clock }));

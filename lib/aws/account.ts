@@ -20,7 +20,10 @@ export interface RegionInfo {
 /** Every region of the partition, enabled or not (AllRegions). */
 export async function describeRegions(ec2: EC2Client): Promise<RegionInfo[]> {
   const out = await ec2.send(new DescribeRegionsCommand({ AllRegions: true }));
-  return (out.Regions ?? []).map((r) => ({ name: r.RegionName ?? '', optInStatus: r.OptInStatus ?? 'opt-in-not-required' }));
+  return (out.Regions ?? []).map((r) => ({
+    name: r.RegionName ?? '',
+    optInStatus: r.OptInStatus ?? 'opt-in-not-required',
+  }));
 }
 
 export interface KeyInfo {
@@ -36,7 +39,13 @@ export async function describeKey(kms: KMSClient, keyId: string): Promise<KeyInf
   try {
     const out = await kms.send(new DescribeKeyCommand({ KeyId: keyId }));
     const m = out.KeyMetadata;
-    return { keyId: m?.KeyId ?? '', arn: m?.Arn ?? '', state: m?.KeyState ?? 'Unknown', manager: m?.KeyManager ?? 'CUSTOMER', spec: m?.KeySpec ?? 'SYMMETRIC_DEFAULT' };
+    return {
+      keyId: m?.KeyId ?? '',
+      arn: m?.Arn ?? '',
+      state: m?.KeyState ?? 'Unknown',
+      manager: m?.KeyManager ?? 'CUSTOMER',
+      spec: m?.KeySpec ?? 'SYMMETRIC_DEFAULT',
+    };
   } catch (error) {
     if ((error as { name?: string }).name === 'NotFoundException') return undefined;
     throw error;

@@ -79,24 +79,34 @@ const parser = new XMLParser({
 export function parseManifest(xml: string, location: BundleLocation): BundleManifest {
   const where = `s3://${location.bucket}/${location.manifestKey}`;
   const valid = XMLValidator.validate(xml);
-  if (valid !== true) throw new InvalidManifestError(`manifest ${where} is not valid XML: ${valid.err.msg} (line ${valid.err.line})`);
+  if (valid !== true)
+    throw new InvalidManifestError(`manifest ${where} is not valid XML: ${valid.err.msg} (line ${valid.err.line})`);
   const doc = parser.parse(xml) as { manifest?: { image?: { parts?: unknown; bundled_size?: unknown } } };
   const image = doc.manifest?.image;
   const parts = image?.parts as { '@_count'?: string; part?: unknown[] } | undefined;
-  if (!parts || typeof parts !== 'object') throw new InvalidManifestError(`manifest ${where} has no manifest/image/parts element`);
+  if (!parts || typeof parts !== 'object')
+    throw new InvalidManifestError(`manifest ${where} has no manifest/image/parts element`);
   const list = parts.part ?? [];
   const count = Number(parts['@_count']);
-  if (!Number.isInteger(count) || count < 1) throw new InvalidManifestError(`manifest ${where}: parts/@count "${parts['@_count'] ?? ''}" is not a positive whole number`);
-  if (list.length !== count) throw new InvalidManifestError(`manifest ${where}: parts/@count says ${count} parts but ${list.length} are listed`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new InvalidManifestError(
+      `manifest ${where}: parts/@count "${parts['@_count'] ?? ''}" is not a positive whole number`,
+    );
+  if (list.length !== count)
+    throw new InvalidManifestError(`manifest ${where}: parts/@count says ${count} parts but ${list.length} are listed`);
   const byIndex: string[] = new Array(count);
   for (const entry of list) {
     const part = entry as { '@_index'?: string; filename?: unknown };
     const index = Number(part['@_index']);
     const filename = typeof part.filename === 'string' ? part.filename.trim() : '';
-    if (!Number.isInteger(index) || index < 0 || index >= count) throw new InvalidManifestError(`manifest ${where}: part index "${part['@_index'] ?? ''}" is out of range`);
-    if (byIndex[index] !== undefined) throw new InvalidManifestError(`manifest ${where}: part index ${index} is listed twice`);
+    if (!Number.isInteger(index) || index < 0 || index >= count)
+      throw new InvalidManifestError(`manifest ${where}: part index "${part['@_index'] ?? ''}" is out of range`);
+    if (byIndex[index] !== undefined)
+      throw new InvalidManifestError(`manifest ${where}: part index ${index} is listed twice`);
     if (!filename || filename.includes('/') || filename === '.' || filename === '..') {
-      throw new InvalidManifestError(`manifest ${where}: part ${index} has file name "${filename}", not a bare file name next to the manifest`);
+      throw new InvalidManifestError(
+        `manifest ${where}: part ${index} has file name "${filename}", not a bare file name next to the manifest`,
+      );
     }
     byIndex[index] = location.prefix + filename;
   }
@@ -105,7 +115,10 @@ export function parseManifest(xml: string, location: BundleLocation): BundleMani
 }
 
 /** Reads and parses the manifest of the bundle at `imageLocation`. Touches nothing. */
-export async function readBundleManifest(s3: S3Client, imageLocation: string | undefined): Promise<{ location: BundleLocation; manifest: BundleManifest }> {
+export async function readBundleManifest(
+  s3: S3Client,
+  imageLocation: string | undefined,
+): Promise<{ location: BundleLocation; manifest: BundleManifest }> {
   const location = parseImageLocation(imageLocation);
   let xml: string;
   try {
@@ -113,9 +126,20 @@ export async function readBundleManifest(s3: S3Client, imageLocation: string | u
     xml = (await out.Body?.transformToString('utf8')) ?? '';
   } catch (error) {
     const name = (error as { name?: string }).name ?? 'Error';
-    if (name === 'NoSuchBucket') throw new BundleNotFoundError(`bucket ${location.bucket} of bundle s3://${location.bucket}/${location.manifestKey} does not exist`, { cause: error });
-    if (name === 'NoSuchKey' || name === 'NotFound') throw new BundleNotFoundError(`manifest s3://${location.bucket}/${location.manifestKey} does not exist`, { cause: error });
-    if (name === 'AccessDenied') throw new BundleNotFoundError(`manifest s3://${location.bucket}/${location.manifestKey} is not readable (AccessDenied)`, { cause: error });
+    if (name === 'NoSuchBucket')
+      throw new BundleNotFoundError(
+        `bucket ${location.bucket} of bundle s3://${location.bucket}/${location.manifestKey} does not exist`,
+        { cause: error },
+      );
+    if (name === 'NoSuchKey' || name === 'NotFound')
+      throw new BundleNotFoundError(`manifest s3://${location.bucket}/${location.manifestKey} does not exist`, {
+        cause: error,
+      });
+    if (name === 'AccessDenied')
+      throw new BundleNotFoundError(
+        `manifest s3://${location.bucket}/${location.manifestKey} is not readable (AccessDenied)`,
+        { cause: error },
+      );
     throw error;
   }
   return { location, manifest: parseManifest(xml, location) };
@@ -126,12 +150,21 @@ export async function readBundleManifest(s3: S3Client, imageLocation: string | u
  * as S3 reports them, so running it twice is harmless. Returns the keys deleted and the calls it took; throws
  * BundleDeleteError naming the keys S3 refused.
  */
-export async function deleteBundle(s3: S3Client, location: BundleLocation, manifest: BundleManifest): Promise<{ deletedKeys: string[]; calls: number }> {
+export async function deleteBundle(
+  s3: S3Client,
+  location: BundleLocation,
+  manifest: BundleManifest,
+): Promise<{ deletedKeys: string[]; calls: number }> {
   const deleted: string[] = [];
   let calls = 0;
   const remove = async (batch: string[]): Promise<void> => {
     calls++;
-    const out = await s3.send(new DeleteObjectsCommand({ Bucket: location.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false } }));
+    const out = await s3.send(
+      new DeleteObjectsCommand({
+        Bucket: location.bucket,
+        Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false },
+      }),
+    );
     const errors = out.Errors ?? [];
     const failedKeys = new Set(errors.map((e) => e.Key ?? ''));
     for (const key of batch) if (!failedKeys.has(key)) deleted.push(key);
@@ -145,7 +178,8 @@ export async function deleteBundle(s3: S3Client, location: BundleLocation, manif
     }
   };
   // Parts first, the manifest on its own at the end: after any failure the manifest still names what is left.
-  for (let i = 0; i < manifest.partKeys.length; i += DELETE_BATCH) await remove(manifest.partKeys.slice(i, i + DELETE_BATCH));
+  for (let i = 0; i < manifest.partKeys.length; i += DELETE_BATCH)
+    await remove(manifest.partKeys.slice(i, i + DELETE_BATCH));
   await remove([location.manifestKey]);
   return { deletedKeys: deleted, calls };
 }

@@ -68,7 +68,8 @@ export const kmsClient = (clients: Clients, region: string): KMSClient => client
 export const sfnClient = (clients: Clients, region: string): SFNClient => clients.get(SFNClient, region);
 export const snsClient = (clients: Clients, region: string): SNSClient => clients.get(SNSClient, region);
 export const stsClient = (clients: Clients, region: string): STSClient => clients.get(STSClient, region);
-export const autoScalingClient = (clients: Clients, region: string): AutoScalingClient => clients.get(AutoScalingClient, region);
+export const autoScalingClient = (clients: Clients, region: string): AutoScalingClient =>
+  clients.get(AutoScalingClient, region);
 
 export function s3Client(clients: Clients, region: string): S3Client {
   const { s3Endpoint, endpoint } = clients.options;

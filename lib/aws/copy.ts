@@ -50,7 +50,12 @@ export async function describeImage(ec2: EC2Client, region: string, imageId: str
 }
 
 /** Copies of a source image in a region, found by their provenance tags: pending ones too (tags are set at creation). */
-export async function findCopies(ec2: EC2Client, region: string, sourceRegion: string, sourceImageId: string): Promise<ImageRecord[]> {
+export async function findCopies(
+  ec2: EC2Client,
+  region: string,
+  sourceRegion: string,
+  sourceImageId: string,
+): Promise<ImageRecord[]> {
   return listImages(ec2, region, {
     owners: ['self'],
     filters: { [`tag:${TAG.sourceImageId}`]: [sourceImageId], [`tag:${TAG.sourceRegion}`]: [sourceRegion] },
@@ -108,7 +113,12 @@ export interface RemovalReport {
  * Removes a copy and its snapshots: DeregisterImage with DeleteAssociatedSnapshots, then DeleteSnapshot for any
  * snapshot EC2 did not delete. Idempotent: an image or snapshot already gone counts as removed.
  */
-export async function removeCopy(ec2: EC2Client, region: string, imageId: string, knownSnapshotIds: string[] = []): Promise<RemovalReport> {
+export async function removeCopy(
+  ec2: EC2Client,
+  region: string,
+  imageId: string,
+  knownSnapshotIds: string[] = [],
+): Promise<RemovalReport> {
   const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
   const leftovers = new Set(knownSnapshotIds);
   try {

@@ -52,7 +52,14 @@ export function toImageRecord(image: Image, region: string): ImageRecord {
     productCodes: (image.ProductCodes ?? []).map((p) => p.ProductCodeId ?? '').filter(Boolean),
     snapshots: (image.BlockDeviceMappings ?? []).flatMap((b) =>
       b.Ebs?.SnapshotId
-        ? [{ snapshotId: b.Ebs.SnapshotId, volumeSizeGiB: b.Ebs.VolumeSize, encrypted: b.Ebs.Encrypted, kmsKeyId: b.Ebs.KmsKeyId }]
+        ? [
+            {
+              snapshotId: b.Ebs.SnapshotId,
+              volumeSizeGiB: b.Ebs.VolumeSize,
+              encrypted: b.Ebs.Encrypted,
+              kmsKeyId: b.Ebs.KmsKeyId,
+            },
+          ]
         : [],
     ),
     tags,

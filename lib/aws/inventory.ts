@@ -17,7 +17,13 @@ import {
   type FleetLaunchTemplateSpecification,
 } from '@aws-sdk/client-ec2';
 import type { ImageRecord } from '../domain/image.ts';
-import type { ImageReference, ImageReferencesCoverage, LiveSources, ReferenceKind, RetentionInventory } from '../domain/retention-inventory.ts';
+import type {
+  ImageReference,
+  ImageReferencesCoverage,
+  LiveSources,
+  ReferenceKind,
+  RetentionInventory,
+} from '../domain/retention-inventory.ts';
 import { sourceKey } from '../domain/retention-inventory.ts';
 import { TAG, isReplica } from '../domain/tags.ts';
 import { type Clients, autoScalingClient, ec2Client } from './clients.ts';
@@ -80,7 +86,9 @@ export async function collectInventory(clients: Clients, options: InventoryOptio
   const addRef = (imageId: string | undefined, ref: ImageReference): void => {
     if (!imageId) return;
     if (imageId.startsWith(SSM_IMAGE)) {
-      warnings.push(`${ref.kind} ${ref.id} names its image by SSM parameter (${imageId}); only DescribeImageReferences sees through it`);
+      warnings.push(
+        `${ref.kind} ${ref.id} names its image by SSM parameter (${imageId}); only DescribeImageReferences sees through it`,
+      );
       return;
     }
     const list = references.get(imageId);
@@ -91,7 +99,8 @@ export async function collectInventory(clients: Clients, options: InventoryOptio
   const images = await listImages(ec2, region, { owners: ['self'], includeDeprecated: true, includeDisabled: true });
   const snapshotSizes = await describeSnapshotSizes(ec2, pacer);
   if (options.protectInUse ?? true) {
-    for (const instance of await describeLiveInstances(ec2, pacer)) addRef(instance.imageId, { kind: 'instance', id: instance.instanceId });
+    for (const instance of await describeLiveInstances(ec2, pacer))
+      addRef(instance.imageId, { kind: 'instance', id: instance.instanceId });
     await scanTemplatesAndGroups(ec2, autoScalingClient(clients, region), pacer, addRef, warnings);
   }
   const sources = options.lookUpSources === false ? undefined : await lookUpSources(clients, images, warnings);
@@ -111,7 +120,12 @@ export async function collectInventory(clients: Clients, options: InventoryOptio
  * Asks DescribeImageReferences about these images (10 per call) and adds what it finds to the inventory.
  * Regions without the action (InvalidAction, UnsupportedOperation) leave the inventory to the scans and say so.
  */
-export async function addImageReferences(ec2: EC2Client, inventory: RetentionInventory, imageIds: readonly string[], pacer = new TokenBucketPacer()): Promise<RetentionInventory> {
+export async function addImageReferences(
+  ec2: EC2Client,
+  inventory: RetentionInventory,
+  imageIds: readonly string[],
+  pacer = new TokenBucketPacer(),
+): Promise<RetentionInventory> {
   const references = new Map(inventory.references);
   let coverage: ImageReferencesCoverage = 'checked';
   const warnings = [...inventory.warnings];
@@ -121,12 +135,22 @@ export async function addImageReferences(ec2: EC2Client, inventory: RetentionInv
     do {
       let out;
       try {
-        out = await pacer.call('describe', () => ec2.send(new DescribeImageReferencesCommand({ ImageIds: batch, IncludeAllResourceTypes: true, NextToken: nextToken })));
+        out = await pacer.call('describe', () =>
+          ec2.send(
+            new DescribeImageReferencesCommand({
+              ImageIds: batch,
+              IncludeAllResourceTypes: true,
+              NextToken: nextToken,
+            }),
+          ),
+        );
       } catch (error) {
         const name = (error as { name?: string }).name;
         if (name === 'InvalidAction' || name === 'UnsupportedOperation') {
           coverage = 'unavailable';
-          warnings.push(`DescribeImageReferences is not available in ${inventory.region} (${name}): in-use checks rely on the instance, launch template, launch configuration and ASG scans only (SSM parameters and Image Builder recipes are not seen)`);
+          warnings.push(
+            `DescribeImageReferences is not available in ${inventory.region} (${name}): in-use checks rely on the instance, launch template, launch configuration and ASG scans only (SSM parameters and Image Builder recipes are not seen)`,
+          );
           break outer;
         }
         throw error;
@@ -147,22 +171,35 @@ async function describeSnapshotSizes(ec2: EC2Client, pacer: TokenBucketPacer): P
   const sizes = new Map<string, number>();
   let nextToken: string | undefined;
   do {
-    const out = await pacer.call('describe', () => ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], MaxResults: 1000, NextToken: nextToken })));
-    for (const s of out.Snapshots ?? []) if (s.SnapshotId && s.VolumeSize !== undefined) sizes.set(s.SnapshotId, s.VolumeSize);
+    const out = await pacer.call('describe', () =>
+      ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], MaxResults: 1000, NextToken: nextToken })),
+    );
+    for (const s of out.Snapshots ?? [])
+      if (s.SnapshotId && s.VolumeSize !== undefined) sizes.set(s.SnapshotId, s.VolumeSize);
     nextToken = out.NextToken;
   } while (nextToken);
   return sizes;
 }
 
-async function describeLiveInstances(ec2: EC2Client, pacer: TokenBucketPacer): Promise<{ instanceId: string; imageId: string }[]> {
+async function describeLiveInstances(
+  ec2: EC2Client,
+  pacer: TokenBucketPacer,
+): Promise<{ instanceId: string; imageId: string }[]> {
   const instances: { instanceId: string; imageId: string }[] = [];
   let nextToken: string | undefined;
   do {
     const out = await pacer.call('describe', () =>
-      ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }], MaxResults: 1000, NextToken: nextToken })),
+      ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [{ Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }],
+          MaxResults: 1000,
+          NextToken: nextToken,
+        }),
+      ),
     );
     for (const r of out.Reservations ?? []) {
-      for (const i of r.Instances ?? []) if (i.InstanceId && i.ImageId) instances.push({ instanceId: i.InstanceId, imageId: i.ImageId });
+      for (const i of r.Instances ?? [])
+        if (i.InstanceId && i.ImageId) instances.push({ instanceId: i.InstanceId, imageId: i.ImageId });
     }
     nextToken = out.NextToken;
   } while (nextToken);
@@ -192,7 +229,9 @@ async function scanTemplatesAndGroups(
   let nextToken: string | undefined;
   const configImages = new Map<string, string>();
   do {
-    const out = await autoScaling.send(new DescribeLaunchConfigurationsCommand({ MaxRecords: 100, NextToken: nextToken }));
+    const out = await autoScaling.send(
+      new DescribeLaunchConfigurationsCommand({ MaxRecords: 100, NextToken: nextToken }),
+    );
     for (const c of out.LaunchConfigurations ?? []) {
       if (!c.LaunchConfigurationName) continue;
       if (c.ImageId) configImages.set(c.LaunchConfigurationName, c.ImageId);
@@ -213,7 +252,9 @@ async function scanTemplatesAndGroups(
   const templates = new Map<string, Template>();
   nextToken = undefined;
   do {
-    const out = await pacer.call('describe', () => ec2.send(new DescribeLaunchTemplatesCommand({ MaxResults: 200, NextToken: nextToken })));
+    const out = await pacer.call('describe', () =>
+      ec2.send(new DescribeLaunchTemplatesCommand({ MaxResults: 200, NextToken: nextToken })),
+    );
     for (const t of out.LaunchTemplates ?? []) {
       if (!t.LaunchTemplateId) continue;
       templates.set(t.LaunchTemplateId, {
@@ -227,7 +268,11 @@ async function scanTemplatesAndGroups(
     nextToken = out.NextToken;
   } while (nextToken);
   const idByName = new Map([...templates].map(([id, t]) => [t.name, id]));
-  const named = (kind: ReferenceKind, name: string, spec: LaunchTemplateSpecification | FleetLaunchTemplateSpecification | undefined): void => {
+  const named = (
+    kind: ReferenceKind,
+    name: string,
+    spec: LaunchTemplateSpecification | FleetLaunchTemplateSpecification | undefined,
+  ): void => {
     if (!spec) return;
     const id = spec.LaunchTemplateId ?? idByName.get(spec.LaunchTemplateName ?? '');
     const template = id ? templates.get(id) : undefined;
@@ -241,7 +286,10 @@ async function scanTemplatesAndGroups(
   for (const group of await describeGroups(autoScaling)) {
     const name = group.AutoScalingGroupName ?? '?';
     if (group.LaunchConfigurationName) {
-      addRef(configImages.get(group.LaunchConfigurationName), { kind: 'auto-scaling-group', id: `${name} (launch configuration ${group.LaunchConfigurationName})` });
+      addRef(configImages.get(group.LaunchConfigurationName), {
+        kind: 'auto-scaling-group',
+        id: `${name} (launch configuration ${group.LaunchConfigurationName})`,
+      });
     }
     const specs: (LaunchTemplateSpecification | undefined)[] = [
       group.LaunchTemplate,
@@ -254,7 +302,11 @@ async function scanTemplatesAndGroups(
 
   for (const [templateId, template] of templates) {
     const numberOf = (version: string): number | undefined =>
-      version === '$Default' ? template.defaultVersion : version === '$Latest' ? template.latestVersion : Number(version);
+      version === '$Default'
+        ? template.defaultVersion
+        : version === '$Latest'
+          ? template.latestVersion
+          : Number(version);
     const versions = [...template.versions];
     const imageOf = new Map<number, string | undefined>();
     /** False when a version asked for does not exist. */
@@ -262,8 +314,17 @@ async function scanTemplatesAndGroups(
       let token: string | undefined;
       try {
         do {
-          const out = await pacer.call('describe', () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: templateId, Versions: asked, NextToken: token })));
-          for (const v of out.LaunchTemplateVersions ?? []) if (v.VersionNumber !== undefined) imageOf.set(v.VersionNumber, v.LaunchTemplateData?.ImageId);
+          const out = await pacer.call('describe', () =>
+            ec2.send(
+              new DescribeLaunchTemplateVersionsCommand({
+                LaunchTemplateId: templateId,
+                Versions: asked,
+                NextToken: token,
+              }),
+            ),
+          );
+          for (const v of out.LaunchTemplateVersions ?? [])
+            if (v.VersionNumber !== undefined) imageOf.set(v.VersionNumber, v.LaunchTemplateData?.ImageId);
           token = out.NextToken;
         } while (token);
         return true;
@@ -278,8 +339,11 @@ async function scanTemplatesAndGroups(
         // ones others name: ask for $Default and $Latest, then each named version on its own.
         imageOf.clear();
         const missing: string[] = [];
-        for (const asked of [versions.slice(0, 2), ...versions.slice(2).map((v) => [v])]) if (!(await read(asked))) missing.push(...asked);
-        warnings.push(`launch template ${templateId}: a version an ASG or fleet names (${missing.join(', ')}) was not found; checked the others`);
+        for (const asked of [versions.slice(0, 2), ...versions.slice(2).map((v) => [v])])
+          if (!(await read(asked))) missing.push(...asked);
+        warnings.push(
+          `launch template ${templateId}: a version an ASG or fleet names (${missing.join(', ')}) was not found; checked the others`,
+        );
       }
     } catch (error) {
       if (errorName(error) !== 'InvalidLaunchTemplateId.NotFound') throw error;
@@ -288,7 +352,10 @@ async function scanTemplatesAndGroups(
     for (const version of versions) {
       const number = numberOf(version);
       if (number === undefined || !imageOf.has(number)) continue;
-      addRef(imageOf.get(number), { kind: 'launch-template', id: `${templateId}:${version}${version === String(number) ? '' : `(${number})`}` });
+      addRef(imageOf.get(number), {
+        kind: 'launch-template',
+        id: `${templateId}:${version}${version === String(number) ? '' : `(${number})`}`,
+      });
     }
     for (const { kind, name, version } of template.users) {
       const number = numberOf(version);
@@ -312,7 +379,13 @@ async function scanFleets(
   let nextToken: string | undefined;
   do {
     const out = await pacer.call('describe', () =>
-      ec2.send(new DescribeFleetsCommand({ Filters: [{ Name: 'fleet-state', Values: LIVE_FLEET_STATES }], MaxResults: 1000, NextToken: nextToken })),
+      ec2.send(
+        new DescribeFleetsCommand({
+          Filters: [{ Name: 'fleet-state', Values: LIVE_FLEET_STATES }],
+          MaxResults: 1000,
+          NextToken: nextToken,
+        }),
+      ),
     );
     for (const fleet of out.Fleets ?? []) {
       if (!fleet.FleetId) continue;
@@ -326,13 +399,16 @@ async function scanFleets(
 
   nextToken = undefined;
   do {
-    const out = await pacer.call('describe', () => ec2.send(new DescribeSpotFleetRequestsCommand({ MaxResults: 1000, NextToken: nextToken })));
+    const out = await pacer.call('describe', () =>
+      ec2.send(new DescribeSpotFleetRequestsCommand({ MaxResults: 1000, NextToken: nextToken })),
+    );
     for (const request of out.SpotFleetRequestConfigs ?? []) {
       const id = request.SpotFleetRequestId;
       if (!id || !LIVE_SPOT_FLEET_STATES.has(request.SpotFleetRequestState ?? '')) continue;
       const config = request.SpotFleetRequestConfig;
       for (const c of config?.LaunchTemplateConfigs ?? []) named('spot-fleet', id, c.LaunchTemplateSpecification);
-      for (const spec of config?.LaunchSpecifications ?? []) addRef(spec.ImageId, { kind: 'spot-fleet', id: `${id} (launch specification)` });
+      for (const spec of config?.LaunchSpecifications ?? [])
+        addRef(spec.ImageId, { kind: 'spot-fleet', id: `${id} (launch specification)` });
     }
     nextToken = out.NextToken;
   } while (nextToken);
@@ -341,7 +417,11 @@ async function scanFleets(
 const errorName = (error: unknown): string => (error as { name?: string } | undefined)?.name ?? '';
 
 /** Which sources of this region's replicas still exist: one listing per source region (pages, not images). */
-async function lookUpSources(clients: Clients, images: readonly ImageRecord[], warnings: string[]): Promise<LiveSources> {
+async function lookUpSources(
+  clients: Clients,
+  images: readonly ImageRecord[],
+  warnings: string[],
+): Promise<LiveSources> {
   const regions = new Set<string>();
   for (const image of images) {
     const r = isReplica(image.tags) ? (image.tags[TAG.sourceRegion] ?? image.sourceImageRegion) : undefined;
@@ -351,11 +431,17 @@ async function lookUpSources(clients: Clients, images: readonly ImageRecord[], w
   const live = new Set<string>();
   for (const r of regions) {
     try {
-      const sources = await listImages(ec2Client(clients, r), r, { owners: ['self'], includeDeprecated: true, includeDisabled: true });
+      const sources = await listImages(ec2Client(clients, r), r, {
+        owners: ['self'],
+        includeDeprecated: true,
+        includeDisabled: true,
+      });
       for (const s of sources) if (s.state !== 'deregistered') live.add(sourceKey(r, s.imageId));
       checkedRegions.push(r);
     } catch (error) {
-      warnings.push(`could not list source images in ${r} (${(error as Error).name}: ${(error as Error).message}); replicas of its images are kept`);
+      warnings.push(
+        `could not list source images in ${r} (${(error as Error).name}: ${(error as Error).message}); replicas of its images are kept`,
+      );
     }
   }
   return { checkedRegions, live };

@@ -11,7 +11,12 @@ export function topicRegion(topicArn: string): string {
 }
 
 /** SNS subjects: at most 100 printable ASCII characters, no line breaks. */
-export async function publishNotification(sns: SNSClient, topicArn: string, subject: string, message: unknown): Promise<void> {
+export async function publishNotification(
+  sns: SNSClient,
+  topicArn: string,
+  subject: string,
+  message: unknown,
+): Promise<void> {
   await sns.send(
     new PublishCommand({
       TopicArn: topicArn,

@@ -126,5 +126,10 @@ export class TokenBucketPacer {
 /** Throttling errors as the SDK names them after its own retries gave up. */
 export function isThrottle(error: unknown): boolean {
   const name = (error as { name?: string } | undefined)?.name;
-  return name === 'RequestLimitExceeded' || name === 'Throttling' || name === 'ThrottlingException' || name === 'TooManyRequestsException';
+  return (
+    name === 'RequestLimitExceeded' ||
+    name === 'Throttling' ||
+    name === 'ThrottlingException' ||
+    name === 'TooManyRequestsException'
+  );
 }

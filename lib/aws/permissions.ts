@@ -51,9 +51,15 @@ function toSdk(p: LaunchPermission): SdkLaunchPermission {
 }
 
 /** Adds launch permissions (accounts, organizations, OUs) to an image; adding one it already has is harmless. */
-export async function addLaunchPermissions(ec2: EC2Client, imageId: string, permissions: LaunchPermission[]): Promise<void> {
+export async function addLaunchPermissions(
+  ec2: EC2Client,
+  imageId: string,
+  permissions: LaunchPermission[],
+): Promise<void> {
   if (permissions.length === 0) return;
-  await ec2.send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: permissions.map(toSdk) } }));
+  await ec2.send(
+    new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: permissions.map(toSdk) } }),
+  );
 }
 
 /** Lets these accounts create volumes from the snapshots (createVolumePermission takes accounts, not organizations). */

@@ -46,12 +46,24 @@ export type ProgressFn = (text: string) => void;
  * role tag, so pending ones too), each DR key's identities, and launch permissions of the copies that exist and
  * of their sources (one call per image: only for those).
  */
-export async function collectReadinessInput(clients: Clients, policy: Readonly<Policy>, now: number, onProgress?: ProgressFn): Promise<ReadinessInput> {
+export async function collectReadinessInput(
+  clients: Clients,
+  policy: Readonly<Policy>,
+  now: number,
+  onProgress?: ProgressFn,
+): Promise<ReadinessInput> {
   onProgress?.('listing images');
   const [sourceLists, copyLists, keyLists] = await Promise.all([
-    Promise.all(policy.regions.sources.map((region) => listImages(ec2Client(clients, region), region, { owners: ['self'] }))),
     Promise.all(
-      policy.regions.dr.map((d) => listImages(ec2Client(clients, d.region), d.region, { owners: ['self'], filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE] } })),
+      policy.regions.sources.map((region) => listImages(ec2Client(clients, region), region, { owners: ['self'] })),
+    ),
+    Promise.all(
+      policy.regions.dr.map((d) =>
+        listImages(ec2Client(clients, d.region), d.region, {
+          owners: ['self'],
+          filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE] },
+        }),
+      ),
     ),
     Promise.all(
       policy.regions.dr.map(async (d) => {
@@ -75,7 +87,11 @@ export async function collectReadinessInput(clients: Clients, policy: Readonly<P
     for (const cell of row.cells) {
       if (!cell.copyImageId || (cell.status !== 'ready' && cell.status !== 'drifted')) continue;
       wanted.set(imageKey(cell.region, cell.copyImageId), { region: cell.region, imageId: cell.copyImageId });
-      if (policy.replication.copyLaunchPermissions) wanted.set(imageKey(row.sourceRegion, row.sourceImageId), { region: row.sourceRegion, imageId: row.sourceImageId });
+      if (policy.replication.copyLaunchPermissions)
+        wanted.set(imageKey(row.sourceRegion, row.sourceImageId), {
+          region: row.sourceRegion,
+          imageId: row.sourceImageId,
+        });
     }
   }
   // DescribeImages does not say which key encrypts a snapshot; DescribeSnapshots does (a call per 200 snapshots).
@@ -93,7 +109,11 @@ export async function collectReadinessInput(clients: Clients, policy: Readonly<P
 
 const SNAPSHOT_BATCH = 200;
 
-async function withSnapshotKeys(clients: Clients, copies: readonly ImageRecord[], usable: Set<string>): Promise<ImageRecord[]> {
+async function withSnapshotKeys(
+  clients: Clients,
+  copies: readonly ImageRecord[],
+  usable: Set<string>,
+): Promise<ImageRecord[]> {
   const idsByRegion = new Map<string, string[]>();
   for (const copy of copies) {
     if (!usable.has(imageKey(copy.region, copy.imageId))) continue;
@@ -105,8 +125,11 @@ async function withSnapshotKeys(clients: Clients, copies: readonly ImageRecord[]
   await Promise.all(
     [...idsByRegion].map(async ([region, ids]) => {
       for (let i = 0; i < ids.length; i += SNAPSHOT_BATCH) {
-        const out = await ec2Client(clients, region).send(new DescribeSnapshotsCommand({ SnapshotIds: ids.slice(i, i + SNAPSHOT_BATCH) }));
-        for (const s of out.Snapshots ?? []) if (s.SnapshotId) keys.set(`${region}/${s.SnapshotId}`, { encrypted: s.Encrypted, kmsKeyId: s.KmsKeyId });
+        const out = await ec2Client(clients, region).send(
+          new DescribeSnapshotsCommand({ SnapshotIds: ids.slice(i, i + SNAPSHOT_BATCH) }),
+        );
+        for (const s of out.Snapshots ?? [])
+          if (s.SnapshotId) keys.set(`${region}/${s.SnapshotId}`, { encrypted: s.Encrypted, kmsKeyId: s.KmsKeyId });
       }
     }),
   );
@@ -160,29 +183,56 @@ export interface ReconcileOptions {
  * the image is still not ready does a numbered re-drive (attempt 1, 2, ...) start. Each action's failure is
  * recorded and the others go on.
  */
-export async function reconcile(clients: Clients, policy: Readonly<Policy>, plan: ReconciliationPlan, copies: readonly ImageRecord[], options: ReconcileOptions): Promise<ReconcileResult> {
+export async function reconcile(
+  clients: Clients,
+  policy: Readonly<Policy>,
+  plan: ReconciliationPlan,
+  copies: readonly ImageRecord[],
+  options: ReconcileOptions,
+): Promise<ReconcileResult> {
   const result: ReconcileResult = { redriven: [], repaired: [], manual: plan.manual, errors: [] };
   for (const action of plan.redrive) {
     options.onProgress?.(`re-driving ${action.sourceImageId}`);
     try {
-      result.redriven.push(await redrive(clients, policy, action.sourceRegion, action.sourceImageId, action.regions, options));
+      result.redriven.push(
+        await redrive(clients, policy, action.sourceRegion, action.sourceImageId, action.regions, options),
+      );
     } catch (error) {
-      result.errors.push({ action: 'redrive', region: action.sourceRegion, imageId: action.sourceImageId, message: (error as Error).message });
+      result.errors.push({
+        action: 'redrive',
+        region: action.sourceRegion,
+        imageId: action.sourceImageId,
+        message: (error as Error).message,
+      });
     }
   }
   const byId = new Map(copies.map((c) => [imageKey(c.region, c.imageId), c]));
   for (const action of plan.repair) {
     options.onProgress?.(`repairing ${action.copyImageId} in ${action.region}`);
     try {
-      result.repaired.push(await repair(ec2Client(clients, action.region), action, byId.get(imageKey(action.region, action.copyImageId))));
+      result.repaired.push(
+        await repair(ec2Client(clients, action.region), action, byId.get(imageKey(action.region, action.copyImageId))),
+      );
     } catch (error) {
-      result.errors.push({ action: 'repair', region: action.region, imageId: action.copyImageId, message: (error as Error).message });
+      result.errors.push({
+        action: 'repair',
+        region: action.region,
+        imageId: action.copyImageId,
+        message: (error as Error).message,
+      });
     }
   }
   return result;
 }
 
-async function redrive(clients: Clients, policy: Readonly<Policy>, region: string, imageId: string, regions: string[], options: ReconcileOptions): Promise<RedriveOutcome> {
+async function redrive(
+  clients: Clients,
+  policy: Readonly<Policy>,
+  region: string,
+  imageId: string,
+  regions: string[],
+  options: ReconcileOptions,
+): Promise<RedriveOutcome> {
   const started = await startOrJoinReplication(clients, policy, region, imageId, options.stateMachineArnFor(region));
   return { sourceRegion: region, sourceImageId: imageId, regions, ...started };
 }
@@ -205,12 +255,19 @@ export async function startOrJoinReplication(
     const executionArn = executionArnOf(stateMachineArn, name);
     // Looked up first: StartExecution of a running name succeeds too (it returns the original), so only this tells joining from starting.
     const status = await executionStatus(sfn, executionArn);
-    if (status === 'RUNNING' || status === 'PENDING_REDRIVE') return { executionName: name, executionArn, result: 'joined' };
+    if (status === 'RUNNING' || status === 'PENDING_REDRIVE')
+      return { executionName: name, executionArn, result: 'joined' };
     if (status !== undefined) continue;
     const started = await startReplication({ clients, policy, stateMachineArn }, region, imageId, attempt);
-    return { executionName: started.executionName, executionArn: started.executionArn, result: started.alreadyStarted ? 'joined' : 'started' };
+    return {
+      executionName: started.executionName,
+      executionArn: started.executionArn,
+      result: started.alreadyStarted ? 'joined' : 'started',
+    };
   }
-  throw new Error(`replication of ${imageId} ended ${MAX_REDRIVE_ATTEMPTS} times without making it ready; see its executions`);
+  throw new Error(
+    `replication of ${imageId} ended ${MAX_REDRIVE_ATTEMPTS} times without making it ready; see its executions`,
+  );
 }
 
 async function executionStatus(sfn: SFNClient, executionArn: string): Promise<string | undefined> {
@@ -241,10 +298,20 @@ async function repair(ec2: EC2Client, action: RepairAction, copy: ImageRecord | 
   return { region: action.region, copyImageId: action.copyImageId, sourceImageId: action.sourceImageId, applied };
 }
 
-async function removeLaunchPermissions(ec2: EC2Client, imageId: string, permissions: LaunchPermission[]): Promise<void> {
+async function removeLaunchPermissions(
+  ec2: EC2Client,
+  imageId: string,
+  permissions: LaunchPermission[],
+): Promise<void> {
   if (permissions.length === 0) return;
   const Remove = permissions.map((p) =>
-    p.userId ? { UserId: p.userId } : p.organizationArn ? { OrganizationArn: p.organizationArn } : p.organizationalUnitArn ? { OrganizationalUnitArn: p.organizationalUnitArn } : { Group: 'all' as const },
+    p.userId
+      ? { UserId: p.userId }
+      : p.organizationArn
+        ? { OrganizationArn: p.organizationArn }
+        : p.organizationalUnitArn
+          ? { OrganizationalUnitArn: p.organizationalUnitArn }
+          : { Group: 'all' as const },
   );
   await ec2.send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Remove } }));
 }
@@ -278,7 +345,8 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
   const run: ReadinessRun = { report, plan };
   if (options.reconcile) {
     const arnFor = options.stateMachineArnFor;
-    if (!arnFor && plan.redrive.length) throw new Error('re-driving replication needs the state machine ARN (STATE_MACHINE_ARN)');
+    if (!arnFor && plan.redrive.length)
+      throw new Error('re-driving replication needs the state machine ARN (STATE_MACHINE_ARN)');
     run.reconciliation = await reconcile(clients, policy, plan, input.copies, {
       stateMachineArnFor: arnFor ?? (() => ''),
       onProgress: options.onProgress,
@@ -286,14 +354,24 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
   }
   if (options.report) {
     const key = `${options.report.prefix}readiness/${report.generatedAt.replace(/[:.]/g, '-')}.json`;
-    await putJson(clients, options.report.region, options.report.bucket, key, { ...report, reconciliation: run.reconciliation });
+    await putJson(clients, options.report.region, options.report.bucket, key, {
+      ...report,
+      reconciliation: run.reconciliation,
+    });
     run.reportLocation = `s3://${options.report.bucket}/${key}`;
   }
   return run;
 }
 
 async function putJson(clients: Clients, region: string, bucket: string, key: string, body: unknown): Promise<void> {
-  await s3Client(clients, region).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(body, null, 2), ContentType: 'application/json' }));
+  await s3Client(clients, region).send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: JSON.stringify(body, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -1,8 +1,22 @@
 import { DeregisterImageCommand, EnableImageDeprecationCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DeprecateAction, DeregisterAction, RetentionPlan } from '../domain/retention-planner.ts';
-import type { ApplyOutcome, BundleResult, DeprecatedImage, PendingAction, RemovedImage, RetentionError, RetentionReport, RetentionStep } from '../domain/retention-report.ts';
-import { BundleDeleteError, deleteBundle, readBundleManifest, REQUIRED_PERMISSIONS as BUNDLE_PERMISSIONS } from './bundles.ts';
+import type {
+  ApplyOutcome,
+  BundleResult,
+  DeprecatedImage,
+  PendingAction,
+  RemovedImage,
+  RetentionError,
+  RetentionReport,
+  RetentionStep,
+} from '../domain/retention-report.ts';
+import {
+  BundleDeleteError,
+  deleteBundle,
+  readBundleManifest,
+  REQUIRED_PERMISSIONS as BUNDLE_PERMISSIONS,
+} from './bundles.ts';
 import { TokenBucketPacer, type RateClass } from './pacer.ts';
 
 /**
@@ -14,7 +28,13 @@ import { TokenBucketPacer, type RateClass } from './pacer.ts';
  */
 
 /** DeleteAssociatedSnapshots deletes through ec2:DeleteSnapshot; reports go to S3 with s3:PutObject. */
-export const REQUIRED_PERMISSIONS = ['ec2:EnableImageDeprecation', 'ec2:DeregisterImage', 'ec2:DeleteSnapshot', ...BUNDLE_PERMISSIONS, 's3:PutObject'] as const;
+export const REQUIRED_PERMISSIONS = [
+  'ec2:EnableImageDeprecation',
+  'ec2:DeregisterImage',
+  'ec2:DeleteSnapshot',
+  ...BUNDLE_PERMISSIONS,
+  's3:PutObject',
+] as const;
 
 export interface ApplyOptions {
   ec2: EC2Client;
@@ -42,7 +62,14 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
   let slowestCallMs = 0;
   // An image takes up to three calls (GetObject, DeregisterImage, DeleteObjects); keep time for each at its slowest.
   const reserve = (): number => Math.max(baseReserveMs, 3 * 2 * slowestCallMs);
-  const outcome: ApplyOutcome = { deprecated: [], removed: [], errors: [], pending: [], stoppedEarly: false, mutatingCalls: 0 };
+  const outcome: ApplyOutcome = {
+    deprecated: [],
+    removed: [],
+    errors: [],
+    pending: [],
+    stoppedEarly: false,
+    mutatingCalls: 0,
+  };
   const deprecations = plan.actions.filter((a): a is DeprecateAction => a.action === 'deprecate');
   const removals = plan.actions.filter((a): a is DeregisterAction => a.action === 'deregister');
   const total = deprecations.length + removals.length;
@@ -74,7 +101,9 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
     const deprecateAt = new Date(Math.max(Date.parse(a.deprecateAt), earliest)).toISOString();
     const record: DeprecatedImage = { imageId: a.imageId, name: a.name, deprecateAt };
     try {
-      await call('mutating', () => options.ec2.send(new EnableImageDeprecationCommand({ ImageId: a.imageId, DeprecateAt: new Date(deprecateAt) })));
+      await call('mutating', () =>
+        options.ec2.send(new EnableImageDeprecationCommand({ ImageId: a.imageId, DeprecateAt: new Date(deprecateAt) })),
+      );
       outcome.deprecated.push(record);
     } catch (error) {
       if (GONE.has((error as { name?: string }).name ?? '')) outcome.deprecated.push({ ...record, alreadyGone: true });
@@ -83,7 +112,13 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
   };
 
   const deregister = async (a: DeregisterAction): Promise<void> => {
-    const removed: RemovedImage = { imageId: a.imageId, name: a.name, rootDeviceType: a.rootDeviceType, alreadyGone: false, snapshots: [] };
+    const removed: RemovedImage = {
+      imageId: a.imageId,
+      name: a.name,
+      rootDeviceType: a.rootDeviceType,
+      alreadyGone: false,
+      snapshots: [],
+    };
     // Instance-store: read and check the manifest before touching anything, so a missing bucket or a manifest
     // that cannot be trusted leaves the image registered and the bucket as it was.
     let bundle: Awaited<ReturnType<typeof readBundleManifest>> | undefined;
@@ -98,7 +133,9 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
     }
     try {
       const out = await call('destructive', () =>
-        options.ec2.send(new DeregisterImageCommand({ ImageId: a.imageId, DeleteAssociatedSnapshots: a.rootDeviceType === 'ebs' })),
+        options.ec2.send(
+          new DeregisterImageCommand({ ImageId: a.imageId, DeleteAssociatedSnapshots: a.rootDeviceType === 'ebs' }),
+        ),
       );
       const sizes = new Map(a.snapshots.map((s) => [s.snapshotId, s.sizeGiB]));
       removed.snapshots = (out.DeleteSnapshotResults ?? []).map((r) => ({
@@ -108,7 +145,12 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
       }));
       for (const s of removed.snapshots) {
         if (s.returnCode !== 'success' && s.returnCode !== 'skipped') {
-          outcome.errors.push({ step: 'deregister', imageId: a.imageId, code: `Snapshot.${s.returnCode}`, message: `snapshot ${s.snapshotId} was not deleted: ${s.returnCode}` });
+          outcome.errors.push({
+            step: 'deregister',
+            imageId: a.imageId,
+            code: `Snapshot.${s.returnCode}`,
+            message: `snapshot ${s.snapshotId} was not deleted: ${s.returnCode}`,
+          });
         }
       }
     } catch (error) {
@@ -119,7 +161,12 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
       removed.alreadyGone = true;
     }
     if (bundle) {
-      const result: BundleResult = { bucket: bundle.location.bucket, manifestKey: bundle.location.manifestKey, deletedKeys: [], ...(bundle.manifest.bundledBytes !== undefined ? { bytes: bundle.manifest.bundledBytes } : {}) };
+      const result: BundleResult = {
+        bucket: bundle.location.bucket,
+        manifestKey: bundle.location.manifestKey,
+        deletedKeys: [],
+        ...(bundle.manifest.bundledBytes !== undefined ? { bytes: bundle.manifest.bundledBytes } : {}),
+      };
       try {
         const { deletedKeys, calls } = await deleteBundle(options.s3, bundle.location, bundle.manifest);
         outcome.mutatingCalls += calls;
@@ -133,7 +180,11 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
     outcome.removed.push(removed);
   };
 
-  const run = async <A extends DeprecateAction | DeregisterAction>(queue: A[], cls: RateClass, act: (a: A) => Promise<void>): Promise<void> => {
+  const run = async <A extends DeprecateAction | DeregisterAction>(
+    queue: A[],
+    cls: RateClass,
+    act: (a: A) => Promise<void>,
+  ): Promise<void> => {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < queue.length) {
@@ -147,7 +198,8 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
       }
     };
     await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, queue.length) }, worker));
-    for (const a of queue.slice(next)) outcome.pending.push({ imageId: a.imageId, action: a.action } satisfies PendingAction);
+    for (const a of queue.slice(next))
+      outcome.pending.push({ imageId: a.imageId, action: a.action } satisfies PendingAction);
   };
 
   // Two buckets, two queues: deprecations never wait behind removals' tokens, nor the other way round.
@@ -156,8 +208,20 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
 }
 
 /** Writes a run's report as JSON; returns its `s3://` location. */
-export async function writeRetentionReport(s3: S3Client, bucket: string, key: string, report: RetentionReport): Promise<string> {
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(report, null, 2), ContentType: 'application/json' }));
+export async function writeRetentionReport(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  report: RetentionReport,
+): Promise<string> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: JSON.stringify(report, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
   return `s3://${bucket}/${key}`;
 }
 

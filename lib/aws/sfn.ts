@@ -18,7 +18,12 @@ export function executionArnOf(stateMachineArn: string, name: string): string {
  * StartExecution with a deterministic name. `ExecutionAlreadyExists` means this very request was made before (a
  * duplicate event), which is success: one execution per name is the point.
  */
-export async function startExecution(sfn: SFNClient, stateMachineArn: string, name: string, input: unknown): Promise<StartedExecution> {
+export async function startExecution(
+  sfn: SFNClient,
+  stateMachineArn: string,
+  name: string,
+  input: unknown,
+): Promise<StartedExecution> {
   try {
     const out = await sfn.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }));
     return { executionArn: out.executionArn ?? executionArnOf(stateMachineArn, name), alreadyStarted: false };

@@ -66,14 +66,28 @@ const EBS_CRYPTO = ['kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncrypt*', 'km
 function copyKeyStatements() {
   const keys = [
     ...drKeys(),
-    ...load().regions.sources.map((region) => ({ region, Resource: partitionArn(`kms:${region}:\${AWS::AccountId}:key/*`), Condition: {} })),
+    ...load().regions.sources.map((region) => ({
+      region,
+      Resource: partitionArn(`kms:${region}:\${AWS::AccountId}:key/*`),
+      Condition: {},
+    })),
   ];
   return keys.flatMap(({ region, Resource, Condition }) => {
     const via = { ...Condition, StringEquals: { 'kms:ViaService': `ec2.${region}.amazonaws.com` } };
     return [
-      { Effect: 'Allow', Action: ['kms:DescribeKey'], Resource, ...(Object.keys(Condition).length ? { Condition } : {}) },
+      {
+        Effect: 'Allow',
+        Action: ['kms:DescribeKey'],
+        Resource,
+        ...(Object.keys(Condition).length ? { Condition } : {}),
+      },
       { Effect: 'Allow', Action: EBS_CRYPTO, Resource, Condition: via },
-      { Effect: 'Allow', Action: ['kms:CreateGrant'], Resource, Condition: { ...via, Bool: { 'kms:GrantIsForAWSResource': 'true' } } },
+      {
+        Effect: 'Allow',
+        Action: ['kms:CreateGrant'],
+        Resource,
+        Condition: { ...via, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      },
     ];
   });
 }

@@ -45,22 +45,36 @@ function dashboardBody() {
   });
   const body = {
     widgets: [
-      widget(0, 0, 'DR readiness (ready ratio)', [m(METRIC.readyRatio, 'Minimum')], { yAxis: { left: { min: 0, max: 1 } }, period: 1800 }),
+      widget(0, 0, 'DR readiness (ready ratio)', [m(METRIC.readyRatio, 'Minimum')], {
+        yAxis: { left: { min: 0, max: 1 } },
+        period: 1800,
+      }),
       widget(12, 0, 'Images not ready', [m(METRIC.imagesNotReady, 'Maximum')], { period: 1800 }),
-      widget(0, 6, 'Replication lag (seconds)', [m(METRIC.replicationLagSeconds, 'Average'), m(METRIC.replicationLagSeconds, 'Maximum', 'max lag')]),
-      widget(12, 6, 'Oldest unprotected image age (seconds)', [m(METRIC.oldestUnprotectedAgeSeconds, 'Maximum')], { period: 1800 }),
+      widget(0, 6, 'Replication lag (seconds)', [
+        m(METRIC.replicationLagSeconds, 'Average'),
+        m(METRIC.replicationLagSeconds, 'Maximum', 'max lag'),
+      ]),
+      widget(12, 6, 'Oldest unprotected image age (seconds)', [m(METRIC.oldestUnprotectedAgeSeconds, 'Maximum')], {
+        period: 1800,
+      }),
       widget(0, 12, 'Replications', [
         m(METRIC.replicationSucceeded, 'Sum'),
         m(METRIC.replicationFailed, 'Sum'),
         m(METRIC.redriven, 'Sum'),
         ['AWS/States', 'ExecutionsFailed', 'StateMachineArn', '${ReplicateStateMachine}', { stat: 'Sum' }],
       ]),
-      widget(12, 12, 'Retention', [
-        m(METRIC.imagesDeprecated, 'Sum'),
-        m(METRIC.imagesRemoved, 'Sum'),
-        m(METRIC.gibFreed, 'Sum'),
-        m(METRIC.retentionErrors, 'Sum'),
-      ], { period: 3600 }),
+      widget(
+        12,
+        12,
+        'Retention',
+        [
+          m(METRIC.imagesDeprecated, 'Sum'),
+          m(METRIC.imagesRemoved, 'Sum'),
+          m(METRIC.gibFreed, 'Sum'),
+          m(METRIC.retentionErrors, 'Sum'),
+        ],
+        { period: 3600 },
+      ),
     ],
   };
   return { 'Fn::Sub': JSON.stringify(body) };

@@ -52,15 +52,21 @@ const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'ETIM
 export function describeError(error: unknown): { exitCode: number; message: string } {
   if (error instanceof UsageError) return { exitCode: EXIT.usage, message: error.message };
   if (error instanceof CommandError) return { exitCode: error.exitCode, message: error.message };
-  const e = error as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  const e = error as
+    { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } } | undefined;
   const name = e?.name ?? '';
   const message = e?.message ?? String(error);
   if (name === 'PolicyError') return { exitCode: EXIT.usage, message };
-  if (/^(cannot read policy file|policy file .* is not valid YAML)/.test(message)) return { exitCode: EXIT.usage, message };
-  if (AWS_ACCESS_ERRORS.has(name)) return { exitCode: EXIT.aws, message: `AWS refused the request (${name}): ${message}` };
+  if (/^(cannot read policy file|policy file .* is not valid YAML)/.test(message))
+    return { exitCode: EXIT.usage, message };
+  if (AWS_ACCESS_ERRORS.has(name))
+    return { exitCode: EXIT.aws, message: `AWS refused the request (${name}): ${message}` };
   const code = e?.code ?? (error as { cause?: { code?: string } })?.cause?.code ?? '';
   if (NETWORK_ERRORS.has(code) || NETWORK_ERRORS.has(name)) {
-    return { exitCode: EXIT.aws, message: `cannot reach AWS (${code || name}): ${message}. Check AWS_ENDPOINT_URL, AWS_REGION and the network` };
+    return {
+      exitCode: EXIT.aws,
+      message: `cannot reach AWS (${code || name}): ${message}. Check AWS_ENDPOINT_URL, AWS_REGION and the network`,
+    };
   }
   if (e?.$metadata && name) return { exitCode: EXIT.failure, message: `${name}: ${message}` };
   return { exitCode: EXIT.failure, message };

@@ -49,7 +49,8 @@ const HISTORY: ImageSpec[] = [
 export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number): SeededAccount {
   const keys: Record<string, string> = {};
   for (const dr of policy.regions.dr) {
-    if (dr.kmsKeyId.startsWith('alias/')) keys[dr.region] = seed.key(dr.region, { alias: dr.kmsKeyId, description: 'ami-dr DR copies' }).arn;
+    if (dr.kmsKeyId.startsWith('alias/'))
+      keys[dr.region] = seed.key(dr.region, { alias: dr.kmsKeyId, description: 'ami-dr DR copies' }).arn;
   }
   const account: SeededAccount = { keys, sources: [], instances: [] };
   for (const region of policy.regions.sources) {
@@ -59,7 +60,14 @@ export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number)
       const creationDate = new Date(now - spec.ageDays * DAY).toISOString();
       const tags = { Name: spec.name, Family: spec.family, Team: 'platform', CostCenter: '4711' };
       const permissions: LaunchPermission[] = spec.partner ? [{ userId: PARTNER_ACCOUNT }] : [];
-      const imageId = seed.image(region, { name: spec.name, description: `${spec.family} image`, tags, creationDate, sizeGiB: 8, launchPermissions: permissions });
+      const imageId = seed.image(region, {
+        name: spec.name,
+        description: `${spec.family} image`,
+        tags,
+        creationDate,
+        sizeGiB: 8,
+        launchPermissions: permissions,
+      });
       byName.set(spec.name, imageId);
       account.sources.push({ imageId, region, name: spec.name, story: spec.story });
       targets.forEach((target, i) => {
@@ -86,12 +94,24 @@ export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number)
     const batch = byName.get('batch-2025.09');
     const latest = byName.get('web-1.4.0');
     if (batch) account.instances.push(seed.instance(region, { imageId: batch, tags: { Name: 'nightly-batch' } }));
-    if (latest) account.instances.push(seed.instance(region, { imageId: latest, tags: { Name: 'web-1' } }), seed.instance(region, { imageId: latest, tags: { Name: 'web-2' } }));
+    if (latest)
+      account.instances.push(
+        seed.instance(region, { imageId: latest, tags: { Name: 'web-1' } }),
+        seed.instance(region, { imageId: latest, tags: { Name: 'web-2' } }),
+      );
     if (oldest && latest) {
-      account.launchTemplateId = seed.launchTemplate(region, { name: 'web', versions: [{ imageId: oldest, description: 'first release' }, { imageId: latest }], defaultVersion: 1 });
+      account.launchTemplateId = seed.launchTemplate(region, {
+        name: 'web',
+        versions: [{ imageId: oldest, description: 'first release' }, { imageId: latest }],
+        defaultVersion: 1,
+      });
     }
     // Out of scope: the selector's exclude tag (example policy), or just never matched.
-    seed.image(region, { name: 'scratch-experiment', tags: { Name: 'scratch', 'ami-dr:skip': 'true' }, creationDate: new Date(now - 300 * DAY).toISOString() });
+    seed.image(region, {
+      name: 'scratch-experiment',
+      tags: { Name: 'scratch', 'ami-dr:skip': 'true' },
+      creationDate: new Date(now - 300 * DAY).toISOString(),
+    });
   }
   return account;
 }

@@ -11,7 +11,11 @@ export interface LocalSessionDetails {
  * --local: the whole of ami-dr (twin, event rules, replication state machine) started in this process on a
  * virtual clock, seeded with a realistic account, stopped when the command ends.
  */
-export async function startLocalSession(ctx: CommandContext, policy: Readonly<Policy>, region: string): Promise<Session> {
+export async function startLocalSession(
+  ctx: CommandContext,
+  policy: Readonly<Policy>,
+  region: string,
+): Promise<Session> {
   const progress = ctx.out.progress('starting the local twin');
   try {
     const { startLocalRuntime } = await import('../../local/runtime.ts');
@@ -19,7 +23,10 @@ export async function startLocalSession(ctx: CommandContext, policy: Readonly<Po
     ctx.onCleanup(() => runtime.stop());
     const now = runtime.twin.clock.now();
     const account = seedAccount(runtime.twin.seed, policy, now);
-    if (!ctx.flags.json) ctx.out.note(`local twin at ${runtime.twin.endpoint}: account ${runtime.twin.accountId}, ${account.sources.length} source images seeded`);
+    if (!ctx.flags.json)
+      ctx.out.note(
+        `local twin at ${runtime.twin.endpoint}: account ${runtime.twin.accountId}, ${account.sources.length} source images seeded`,
+      );
     return {
       clients: runtime.clients,
       accountId: runtime.twin.accountId,

@@ -1,7 +1,16 @@
 import { parseArgs } from 'node:util';
 import { loadPolicyFile } from '../policy-file.ts';
 import type { Policy } from '../domain/policy.ts';
-import { DEFAULT_POLICY_FILE, GLOBAL_OPTIONS, type Command, type CommandContext, type GlobalFlags, type OptionSpec, type ParsedValues, type Session } from './command.ts';
+import {
+  DEFAULT_POLICY_FILE,
+  GLOBAL_OPTIONS,
+  type Command,
+  type CommandContext,
+  type GlobalFlags,
+  type OptionSpec,
+  type ParsedValues,
+  type Session,
+} from './command.ts';
 import { demoCommand } from './commands/demo.ts';
 import { readinessCommand } from './commands/readiness.ts';
 import { replicateCommand } from './commands/replicate.ts';
@@ -12,8 +21,14 @@ import { describeError, EXIT, UsageError } from './errors.ts';
 import { Output, type Stream } from './output.ts';
 import { openSession } from './session.ts';
 
-export const COMMANDS: readonly Command[] = [validateCommand, replicateCommand, readinessCommand, retentionCommand, twinCommand, demoCommand];
-
+export const COMMANDS: readonly Command[] = [
+  validateCommand,
+  replicateCommand,
+  readinessCommand,
+  retentionCommand,
+  twinCommand,
+  demoCommand,
+];
 
 export interface CliIo {
   stdout: Stream;
@@ -25,7 +40,10 @@ export interface CliIo {
  * The `ami-dr` command. `argv` is what follows the program name; the result is the exit status (see EXIT and the
  * README). Never throws: every error becomes one line on stderr (a stack trace too with --debug).
  */
-export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env },
+): Promise<number> {
   // A support notice the SDK prints at every run on Node 20: noise on a command's stderr.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const wantsJson = argv.includes('--json');
@@ -68,7 +86,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     return await command.run(ctx, parsed.values, parsed.positionals);
   } catch (error) {
     const { exitCode, message } = describeError(error);
-    const hint = error instanceof UsageError ? ` (see 'ami-dr ${error.command ?? commandName ?? ''}${error.command ?? commandName ? ' ' : ''}--help')` : '';
+    const hint =
+      error instanceof UsageError
+        ? ` (see 'ami-dr ${error.command ?? commandName ?? ''}${(error.command ?? commandName) ? ' ' : ''}--help')`
+        : '';
     if (out.json) out.printJson({ error: { message, exitCode, name: (error as { name?: string })?.name ?? 'Error' } });
     out.note(`${out.paint('red', 'ami-dr: error:', 'err')} ${message}${hint}`);
     if (debug && error instanceof Error && error.stack) out.note(error.stack);
@@ -88,7 +109,10 @@ function findCommand(name: string): Command {
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
     const near = COMMANDS.find((c) => c.name.startsWith(name.slice(0, 3)));
-    throw new UsageError(`unknown command '${name}'${near ? `; did you mean '${near.name}'?` : ''} (commands: ${COMMANDS.map((c) => c.name).join(', ')})`, '');
+    throw new UsageError(
+      `unknown command '${name}'${near ? `; did you mean '${near.name}'?` : ''} (commands: ${COMMANDS.map((c) => c.name).join(', ')})`,
+      '',
+    );
   }
   return command;
 }
@@ -96,7 +120,10 @@ function findCommand(name: string): Command {
 function parseCommandArgs(command: Command, args: string[]): { values: ParsedValues; positionals: string[] } {
   const all: Record<string, OptionSpec> = { ...GLOBAL_OPTIONS, ...command.options };
   const options = Object.fromEntries(
-    Object.entries(all).map(([name, spec]) => [name, { type: spec.type, ...(spec.short ? { short: spec.short } : {}) }]),
+    Object.entries(all).map(([name, spec]) => [
+      name,
+      { type: spec.type, ...(spec.short ? { short: spec.short } : {}) },
+    ]),
   );
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -109,7 +136,14 @@ function parseCommandArgs(command: Command, args: string[]): { values: ParsedVal
   const names = command.positionals ?? [];
   const required = names.filter((n) => !n.endsWith('?')).length;
   if (parsed.positionals.length < required) {
-    throw new UsageError(`missing ${names.slice(parsed.positionals.length).filter((n) => !n.endsWith('?')).map((n) => `<${n}>`).join(' ')}`, command.name);
+    throw new UsageError(
+      `missing ${names
+        .slice(parsed.positionals.length)
+        .filter((n) => !n.endsWith('?'))
+        .map((n) => `<${n}>`)
+        .join(' ')}`,
+      command.name,
+    );
   }
   if (parsed.positionals.length > names.length) {
     throw new UsageError(`unexpected argument '${parsed.positionals[names.length]}'`, command.name);
@@ -126,7 +160,12 @@ function cleanParseError(message: string): string {
     .replace(/^Option '(.+?) <value>' argument missing$/s, "option '$1' needs a value");
 }
 
-function createContext(out: Output, env: NodeJS.ProcessEnv, flags: GlobalFlags, cleanups: (() => Promise<void> | void)[]): CommandContext {
+function createContext(
+  out: Output,
+  env: NodeJS.ProcessEnv,
+  flags: GlobalFlags,
+  cleanups: (() => Promise<void> | void)[],
+): CommandContext {
   let policy: Readonly<Policy> | undefined;
   let session: Promise<Session> | undefined;
   const ctx: CommandContext = {
@@ -193,13 +232,15 @@ export function programHelp(): string {
     '  ami-dr demo',
     '  ami-dr validate --policy ami-dr.config.yml',
     '  ami-dr readiness --format html --output readiness.html',
-    "  ami-dr help readiness",
+    '  ami-dr help readiness',
     '',
   ].join('\n');
 }
 
 async function version(): Promise<string> {
   const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: string;
+  };
   return `ami-dr ${pkg.version ?? 'unknown'}`;
 }

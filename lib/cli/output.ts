@@ -131,6 +131,8 @@ export class ProgressLine {
 
   private draw(): void {
     const seconds = Math.round((Date.now() - this.started) / 1000);
-    this.stream.write(`\r\u001b[2K${SPINNER[this.frame]} ${this.label}${this.text ? `: ${this.text}` : ''} (${seconds}s)`);
+    this.stream.write(
+      `\r\u001b[2K${SPINNER[this.frame]} ${this.label}${this.text ? `: ${this.text}` : ''} (${seconds}s)`,
+    );
   }
 }

@@ -13,7 +13,8 @@ const DEFAULT_STAGE = 'dev';
  */
 export async function openSession(ctx: CommandContext, options: { region?: string }): Promise<Session> {
   const policy = ctx.policy();
-  const region = options.region ?? ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION ?? policy.regions.sources[0] ?? 'us-east-1';
+  const region =
+    options.region ?? ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION ?? policy.regions.sources[0] ?? 'us-east-1';
   if (ctx.flags.local) {
     const { startLocalSession } = await import('./local.ts');
     return startLocalSession(ctx, policy, region);
@@ -27,7 +28,9 @@ export async function openSession(ctx: CommandContext, options: { region?: strin
     accountId,
     region,
     stateMachineArnFor: (sourceRegion) =>
-      configured ? stateMachineArnIn(configured, sourceRegion) : `arn:aws:states:${sourceRegion}:${accountId}:stateMachine:ami-dr-${stage}-replicate`,
+      configured
+        ? stateMachineArnIn(configured, sourceRegion)
+        : `arn:aws:states:${sourceRegion}:${accountId}:stateMachine:ami-dr-${stage}-replicate`,
     now: () => Date.now(),
     sleep: (ms) => sleep(ms),
   };

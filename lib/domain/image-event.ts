@@ -115,7 +115,9 @@ export function parseImageEvent(raw: unknown): ImageEvent {
     const d = e.detail;
     const imageId = d.responseElements?.imageId;
     if (!d.errorCode && !imageId) {
-      throw new MalformedEventError([`detail.responseElements.imageId: a successful ${d.eventName} names the image it made`]);
+      throw new MalformedEventError([
+        `detail.responseElements.imageId: a successful ${d.eventName} names the image it made`,
+      ]);
     }
     const event: ImageEvent = {
       kind: 'api-call',

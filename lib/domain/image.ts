@@ -2,7 +2,8 @@
  * What ami-dr knows of an image, independent of the SDK's shapes. lib/aws maps DescribeImages into this;
  * the planners read only this.
  */
-export type ImageState = 'pending' | 'available' | 'invalid' | 'deregistered' | 'transient' | 'failed' | 'error' | 'disabled';
+export type ImageState =
+  'pending' | 'available' | 'invalid' | 'deregistered' | 'transient' | 'failed' | 'error' | 'disabled';
 
 export interface LaunchPermission {
   userId?: string;

@@ -100,8 +100,16 @@ const retentionSchema = z
   .superRefine((r, ctx) => {
     for (const scope of ['sources', 'replicas'] as const) {
       const s = r[scope];
-      if (s.deprecateAfterDays !== undefined && s.deregisterAfterDays !== undefined && s.deregisterAfterDays < s.deprecateAfterDays) {
-        ctx.addIssue({ code: 'custom', path: [scope, 'deregisterAfterDays'], message: 'must not be less than deprecateAfterDays' });
+      if (
+        s.deprecateAfterDays !== undefined &&
+        s.deregisterAfterDays !== undefined &&
+        s.deregisterAfterDays < s.deprecateAfterDays
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [scope, 'deregisterAfterDays'],
+          message: 'must not be less than deprecateAfterDays',
+        });
       }
       if (s.deregisterAfterDays !== undefined && s.keepLatest === 0 && !r.allowRemovingAll) {
         ctx.addIssue({
@@ -115,7 +123,10 @@ const retentionSchema = z
 
 export const policySchema = z
   .strictObject({
-    name: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -').default('default'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -')
+      .default('default'),
     selector: selectorSchema.prefault({}),
     regions: z.strictObject({
       sources: z.array(region).min(1, 'needs at least one source region'),
@@ -123,12 +134,15 @@ export const policySchema = z
     }),
     replication: replicationSchema.prefault({}),
     retention: retentionSchema.prefault({}),
-    notifications: z.strictObject({ snsTopicArn: z.string().regex(SNS_ARN, 'is not an SNS topic ARN').optional() }).prefault({}),
+    notifications: z
+      .strictObject({ snsTopicArn: z.string().regex(SNS_ARN, 'is not an SNS topic ARN').optional() })
+      .prefault({}),
   })
   .superRefine((p, ctx) => {
     const seen = new Set<string>();
     p.regions.dr.forEach((d, i) => {
-      if (seen.has(d.region)) ctx.addIssue({ code: 'custom', path: ['regions', 'dr', i, 'region'], message: `${d.region} is listed twice` });
+      if (seen.has(d.region))
+        ctx.addIssue({ code: 'custom', path: ['regions', 'dr', i, 'region'], message: `${d.region} is listed twice` });
       seen.add(d.region);
     });
     if (p.replication.addLaunchPermissions.public) {

@@ -1,7 +1,14 @@
 import type { ImageRecord, LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
 import { TAG, isReplica } from './tags.ts';
-import { copyTags, deprecationFor, launchPermissionsFor, matchSelector, PublicEncryptedImageError, publicSourceRefusal } from './replication.ts';
+import {
+  copyTags,
+  deprecationFor,
+  launchPermissionsFor,
+  matchSelector,
+  PublicEncryptedImageError,
+  publicSourceRefusal,
+} from './replication.ts';
 
 /**
  * DR readiness: for every in-scope source image and every DR region, is there a usable copy that is what the
@@ -90,7 +97,15 @@ const USABLE_COPY_STATES = new Set(['available']);
 const IN_FLIGHT_STATES = new Set(['pending', 'transient']);
 const FAILED_STATES = new Set(['failed', 'error', 'invalid', 'disabled']);
 /** Which copy speaks for a region when several exist (a failed one and its retry, say). */
-const COPY_PREFERENCE: Record<string, number> = { available: 0, pending: 1, transient: 1, disabled: 2, failed: 3, error: 3, invalid: 3 };
+const COPY_PREFERENCE: Record<string, number> = {
+  available: 0,
+  pending: 1,
+  transient: 1,
+  disabled: 2,
+  failed: 3,
+  error: 3,
+  invalid: 3,
+};
 
 export function computeReadiness(input: ReadinessInput): ReadinessReport {
   const { policy, now } = input;
@@ -106,7 +121,16 @@ export function computeReadiness(input: ReadinessInput): ReadinessReport {
     const required = requirementsOf(input, source);
     const cells = policy.regions.dr
       .filter((d) => d.region !== source.region)
-      .map((dr) => cellFor(input, source, required, dr.region, copiesBySource.get(copyIndexKey(source.region, source.imageId, dr.region)) ?? [], ageSeconds));
+      .map((dr) =>
+        cellFor(
+          input,
+          source,
+          required,
+          dr.region,
+          copiesBySource.get(copyIndexKey(source.region, source.imageId, dr.region)) ?? [],
+          ageSeconds,
+        ),
+      );
     rows.push({
       sourceImageId: source.imageId,
       sourceRegion: source.region,
@@ -142,7 +166,11 @@ function requirementsOf(input: ReadinessInput, source: ImageRecord): Requirement
   // Provenance tags found the copy; the policy tag changes with every policy edit and is not the user's concern.
   // A finalized copy also carries replicated-at, which takes one of the 50 tags: counted, or the tag it displaced
   // would be required, "repaired" and refused by EC2 on every run.
-  const tags = Object.fromEntries(Object.entries(copyTags(source, policy, new Date(input.now).toISOString()).tags).filter(([k]) => !k.startsWith('ami-dr:')));
+  const tags = Object.fromEntries(
+    Object.entries(copyTags(source, policy, new Date(input.now).toISOString()).tags).filter(
+      ([k]) => !k.startsWith('ami-dr:'),
+    ),
+  );
   const sourcePermissions = input.launchPermissions.get(imageKey(source.region, source.imageId));
   const known = sourcePermissions !== undefined || !policy.replication.copyLaunchPermissions;
   const byEncryption = new Map<boolean, LaunchPermission[]>();
@@ -161,10 +189,26 @@ function requirementsOf(input: ReadinessInput, source: ImageRecord): Requirement
   };
 }
 
-function cellFor(input: ReadinessInput, source: ImageRecord, required: Requirements, region: string, copies: ImageRecord[], ageSeconds: number): ReadinessCell {
-  const copy = [...copies].sort((a, b) => (COPY_PREFERENCE[a.state] ?? 9) - (COPY_PREFERENCE[b.state] ?? 9) || b.creationDate.localeCompare(a.creationDate))[0];
+function cellFor(
+  input: ReadinessInput,
+  source: ImageRecord,
+  required: Requirements,
+  region: string,
+  copies: ImageRecord[],
+  ageSeconds: number,
+): ReadinessCell {
+  const copy = [...copies].sort(
+    (a, b) =>
+      (COPY_PREFERENCE[a.state] ?? 9) - (COPY_PREFERENCE[b.state] ?? 9) || b.creationDate.localeCompare(a.creationDate),
+  )[0];
   if (source.state === 'pending') {
-    return { region, status: 'in-progress', reason: 'source image is still pending', drift: [], lagSeconds: ageSeconds };
+    return {
+      region,
+      status: 'in-progress',
+      reason: 'source image is still pending',
+      drift: [],
+      lagSeconds: ageSeconds,
+    };
   }
   const refusal = publicSourceRefusal(input.policy, source);
   if (!copy) {
@@ -172,15 +216,18 @@ function cellFor(input: ReadinessInput, source: ImageRecord, required: Requireme
     return { region, status: 'missing', reason: 'no copy in this region', drift: [], lagSeconds: ageSeconds };
   }
   const base = { region, copyImageId: copy.imageId, copyState: copy.state };
-  if (IN_FLIGHT_STATES.has(copy.state)) return { ...base, status: 'in-progress', reason: `copy is ${copy.state}`, drift: [], lagSeconds: ageSeconds };
+  if (IN_FLIGHT_STATES.has(copy.state))
+    return { ...base, status: 'in-progress', reason: `copy is ${copy.state}`, drift: [], lagSeconds: ageSeconds };
   if (FAILED_STATES.has(copy.state) || !USABLE_COPY_STATES.has(copy.state)) {
-    if (refusal) return { ...base, status: 'failed', reason: refusal, refused: true, drift: [], lagSeconds: ageSeconds };
+    if (refusal)
+      return { ...base, status: 'failed', reason: refusal, refused: true, drift: [], lagSeconds: ageSeconds };
     const why = copy.stateReason ? `copy ${copy.state}: ${copy.stateReason}` : `copy is ${copy.state}`;
     return { ...base, status: 'failed', reason: why, drift: [], lagSeconds: ageSeconds };
   }
   const lagSeconds = copyLag(source, copy);
   const drift = driftOf(input, required, copy);
-  if (drift.length) return { ...base, status: 'drifted', reason: drift.map((d) => d.detail).join('; '), drift, lagSeconds };
+  if (drift.length)
+    return { ...base, status: 'drifted', reason: drift.map((d) => d.detail).join('; '), drift, lagSeconds };
   return { ...base, status: 'ready', drift: [], lagSeconds };
 }
 
@@ -194,9 +241,14 @@ function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecor
     const expected = policy.regions.dr.find((d) => d.region === copy.region)?.kmsKeyId ?? '';
     const known = new Set([expected, ...(input.keyIds[copy.region] ?? [])]);
     // A snapshot whose key was not read is not evidence of drift.
-    const actual = [...new Set(copy.snapshots.flatMap((s) => (s.encrypted === false ? ['unencrypted'] : s.kmsKeyId ? [s.kmsKeyId] : [])))];
+    const actual = [
+      ...new Set(
+        copy.snapshots.flatMap((s) => (s.encrypted === false ? ['unencrypted'] : s.kmsKeyId ? [s.kmsKeyId] : [])),
+      ),
+    ];
     const wrong = actual.filter((k) => !known.has(k));
-    if (wrong.length) drift.push({ kind: 'key', detail: `encrypted with ${wrong.join(', ')}, not ${expected}`, expected, actual });
+    if (wrong.length)
+      drift.push({ kind: 'key', detail: `encrypted with ${wrong.join(', ')}, not ${expected}`, expected, actual });
   }
 
   const set: Record<string, string> = {};
@@ -208,7 +260,10 @@ function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecor
     (copy.tags[key] === undefined ? missing : changed).push(key);
   }
   if (missing.length || changed.length) {
-    const parts = [missing.length ? `missing ${missing.join(', ')}` : '', changed.length ? `changed ${changed.join(', ')}` : ''].filter(Boolean);
+    const parts = [
+      missing.length ? `missing ${missing.join(', ')}` : '',
+      changed.length ? `changed ${changed.join(', ')}` : '',
+    ].filter(Boolean);
     drift.push({ kind: 'tags', detail: `tags ${parts.join('; ')}`, set });
   }
 
@@ -236,7 +291,10 @@ function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecor
     if (have !== minute(deprecateAt)) {
       drift.push({
         kind: 'deprecation',
-        detail: have === undefined ? `deprecation time missing (source: ${deprecateAt})` : `deprecation time ${copy.deprecationTime}, source ${deprecateAt}`,
+        detail:
+          have === undefined
+            ? `deprecation time missing (source: ${deprecateAt})`
+            : `deprecation time ${copy.deprecationTime}, source ${deprecateAt}`,
         deprecateAt,
       });
     }
@@ -245,7 +303,11 @@ function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecor
 }
 
 /** What replication would share the copy with; a public source cannot make its encrypted copy public, so that part is left out. */
-function requiredPermissions(policy: Policy, sourcePermissions: LaunchPermission[], encrypted: boolean): LaunchPermission[] {
+function requiredPermissions(
+  policy: Policy,
+  sourcePermissions: LaunchPermission[],
+  encrypted: boolean,
+): LaunchPermission[] {
   try {
     return launchPermissionsFor(sourcePermissions, policy, encrypted);
   } catch (error) {
@@ -259,7 +321,15 @@ function requiredPermissions(policy: Policy, sourcePermissions: LaunchPermission
 }
 
 export const permissionKey = (p: LaunchPermission): string =>
-  p.userId ? `account ${p.userId}` : p.organizationArn ? `organization ${p.organizationArn}` : p.organizationalUnitArn ? `OU ${p.organizationalUnitArn}` : p.group ? `group ${p.group}` : 'nothing';
+  p.userId
+    ? `account ${p.userId}`
+    : p.organizationArn
+      ? `organization ${p.organizationArn}`
+      : p.organizationalUnitArn
+        ? `OU ${p.organizationalUnitArn}`
+        : p.group
+          ? `group ${p.group}`
+          : 'nothing';
 
 function summarize(rows: readonly ReadinessRow[]): ReadinessSummary {
   const counts = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<ReadinessStatus, number>;
@@ -333,14 +403,25 @@ export function planReconciliation(report: ReadinessReport): ReconciliationPlan 
     }
     for (const cell of row.cells) {
       if (cell.status !== 'drifted' || !cell.copyImageId) continue;
-      const action: RepairAction = { region: cell.region, copyImageId: cell.copyImageId, sourceImageId: row.sourceImageId, sourceRegion: row.sourceRegion, reason: '' };
+      const action: RepairAction = {
+        region: cell.region,
+        copyImageId: cell.copyImageId,
+        sourceImageId: row.sourceImageId,
+        sourceRegion: row.sourceRegion,
+        reason: '',
+      };
       const reasons: string[] = [];
       for (const d of cell.drift) {
         if (d.kind === 'tags') action.tags = d.set;
         else if (d.kind === 'launch-permissions') action.launchPermissions = { add: d.add, remove: d.remove };
         else if (d.kind === 'deprecation') action.deprecateAt = d.deprecateAt;
         else {
-          plan.manual.push({ region: cell.region, copyImageId: cell.copyImageId, sourceImageId: row.sourceImageId, reason: `${d.detail}: re-encryption needs a new copy` });
+          plan.manual.push({
+            region: cell.region,
+            copyImageId: cell.copyImageId,
+            sourceImageId: row.sourceImageId,
+            reason: `${d.detail}: re-encryption needs a new copy`,
+          });
           continue;
         }
         reasons.push(d.detail);
@@ -353,7 +434,8 @@ export function planReconciliation(report: ReadinessReport): ReconciliationPlan 
 
 // ---- helpers ----
 
-const copyIndexKey = (sourceRegion: string, sourceImageId: string, region: string): string => `${sourceRegion}|${sourceImageId}|${region}`;
+const copyIndexKey = (sourceRegion: string, sourceImageId: string, region: string): string =>
+  `${sourceRegion}|${sourceImageId}|${region}`;
 
 function indexCopies(copies: readonly ImageRecord[], drRegions: readonly string[]): Map<string, ImageRecord[]> {
   const index = new Map<string, ImageRecord[]>();

@@ -164,9 +164,12 @@ export class StepInputError extends Error {
 export function parseStep<T>(schema: z.ZodType<T>, input: unknown, step: string): T {
   const result = schema.safeParse(input);
   if (!result.success) {
-    throw new StepInputError(`${step} input: ${result.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`, {
-      cause: result.error,
-    });
+    throw new StepInputError(
+      `${step} input: ${result.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`,
+      {
+        cause: result.error,
+      },
+    );
   }
   return result.data;
 }

@@ -20,8 +20,12 @@ export class PublicEncryptedImageError extends Error {
  * Why replication refuses a source, if it does. A public EBS source whose launch permissions are copied would need a
  * public copy, and the copy is encrypted, which EC2 forbids. Without copied permissions the copy simply stays private.
  */
-export function publicSourceRefusal(policy: Policy, source: { public: boolean; rootDeviceType: 'ebs' | 'instance-store' }): string | undefined {
-  if (!source.public || source.rootDeviceType === 'instance-store' || !policy.replication.copyLaunchPermissions) return undefined;
+export function publicSourceRefusal(
+  policy: Policy,
+  source: { public: boolean; rootDeviceType: 'ebs' | 'instance-store' },
+): string | undefined {
+  if (!source.public || source.rootDeviceType === 'instance-store' || !policy.replication.copyLaunchPermissions)
+    return undefined;
   return 'source is public: its copy would be encrypted and encrypted images cannot be public, so replication refuses it (stop sharing it publicly, exclude it, or set replication.copyLaunchPermissions: false)';
 }
 
@@ -57,10 +61,13 @@ const skip = (reason: SkipReason, detail: string): Verdict => ({ act: false, rea
 export function screenEvent(event: ImageEvent, ctx: ScreenContext): Verdict {
   if (event.errorCode) return skip('call-failed', `${event.eventName ?? 'call'} failed with ${event.errorCode}`);
   if (event.account !== ctx.accountId) return skip('another-account', `event from account ${event.account}`);
-  if (!ctx.policy.regions.sources.includes(event.region)) return skip('not-a-source-region', `${event.region} is not a source region`);
+  if (!ctx.policy.regions.sources.includes(event.region))
+    return skip('not-a-source-region', `${event.region} is not a source region`);
   const prefix = ctx.roleArnPrefix;
-  if (prefix && isOwnRole(prefix, event)) return skip('own-role', `called by ami-dr's own role ${event.callerRoleArn ?? event.callerArn}`);
-  if (event.kind === 'state-change' && event.state !== 'available') return skip('not-available', `image state is ${event.state}`);
+  if (prefix && isOwnRole(prefix, event))
+    return skip('own-role', `called by ami-dr's own role ${event.callerRoleArn ?? event.callerArn}`);
+  if (event.kind === 'state-change' && event.state !== 'available')
+    return skip('not-available', `image state is ${event.state}`);
   if (!event.imageId) return skip('image-not-found', 'event names no image');
   return ACT;
 }
@@ -84,11 +91,19 @@ export function screenImage(image: ImageRecord | undefined, ctx: ScreenContext):
   if (isReplica(image.tags)) return skip('replica', `${image.imageId} is an ami-dr copy (${TAG.role}=${REPLICA_ROLE})`);
   if (image.ownerId !== ctx.accountId) {
     if (image.productCodes.length > 0) {
-      return skip('marketplace', `${image.imageId} carries product codes and is owned by ${image.ownerId}: it cannot be copied`);
+      return skip(
+        'marketplace',
+        `${image.imageId} carries product codes and is owned by ${image.ownerId}: it cannot be copied`,
+      );
     }
     return skip('not-owned', `${image.imageId} is owned by ${image.ownerId}`);
   }
-  if (image.state === 'failed' || image.state === 'deregistered' || image.state === 'invalid' || image.state === 'error') {
+  if (
+    image.state === 'failed' ||
+    image.state === 'deregistered' ||
+    image.state === 'invalid' ||
+    image.state === 'error'
+  ) {
     return skip('not-copyable', `${image.imageId} is ${image.state}`);
   }
   const selected = matchSelector(ctx.policy.selector, image);
@@ -209,13 +224,18 @@ export function copyTags(
   };
   const user = r.copyTags
     ? Object.entries(source.tags)
-        .filter(([k]) => !k.startsWith('aws:') && !k.startsWith('ami-dr:') && !r.tagDenyList.some((p) => globMatch(p, k)))
+        .filter(
+          ([k]) => !k.startsWith('aws:') && !k.startsWith('ami-dr:') && !r.tagDenyList.some((p) => globMatch(p, k)),
+        )
         .sort(([a], [b]) => a.localeCompare(b))
     : [];
   const extras = Object.entries(r.extraTags).filter(([k]) => !(k in provenance));
   const room = MAX_TAGS - Object.keys(provenance).length - extras.length;
   const kept = user.filter(([k]) => !(k in r.extraTags)).slice(0, Math.max(0, room));
-  const dropped = user.filter(([k]) => !(k in r.extraTags)).slice(Math.max(0, room)).map(([k]) => k);
+  const dropped = user
+    .filter(([k]) => !(k in r.extraTags))
+    .slice(Math.max(0, room))
+    .map(([k]) => k);
   return { tags: { ...Object.fromEntries(kept), ...Object.fromEntries(extras), ...provenance }, dropped };
 }
 
@@ -223,7 +243,11 @@ export function copyTags(
  * Launch permissions of the copy: the source's (accounts, organizations, OUs; when `copyLaunchPermissions`) plus
  * the policy's additions, without duplicates. Public sharing of an encrypted copy is refused with a named error.
  */
-export function launchPermissionsFor(sourcePermissions: LaunchPermission[], policy: Policy, encrypted: boolean): LaunchPermission[] {
+export function launchPermissionsFor(
+  sourcePermissions: LaunchPermission[],
+  policy: Policy,
+  encrypted: boolean,
+): LaunchPermission[] {
   const r = policy.replication;
   const wanted: LaunchPermission[] = [
     ...(r.copyLaunchPermissions ? sourcePermissions : []),
@@ -241,7 +265,9 @@ export function launchPermissionsFor(sourcePermissions: LaunchPermission[], poli
     result.push(p);
   }
   if (encrypted && result.some((p) => p.group === 'all')) {
-    throw new PublicEncryptedImageError('the source is public, but its copy is encrypted and encrypted images cannot be made public');
+    throw new PublicEncryptedImageError(
+      'the source is public, but its copy is encrypted and encrypted images cannot be made public',
+    );
   }
   return result;
 }
@@ -258,7 +284,11 @@ export function permissionKey(p: LaunchPermission): string | undefined {
  * The deprecation time to give the copy: the source's, when the policy carries deprecation and that time is still
  * ahead (EnableImageDeprecation refuses the past). `undefined`: leave the copy without one.
  */
-export function deprecationFor(sourceDeprecationTime: string | undefined, policy: Policy, now: Date): string | undefined {
+export function deprecationFor(
+  sourceDeprecationTime: string | undefined,
+  policy: Policy,
+  now: Date,
+): string | undefined {
   if (!policy.replication.copyDeprecation || !sourceDeprecationTime) return undefined;
   const at = Date.parse(sourceDeprecationTime);
   if (Number.isNaN(at) || at <= now.getTime()) return undefined;

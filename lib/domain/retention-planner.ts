@@ -134,10 +134,15 @@ interface Candidate {
   family: string;
 }
 
-export function planRetention(inventory: RetentionInventory, policy: Readonly<Policy>, now: number | Date): RetentionPlan {
+export function planRetention(
+  inventory: RetentionInventory,
+  policy: Readonly<Policy>,
+  now: number | Date,
+): RetentionPlan {
   const nowMs = typeof now === 'number' ? now : now.getTime();
   if (!Number.isFinite(nowMs)) throw new RetentionPlanError('now is not a valid time');
-  if (!/^\d{12}$/.test(inventory.accountId)) throw new RetentionPlanError(`inventory.accountId "${inventory.accountId}" is not a 12-digit account id`);
+  if (!/^\d{12}$/.test(inventory.accountId))
+    throw new RetentionPlanError(`inventory.accountId "${inventory.accountId}" is not a 12-digit account id`);
   const retention = policy.retention;
   for (const scope of ['sources', 'replicas'] as const) {
     const s = retention[scope];
@@ -149,7 +154,8 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
     }
     for (const field of ['deprecateAfterDays', 'deregisterAfterDays', 'keepLatest'] as const) {
       const v = s[field];
-      if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new RetentionPlanError(`retention.${scope}.${field} must be a whole number >= 0`);
+      if (v !== undefined && (!Number.isInteger(v) || v < 0))
+        throw new RetentionPlanError(`retention.${scope}.${field} must be a whole number >= 0`);
     }
   }
 
@@ -162,7 +168,15 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
 
   // Pass 1: the reasons that need nothing but the image itself, and the scope of the rest.
   const pending: Candidate[] = [];
-  const keep = (i: number, image: ImageRecord, reason: KeepReason, detail: string, scope?: Scope, family?: string, references?: readonly ImageReference[]): void => {
+  const keep = (
+    i: number,
+    image: ImageRecord,
+    reason: KeepReason,
+    detail: string,
+    scope?: Scope,
+    family?: string,
+    references?: readonly ImageReference[],
+  ): void => {
     const a: KeepAction = { action: 'keep', imageId: image.imageId, name: image.name, reason, detail };
     if (scope) a.scope = scope;
     if (family) a.family = family;
@@ -188,7 +202,8 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
     const scope = inScope(image);
     if (!scope) keep(i, image, 'not-in-scope', 'the policy selector does not cover it');
     else if (isRetained(image.tags)) keep(i, image, 'retained', `tagged ${TAG.retain}=true`, scope);
-    else if (image.deregistrationProtection) keep(i, image, 'deregistration-protected', 'deregistration protection is on', scope);
+    else if (image.deregistrationProtection)
+      keep(i, image, 'deregistration-protected', 'deregistration protection is on', scope);
     else if (IN_FLUX.has(image.state)) keep(i, image, 'in-progress', `state ${image.state}`, scope);
     else if (!retention.enabled) keep(i, image, 'retention-disabled', 'retention.enabled is false', scope);
     else if (retention[scope].deprecateAfterDays === undefined && retention[scope].deregisterAfterDays === undefined) {
@@ -214,7 +229,8 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
         errors.push(
           `retention.${scope}.family.tag: no image in scope carries the tag "${tag}" (${plural(members.length, 'image')}); none of them is deprecated or removed until the tag or the policy is fixed`,
         );
-        for (const p of members) keep(p.index, p.image, 'family-tag-unknown', `family tag "${tag}" is on no image in scope`, scope);
+        for (const p of members)
+          keep(p.index, p.image, 'family-tag-unknown', `family tag "${tag}" is on no image in scope`, scope);
         continue;
       }
       if (missing.length > 0) {
@@ -263,7 +279,14 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
       const srcId = image.tags[TAG.sourceImageId] ?? image.sourceImageId;
       const srcRegion = image.tags[TAG.sourceRegion] ?? image.sourceImageRegion;
       if (!srcId || !srcRegion || !liveSources || !liveSources.checkedRegions.includes(srcRegion)) {
-        keep(index, image, 'source-unknown', `source ${srcRegion ?? '?'}/${srcId ?? '?'} could not be checked`, scope, family);
+        keep(
+          index,
+          image,
+          'source-unknown',
+          `source ${srcRegion ?? '?'}/${srcId ?? '?'} could not be checked`,
+          scope,
+          family,
+        );
         continue;
       }
       if (liveSources.live.has(sourceKey(srcRegion, srcId))) {
@@ -339,7 +362,13 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
   const keptBundles = new Set<string>();
   for (let i = 0; i < images.length; i++) {
     const image = images[i] as ImageRecord;
-    if (removed[i] || image.state === 'deregistered' || image.rootDeviceType !== 'instance-store' || !image.imageLocation) continue;
+    if (
+      removed[i] ||
+      image.state === 'deregistered' ||
+      image.rootDeviceType !== 'instance-store' ||
+      !image.imageLocation
+    )
+      continue;
     keptBundles.add(image.imageLocation.trim());
   }
   const claimed = new Set<string>();
@@ -365,7 +394,8 @@ export function planRetention(inventory: RetentionInventory, policy: Readonly<Po
 /** The n newest launchable members, newest first (ties: lower image id first); n is small, so no full sort. */
 function newest(members: Candidate[], n: number): Candidate[] {
   const top: Candidate[] = [];
-  const newer = (a: Candidate, b: Candidate): boolean => a.created > b.created || (a.created === b.created && a.image.imageId < b.image.imageId);
+  const newer = (a: Candidate, b: Candidate): boolean =>
+    a.created > b.created || (a.created === b.created && a.image.imageId < b.image.imageId);
   for (const p of members) {
     if (!LAUNCHABLE.has(p.image.state)) continue;
     if (top.length === n && !newer(p, top[n - 1] as Candidate)) continue;
@@ -393,7 +423,8 @@ export function scopeMatcher(policy: Readonly<Policy>): (image: ImageRecord) => 
   const exclude = Object.entries(sel.excludeTags);
   const names = sel.namePatterns.map(compileGlob);
   const excludeNames = sel.excludeNamePatterns.map(compileGlob);
-  const tagMatches = (tags: Record<string, string>, [k, v]: [string, string]): boolean => tags[k] !== undefined && (v === '*' || tags[k] === v);
+  const tagMatches = (tags: Record<string, string>, [k, v]: [string, string]): boolean =>
+    tags[k] !== undefined && (v === '*' || tags[k] === v);
   return (image) => {
     if (exclude.some((e) => tagMatches(image.tags, e))) return undefined;
     if (excludeNames.some((re) => re.test(image.name))) return undefined;
@@ -413,7 +444,8 @@ export function scopeMatcher(policy: Readonly<Policy>): (image: ImageRecord) => 
  */
 export function backupSignal(image: ImageRecord): string | undefined {
   if (image.imageOwnerAlias?.startsWith('aws-backup')) return `image owner alias ${image.imageOwnerAlias}`;
-  for (const key of Object.keys(image.tags)) if (key.startsWith('aws:backup:')) return `tagged ${key} (made by AWS Backup)`;
+  for (const key of Object.keys(image.tags))
+    if (key.startsWith('aws:backup:')) return `tagged ${key} (made by AWS Backup)`;
   if (image.name.startsWith('AwsBackup_')) return 'named AwsBackup_* (made by AWS Backup)';
   return undefined;
 }
@@ -478,7 +510,13 @@ function isVersionToken(s: string, start: number, end: number): boolean {
  */
 export function parseTime(s: string): number {
   const c = (i: number): number => s.charCodeAt(i) - 48;
-  if (s.length >= 20 && s.charCodeAt(4) === 45 && s.charCodeAt(7) === 45 && s.charCodeAt(10) === 84 && s.charCodeAt(s.length - 1) === 90) {
+  if (
+    s.length >= 20 &&
+    s.charCodeAt(4) === 45 &&
+    s.charCodeAt(7) === 45 &&
+    s.charCodeAt(10) === 84 &&
+    s.charCodeAt(s.length - 1) === 90
+  ) {
     const year = c(0) * 1000 + c(1) * 100 + c(2) * 10 + c(3);
     const month = c(5) * 10 + c(6);
     const day = c(8) * 10 + c(9);
@@ -490,14 +528,31 @@ export function parseTime(s: string): number {
     else if (s.length !== 20) return Date.parse(s);
     const t = Date.UTC(year, month - 1, day, hour, minute, second, ms);
     // Digits out of range (or not digits) make Date.UTC roll over; let Date.parse judge those.
-    if (Number.isFinite(t) && month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour < 24 && minute < 60 && second < 60 && year >= 1970) return t;
+    if (
+      Number.isFinite(t) &&
+      month >= 1 &&
+      month <= 12 &&
+      day >= 1 &&
+      day <= 31 &&
+      hour < 24 &&
+      minute < 60 &&
+      second < 60 &&
+      year >= 1970
+    )
+      return t;
   }
   return Date.parse(s);
 }
 
 /** Same semantics as tags.ts globMatch (`*`, `?`, case-sensitive), compiled once instead of per image. */
 function compileGlob(pattern: string): RegExp {
-  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+  return new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    's',
+  );
 }
 
 const REF_WORDS: Record<ImageReference['kind'], string> = {

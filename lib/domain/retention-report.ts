@@ -11,7 +11,8 @@ import { plural } from './text.ts';
  */
 
 /** DeregisterImage's per-snapshot ReturnCode; `skipped` means another image still uses it (kept, not an error). */
-export type SnapshotReturnCode = 'success' | 'skipped' | 'missing-permissions' | 'internal-error' | 'client-error' | (string & {});
+export type SnapshotReturnCode =
+  'success' | 'skipped' | 'missing-permissions' | 'internal-error' | 'client-error' | (string & {});
 
 export interface SnapshotResult {
   snapshotId: string;
@@ -108,7 +109,10 @@ export interface RetentionReport {
   keptByReason: Partial<Record<KeepReason, number>>;
   kept: KeptImage[];
   /** The plan's deprecations and removals (what a dry-run would do). */
-  planned: { deprecate: { imageId: string; name: string; detail: string }[]; deregister: { imageId: string; name: string; detail: string; snapshots: string[] }[] };
+  planned: {
+    deprecate: { imageId: string; name: string; detail: string }[];
+    deregister: { imageId: string; name: string; detail: string; snapshots: string[] }[];
+  };
   deprecated: DeprecatedImage[];
   removed: RemovedImage[];
   pending: PendingAction[];
@@ -149,13 +153,24 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
     } else if (a.action === 'deprecate') {
       planned.deprecate.push({ imageId: a.imageId, name: a.name, detail: a.detail });
     } else {
-      planned.deregister.push({ imageId: a.imageId, name: a.name, detail: a.detail, snapshots: a.snapshots.map((s) => s.snapshotId) });
+      planned.deregister.push({
+        imageId: a.imageId,
+        name: a.name,
+        detail: a.detail,
+        snapshots: a.snapshots.map((s) => s.snapshotId),
+      });
     }
   }
   // Report reasons in the planner's order, so reports diff cleanly.
-  const orderedReasons = Object.fromEntries(KEEP_REASONS.filter((r) => keptByReason[r]).map((r) => [r, keptByReason[r]])) as typeof keptByReason;
+  const orderedReasons = Object.fromEntries(
+    KEEP_REASONS.filter((r) => keptByReason[r]).map((r) => [r, keptByReason[r]]),
+  ) as typeof keptByReason;
 
-  const errors = [...plan.errors.map((message): RetentionError => ({ step: 'plan', code: 'PolicyProblem', message })), ...(outcome?.errors ?? []), ...(input.errors ?? [])];
+  const errors = [
+    ...plan.errors.map((message): RetentionError => ({ step: 'plan', code: 'PolicyProblem', message })),
+    ...(outcome?.errors ?? []),
+    ...(input.errors ?? []),
+  ];
   const removed = outcome?.removed ?? [];
   const deprecated = outcome?.deprecated ?? [];
   const pending = outcome?.pending ?? [];
@@ -260,11 +275,19 @@ export interface RetentionMetric {
  */
 export function retentionMetrics(reports: readonly RetentionReport[], failedRegions = 0): RetentionMetric[] {
   const real = reports.filter((r) => !r.dryRun);
-  const sum = (f: (r: RetentionReport) => number, of: readonly RetentionReport[] = real): number => of.reduce((n, r) => n + f(r), 0);
+  const sum = (f: (r: RetentionReport) => number, of: readonly RetentionReport[] = real): number =>
+    of.reduce((n, r) => n + f(r), 0);
   return [
     { name: 'ImagesDeprecated', unit: 'Count', value: sum((r) => r.counts.deprecated) },
     { name: 'ImagesRemoved', unit: 'Count', value: sum((r) => r.counts.removed) },
-    { name: 'GiBFreed', unit: 'Gigabytes', value: round(sum((r) => r.gibFreed), 3) },
+    {
+      name: 'GiBFreed',
+      unit: 'Gigabytes',
+      value: round(
+        sum((r) => r.gibFreed),
+        3,
+      ),
+    },
     { name: 'RetentionErrors', unit: 'Count', value: sum((r) => r.counts.errors, reports) + failedRegions },
   ];
 }

@@ -29,11 +29,14 @@ export const STATUS_LABEL: Record<ReadinessStatus, string> = {
 };
 
 /** The one line a cell shows: status and lag. */
-export const cellText = (cell: ReadinessCell): string => `${STATUS_LABEL[cell.status]} ${formatDuration(cell.lagSeconds)}`;
+export const cellText = (cell: ReadinessCell): string =>
+  `${STATUS_LABEL[cell.status]} ${formatDuration(cell.lagSeconds)}`;
 
 /** Pads columns to equal width (by code points, so colour codes added later do not count). */
 export function alignColumns(rows: string[][]): string[][] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
-  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - [...c].length))));
+  return rows.map((row) =>
+    row.map((c, i) => (i === row.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - [...c].length))),
+  );
 }

@@ -152,7 +152,10 @@ function detailsOf(image: string, sourceRegion: string, name: string, cell: Read
     reason: cell.reason,
     drift: cell.drift.map((d) => ({
       kind: d.kind,
-      detail: d.kind === 'launch-permissions' ? `${d.detail} (add ${d.add.map(permissionKey).join(', ') || 'none'}; remove ${d.remove.map(permissionKey).join(', ') || 'none'})` : d.detail,
+      detail:
+        d.kind === 'launch-permissions'
+          ? `${d.detail} (add ${d.add.map(permissionKey).join(', ') || 'none'}; remove ${d.remove.map(permissionKey).join(', ') || 'none'})`
+          : d.detail,
     })),
   };
 }
@@ -161,4 +164,8 @@ const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;
 const text = (s: string): string => s.replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
 const attr = text;
 /** JSON inside a script element: `<` escaped so no string can close the element. */
-const json = (value: unknown): string => JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+const json = (value: unknown): string =>
+  JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');

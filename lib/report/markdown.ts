@@ -2,7 +2,13 @@ import type { ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
 import { cellText, formatDuration, formatPercent } from './format.ts';
 import { plural } from '../domain/text.ts';
 
-const MARK: Record<ReadinessStatus, string> = { ready: '✅', 'in-progress': '⏳', missing: '❌', failed: '🛑', drifted: '⚠️' };
+const MARK: Record<ReadinessStatus, string> = {
+  ready: '✅',
+  'in-progress': '⏳',
+  missing: '❌',
+  failed: '🛑',
+  drifted: '⚠️',
+};
 
 /** For pull requests, wikis and chat: the matrix as a GitHub table, then the reasons. */
 export function renderMarkdown(report: ReadinessReport): string {
@@ -24,11 +30,16 @@ export function renderMarkdown(report: ReadinessReport): string {
       const c = row.cells.find((x) => x.region === region);
       return c ? `${MARK[c.status]} ${cellText(c)}` : '—';
     });
-    out.push(`| \`${row.sourceImageId}\` (${row.sourceRegion}) | ${escape(row.name)} | ${formatDuration(row.ageSeconds)} | ${cells.join(' | ')} |`);
+    out.push(
+      `| \`${row.sourceImageId}\` (${row.sourceRegion}) | ${escape(row.name)} | ${formatDuration(row.ageSeconds)} | ${cells.join(' | ')} |`,
+    );
   }
-  if (report.rows.length === 0) out.push(`| _no images in scope_ | | | ${report.drRegions.map(() => '').join(' | ')} |`);
+  if (report.rows.length === 0)
+    out.push(`| _no images in scope_ | | | ${report.drRegions.map(() => '').join(' | ')} |`);
   const notes = report.rows.flatMap((row) =>
-    row.cells.filter((c) => c.status !== 'ready' && c.reason).map((c) => `- \`${row.sourceImageId}\` → ${c.region}: **${c.status}** — ${escape(c.reason ?? '')}`),
+    row.cells
+      .filter((c) => c.status !== 'ready' && c.reason)
+      .map((c) => `- \`${row.sourceImageId}\` → ${c.region}: **${c.status}** — ${escape(c.reason ?? '')}`),
   );
   if (notes.length) out.push('', '## Not ready', '', ...notes);
   return `${out.join('\n')}\n`;

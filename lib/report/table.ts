@@ -22,7 +22,13 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
   const body = report.rows.map((row) => {
     const cells = report.drRegions.map((region) => row.cells.find((c) => c.region === region));
     statuses.push(cells.map((c) => c?.status));
-    return [row.sourceImageId, row.sourceRegion, truncate(row.name, 40), formatDuration(row.ageSeconds), ...cells.map((c) => (c ? cellText(c) : '-'))];
+    return [
+      row.sourceImageId,
+      row.sourceRegion,
+      truncate(row.name, 40),
+      formatDuration(row.ageSeconds),
+      ...cells.map((c) => (c ? cellText(c) : '-')),
+    ];
   });
   const aligned = alignColumns([header, ...body]);
   const lines = aligned.map((cols, i) =>
@@ -37,7 +43,9 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
   if (report.rows.length === 0) lines.push('(no images in scope)');
 
   const notes = report.rows.flatMap((row) =>
-    row.cells.filter((c) => c.status !== 'ready' && c.reason).map((c) => `  ${row.sourceImageId} → ${c.region}: ${c.status}: ${c.reason}`),
+    row.cells
+      .filter((c) => c.status !== 'ready' && c.reason)
+      .map((c) => `  ${row.sourceImageId} → ${c.region}: ${c.status}: ${c.reason}`),
   );
   if (notes.length) lines.push('', 'Not ready:', ...notes);
 

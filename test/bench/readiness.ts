@@ -10,13 +10,18 @@ const NOW = Date.UTC(2026, 5, 1);
 
 /** Readiness for 10,000 source images × 3 DR regions (a copy per cell, 1% missing, 1% drifted), then each report format. */
 export async function bench(): Promise<Record<string, string | number>> {
-  const policy = parsePolicy({ regions: { sources: ['us-east-1'], dr: DR.map((region) => ({ region, kmsKeyId: 'alias/ami-dr' })) } });
+  const policy = parsePolicy({
+    regions: { sources: ['us-east-1'], dr: DR.map((region) => ({ region, kmsKeyId: 'alias/ami-dr' })) },
+  });
   const sources: ImageRecord[] = [];
   const copies: ImageRecord[] = [];
   const launchPermissions = new Map<string, LaunchPermission[]>();
   for (let i = 0; i < IMAGES; i++) {
     const creationDate = new Date(NOW - (i % 400) * 86_400_000).toISOString();
-    const src: ImageRecord = base(`ami-${i.toString(16).padStart(17, '0')}`, 'us-east-1', `app-${i}`, creationDate, { Name: `app-${i}`, Team: 'core' });
+    const src: ImageRecord = base(`ami-${i.toString(16).padStart(17, '0')}`, 'us-east-1', `app-${i}`, creationDate, {
+      Name: `app-${i}`,
+      Team: 'core',
+    });
     sources.push(src);
     launchPermissions.set(imageKey(src.region, src.imageId), [{ userId: '123456789012' }]);
     DR.forEach((region, j) => {
@@ -28,7 +33,14 @@ export async function bench(): Promise<Record<string, string | number>> {
       launchPermissions.set(imageKey(region, copy.imageId), [{ userId: '123456789012' }]);
     });
   }
-  const input = { policy, now: NOW, sources, copies, launchPermissions, keyIds: Object.fromEntries(DR.map((r) => [r, ['alias/ami-dr']])) };
+  const input = {
+    policy,
+    now: NOW,
+    sources,
+    copies,
+    launchPermissions,
+    keyIds: Object.fromEntries(DR.map((r) => [r, ['alias/ami-dr']])),
+  };
 
   computeReadiness(input); // warm-up
   const t0 = performance.now();
@@ -53,7 +65,13 @@ export async function bench(): Promise<Record<string, string | number>> {
   return result;
 }
 
-function base(imageId: string, region: string, name: string, creationDate: string, tags: Record<string, string>): ImageRecord {
+function base(
+  imageId: string,
+  region: string,
+  name: string,
+  creationDate: string,
+  tags: Record<string, string>,
+): ImageRecord {
   return {
     imageId,
     region,
@@ -65,7 +83,13 @@ function base(imageId: string, region: string, name: string, creationDate: strin
     rootDeviceType: 'ebs',
     public: false,
     productCodes: [],
-    snapshots: [{ snapshotId: `snap-${imageId.slice(4)}`, encrypted: region !== 'us-east-1', kmsKeyId: region !== 'us-east-1' ? 'alias/ami-dr' : undefined }],
+    snapshots: [
+      {
+        snapshotId: `snap-${imageId.slice(4)}`,
+        encrypted: region !== 'us-east-1',
+        kmsKeyId: region !== 'us-east-1' ? 'alias/ami-dr' : undefined,
+      },
+    ],
     tags,
   };
 }

@@ -29,8 +29,14 @@ interface Run {
 async function runOnce(copyMs: number, images = 1): Promise<Run> {
   const started = performance.now();
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const policy = parsePolicy({ regions: { sources: [SOURCE], dr: DR.map((region) => ({ region, kmsKeyId: 'alias/ami-dr' })) } });
-  const rt = await startLocalRuntime({ policy, clock, twinOptions: { copyDurationMs: copyMs, createDurationMs: CREATE_MS } });
+  const policy = parsePolicy({
+    regions: { sources: [SOURCE], dr: DR.map((region) => ({ region, kmsKeyId: 'alias/ami-dr' })) },
+  });
+  const rt = await startLocalRuntime({
+    policy,
+    clock,
+    twinOptions: { copyDurationMs: copyMs, createDurationMs: CREATE_MS },
+  });
   try {
     for (const region of DR) rt.twin.seed.key(region, { alias: 'ami-dr' });
     const calls: Record<string, number> = {};
@@ -43,7 +49,11 @@ async function runOnce(copyMs: number, images = 1): Promise<Run> {
         { step: 'initialize', name: 'benchCount' },
       );
     }
-    const builder = new EC2Client({ region: SOURCE, endpoint: rt.twin.endpoint, credentials: { accessKeyId: 'BENCH', secretAccessKey: 'x' } });
+    const builder = new EC2Client({
+      region: SOURCE,
+      endpoint: rt.twin.endpoint,
+      credentials: { accessKeyId: 'BENCH', secretAccessKey: 'x' },
+    });
     const eventAt = clock.now();
     for (let i = 0; i < images; i++) {
       const base = rt.twin.seed.image(SOURCE, { name: `base-${i}` });
@@ -53,8 +63,11 @@ async function runOnce(copyMs: number, images = 1): Promise<Run> {
     await rt.waitForIdle();
     const executions = rt.executions();
     const summaries = executions.map((e) => JSON.parse(e.output ?? '{}') as Summary);
-    if (summaries.some((s) => s.outcome !== 'replicated')) throw new Error(`replication did not succeed: ${JSON.stringify(summaries)}`);
-    const perRegion = executions.flatMap((e) => DR.map((_, i) => e.transitions.filter((t) => t.iteration === i).length));
+    if (summaries.some((s) => s.outcome !== 'replicated'))
+      throw new Error(`replication did not succeed: ${JSON.stringify(summaries)}`);
+    const perRegion = executions.flatMap((e) =>
+      DR.map((_, i) => e.transitions.filter((t) => t.iteration === i).length),
+    );
     const regions = summaries.flatMap((s) => s.regions);
     // Twin time from the CreateImage call to the copy being seen available, minus the copy's own duration.
     const overheads = regions.map((r) => (Date.parse(r.availableAt ?? '') - eventAt) / 1000 - copyMs / 1000);
@@ -83,12 +96,16 @@ export async function bench(): Promise<Record<string, string | number>> {
     ['12 h', 12 * 3600_000],
   ] as const) {
     const r = await runOnce(ms);
-    figures[`transitions per region, ${label} copy`] = `${r.transitionsPerRegion} (${r.checks} checks; execution total ${r.transitionsTotal})${label === '12 h' ? ` target <= 40: ${r.transitionsPerRegion <= 40 ? 'met' : 'MISSED'}` : ''}`;
-    figures[`EC2 calls per image per region, ${label} copy`] = `${r.ec2CallsPerImagePerRegion.toFixed(1)} (source region ${r.sourceRegionCalls.toFixed(0)} per image, DR region ${r.drRegionCalls.toFixed(1)} each)`;
-    figures[`event to available beyond the copy, ${label} copy`] = `${r.overheadSeconds.toFixed(0)} s twin time (${(r.wallMs / 1000).toFixed(2)} s wall)`;
+    figures[`transitions per region, ${label} copy`] =
+      `${r.transitionsPerRegion} (${r.checks} checks; execution total ${r.transitionsTotal})${label === '12 h' ? ` target <= 40: ${r.transitionsPerRegion <= 40 ? 'met' : 'MISSED'}` : ''}`;
+    figures[`EC2 calls per image per region, ${label} copy`] =
+      `${r.ec2CallsPerImagePerRegion.toFixed(1)} (source region ${r.sourceRegionCalls.toFixed(0)} per image, DR region ${r.drRegionCalls.toFixed(1)} each)`;
+    figures[`event to available beyond the copy, ${label} copy`] =
+      `${r.overheadSeconds.toFixed(0)} s twin time (${(r.wallMs / 1000).toFixed(2)} s wall)`;
   }
   const batch = await runOnce(60 * 60_000, 10);
-  figures['10 images x 2 regions, 1 h copies: EC2 calls per image per region'] = batch.ec2CallsPerImagePerRegion.toFixed(1);
+  figures['10 images x 2 regions, 1 h copies: EC2 calls per image per region'] =
+    batch.ec2CallsPerImagePerRegion.toFixed(1);
   figures['10 images x 2 regions, 1 h copies: wall time'] = `${(batch.wallMs / 1000).toFixed(2)} s`;
   return figures;
 }

@@ -22,7 +22,12 @@ function inventoryOf(n: number): RetentionInventory {
     const imageId = `ami-${i.toString(16).padStart(17, '0')}`;
     const tags: Record<string, string> = { Team: `team-${i % 20}` };
     if (i % 10 === 0) tags.Family = `fam-${i % 1000}`;
-    if (i % 4 === 0) Object.assign(tags, { [TAG.role]: 'replica', [TAG.sourceImageId]: `ami-src${i}`, [TAG.sourceRegion]: 'us-east-1' });
+    if (i % 4 === 0)
+      Object.assign(tags, {
+        [TAG.role]: 'replica',
+        [TAG.sourceImageId]: `ami-src${i}`,
+        [TAG.sourceRegion]: 'us-east-1',
+      });
     if (i % 97 === 0) tags[TAG.retain] = 'true';
     if (i % 50 === 0) references.set(imageId, [{ kind: 'instance', id: `i-${i}` }]);
     images.push({
@@ -36,7 +41,9 @@ function inventoryOf(n: number): RetentionInventory {
       rootDeviceType: 'ebs',
       public: false,
       productCodes: [],
-      snapshots: [{ snapshotId: `snap-${(i - (i % 3 === 0 ? 1 : 0)).toString(16).padStart(17, '0')}`, volumeSizeGiB: 8 }],
+      snapshots: [
+        { snapshotId: `snap-${(i - (i % 3 === 0 ? 1 : 0)).toString(16).padStart(17, '0')}`, volumeSizeGiB: 8 },
+      ],
       tags,
     });
   }
@@ -49,7 +56,10 @@ function inventoryOf(n: number): RetentionInventory {
     snapshotSizes: new Map(),
     references,
     imageReferences: 'checked',
-    sources: { checkedRegions: ['us-east-1'], live: new Set(parsed.filter((_, i) => i % 8 === 0).map((x) => `us-east-1/${x.tags[TAG.sourceImageId]}`)) },
+    sources: {
+      checkedRegions: ['us-east-1'],
+      live: new Set(parsed.filter((_, i) => i % 8 === 0).map((x) => `us-east-1/${x.tags[TAG.sourceImageId]}`)),
+    },
     warnings: [],
   };
 }
@@ -82,7 +92,8 @@ async function removalFigures(): Promise<Record<string, string | number>> {
   const started = performance.now();
   const h = await retentionHarness({ throttling: { enabled: true, scale: 1 } });
   try {
-    for (let i = 0; i < 10_000; i++) h.twin.seed.image(REGION, { name: `fleet${i % 10}-${i}`, creationDate: daysAgo(100 + i / 1000) });
+    for (let i = 0; i < 10_000; i++)
+      h.twin.seed.image(REGION, { name: `fleet${i % 10}-${i}`, creationDate: daysAgo(100 + i / 1000) });
     const calls = { ec2: 0, other: 0 };
     const count = (client: { middlewareStack: { add: (...args: never[]) => void } }, key: 'ec2' | 'other') =>
       (client.middlewareStack.add as (mw: unknown, options: unknown) => void)(
@@ -100,7 +111,10 @@ async function removalFigures(): Promise<Record<string, string | number>> {
     const { report, calls: byKind } = await h.run({ concurrency: 8 });
     const twinSeconds = (h.clock.now() - t0) / 1000;
     const removed = report.counts.removed;
-    if (removed !== 9_990 || report.errors.length) throw new Error(`expected 9,990 removals without errors, got ${removed} and ${JSON.stringify(report.errors.slice(0, 3))}`);
+    if (removed !== 9_990 || report.errors.length)
+      throw new Error(
+        `expected 9,990 removals without errors, got ${removed} and ${JSON.stringify(report.errors.slice(0, 3))}`,
+      );
     return {
       'removed (10,000 aged images, keepLatest 1 of 10 families)': removed,
       'API calls per removed image (all)': ((calls.ec2 + calls.other) / removed).toFixed(3),

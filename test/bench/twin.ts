@@ -13,7 +13,11 @@ export async function bench(): Promise<Record<string, string | number>> {
     const count = 100_000;
     let started = performance.now();
     for (let i = 0; i < count; i++) {
-      twin.seed.image('us-east-1', { name: `app-${i}`, tags: { app: `app-${i % 50}`, build: String(i) }, creationDate: clock.now() - i * 60_000 });
+      twin.seed.image('us-east-1', {
+        name: `app-${i}`,
+        tags: { app: `app-${i % 50}`, build: String(i) },
+        creationDate: clock.now() - i * 60_000,
+      });
     }
     const seedMs = performance.now() - started;
 

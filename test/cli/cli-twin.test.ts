@@ -16,12 +16,26 @@ import { ami, BIN, ROOT } from './run.ts';
 describe('ami-dr against a twin the test started (AWS_ENDPOINT_URL)', () => {
   let rt: LocalRuntime;
   let env: Record<string, string>;
-  const policy = parsePolicy({ regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/ami-dr' }, { region: 'eu-west-1', kmsKeyId: 'alias/ami-dr' }] } });
+  const policy = parsePolicy({
+    regions: {
+      sources: ['us-east-1'],
+      dr: [
+        { region: 'us-west-2', kmsKeyId: 'alias/ami-dr' },
+        { region: 'eu-west-1', kmsKeyId: 'alias/ami-dr' },
+      ],
+    },
+  });
 
   beforeAll(async () => {
     rt = await startLocalRuntime({ policy, clock: new ManualClock(Date.UTC(2026, 2, 1)) });
     for (const region of ['us-west-2', 'eu-west-1']) rt.twin.seed.key(region, { alias: 'ami-dr' });
-    env = { AWS_ENDPOINT_URL: rt.twin.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', STATE_MACHINE_ARN: rt.stateMachineArn('us-east-1') };
+    env = {
+      AWS_ENDPOINT_URL: rt.twin.endpoint,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_REGION: 'us-east-1',
+      STATE_MACHINE_ARN: rt.stateMachineArn('us-east-1'),
+    };
   });
   afterAll(async () => {
     await rt?.stop();
@@ -33,7 +47,9 @@ describe('ami-dr against a twin the test started (AWS_ENDPOINT_URL)', () => {
     const r = await ami(['replicate', imageId, '--wait'], { env });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`started replication of ${imageId} (app-7.0) from us-east-1 to us-west-2, eu-west-1: us-east-1_${imageId}_`);
+    expect(r.stdout).toContain(
+      `started replication of ${imageId} (app-7.0) from us-east-1 to us-west-2, eu-west-1: us-east-1_${imageId}_`,
+    );
     expect(r.stdout).toMatch(/✓ us-west-2: available ami-[0-9a-f]+/);
     expect(r.stdout).toMatch(/✓ eu-west-1: available ami-[0-9a-f]+/);
     expect(r.stdout).toContain('replicated to 2 DR regions');
@@ -61,12 +77,21 @@ describe('ami-dr validate when KMS refuses to describe the key', () => {
     const twin = await startTwin({ port: 0 });
     try {
       // Credentials without kms:DescribeKey: the key exists, but the caller may not look at it.
-      twin.register('kms', (request) => jsonError(400, 'AccessDeniedException', `User is not authorized to perform: kms:${request.action}`));
-      const env = { AWS_ENDPOINT_URL: twin.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
+      twin.register('kms', (request) =>
+        jsonError(400, 'AccessDeniedException', `User is not authorized to perform: kms:${request.action}`),
+      );
+      const env = {
+        AWS_ENDPOINT_URL: twin.endpoint,
+        AWS_ACCESS_KEY_ID: 'test',
+        AWS_SECRET_ACCESS_KEY: 'test',
+        AWS_REGION: 'us-east-1',
+      };
       const r = await ami(['validate'], { env });
       expect(r.stdout).not.toContain('does not exist');
       expect(r.code).toBe(3);
-      expect(r.stderr.trim()).toMatch(/^ami-dr: error: AWS refused the request \(AccessDeniedException\): User is not authorized to perform: kms:DescribeKey$/);
+      expect(r.stderr.trim()).toMatch(
+        /^ami-dr: error: AWS refused the request \(AccessDeniedException\): User is not authorized to perform: kms:DescribeKey$/,
+      );
     } finally {
       await twin.stop();
     }
@@ -102,7 +127,10 @@ describe('ami-dr readiness --format html', () => {
 
 describe('ami-dr twin and ami-dr demo', () => {
   it('twin prints the environment to use it, serves it, and stops on Ctrl-C with exit 0', async () => {
-    const child = spawn(process.execPath, [BIN, 'twin', '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'twin', '--port', '0'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     const endpoint = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => {
@@ -112,7 +140,14 @@ describe('ami-dr twin and ami-dr demo', () => {
       });
       child.on('exit', () => reject(new Error(`twin exited: ${stdout}`)));
     });
-    const validate = await ami(['validate'], { env: { AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' } });
+    const validate = await ami(['validate'], {
+      env: {
+        AWS_ENDPOINT_URL: endpoint,
+        AWS_ACCESS_KEY_ID: 'test',
+        AWS_SECRET_ACCESS_KEY: 'test',
+        AWS_REGION: 'us-east-1',
+      },
+    });
     expect(validate.stdout).toContain('is valid for account 000000000000');
     expect(validate.code).toBe(0);
     const code = await new Promise<number | null>((resolve) => {

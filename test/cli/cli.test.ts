@@ -16,29 +16,41 @@ describe('ami-dr: usage', () => {
     const r = await ami([]);
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('Usage: ami-dr <command> [options]');
-    for (const c of ['validate', 'replicate', 'readiness', 'retention', 'twin', 'demo']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    for (const c of ['validate', 'replicate', 'readiness', 'retention', 'twin', 'demo'])
+      expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
   });
 
   it('an unknown command is one line on stderr, exit 2', async () => {
     const r = await ami(['readines']);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^ami-dr: error: unknown command 'readines'; did you mean 'readiness'\?/)]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^ami-dr: error: unknown command 'readines'; did you mean 'readiness'\?/),
+    ]);
   });
 
-  it.each(['validate', 'replicate', 'readiness', 'retention', 'twin', 'demo'])('%s --help shows usage, options and examples', async (command) => {
-    const r = await ami([command, '--help']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^Usage: ami-dr ${command}`));
-    expect(r.stdout).toContain('--local');
-    expect(r.stdout).toMatch(/Examples:\n {2}ami-dr /);
-  });
+  it.each(['validate', 'replicate', 'readiness', 'retention', 'twin', 'demo'])(
+    '%s --help shows usage, options and examples',
+    async (command) => {
+      const r = await ami([command, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: ami-dr ${command}`));
+      expect(r.stdout).toContain('--local');
+      expect(r.stdout).toMatch(/Examples:\n {2}ami-dr /);
+    },
+  );
 
   it('an unknown option, a missing argument and a bad value exit 2 and point to --help', async () => {
     const bogus = await ami(['readiness', '--bogus']);
-    expect([bogus.code, bogus.stderr.trim()]).toEqual([2, "ami-dr: error: unknown option '--bogus' (see 'ami-dr readiness --help')"]);
+    expect([bogus.code, bogus.stderr.trim()]).toEqual([
+      2,
+      "ami-dr: error: unknown option '--bogus' (see 'ami-dr readiness --help')",
+    ]);
     const missing = await ami(['replicate']);
-    expect([missing.code, missing.stderr.trim()]).toEqual([2, "ami-dr: error: missing <image-id> (see 'ami-dr replicate --help')"]);
+    expect([missing.code, missing.stderr.trim()]).toEqual([
+      2,
+      "ami-dr: error: missing <image-id> (see 'ami-dr replicate --help')",
+    ]);
     const badId = await ami(['replicate', 'not-an-image']);
     expect(badId.code).toBe(2);
     expect(badId.stderr).toContain("'not-an-image' is not an image id");
@@ -46,7 +58,12 @@ describe('ami-dr: usage', () => {
     expect(format.code).toBe(2);
     expect(format.stderr).toContain('--format must be one of table, json, markdown, html');
     const conflict = await ami(['readiness', '--json', '--format', 'html']);
-    expect([conflict.code, conflict.stderr.trim().split('\n')]).toEqual([2, ["ami-dr: error: --json prints the report as JSON; it cannot be combined with --format html (see 'ami-dr readiness --help')"]]);
+    expect([conflict.code, conflict.stderr.trim().split('\n')]).toEqual([
+      2,
+      [
+        "ami-dr: error: --json prints the report as JSON; it cannot be combined with --format html (see 'ami-dr readiness --help')",
+      ],
+    ]);
     const mode = await ami(['retention', 'delete']);
     expect(mode.code).toBe(2);
     expect(mode.stderr).toContain("expected 'plan' or 'apply', not 'delete'");
@@ -85,12 +102,17 @@ describe('ami-dr: policy files', () => {
     expect(r.stdout).toContain('regions.dr.0.kmsKeyId: is not a KMS key id, alias or ARN');
     expect(r.stdout).toContain('replication.addLaunchPermissions.userIds.0: is not a 12-digit AWS account id');
     expect(r.stdout).toContain('replication.addLaunchPermissions.organizationArns.0: is not an organization ARN');
-    expect(r.stdout).toContain('replication.addLaunchPermissions.public: copies are encrypted, and encrypted images cannot be made public');
+    expect(r.stdout).toContain(
+      'replication.addLaunchPermissions.public: copies are encrypted, and encrypted images cannot be made public',
+    );
     expect(r.stdout).toContain('colour: is not a known field');
 
     const json = await ami(['validate', '--policy', bad, '--json']);
     expect(json.code).toBe(2);
-    expect(JSON.parse(json.stdout)).toMatchObject({ valid: false, problems: expect.arrayContaining([{ field: 'colour', message: 'is not a known field' }]) });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      valid: false,
+      problems: expect.arrayContaining([{ field: 'colour', message: 'is not a known field' }]),
+    });
   });
 
   it('validate --local: a valid policy against the account exits 0; a DR key that is not there exits 1 naming the field', async () => {
@@ -116,7 +138,11 @@ describe('ami-dr: policy files', () => {
       policyFile: missingKey,
       accountId: '000000000000',
       problems: [
-        { field: 'regions.dr.1.kmsKeyId', message: 'arn:aws:kms:eu-west-1:000000000000:key/9f1c2d3e-0000-4000-8000-000000000000 does not exist in eu-west-1' },
+        {
+          field: 'regions.dr.1.kmsKeyId',
+          message:
+            'arn:aws:kms:eu-west-1:000000000000:key/9f1c2d3e-0000-4000-8000-000000000000 does not exist in eu-west-1',
+        },
         { field: 'regions.dr.2.region', message: 'xx-nowhere-1 is not a region of this partition' },
       ],
     });
@@ -129,7 +155,9 @@ describe('ami-dr readiness --local', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^IMAGE\s+REGION\s+NAME\s+AGE\s+US-WEST-2\s+EU-WEST-1$/m);
     expect(r.stdout).toMatch(/web-1\.4\.0\s+3d\s+ready 18m\s+missing 3d/);
-    expect(r.stdout).toContain('7 images × 2 DR regions: 12 ready, 0 in progress, 1 missing, 0 failed, 1 drifted (85.7% ready)');
+    expect(r.stdout).toContain(
+      '7 images × 2 DR regions: 12 ready, 0 in progress, 1 missing, 0 failed, 1 drifted (85.7% ready)',
+    );
     expect(r.stdout).not.toContain('\u001b[');
     expect(r.stderr).toContain('local twin at http://127.0.0.1:');
 
@@ -150,9 +178,21 @@ describe('ami-dr readiness --local', () => {
     const r = await ami(['readiness', '--local', '--json', '--reconcile']);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(Object.keys(doc)).toEqual(['schemaVersion', 'generatedAt', 'policy', 'sourceRegions', 'drRegions', 'rows', 'summary', 'plan', 'reconciliation']);
+    expect(Object.keys(doc)).toEqual([
+      'schemaVersion',
+      'generatedAt',
+      'policy',
+      'sourceRegions',
+      'drRegions',
+      'rows',
+      'summary',
+      'plan',
+      'reconciliation',
+    ]);
     expect(doc.summary.counts).toEqual({ ready: 12, 'in-progress': 0, missing: 1, failed: 0, drifted: 1 });
-    expect(doc.reconciliation.redriven).toEqual([expect.objectContaining({ regions: ['eu-west-1'], result: 'started' })]);
+    expect(doc.reconciliation.redriven).toEqual([
+      expect.objectContaining({ regions: ['eu-west-1'], result: 'started' }),
+    ]);
     expect(doc.reconciliation.repaired).toEqual([expect.objectContaining({ region: 'us-west-2', applied: ['tags'] })]);
     expect(doc.reconciliation.errors).toEqual([]);
   });
@@ -162,7 +202,9 @@ describe('ami-dr replicate --local', () => {
   it('an image that does not exist is one line, exit 1', async () => {
     const r = await ami(['replicate', 'ami-0123456789abcdef0', '--local']);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n').at(-1)).toBe('ami-dr: error: image ami-0123456789abcdef0 not found in us-east-1');
+    expect(r.stderr.trim().split('\n').at(-1)).toBe(
+      'ami-dr: error: image ami-0123456789abcdef0 not found in us-east-1',
+    );
   });
 
   it('a region outside the policy is a usage error', async () => {

@@ -12,11 +12,25 @@ export interface Result {
 }
 
 /** Runs `node bin/ami-dr.js ...args` as a user would, in the project directory, without a terminal. */
-export function ami(args: string[], options: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number } = {}): Promise<Result> {
-  const env: Record<string, string | undefined> = { ...process.env, AWS_ENDPOINT_URL: undefined, STATE_MACHINE_ARN: undefined, FORCE_COLOR: undefined, NO_COLOR: undefined, ...options.env };
+export function ami(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number } = {},
+): Promise<Result> {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    AWS_ENDPOINT_URL: undefined,
+    STATE_MACHINE_ARN: undefined,
+    FORCE_COLOR: undefined,
+    NO_COLOR: undefined,
+    ...options.env,
+  };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: env as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -13,7 +13,10 @@ const files = (existsSync(DIR) ? readdirSync(DIR, { withFileTypes: true }) : [])
 
 /** What DefinitionSubstitutions put in place of `${XFunctionArn}`: a Lambda ARN. */
 function substitute(text: string): string {
-  return text.replace(/\$\{(\w+)FunctionArn\}/g, (_, name: string) => `arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-${name}`);
+  return text.replace(
+    /\$\{(\w+)FunctionArn\}/g,
+    (_, name: string) => `arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-${name}`,
+  );
 }
 
 describe('state machine definitions', () => {

@@ -32,11 +32,14 @@ process.stdout.write(JSON.stringify({ handler: typeof mod.handler, ms: performan
 describe('built bundles', () => {
   const functions = listedFunctions();
 
-  it.each(functions.map((f) => [f.key, f] as const))('%s: the zip holds its ESM bundle and nothing else', (_key, fn) => {
-    const dir = join(work, fn.key);
-    const names = extractZip(fn.zip, dir);
-    expect(names).toEqual([fn.bundle]);
-  });
+  it.each(functions.map((f) => [f.key, f] as const))(
+    '%s: the zip holds its ESM bundle and nothing else',
+    (_key, fn) => {
+      const dir = join(work, fn.key);
+      const names = extractZip(fn.zip, dir);
+      expect(names).toEqual([fn.bundle]);
+    },
+  );
 
   it.each(functions.map((f) => [f.key, f] as const))(
     '%s: imports in a fresh node process and exports a handler function',
@@ -48,7 +51,11 @@ describe('built bundles', () => {
       const lambda = lambdaResources(template).get(fn.key);
       expect(lambda, `${fn.key} in the template`).toBeDefined();
       const env = importEnvironment(lambda!.properties);
-      const { stdout } = await run(process.execPath, [loader, join(dir, fn.bundle)], { cwd: dir, env, timeout: 60_000 });
+      const { stdout } = await run(process.execPath, [loader, join(dir, fn.bundle)], {
+        cwd: dir,
+        env,
+        timeout: 60_000,
+      });
       expect(JSON.parse(stdout)).toMatchObject({ handler: 'function' });
     },
     90_000,

@@ -44,7 +44,13 @@ const IMPLIED: Record<string, string[]> = {
   'ec2:CopyImage': ['ec2:CreateTags'],
   'ec2:DeregisterImage': ['ec2:DeleteSnapshot'],
 };
-const EBS_COPY_KEY_ACTIONS = ['kms:CreateGrant', 'kms:Decrypt', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'];
+const EBS_COPY_KEY_ACTIONS = [
+  'kms:CreateGrant',
+  'kms:Decrypt',
+  'kms:GenerateDataKeyWithoutPlaintext',
+  'kms:ReEncryptFrom',
+  'kms:ReEncryptTo',
+];
 
 const COMMAND_FILE = /node_modules\/@aws-sdk\/client-([a-z0-9-]+)\/dist-es\/commands\/(\w+)Command\.js$/;
 
@@ -80,13 +86,18 @@ beforeAll(async () => {
   for (const output of Object.values(metafile.outputs)) {
     const key = functions.find((f) => f.source === output.entryPoint)?.key;
     if (!key) continue;
-    const kept = Object.entries(output.inputs).filter(([, v]) => v.bytesInOutput > 0).map(([path]) => path);
+    const kept = Object.entries(output.inputs)
+      .filter(([, v]) => v.bytesInOutput > 0)
+      .map(([path]) => path);
     const actions = kept.flatMap((path) => {
       const m = COMMAND_FILE.exec(path);
       const action = m ? iamAction(m[1]!, m[2]!) : null;
       return action ? [action] : [];
     });
-    bundles.set(key, { actions: [...new Set(actions)].sort(), modules: Object.keys(output.inputs).filter((p) => p.startsWith('lib/')) });
+    bundles.set(key, {
+      actions: [...new Set(actions)].sort(),
+      modules: Object.keys(output.inputs).filter((p) => p.startsWith('lib/')),
+    });
   }
 }, 600_000);
 
@@ -103,8 +114,10 @@ function roleStatements(functionKey: string): Statement[] {
     .filter((s) => s.Effect === 'Allow');
 }
 
-const glob = (action: string) => new RegExp(`^${action.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i');
-const grantsIn = (statements: Statement[], action: string) => statements.some((s) => [s.Action].flat().some((a) => glob(a).test(action)));
+const glob = (action: string) =>
+  new RegExp(`^${action.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i');
+const grantsIn = (statements: Statement[], action: string) =>
+  statements.some((s) => [s.Action].flat().some((a) => glob(a).test(action)));
 
 /** The SDK operations a module imports (commands and paginators), as IAM actions. */
 function importedActions(module: string): string[] {
@@ -142,14 +155,17 @@ describe('IAM roles match the code', () => {
     expect(extra).toEqual([]);
   });
 
-  it.each(functions.map((f) => f.key))('%s: if it copies images, EBS may use the DR keys on its behalf, through EC2 only', (key) => {
-    if (!bundles.get(key)!.actions.includes('ec2:CopyImage')) return;
-    const viaEc2 = roleStatements(key).filter((s) => s.Condition?.StringEquals?.['kms:ViaService']);
-    expect(EBS_COPY_KEY_ACTIONS.filter((a) => !grantsIn(viaEc2, a))).toEqual([]);
-    const grant = viaEc2.filter((s) => [s.Action].flat().includes('kms:CreateGrant'));
-    expect(grant.length).toBeGreaterThan(0);
-    for (const s of grant) expect(s.Condition?.Bool?.['kms:GrantIsForAWSResource']).toBe('true');
-  });
+  it.each(functions.map((f) => f.key))(
+    '%s: if it copies images, EBS may use the DR keys on its behalf, through EC2 only',
+    (key) => {
+      if (!bundles.get(key)!.actions.includes('ec2:CopyImage')) return;
+      const viaEc2 = roleStatements(key).filter((s) => s.Condition?.StringEquals?.['kms:ViaService']);
+      expect(EBS_COPY_KEY_ACTIONS.filter((a) => !grantsIn(viaEc2, a))).toEqual([]);
+      const grant = viaEc2.filter((s) => [s.Action].flat().includes('kms:CreateGrant'));
+      expect(grant.length).toBeGreaterThan(0);
+      for (const s of grant) expect(s.Condition?.Bool?.['kms:GrantIsForAWSResource']).toBe('true');
+    },
+  );
 
   it('has every lib module that calls AWS declare those calls in REQUIRED_PERMISSIONS', async () => {
     const modules = [...new Set([...bundles.values()].flatMap((b) => b.modules))].sort();
@@ -157,8 +173,11 @@ describe('IAM roles match the code', () => {
     for (const module of modules) {
       const calls = importedActions(module);
       if (!calls.length) continue;
-      const { REQUIRED_PERMISSIONS: declared = [] } = (await import(join(ROOT, module))) as { REQUIRED_PERMISSIONS?: readonly string[] };
-      for (const action of calls) if (!declared.some((d) => glob(d).test(action))) undeclared.push(`${module}: ${action}`);
+      const { REQUIRED_PERMISSIONS: declared = [] } = (await import(join(ROOT, module))) as {
+        REQUIRED_PERMISSIONS?: readonly string[];
+      };
+      for (const action of calls)
+        if (!declared.some((d) => glob(d).test(action))) undeclared.push(`${module}: ${action}`);
     }
     expect(undeclared).toEqual([]);
   });

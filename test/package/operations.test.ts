@@ -17,9 +17,24 @@ beforeAll(async () => {
 
 /** AWS-published metrics an alarm may watch (the service's own metrics must come from METRIC). */
 const AWS_METRICS: Record<string, string[]> = {
-  'AWS/States': ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted', 'ExecutionThrottled', 'ExecutionsStarted', 'ExecutionsSucceeded'],
+  'AWS/States': [
+    'ExecutionsFailed',
+    'ExecutionsTimedOut',
+    'ExecutionsAborted',
+    'ExecutionThrottled',
+    'ExecutionsStarted',
+    'ExecutionsSucceeded',
+  ],
   'AWS/SQS': ['ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage', 'NumberOfMessagesSent'],
-  'AWS/Lambda': ['Errors', 'Throttles', 'Duration', 'Invocations', 'AsyncEventsDropped', 'DeadLetterErrors', 'DestinationDeliveryFailures'],
+  'AWS/Lambda': [
+    'Errors',
+    'Throttles',
+    'Duration',
+    'Invocations',
+    'AsyncEventsDropped',
+    'DeadLetterErrors',
+    'DestinationDeliveryFailures',
+  ],
   'AWS/Events': ['FailedInvocations', 'InvocationsSentToDlq', 'InvocationsFailedToBeSentToDlq'],
 };
 
@@ -34,7 +49,9 @@ function watchedBy(alarm: CfnResource): Watched[] {
   const p = alarm.Properties ?? {};
   if (p.MetricName) return [{ namespace: String(p.Namespace), metric: String(p.MetricName) }];
   const queries = (p.Metrics ?? []) as { MetricStat?: { Metric: { Namespace: string; MetricName: string } } }[];
-  return queries.flatMap((q) => (q.MetricStat ? [{ namespace: q.MetricStat.Metric.Namespace, metric: q.MetricStat.Metric.MetricName }] : []));
+  return queries.flatMap((q) =>
+    q.MetricStat ? [{ namespace: q.MetricStat.Metric.Namespace, metric: q.MetricStat.Metric.MetricName }] : [],
+  );
 }
 
 function alarms(): [string, CfnResource][] {
@@ -47,7 +64,9 @@ describe('alarms and dashboard', () => {
       const watched = watchedBy(alarm);
       if (!watched.length) return [`${id}: watches no metric`];
       return watched
-        .filter(({ namespace, metric }) => (namespace === METRICS_NAMESPACE ? !ours.has(metric) : !AWS_METRICS[namespace]?.includes(metric)))
+        .filter(({ namespace, metric }) =>
+          namespace === METRICS_NAMESPACE ? !ours.has(metric) : !AWS_METRICS[namespace]?.includes(metric),
+        )
         .map(({ namespace, metric }) => `${id}: ${namespace}/${metric}`);
     });
     expect(wrong).toEqual([]);
@@ -80,9 +99,13 @@ describe('alarms and dashboard', () => {
       widgets: { properties: { metrics: string[][] } }[];
     };
     const shown = body.widgets.flatMap((w) => w.properties.metrics).map((m) => [m[0], m[1]]);
-    const unknown = shown.filter(([ns, name]) => (ns === METRICS_NAMESPACE ? !ours.has(name!) : !AWS_METRICS[ns!]?.includes(name!)));
+    const unknown = shown.filter(([ns, name]) =>
+      ns === METRICS_NAMESPACE ? !ours.has(name!) : !AWS_METRICS[ns!]?.includes(name!),
+    );
     expect(unknown).toEqual([]);
-    expect(shown.map(([, name]) => name)).toEqual(expect.arrayContaining([METRIC.readyRatio, METRIC.imagesNotReady, METRIC.replicationLagSeconds]));
+    expect(shown.map(([, name]) => name)).toEqual(
+      expect.arrayContaining([METRIC.readyRatio, METRIC.imagesNotReady, METRIC.replicationLagSeconds]),
+    );
   });
 });
 
@@ -100,15 +123,21 @@ describe('policy baked into the functions', () => {
   it('fails packaging, naming the field, when the policy is bad', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ami-dr-bad-policy-'));
     try {
-      const bad = parseYaml(readFileSync(join(ROOT, 'ami-dr.config.yml'), 'utf8')) as { regions: { dr: { kmsKeyId: string }[] } };
+      const bad = parseYaml(readFileSync(join(ROOT, 'ami-dr.config.yml'), 'utf8')) as {
+        regions: { dr: { kmsKeyId: string }[] };
+      };
       bad.regions.dr[0]!.kmsKeyId = 'not a key';
       writeFileSync(join(dir, 'policy.yml'), JSON.stringify(bad));
       // Variables are resolved before anything is built, so this stops early; --package keeps it off the real output.
-      const result = await promisify(execFile)('npm', ['run', '--silent', 'package', '--', '--package', join(dir, 'out')], {
-        cwd: ROOT,
-        env: { ...process.env, AMI_DR_POLICY_FILE: join(dir, 'policy.yml') },
-        timeout: 120_000,
-      }).then(
+      const result = await promisify(execFile)(
+        'npm',
+        ['run', '--silent', 'package', '--', '--package', join(dir, 'out')],
+        {
+          cwd: ROOT,
+          env: { ...process.env, AMI_DR_POLICY_FILE: join(dir, 'policy.yml') },
+          timeout: 120_000,
+        },
+      ).then(
         () => ({ failed: false, output: '' }),
         (error: { stdout: string; stderr: string }) => ({ failed: true, output: `${error.stdout}\n${error.stderr}` }),
       );

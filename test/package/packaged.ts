@@ -61,7 +61,15 @@ export function missingHandlers(): string[] {
     .filter((source) => !existsSync(join(ROOT, source)));
 }
 
-const INPUTS = ['serverless.yml', 'ami-dr.config.yml', 'package.json', 'package-lock.json', 'functions', 'lib', 'statemachines'];
+const INPUTS = [
+  'serverless.yml',
+  'ami-dr.config.yml',
+  'package.json',
+  'package-lock.json',
+  'functions',
+  'lib',
+  'statemachines',
+];
 
 function newestInput(): number {
   let newest = 0;
@@ -82,7 +90,10 @@ function newestInput(): number {
 export function isFresh(): boolean {
   if (!existsSync(TEMPLATE)) return false;
   const built = statSync(TEMPLATE).mtimeMs;
-  return built >= newestInput() && listedFunctions().every((f) => existsSync(f.zip) && statSync(f.zip).mtimeMs <= built + 60_000);
+  return (
+    built >= newestInput() &&
+    listedFunctions().every((f) => existsSync(f.zip) && statSync(f.zip).mtimeMs <= built + 60_000)
+  );
 }
 
 const run = promisify(execFile);
@@ -118,7 +129,11 @@ export async function ensurePackaged(): Promise<Template> {
   await withLock(async () => {
     if (isFresh()) return;
     try {
-      await run('npm', ['run', '--silent', 'package'], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 10 * 60_000 });
+      await run('npm', ['run', '--silent', 'package'], {
+        cwd: ROOT,
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 10 * 60_000,
+      });
     } catch (error) {
       const { stdout, stderr } = error as { stdout?: string; stderr?: string };
       throw new Error(`npm run package failed:\n${stdout ?? ''}\n${stderr ?? ''}`, { cause: error });
@@ -132,7 +147,9 @@ export function readTemplate(): Template {
 }
 
 /** The Lambda functions of a packaged template, by their serverless.yml key. */
-export function lambdaResources(template: Template): Map<string, { logicalId: string; properties: Record<string, unknown> }> {
+export function lambdaResources(
+  template: Template,
+): Map<string, { logicalId: string; properties: Record<string, unknown> }> {
   const byName = new Map<string, { logicalId: string; properties: Record<string, unknown> }>();
   for (const [logicalId, resource] of Object.entries(template.Resources)) {
     if (resource.Type !== 'AWS::Lambda::Function' || !logicalId.endsWith('LambdaFunction')) continue;
@@ -148,9 +165,14 @@ export function lambdaEnvironment(properties: Record<string, unknown>): Record<s
   const stand = (value: unknown): string => {
     if (typeof value === 'string') return value;
     const text = JSON.stringify(value);
-    if (text.includes('ReplicateStateMachine')) return 'arn:aws:states:us-east-1:000000000000:stateMachine:ami-dr-dev-replicate';
+    if (text.includes('ReplicateStateMachine'))
+      return 'arn:aws:states:us-east-1:000000000000:stateMachine:ami-dr-dev-replicate';
     const sub = (value as { 'Fn::Sub'?: string })['Fn::Sub'];
-    if (typeof sub === 'string') return sub.replaceAll('${AWS::Partition}', 'aws').replaceAll('${AWS::AccountId}', '000000000000').replaceAll('${AWS::Region}', 'us-east-1');
+    if (typeof sub === 'string')
+      return sub
+        .replaceAll('${AWS::Partition}', 'aws')
+        .replaceAll('${AWS::AccountId}', '000000000000')
+        .replaceAll('${AWS::Region}', 'us-east-1');
     throw new Error(`no stand-in for environment value ${text}`);
   };
   return Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, stand(v)]));

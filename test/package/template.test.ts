@@ -15,7 +15,16 @@ beforeAll(async () => {
   [template, db] = await Promise.all([ensurePackaged(), loadAwsServiceSpec()]);
 }, 600_000);
 
-const PSEUDO = new Set(['AWS::AccountId', 'AWS::NoValue', 'AWS::Partition', 'AWS::Region', 'AWS::StackId', 'AWS::StackName', 'AWS::URLSuffix', 'AWS::NotificationARNs']);
+const PSEUDO = new Set([
+  'AWS::AccountId',
+  'AWS::NoValue',
+  'AWS::Partition',
+  'AWS::Region',
+  'AWS::StackId',
+  'AWS::StackName',
+  'AWS::URLSuffix',
+  'AWS::NotificationARNs',
+]);
 
 function specOf(type: string): Resource | undefined {
   return db.lookup('resource', 'cloudFormationType', 'equals', type)[0];
@@ -33,7 +42,8 @@ function checkValue(value: unknown, type: PropertyType, at: string): string[] {
   switch (type.type) {
     case 'ref': {
       const def = db.get('typeDefinition', type.reference);
-      if (!value || typeof value !== 'object' || Array.isArray(value)) return [`${at}: expected an object (${def.name})`];
+      if (!value || typeof value !== 'object' || Array.isArray(value))
+        return [`${at}: expected an object (${def.name})`];
       return checkProperties(value as Record<string, unknown>, def.properties, at);
     }
     case 'array':
@@ -43,13 +53,18 @@ function checkValue(value: unknown, type: PropertyType, at: string): string[] {
       if (!value || typeof value !== 'object' || Array.isArray(value)) return [`${at}: expected a map`];
       return Object.entries(value).flatMap(([k, v]) => checkValue(v, type.element, `${at}.${k}`));
     case 'union':
-      return type.types.some((t) => checkValue(value, t, at).length === 0) ? [] : [`${at}: matches none of the allowed types`];
+      return type.types.some((t) => checkValue(value, t, at).length === 0)
+        ? []
+        : [`${at}: matches none of the allowed types`];
     case 'string':
     case 'date-time':
       return typeof value === 'string' || typeof value === 'number' ? [] : [`${at}: expected a string`];
     case 'integer':
     case 'number':
-      return typeof value === 'number' || (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value))) ? [] : [`${at}: expected a number`];
+      return typeof value === 'number' ||
+        (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)))
+        ? []
+        : [`${at}: expected a number`];
     case 'boolean':
       return typeof value === 'boolean' || value === 'true' || value === 'false' ? [] : [`${at}: expected a boolean`];
     default:
@@ -71,7 +86,10 @@ function checkProperties(value: Record<string, unknown>, properties: Resource['p
 }
 
 /** Every Ref, Fn::GetAtt and Fn::Sub reference in a value. */
-function references(value: unknown, found: { ref: string; attribute?: string }[] = []): { ref: string; attribute?: string }[] {
+function references(
+  value: unknown,
+  found: { ref: string; attribute?: string }[] = [],
+): { ref: string; attribute?: string }[] {
   if (Array.isArray(value)) {
     for (const v of value) references(v, found);
   } else if (value && typeof value === 'object') {
@@ -116,18 +134,22 @@ describe('packaged CloudFormation template', () => {
         if (PSEUDO.has(ref) || ref in (template.Parameters ?? {})) continue;
         const target = template.Resources[ref];
         if (!target) problems.push(`${where}: ${ref} does not exist`);
-        else if (attribute && !(attribute in (specOf(target.Type)?.attributes ?? {}))) problems.push(`${where}: ${target.Type} has no attribute ${attribute}`);
+        else if (attribute && !(attribute in (specOf(target.Type)?.attributes ?? {})))
+          problems.push(`${where}: ${target.Type} has no attribute ${attribute}`);
       }
     };
     for (const [id, r] of Object.entries(template.Resources)) {
       check(id, r.Properties);
-      for (const dep of [r.DependsOn ?? []].flat()) if (!template.Resources[dep]) problems.push(`${id}: depends on missing ${dep}`);
-      if (r.Condition && !(r.Condition in (template.Conditions ?? {}))) problems.push(`${id}: condition ${r.Condition} is not defined`);
+      for (const dep of [r.DependsOn ?? []].flat())
+        if (!template.Resources[dep]) problems.push(`${id}: depends on missing ${dep}`);
+      if (r.Condition && !(r.Condition in (template.Conditions ?? {})))
+        problems.push(`${id}: condition ${r.Condition} is not defined`);
     }
     check('Outputs', template.Outputs);
     check('Conditions', template.Conditions);
     const conditionsUsed = JSON.stringify(template.Resources).matchAll(/"Fn::If":\["([^"]+)"/g);
-    for (const [, name] of conditionsUsed) if (!(name! in (template.Conditions ?? {}))) problems.push(`Fn::If: condition ${name} is not defined`);
+    for (const [, name] of conditionsUsed)
+      if (!(name! in (template.Conditions ?? {}))) problems.push(`Fn::If: condition ${name} is not defined`);
     expect(problems).toEqual([]);
   });
 
@@ -148,16 +170,28 @@ describe('packaged CloudFormation template', () => {
   });
 
   it('routes image events to onImageEvent with a dead-letter queue and a bounded retry policy', () => {
-    const rules = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Events::Rule' && r.Properties?.EventPattern);
-    const patterns = rules.map((r) => r.Properties!.EventPattern as { 'detail-type': string[]; detail: Record<string, string[]> });
+    const rules = Object.values(template.Resources).filter(
+      (r) => r.Type === 'AWS::Events::Rule' && r.Properties?.EventPattern,
+    );
+    const patterns = rules.map(
+      (r) => r.Properties!.EventPattern as { 'detail-type': string[]; detail: Record<string, string[]> },
+    );
     expect(patterns).toContainEqual({
       source: ['aws.ec2'],
       'detail-type': ['AWS API Call via CloudTrail'],
       detail: { eventSource: ['ec2.amazonaws.com'], eventName: ['CreateImage', 'CopyImage', 'RegisterImage'] },
     });
-    expect(patterns).toContainEqual({ source: ['aws.ec2'], 'detail-type': ['EC2 AMI State Change'], detail: { State: ['available'] } });
+    expect(patterns).toContainEqual({
+      source: ['aws.ec2'],
+      'detail-type': ['EC2 AMI State Change'],
+      detail: { State: ['available'] },
+    });
     for (const rule of rules) {
-      const [target] = rule.Properties!.Targets as { Arn: unknown; DeadLetterConfig?: { Arn: unknown }; RetryPolicy?: Record<string, number> }[];
+      const [target] = rule.Properties!.Targets as {
+        Arn: unknown;
+        DeadLetterConfig?: { Arn: unknown };
+        RetryPolicy?: Record<string, number>;
+      }[];
       expect(target!.Arn).toEqual({ 'Fn::GetAtt': ['OnImageEventLambdaFunction', 'Arn'] });
       expect(target!.DeadLetterConfig?.Arn).toEqual({ 'Fn::GetAtt': ['EventsDeadLetterQueue', 'Arn'] });
       expect(target!.RetryPolicy?.MaximumRetryAttempts).toBeGreaterThan(0);
@@ -168,8 +202,14 @@ describe('packaged CloudFormation template', () => {
   it('schedules retention hourly and readiness every 30 minutes', () => {
     const schedules = Object.values(template.Resources)
       .filter((r) => r.Type === 'AWS::Events::Rule' && r.Properties?.ScheduleExpression)
-      .map((r) => [(r.Properties!.Targets as { Arn: { 'Fn::GetAtt': string[] } }[])[0]!.Arn['Fn::GetAtt'][0], r.Properties!.ScheduleExpression]);
-    expect(Object.fromEntries(schedules)).toEqual({ RetentionLambdaFunction: 'rate(1 hour)', ReadinessLambdaFunction: 'rate(30 minutes)' });
+      .map((r) => [
+        (r.Properties!.Targets as { Arn: { 'Fn::GetAtt': string[] } }[])[0]!.Arn['Fn::GetAtt'][0],
+        r.Properties!.ScheduleExpression,
+      ]);
+    expect(Object.fromEntries(schedules)).toEqual({
+      RetentionLambdaFunction: 'rate(1 hour)',
+      ReadinessLambdaFunction: 'rate(30 minutes)',
+    });
   });
 
   it('binds the state machine to the six task functions and lets its role invoke exactly those', () => {
@@ -181,7 +221,9 @@ describe('packaged CloudFormation template', () => {
     const used = new Set([...String(machine.DefinitionString).matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]));
     expect([...used].filter((name) => !(name! in (machine.DefinitionSubstitutions as object)))).toEqual([]);
     const role = template.Resources.ReplicateStateMachineRole!.Properties!;
-    const statements = (role.Policies as { PolicyDocument: { Statement: { Action: string; Resource: unknown[] }[] } }[]).flatMap((p) => p.PolicyDocument.Statement);
+    const statements = (
+      role.Policies as { PolicyDocument: { Statement: { Action: string; Resource: unknown[] }[] } }[]
+    ).flatMap((p) => p.PolicyDocument.Statement);
     const invoke = statements.find((s) => s.Action === 'lambda:InvokeFunction')!;
     const invoked = new Set(JSON.stringify(invoke.Resource).match(/[A-Za-z]+LambdaFunction/g));
     expect([...invoked].sort()).toEqual(tasks.map((t) => `${t}LambdaFunction`).sort());
@@ -190,7 +232,8 @@ describe('packaged CloudFormation template', () => {
 
   it('hands the state machine ARN to the functions that start executions', () => {
     for (const id of ['OnImageEventLambdaFunction', 'ReadinessLambdaFunction']) {
-      const variables = (template.Resources[id]!.Properties!.Environment as { Variables: Record<string, unknown> }).Variables;
+      const variables = (template.Resources[id]!.Properties!.Environment as { Variables: Record<string, unknown> })
+        .Variables;
       expect(variables.STATE_MACHINE_ARN, id).toEqual({ Ref: 'ReplicateStateMachine' });
     }
   });

@@ -46,18 +46,32 @@ export const demoCommand: Command = {
     const source = policy.regions.sources[0] ?? 'us-east-1';
     const drRegions = policy.regions.dr.filter((d) => d.region !== source).map((d) => d.region);
 
-    say(`${ctx.out.paint('bold', 'ami-dr demo')}: the lifecycle on a local twin of AWS at ${twin.endpoint} (account ${twin.accountId}).`);
+    say(
+      `${ctx.out.paint('bold', 'ami-dr demo')}: the lifecycle on a local twin of AWS at ${twin.endpoint} (account ${twin.accountId}).`,
+    );
     say('Time is virtual: a 14-minute copy takes a moment. [+time] is twin time since the start.');
 
     heading(1, 'An account');
     const account = seedAccount(twin.seed, policy, t0);
-    const builder = twin.seed.instance(source, { imageId: account.sources[0]?.imageId ?? '', tags: { Name: 'image-builder' } });
-    say(`  KMS keys ${Object.entries(account.keys).map(([r]) => `${policy.regions.dr.find((d) => d.region === r)?.kmsKeyId} in ${r}`).join(', ')}`);
-    say(`  ${account.sources.length} images in ${policy.regions.sources.join(', ')} (families web and batch, up to 200 days old), with their copies in ${drRegions.join(', ')}`);
+    const builder = twin.seed.instance(source, {
+      imageId: account.sources[0]?.imageId ?? '',
+      tags: { Name: 'image-builder' },
+    });
+    say(
+      `  KMS keys ${Object.entries(account.keys)
+        .map(([r]) => `${policy.regions.dr.find((d) => d.region === r)?.kmsKeyId} in ${r}`)
+        .join(', ')}`,
+    );
+    say(
+      `  ${account.sources.length} images in ${policy.regions.sources.join(', ')} (families web and batch, up to 200 days old), with their copies in ${drRegions.join(', ')}`,
+    );
     say(`  ${account.instances.length + 1} instances and a launch template still using some of them`);
 
     heading(2, `New images are built in ${source}; ami-dr replicates them on the event`);
-    const user = createClients({ endpoint: twin.endpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const user = createClients({
+      endpoint: twin.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     const names = new Map<string, string>();
     const unsubscribe = twin.events.subscribe((raw) => {
       const line = describeEvent(raw as TwinEventLike, names);
@@ -71,7 +85,12 @@ export const demoCommand: Command = {
     const ec2 = ec2Client(user, source);
     const built: string[] = [];
     for (const b of builds) {
-      const imageId = await createImage(ec2, { instanceId: builder, name: b.name, description: `${b.family} image`, tags: { Name: b.name, Family: b.family, Team: 'platform', CostCenter: '4711' } });
+      const imageId = await createImage(ec2, {
+        instanceId: builder,
+        name: b.name,
+        description: `${b.family} image`,
+        tags: { Name: b.name, Family: b.family, Team: 'platform', CostCenter: '4711' },
+      });
       names.set(imageId, b.name);
       built.push(imageId);
       if (b.partner) await addLaunchPermissions(ec2, imageId, [{ userId: PARTNER_ACCOUNT }]);
@@ -81,8 +100,16 @@ export const demoCommand: Command = {
     unsubscribe();
     const executions = runtime.executions();
     for (const e of executions) {
-      const out = e.output as { outcome?: string; regions?: { region: string; status: string; imageId?: string; lagSeconds?: number; reason?: string }[] } | undefined;
-      const regions = (out?.regions ?? []).map((r) => `${r.region} ${r.status}${r.lagSeconds !== undefined ? ` (lag ${formatDuration(r.lagSeconds)})` : ''}${r.reason ? ` (${r.reason})` : ''}`);
+      const out = e.output as
+        | {
+            outcome?: string;
+            regions?: { region: string; status: string; imageId?: string; lagSeconds?: number; reason?: string }[];
+          }
+        | undefined;
+      const regions = (out?.regions ?? []).map(
+        (r) =>
+          `${r.region} ${r.status}${r.lagSeconds !== undefined ? ` (lag ${formatDuration(r.lagSeconds)})` : ''}${r.reason ? ` (${r.reason})` : ''}`,
+      );
       say(`  execution ${e.name}: ${e.status.toLowerCase()}${regions.length ? ` — ${regions.join(', ')}` : ''}`);
     }
 
@@ -92,19 +119,39 @@ export const demoCommand: Command = {
 
     heading(4, 'An event is lost; reconciliation repairs it');
     const lostName = 'web-1.5.1';
-    const lost = twin.seed.image(source, { name: lostName, tags: { Name: lostName, Family: 'web', Team: 'platform' }, creationDate: twin.clock.now(), sizeGiB: 8 });
+    const lost = twin.seed.image(source, {
+      name: lostName,
+      tags: { Name: lostName, Family: 'web', Team: 'platform' },
+      creationDate: twin.clock.now(),
+      sizeGiB: 8,
+    });
     names.set(lost, lostName);
     say(`  ${lostName} (${lost}) appears in ${source}, but its CreateImage event never reaches ami-dr.`);
     say('  Also from the seeded account: a copy event lost earlier, and a copy whose tags someone edited by hand.');
     const gap = await runReadiness({ clients: runtime.clients, policy, now: twin.clock.now(), reconcile: false });
     for (const row of gap.report.rows) {
-      for (const c of row.cells) if (c.status !== 'ready') say(`  ${ctx.out.paint(c.status === 'drifted' ? 'yellow' : 'red', c.status.padEnd(8))} ${row.name} → ${c.region}: ${c.reason ?? ''}`);
+      for (const c of row.cells)
+        if (c.status !== 'ready')
+          say(
+            `  ${ctx.out.paint(c.status === 'drifted' ? 'yellow' : 'red', c.status.padEnd(8))} ${row.name} → ${c.region}: ${c.reason ?? ''}`,
+          );
     }
     say(`  Scheduled readiness run (the backstop):`);
-    const fix = await runReadiness({ clients: runtime.clients, policy, now: twin.clock.now(), reconcile: true, stateMachineArnFor: (r) => runtime.stateMachineArn(r) });
-    for (const r of fix.reconciliation?.redriven ?? []) say(`    re-drive ${names.get(r.sourceImageId) ?? r.sourceImageId} → ${r.regions.join(', ')}: ${r.result} ${r.executionName}`);
-    for (const r of fix.reconciliation?.repaired ?? []) say(`    repair ${r.copyImageId} in ${r.region}: ${r.applied.join(', ')}`);
-    for (const e of fix.reconciliation?.errors ?? []) say(`    ${ctx.out.paint('red', 'failed')} ${e.action} ${e.imageId}: ${e.message}`);
+    const fix = await runReadiness({
+      clients: runtime.clients,
+      policy,
+      now: twin.clock.now(),
+      reconcile: true,
+      stateMachineArnFor: (r) => runtime.stateMachineArn(r),
+    });
+    for (const r of fix.reconciliation?.redriven ?? [])
+      say(
+        `    re-drive ${names.get(r.sourceImageId) ?? r.sourceImageId} → ${r.regions.join(', ')}: ${r.result} ${r.executionName}`,
+      );
+    for (const r of fix.reconciliation?.repaired ?? [])
+      say(`    repair ${r.copyImageId} in ${r.region}: ${r.applied.join(', ')}`);
+    for (const e of fix.reconciliation?.errors ?? [])
+      say(`    ${ctx.out.paint('red', 'failed')} ${e.action} ${e.imageId}: ${e.message}`);
     await runtime.waitForIdle();
     const after = await runReadiness({ clients: runtime.clients, policy, now: twin.clock.now(), reconcile: false });
     say(indent(renderTable(after.report, { color: ctx.out.color })));
@@ -114,10 +161,21 @@ export const demoCommand: Command = {
     const regions = [...new Set([...policy.regions.sources, ...drRegions])];
     const later = twin.clock.now();
     for (const region of regions) {
-      const plan = await runRetention({ clients: runtime.clients, policy, region, now: later, dryRun: true, accountId: twin.accountId, clock: () => twin.clock.now() });
+      const plan = await runRetention({
+        clients: runtime.clients,
+        policy,
+        region,
+        now: later,
+        dryRun: true,
+        accountId: twin.accountId,
+        clock: () => twin.clock.now(),
+      });
       const changes = plan.plan.actions.filter((a) => a.action !== 'keep');
       say(`  ${region} plan: ${changes.length ? '' : 'nothing to do'}`);
-      for (const a of changes) say(`    ${a.action === 'deregister' ? ctx.out.paint('red', 'remove   ') : ctx.out.paint('yellow', 'deprecate')} ${a.name.padEnd(14)} ${a.detail}`);
+      for (const a of changes)
+        say(
+          `    ${a.action === 'deregister' ? ctx.out.paint('red', 'remove   ') : ctx.out.paint('yellow', 'deprecate')} ${a.name.padEnd(14)} ${a.detail}`,
+        );
       const kept = Object.entries(plan.report.keptByReason).map(([reason, n]) => `${n} ${reason}`);
       if (kept.length) say(`    keep      ${kept.join(', ')}`);
       const applied = await runRetention({
@@ -134,7 +192,9 @@ export const demoCommand: Command = {
         },
       });
       const r = applied.report;
-      say(`  ${region} applied: ${r.counts.deprecated} deprecated, ${r.counts.removed} removed (${r.counts.snapshotsDeleted} snapshots deleted, ${r.counts.snapshotsKept} kept), ${r.gibFreed} GiB freed, ~$${r.estimatedMonthlySaving}/month${r.errors.length ? `, ${r.errors.length} errors` : ''}`);
+      say(
+        `  ${region} applied: ${r.counts.deprecated} deprecated, ${r.counts.removed} removed (${r.counts.snapshotsDeleted} snapshots deleted, ${r.counts.snapshotsKept} kept), ${r.gibFreed} GiB freed, ~$${r.estimatedMonthlySaving}/month${r.errors.length ? `, ${r.errors.length} errors` : ''}`,
+      );
       retention.push(r);
     }
 
@@ -142,7 +202,10 @@ export const demoCommand: Command = {
     const retentionErrors = retention.reduce((n, r) => n + r.errors.length, 0);
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     heading(6, 'Done');
-    say(`  ${converged ? ctx.out.paint('green', 'every image is ready in every DR region') : ctx.out.paint('red', `${after.report.summary.imagesNotReady} images not ready`)}; ` + `retention ${retentionErrors ? ctx.out.paint('red', `had ${retentionErrors} errors`) : 'clean'}.`);
+    say(
+      `  ${converged ? ctx.out.paint('green', 'every image is ready in every DR region') : ctx.out.paint('red', `${after.report.summary.imagesNotReady} images not ready`)}; ` +
+        `retention ${retentionErrors ? ctx.out.paint('red', `had ${retentionErrors} errors`) : 'clean'}.`,
+    );
     say(`  ${seconds}s of real time, ${formatDuration((twin.clock.now() - t0) / 1000)} of twin time.`);
     if (ctx.flags.json) {
       ctx.out.printJson({
@@ -176,7 +239,10 @@ function describeEvent(event: TwinEventLike, names: Map<string, string>): string
   if (event['detail-type'] === 'EC2 AMI State Change') {
     const id = String(d.ImageId ?? '');
     const state = String(d.State ?? '');
-    return `${event.region.padEnd(10)} ${id} ${names.get(id) ?? ''} is ${state}${d.ErrorMessage ? `: ${String(d.ErrorMessage)}` : ''}`.replace(/ {2,}/g, ' ');
+    return `${event.region.padEnd(10)} ${id} ${names.get(id) ?? ''} is ${state}${d.ErrorMessage ? `: ${String(d.ErrorMessage)}` : ''}`.replace(
+      / {2,}/g,
+      ' ',
+    );
   }
   const name = String(d.eventName ?? '');
   if (!['CreateImage', 'CopyImage', 'RegisterImage'].includes(name)) return undefined;
@@ -189,4 +255,3 @@ function describeEvent(event: TwinEventLike, names: Map<string, string>): string
   }
   return `${event.region.padEnd(10)} ${name} ${params.name ?? names.get(id) ?? ''} → ${id}`;
 }
-

@@ -17,7 +17,12 @@ export const readinessCommand: Command = {
     'repairs drifted copies, as the scheduled function does.',
   options: {
     format: { type: 'string', valueName: REPORT_FORMATS.join('|'), description: 'output format (default table)' },
-    output: { type: 'string', short: 'o', valueName: 'file', description: 'write the report to a file instead of stdout' },
+    output: {
+      type: 'string',
+      short: 'o',
+      valueName: 'file',
+      description: 'write the report to a file instead of stdout',
+    },
     'fail-on-gap': { type: 'boolean', description: 'exit 1 when any image is not ready in every DR region' },
     reconcile: { type: 'boolean', description: 're-drive missing/failed images and repair drifted copies' },
   },
@@ -30,9 +35,14 @@ export const readinessCommand: Command = {
   ],
   async run(ctx, values) {
     const format = (values.format as string | undefined) ?? (ctx.flags.json ? 'json' : 'table');
-    if (!(REPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${REPORT_FORMATS.join(', ')} (got '${format}')`, 'readiness');
+    if (!(REPORT_FORMATS as readonly string[]).includes(format))
+      throw new UsageError(`--format must be one of ${REPORT_FORMATS.join(', ')} (got '${format}')`, 'readiness');
     // Scripts rely on --json meaning a JSON document on stdout.
-    if (ctx.flags.json && format !== 'json') throw new UsageError(`--json prints the report as JSON; it cannot be combined with --format ${format}`, 'readiness');
+    if (ctx.flags.json && format !== 'json')
+      throw new UsageError(
+        `--json prints the report as JSON; it cannot be combined with --format ${format}`,
+        'readiness',
+      );
     const policy = ctx.policy();
     const session = await ctx.session();
     if (session.local) await session.local.waitForIdle();
@@ -58,21 +68,32 @@ export const readinessCommand: Command = {
     const s = report.summary;
     if (values.output) {
       await writeFile(values.output as string, rendered);
-      ctx.out.note(`wrote ${values.output} (${plural(s.images, 'image')} × ${plural(report.drRegions.length, 'DR region')})`);
-      if (!ctx.flags.json) ctx.out.print(`${formatPercent(s.readyRatio)} ready; ${s.imagesNotReady} of ${plural(s.images, 'image')} not ready everywhere`);
+      ctx.out.note(
+        `wrote ${values.output} (${plural(s.images, 'image')} × ${plural(report.drRegions.length, 'DR region')})`,
+      );
+      if (!ctx.flags.json)
+        ctx.out.print(
+          `${formatPercent(s.readyRatio)} ready; ${s.imagesNotReady} of ${plural(s.images, 'image')} not ready everywhere`,
+        );
     } else {
       ctx.out.print(rendered);
     }
     if (run.reconciliation && format !== 'json') {
       const r = run.reconciliation;
-      for (const x of r.redriven) ctx.out.note(`re-drive ${x.sourceImageId} → ${x.regions.join(', ')}: ${x.result} (${x.executionName})`);
+      for (const x of r.redriven)
+        ctx.out.note(`re-drive ${x.sourceImageId} → ${x.regions.join(', ')}: ${x.result} (${x.executionName})`);
       for (const x of r.repaired) ctx.out.note(`repaired ${x.copyImageId} in ${x.region}: ${x.applied.join(', ')}`);
       for (const x of r.manual) ctx.out.note(`needs a person: ${x.copyImageId} in ${x.region}: ${x.reason}`);
-      for (const x of r.errors) ctx.out.note(`${ctx.out.paint('red', 'failed', 'err')} to ${x.action} ${x.imageId} (${x.region}): ${x.message}`);
+      for (const x of r.errors)
+        ctx.out.note(
+          `${ctx.out.paint('red', 'failed', 'err')} to ${x.action} ${x.imageId} (${x.region}): ${x.message}`,
+        );
     }
     if (run.reconciliation?.errors.length) return EXIT.failure;
     if (values['fail-on-gap'] && s.imagesNotReady > 0) {
-      ctx.out.note(`gap: ${plural(s.imagesNotReady, 'image')} not ready in every DR region (oldest ${formatDuration(s.oldestUnprotectedAgeSeconds)})`);
+      ctx.out.note(
+        `gap: ${plural(s.imagesNotReady, 'image')} not ready in every DR region (oldest ${formatDuration(s.oldestUnprotectedAgeSeconds)})`,
+      );
       return EXIT.failure;
     }
     return EXIT.ok;

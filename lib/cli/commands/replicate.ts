@@ -26,19 +26,36 @@ export const replicateCommand: Command = {
     'event would use: if that replication is already running, this joins it instead of starting a second one.\n' +
     '--wait follows it region by region until every copy is available or has failed (exit 1 if any failed).',
   options: {
-    region: { type: 'string', valueName: 'region', description: "the image's (source) region (default AWS_REGION, else the policy's first source region)" },
-    wait: { type: 'boolean', short: 'w', description: 'follow the replication until it ends, with per-region progress' },
+    region: {
+      type: 'string',
+      valueName: 'region',
+      description: "the image's (source) region (default AWS_REGION, else the policy's first source region)",
+    },
+    wait: {
+      type: 'boolean',
+      short: 'w',
+      description: 'follow the replication until it ends, with per-region progress',
+    },
   },
   positionals: ['image-id'],
-  examples: ['ami-dr replicate ami-0123456789abcdef0', 'ami-dr replicate ami-0123456789abcdef0 --region eu-central-1 --wait', 'ami-dr replicate ami-0123456789abcdef0 --wait --json'],
+  examples: [
+    'ami-dr replicate ami-0123456789abcdef0',
+    'ami-dr replicate ami-0123456789abcdef0 --region eu-central-1 --wait',
+    'ami-dr replicate ami-0123456789abcdef0 --wait --json',
+  ],
   async run(ctx, values, [imageId = '']) {
-    if (!IMAGE_ID.test(imageId)) throw new UsageError(`'${imageId}' is not an image id (like ami-0123456789abcdef0)`, 'replicate');
+    if (!IMAGE_ID.test(imageId))
+      throw new UsageError(`'${imageId}' is not an image id (like ami-0123456789abcdef0)`, 'replicate');
     const policy = ctx.policy();
     const requested = values.region as string | undefined;
-    const fromEnv = ctx.env.AWS_REGION && policy.regions.sources.includes(ctx.env.AWS_REGION) ? ctx.env.AWS_REGION : undefined;
+    const fromEnv =
+      ctx.env.AWS_REGION && policy.regions.sources.includes(ctx.env.AWS_REGION) ? ctx.env.AWS_REGION : undefined;
     const region = requested ?? fromEnv ?? policy.regions.sources[0] ?? '';
     if (!policy.regions.sources.includes(region)) {
-      throw new UsageError(`${region} is not a source region of the policy (sources: ${policy.regions.sources.join(', ')})`, 'replicate');
+      throw new UsageError(
+        `${region} is not a source region of the policy (sources: ${policy.regions.sources.join(', ')})`,
+        'replicate',
+      );
     }
     const session = await ctx.session({ region });
     const image = await describeImage(ec2Client(session.clients, region), region, imageId);
@@ -46,25 +63,56 @@ export const replicateCommand: Command = {
     const verdict = screenImage(image, { policy, accountId: session.accountId });
     if (!verdict.act) throw new CommandError(`${imageId} is not replicated: ${verdict.detail}`);
 
-    const started = await startOrJoinReplication(session.clients, policy, region, imageId, session.stateMachineArnFor(region));
+    const started = await startOrJoinReplication(
+      session.clients,
+      policy,
+      region,
+      imageId,
+      session.stateMachineArnFor(region),
+    );
     const targets = policy.regions.dr.filter((d) => d.region !== region).map((d) => d.region);
     const what = started.result === 'started' ? 'started' : 'joined the running';
-    if (!ctx.flags.json) ctx.out.print(`${what} replication of ${imageId} (${image.name}) from ${region} to ${targets.join(', ')}: ${started.executionName}`);
+    if (!ctx.flags.json)
+      ctx.out.print(
+        `${what} replication of ${imageId} (${image.name}) from ${region} to ${targets.join(', ')}: ${started.executionName}`,
+      );
     if (!values.wait) {
-      if (ctx.flags.json) ctx.out.printJson({ imageId, region, executionName: started.executionName, executionArn: started.executionArn, result: started.result, targets });
+      if (ctx.flags.json)
+        ctx.out.printJson({
+          imageId,
+          region,
+          executionName: started.executionName,
+          executionArn: started.executionArn,
+          result: started.result,
+          targets,
+        });
       return EXIT.ok;
     }
 
     const final = await follow(ctx, session, image, targets, started.executionArn, policy.replication.deadlineHours);
     const ok = final.regions.every((r) => r.state === 'available');
     if (ctx.flags.json) {
-      ctx.out.printJson({ imageId, region, executionName: started.executionName, executionArn: started.executionArn, result: started.result, status: final.status, regions: final.regions });
+      ctx.out.printJson({
+        imageId,
+        region,
+        executionName: started.executionName,
+        executionArn: started.executionArn,
+        result: started.result,
+        status: final.status,
+        regions: final.regions,
+      });
     } else {
       for (const r of final.regions) {
         const mark = r.state === 'available' ? ctx.out.paint('green', '✓') : ctx.out.paint('red', '✗');
-        ctx.out.print(`  ${mark} ${r.region}: ${r.state}${r.copyImageId ? ` ${r.copyImageId}` : ''}${r.reason ? ` (${r.reason})` : ''}`);
+        ctx.out.print(
+          `  ${mark} ${r.region}: ${r.state}${r.copyImageId ? ` ${r.copyImageId}` : ''}${r.reason ? ` (${r.reason})` : ''}`,
+        );
       }
-      ctx.out.print(ok ? `replicated to ${final.regions.length} DR regions` : `replication ${final.status.toLowerCase()}: not every DR region has an available copy`);
+      ctx.out.print(
+        ok
+          ? `replicated to ${final.regions.length} DR regions`
+          : `replication ${final.status.toLowerCase()}: not every DR region has an available copy`,
+      );
     }
     return ok ? EXIT.ok : EXIT.failure;
   },
@@ -99,7 +147,11 @@ async function follow(
           regions: regions.map((r) => {
             const result = results.get(r.region);
             if (r.state === 'available' || !result) return r;
-            return { ...r, state: result.status === 'available' ? 'available' : 'failed', reason: result.reason ?? r.reason };
+            return {
+              ...r,
+              state: result.status === 'available' ? 'available' : 'failed',
+              reason: result.reason ?? r.reason,
+            };
           }),
         };
       }
@@ -116,14 +168,20 @@ async function regionProgress(session: Session, source: ImageRecord, region: str
   const rank = (s: string) => ({ available: 0, pending: 1 })[s] ?? 2;
   const copy = copies.filter((c) => c.state !== 'deregistered').sort((a, b) => rank(a.state) - rank(b.state))[0];
   if (!copy) return { region, state: 'not started' };
-  return { region, state: copy.state, copyImageId: copy.imageId, ...(copy.stateReason ? { reason: copy.stateReason } : {}) };
+  return {
+    region,
+    state: copy.state,
+    copyImageId: copy.imageId,
+    ...(copy.stateReason ? { reason: copy.stateReason } : {}),
+  };
 }
 
 function outputRegions(output: unknown): Map<string, { status?: string; reason?: string }> {
   const regions = (output as { regions?: unknown } | undefined)?.regions;
   const map = new Map<string, { status?: string; reason?: string }>();
   if (Array.isArray(regions)) {
-    for (const r of regions as { region?: string; status?: string; reason?: string }[]) if (r.region) map.set(r.region, { status: r.status, reason: r.reason });
+    for (const r of regions as { region?: string; status?: string; reason?: string }[])
+      if (r.region) map.set(r.region, { status: r.status, reason: r.reason });
   }
   return map;
 }

@@ -11,7 +11,7 @@ export const retentionCommand: Command = {
   usage: 'ami-dr retention plan|apply [--region region] [--dry-run]',
   description:
     'plan: what retention would do in each region, with a reason for every image (no changes).\n' +
-    'apply: does it: deprecates, then deregisters aged images with their snapshots or S3 bundles, paced to EC2\'s\n' +
+    "apply: does it: deprecates, then deregisters aged images with their snapshots or S3 bundles, paced to EC2's\n" +
     'rate limits. Images that are retained, protected, in use, owned by AWS Backup or among the newest of their\n' +
     'family are kept. Without --region, every region of the policy (sources and DR) is processed in turn.',
   options: {
@@ -20,9 +20,15 @@ export const retentionCommand: Command = {
     all: { type: 'boolean', description: 'with plan: list kept images too (default: only the changes, and counts)' },
   },
   positionals: ['plan|apply'],
-  examples: ['ami-dr retention plan', 'ami-dr retention plan --region us-east-1 --all', 'ami-dr retention apply --region us-west-2', 'ami-dr retention apply --dry-run --json'],
+  examples: [
+    'ami-dr retention plan',
+    'ami-dr retention plan --region us-east-1 --all',
+    'ami-dr retention apply --region us-west-2',
+    'ami-dr retention apply --dry-run --json',
+  ],
   async run(ctx, values, [mode = '']) {
-    if (mode !== 'plan' && mode !== 'apply') throw new UsageError(`expected 'plan' or 'apply', not '${mode}'`, 'retention');
+    if (mode !== 'plan' && mode !== 'apply')
+      throw new UsageError(`expected 'plan' or 'apply', not '${mode}'`, 'retention');
     const policy = ctx.policy();
     const governed = retentionRegions(policy);
     const requested = values.region as string | undefined;
@@ -56,7 +62,11 @@ export const retentionCommand: Command = {
       }
     }
     if (ctx.flags.json) {
-      ctx.out.printJson({ mode, dryRun, regions: runs.map((r) => ({ ...r.report, ...(r.reportLocation ? { reportLocation: r.reportLocation } : {}) })) });
+      ctx.out.printJson({
+        mode,
+        dryRun,
+        regions: runs.map((r) => ({ ...r.report, ...(r.reportLocation ? { reportLocation: r.reportLocation } : {}) })),
+      });
     } else {
       for (const run of runs) printRun(ctx, run, dryRun, Boolean(values.all));
     }
@@ -69,17 +79,30 @@ function printRun(ctx: CommandContext, run: RetentionRun, dryRun: boolean, all: 
   ctx.out.print(ctx.out.paint('bold', `${report.region}${dryRun ? ' (plan, nothing changed)' : ''}`));
   const shown = run.plan.actions.filter((a) => all || a.action !== 'keep');
   if (shown.length) {
-    const rows = [['IMAGE', 'NAME', 'ACTION', 'REASON'], ...shown.map((a) => [a.imageId, a.name, verb(a, dryRun, report), a.detail])];
+    const rows = [
+      ['IMAGE', 'NAME', 'ACTION', 'REASON'],
+      ...shown.map((a) => [a.imageId, a.name, verb(a, dryRun, report), a.detail]),
+    ];
     const aligned = alignColumns(rows);
     aligned.forEach((cols, i) => {
       const action = i === 0 ? undefined : shown[i - 1]?.action;
       const color = action === 'deregister' ? 'red' : action === 'deprecate' ? 'yellow' : undefined;
-      ctx.out.print(`  ${cols.map((c, j) => (j === 2 && color ? ctx.out.paint(color, c) : c)).join('  ').trimEnd()}`);
+      ctx.out.print(
+        `  ${cols
+          .map((c, j) => (j === 2 && color ? ctx.out.paint(color, c) : c))
+          .join('  ')
+          .trimEnd()}`,
+      );
     });
   } else {
     ctx.out.print('  nothing to deprecate or remove');
   }
-  ctx.out.print(summarizeReport(report).split('\n').map((l) => `  ${l.trimStart()}`).join('\n'));
+  ctx.out.print(
+    summarizeReport(report)
+      .split('\n')
+      .map((l) => `  ${l.trimStart()}`)
+      .join('\n'),
+  );
   if (run.reportLocation) ctx.out.print(`  report: ${run.reportLocation}`);
   ctx.out.print('');
 }
@@ -87,6 +110,11 @@ function printRun(ctx: CommandContext, run: RetentionRun, dryRun: boolean, all: 
 function verb(action: RetentionAction, dryRun: boolean, report: RetentionReport): string {
   if (action.action === 'keep') return 'keep';
   if (dryRun) return action.action === 'deprecate' ? 'will deprecate' : 'will remove';
-  if (action.action === 'deprecate') return report.deprecated.some((d) => d.imageId === action.imageId) ? 'deprecated' : 'pending';
-  return report.removed.some((r) => r.imageId === action.imageId) ? 'removed' : report.errors.some((e) => e.imageId === action.imageId) ? 'failed' : 'pending';
+  if (action.action === 'deprecate')
+    return report.deprecated.some((d) => d.imageId === action.imageId) ? 'deprecated' : 'pending';
+  return report.removed.some((r) => r.imageId === action.imageId)
+    ? 'removed'
+    : report.errors.some((e) => e.imageId === action.imageId)
+      ? 'failed'
+      : 'pending';
 }

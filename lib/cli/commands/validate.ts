@@ -29,7 +29,8 @@ export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): 
   const checkRegion = (field: string, name: string): boolean => {
     const r = regions.get(name);
     if (!r) problems.push({ field, message: `${name} is not a region of this partition` });
-    else if (r.optInStatus === 'not-opted-in') problems.push({ field, message: `${name} is not enabled in this account (opt-in region)` });
+    else if (r.optInStatus === 'not-opted-in')
+      problems.push({ field, message: `${name} is not enabled in this account (opt-in region)` });
     return Boolean(r && r.optInStatus !== 'not-opted-in');
   };
   policy.regions.sources.forEach((name, i) => checkRegion(`regions.sources.${i}`, name));
@@ -38,10 +39,17 @@ export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): 
     const field = `regions.dr.${i}.kmsKeyId`;
     const key = facts.keys[dr.region];
     if (!key) problems.push({ field, message: `${dr.kmsKeyId} does not exist in ${dr.region}` });
-    else if (key.state !== 'Enabled') problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.state}; copies need it Enabled` });
-    else if (key.manager === 'AWS') problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is AWS-managed; images encrypted under it cannot be shared` });
-    else if (key.spec !== 'SYMMETRIC_DEFAULT') problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.spec}; EBS needs a symmetric key` });
-    if (policy.regions.sources.includes(dr.region)) problems.push({ field: `regions.dr.${i}.region`, message: `${dr.region} is also a source region` });
+    else if (key.state !== 'Enabled')
+      problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.state}; copies need it Enabled` });
+    else if (key.manager === 'AWS')
+      problems.push({
+        field,
+        message: `${dr.kmsKeyId} in ${dr.region} is AWS-managed; images encrypted under it cannot be shared`,
+      });
+    else if (key.spec !== 'SYMMETRIC_DEFAULT')
+      problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.spec}; EBS needs a symmetric key` });
+    if (policy.regions.sources.includes(dr.region))
+      problems.push({ field: `regions.dr.${i}.region`, message: `${dr.region} is also a source region` });
   });
   for (const image of facts.publicSources) {
     const refusal = publicSourceRefusal(policy, image);
@@ -57,11 +65,15 @@ export const validateCommand: Command = {
   usage: 'ami-dr validate [--policy file] [--local] [--json]',
   description:
     'Checks the policy file against its schema (every problem named by its field), then against the account: regions\n' +
-    'exist and are enabled, each DR region\'s KMS key exists and is Enabled, and no in-scope source image is public\n' +
+    "exist and are enabled, each DR region's KMS key exists and is Enabled, and no in-scope source image is public\n" +
     '(its encrypted copies could not be). Exit status 0 when valid, 1 when the account does not fit the policy,\n' +
     '2 when the file itself is invalid.',
   options: {},
-  examples: ['ami-dr validate', 'ami-dr validate --policy prod.yml --json', 'AWS_PROFILE=prod ami-dr validate --policy prod.yml'],
+  examples: [
+    'ami-dr validate',
+    'ami-dr validate --policy prod.yml --json',
+    'AWS_PROFILE=prod ami-dr validate --policy prod.yml',
+  ],
   async run(ctx) {
     const file = ctx.flags.policy ?? 'ami-dr.config.yml';
     let policy: Readonly<Policy>;
@@ -83,10 +95,22 @@ export const validateCommand: Command = {
       const home = policy.regions.sources[0] ?? session.region;
       const [regions, keyEntries, publicSources] = await Promise.all([
         describeRegions(ec2Client(session.clients, home)),
-        Promise.all(policy.regions.dr.map(async (d) => [d.region, await describeKey(kmsClient(session.clients, d.region), d.kmsKeyId)] as const)),
-        Promise.all(policy.regions.sources.map((r) => listImages(ec2Client(session.clients, r), r, { owners: ['self'], filters: { 'is-public': ['true'] } }))),
+        Promise.all(
+          policy.regions.dr.map(
+            async (d) => [d.region, await describeKey(kmsClient(session.clients, d.region), d.kmsKeyId)] as const,
+          ),
+        ),
+        Promise.all(
+          policy.regions.sources.map((r) =>
+            listImages(ec2Client(session.clients, r), r, { owners: ['self'], filters: { 'is-public': ['true'] } }),
+          ),
+        ),
       ]);
-      const problems = accountProblems(policy, { regions, keys: Object.fromEntries(keyEntries), publicSources: publicSources.flat() });
+      const problems = accountProblems(policy, {
+        regions,
+        keys: Object.fromEntries(keyEntries),
+        publicSources: publicSources.flat(),
+      });
       progress.done();
       report(ctx, file, problems, session.accountId);
       return problems.length ? EXIT.failure : EXIT.ok;
@@ -96,7 +120,12 @@ export const validateCommand: Command = {
   },
 };
 
-function report(ctx: Parameters<Command['run']>[0], file: string, problems: Problem[], accountId: string | undefined): void {
+function report(
+  ctx: Parameters<Command['run']>[0],
+  file: string,
+  problems: Problem[],
+  accountId: string | undefined,
+): void {
   if (ctx.flags.json) {
     ctx.out.printJson({ valid: problems.length === 0, policyFile: file, accountId: accountId ?? null, problems });
     return;
@@ -105,6 +134,8 @@ function report(ctx: Parameters<Command['run']>[0], file: string, problems: Prob
     ctx.out.print(`${ctx.out.paint('green', '✓')} ${file} is valid for account ${accountId}`);
     return;
   }
-  ctx.out.print(`${ctx.out.paint('red', '✗')} ${file}: ${plural(problems.length, 'problem')}${accountId ? ` in account ${accountId}` : ''}`);
+  ctx.out.print(
+    `${ctx.out.paint('red', '✗')} ${file}: ${plural(problems.length, 'problem')}${accountId ? ` in account ${accountId}` : ''}`,
+  );
   for (const p of problems) ctx.out.print(`  ${ctx.out.paint('bold', p.field)}: ${p.message}`);
 }

@@ -34,9 +34,17 @@ describe('functions/readiness', () => {
       vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => emitted.push(String(chunk)) > 0),
     ];
     const { handler } = await import('../../../functions/readiness.ts');
-    const context = { functionName: 'ami-dr-dev-readiness', invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-readiness', awsRequestId: '1', getRemainingTimeInMillis: () => 300_000 };
+    const context = {
+      functionName: 'ami-dr-dev-readiness',
+      invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-readiness',
+      awsRequestId: '1',
+      getRemainingTimeInMillis: () => 300_000,
+    };
 
-    const first = (await handler({ 'detail-type': 'Scheduled Event', source: 'aws.events', time: new Date().toISOString() }, context as never)) as {
+    const first = (await handler(
+      { 'detail-type': 'Scheduled Event', source: 'aws.events', time: new Date().toISOString() },
+      context as never,
+    )) as {
       summary: { imagesNotReady: number };
       redriven: { sourceImageId: string; result: string }[];
     };
@@ -48,12 +56,20 @@ describe('functions/readiness', () => {
       .filter((l) => l.trim().startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((doc) => '_aws' in doc);
-    expect(emf).toMatchObject({ [METRIC.readyRatio]: 0, [METRIC.imagesNotReady]: 1, [METRIC.redriven]: 1, service: 'ami-dr' });
+    expect(emf).toMatchObject({
+      [METRIC.readyRatio]: 0,
+      [METRIC.imagesNotReady]: 1,
+      [METRIC.redriven]: 1,
+      service: 'ami-dr',
+    });
     expect(emf).toHaveProperty(METRIC.oldestUnprotectedAgeSeconds);
     expect(emf).toHaveProperty(METRIC.replicationLagSeconds);
 
     await h.rt.waitForIdle();
-    const second = (await handler({}, context as never)) as { summary: { imagesNotReady: number; readyRatio: number }; redriven: unknown[] };
+    const second = (await handler({}, context as never)) as {
+      summary: { imagesNotReady: number; readyRatio: number };
+      redriven: unknown[];
+    };
     expect(second.summary).toMatchObject({ imagesNotReady: 0, readyRatio: 1 });
     expect(second.redriven).toEqual([]);
   });

@@ -21,7 +21,12 @@ describe('the HTML readiness report in a browser', () => {
     const report = computeReadiness(
       input({
         sources: [a, b],
-        copies: [copy(a, 'us-west-2'), copy(a, 'eu-west-1', { state: 'failed', stateReason: 'Key alias/ami-dr is disabled' }), copy(b, 'us-west-2', { state: 'pending' }), edited],
+        copies: [
+          copy(a, 'us-west-2'),
+          copy(a, 'eu-west-1', { state: 'failed', stateReason: 'Key alias/ami-dr is disabled' }),
+          copy(b, 'us-west-2', { state: 'pending' }),
+          edited,
+        ],
       }),
     );
     const file = join(mkdtempSync(join(tmpdir(), 'ami-dr-html-')), 'readiness.html');

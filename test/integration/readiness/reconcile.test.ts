@@ -6,7 +6,20 @@ import { runReadiness } from '../../../lib/aws/readiness.ts';
 import { ManualClock } from '../../../local/clock.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime.ts';
 import { startTwin, type Twin } from '../../../local/twin.ts';
-import { copiesOf, DR, harness, launchPermissions, share, snapshotIdsOf, snapshots, SOURCE, START, tagsOf, testPolicy, type Harness } from '../replication/helpers.ts';
+import {
+  copiesOf,
+  DR,
+  harness,
+  launchPermissions,
+  share,
+  snapshotIdsOf,
+  snapshots,
+  SOURCE,
+  START,
+  tagsOf,
+  testPolicy,
+  type Harness,
+} from '../replication/helpers.ts';
 
 const policy = testPolicy();
 const cleanups: (() => Promise<void>)[] = [];
@@ -15,10 +28,18 @@ afterEach(async () => {
 });
 
 const cellsOf = (run: Awaited<ReturnType<typeof runReadiness>>, imageId: string) =>
-  Object.fromEntries((run.report.rows.find((r) => r.sourceImageId === imageId)?.cells ?? []).map((c) => [c.region, c.status]));
+  Object.fromEntries(
+    (run.report.rows.find((r) => r.sourceImageId === imageId)?.cells ?? []).map((c) => [c.region, c.status]),
+  );
 
 function readiness(rt: LocalRuntime, reconcile = false) {
-  return runReadiness({ clients: rt.clients, policy, now: rt.twin.clock.now(), reconcile, stateMachineArnFor: (r) => rt.stateMachineArn(r) });
+  return runReadiness({
+    clients: rt.clients,
+    policy,
+    now: rt.twin.clock.now(),
+    reconcile,
+    stateMachineArnFor: (r) => rt.stateMachineArn(r),
+  });
 }
 
 describe('reconciliation on the twin', () => {
@@ -30,14 +51,31 @@ describe('reconciliation on the twin', () => {
     for (const region of DR) twin.seed.key(region, { alias: 'ami-dr' });
     const base = twin.seed.image(SOURCE, { name: 'base' });
     const instanceId = twin.seed.instance(SOURCE, { imageId: base });
-    const builder = createClients({ endpoint: twin.endpoint, credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' } });
+    const builder = createClients({
+      endpoint: twin.endpoint,
+      credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' },
+    });
     const { createImage } = await import('../../../lib/aws/create-image.ts');
-    const imageId = await createImage(ec2Client(builder, SOURCE), { instanceId, name: 'app-1.0', tags: { Team: 'core' } });
+    const imageId = await createImage(ec2Client(builder, SOURCE), {
+      instanceId,
+      name: 'app-1.0',
+      tags: { Team: 'core' },
+    });
     clock.advance(60_000);
     await twin.settle();
     const rt = await startLocalRuntime({ policy, twin });
     cleanups.push(() => rt.stop());
-    const h = { rt, clock, ec2: (region: string) => new EC2Client({ region, endpoint: twin.endpoint, credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' } }), keys: {} } as Harness;
+    const h = {
+      rt,
+      clock,
+      ec2: (region: string) =>
+        new EC2Client({
+          region,
+          endpoint: twin.endpoint,
+          credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' },
+        }),
+      keys: {},
+    } as Harness;
 
     // Act + assess: missing everywhere, nothing ran.
     const before = await readiness(rt);
@@ -50,14 +88,17 @@ describe('reconciliation on the twin', () => {
     const mine = (run: typeof first) => run.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId) ?? [];
     expect(mine(first)).toEqual([expect.objectContaining({ regions: ['us-west-2', 'eu-west-1'], result: 'started' })]);
     // The second run sees the same gap while the execution runs: it joins it, never starts another.
-    expect(mine(second)).toEqual([expect.objectContaining({ result: 'joined', executionName: mine(first)[0]?.executionName })]);
+    expect(mine(second)).toEqual([
+      expect.objectContaining({ result: 'joined', executionName: mine(first)[0]?.executionName }),
+    ]);
     await rt.waitForIdle();
 
     const after = await readiness(rt);
     expect(cellsOf(after, imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'ready' });
     expect(after.report.summary).toMatchObject({ readyRatio: 1, imagesNotReady: 0 });
     expect(rt.executions().filter((e) => e.name.includes(imageId))).toHaveLength(1);
-    for (const region of DR) expect((await copiesOf(h, region, imageId)).filter((c) => c.State !== 'deregistered')).toHaveLength(1);
+    for (const region of DR)
+      expect((await copiesOf(h, region, imageId)).filter((c) => c.State !== 'deregistered')).toHaveLength(1);
 
     // A further run has nothing to do.
     const again = await readiness(rt, true);
@@ -79,19 +120,32 @@ describe('reconciliation on the twin', () => {
       // Someone edits the us-west-2 copy: changes a tag, removes one, and stops sharing it.
       const [copy] = await copiesOf(h, 'us-west-2', imageId);
       const copyId = copy?.ImageId ?? '';
-      await h.ec2('us-west-2').send(new CreateTagsCommand({ Resources: [copyId], Tags: [{ Key: 'Team', Value: 'someone-else' }] }));
+      await h
+        .ec2('us-west-2')
+        .send(new CreateTagsCommand({ Resources: [copyId], Tags: [{ Key: 'Team', Value: 'someone-else' }] }));
       await h.ec2('us-west-2').send(new DeleteTagsCommand({ Resources: [copyId], Tags: [{ Key: 'dr-copy' }] }));
-      await h.ec2('us-west-2').send(new ModifyImageAttributeCommand({ ImageId: copyId, LaunchPermission: { Remove: [{ UserId: '123456789012' }] } }));
+      await h.ec2('us-west-2').send(
+        new ModifyImageAttributeCommand({
+          ImageId: copyId,
+          LaunchPermission: { Remove: [{ UserId: '123456789012' }] },
+        }),
+      );
 
       const drifted = await readiness(h.rt);
-      const cell = drifted.report.rows.find((r) => r.sourceImageId === imageId)?.cells.find((c) => c.region === 'us-west-2');
+      const cell = drifted.report.rows
+        .find((r) => r.sourceImageId === imageId)
+        ?.cells.find((c) => c.region === 'us-west-2');
       expect(cell?.status).toBe('drifted');
       expect(cell?.drift.map((d) => d.kind)).toEqual(['tags', 'launch-permissions']);
-      expect(cell?.reason).toBe('tags missing dr-copy; changed Team; launch permissions not shared with account 123456789012');
+      expect(cell?.reason).toBe(
+        'tags missing dr-copy; changed Team; launch permissions not shared with account 123456789012',
+      );
       expect(cellsOf(drifted, imageId)['eu-west-1']).toBe('ready');
 
       const repaired = await readiness(h.rt, true);
-      expect(repaired.reconciliation?.repaired).toEqual([{ region: 'us-west-2', copyImageId: copyId, sourceImageId: imageId, applied: ['tags', 'launch-permissions'] }]);
+      expect(repaired.reconciliation?.repaired).toEqual([
+        { region: 'us-west-2', copyImageId: copyId, sourceImageId: imageId, applied: ['tags', 'launch-permissions'] },
+      ]);
       expect(repaired.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId)).toEqual([]);
 
       expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'ready' });
@@ -106,8 +160,17 @@ describe('reconciliation on the twin', () => {
       h = await harness({ policy });
       cleanups.push(() => h.rt.stop());
       const sourceId = h.rt.twin.seed.image(SOURCE, { name: 'db-1.0', tags: { Team: 'core' } });
-      const provenance = { 'ami-dr:role': 'replica', 'ami-dr:source-image-id': sourceId, 'ami-dr:source-region': SOURCE };
-      h.rt.twin.seed.image('us-west-2', { name: 'db-1.0', tags: provenance, state: 'failed', stateReason: { code: 'Client.InvalidKMSKey.InvalidState', message: 'The KMS key is disabled.' } });
+      const provenance = {
+        'ami-dr:role': 'replica',
+        'ami-dr:source-image-id': sourceId,
+        'ami-dr:source-region': SOURCE,
+      };
+      h.rt.twin.seed.image('us-west-2', {
+        name: 'db-1.0',
+        tags: provenance,
+        state: 'failed',
+        stateReason: { code: 'Client.InvalidKMSKey.InvalidState', message: 'The KMS key is disabled.' },
+      });
       h.rt.twin.seed.image('eu-west-1', { name: 'db-1.0', tags: provenance, state: 'pending' });
 
       const run = await readiness(h.rt);
@@ -128,15 +191,32 @@ describe('reconciliation on the twin', () => {
       // Replication cleaned up the failed copy, so once its execution has ended the region has no copy at all.
       expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'missing' });
 
-      const kms = new KMSClient({ region: 'eu-west-1', endpoint: h.rt.twin.endpoint, credentials: { accessKeyId: 'ADMIN', secretAccessKey: 'x' } });
+      const kms = new KMSClient({
+        region: 'eu-west-1',
+        endpoint: h.rt.twin.endpoint,
+        credentials: { accessKeyId: 'ADMIN', secretAccessKey: 'x' },
+      });
       await kms.send(new EnableKeyCommand({ KeyId: h.keys['eu-west-1'] }));
       const fix = await readiness(h.rt, true);
       const again = await readiness(h.rt, true);
       const mine = (run: typeof fix) => run.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId) ?? [];
-      expect(mine(fix)).toEqual([expect.objectContaining({ regions: ['eu-west-1'], result: 'started', executionName: expect.stringMatching(/_r1$/) })]);
-      expect(mine(again)).toEqual([expect.objectContaining({ result: 'joined', executionName: mine(fix)[0]?.executionName })]);
+      expect(mine(fix)).toEqual([
+        expect.objectContaining({
+          regions: ['eu-west-1'],
+          result: 'started',
+          executionName: expect.stringMatching(/_r1$/),
+        }),
+      ]);
+      expect(mine(again)).toEqual([
+        expect.objectContaining({ result: 'joined', executionName: mine(fix)[0]?.executionName }),
+      ]);
       await h.rt.waitForIdle();
-      expect(h.rt.executions().filter((e) => e.name.includes(imageId)).map((e) => e.name.slice(-3))).toEqual([expect.any(String), '_r1']);
+      expect(
+        h.rt
+          .executions()
+          .filter((e) => e.name.includes(imageId))
+          .map((e) => e.name.slice(-3)),
+      ).toEqual([expect.any(String), '_r1']);
     });
   });
 });

@@ -37,18 +37,27 @@ export interface Harness {
 }
 
 export async function harness(
-  options: Partial<LocalRuntimeOptions> & { policy?: Readonly<Policy>; keyStates?: Partial<Record<string, 'Enabled' | 'Disabled' | 'PendingDeletion'>> } = {},
+  options: Partial<LocalRuntimeOptions> & {
+    policy?: Readonly<Policy>;
+    keyStates?: Partial<Record<string, 'Enabled' | 'Disabled' | 'PendingDeletion'>>;
+  } = {},
 ): Promise<Harness> {
   const clock = new ManualClock(START);
   const { keyStates, ...runtimeOptions } = options;
   const rt = await startLocalRuntime({ ...runtimeOptions, policy: options.policy ?? testPolicy(), clock });
   const keys: Record<string, string> = {};
-  for (const region of DR) keys[region] = rt.twin.seed.key(region, { alias: 'ami-dr', state: keyStates?.[region] ?? 'Enabled' }).arn;
+  for (const region of DR)
+    keys[region] = rt.twin.seed.key(region, { alias: 'ami-dr', state: keyStates?.[region] ?? 'Enabled' }).arn;
   const clients = new Map<string, EC2Client>();
   const ec2 = (region: string) => {
     let c = clients.get(region);
     if (!c) {
-      c = new EC2Client({ region, endpoint: rt.twin.endpoint, credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' }, maxAttempts: 10 });
+      c = new EC2Client({
+        region,
+        endpoint: rt.twin.endpoint,
+        credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' },
+        maxAttempts: 10,
+      });
       clients.set(region, c);
     }
     return c;
@@ -57,7 +66,12 @@ export async function harness(
 }
 
 /** CreateImage of a running instance's image in the source region, as a pipeline would (tags at creation). */
-export async function createImage(h: Harness, name: string, tags: Record<string, string> = {}, region = SOURCE): Promise<string> {
+export async function createImage(
+  h: Harness,
+  name: string,
+  tags: Record<string, string> = {},
+  region = SOURCE,
+): Promise<string> {
   const base = h.rt.twin.seed.image(region, { name: `${name}-base`, sizeGiB: 8 });
   const instanceId = h.rt.twin.seed.instance(region, { imageId: base });
   const out = await h.ec2(region).send(
@@ -76,7 +90,9 @@ export async function createImage(h: Harness, name: string, tags: Record<string,
 }
 
 export async function share(h: Harness, imageId: string, permissions: LaunchPermission[]): Promise<void> {
-  await h.ec2(SOURCE).send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: permissions } }));
+  await h
+    .ec2(SOURCE)
+    .send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: permissions } }));
 }
 
 export async function deprecate(h: Harness, imageId: string, at: Date): Promise<void> {
@@ -99,7 +115,9 @@ export async function copiesOf(h: Harness, region: string, sourceImageId: string
 }
 
 export async function launchPermissions(h: Harness, region: string, imageId: string): Promise<LaunchPermission[]> {
-  const out = await h.ec2(region).send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }));
+  const out = await h
+    .ec2(region)
+    .send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }));
   return out.LaunchPermissions ?? [];
 }
 
@@ -112,7 +130,8 @@ export async function snapshots(h: Harness, region: string, snapshotIds: string[
 export const tagsOf = (tags: { Key?: string; Value?: string }[] | undefined): Record<string, string> =>
   Object.fromEntries((tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
 
-export const snapshotIdsOf = (image: Image): string[] => (image.BlockDeviceMappings ?? []).flatMap((b) => (b.Ebs?.SnapshotId ? [b.Ebs.SnapshotId] : []));
+export const snapshotIdsOf = (image: Image): string[] =>
+  (image.BlockDeviceMappings ?? []).flatMap((b) => (b.Ebs?.SnapshotId ? [b.Ebs.SnapshotId] : []));
 
 export function summaries(rt: LocalRuntime): Summary[] {
   return rt

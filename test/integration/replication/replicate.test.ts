@@ -1,4 +1,11 @@
-import { CopyImageCommand, CreateImageCommand, CreateTagsCommand, DeregisterImageCommand, EC2Client, RegisterImageCommand } from '@aws-sdk/client-ec2';
+import {
+  CopyImageCommand,
+  CreateImageCommand,
+  CreateTagsCommand,
+  DeregisterImageCommand,
+  EC2Client,
+  RegisterImageCommand,
+} from '@aws-sdk/client-ec2';
 import { EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TaskBinding } from '../../../local/stepfunctions.ts';
@@ -54,7 +61,9 @@ function watchCalls(h: Harness): { retried: number; errors: Record<string, numbe
 
 const apiCallEvent = (h: Harness, imageId: string): TwinEvent => {
   const event = h.rt.twin.events.history.find(
-    (e) => e['detail-type'] === 'AWS API Call via CloudTrail' && (e.detail.responseElements as { imageId?: string } | null)?.imageId === imageId,
+    (e) =>
+      e['detail-type'] === 'AWS API Call via CloudTrail' &&
+      (e.detail.responseElements as { imageId?: string } | null)?.imageId === imageId,
   );
   if (!event) throw new Error(`no CloudTrail event for ${imageId}`);
   return event;
@@ -79,7 +88,12 @@ describe('replication on the twin, through the real SDK clients', () => {
       const copy = copies[0]!;
       expect(copy.State).toBe('available');
       const expectedUserTags = { Team: 'web', Family: 'web', 'dr-copy': 'true' };
-      expect(tagsOf(copy.Tags)).toMatchObject({ ...expectedUserTags, 'ami-dr:role': 'replica', 'ami-dr:source-image-id': imageId, 'ami-dr:source-region': SOURCE });
+      expect(tagsOf(copy.Tags)).toMatchObject({
+        ...expectedUserTags,
+        'ami-dr:role': 'replica',
+        'ami-dr:source-image-id': imageId,
+        'ami-dr:source-region': SOURCE,
+      });
       expect(tagsOf(copy.Tags)).not.toHaveProperty('CostCenter');
       expect(tagsOf(copy.Tags)['ami-dr:replicated-at']).toBeDefined();
       expect(tagsOf(copy.Tags)['ami-dr:source-created-at']).toBeDefined();
@@ -92,7 +106,9 @@ describe('replication on the twin, through the real SDK clients', () => {
         expect(tagsOf(snap.Tags)).not.toHaveProperty('CostCenter');
       }
       const perms = await launchPermissions(h, region, copy.ImageId!);
-      expect(perms).toEqual(expect.arrayContaining([{ UserId: '111111111111' }, { UserId: '222222222222' }, { OrganizationArn: ORG }]));
+      expect(perms).toEqual(
+        expect.arrayContaining([{ UserId: '111111111111' }, { UserId: '222222222222' }, { OrganizationArn: ORG }]),
+      );
       expect(perms).toHaveLength(3);
       expect(new Date(copy.DeprecationTime!).getTime()).toBe(deprecateAt.getTime());
     }
@@ -110,10 +126,14 @@ describe('replication on the twin, through the real SDK clients', () => {
     await h.rt.putEvent(event);
     await h.rt.waitForIdle();
 
-    const stateChange = h.rt.twin.events.history.find((e) => e['detail-type'] === 'EC2 AMI State Change' && e.detail.ImageId === imageId);
+    const stateChange = h.rt.twin.events.history.find(
+      (e) => e['detail-type'] === 'EC2 AMI State Change' && e.detail.ImageId === imageId,
+    );
     expect(stateChange?.detail.State).toBe('available');
     expect(h.rt.executions()).toHaveLength(1);
-    expect(h.rt.deliveries.map((d) => d.outcome?.action)).toEqual(expect.arrayContaining(['started', 'already-started']));
+    expect(h.rt.deliveries.map((d) => d.outcome?.action)).toEqual(
+      expect.arrayContaining(['started', 'already-started']),
+    );
     expect(h.rt.deliveries.length).toBeGreaterThanOrEqual(5);
     for (const region of DR) expect(await copiesOf(h, region, imageId)).toHaveLength(1);
   });
@@ -166,7 +186,10 @@ describe('replication on the twin, through the real SDK clients', () => {
 
   it('5. a disabled key in one DR region fails that region with the reason, removes the copy and its snapshots, and the other region is available', async () => {
     const topicArn = 'arn:aws:sns:us-east-1:000000000000:ami-dr-alerts';
-    h = await harness({ policy: testPolicy({ notifications: { snsTopicArn: topicArn } }), keyStates: { 'eu-west-1': 'Disabled' } });
+    h = await harness({
+      policy: testPolicy({ notifications: { snsTopicArn: topicArn } }),
+      keyStates: { 'eu-west-1': 'Disabled' },
+    });
     h.rt.twin.sns.createTopic('us-east-1', '000000000000', 'ami-dr-alerts');
     const imageId = await createImage(h, 'db-1', { Team: 'db' });
     await h.rt.waitForIdle();
@@ -179,8 +202,14 @@ describe('replication on the twin, through the real SDK clients', () => {
     expect(failed?.cleanup?.deregistered).toHaveLength(1);
     expect(failed?.cleanup?.snapshotsDeleted.length).toBeGreaterThan(0);
     expect(await copiesOf(h, 'eu-west-1', imageId)).toEqual([]);
-    expect(await snapshots(h, 'eu-west-1', failed?.cleanup?.snapshotsDeleted ?? []).catch((e: Error) => e.name)).toBe('InvalidSnapshot.NotFound');
-    expect([...h.rt.twin.state.region('eu-west-1').snapshots.values()].filter((s) => s.tags.get('ami-dr:source-image-id') === imageId)).toEqual([]);
+    expect(await snapshots(h, 'eu-west-1', failed?.cleanup?.snapshotsDeleted ?? []).catch((e: Error) => e.name)).toBe(
+      'InvalidSnapshot.NotFound',
+    );
+    expect(
+      [...h.rt.twin.state.region('eu-west-1').snapshots.values()].filter(
+        (s) => s.tags.get('ami-dr:source-image-id') === imageId,
+      ),
+    ).toEqual([]);
     expect((await copiesOf(h, 'us-west-2', imageId)).map((c) => c.State)).toEqual(['available']);
     const messages = h.rt.twin.sns.messagesFor(topicArn);
     expect(messages).toHaveLength(1);
@@ -190,15 +219,24 @@ describe('replication on the twin, through the real SDK clients', () => {
 
   it('6. events for a replica, a failed call, another account, ami-dr itself, an excluded image, and malformed events: no execution, a log line each, nothing changed', async () => {
     const lines: { message: string; data: Record<string, unknown> }[] = [];
-    const log = { info: (message: string, data: Record<string, unknown> = {}) => lines.push({ message, data }), warn: () => undefined };
+    const log = {
+      info: (message: string, data: Record<string, unknown> = {}) => lines.push({ message, data }),
+      warn: () => undefined,
+    };
     h = await harness({ log, policy: testPolicy({ selector: { excludeTags: { 'ami-dr:skip': 'true' } } }) });
     await createImage(h, 'looks-like-a-copy', { 'ami-dr:role': 'replica' });
     await createImage(h, 'skip-me', { 'ami-dr:skip': 'true' });
     // A failed CreateImage (no such instance) is recorded by CloudTrail with its errorCode.
-    await expect(h.ec2(SOURCE).send(new CreateImageCommand({ InstanceId: 'i-0123456789abcdef0', Name: 'nope' }))).rejects.toThrow();
+    await expect(
+      h.ec2(SOURCE).send(new CreateImageCommand({ InstanceId: 'i-0123456789abcdef0', Name: 'nope' })),
+    ).rejects.toThrow();
     // A copy made by ami-dr's own role into a source region (as when regions replicate to each other): its
     // CloudTrail record names the role, its AMI State Change event finds the replica tag.
-    const own = new EC2Client({ region: SOURCE, endpoint: h.rt.twin.endpoint, credentials: { accessKeyId: 'AMIDRLAMBDA', secretAccessKey: 'x' } });
+    const own = new EC2Client({
+      region: SOURCE,
+      endpoint: h.rt.twin.endpoint,
+      credentials: { accessKeyId: 'AMIDRLAMBDA', secretAccessKey: 'x' },
+    });
     const elsewhere = h.rt.twin.seed.image('us-west-2', { name: 'west-image' });
     await own.send(
       new CopyImageCommand({
@@ -209,21 +247,44 @@ describe('replication on the twin, through the real SDK clients', () => {
       }),
     );
     await h.rt.waitForIdle();
-    const real = h.rt.twin.events.history.find((e) => e['detail-type'] === 'AWS API Call via CloudTrail' && e.detail.eventName === 'CreateImage' && !e.detail.errorCode);
-    await h.rt.putEvent({ ...real, account: '999999999999', detail: { ...real!.detail, recipientAccountId: '999999999999' } });
+    const real = h.rt.twin.events.history.find(
+      (e) =>
+        e['detail-type'] === 'AWS API Call via CloudTrail' &&
+        e.detail.eventName === 'CreateImage' &&
+        !e.detail.errorCode,
+    );
+    await h.rt.putEvent({
+      ...real,
+      account: '999999999999',
+      detail: { ...real!.detail, recipientAccountId: '999999999999' },
+    });
     const malformed = [
       { ...real, detail: { ...real!.detail, responseElements: { imageId: 'not-an-image' } } },
       { ...real, time: 'yesterday' },
-      { version: '0', id: 'x', source: 'aws.ec2', 'detail-type': 'EC2 AMI State Change', region: SOURCE, account: '000000000000', detail: { State: 'available' } },
+      {
+        version: '0',
+        id: 'x',
+        source: 'aws.ec2',
+        'detail-type': 'EC2 AMI State Change',
+        region: SOURCE,
+        account: '000000000000',
+        detail: { State: 'available' },
+      },
     ];
     for (const event of malformed) await h.rt.putEvent(event);
     await h.rt.waitForIdle();
 
     expect(h.rt.executions()).toEqual([]);
     const reasons = h.rt.deliveries.flatMap((d) => (d.outcome?.action === 'skipped' ? [d.outcome.reason] : []));
-    expect(reasons).toEqual(expect.arrayContaining(['replica', 'selector', 'call-failed', 'own-role', 'another-account']));
+    expect(reasons).toEqual(
+      expect.arrayContaining(['replica', 'selector', 'call-failed', 'own-role', 'another-account']),
+    );
     for (const reason of ['replica', 'selector', 'call-failed', 'own-role', 'another-account']) {
-      expect(lines.some((l) => l.message === 'event not acted on' && l.data.reason === reason && typeof l.data.detail === 'string')).toBe(true);
+      expect(
+        lines.some(
+          (l) => l.message === 'event not acted on' && l.data.reason === reason && typeof l.data.detail === 'string',
+        ),
+      ).toBe(true);
     }
     expect(h.rt.dlq).toHaveLength(3);
     for (const letter of h.rt.dlq) {
@@ -238,24 +299,40 @@ describe('replication on the twin, through the real SDK clients', () => {
   it.each([
     ['unchanged', false],
     ['tagged meanwhile', true],
-  ])('a re-drive after a failed copy was cleaned up copies again (source %s): the dead copy\'s ClientToken is not reused', async (_, retag) => {
-    h = await harness({ keyStates: { 'eu-west-1': 'Disabled' } });
-    const imageId = await createImage(h, 'db-1', { Team: 'db' });
-    await h.rt.waitForIdle();
-    expect(await copiesOf(h, 'eu-west-1', imageId)).toEqual([]);
-    const kms = new KMSClient({ region: 'eu-west-1', endpoint: h.rt.twin.endpoint, credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' } });
-    await kms.send(new EnableKeyCommand({ KeyId: h.keys['eu-west-1'] }));
-    if (retag) await h.ec2(SOURCE).send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: 'Owner', Value: 'ops' }] }));
+  ])(
+    "a re-drive after a failed copy was cleaned up copies again (source %s): the dead copy's ClientToken is not reused",
+    async (_, retag) => {
+      h = await harness({ keyStates: { 'eu-west-1': 'Disabled' } });
+      const imageId = await createImage(h, 'db-1', { Team: 'db' });
+      await h.rt.waitForIdle();
+      expect(await copiesOf(h, 'eu-west-1', imageId)).toEqual([]);
+      const kms = new KMSClient({
+        region: 'eu-west-1',
+        endpoint: h.rt.twin.endpoint,
+        credentials: { accessKeyId: 'BUILDER', secretAccessKey: 'x' },
+      });
+      await kms.send(new EnableKeyCommand({ KeyId: h.keys['eu-west-1'] }));
+      if (retag)
+        await h
+          .ec2(SOURCE)
+          .send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: 'Owner', Value: 'ops' }] }));
 
-    await startReplication({ clients: h.rt.clients, policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) }, SOURCE, imageId, 1);
-    await h.rt.waitForIdle();
+      await startReplication(
+        { clients: h.rt.clients, policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) },
+        SOURCE,
+        imageId,
+        1,
+      );
+      await h.rt.waitForIdle();
 
-    const redrive = summaries(h.rt).at(-1);
-    expect(redrive?.outcome).toBe('replicated');
-    expect(redrive?.regions.find((r) => r.region === 'us-west-2')).toMatchObject({ adopted: true });
-    for (const region of DR) expect((await copiesOf(h, region, imageId)).map((c) => c.State)).toEqual(['available']);
-    if (retag) expect(tagsOf((await copiesOf(h, 'eu-west-1', imageId))[0]?.Tags)).toMatchObject({ Owner: 'ops', Team: 'db' });
-  });
+      const redrive = summaries(h.rt).at(-1);
+      expect(redrive?.outcome).toBe('replicated');
+      expect(redrive?.regions.find((r) => r.region === 'us-west-2')).toMatchObject({ adopted: true });
+      for (const region of DR) expect((await copiesOf(h, region, imageId)).map((c) => c.State)).toEqual(['available']);
+      if (retag)
+        expect(tagsOf((await copiesOf(h, 'eu-west-1', imageId))[0]?.Tags)).toMatchObject({ Owner: 'ops', Team: 'db' });
+    },
+  );
 
   it('a later execution that adopts available copies and then fails to finalize them keeps them: cleanup never removes a copy that was in service', async () => {
     let refuse = false;
@@ -263,16 +340,26 @@ describe('replication on the twin, through the real SDK clients', () => {
       state !== 'FinalizeCopy'
         ? task
         : async (input) => {
-            if (refuse) throw Object.assign(new Error('You are not authorized to perform this operation.'), { name: 'UnauthorizedOperation' });
+            if (refuse)
+              throw Object.assign(new Error('You are not authorized to perform this operation.'), {
+                name: 'UnauthorizedOperation',
+              });
             return task(input);
           };
     h = await harness({ wrapTask });
     const imageId = await createImage(h, 'in-service');
     await h.rt.waitForIdle();
-    const before = await Promise.all(DR.map(async (region) => (await copiesOf(h!, region, imageId)).map((c) => c.ImageId)));
+    const before = await Promise.all(
+      DR.map(async (region) => (await copiesOf(h!, region, imageId)).map((c) => c.ImageId)),
+    );
 
     refuse = true;
-    await startReplication({ clients: h.rt.clients, policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) }, SOURCE, imageId, 1);
+    await startReplication(
+      { clients: h.rt.clients, policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) },
+      SOURCE,
+      imageId,
+      1,
+    );
     await h.rt.waitForIdle();
 
     const redrive = summaries(h.rt).at(-1);
@@ -301,7 +388,9 @@ describe('replication on the twin, through the real SDK clients', () => {
             const out = await task(input);
             if (lost < 2) {
               lost++;
-              throw Object.assign(new Error('Lambda response lost after CopyImage succeeded'), { name: 'Lambda.ServiceException' });
+              throw Object.assign(new Error('Lambda response lost after CopyImage succeeded'), {
+                name: 'Lambda.ServiceException',
+              });
             }
             return out;
           };
@@ -320,7 +409,9 @@ describe('replication on the twin, through the real SDK clients', () => {
 
   it('8. an instance-store source is copied, and reported as unencrypted by necessity', async () => {
     h = await harness();
-    const out = await h.ec2(SOURCE).send(new RegisterImageCommand({ Name: 'legacy-s3', ImageLocation: 'bundles/legacy/image.manifest.xml' }));
+    const out = await h
+      .ec2(SOURCE)
+      .send(new RegisterImageCommand({ Name: 'legacy-s3', ImageLocation: 'bundles/legacy/image.manifest.xml' }));
     const imageId = out.ImageId!;
     await h.rt.waitForIdle();
 
@@ -337,14 +428,20 @@ describe('replication on the twin, through the real SDK clients', () => {
   });
 
   it('a copy still pending at the deadline is removed and its region reported as timed out', async () => {
-    h = await harness({ policy: testPolicy({ replication: { deadlineHours: 1 } }), twinOptions: { copyDurationMs: 3 * 3600_000 } });
+    h = await harness({
+      policy: testPolicy({ replication: { deadlineHours: 1 } }),
+      twinOptions: { copyDurationMs: 3 * 3600_000 },
+    });
     const imageId = await createImage(h, 'slow-1');
     await h.rt.waitForIdle();
 
     const [summary] = summaries(h.rt);
     expect(summary?.outcome).toBe('failed');
     for (const region of DR) {
-      expect(summary?.regions.find((r) => r.region === region)).toMatchObject({ status: 'failed', error: 'CopyTimedOutError' });
+      expect(summary?.regions.find((r) => r.region === region)).toMatchObject({
+        status: 'failed',
+        error: 'CopyTimedOutError',
+      });
       expect(await copiesOf(h, region, imageId)).toEqual([]);
     }
   });

@@ -1,4 +1,10 @@
-import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import {
+  DescribeExecutionCommand,
+  ListExecutionsCommand,
+  SFNClient,
+  StartExecutionCommand,
+  StopExecutionCommand,
+} from '@aws-sdk/client-sfn';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../local/clock.ts';
@@ -51,7 +57,8 @@ afterEach(async () => {
   await twin.stop();
 });
 
-const start = (name: string, input: unknown) => client.send(new StartExecutionCommand({ stateMachineArn: arn, name, input: JSON.stringify(input) }));
+const start = (name: string, input: unknown) =>
+  client.send(new StartExecutionCommand({ stateMachineArn: arn, name, input: JSON.stringify(input) }));
 
 describe('local Step Functions', () => {
   it('returns the running execution for the same name and input, and ExecutionAlreadyExists for another input', async () => {
@@ -76,21 +83,44 @@ describe('local Step Functions', () => {
 
   it('lists executions by status, page by page, and stops one', async () => {
     for (const name of ['a', 'b', 'c']) await start(name, { seconds: 10 });
-    await client.send(new StopExecutionCommand({ executionArn: `${arn.replace('stateMachine', 'execution')}:b`, error: 'Manual', cause: 'test' }));
-    const page1 = await client.send(new ListExecutionsCommand({ stateMachineArn: arn, statusFilter: 'RUNNING', maxResults: 1 }));
+    await client.send(
+      new StopExecutionCommand({
+        executionArn: `${arn.replace('stateMachine', 'execution')}:b`,
+        error: 'Manual',
+        cause: 'test',
+      }),
+    );
+    const page1 = await client.send(
+      new ListExecutionsCommand({ stateMachineArn: arn, statusFilter: 'RUNNING', maxResults: 1 }),
+    );
     expect(page1.executions).toHaveLength(1);
-    const page2 = await client.send(new ListExecutionsCommand({ stateMachineArn: arn, statusFilter: 'RUNNING', maxResults: 1, nextToken: page1.nextToken }));
+    const page2 = await client.send(
+      new ListExecutionsCommand({
+        stateMachineArn: arn,
+        statusFilter: 'RUNNING',
+        maxResults: 1,
+        nextToken: page1.nextToken,
+      }),
+    );
     expect(page2.nextToken).toBeUndefined();
     expect([...(page1.executions ?? []), ...(page2.executions ?? [])].map((e) => e.name).sort()).toEqual(['a', 'c']);
-    const stopped = await client.send(new DescribeExecutionCommand({ executionArn: `${arn.replace('stateMachine', 'execution')}:b` }));
+    const stopped = await client.send(
+      new DescribeExecutionCommand({ executionArn: `${arn.replace('stateMachine', 'execution')}:b` }),
+    );
     expect(stopped).toMatchObject({ status: 'ABORTED', error: 'Manual', cause: 'test' });
   });
 
   it('names its errors as Step Functions does', async () => {
-    await expect(client.send(new StartExecutionCommand({ stateMachineArn: `${arn}-nope`, name: 'x' }))).rejects.toMatchObject({ name: 'StateMachineDoesNotExist' });
+    await expect(
+      client.send(new StartExecutionCommand({ stateMachineArn: `${arn}-nope`, name: 'x' })),
+    ).rejects.toMatchObject({ name: 'StateMachineDoesNotExist' });
     await expect(start('bad name', {})).rejects.toMatchObject({ name: 'InvalidName' });
-    await expect(client.send(new StartExecutionCommand({ stateMachineArn: arn, name: 'y', input: '{not json' }))).rejects.toMatchObject({ name: 'InvalidExecutionInput' });
-    await expect(client.send(new DescribeExecutionCommand({ executionArn: `${arn.replace('stateMachine', 'execution')}:none` }))).rejects.toMatchObject({
+    await expect(
+      client.send(new StartExecutionCommand({ stateMachineArn: arn, name: 'y', input: '{not json' })),
+    ).rejects.toMatchObject({ name: 'InvalidExecutionInput' });
+    await expect(
+      client.send(new DescribeExecutionCommand({ executionArn: `${arn.replace('stateMachine', 'execution')}:none` })),
+    ).rejects.toMatchObject({
       name: 'ExecutionDoesNotExist',
     });
   });
@@ -101,7 +131,8 @@ describe('local Step Functions', () => {
       headers: {
         'content-type': 'application/x-amz-json-1.0',
         'x-amz-target': `AWSStepFunctions.${operation}`,
-        authorization: 'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/states/aws4_request, SignedHeaders=host, Signature=0',
+        authorization:
+          'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/states/aws4_request, SignedHeaders=host, Signature=0',
       },
       body: '{}',
     });

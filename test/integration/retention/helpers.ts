@@ -34,7 +34,10 @@ export function testPolicy(retention: Record<string, unknown> = {}): Readonly<Po
 export async function retentionHarness(options: TwinOptions = {}, policy = testPolicy()): Promise<RetentionHarness> {
   const clock = new ManualClock(START);
   const twin = await startTwin({ clock, ...options });
-  const clients = createClients({ endpoint: twin.endpoint, ...(twin.s3Endpoint ? { s3Endpoint: twin.s3Endpoint } : {}) });
+  const clients = createClients({
+    endpoint: twin.endpoint,
+    ...(twin.s3Endpoint ? { s3Endpoint: twin.s3Endpoint } : {}),
+  });
   const ec2 = ec2Client(clients, REGION);
   return {
     twin,
@@ -55,7 +58,15 @@ export async function retentionHarness(options: TwinOptions = {}, policy = testP
       const images: Image[] = [];
       let NextToken: string | undefined;
       do {
-        const out = await ec2.send(new DescribeImagesCommand({ Owners: ['self'], IncludeDeprecated: true, IncludeDisabled: true, MaxResults: 1000, NextToken }));
+        const out = await ec2.send(
+          new DescribeImagesCommand({
+            Owners: ['self'],
+            IncludeDeprecated: true,
+            IncludeDisabled: true,
+            MaxResults: 1000,
+            NextToken,
+          }),
+        );
         images.push(...(out.Images ?? []));
         NextToken = out.NextToken;
       } while (NextToken);

@@ -13,7 +13,8 @@ afterEach(async () => {
   h = undefined;
 });
 
-const keptOf = (plan: { actions: { imageId: string; action: string }[] }, imageId: string) => plan.actions.find((a) => a.imageId === imageId) as KeepAction | undefined;
+const keptOf = (plan: { actions: { imageId: string; action: string }[] }, imageId: string) =>
+  plan.actions.find((a) => a.imageId === imageId) as KeepAction | undefined;
 const ids = async (harness: RetentionHarness) => (await harness.images()).map((i) => i.ImageId).sort();
 
 describe('retention on the twin: what must survive', () => {
@@ -23,7 +24,11 @@ describe('retention on the twin: what must survive', () => {
     const current = seed.image(REGION, { name: 'web-3.0', creationDate: daysAgo(2) });
     const latestOnly = seed.image(REGION, { name: 'web-2.0', creationDate: daysAgo(150) });
     const unused = seed.image(REGION, { name: 'web-1.0', creationDate: daysAgo(200) });
-    const template = seed.launchTemplate(REGION, { name: 'web', versions: [{ imageId: current }, { imageId: latestOnly }], defaultVersion: 1 });
+    const template = seed.launchTemplate(REGION, {
+      name: 'web',
+      versions: [{ imageId: current }, { imageId: latestOnly }],
+      defaultVersion: 1,
+    });
 
     const { plan, report } = await h.run();
 
@@ -53,7 +58,9 @@ describe('retention on the twin: what must survive', () => {
       mixedInstancesPolicy: {
         launchTemplate: {
           launchTemplateSpecification: { launchTemplateId: main, version: '$Latest' },
-          overrides: [{ instanceType: 'm7g.large', launchTemplateSpecification: { launchTemplateName: 'arm', version: '1' } }],
+          overrides: [
+            { instanceType: 'm7g.large', launchTemplateSpecification: { launchTemplateName: 'arm', version: '1' } },
+          ],
         },
       },
     });
@@ -84,7 +91,7 @@ describe('retention on the twin: what must survive', () => {
       return { current, fleetOnly, unused, template };
     };
 
-    it('keeps an image only an EC2 Fleet\'s launch template version launches, and removes it once the fleet is deleted', async () => {
+    it("keeps an image only an EC2 Fleet's launch template version launches, and removes it once the fleet is deleted", async () => {
       h = await retentionHarness();
       const { current, fleetOnly, unused, template } = seedBatch(h);
       const fleet = h.twin.seed.fleet(REGION, { launchTemplateId: template, version: '1' });
@@ -110,11 +117,15 @@ describe('retention on the twin: what must survive', () => {
       expect(await ids(h)).toEqual([current]);
     });
 
-    it('keeps an image only a Spot Fleet request\'s launch template version launches, and removes it once the request is cancelled', async () => {
+    it("keeps an image only a Spot Fleet request's launch template version launches, and removes it once the request is cancelled", async () => {
       h = await retentionHarness();
       const { current, fleetOnly, unused, template } = seedBatch(h);
       // By name, as a request made from the console names it.
-      const request = h.twin.seed.spotFleetRequest(REGION, { launchTemplateName: 'batch', version: '1', state: 'cancelled_running' });
+      const request = h.twin.seed.spotFleetRequest(REGION, {
+        launchTemplateName: 'batch',
+        version: '1',
+        state: 'cancelled_running',
+      });
 
       const first = await h.run();
 
@@ -143,17 +154,34 @@ describe('retention on the twin: what must survive', () => {
     const shared = seed.snapshot(REGION, { sizeGiB: 30 });
     seed.image(REGION, { name: 'db-9.0', creationDate: daysAgo(1) });
     const first = seed.image(REGION, { name: 'db-1.0', creationDate: daysAgo(200), snapshotIds: [shared] });
-    const second = seed.image(REGION, { name: 'db-2.0', creationDate: daysAgo(190), snapshotIds: [shared], tags: { [TAG.retain]: 'true' } });
+    const second = seed.image(REGION, {
+      name: 'db-2.0',
+      creationDate: daysAgo(190),
+      snapshotIds: [shared],
+      tags: { [TAG.retain]: 'true' },
+    });
 
     const run1 = await h.run();
-    expect(run1.report.removed).toEqual([expect.objectContaining({ imageId: first, snapshots: [{ snapshotId: shared, returnCode: 'skipped', sizeGiB: 30 }] })]);
+    expect(run1.report.removed).toEqual([
+      expect.objectContaining({
+        imageId: first,
+        snapshots: [{ snapshotId: shared, returnCode: 'skipped', sizeGiB: 30 }],
+      }),
+    ]);
     expect(run1.report.errors).toEqual([]);
     expect(run1.report.gibFreed).toBe(0);
     expect(await h.snapshotIds()).toContain(shared);
 
-    await ec2Client(h.clients, REGION).send(new DeleteTagsCommand({ Resources: [second], Tags: [{ Key: TAG.retain }] }));
+    await ec2Client(h.clients, REGION).send(
+      new DeleteTagsCommand({ Resources: [second], Tags: [{ Key: TAG.retain }] }),
+    );
     const run2 = await h.run();
-    expect(run2.report.removed).toEqual([expect.objectContaining({ imageId: second, snapshots: [{ snapshotId: shared, returnCode: 'success', sizeGiB: 30 }] })]);
+    expect(run2.report.removed).toEqual([
+      expect.objectContaining({
+        imageId: second,
+        snapshots: [{ snapshotId: shared, returnCode: 'success', sizeGiB: 30 }],
+      }),
+    ]);
     expect(run2.report.gibFreed).toBe(30);
     expect(run2.report.estimatedMonthlySaving).toBe(1.5);
     expect(await h.snapshotIds()).not.toContain(shared);
@@ -164,11 +192,29 @@ describe('retention on the twin: what must survive', () => {
     const s3 = s3Client(h.clients, REGION);
     const old = await seedBundle(s3, 'ami-bundles', 'web/v1', 3);
     const current = await seedBundle(s3, 'ami-bundles', 'web/v2', 2);
-    await s3.send(new PutObjectCommand({ Bucket: 'ami-bundles', Key: 'web/v1/README.txt', Body: 'not part of the bundle' }));
-    await s3.send(new PutObjectCommand({ Bucket: 'ami-bundles', Key: 'web/v1/image.part.03', Body: 'a fourth part the manifest does not list' }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: 'ami-bundles', Key: 'web/v1/README.txt', Body: 'not part of the bundle' }),
+    );
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: 'ami-bundles',
+        Key: 'web/v1/image.part.03',
+        Body: 'a fourth part the manifest does not list',
+      }),
+    );
     const { seed } = h.twin;
-    const oldImage = seed.image(REGION, { name: 'web-1', rootDeviceType: 'instance-store', imageLocation: old.imageLocation, creationDate: daysAgo(200) });
-    seed.image(REGION, { name: 'web-2', rootDeviceType: 'instance-store', imageLocation: current.imageLocation, creationDate: daysAgo(1) });
+    const oldImage = seed.image(REGION, {
+      name: 'web-1',
+      rootDeviceType: 'instance-store',
+      imageLocation: old.imageLocation,
+      creationDate: daysAgo(200),
+    });
+    seed.image(REGION, {
+      name: 'web-2',
+      rootDeviceType: 'instance-store',
+      imageLocation: current.imageLocation,
+      creationDate: daysAgo(1),
+    });
     const before = await h.objects('ami-bundles');
 
     const { report } = await h.run();
@@ -177,8 +223,12 @@ describe('retention on the twin: what must survive', () => {
     const removed = report.removed.find((r) => r.imageId === oldImage);
     expect(removed?.bundle?.deletedKeys.sort()).toEqual([...old.partKeys, old.manifestKey].sort());
     expect(report.counts.bundlesDeleted).toBe(1);
-    expect(await h.objects('ami-bundles')).toEqual(before.filter((k) => ![...old.partKeys, old.manifestKey].includes(k)));
-    expect(await h.objects('ami-bundles')).toEqual(expect.arrayContaining(['web/v1/README.txt', 'web/v1/image.part.03', ...current.partKeys, current.manifestKey]));
+    expect(await h.objects('ami-bundles')).toEqual(
+      before.filter((k) => ![...old.partKeys, old.manifestKey].includes(k)),
+    );
+    expect(await h.objects('ami-bundles')).toEqual(
+      expect.arrayContaining(['web/v1/README.txt', 'web/v1/image.part.03', ...current.partKeys, current.manifestKey]),
+    );
   });
 
   it('keeps deregistration-protected images and says so in the report', async () => {
@@ -186,14 +236,30 @@ describe('retention on the twin: what must survive', () => {
     const { seed } = h.twin;
     seed.image(REGION, { name: 'web-9', creationDate: daysAgo(1) });
     const guarded = seed.image(REGION, { name: 'web-1', creationDate: daysAgo(300), deregistrationProtection: true });
-    const cooled = seed.image(REGION, { name: 'web-2', creationDate: daysAgo(300), deregistrationProtection: 'with-cooldown' });
+    const cooled = seed.image(REGION, {
+      name: 'web-2',
+      creationDate: daysAgo(300),
+      deregistrationProtection: 'with-cooldown',
+    });
 
     const { report } = await h.run();
 
-    expect(report.kept).toEqual(expect.arrayContaining([
-      { imageId: guarded, name: 'web-1', reason: 'deregistration-protected', detail: 'deregistration protection is on' },
-      { imageId: cooled, name: 'web-2', reason: 'deregistration-protected', detail: 'deregistration protection is on' },
-    ]));
+    expect(report.kept).toEqual(
+      expect.arrayContaining([
+        {
+          imageId: guarded,
+          name: 'web-1',
+          reason: 'deregistration-protected',
+          detail: 'deregistration protection is on',
+        },
+        {
+          imageId: cooled,
+          name: 'web-2',
+          reason: 'deregistration-protected',
+          detail: 'deregistration protection is on',
+        },
+      ]),
+    );
     expect(report.keptByReason['deregistration-protected']).toBe(2);
     expect(report.errors).toEqual([]);
     expect(await ids(h)).toEqual(expect.arrayContaining([guarded, cooled]));
@@ -203,7 +269,11 @@ describe('retention on the twin: what must survive', () => {
     h = await retentionHarness();
     const { seed } = h.twin;
     seed.image(REGION, { name: 'web-9', creationDate: daysAgo(1) });
-    const backup = seed.image(REGION, { name: 'web-1', creationDate: daysAgo(300), imageOwnerAlias: 'aws-backup-vault' });
+    const backup = seed.image(REGION, {
+      name: 'web-1',
+      creationDate: daysAgo(300),
+      imageOwnerAlias: 'aws-backup-vault',
+    });
     const { report } = await h.run();
     expect(report.kept).toContainEqual(expect.objectContaining({ imageId: backup, reason: 'backup-owned' }));
     expect(report.errors).toEqual([]);
@@ -213,21 +283,49 @@ describe('retention on the twin: what must survive', () => {
     h = await retentionHarness();
     const s3 = s3Client(h.clients, REGION);
     await s3.send(new CreateBucketCommand({ Bucket: 'broken-bundles' }));
-    await s3.send(new PutObjectCommand({ Bucket: 'broken-bundles', Key: 'app/image.manifest.xml', Body: '<manifest><image><parts count="2">' }));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: 'broken-bundles',
+        Key: 'app/image.manifest.xml',
+        Body: '<manifest><image><parts count="2">',
+      }),
+    );
     await s3.send(new PutObjectCommand({ Bucket: 'broken-bundles', Key: 'app/image.part.00', Body: 'x' }));
     const { seed } = h.twin;
     seed.image(REGION, { name: 'keep-9', creationDate: daysAgo(1) });
-    const malformed = seed.image(REGION, { name: 'app-1', rootDeviceType: 'instance-store', imageLocation: 'broken-bundles/app/image.manifest.xml', creationDate: daysAgo(300) });
-    const noBucket = seed.image(REGION, { name: 'app-2', rootDeviceType: 'instance-store', imageLocation: 'no-such-bucket/app/image.manifest.xml', creationDate: daysAgo(300) });
+    const malformed = seed.image(REGION, {
+      name: 'app-1',
+      rootDeviceType: 'instance-store',
+      imageLocation: 'broken-bundles/app/image.manifest.xml',
+      creationDate: daysAgo(300),
+    });
+    const noBucket = seed.image(REGION, {
+      name: 'app-2',
+      rootDeviceType: 'instance-store',
+      imageLocation: 'no-such-bucket/app/image.manifest.xml',
+      creationDate: daysAgo(300),
+    });
     seed.image(REGION, { name: 'app-9', creationDate: daysAgo(1) });
     const ebs = seed.image(REGION, { name: 'keep-1', creationDate: daysAgo(300) });
 
     const { report } = await h.run();
 
-    expect(report.errors).toEqual(expect.arrayContaining([
-      { step: 'bundle', imageId: malformed, code: 'InvalidManifestError', message: expect.stringMatching(/manifest s3:\/\/broken-bundles\/app\/image.manifest.xml is not valid XML/) },
-      { step: 'bundle', imageId: noBucket, code: 'BundleNotFoundError', message: 'bucket no-such-bucket of bundle s3://no-such-bucket/app/image.manifest.xml does not exist' },
-    ]));
+    expect(report.errors).toEqual(
+      expect.arrayContaining([
+        {
+          step: 'bundle',
+          imageId: malformed,
+          code: 'InvalidManifestError',
+          message: expect.stringMatching(/manifest s3:\/\/broken-bundles\/app\/image.manifest.xml is not valid XML/),
+        },
+        {
+          step: 'bundle',
+          imageId: noBucket,
+          code: 'BundleNotFoundError',
+          message: 'bucket no-such-bucket of bundle s3://no-such-bucket/app/image.manifest.xml does not exist',
+        },
+      ]),
+    );
     expect(report.errors).toHaveLength(2);
     expect(report.complete).toBe(false);
     expect(report.removed.map((r) => r.imageId)).toEqual([ebs]);
@@ -252,13 +350,15 @@ describe('retention on the twin: what must survive', () => {
     expect(await h.snapshotIds()).toEqual(snapshots);
   });
 
-  it('writes the run report to the policy\'s report bucket, and reports (not hides) a failed write', async () => {
+  it("writes the run report to the policy's report bucket, and reports (not hides) a failed write", async () => {
     h = await retentionHarness({}, testPolicy({ reportBucket: 'ami-dr-reports', reportPrefix: 'runs/' }));
     await s3Client(h.clients, REGION).send(new CreateBucketCommand({ Bucket: 'ami-dr-reports' }));
     h.twin.seed.image(REGION, { name: 'web-9', creationDate: daysAgo(1) });
     const old = h.twin.seed.image(REGION, { name: 'web-1', creationDate: daysAgo(300) });
     const { report, reportLocation } = await h.run();
-    expect(reportLocation).toMatch(/^s3:\/\/ami-dr-reports\/runs\/retention\/us-east-1\/2026-06-01T12-00-00-000Z\.json$/);
+    expect(reportLocation).toMatch(
+      /^s3:\/\/ami-dr-reports\/runs\/retention\/us-east-1\/2026-06-01T12-00-00-000Z\.json$/,
+    );
     const key = reportLocation!.slice('s3://ami-dr-reports/'.length);
     const stored = await s3Client(h.clients, REGION).send(new GetObjectCommand({ Bucket: 'ami-dr-reports', Key: key }));
     const written = JSON.parse((await stored.Body?.transformToString()) ?? '{}') as typeof report;

@@ -34,7 +34,8 @@ describe('retention at scale on the twin', () => {
 
   it('10,000 aged images over several time-budgeted runs: nothing removed twice, nothing left behind', async () => {
     h = await retentionHarness({ throttling: { enabled: true, scale: 1 } });
-    for (let i = 0; i < 10_000; i++) h.twin.seed.image(REGION, { name: `fleet${i % 10}-${i}`, creationDate: daysAgo(100 + i / 1000) });
+    for (let i = 0; i < 10_000; i++)
+      h.twin.seed.image(REGION, { name: `fleet${i % 10}-${i}`, creationDate: daysAgo(100 + i / 1000) });
     const seen = deregistrations(h);
     const snapshotsBefore = await h.snapshotIds();
 
@@ -43,7 +44,11 @@ describe('retention at scale on the twin', () => {
     for (let i = 0; i < 8; i++) {
       const { report } = await h.run({ now: h.clock.now(), deadline: h.clock.now() + 600_000, concurrency: 8 });
       expect(report.errors).toEqual([]);
-      runs.push({ removed: report.counts.removed, alreadyGone: report.counts.alreadyGone, pending: report.counts.pending });
+      runs.push({
+        removed: report.counts.removed,
+        alreadyGone: report.counts.alreadyGone,
+        pending: report.counts.pending,
+      });
       if (report.complete) break;
       h.clock.advance(3_600_000);
     }

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { XMLParser } from 'fast-xml-parser';
 import { startS3, seedBundle, type S3Server } from '../../../local/s3.ts';
 import { createClients, s3Client } from '../../../lib/aws/clients.ts';
@@ -31,8 +38,12 @@ describe('twin S3 (s3rver)', () => {
   it('seedBundle writes a manifest in the AMI tools format and every part it lists', async () => {
     const bundle = await seedBundle(s3, 'ami-bundles', 'web/2026-01-01', 3);
     expect(bundle.imageLocation).toBe('ami-bundles/web/2026-01-01/image.manifest.xml');
-    const manifest = await s3.send(new GetObjectCommand({ Bucket: 'ami-bundles', Key: 'web/2026-01-01/image.manifest.xml' }));
-    const parsed = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@' }).parse((await manifest.Body?.transformToString()) ?? '') as {
+    const manifest = await s3.send(
+      new GetObjectCommand({ Bucket: 'ami-bundles', Key: 'web/2026-01-01/image.manifest.xml' }),
+    );
+    const parsed = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@' }).parse(
+      (await manifest.Body?.transformToString()) ?? '',
+    ) as {
       manifest: { image: { parts: { '@count': string; part: { '@index': string; filename: string }[] } } };
     };
     const parts = parsed.manifest.image.parts;
@@ -46,7 +57,11 @@ describe('twin S3 (s3rver)', () => {
     expect(listed.Contents?.map((o) => o.Key).sort()).toEqual(
       ['image.manifest.xml', 'image.part.00', 'image.part.01', 'image.part.02'].map((f) => `web/2026-01-01/${f}`),
     );
-    expect(bundle.partKeys).toEqual(['web/2026-01-01/image.part.00', 'web/2026-01-01/image.part.01', 'web/2026-01-01/image.part.02']);
+    expect(bundle.partKeys).toEqual([
+      'web/2026-01-01/image.part.00',
+      'web/2026-01-01/image.part.01',
+      'web/2026-01-01/image.part.02',
+    ]);
   });
 
   it('a second bundle in the same bucket leaves the first untouched', async () => {

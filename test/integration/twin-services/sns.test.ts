@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateTopicCommand, ListTopicsCommand, PublishCommand, paginateListTopics, type SNSClient } from '@aws-sdk/client-sns';
+import {
+  CreateTopicCommand,
+  ListTopicsCommand,
+  PublishCommand,
+  paginateListTopics,
+  type SNSClient,
+} from '@aws-sdk/client-sns';
 import { startHarness, type Harness } from './harness.ts';
 import { errorName } from './errors.ts';
 import { snsClient } from '../../../lib/aws/clients.ts';
@@ -48,7 +54,9 @@ describe('twin SNS', () => {
 
   it('Publish to an unknown topic, or to a topic of another region, fails with NotFound', async () => {
     const unknown = `arn:aws:sns:us-east-1:${twin.accountId}:nope`;
-    expect(await errorName(sns.send(new PublishCommand({ TopicArn: unknown, Message: 'x' })))).toBe('NotFoundException');
+    expect(await errorName(sns.send(new PublishCommand({ TopicArn: unknown, Message: 'x' })))).toBe(
+      'NotFoundException',
+    );
     const { TopicArn } = await snsClient(twin.clients, 'eu-west-1').send(new CreateTopicCommand({ Name: 'eu-only' }));
     expect(await errorName(sns.send(new PublishCommand({ TopicArn, Message: 'x' })))).toBe('NotFoundException');
     expect(twin.sns.messagesFor(TopicArn ?? '')).toHaveLength(0);
@@ -61,12 +69,14 @@ describe('twin SNS', () => {
 
   it('ListTopics lists the region only, 100 per page', async () => {
     const region = snsClient(twin.clients, 'ap-south-1');
-    for (let i = 0; i < 105; i++) await region.send(new CreateTopicCommand({ Name: `t-${String(i).padStart(3, '0')}` }));
+    for (let i = 0; i < 105; i++)
+      await region.send(new CreateTopicCommand({ Name: `t-${String(i).padStart(3, '0')}` }));
     const first = await region.send(new ListTopicsCommand({}));
     expect(first.Topics).toHaveLength(100);
     expect(first.NextToken).toBeTruthy();
     const arns: string[] = [];
-    for await (const p of paginateListTopics({ client: region }, {})) arns.push(...(p.Topics ?? []).map((t) => t.TopicArn ?? ''));
+    for await (const p of paginateListTopics({ client: region }, {}))
+      arns.push(...(p.Topics ?? []).map((t) => t.TopicArn ?? ''));
     expect(arns).toHaveLength(105);
     expect(new Set(arns).size).toBe(105);
     expect(arns.every((a) => a.startsWith('arn:aws:sns:ap-south-1:'))).toBe(true);

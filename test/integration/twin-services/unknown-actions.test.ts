@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './harness.ts';
 
 // Raw signed-looking requests: the twin routes by the credential scope and must refuse what it does not model.
-const auth = (service: string): string => `AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/${service}/aws4_request, SignedHeaders=host, Signature=0`;
+const auth = (service: string): string =>
+  `AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/${service}/aws4_request, SignedHeaders=host, Signature=0`;
 
 describe('twin services refuse actions they do not model', () => {
   let twin: Harness;
@@ -33,7 +34,11 @@ describe('twin services refuse actions they do not model', () => {
   it.each(['Encrypt', 'toString'])('kms %s => UnknownOperationException', async (operation) => {
     const res = await fetch(twin.endpoint, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `TrentService.${operation}`, authorization: auth('kms') },
+      headers: {
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amz-target': `TrentService.${operation}`,
+        authorization: auth('kms'),
+      },
       body: '{}',
     });
     expect(res.status).toBe(400);

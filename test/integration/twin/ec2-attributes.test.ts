@@ -27,9 +27,11 @@ afterAll(async () => {
   await twin.stop();
 });
 
-const image = (extra: object = {}) => twin.seed.image(REGION, { name: `img-${Math.random().toString(36).slice(2)}`, ...extra });
+const image = (extra: object = {}) =>
+  twin.seed.image(REGION, { name: `img-${Math.random().toString(36).slice(2)}`, ...extra });
 const permissions = async (imageId: string) =>
-  (await ec2(twin, REGION).send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }))).LaunchPermissions;
+  (await ec2(twin, REGION).send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' })))
+    .LaunchPermissions;
 
 describe('launch permissions', () => {
   it('adds and removes accounts, organizations and OUs', async () => {
@@ -38,21 +40,46 @@ describe('launch permissions', () => {
     await client.send(
       new ModifyImageAttributeCommand({
         ImageId: imageId,
-        LaunchPermission: { Add: [{ UserId: '111122223333' }, { UserId: '444455556666' }, { OrganizationArn: ORG }, { OrganizationalUnitArn: OU }] },
+        LaunchPermission: {
+          Add: [
+            { UserId: '111122223333' },
+            { UserId: '444455556666' },
+            { OrganizationArn: ORG },
+            { OrganizationalUnitArn: OU },
+          ],
+        },
       }),
     );
     const added = await permissions(imageId);
-    await client.send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Remove: [{ UserId: '111122223333' }, { OrganizationArn: ORG }] } }));
+    await client.send(
+      new ModifyImageAttributeCommand({
+        ImageId: imageId,
+        LaunchPermission: { Remove: [{ UserId: '111122223333' }, { OrganizationArn: ORG }] },
+      }),
+    );
     const after = await permissions(imageId);
 
-    expect(added).toEqual([{ UserId: '111122223333' }, { UserId: '444455556666' }, { OrganizationArn: ORG }, { OrganizationalUnitArn: OU }]);
+    expect(added).toEqual([
+      { UserId: '111122223333' },
+      { UserId: '444455556666' },
+      { OrganizationArn: ORG },
+      { OrganizationalUnitArn: OU },
+    ]);
     expect(after).toEqual([{ UserId: '444455556666' }, { OrganizationalUnitArn: OU }]);
   });
 
   it('accepts the older OperationType form and makes an unencrypted image public', async () => {
     const client = ec2(twin, REGION);
     const imageId = image();
-    await client.send(new ModifyImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission', OperationType: 'add', UserGroups: ['all'], UserIds: ['111122223333'] }));
+    await client.send(
+      new ModifyImageAttributeCommand({
+        ImageId: imageId,
+        Attribute: 'launchPermission',
+        OperationType: 'add',
+        UserGroups: ['all'],
+        UserIds: ['111122223333'],
+      }),
+    );
     const { Images } = await client.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
     expect(await permissions(imageId)).toEqual([{ UserId: '111122223333' }, { Group: 'all' }]);
     expect(Images?.[0]?.Public).toBe(true);
@@ -60,7 +87,11 @@ describe('launch permissions', () => {
 
   it('never makes an encrypted image public', async () => {
     const imageId = image({ encrypted: true });
-    const error = await failure(ec2(twin, REGION).send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ Group: 'all' }] } })));
+    const error = await failure(
+      ec2(twin, REGION).send(
+        new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ Group: 'all' }] } }),
+      ),
+    );
     expect(error.name).toBe('InvalidParameterValue');
     expect(error.message).toMatch(/encrypted/i);
     expect(await permissions(imageId)).toEqual([]);
@@ -69,10 +100,24 @@ describe('launch permissions', () => {
   it('rejects malformed entries and images the caller does not own', async () => {
     const client = ec2(twin, REGION);
     const foreign = image({ ownerId: '111122223333', launchPermissions: [{ group: 'all' }] });
-    const badAccount = await failure(client.send(new ModifyImageAttributeCommand({ ImageId: image(), LaunchPermission: { Add: [{ UserId: '12345' }] } })));
-    const badOrg = await failure(client.send(new ModifyImageAttributeCommand({ ImageId: image(), LaunchPermission: { Add: [{ OrganizationArn: 'org' }] } })));
-    const notOwner = await failure(client.send(new ModifyImageAttributeCommand({ ImageId: foreign, LaunchPermission: { Add: [{ UserId: '444455556666' }] } })));
-    const readForeign = await failure(client.send(new DescribeImageAttributeCommand({ ImageId: foreign, Attribute: 'launchPermission' })));
+    const badAccount = await failure(
+      client.send(
+        new ModifyImageAttributeCommand({ ImageId: image(), LaunchPermission: { Add: [{ UserId: '12345' }] } }),
+      ),
+    );
+    const badOrg = await failure(
+      client.send(
+        new ModifyImageAttributeCommand({ ImageId: image(), LaunchPermission: { Add: [{ OrganizationArn: 'org' }] } }),
+      ),
+    );
+    const notOwner = await failure(
+      client.send(
+        new ModifyImageAttributeCommand({ ImageId: foreign, LaunchPermission: { Add: [{ UserId: '444455556666' }] } }),
+      ),
+    );
+    const readForeign = await failure(
+      client.send(new DescribeImageAttributeCommand({ ImageId: foreign, Attribute: 'launchPermission' })),
+    );
 
     expect(badAccount.name).toBe('InvalidAMIAttributeItemValue');
     expect(badOrg.name).toBe('InvalidAMIAttributeItemValue');
@@ -88,13 +133,21 @@ describe('description attribute', () => {
     const before = await client.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'description' }));
     await client.send(new ModifyImageAttributeCommand({ ImageId: imageId, Description: { Value: 'after' } }));
     const after = await client.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'description' }));
-    const unknown = await failure(client.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'colour' as 'description' })));
+    const unknown = await failure(
+      client.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'colour' as 'description' })),
+    );
 
     expect(before.Description?.Value).toBe('before');
     expect(after).toMatchObject({ ImageId: imageId, Description: { Value: 'after' } });
     expect(unknown.name).toBe('InvalidParameterValue');
     // Deprecated attribute, answered with AuthFailure as EC2 does.
-    expect((await failure(client.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'blockDeviceMapping' })))).name).toBe('AuthFailure');
+    expect(
+      (
+        await failure(
+          client.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'blockDeviceMapping' })),
+        )
+      ).name,
+    ).toBe('AuthFailure');
   });
 });
 
@@ -103,8 +156,16 @@ describe('DisableImage / EnableImage', () => {
     const client = ec2(twin, REGION);
     const imageId = image({ launchPermissions: [{ userId: '111122223333' }, { organizationArn: ORG }] });
     await client.send(new DisableImageCommand({ ImageId: imageId }));
-    const hidden = await client.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'image-id', Values: [imageId] }] }));
-    const shown = await client.send(new DescribeImagesCommand({ Owners: ['self'], IncludeDisabled: true, Filters: [{ Name: 'image-id', Values: [imageId] }] }));
+    const hidden = await client.send(
+      new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'image-id', Values: [imageId] }] }),
+    );
+    const shown = await client.send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        IncludeDisabled: true,
+        Filters: [{ Name: 'image-id', Values: [imageId] }],
+      }),
+    );
     const permissionsWhileDisabled = await permissions(imageId);
     await client.send(new EnableImageCommand({ ImageId: imageId }));
     const enabled = await client.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
@@ -115,7 +176,9 @@ describe('DisableImage / EnableImage', () => {
     expect(permissionsWhileDisabled).toEqual([]);
     expect(enabled.Images?.[0]?.State).toBe('available');
     expect(await permissions(imageId)).toEqual([]);
-    const changes = twin.events.history.filter((e) => e['detail-type'] === 'EC2 AMI State Change' && e.detail.ImageId === imageId).map((e) => e.detail.State);
+    const changes = twin.events.history
+      .filter((e) => e['detail-type'] === 'EC2 AMI State Change' && e.detail.ImageId === imageId)
+      .map((e) => e.detail.State);
     expect(changes).toEqual(['disabled', 'available']);
   });
 
@@ -123,7 +186,11 @@ describe('DisableImage / EnableImage', () => {
     const client = ec2(twin, REGION);
     const imageId = image();
     await client.send(new DisableImageCommand({ ImageId: imageId }));
-    const error = await failure(client.send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ UserId: '111122223333' }] } })));
+    const error = await failure(
+      client.send(
+        new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ UserId: '111122223333' }] } }),
+      ),
+    );
     expect(error.name).toBe('InvalidAMIID.Unavailable');
   });
 });
@@ -145,8 +212,14 @@ describe('deprecation', () => {
 
   it('rejects a time in the past or more than ten years ahead', async () => {
     const client = ec2(twin, REGION);
-    const past = await failure(client.send(new EnableImageDeprecationCommand({ ImageId: image(), DeprecateAt: new Date(START - 3_600_000) })));
-    const far = await failure(client.send(new EnableImageDeprecationCommand({ ImageId: image(), DeprecateAt: new Date(START + 11 * 365 * 86_400_000) })));
+    const past = await failure(
+      client.send(new EnableImageDeprecationCommand({ ImageId: image(), DeprecateAt: new Date(START - 3_600_000) })),
+    );
+    const far = await failure(
+      client.send(
+        new EnableImageDeprecationCommand({ ImageId: image(), DeprecateAt: new Date(START + 11 * 365 * 86_400_000) }),
+      ),
+    );
     expect(past.name).toBe('InvalidParameterValue');
     expect(far.name).toBe('InvalidParameterValue');
   });
@@ -173,7 +246,9 @@ describe('deregistration protection', () => {
     await client.send(new EnableImageDeregistrationProtectionCommand({ ImageId: imageId, WithCooldown: true }));
     const disabled = await client.send(new DisableImageDeregistrationProtectionCommand({ ImageId: imageId }));
     const duringCooldown = await failure(client.send(new DeregisterImageCommand({ ImageId: imageId })));
-    const attribute = await client.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'deregistrationProtection' }));
+    const attribute = await client.send(
+      new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'deregistrationProtection' }),
+    );
     twin.clock.advance(24 * 3_600_000);
     const described = (await client.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
 
@@ -191,15 +266,33 @@ describe('tags on images', () => {
     const a = image({ tags: { keep: '1', env: 'prod' } });
     const b = image();
     const tagsOf = async (imageId: string) =>
-      Object.fromEntries(((await client.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0]?.Tags ?? []).map((t) => [t.Key, t.Value]));
+      Object.fromEntries(
+        ((await client.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0]?.Tags ?? []).map((t) => [
+          t.Key,
+          t.Value,
+        ]),
+      );
 
-    await client.send(new CreateTagsCommand({ Resources: [a, b], Tags: [{ Key: 'env', Value: 'dr' }, { Key: 'owner', Value: 'ops' }] }));
+    await client.send(
+      new CreateTagsCommand({
+        Resources: [a, b],
+        Tags: [
+          { Key: 'env', Value: 'dr' },
+          { Key: 'owner', Value: 'ops' },
+        ],
+      }),
+    );
     const created = [await tagsOf(a), await tagsOf(b)];
-    await client.send(new DeleteTagsCommand({ Resources: [a], Tags: [{ Key: 'owner', Value: 'someone-else' }, { Key: 'env' }] }));
+    await client.send(
+      new DeleteTagsCommand({ Resources: [a], Tags: [{ Key: 'owner', Value: 'someone-else' }, { Key: 'env' }] }),
+    );
     const partly = await tagsOf(a);
     await client.send(new DeleteTagsCommand({ Resources: [b] }));
 
-    expect(created).toEqual([{ keep: '1', env: 'dr', owner: 'ops' }, { env: 'dr', owner: 'ops' }]);
+    expect(created).toEqual([
+      { keep: '1', env: 'dr', owner: 'ops' },
+      { env: 'dr', owner: 'ops' },
+    ]);
     expect(partly).toEqual({ keep: '1', owner: 'ops' });
     expect(await tagsOf(b)).toEqual({});
   });
@@ -207,8 +300,12 @@ describe('tags on images', () => {
   it('fails the whole call for an unknown image and rejects aws: keys', async () => {
     const client = ec2(twin, REGION);
     const a = image();
-    const unknown = await failure(client.send(new CreateTagsCommand({ Resources: [a, 'ami-0123456789abcdef0'], Tags: [{ Key: 'x', Value: 'y' }] })));
-    const reserved = await failure(client.send(new CreateTagsCommand({ Resources: [a], Tags: [{ Key: 'aws:x', Value: 'y' }] })));
+    const unknown = await failure(
+      client.send(new CreateTagsCommand({ Resources: [a, 'ami-0123456789abcdef0'], Tags: [{ Key: 'x', Value: 'y' }] })),
+    );
+    const reserved = await failure(
+      client.send(new CreateTagsCommand({ Resources: [a], Tags: [{ Key: 'aws:x', Value: 'y' }] })),
+    );
     const unknownDelete = await failure(client.send(new DeleteTagsCommand({ Resources: ['ami-0123456789abcdef0'] })));
 
     expect(unknown.name).toBe('InvalidAMIID.NotFound');

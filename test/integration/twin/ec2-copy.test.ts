@@ -1,4 +1,10 @@
-import { CopyImageCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeSnapshotsCommand, type CopyImageCommandInput } from '@aws-sdk/client-ec2';
+import {
+  CopyImageCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+  type CopyImageCommandInput,
+} from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TwinEvent } from '../../../local/events.ts';
 import { ec2, failure, manualTwin } from './helpers.ts';
@@ -23,7 +29,9 @@ function sourceImage(extra: Parameters<typeof twin.seed.image>[1] | object = {})
 }
 
 async function copy(input: Partial<CopyImageCommandInput> & { SourceImageId: string }, region = DR): Promise<string> {
-  const { ImageId } = await ec2(twin, region).send(new CopyImageCommand({ SourceRegion: SOURCE, Name: `copy-${++counter}`, ...input }));
+  const { ImageId } = await ec2(twin, region).send(
+    new CopyImageCommand({ SourceRegion: SOURCE, Name: `copy-${++counter}`, ...input }),
+  );
   return ImageId as string;
 }
 
@@ -49,17 +57,35 @@ describe('CopyImage', () => {
 
     const pending = await describe1(imageId);
     const snapshotId = pending?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId as string;
-    const pendingSnapshot = (await ec2(twin, DR).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0];
+    const pendingSnapshot = (await ec2(twin, DR).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })))
+      .Snapshots?.[0];
     twin.clock.advance(10 * 60_000 - 1);
     const stillPending = await describe1(imageId);
     twin.clock.advance(1);
     const available = await describe1(imageId);
-    const snapshot = (await ec2(twin, DR).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0];
+    const snapshot = (await ec2(twin, DR).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })))
+      .Snapshots?.[0];
 
-    expect(pending).toMatchObject({ State: 'pending', SourceImageId: source, SourceImageRegion: SOURCE, Description: 'dr copy' });
-    expect(pending?.Tags).toEqual(expect.arrayContaining([{ Key: 'app', Value: 'shop' }, { Key: 'ami-dr:role', Value: 'replica' }]));
+    expect(pending).toMatchObject({
+      State: 'pending',
+      SourceImageId: source,
+      SourceImageRegion: SOURCE,
+      Description: 'dr copy',
+    });
+    expect(pending?.Tags).toEqual(
+      expect.arrayContaining([
+        { Key: 'app', Value: 'shop' },
+        { Key: 'ami-dr:role', Value: 'replica' },
+      ]),
+    );
     expect(pending?.Tags?.some((t) => t.Key?.startsWith('aws:'))).toBe(false);
-    expect(pendingSnapshot).toMatchObject({ State: 'pending', Encrypted: true, KmsKeyId: key.arn, VolumeSize: 30, Tags: [{ Key: 'ami-dr:role', Value: 'replica-disk' }] });
+    expect(pendingSnapshot).toMatchObject({
+      State: 'pending',
+      Encrypted: true,
+      KmsKeyId: key.arn,
+      VolumeSize: 30,
+      Tags: [{ Key: 'ami-dr:role', Value: 'replica-disk' }],
+    });
     expect(stillPending?.State).toBe('pending');
     expect(available?.State).toBe('available');
     expect(available?.BlockDeviceMappings?.[0]?.Ebs?.Encrypted).toBe(true);
@@ -86,7 +112,8 @@ describe('CopyImage', () => {
     twin.clock.advance(10 * 60_000);
     const failed = await describe1(imageId, region);
     const snapshotId = failed?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId as string;
-    const snapshot = (await ec2(twin, region).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0];
+    const snapshot = (await ec2(twin, region).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })))
+      .Snapshots?.[0];
 
     expect(pending?.State).toBe('pending');
     expect(failed?.State).toBe('failed');
@@ -127,7 +154,13 @@ describe('CopyImage', () => {
 
   it('is idempotent per ClientToken: same parameters give the same image, different ones an error', async () => {
     const source = sourceImage();
-    const input = { SourceImageId: source, Name: `idem-${counter}`, Encrypted: true, KmsKeyId: 'alias/ami-dr', ClientToken: `token-${counter}` };
+    const input = {
+      SourceImageId: source,
+      Name: `idem-${counter}`,
+      Encrypted: true,
+      KmsKeyId: 'alias/ami-dr',
+      ClientToken: `token-${counter}`,
+    };
     const first = await copy(input);
     const again = await copy(input);
     const mismatch = await failure(copy({ ...input, Description: 'something else' }));
@@ -152,26 +185,41 @@ describe('CopyImage', () => {
     expect((await failure(copy({ SourceImageId: 'ami-nope' }))).name).toBe('InvalidAMIID.Malformed');
     expect((await failure(copy({ SourceImageId: pending }))).name).toBe('InvalidAMIID.Unavailable');
     // The source is looked up in SourceRegion, not where the call is made.
-    expect((await failure(copy({ SourceImageId: sourceImage(), SourceRegion: 'eu-west-3' }))).name).toBe('InvalidAMIID.NotFound');
+    expect((await failure(copy({ SourceImageId: sourceImage(), SourceRegion: 'eu-west-3' }))).name).toBe(
+      'InvalidAMIID.NotFound',
+    );
   });
 
   it.each([
     [{ SnapshotCopyCompletionDurationMinutes: 10 }, 'InvalidParameterValue'],
     [{ SnapshotCopyCompletionDurationMinutes: 20 }, 'InvalidParameterValue'],
     [{ SnapshotCopyCompletionDurationMinutes: 2895 }, 'InvalidParameterValue'],
-    [{ DestinationOutpostArn: 'arn:aws:outposts:us-west-2:000000000000:outpost/op-0123456789abcdef0' }, 'UnsupportedOperation'],
+    [
+      { DestinationOutpostArn: 'arn:aws:outposts:us-west-2:000000000000:outpost/op-0123456789abcdef0' },
+      'UnsupportedOperation',
+    ],
     [{ KmsKeyId: 'alias/ami-dr' }, 'InvalidParameterCombination'],
     [{ Name: 'x' }, 'InvalidAMIName.Malformed'],
     [{ Description: 'd'.repeat(256) }, 'InvalidParameterValue'],
-    [{ TagSpecifications: [{ ResourceType: 'instance' as const, Tags: [{ Key: 'a', Value: 'b' }] }] }, 'InvalidParameterValue'],
-    [{ TagSpecifications: [{ ResourceType: 'image' as const, Tags: [{ Key: 'aws:x', Value: 'b' }] }] }, 'InvalidParameterValue'],
+    [
+      { TagSpecifications: [{ ResourceType: 'instance' as const, Tags: [{ Key: 'a', Value: 'b' }] }] },
+      'InvalidParameterValue',
+    ],
+    [
+      { TagSpecifications: [{ ResourceType: 'image' as const, Tags: [{ Key: 'aws:x', Value: 'b' }] }] },
+      'InvalidParameterValue',
+    ],
   ])('rejects %j with %s', async (extra, code) => {
     expect((await failure(copy({ SourceImageId: sourceImage(), ...extra }))).name).toBe(code);
   });
 
   it('accepts the completion duration bounds 15 and 2880 minutes', async () => {
-    await expect(copy({ SourceImageId: sourceImage(), SnapshotCopyCompletionDurationMinutes: 15 })).resolves.toMatch(/^ami-/);
-    await expect(copy({ SourceImageId: sourceImage(), SnapshotCopyCompletionDurationMinutes: 2880 })).resolves.toMatch(/^ami-/);
+    await expect(copy({ SourceImageId: sourceImage(), SnapshotCopyCompletionDurationMinutes: 15 })).resolves.toMatch(
+      /^ami-/,
+    );
+    await expect(copy({ SourceImageId: sourceImage(), SnapshotCopyCompletionDurationMinutes: 2880 })).resolves.toMatch(
+      /^ami-/,
+    );
     twin.clock.advance(2880 * 60_000);
   });
 
@@ -179,7 +227,8 @@ describe('CopyImage', () => {
     const source = sourceImage({ encrypted: true });
     const imageId = await copy({ SourceImageId: source });
     const snapshotId = (await describe1(imageId))?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId as string;
-    const snapshot = (await ec2(twin, DR).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0];
+    const snapshot = (await ec2(twin, DR).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })))
+      .Snapshots?.[0];
     expect(snapshot?.Encrypted).toBe(true);
     expect(snapshot?.KmsKeyId).toBe(twin.state.resolve(DR, 'alias/aws/ebs')?.arn);
     twin.clock.advance(10 * 60_000);
@@ -223,7 +272,9 @@ describe('CopyImage', () => {
     await twin.settle();
 
     expect(second).toMatch(/^ami-/);
-    expect(twin.events.history.filter((e) => e.detail.ImageId === first).map((e) => e.detail.State)).toEqual(['deregistered']);
+    expect(twin.events.history.filter((e) => e.detail.ImageId === first).map((e) => e.detail.State)).toEqual([
+      'deregistered',
+    ]);
   });
 
   it('takes the copy duration from the fault settings at call time', async () => {
@@ -240,7 +291,10 @@ describe('CopyImage events', () => {
     const seen: TwinEvent[] = [];
     const unsubscribe = twin.events.subscribe((e) => seen.push(e));
     const source = sourceImage();
-    const imageId = await copy({ SourceImageId: source, Encrypted: true, KmsKeyId: 'alias/missing', ClientToken: 'evt-1' }, region);
+    const imageId = await copy(
+      { SourceImageId: source, Encrypted: true, KmsKeyId: 'alias/missing', ClientToken: 'evt-1' },
+      region,
+    );
     await failure(copy({ SourceImageId: 'ami-0123456789abcdef0' }, region));
     twin.clock.advance(10 * 60_000);
     await twin.settle();
@@ -260,13 +314,27 @@ describe('CopyImage events', () => {
         eventName: 'CopyImage',
         awsRegion: region,
         recipientAccountId: twin.accountId,
-        userIdentity: { type: 'AssumedRole', accountId: twin.accountId, arn: `arn:aws:sts::${twin.accountId}:assumed-role/builder/test` },
-        requestParameters: { sourceRegion: SOURCE, sourceImageId: source, encrypted: true, kmsKeyId: 'alias/missing', clientToken: 'evt-1' },
+        userIdentity: {
+          type: 'AssumedRole',
+          accountId: twin.accountId,
+          arn: `arn:aws:sts::${twin.accountId}:assumed-role/builder/test`,
+        },
+        requestParameters: {
+          sourceRegion: SOURCE,
+          sourceImageId: source,
+          encrypted: true,
+          kmsKeyId: 'alias/missing',
+          clientToken: 'evt-1',
+        },
         responseElements: { imageId },
       },
     });
     expect(trail[0]?.detail.errorCode).toBeUndefined();
-    expect(trail[1]?.detail).toMatchObject({ eventName: 'CopyImage', errorCode: 'InvalidAMIID.NotFound', responseElements: null });
+    expect(trail[1]?.detail).toMatchObject({
+      eventName: 'CopyImage',
+      errorCode: 'InvalidAMIID.NotFound',
+      responseElements: null,
+    });
     expect(trail[1]?.detail.errorMessage).toContain('ami-0123456789abcdef0');
     expect(change).toMatchObject({ source: 'aws.ec2', region, detail: { ImageId: imageId, State: 'failed' } });
     expect(String(change?.detail.ErrorMessage)).toContain('Client.InvalidKMSKey.NotFound');

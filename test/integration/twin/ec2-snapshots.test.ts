@@ -47,7 +47,10 @@ describe('DescribeSnapshots', () => {
 
     const even: string[] = [];
     let pages = 0;
-    for await (const page of paginateDescribeSnapshots({ client, pageSize: 5 }, { OwnerIds: ['self'], Filters: [{ Name: 'tag:batch', Values: ['even'] }] })) {
+    for await (const page of paginateDescribeSnapshots(
+      { client, pageSize: 5 },
+      { OwnerIds: ['self'], Filters: [{ Name: 'tag:batch', Values: ['even'] }] },
+    )) {
       pages++;
       even.push(...(page.Snapshots ?? []).map((s) => s.SnapshotId as string));
     }
@@ -63,8 +66,12 @@ describe('DescribeSnapshots', () => {
 
   it('rejects unknown and malformed snapshot ids', async () => {
     const client = ec2(twin, REGION);
-    expect((await failure(client.send(new DescribeSnapshotsCommand({ SnapshotIds: ['snap-0123456789abcdef0'] })))).name).toBe('InvalidSnapshot.NotFound');
-    expect((await failure(client.send(new DescribeSnapshotsCommand({ SnapshotIds: ['snap-zz'] })))).name).toBe('InvalidSnapshotID.Malformed');
+    expect(
+      (await failure(client.send(new DescribeSnapshotsCommand({ SnapshotIds: ['snap-0123456789abcdef0'] })))).name,
+    ).toBe('InvalidSnapshot.NotFound');
+    expect((await failure(client.send(new DescribeSnapshotsCommand({ SnapshotIds: ['snap-zz'] })))).name).toBe(
+      'InvalidSnapshotID.Malformed',
+    );
   });
 });
 
@@ -85,7 +92,9 @@ describe('DeleteSnapshot', () => {
   });
 
   it('refuses an unknown snapshot', async () => {
-    const error = await failure(ec2(twin, REGION).send(new DeleteSnapshotCommand({ SnapshotId: 'snap-0123456789abcdef0' })));
+    const error = await failure(
+      ec2(twin, REGION).send(new DeleteSnapshotCommand({ SnapshotId: 'snap-0123456789abcdef0' })),
+    );
     expect(error.name).toBe('InvalidSnapshot.NotFound');
   });
 });
@@ -95,10 +104,23 @@ describe('createVolumePermission', () => {
     const client = ec2(twin, REGION);
     const snapshotId = twin.seed.snapshot(REGION);
     await client.send(
-      new ModifySnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission', CreateVolumePermission: { Add: [{ UserId: '111122223333' }, { UserId: '444455556666' }] } }),
+      new ModifySnapshotAttributeCommand({
+        SnapshotId: snapshotId,
+        Attribute: 'createVolumePermission',
+        CreateVolumePermission: { Add: [{ UserId: '111122223333' }, { UserId: '444455556666' }] },
+      }),
     );
-    await client.send(new ModifySnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission', OperationType: 'remove', UserIds: ['111122223333'] }));
-    const { CreateVolumePermissions, SnapshotId } = await client.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }));
+    await client.send(
+      new ModifySnapshotAttributeCommand({
+        SnapshotId: snapshotId,
+        Attribute: 'createVolumePermission',
+        OperationType: 'remove',
+        UserIds: ['111122223333'],
+      }),
+    );
+    const { CreateVolumePermissions, SnapshotId } = await client.send(
+      new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }),
+    );
 
     expect(SnapshotId).toBe(snapshotId);
     expect(CreateVolumePermissions).toEqual([{ UserId: '444455556666' }]);
@@ -110,9 +132,31 @@ describe('createVolumePermission', () => {
     const encrypted = twin.seed.snapshot(REGION, { kmsKeyId: customer.arn });
     const managed = twin.seed.snapshot(REGION, { encrypted: true });
 
-    const toAll = await failure(client.send(new ModifySnapshotAttributeCommand({ SnapshotId: encrypted, Attribute: 'createVolumePermission', CreateVolumePermission: { Add: [{ Group: 'all' }] } })));
-    const managedShare = await failure(client.send(new ModifySnapshotAttributeCommand({ SnapshotId: managed, Attribute: 'createVolumePermission', CreateVolumePermission: { Add: [{ UserId: '111122223333' }] } })));
-    await client.send(new ModifySnapshotAttributeCommand({ SnapshotId: encrypted, Attribute: 'createVolumePermission', CreateVolumePermission: { Add: [{ UserId: '111122223333' }] } }));
+    const toAll = await failure(
+      client.send(
+        new ModifySnapshotAttributeCommand({
+          SnapshotId: encrypted,
+          Attribute: 'createVolumePermission',
+          CreateVolumePermission: { Add: [{ Group: 'all' }] },
+        }),
+      ),
+    );
+    const managedShare = await failure(
+      client.send(
+        new ModifySnapshotAttributeCommand({
+          SnapshotId: managed,
+          Attribute: 'createVolumePermission',
+          CreateVolumePermission: { Add: [{ UserId: '111122223333' }] },
+        }),
+      ),
+    );
+    await client.send(
+      new ModifySnapshotAttributeCommand({
+        SnapshotId: encrypted,
+        Attribute: 'createVolumePermission',
+        CreateVolumePermission: { Add: [{ UserId: '111122223333' }] },
+      }),
+    );
 
     expect(toAll.name).toBe('InvalidParameterValue');
     expect(managedShare.name).toBe('InvalidParameterValue');
@@ -126,7 +170,9 @@ describe('tags on snapshots', () => {
     await client.send(new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: 'b', Value: '2' }] }));
     await client.send(new DeleteTagsCommand({ Resources: [snapshotId], Tags: [{ Key: 'a' }] }));
     const { Snapshots } = await client.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }));
-    const unknown = await failure(client.send(new CreateTagsCommand({ Resources: ['snap-0123456789abcdef0'], Tags: [{ Key: 'b', Value: '2' }] })));
+    const unknown = await failure(
+      client.send(new CreateTagsCommand({ Resources: ['snap-0123456789abcdef0'], Tags: [{ Key: 'b', Value: '2' }] })),
+    );
 
     expect(Snapshots?.[0]?.Tags).toEqual([{ Key: 'b', Value: '2' }]);
     expect(unknown.name).toBe('InvalidSnapshot.NotFound');

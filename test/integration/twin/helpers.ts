@@ -12,7 +12,12 @@ export async function manualTwin(options: TwinOptions = {}): Promise<Twin & { cl
 
 /** A client that does not retry, so each modelled error reaches the test as it is. */
 export function ec2(twin: Twin, region: string, accessKeyId = 'test'): EC2Client {
-  return new EC2Client({ region, endpoint: twin.endpoint, maxAttempts: 1, credentials: { accessKeyId, secretAccessKey: 'test' } });
+  return new EC2Client({
+    region,
+    endpoint: twin.endpoint,
+    maxAttempts: 1,
+    credentials: { accessKeyId, secretAccessKey: 'test' },
+  });
 }
 
 /** The error a promise rejects with (fails the test if it resolves). */

@@ -13,16 +13,28 @@ describe('runTwinCommand', () => {
     const controller = new AbortController();
     let twin: Twin | undefined;
     const ready = new Promise<void>((resolve) => {
-      void runTwinCommand({ port: 0, out: (line) => lines.push(line), signal: controller.signal, onReady: (t) => ((twin = t), resolve()) }).then((code) => lines.push(`exit ${code}`));
+      void runTwinCommand({
+        port: 0,
+        out: (line) => lines.push(line),
+        signal: controller.signal,
+        onReady: (t) => ((twin = t), resolve()),
+      }).then((code) => lines.push(`exit ${code}`));
     });
     await ready;
     const endpoint = lines.find((l) => l.startsWith('AWS_ENDPOINT_URL='))?.slice('AWS_ENDPOINT_URL='.length) as string;
     const clients = createClients({ endpoint, maxAttempts: 1 });
 
-    const reservations = (await ec2Client(clients, 'us-east-1').send(new DescribeInstancesCommand({}))).Reservations ?? [];
+    const reservations =
+      (await ec2Client(clients, 'us-east-1').send(new DescribeInstancesCommand({}))).Reservations ?? [];
     const instance = reservations[0]?.Instances?.[0];
-    const images = (await ec2Client(clients, 'us-east-1').send(new DescribeImagesCommand({ ImageIds: [instance?.ImageId as string] }))).Images;
-    const aliases = await Promise.all(['us-west-2', 'eu-west-1'].map(async (r) => (await kmsClient(clients, r).send(new ListAliasesCommand({}))).Aliases?.map((a) => a.AliasName)));
+    const images = (
+      await ec2Client(clients, 'us-east-1').send(new DescribeImagesCommand({ ImageIds: [instance?.ImageId as string] }))
+    ).Images;
+    const aliases = await Promise.all(
+      ['us-west-2', 'eu-west-1'].map(async (r) =>
+        (await kmsClient(clients, r).send(new ListAliasesCommand({}))).Aliases?.map((a) => a.AliasName),
+      ),
+    );
 
     expect(endpoint).toBe(twin?.endpoint);
     expect(lines.some((l) => l.startsWith('AWS_ENDPOINT_URL_S3=http://127.0.0.1:'))).toBe(true);
@@ -39,23 +51,34 @@ describe('runTwinCommand', () => {
     const controller = new AbortController();
     const policy = loadPolicyFile('ami-dr.config.yml');
     const ready = new Promise<void>((resolve) => {
-      void runTwinCommand({ port: 0, policy, clock: new ManualClock(Date.UTC(2026, 0, 1)), out: (line) => lines.push(line), signal: controller.signal, onReady: () => resolve() }).then((code) =>
-        lines.push(`exit ${code}`),
-      );
+      void runTwinCommand({
+        port: 0,
+        policy,
+        clock: new ManualClock(Date.UTC(2026, 0, 1)),
+        out: (line) => lines.push(line),
+        signal: controller.signal,
+        onReady: () => resolve(),
+      }).then((code) => lines.push(`exit ${code}`));
     });
     await ready;
     const endpoint = lines.find((l) => l.startsWith('AWS_ENDPOINT_URL='))?.slice('AWS_ENDPOINT_URL='.length) as string;
     expect(lines).toContain('AMI_DR_STAGE=local');
     const clients = createClients({ endpoint, maxAttempts: 1 });
     const source = ec2Client(clients, 'us-east-1');
-    const instanceId = (await source.send(new DescribeInstancesCommand({}))).Reservations?.[0]?.Instances?.[0]?.InstanceId as string;
+    const instanceId = (await source.send(new DescribeInstancesCommand({}))).Reservations?.[0]?.Instances?.[0]
+      ?.InstanceId as string;
     const { ImageId } = await source.send(new CreateImageCommand({ InstanceId: instanceId, Name: 'web-1.0.0' }));
 
     for (const dr of policy.regions.dr) {
       await expect
         .poll(
           async () => {
-            const copies = await ec2Client(clients, dr.region).send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'tag:ami-dr:source-image-id', Values: [ImageId as string] }] }));
+            const copies = await ec2Client(clients, dr.region).send(
+              new DescribeImagesCommand({
+                Owners: ['self'],
+                Filters: [{ Name: 'tag:ami-dr:source-image-id', Values: [ImageId as string] }],
+              }),
+            );
             return copies.Images?.map((i) => i.State);
           },
           { timeout: 20_000, interval: 100 },

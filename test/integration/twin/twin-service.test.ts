@@ -17,7 +17,10 @@ const REGION = 'us-east-1';
 let twin: Awaited<ReturnType<typeof manualTwin>>;
 
 beforeAll(async () => {
-  twin = await manualTwin({ identities: { AKIDPIPELINE: 'arn:aws:sts::000000000000:assumed-role/packer/build-42' }, createDurationMs: 60_000 });
+  twin = await manualTwin({
+    identities: { AKIDPIPELINE: 'arn:aws:sts::000000000000:assumed-role/packer/build-42' },
+    createDurationMs: 60_000,
+  });
 });
 afterEach(() => twin.faults.clear());
 afterAll(async () => {
@@ -41,7 +44,21 @@ describe('routing', () => {
   it('names the unknown service, and serves one once registered', async () => {
     const sfn = new SFNClient({ region: REGION, endpoint: twin.endpoint, maxAttempts: 1 });
     const unknown = await failure(sfn.send(new ListStateMachinesCommand({})));
-    twin.register('states', (request) => jsonResponse({ stateMachines: [{ name: request.action, stateMachineArn: 'arn:aws:states:us-east-1:000000000000:stateMachine:x', type: 'STANDARD', creationDate: 0 }] }, 'application/x-amz-json-1.0'));
+    twin.register('states', (request) =>
+      jsonResponse(
+        {
+          stateMachines: [
+            {
+              name: request.action,
+              stateMachineArn: 'arn:aws:states:us-east-1:000000000000:stateMachine:x',
+              type: 'STANDARD',
+              creationDate: 0,
+            },
+          ],
+        },
+        'application/x-amz-json-1.0',
+      ),
+    );
     const served = await sfn.send(new ListStateMachinesCommand({}));
 
     expect(unknown.name).toBe('UnknownService');
@@ -71,7 +88,9 @@ describe('throttling', () => {
     const source = twin.seed.image(REGION, { name: 'throttle-source' });
     const client = ec2(twin, 'eu-west-3');
     await client.send(new CopyImageCommand({ SourceRegion: REGION, SourceImageId: source, Name: 'c-1' }));
-    const second = await failure(client.send(new CopyImageCommand({ SourceRegion: REGION, SourceImageId: source, Name: 'c-2' })));
+    const second = await failure(
+      client.send(new CopyImageCommand({ SourceRegion: REGION, SourceImageId: source, Name: 'c-2' })),
+    );
     await twin.settle();
     const trail = twin.events.history.filter((e) => e.detail.eventName === 'CopyImage' && e.region === 'eu-west-3');
 
@@ -85,7 +104,9 @@ describe('throttling', () => {
     const client = ec2Client(createClients({ endpoint: twin.endpoint }), 'ca-central-1');
     const ticker = setInterval(() => twin.clock.advance(1_000), 20);
     try {
-      const results = await Promise.all(Array.from({ length: 8 }, () => client.send(new DescribeImagesCommand({ Owners: ['self'] }))));
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () => client.send(new DescribeImagesCommand({ Owners: ['self'] }))),
+      );
       expect(results).toHaveLength(8);
       expect(results.some((r) => (r.$metadata.attempts ?? 1) > 1)).toBe(true);
     } finally {
@@ -102,7 +123,11 @@ describe('events', () => {
     const at = new Date(twin.clock.now()).toISOString().replace('.000Z', 'Z');
     const client = ec2(twin, 'eu-central-1', 'AKIDPIPELINE');
     const { ImageId } = await client.send(
-      new CreateImageCommand({ InstanceId: instanceId, Name: 'packer-1', TagSpecifications: [{ ResourceType: 'image', Tags: [{ Key: 'app', Value: 'x' }] }] }),
+      new CreateImageCommand({
+        InstanceId: instanceId,
+        Name: 'packer-1',
+        TagSpecifications: [{ ResourceType: 'image', Tags: [{ Key: 'app', Value: 'x' }] }],
+      }),
     );
     await twin.settle();
     const beforeDone = seen.length;
@@ -122,9 +147,15 @@ describe('events', () => {
           type: 'AssumedRole',
           arn: 'arn:aws:sts::000000000000:assumed-role/packer/build-42',
           principalId: expect.stringMatching(/^AROA\w+:build-42$/),
-          sessionContext: { sessionIssuer: { type: 'Role', arn: 'arn:aws:iam::000000000000:role/packer', userName: 'packer' } },
+          sessionContext: {
+            sessionIssuer: { type: 'Role', arn: 'arn:aws:iam::000000000000:role/packer', userName: 'packer' },
+          },
         },
-        requestParameters: { instanceId, name: 'packer-1', tagSpecificationSet: { items: [{ resourceType: 'image', tags: [{ key: 'app', value: 'x' }] }] } },
+        requestParameters: {
+          instanceId,
+          name: 'packer-1',
+          tagSpecificationSet: { items: [{ resourceType: 'image', tags: [{ key: 'app', value: 'x' }] }] },
+        },
         responseElements: { imageId: ImageId },
         requestID: expect.any(String),
         eventID: expect.any(String),
@@ -144,7 +175,9 @@ describe('events', () => {
     await client.send(new RegisterImageCommand({ Name: 'own-call', ImageLocation: 'b/own/image.manifest.xml' }));
     await twin.settle();
     const call = twin.events.history.find((e) => e.detail.eventName === 'RegisterImage' && e.region === 'us-east-2');
-    expect((call?.detail.userIdentity as { arn: string }).arn).toBe('arn:aws:sts::000000000000:assumed-role/ami-dr/AMIDRLAMBDA');
+    expect((call?.detail.userIdentity as { arn: string }).arn).toBe(
+      'arn:aws:sts::000000000000:assumed-role/ami-dr/AMIDRLAMBDA',
+    );
   });
 
   it('records failed calls with their error code, RegisterImage with an immediate available, and deregistration', async () => {
@@ -153,7 +186,9 @@ describe('events', () => {
     const off = twin.events.subscribe((e) => seen.push(e));
     const client = ec2(twin, region);
     await failure(client.send(new RegisterImageCommand({ Name: 'no-root' })));
-    const { ImageId } = await client.send(new RegisterImageCommand({ Name: 'bundle', ImageLocation: 'b/app/image.manifest.xml' }));
+    const { ImageId } = await client.send(
+      new RegisterImageCommand({ Name: 'bundle', ImageLocation: 'b/app/image.manifest.xml' }),
+    );
     await client.send(new DeregisterImageCommand({ ImageId }));
     await twin.settle();
     off();
@@ -174,7 +209,15 @@ describe('events', () => {
       seen.push(String(e.detail.n));
     });
     for (const n of [1, 2, 3]) {
-      twin.events.publish({ 'detail-type': 'test', source: 'test', account: twin.accountId, time: '', region: REGION, resources: [], detail: { n } });
+      twin.events.publish({
+        'detail-type': 'test',
+        source: 'test',
+        account: twin.accountId,
+        time: '',
+        region: REGION,
+        resources: [],
+        detail: { n },
+      });
     }
     const synchronously = [...seen];
     await twin.events.flush();

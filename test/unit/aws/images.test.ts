@@ -12,7 +12,10 @@ describe('listImages', () => {
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [{ ImageId: 'ami-1', State: 'available' }], NextToken: 'page-2' })
       .resolvesOnce({ Images: [{ ImageId: 'ami-2', State: 'pending' }] });
-    const images = await listImages(new EC2Client({ region: 'us-east-1' }), 'us-east-1', { owners: ['self'], filters: { 'tag:Team': ['web'] } });
+    const images = await listImages(new EC2Client({ region: 'us-east-1' }), 'us-east-1', {
+      owners: ['self'],
+      filters: { 'tag:Team': ['web'] },
+    });
     expect(images.map((i) => i.imageId)).toEqual(['ami-1', 'ami-2']);
     expect(ec2).toHaveReceivedCommandTimes(DescribeImagesCommand, 2);
     expect(ec2).toHaveReceivedNthCommandWith(DescribeImagesCommand, 1, {
@@ -37,7 +40,10 @@ describe('listImages', () => {
         DeprecationTime: '2027-01-01T00:00:00.000Z',
         DeregistrationProtection: 'enabled-with-cooldown',
         RootDeviceType: 'ebs',
-        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-1', VolumeSize: 8, Encrypted: true } }, { DeviceName: '/dev/sdb', VirtualName: 'ephemeral0' }],
+        BlockDeviceMappings: [
+          { DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-1', VolumeSize: 8, Encrypted: true } },
+          { DeviceName: '/dev/sdb', VirtualName: 'ephemeral0' },
+        ],
         Tags: [{ Key: 'Team', Value: 'web' }],
         ProductCodes: [{ ProductCodeId: 'pc-1', ProductCodeType: 'marketplace' }],
         StateReason: { Code: 'x', Message: 'why' },
@@ -53,7 +59,9 @@ describe('listImages', () => {
       productCodes: ['pc-1'],
       stateReason: 'why',
     });
-    expect(toImageRecord({ ImageId: 'ami-1', DeregistrationProtection: 'disabled' }, 'x').deregistrationProtection).toBe(false);
+    expect(
+      toImageRecord({ ImageId: 'ami-1', DeregistrationProtection: 'disabled' }, 'x').deregistrationProtection,
+    ).toBe(false);
   });
 });
 
@@ -67,7 +75,10 @@ describe('createClients', () => {
   });
 
   it('points S3 at its own endpoint with path-style addressing', async () => {
-    const s3 = s3Client(createClients({ endpoint: 'http://127.0.0.1:1', s3Endpoint: 'http://127.0.0.1:2' }), 'us-east-1');
+    const s3 = s3Client(
+      createClients({ endpoint: 'http://127.0.0.1:1', s3Endpoint: 'http://127.0.0.1:2' }),
+      'us-east-1',
+    );
     expect(s3.config.forcePathStyle).toBe(true);
     expect((await s3.config.endpoint?.())?.port).toBe(2);
   });

@@ -25,8 +25,18 @@ describe('policy', () => {
   it('fills defaults for a minimal policy and freezes the result', () => {
     const policy = parsePolicy(minimal());
     expect(policy.name).toBe('default');
-    expect(policy.replication).toMatchObject({ copyTags: true, copyLaunchPermissions: true, maxConcurrentRegions: 5, deadlineHours: 24 });
-    expect(policy.retention).toMatchObject({ enabled: true, protectInUse: true, keepReplicasOfLiveSources: true, dryRun: false });
+    expect(policy.replication).toMatchObject({
+      copyTags: true,
+      copyLaunchPermissions: true,
+      maxConcurrentRegions: 5,
+      deadlineHours: 24,
+    });
+    expect(policy.retention).toMatchObject({
+      enabled: true,
+      protectInUse: true,
+      keepReplicasOfLiveSources: true,
+      dryRun: false,
+    });
     expect(Object.isFrozen(policy.regions.dr)).toBe(true);
     expect(() => (policy.regions.dr as unknown as unknown[]).push({})).toThrow();
   });
@@ -46,37 +56,122 @@ describe('policy', () => {
       'arn:aws:kms:us-west-2:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       'arn:aws:kms:us-west-2:000000000000:alias/ami-dr',
     ]) {
-      expect(() => parsePolicy({ regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId }] } })).not.toThrow();
+      expect(() =>
+        parsePolicy({ regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId }] } }),
+      ).not.toThrow();
     }
   });
 
   it.each([
-    ['an unknown region name', { regions: { sources: ['moon-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/k' }] } }, 'regions.sources.0: is not an AWS region name'],
+    [
+      'an unknown region name',
+      { regions: { sources: ['moon-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/k' }] } },
+      'regions.sources.0: is not an AWS region name',
+    ],
     ['no DR region', { regions: { sources: ['us-east-1'], dr: [] } }, 'regions.dr: needs at least one DR region'],
-    ['no source region', { regions: { sources: [], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/k' }] } }, 'regions.sources: needs at least one source region'],
+    [
+      'no source region',
+      { regions: { sources: [], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/k' }] } },
+      'regions.sources: needs at least one source region',
+    ],
     ['a missing regions block', {}, 'regions:'],
-    ['a DR region listed twice', { regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/a' }, { region: 'us-west-2', kmsKeyId: 'alias/b' }] } }, 'regions.dr.1.region: us-west-2 is listed twice'],
-    ['a malformed key', { regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'my key' }] } }, 'regions.dr.0.kmsKeyId: is not a KMS key id, alias or ARN'],
-    ['a DR region without a key', { regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2' }] } }, 'regions.dr.0.kmsKeyId'],
-    ['a short account id', { ...minimal(), replication: { addLaunchPermissions: { userIds: ['12345'] } } }, 'replication.addLaunchPermissions.userIds.0: is not a 12-digit AWS account id'],
-    ['a malformed organization ARN', { ...minimal(), replication: { addLaunchPermissions: { organizationArns: ['arn:aws:organizations::123'] } } }, 'replication.addLaunchPermissions.organizationArns.0: is not an organization ARN'],
-    ['a malformed OU ARN', { ...minimal(), replication: { addLaunchPermissions: { organizationalUnitArns: ['ou-1'] } } }, 'replication.addLaunchPermissions.organizationalUnitArns.0: is not an organizational unit ARN'],
-    ['public sharing of encrypted copies', { ...minimal(), replication: { addLaunchPermissions: { public: true } } }, 'replication.addLaunchPermissions.public: copies are encrypted'],
-    ['a copy duration off the 15-minute grid', { ...minimal(), replication: { copyCompletionMinutes: 20 } }, 'replication.copyCompletionMinutes: must be a multiple of 15'],
-    ['a copy duration too long', { ...minimal(), replication: { copyCompletionMinutes: 3000 } }, 'replication.copyCompletionMinutes: must be at most 2880'],
-    ['negative days', { ...minimal(), retention: { sources: { deprecateAfterDays: -3 } } }, 'retention.sources.deprecateAfterDays: must not be negative'],
-    ['fractional days', { ...minimal(), retention: { replicas: { deregisterAfterDays: 1.5, keepLatest: 1 } } }, 'retention.replicas.deregisterAfterDays: must be a whole number of days'],
-    ['deregistering before deprecating', { ...minimal(), retention: { sources: { deprecateAfterDays: 30, deregisterAfterDays: 10, keepLatest: 1 } } }, 'retention.sources.deregisterAfterDays: must not be less than deprecateAfterDays'],
-    ['removal with keepLatest 0 and no opt-in', { ...minimal(), retention: { sources: { deregisterAfterDays: 10 } } }, 'retention.sources.keepLatest: is 0'],
-    ['an empty family tag', { ...minimal(), retention: { sources: { family: { tag: '' } } } }, 'retention.sources.family.tag'],
-    ['a malformed SNS topic', { ...minimal(), notifications: { snsTopicArn: 'topic' } }, 'notifications.snsTopicArn: is not an SNS topic ARN'],
+    [
+      'a DR region listed twice',
+      {
+        regions: {
+          sources: ['us-east-1'],
+          dr: [
+            { region: 'us-west-2', kmsKeyId: 'alias/a' },
+            { region: 'us-west-2', kmsKeyId: 'alias/b' },
+          ],
+        },
+      },
+      'regions.dr.1.region: us-west-2 is listed twice',
+    ],
+    [
+      'a malformed key',
+      { regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'my key' }] } },
+      'regions.dr.0.kmsKeyId: is not a KMS key id, alias or ARN',
+    ],
+    [
+      'a DR region without a key',
+      { regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2' }] } },
+      'regions.dr.0.kmsKeyId',
+    ],
+    [
+      'a short account id',
+      { ...minimal(), replication: { addLaunchPermissions: { userIds: ['12345'] } } },
+      'replication.addLaunchPermissions.userIds.0: is not a 12-digit AWS account id',
+    ],
+    [
+      'a malformed organization ARN',
+      { ...minimal(), replication: { addLaunchPermissions: { organizationArns: ['arn:aws:organizations::123'] } } },
+      'replication.addLaunchPermissions.organizationArns.0: is not an organization ARN',
+    ],
+    [
+      'a malformed OU ARN',
+      { ...minimal(), replication: { addLaunchPermissions: { organizationalUnitArns: ['ou-1'] } } },
+      'replication.addLaunchPermissions.organizationalUnitArns.0: is not an organizational unit ARN',
+    ],
+    [
+      'public sharing of encrypted copies',
+      { ...minimal(), replication: { addLaunchPermissions: { public: true } } },
+      'replication.addLaunchPermissions.public: copies are encrypted',
+    ],
+    [
+      'a copy duration off the 15-minute grid',
+      { ...minimal(), replication: { copyCompletionMinutes: 20 } },
+      'replication.copyCompletionMinutes: must be a multiple of 15',
+    ],
+    [
+      'a copy duration too long',
+      { ...minimal(), replication: { copyCompletionMinutes: 3000 } },
+      'replication.copyCompletionMinutes: must be at most 2880',
+    ],
+    [
+      'negative days',
+      { ...minimal(), retention: { sources: { deprecateAfterDays: -3 } } },
+      'retention.sources.deprecateAfterDays: must not be negative',
+    ],
+    [
+      'fractional days',
+      { ...minimal(), retention: { replicas: { deregisterAfterDays: 1.5, keepLatest: 1 } } },
+      'retention.replicas.deregisterAfterDays: must be a whole number of days',
+    ],
+    [
+      'deregistering before deprecating',
+      { ...minimal(), retention: { sources: { deprecateAfterDays: 30, deregisterAfterDays: 10, keepLatest: 1 } } },
+      'retention.sources.deregisterAfterDays: must not be less than deprecateAfterDays',
+    ],
+    [
+      'removal with keepLatest 0 and no opt-in',
+      { ...minimal(), retention: { sources: { deregisterAfterDays: 10 } } },
+      'retention.sources.keepLatest: is 0',
+    ],
+    [
+      'an empty family tag',
+      { ...minimal(), retention: { sources: { family: { tag: '' } } } },
+      'retention.sources.family.tag',
+    ],
+    [
+      'a malformed SNS topic',
+      { ...minimal(), notifications: { snsTopicArn: 'topic' } },
+      'notifications.snsTopicArn: is not an SNS topic ARN',
+    ],
     ['an unknown field', { ...minimal(), replicaton: {} }, 'replicaton: is not a known field'],
-    ['an unknown nested field', { ...minimal(), retention: { sources: { keepLast: 3 } } }, 'retention.sources.keepLast: is not a known field'],
+    [
+      'an unknown nested field',
+      { ...minimal(), retention: { sources: { keepLast: 3 } } },
+      'retention.sources.keepLast: is not a known field',
+    ],
     ['a wrong type', { ...minimal(), replication: { copyTags: 'yes' } }, 'replication.copyTags:'],
     ['a policy that is not an object', 'regions: everywhere', '(policy):'],
   ])('rejects %s, naming the field', (_what, document, expected) => {
     const problems = problemsOf(document);
-    expect(problems.some((p) => p.startsWith(expected)), problems.join('\n')).toBe(true);
+    expect(
+      problems.some((p) => p.startsWith(expected)),
+      problems.join('\n'),
+    ).toBe(true);
   });
 
   it('lists every problem at once', () => {
@@ -85,7 +180,10 @@ describe('policy', () => {
   });
 
   it('allows removing everything only with an explicit opt-in', () => {
-    const policy = parsePolicy({ ...minimal(), retention: { allowRemovingAll: true, sources: { deregisterAfterDays: 10 } } });
+    const policy = parsePolicy({
+      ...minimal(),
+      retention: { allowRemovingAll: true, sources: { deregisterAfterDays: 10 } },
+    });
     expect(policy.retention.sources.deregisterAfterDays).toBe(10);
   });
 

@@ -80,14 +80,19 @@ export function input(parts: {
 }): ReadinessInput {
   const launchPermissions = new Map<string, LaunchPermission[]>();
   // Every image's permissions are known (empty) unless the test says otherwise.
-  for (const image of [...parts.sources, ...parts.copies]) launchPermissions.set(imageKey(image.region, image.imageId), []);
-  for (const [image, perms] of parts.permissions ?? []) launchPermissions.set(imageKey(image.region, image.imageId), perms);
+  for (const image of [...parts.sources, ...parts.copies])
+    launchPermissions.set(imageKey(image.region, image.imageId), []);
+  for (const [image, perms] of parts.permissions ?? [])
+    launchPermissions.set(imageKey(image.region, image.imageId), perms);
   return {
     policy: parts.policy ?? policy(),
     now: NOW,
     sources: parts.sources,
     copies: parts.copies,
     launchPermissions,
-    keyIds: { 'us-west-2': [KEY_ARN['us-west-2'], 'alias/ami-dr'], 'eu-west-1': [KEY_ARN['eu-west-1'], 'alias/ami-dr'] },
+    keyIds: {
+      'us-west-2': [KEY_ARN['us-west-2'], 'alias/ami-dr'],
+      'eu-west-1': [KEY_ARN['eu-west-1'], 'alias/ami-dr'],
+    },
   };
 }

@@ -13,7 +13,9 @@ const cell = (report: ReturnType<typeof computeReadiness>, imageId: string, regi
 describe('readiness status', () => {
   it('is ready when each DR region holds an available copy that is what the policy requires', () => {
     const src = source('ami-1');
-    const report = computeReadiness(input({ sources: [src], copies: [copy(src, 'us-west-2'), copy(src, 'eu-west-1')] }));
+    const report = computeReadiness(
+      input({ sources: [src], copies: [copy(src, 'us-west-2'), copy(src, 'eu-west-1')] }),
+    );
 
     expect(report.rows).toHaveLength(1);
     expect(report.rows[0]?.cells.map((c) => [c.region, c.status])).toEqual([
@@ -39,7 +41,9 @@ describe('readiness status', () => {
 
   it('is in-progress while the copy is pending, with lag growing until now', () => {
     const src = source('ami-1');
-    const report = computeReadiness(input({ sources: [src], copies: [copy(src, 'us-west-2', { state: 'pending' }), copy(src, 'eu-west-1')] }));
+    const report = computeReadiness(
+      input({ sources: [src], copies: [copy(src, 'us-west-2', { state: 'pending' }), copy(src, 'eu-west-1')] }),
+    );
 
     const c = cell(report, 'ami-1', 'us-west-2');
     expect(c.status).toBe('in-progress');
@@ -58,7 +62,9 @@ describe('readiness status', () => {
   it('is missing when no copy carries the source in its provenance tags', () => {
     const src = source('ami-1');
     const other = source('ami-2');
-    const report = computeReadiness(input({ sources: [src], copies: [copy(other, 'us-west-2'), copy(src, 'eu-west-1')] }));
+    const report = computeReadiness(
+      input({ sources: [src], copies: [copy(other, 'us-west-2'), copy(src, 'eu-west-1')] }),
+    );
 
     const c = cell(report, 'ami-1', 'us-west-2');
     expect(c.status).toBe('missing');
@@ -69,7 +75,9 @@ describe('readiness status', () => {
 
   it('finds copies by provenance from the right source region only', () => {
     const src = source('ami-1');
-    const wrongRegion = copy(src, 'us-west-2', { tags: { ...copy(src, 'us-west-2').tags, [TAG.sourceRegion]: 'us-east-2' } });
+    const wrongRegion = copy(src, 'us-west-2', {
+      tags: { ...copy(src, 'us-west-2').tags, [TAG.sourceRegion]: 'us-east-2' },
+    });
     const report = computeReadiness(input({ sources: [src], copies: [wrongRegion, copy(src, 'eu-west-1')] }));
     expect(cell(report, 'ami-1', 'us-west-2').status).toBe('missing');
   });
@@ -108,7 +116,13 @@ describe('readiness status', () => {
 
   it('reports a perfect ratio and nothing unprotected when there is nothing in scope', () => {
     const report = computeReadiness(input({ sources: [], copies: [] }));
-    expect(report.summary).toMatchObject({ images: 0, cells: 0, readyRatio: 1, imagesNotReady: 0, oldestUnprotectedAgeSeconds: 0 });
+    expect(report.summary).toMatchObject({
+      images: 0,
+      cells: 0,
+      readyRatio: 1,
+      imagesNotReady: 0,
+      oldestUnprotectedAgeSeconds: 0,
+    });
   });
 
   it('reports the age of the oldest source that is not ready everywhere', () => {
@@ -118,7 +132,13 @@ describe('readiness status', () => {
     const report = computeReadiness(
       input({
         sources: [old, recent, oldest],
-        copies: [copy(old, 'us-west-2'), copy(recent, 'us-west-2'), copy(recent, 'eu-west-1'), copy(oldest, 'us-west-2'), copy(oldest, 'eu-west-1')],
+        copies: [
+          copy(old, 'us-west-2'),
+          copy(recent, 'us-west-2'),
+          copy(recent, 'eu-west-1'),
+          copy(oldest, 'us-west-2'),
+          copy(oldest, 'eu-west-1'),
+        ],
       }),
     );
     expect(report.summary.imagesNotReady).toBe(1);
@@ -129,7 +149,9 @@ describe('readiness status', () => {
 describe('drift', () => {
   it('names a copy encrypted under another key', () => {
     const src = source('ami-1');
-    const wrongKey = copy(src, 'us-west-2', { snapshots: [{ snapshotId: 'snap-x', encrypted: true, kmsKeyId: 'arn:aws:kms:us-west-2:000000000000:key/other' }] });
+    const wrongKey = copy(src, 'us-west-2', {
+      snapshots: [{ snapshotId: 'snap-x', encrypted: true, kmsKeyId: 'arn:aws:kms:us-west-2:000000000000:key/other' }],
+    });
     const report = computeReadiness(input({ sources: [src], copies: [wrongKey, copy(src, 'eu-west-1')] }));
 
     const c = cell(report, 'ami-1', 'us-west-2');
@@ -158,7 +180,9 @@ describe('drift', () => {
     const c = cell(report, 'ami-1', 'us-west-2');
     expect(c.status).toBe('drifted');
     expect(c.reason).toBe('tags missing dr-copy; changed Team');
-    expect(c.drift).toEqual([{ kind: 'tags', detail: 'tags missing dr-copy; changed Team', set: { Team: 'core', 'dr-copy': 'true' } }]);
+    expect(c.drift).toEqual([
+      { kind: 'tags', detail: 'tags missing dr-copy; changed Team', set: { Team: 'core', 'dr-copy': 'true' } },
+    ]);
   });
 
   it('requires no tag replication dropped for the 50-tag limit (the copy also carries replicated-at)', () => {
@@ -178,7 +202,9 @@ describe('drift', () => {
   });
 
   it('does not require denied or aws: tags, and accepts tags added to the copy', () => {
-    const src = source('ami-1', { tags: { Name: 'app', Team: 'core', CostCenter: '42', 'aws:cloudformation:stack-name': 's' } });
+    const src = source('ami-1', {
+      tags: { Name: 'app', Team: 'core', CostCenter: '42', 'aws:cloudformation:stack-name': 's' },
+    });
     const extra = copy(src, 'us-west-2');
     extra.tags['ami-dr:retain'] = 'true';
     const report = computeReadiness(input({ sources: [src], copies: [extra, copy(src, 'eu-west-1')] }));
@@ -192,7 +218,13 @@ describe('drift', () => {
     const orgArn = 'arn:aws:organizations::111111111111:organization/o-abcdefghij';
     const report = computeReadiness(
       input({
-        policy: policy({ replication: { tagDenyList: ['CostCenter*'], extraTags: { 'dr-copy': 'true' }, addLaunchPermissions: { organizationArns: [orgArn] } } }),
+        policy: policy({
+          replication: {
+            tagDenyList: ['CostCenter*'],
+            extraTags: { 'dr-copy': 'true' },
+            addLaunchPermissions: { organizationArns: [orgArn] },
+          },
+        }),
         sources: [src],
         copies: [c1, c2],
         permissions: [
@@ -208,7 +240,8 @@ describe('drift', () => {
     expect(drifted.drift).toEqual([
       {
         kind: 'launch-permissions',
-        detail: 'launch permissions not shared with account 123456789012; shared with account 999999999999 beyond the policy',
+        detail:
+          'launch permissions not shared with account 123456789012; shared with account 999999999999 beyond the policy',
         add: [{ userId: '123456789012' }],
         remove: [{ userId: '999999999999' }],
       },
@@ -219,7 +252,11 @@ describe('drift', () => {
   it('does not call permissions drifted when they were not read', () => {
     const src = source('ami-1');
     const c1 = copy(src, 'us-west-2');
-    const i = input({ sources: [src], copies: [c1, copy(src, 'eu-west-1')], permissions: [[src, [{ userId: '123456789012' }]]] });
+    const i = input({
+      sources: [src],
+      copies: [c1, copy(src, 'eu-west-1')],
+      permissions: [[src, [{ userId: '123456789012' }]]],
+    });
     (i.launchPermissions as Map<string, unknown>).delete(`us-west-2/${c1.imageId}`);
     expect(cell(computeReadiness(i), 'ami-1', 'us-west-2').status).toBe('ready');
   });
@@ -238,21 +275,42 @@ describe('drift', () => {
     expect(cell(report, 'ami-1', 'eu-west-1').status).toBe('ready');
 
     const later = copy(src, 'eu-west-1', { deprecationTime: '2027-06-01T00:00:00.000Z' });
-    expect(cell(computeReadiness(input({ sources: [src], copies: [none, later] })), 'ami-1', 'eu-west-1').reason).toMatch(/deprecation time 2027-06-01/);
+    expect(
+      cell(computeReadiness(input({ sources: [src], copies: [none, later] })), 'ami-1', 'eu-west-1').reason,
+    ).toMatch(/deprecation time 2027-06-01/);
   });
 
   it('accepts a deprecation time on a copy whose source has none (retention deprecates copies)', () => {
     const src = source('ami-1');
-    const report = computeReadiness(input({ sources: [src], copies: [copy(src, 'us-west-2', { deprecationTime: '2026-05-01T00:00:00Z' }), copy(src, 'eu-west-1')] }));
+    const report = computeReadiness(
+      input({
+        sources: [src],
+        copies: [copy(src, 'us-west-2', { deprecationTime: '2026-05-01T00:00:00Z' }), copy(src, 'eu-west-1')],
+      }),
+    );
     expect(report.summary.counts.ready).toBe(2);
   });
 
   it('lists every kind of drift on one copy', () => {
     const src = source('ami-1', { deprecationTime: '2027-01-01T00:00:00.000Z' });
-    const bad = copy(src, 'us-west-2', { deprecationTime: undefined, snapshots: [{ snapshotId: 's', encrypted: true, kmsKeyId: 'other' }] });
+    const bad = copy(src, 'us-west-2', {
+      deprecationTime: undefined,
+      snapshots: [{ snapshotId: 's', encrypted: true, kmsKeyId: 'other' }],
+    });
     bad.tags.Team = 'x';
-    const report = computeReadiness(input({ sources: [src], copies: [bad, copy(src, 'eu-west-1')], permissions: [[bad, [{ userId: '999999999999' }]]] }));
-    expect(cell(report, 'ami-1', 'us-west-2').drift.map((d) => d.kind)).toEqual(['key', 'tags', 'launch-permissions', 'deprecation']);
+    const report = computeReadiness(
+      input({
+        sources: [src],
+        copies: [bad, copy(src, 'eu-west-1')],
+        permissions: [[bad, [{ userId: '999999999999' }]]],
+      }),
+    );
+    expect(cell(report, 'ami-1', 'us-west-2').drift.map((d) => d.kind)).toEqual([
+      'key',
+      'tags',
+      'launch-permissions',
+      'deprecation',
+    ]);
   });
 });
 
@@ -279,7 +337,12 @@ describe('reconciliation plan', () => {
     const plan = planReconciliation(report);
 
     expect(plan.redrive).toEqual([
-      { sourceRegion: 'us-east-1', sourceImageId: 'ami-a', regions: ['us-west-2', 'eu-west-1'], reason: expect.stringContaining('us-west-2: failed (copy failed: key disabled)') },
+      {
+        sourceRegion: 'us-east-1',
+        sourceImageId: 'ami-a',
+        regions: ['us-west-2', 'eu-west-1'],
+        reason: expect.stringContaining('us-west-2: failed (copy failed: key disabled)'),
+      },
     ]);
     expect(plan.repair).toEqual([
       {
@@ -293,7 +356,13 @@ describe('reconciliation plan', () => {
         reason: expect.stringContaining('tags changed Team'),
       },
     ]);
-    expect(plan.manual).toEqual([expect.objectContaining({ region: 'eu-west-1', sourceImageId: 'ami-b', reason: expect.stringMatching(/needs a new copy/) })]);
+    expect(plan.manual).toEqual([
+      expect.objectContaining({
+        region: 'eu-west-1',
+        sourceImageId: 'ami-b',
+        reason: expect.stringMatching(/needs a new copy/),
+      }),
+    ]);
   });
 
   it('does not re-drive a public EBS source that replication refuses; the cell says why, instance-store ones are re-driven', () => {
@@ -311,14 +380,18 @@ describe('reconciliation plan', () => {
 
   it('re-drives a public EBS source when launch permissions are not copied: its copy stays private', () => {
     const open = source('ami-public', { public: true });
-    const report = computeReadiness(input({ policy: policy({ replication: { copyLaunchPermissions: false } }), sources: [open], copies: [] }));
+    const report = computeReadiness(
+      input({ policy: policy({ replication: { copyLaunchPermissions: false } }), sources: [open], copies: [] }),
+    );
     expect(cell(report, 'ami-public', 'us-west-2')).toMatchObject({ status: 'missing' });
     expect(planReconciliation(report).redrive.map((r) => r.sourceImageId)).toEqual(['ami-public']);
   });
 
   it('is empty when everything is ready or in progress', () => {
     const a = source('ami-a');
-    const report = computeReadiness(input({ sources: [a], copies: [copy(a, 'us-west-2'), copy(a, 'eu-west-1', { state: 'pending' })] }));
+    const report = computeReadiness(
+      input({ sources: [a], copies: [copy(a, 'us-west-2'), copy(a, 'eu-west-1', { state: 'pending' })] }),
+    );
     expect(planReconciliation(report)).toEqual({ redrive: [], repair: [], manual: [] });
   });
 });

@@ -12,7 +12,12 @@ function mixedReport() {
   return computeReadiness(
     input({
       sources: [a, b],
-      copies: [copy(a, 'us-west-2'), copy(a, 'eu-west-1', { state: 'failed', stateReason: 'key disabled' }), copy(b, 'us-west-2', { state: 'pending' }), edited],
+      copies: [
+        copy(a, 'us-west-2'),
+        copy(a, 'eu-west-1', { state: 'failed', stateReason: 'key disabled' }),
+        copy(b, 'us-west-2', { state: 'pending' }),
+        edited,
+      ],
     }),
   );
 }
@@ -38,7 +43,9 @@ describe('report renderers', () => {
     expect(lines[2]).toMatch(/^ami-b\s+.*in progress 2h\s+drifted 20m$/);
     expect(out).toContain('ami-a → eu-west-1: failed: copy failed: key disabled');
     expect(out).toContain('ami-b → eu-west-1: drifted: tags changed Team');
-    expect(out).toContain('2 images × 2 DR regions: 1 ready, 1 in progress, 0 missing, 1 failed, 1 drifted (25.0% ready)');
+    expect(out).toContain(
+      '2 images × 2 DR regions: 1 ready, 1 in progress, 0 missing, 1 failed, 1 drifted (25.0% ready)',
+    );
     expect(out).not.toContain('\u001b[');
   });
 
@@ -53,7 +60,11 @@ describe('report renderers', () => {
     const parsed = JSON.parse(renderReport(report, 'json'));
     expect(parsed.schemaVersion).toBe(1);
     expect(parsed.summary).toEqual(report.summary);
-    expect(parsed.rows[0].cells[1]).toMatchObject({ region: 'eu-west-1', status: 'failed', reason: 'copy failed: key disabled' });
+    expect(parsed.rows[0].cells[1]).toMatchObject({
+      region: 'eu-west-1',
+      status: 'failed',
+      reason: 'copy failed: key disabled',
+    });
   });
 
   it('markdown: a GitHub table with escaped names and the reasons', () => {
@@ -75,7 +86,12 @@ describe('report renderers', () => {
 
   it('html: text in the embedded data cannot end its script element', () => {
     const a = source('ami-a');
-    const report = computeReadiness(input({ sources: [a], copies: [copy(a, 'us-west-2', { state: 'failed', stateReason: '</script><script>alert(1)</script>' })] }));
+    const report = computeReadiness(
+      input({
+        sources: [a],
+        copies: [copy(a, 'us-west-2', { state: 'failed', stateReason: '</script><script>alert(1)</script>' })],
+      }),
+    );
     const html = renderReport(report, 'html');
     expect(html.match(/<\/script>/g)).toHaveLength(2);
   });

@@ -9,21 +9,27 @@ import { LocalStepFunctions, type TaskBinding } from '../../../local/stepfunctio
 const TEXT = readFileSync(join(import.meta.dirname, '..', '..', '..', 'statemachines', 'replicate.asl.json'), 'utf8');
 const SUBSTITUTIONS = ['CheckSource', 'StartCopy', 'CheckCopy', 'FinalizeCopy', 'CleanupCopy', 'Summarize'];
 const definition = JSON.parse(
-  TEXT.replace(/\$\{(\w+)FunctionArn\}/g, (_, n: string) => `arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-${n}`),
+  TEXT.replace(
+    /\$\{(\w+)FunctionArn\}/g,
+    (_, n: string) => `arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-${n}`,
+  ),
 ) as StateMachineDefinition;
 type AnyState = Record<string, unknown> & { Type: string };
 const states = definition.States as unknown as Record<string, AnyState>;
 const map = states.ReplicateToRegions as AnyState & { ItemProcessor: { States: Record<string, AnyState> } };
 const branch = map.ItemProcessor.States;
 type Retrier = { ErrorEquals: string[]; IntervalSeconds: number; MaxAttempts: number; BackoffRate: number };
-const retrier = (state: AnyState, error: string) => (state.Retry as Retrier[] | undefined)?.find((r) => r.ErrorEquals.includes(error));
+const retrier = (state: AnyState, error: string) =>
+  (state.Retry as Retrier[] | undefined)?.find((r) => r.ErrorEquals.includes(error));
 
 describe('statemachines/replicate.asl.json', () => {
   it('is valid ASL and uses exactly the DefinitionSubstitutions serverless.yml provides', () => {
     const result = validator(definition);
     expect(result.errors).toEqual([]);
     expect(result.isValid).toBe(true);
-    expect([...new Set([...TEXT.matchAll(/\$\{(\w+)FunctionArn\}/g)].map((m) => m[1]))].sort()).toEqual([...SUBSTITUTIONS].sort());
+    expect([...new Set([...TEXT.matchAll(/\$\{(\w+)FunctionArn\}/g)].map((m) => m[1]))].sort()).toEqual(
+      [...SUBSTITUTIONS].sort(),
+    );
   });
 
   it('fans out over the DR regions with the policy-given concurrency', () => {
@@ -40,7 +46,8 @@ describe('statemachines/replicate.asl.json', () => {
     expect(tasks).toHaveLength(7);
     for (const task of tasks) {
       expect(retrier(task, 'RequestLimitExceeded')).toBeDefined();
-      for (const e of ['Lambda.ServiceException', 'Lambda.TooManyRequestsException', 'Lambda.SdkClientException']) expect(retrier(task, e)).toBeDefined();
+      for (const e of ['Lambda.ServiceException', 'Lambda.TooManyRequestsException', 'Lambda.SdkClientException'])
+        expect(retrier(task, e)).toBeDefined();
     }
     const quota = retrier(branch.StartCopy as AnyState, 'ResourceLimitExceeded') as Retrier;
     const throttle = retrier(branch.StartCopy as AnyState, 'RequestLimitExceeded') as Retrier;
@@ -53,7 +60,10 @@ describe('statemachines/replicate.asl.json', () => {
       expect(state.Type).not.toBe('Fail');
       if (state.Type === 'Task') {
         const catchers = state.Catch as { ErrorEquals: string[]; Next: string }[];
-        expect(catchers.some((c) => c.ErrorEquals.includes('States.ALL')), name).toBe(true);
+        expect(
+          catchers.some((c) => c.ErrorEquals.includes('States.ALL')),
+          name,
+        ).toBe(true);
       }
     }
   });
@@ -73,7 +83,10 @@ describe('replicate state machine, executed locally with stand-in tasks', () => 
 
   async function run(tasks: Record<string, TaskBinding>) {
     const sfn = new LocalStepFunctions({ accountId: '000000000000', clock: new ManualClock() });
-    const arn = sfn.createStateMachine('us-east-1', 'replicate', definition, { SummarizeMapFailure: tasks.Summarize as TaskBinding, ...tasks });
+    const arn = sfn.createStateMachine('us-east-1', 'replicate', definition, {
+      SummarizeMapFailure: tasks.Summarize as TaskBinding,
+      ...tasks,
+    });
     const execution = sfn.startExecution(arn, 'x', JSON.stringify(input));
     await execution.done;
     return execution;
@@ -85,7 +98,8 @@ describe('replicate state machine, executed locally with stand-in tasks', () => 
       CheckSource: () => Promise.resolve({ verdict: 'ready', image }),
       StartCopy: (i) => {
         const region = (i as { target: { region: string } }).target.region;
-        if (region === 'eu-west-1') return Promise.reject(Object.assign(new Error('no such key'), { name: 'InvalidKMSKey' }));
+        if (region === 'eu-west-1')
+          return Promise.reject(Object.assign(new Error('no such key'), { name: 'InvalidKMSKey' }));
         return Promise.resolve({ imageId: 'ami-1', waitSeconds: 30, nextCheckAt: new Date(0).toISOString() });
       },
       CheckCopy: () => Promise.resolve({ state: 'available', pastDeadline: false }),
@@ -99,14 +113,22 @@ describe('replicate state machine, executed locally with stand-in tasks', () => 
     expect(execution.status).toBe('SUCCEEDED');
     expect((summarized as { results: unknown[] }).results).toEqual([
       { region: 'us-west-2', status: 'available' },
-      { region: 'eu-west-1', status: 'failed', error: 'UnauthorizedOperation', reason: 'cleanup failed: cleanup broke' },
+      {
+        region: 'eu-west-1',
+        status: 'failed',
+        error: 'UnauthorizedOperation',
+        reason: 'cleanup failed: cleanup broke',
+      },
     ]);
   });
 
   it('loops on a pending source and ends cleanly, with the reason, when it goes away', async () => {
     let checks = 0;
     const execution = await run({
-      CheckSource: () => Promise.resolve(++checks < 3 ? { verdict: 'wait', waitSeconds: 30 } : { verdict: 'stop', reason: 'source is deregistered' }),
+      CheckSource: () =>
+        Promise.resolve(
+          ++checks < 3 ? { verdict: 'wait', waitSeconds: 30 } : { verdict: 'stop', reason: 'source is deregistered' },
+        ),
       StartCopy: () => Promise.reject(new Error('not reached')),
       CheckCopy: () => Promise.reject(new Error('not reached')),
       FinalizeCopy: () => Promise.reject(new Error('not reached')),
@@ -115,6 +137,11 @@ describe('replicate state machine, executed locally with stand-in tasks', () => 
     });
     expect(checks).toBe(3);
     expect(execution.status).toBe('SUCCEEDED');
-    expect(JSON.parse(execution.output ?? '{}')).toEqual({ source: input.source, outcome: 'skipped', reason: 'source is deregistered', regions: [] });
+    expect(JSON.parse(execution.output ?? '{}')).toEqual({
+      source: input.source,
+      outcome: 'skipped',
+      reason: 'source is deregistered',
+      regions: [],
+    });
   });
 });

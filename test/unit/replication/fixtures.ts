@@ -13,7 +13,13 @@ export function sample(name: string): Record<string, unknown> {
 }
 
 export const policyDocument = {
-  regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/ami-dr' }, { region: 'eu-west-1', kmsKeyId: 'alias/ami-dr' }] },
+  regions: {
+    sources: ['us-east-1'],
+    dr: [
+      { region: 'us-west-2', kmsKeyId: 'alias/ami-dr' },
+      { region: 'eu-west-1', kmsKeyId: 'alias/ami-dr' },
+    ],
+  },
   selector: { excludeTags: { 'ami-dr:skip': 'true' } },
   replication: { tagDenyList: ['CostCenter*'], extraTags: { 'dr-copy': 'true' } },
 };

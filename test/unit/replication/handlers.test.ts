@@ -57,10 +57,25 @@ const context = (name: string): Context =>
 const invoke = (name: string, event: unknown) => (handlers[name] as Handler)(event, context(name));
 
 beforeAll(async () => {
-  vi.stubEnv('AMI_DR_POLICY', JSON.stringify({ ...policyDocument, notifications: { snsTopicArn: TOPIC }, replication: { ...policyDocument.replication, shareSnapshots: true, deregistrationProtection: true } }));
+  vi.stubEnv(
+    'AMI_DR_POLICY',
+    JSON.stringify({
+      ...policyDocument,
+      notifications: { snsTopicArn: TOPIC },
+      replication: { ...policyDocument.replication, shareSnapshots: true, deregistrationProtection: true },
+    }),
+  );
   vi.stubEnv('STATE_MACHINE_ARN', SM_ARN);
   vi.stubEnv('AMI_DR_ROLE_ARN_PREFIX', `arn:aws:sts::${ACCOUNT}:assumed-role/ami-dr-dev-us-east-1-`);
-  for (const name of ['on-image-event', 'check-source', 'start-copy', 'check-copy', 'finalize-copy', 'cleanup-copy', 'summarize']) {
+  for (const name of [
+    'on-image-event',
+    'check-source',
+    'start-copy',
+    'check-copy',
+    'finalize-copy',
+    'cleanup-copy',
+    'summarize',
+  ]) {
     handlers[name] = ((await import(`../../../functions/${name}.ts`)) as { handler: Handler }).handler;
   }
 });
@@ -110,7 +125,9 @@ const copyImage = (overrides: Partial<Image> = {}): Image => ({
   State: 'pending',
   CreationDate: '2026-03-02T10:20:00.000Z',
   RootDeviceType: 'ebs',
-  BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0copy0000000000001', Encrypted: true, KmsKeyId: KEY_ARN } }],
+  BlockDeviceMappings: [
+    { DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0copy0000000000001', Encrypted: true, KmsKeyId: KEY_ARN } },
+  ],
   Tags: [
     { Key: 'ami-dr:role', Value: 'replica' },
     { Key: 'ami-dr:source-image-id', Value: SOURCE_ID },
@@ -156,7 +173,9 @@ beforeEach(() => {
 describe('on-image-event handler', () => {
   it('starts one execution named after region, image and policy version for a CreateImage record', async () => {
     describeImages([sourceImage({ State: 'pending' })]);
-    sfn.on(StartExecutionCommand).resolves({ executionArn: `${SM_ARN.replace('stateMachine', 'execution')}:x`, startDate: new Date() });
+    sfn
+      .on(StartExecutionCommand)
+      .resolves({ executionArn: `${SM_ARN.replace('stateMachine', 'execution')}:x`, startDate: new Date() });
     const result = await invoke('on-image-event', sample('cloudtrail-create-image.json'));
     expect(result).toMatchObject({ action: 'started', imageId: SOURCE_ID });
     expect(sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 1);
@@ -176,7 +195,10 @@ describe('on-image-event handler', () => {
 
   it('gives the State Change event for the same image the same name and input, and takes ExecutionAlreadyExists as success', async () => {
     describeImages([sourceImage()]);
-    sfn.on(StartExecutionCommand).resolvesOnce({ executionArn: 'arn:x', startDate: new Date() }).rejects(awsError('ExecutionAlreadyExists'));
+    sfn
+      .on(StartExecutionCommand)
+      .resolvesOnce({ executionArn: 'arn:x', startDate: new Date() })
+      .rejects(awsError('ExecutionAlreadyExists'));
     await invoke('on-image-event', sample('cloudtrail-create-image.json'));
     const again = await invoke('on-image-event', sample('ami-state-change-available.json'));
     expect(again).toMatchObject({ action: 'already-started' });
@@ -184,10 +206,7 @@ describe('on-image-event handler', () => {
     expect(second).toEqual(first);
   });
 
-  it.each([
-    ['cloudtrail-copy-image.json'],
-    ['cloudtrail-register-image.json'],
-  ])('acts on %s', async (file) => {
+  it.each([['cloudtrail-copy-image.json'], ['cloudtrail-register-image.json']])('acts on %s', async (file) => {
     const event = sample(file);
     const imageId = (event.detail as { responseElements: { imageId: string } }).responseElements.imageId;
     describeImages([sourceImage({ ImageId: imageId })]);
@@ -207,33 +226,54 @@ describe('on-image-event handler', () => {
 
   it('drops a replica after reading its tags', async () => {
     describeImages([copyImage({ ImageId: 'ami-0e5f60718293a4b5c', State: 'available' })]);
-    expect(await invoke('on-image-event', sample('ami-state-change-replica.json'))).toMatchObject({ action: 'skipped', reason: 'replica' });
+    expect(await invoke('on-image-event', sample('ami-state-change-replica.json'))).toMatchObject({
+      action: 'skipped',
+      reason: 'replica',
+    });
     expect(sfn).not.toHaveReceivedAnyCommand();
   });
 
   it('drops a Marketplace image shared from another account, and an image the selector excludes', async () => {
-    describeImages([sourceImage({ OwnerId: '679593333241', ProductCodes: [{ ProductCodeId: 'prod-x', ProductCodeType: 'marketplace' }] })]);
-    expect(await invoke('on-image-event', sample('cloudtrail-create-image.json'))).toMatchObject({ reason: 'marketplace' });
+    describeImages([
+      sourceImage({
+        OwnerId: '679593333241',
+        ProductCodes: [{ ProductCodeId: 'prod-x', ProductCodeType: 'marketplace' }],
+      }),
+    ]);
+    expect(await invoke('on-image-event', sample('cloudtrail-create-image.json'))).toMatchObject({
+      reason: 'marketplace',
+    });
     ec2.reset();
     describeImages([sourceImage({ Tags: [{ Key: 'ami-dr:skip', Value: 'true' }] })]);
-    expect(await invoke('on-image-event', sample('cloudtrail-create-image.json'))).toMatchObject({ reason: 'selector' });
+    expect(await invoke('on-image-event', sample('cloudtrail-create-image.json'))).toMatchObject({
+      reason: 'selector',
+    });
     expect(sfn).not.toHaveReceivedAnyCommand();
   });
 
   it('rejects a malformed event with MalformedEventError (so Lambda retries a bounded number of times, then dead-letters it)', async () => {
-    await expect(invoke('on-image-event', sample('malformed-create-image.json'))).rejects.toMatchObject({ name: 'MalformedEventError' });
+    await expect(invoke('on-image-event', sample('malformed-create-image.json'))).rejects.toMatchObject({
+      name: 'MalformedEventError',
+    });
     expect(sfn).not.toHaveReceivedAnyCommand();
   });
 
   it('lets a StartExecution failure through, so the invocation is retried', async () => {
     describeImages([sourceImage()]);
     sfn.on(StartExecutionCommand).rejects(awsError('ThrottlingException'));
-    await expect(invoke('on-image-event', sample('cloudtrail-create-image.json'))).rejects.toMatchObject({ name: 'ThrottlingException' });
+    await expect(invoke('on-image-event', sample('cloudtrail-create-image.json'))).rejects.toMatchObject({
+      name: 'ThrottlingException',
+    });
   });
 });
 
 describe('check-source handler', () => {
-  const input = { source: { region: 'us-east-1', imageId: SOURCE_ID }, targets: [target], policyVersion: 'abcd1234', maxConcurrency: 5 };
+  const input = {
+    source: { region: 'us-east-1', imageId: SOURCE_ID },
+    targets: [target],
+    policyVersion: 'abcd1234',
+    maxConcurrency: 5,
+  };
   it('says wait while the source is pending, with a growing interval', async () => {
     describeImages([sourceImage({ State: 'pending' })]);
     const first = (await invoke('check-source', input)) as { verdict: string; waitSeconds: number; checks: number };
@@ -247,13 +287,21 @@ describe('check-source handler', () => {
   });
   it('says stop, with the reason, for a source that is gone or failed', async () => {
     describeImages([]);
-    expect(await invoke('check-source', input)).toMatchObject({ verdict: 'stop', reason: expect.stringMatching(/no longer exists/) as unknown as string });
+    expect(await invoke('check-source', input)).toMatchObject({
+      verdict: 'stop',
+      reason: expect.stringMatching(/no longer exists/) as unknown as string,
+    });
     ec2.reset();
     describeImages([sourceImage({ State: 'failed', StateReason: { Code: 'x', Message: 'snapshot failed' } })]);
-    expect(await invoke('check-source', input)).toMatchObject({ verdict: 'stop', reason: expect.stringMatching(/failed: snapshot failed/) as unknown as string });
+    expect(await invoke('check-source', input)).toMatchObject({
+      verdict: 'stop',
+      reason: expect.stringMatching(/failed: snapshot failed/) as unknown as string,
+    });
   });
   it('rejects input that is not a replication request', async () => {
-    await expect(invoke('check-source', { source: { imageId: 'nope' } })).rejects.toMatchObject({ name: 'StepInputError' });
+    await expect(invoke('check-source', { source: { imageId: 'nope' } })).rejects.toMatchObject({
+      name: 'StepInputError',
+    });
   });
 });
 
@@ -262,13 +310,33 @@ describe('start-copy handler', () => {
     describeImages([sourceImage(), copyImage()]);
     ec2.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
     const out = await invoke('start-copy', { source: summary, target });
-    expect(out).toMatchObject({ imageId: COPY_ID, adopted: false, encrypted: true, kmsKeyId: 'alias/ami-dr', state: 'pending', waitSeconds: 30, checks: 0 });
+    expect(out).toMatchObject({
+      imageId: COPY_ID,
+      adopted: false,
+      encrypted: true,
+      kmsKeyId: 'alias/ami-dr',
+      state: 'pending',
+      waitSeconds: 30,
+      checks: 0,
+    });
     const copy = ec2.commandCalls(CopyImageCommand)[0]!.args[0].input;
-    expect(copy).toMatchObject({ SourceRegion: 'us-east-1', SourceImageId: SOURCE_ID, Encrypted: true, KmsKeyId: 'alias/ami-dr', Name: 'web-2026.03.02' });
+    expect(copy).toMatchObject({
+      SourceRegion: 'us-east-1',
+      SourceImageId: SOURCE_ID,
+      Encrypted: true,
+      KmsKeyId: 'alias/ami-dr',
+      Name: 'web-2026.03.02',
+    });
     expect(copy.ClientToken).toMatch(/^ami-dr-[0-9a-f]{48}$/);
     expect(copy.TagSpecifications?.map((s) => s.ResourceType)).toEqual(['image', 'snapshot']);
     const tags = Object.fromEntries(copy.TagSpecifications?.[0]?.Tags?.map((t) => [t.Key, t.Value]) ?? []);
-    expect(tags).toMatchObject({ Team: 'web', 'dr-copy': 'true', 'ami-dr:role': 'replica', 'ami-dr:source-image-id': SOURCE_ID, 'ami-dr:source-region': 'us-east-1' });
+    expect(tags).toMatchObject({
+      Team: 'web',
+      'dr-copy': 'true',
+      'ami-dr:role': 'replica',
+      'ami-dr:source-image-id': SOURCE_ID,
+      'ami-dr:source-region': 'us-east-1',
+    });
     expect(tags).not.toHaveProperty('CostCenter');
     // A retry sends the very same token.
     await invoke('start-copy', { source: summary, target });
@@ -278,17 +346,28 @@ describe('start-copy handler', () => {
 
   it('adopts an existing copy found by provenance tags, pending included, without copying', async () => {
     describeImages([sourceImage()], [copyImage()]);
-    expect(await invoke('start-copy', { source: summary, target })).toMatchObject({ imageId: COPY_ID, adopted: true, startedAt: '2026-03-02T10:20:00.000Z' });
+    expect(await invoke('start-copy', { source: summary, target })).toMatchObject({
+      imageId: COPY_ID,
+      adopted: true,
+      startedAt: '2026-03-02T10:20:00.000Z',
+    });
     expect(ec2).not.toHaveReceivedCommand(CopyImageCommand);
   });
 
   it('on InvalidAMIName.Duplicate adopts the same-named copy of this source, or renames around an unrelated image', async () => {
     describeImages([sourceImage(), copyImage({ ImageId: 'ami-0ccccccccccccccc2' })]);
     ec2.on(CopyImageCommand).rejects(awsError('InvalidAMIName.Duplicate'));
-    expect(await invoke('start-copy', { source: summary, target })).toMatchObject({ imageId: 'ami-0ccccccccccccccc2', adopted: true });
+    expect(await invoke('start-copy', { source: summary, target })).toMatchObject({
+      imageId: 'ami-0ccccccccccccccc2',
+      adopted: true,
+    });
 
     ec2.reset();
-    describeImages([sourceImage(), copyImage({ ImageId: 'ami-0ddddddddddddddd3', Tags: [] }), copyImage({ Name: `web-2026.03.02 (${SOURCE_ID} from us-east-1)` })]);
+    describeImages([
+      sourceImage(),
+      copyImage({ ImageId: 'ami-0ddddddddddddddd3', Tags: [] }),
+      copyImage({ Name: `web-2026.03.02 (${SOURCE_ID} from us-east-1)` }),
+    ]);
     ec2.on(CopyImageCommand).rejectsOnce(awsError('InvalidAMIName.Duplicate')).resolves({ ImageId: COPY_ID });
     expect(await invoke('start-copy', { source: summary, target })).toMatchObject({ imageId: COPY_ID, adopted: false });
     const names = ec2.commandCalls(CopyImageCommand).map((c) => c.args[0].input.Name);
@@ -296,7 +375,13 @@ describe('start-copy handler', () => {
   });
 
   it('on InvalidAMIName.Duplicate does not adopt the same-named copy someone else made of the source (no provenance tags): it copies under another name', async () => {
-    const userCopy = copyImage({ ImageId: 'ami-0ddddddddddddddd3', State: 'available', Tags: [], SourceImageId: SOURCE_ID, SourceImageRegion: 'us-east-1' });
+    const userCopy = copyImage({
+      ImageId: 'ami-0ddddddddddddddd3',
+      State: 'available',
+      Tags: [],
+      SourceImageId: SOURCE_ID,
+      SourceImageRegion: 'us-east-1',
+    });
     describeImages([sourceImage(), userCopy, copyImage({ Name: `web-2026.03.02 (${SOURCE_ID} from us-east-1)` })]);
     ec2.on(CopyImageCommand).rejectsOnce(awsError('InvalidAMIName.Duplicate')).resolves({ ImageId: COPY_ID });
     expect(await invoke('start-copy', { source: summary, target })).toMatchObject({ imageId: COPY_ID, adopted: false });
@@ -304,7 +389,9 @@ describe('start-copy handler', () => {
   });
 
   it('refuses a public source before copying (its encrypted copy could not be public)', async () => {
-    await expect(invoke('start-copy', { source: { ...summary, public: true }, target })).rejects.toMatchObject({ name: 'PublicEncryptedImageError' });
+    await expect(invoke('start-copy', { source: { ...summary, public: true }, target })).rejects.toMatchObject({
+      name: 'PublicEncryptedImageError',
+    });
     expect(ec2).not.toHaveReceivedCommand(CopyImageCommand);
   });
 
@@ -312,15 +399,24 @@ describe('start-copy handler', () => {
     describeImages([sourceImage(), copyImage()]);
     ec2.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
     const deps = { clients: createClients(), policy: policy({ replication: { copyLaunchPermissions: false } }) };
-    expect(await startCopy({ source: { ...summary, public: true }, target }, deps)).toMatchObject({ imageId: COPY_ID, encrypted: true });
+    expect(await startCopy({ source: { ...summary, public: true }, target }, deps)).toMatchObject({
+      imageId: COPY_ID,
+      encrypted: true,
+    });
     expect(ec2).toHaveReceivedCommandTimes(CopyImageCommand, 1);
   });
 
   it('copies an instance-store source without encryption and says why', async () => {
-    describeImages([sourceImage({ RootDeviceType: 'instance-store', BlockDeviceMappings: [] }), copyImage({ RootDeviceType: 'instance-store' })]);
+    describeImages([
+      sourceImage({ RootDeviceType: 'instance-store', BlockDeviceMappings: [] }),
+      copyImage({ RootDeviceType: 'instance-store' }),
+    ]);
     ec2.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
     const out = await invoke('start-copy', { source: { ...summary, rootDeviceType: 'instance-store' }, target });
-    expect(out).toMatchObject({ encrypted: false, note: expect.stringMatching(/cannot re-encrypt/) as unknown as string });
+    expect(out).toMatchObject({
+      encrypted: false,
+      note: expect.stringMatching(/cannot re-encrypt/) as unknown as string,
+    });
     const copy = ec2.commandCalls(CopyImageCommand)[0]!.args[0].input;
     expect(copy.Encrypted).toBeUndefined();
     expect(copy.KmsKeyId).toBeUndefined();
@@ -330,28 +426,52 @@ describe('start-copy handler', () => {
   it('lets ResourceLimitExceeded through for the state machine to retry', async () => {
     describeImages([sourceImage()]);
     ec2.on(CopyImageCommand).rejects(awsError('ResourceLimitExceeded'));
-    await expect(invoke('start-copy', { source: summary, target })).rejects.toMatchObject({ name: 'ResourceLimitExceeded' });
+    await expect(invoke('start-copy', { source: summary, target })).rejects.toMatchObject({
+      name: 'ResourceLimitExceeded',
+    });
   });
 });
 
 describe('check-copy handler', () => {
   it('reports pending with the next, longer wait', async () => {
     describeImages([copyImage()]);
-    expect(await invoke('check-copy', { source: summary, target, copy: copyStatus() })).toMatchObject({ state: 'pending', checks: 2, waitSeconds: 120, pastDeadline: false });
+    expect(await invoke('check-copy', { source: summary, target, copy: copyStatus() })).toMatchObject({
+      state: 'pending',
+      checks: 2,
+      waitSeconds: 120,
+      pastDeadline: false,
+    });
   });
   it('reports available with the time it was seen', async () => {
     describeImages([copyImage({ State: 'available' })]);
-    const out = (await invoke('check-copy', { source: summary, target, copy: copyStatus() })) as { availableAt?: string; state: string };
+    const out = (await invoke('check-copy', { source: summary, target, copy: copyStatus() })) as {
+      availableAt?: string;
+      state: string;
+    };
     expect(out.state).toBe('available');
     expect(out.availableAt).toBeDefined();
   });
   it('reports failed with the StateReason', async () => {
-    describeImages([copyImage({ State: 'failed', StateReason: { Code: 'Client.InvalidKMSKey.InvalidState', Message: 'The KMS key is disabled.' } })]);
-    expect(await invoke('check-copy', { source: summary, target, copy: copyStatus() })).toMatchObject({ state: 'failed', reason: 'The KMS key is disabled.' });
+    describeImages([
+      copyImage({
+        State: 'failed',
+        StateReason: { Code: 'Client.InvalidKMSKey.InvalidState', Message: 'The KMS key is disabled.' },
+      }),
+    ]);
+    expect(await invoke('check-copy', { source: summary, target, copy: copyStatus() })).toMatchObject({
+      state: 'failed',
+      reason: 'The KMS key is disabled.',
+    });
   });
   it('marks a copy still pending after its deadline', async () => {
     describeImages([copyImage()]);
-    expect(await invoke('check-copy', { source: summary, target, copy: copyStatus({ deadline: '2020-01-01T00:00:00.000Z' }) })).toMatchObject({ pastDeadline: true });
+    expect(
+      await invoke('check-copy', {
+        source: summary,
+        target,
+        copy: copyStatus({ deadline: '2020-01-01T00:00:00.000Z' }),
+      }),
+    ).toMatchObject({ pastDeadline: true });
   });
 });
 
@@ -359,15 +479,27 @@ describe('finalize-copy handler', () => {
   it('re-applies tags on image and snapshots, launch permissions, snapshot permissions, deprecation and protection', async () => {
     const ORG = 'arn:aws:organizations::111122223333:organization/o-abcdefghij';
     describeImages([sourceImage(), copyImage({ State: 'available' })]);
-    ec2.on(DescribeImageAttributeCommand).resolves({ LaunchPermissions: [{ UserId: '111111111111' }, { UserId: '222222222222' }, { OrganizationArn: ORG }] });
+    ec2.on(DescribeImageAttributeCommand).resolves({
+      LaunchPermissions: [{ UserId: '111111111111' }, { UserId: '222222222222' }, { OrganizationArn: ORG }],
+    });
     ec2.on(CreateTagsCommand).resolves({});
     ec2.on(ModifyImageAttributeCommand).resolves({});
     ec2.on(ModifySnapshotAttributeCommand).resolves({});
     ec2.on(EnableImageDeprecationCommand).resolves({});
     ec2.on(EnableImageDeregistrationProtectionCommand).resolves({});
-    const out = await invoke('finalize-copy', { source: summary, target, copy: copyStatus({ state: 'available', availableAt: '2026-03-02T10:45:00.000Z' }) });
+    const out = await invoke('finalize-copy', {
+      source: summary,
+      target,
+      copy: copyStatus({ state: 'available', availableAt: '2026-03-02T10:45:00.000Z' }),
+    });
 
-    expect(out).toMatchObject({ region: 'us-west-2', status: 'available', imageId: COPY_ID, lagSeconds: 1800, applied: { launchPermissions: 3, snapshotPermissions: 2, deregistrationProtection: true } });
+    expect(out).toMatchObject({
+      region: 'us-west-2',
+      status: 'available',
+      imageId: COPY_ID,
+      lagSeconds: 1800,
+      applied: { launchPermissions: 3, snapshotPermissions: 2, deregistrationProtection: true },
+    });
     const tagCall = ec2.commandCalls(CreateTagsCommand)[0]!.args[0].input;
     expect(tagCall.Resources).toEqual([COPY_ID, 'snap-0copy0000000000001']);
     const tags = Object.fromEntries(tagCall.Tags?.map((t) => [t.Key, t.Value]) ?? []);
@@ -380,14 +512,19 @@ describe('finalize-copy handler', () => {
       SnapshotId: 'snap-0copy0000000000001',
       CreateVolumePermission: { Add: [{ UserId: '111111111111' }, { UserId: '222222222222' }] },
     });
-    expect(ec2).toHaveReceivedCommandWith(EnableImageDeprecationCommand, { ImageId: COPY_ID, DeprecateAt: new Date('2099-01-01T00:00:00.000Z') });
+    expect(ec2).toHaveReceivedCommandWith(EnableImageDeprecationCommand, {
+      ImageId: COPY_ID,
+      DeprecateAt: new Date('2099-01-01T00:00:00.000Z'),
+    });
     expect(ec2).toHaveReceivedCommandWith(EnableImageDeregistrationProtectionCommand, { ImageId: COPY_ID });
   });
 
   it('fails with PublicEncryptedImageError when the source became public, sharing nothing', async () => {
     describeImages([sourceImage(), copyImage({ State: 'available' })]);
     ec2.on(DescribeImageAttributeCommand).resolves({ LaunchPermissions: [{ Group: 'all' }] });
-    await expect(invoke('finalize-copy', { source: summary, target, copy: copyStatus({ state: 'available' }) })).rejects.toMatchObject({ name: 'PublicEncryptedImageError' });
+    await expect(
+      invoke('finalize-copy', { source: summary, target, copy: copyStatus({ state: 'available' }) }),
+    ).rejects.toMatchObject({ name: 'PublicEncryptedImageError' });
     expect(ec2).not.toHaveReceivedCommand(ModifyImageAttributeCommand);
   });
 });
@@ -395,9 +532,16 @@ describe('finalize-copy handler', () => {
 describe('cleanup-copy handler', () => {
   it('deregisters the failed copy with its snapshots and reports the region failed with the reason', async () => {
     describeImages([copyImage({ State: 'failed' })], [copyImage({ State: 'failed' })]);
-    ec2.on(DeregisterImageCommand).resolves({ Return: true, DeleteSnapshotResults: [{ SnapshotId: 'snap-0copy0000000000001', ReturnCode: 'success' }] });
+    ec2.on(DeregisterImageCommand).resolves({
+      Return: true,
+      DeleteSnapshotResults: [{ SnapshotId: 'snap-0copy0000000000001', ReturnCode: 'success' }],
+    });
     ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
-    const out = await invoke('cleanup-copy', { source: summary, target, copy: copyStatus({ state: 'failed', reason: 'The KMS key is disabled.' }) });
+    const out = await invoke('cleanup-copy', {
+      source: summary,
+      target,
+      copy: copyStatus({ state: 'failed', reason: 'The KMS key is disabled.' }),
+    });
     expect(out).toMatchObject({
       region: 'us-west-2',
       status: 'failed',
@@ -405,19 +549,28 @@ describe('cleanup-copy handler', () => {
       reason: 'The KMS key is disabled.',
       cleanup: { deregistered: [COPY_ID], snapshotsDeleted: ['snap-0copy0000000000001'], problems: [] },
     });
-    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: COPY_ID, DeleteAssociatedSnapshots: true });
+    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, {
+      ImageId: COPY_ID,
+      DeleteAssociatedSnapshots: true,
+    });
   });
 
   it('is safe to run twice: an image already gone counts as removed, leftover snapshots are deleted, in-use ones kept', async () => {
     describeImages([], []);
     ec2.on(DeregisterImageCommand).rejects(awsError('InvalidAMIID.NotFound'));
-    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0left0000000000001' }, { SnapshotId: 'snap-0used0000000000001' }] });
+    ec2
+      .on(DescribeSnapshotsCommand)
+      .resolves({ Snapshots: [{ SnapshotId: 'snap-0left0000000000001' }, { SnapshotId: 'snap-0used0000000000001' }] });
     ec2.on(DeleteSnapshotCommand, { SnapshotId: 'snap-0left0000000000001' }).resolves({});
     ec2.on(DeleteSnapshotCommand, { SnapshotId: 'snap-0used0000000000001' }).rejects(awsError('InvalidSnapshot.InUse'));
     const out = await invoke('cleanup-copy', { source: summary, target, copy: copyStatus({ pastDeadline: true }) });
     expect(out).toMatchObject({
       error: 'CopyTimedOutError',
-      cleanup: { deregistered: [], snapshotsDeleted: ['snap-0left0000000000001'], problems: [expect.stringMatching(/snap-0used.*in use/) as unknown as string] },
+      cleanup: {
+        deregistered: [],
+        snapshotsDeleted: ['snap-0left0000000000001'],
+        problems: [expect.stringMatching(/snap-0used.*in use/) as unknown as string],
+      },
     });
   });
 
@@ -438,7 +591,10 @@ describe('cleanup-copy handler', () => {
     const out = await invoke('cleanup-copy', {
       source: summary,
       target,
-      error: { Error: 'ResourceLimitExceeded', Cause: JSON.stringify({ errorType: 'ResourceLimitExceeded', errorMessage: 'too many copies in flight' }) },
+      error: {
+        Error: 'ResourceLimitExceeded',
+        Cause: JSON.stringify({ errorType: 'ResourceLimitExceeded', errorMessage: 'too many copies in flight' }),
+      },
     });
     expect(out).toMatchObject({ error: 'ResourceLimitExceeded', reason: 'too many copies in flight' });
     expect(ec2).toHaveReceivedCommandTimes(DeregisterImageCommand, 1);
@@ -453,14 +609,21 @@ describe('summarize handler', () => {
     const added = vi.spyOn(metrics, 'addMetric');
     vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);
     sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
-    const out = await invoke('summarize', { source: { region: 'us-east-1', imageId: SOURCE_ID }, image: summary, results: [ok, bad] });
+    const out = await invoke('summarize', {
+      source: { region: 'us-east-1', imageId: SOURCE_ID },
+      image: summary,
+      results: [ok, bad],
+    });
     expect(out).toMatchObject({ outcome: 'partial', succeeded: 1, failed: 1, maxLagSeconds: 1800, notified: true });
     expect(added.mock.calls.map(([name, , value]) => [name, value])).toEqual([
       ['ReplicationSucceeded', 1],
       ['ReplicationFailed', 1],
       ['ReplicationLagSeconds', 1800],
     ]);
-    expect(sns).toHaveReceivedCommandWith(PublishCommand, { TopicArn: TOPIC, Subject: `ami-dr: replication of ${SOURCE_ID} failed in eu-west-1` });
+    expect(sns).toHaveReceivedCommandWith(PublishCommand, {
+      TopicArn: TOPIC,
+      Subject: `ami-dr: replication of ${SOURCE_ID} failed in eu-west-1`,
+    });
   });
   it('does not notify when every region succeeded', async () => {
     vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics);

@@ -41,16 +41,30 @@ describe('parseImageEvent', () => {
     }
     expect(error).toBeInstanceOf(MalformedEventError);
     expect((error as Error).name).toBe('MalformedEventError');
-    expect((error as MalformedEventError).problems.join('\n')).toMatch(/detail\.responseElements\.imageId: is not an image id/);
+    expect((error as MalformedEventError).problems.join('\n')).toMatch(
+      /detail\.responseElements\.imageId: is not an image id/,
+    );
   });
 
   it.each([
     ['not an object', null],
-    ['an unknown detail-type', { ...sample('ami-state-change-available.json'), 'detail-type': 'EC2 Instance State-change Notification' }],
+    [
+      'an unknown detail-type',
+      { ...sample('ami-state-change-available.json'), 'detail-type': 'EC2 Instance State-change Notification' },
+    ],
     ['another source', { ...sample('ami-state-change-available.json'), source: 'aws.s3' }],
-    ['a state change without image id', { ...sample('ami-state-change-available.json'), detail: { State: 'available' } }],
+    [
+      'a state change without image id',
+      { ...sample('ami-state-change-available.json'), detail: { State: 'available' } },
+    ],
     ['a bad account', { ...sample('cloudtrail-create-image.json'), account: '12345' }],
-    ['an unsupported call', { ...sample('cloudtrail-create-image.json'), detail: { ...(sample('cloudtrail-create-image.json').detail as object), eventName: 'DeregisterImage' } }],
+    [
+      'an unsupported call',
+      {
+        ...sample('cloudtrail-create-image.json'),
+        detail: { ...(sample('cloudtrail-create-image.json').detail as object), eventName: 'DeregisterImage' },
+      },
+    ],
   ])('rejects %s', (_, raw) => {
     expect(() => parseImageEvent(raw)).toThrow(MalformedEventError);
   });

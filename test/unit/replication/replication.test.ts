@@ -16,16 +16,22 @@ import {
 } from '../../../lib/domain/replication.ts';
 import { ACCOUNT, NOW, image, policy, sample } from './fixtures.ts';
 
-const ctx = { policy: policy(), accountId: ACCOUNT, roleArnPrefix: `arn:aws:sts::${ACCOUNT}:assumed-role/ami-dr-dev-us-east-1-` };
+const ctx = {
+  policy: policy(),
+  accountId: ACCOUNT,
+  roleArnPrefix: `arn:aws:sts::${ACCOUNT}:assumed-role/ami-dr-dev-us-east-1-`,
+};
 const event = (file: string): ImageEvent => parseImageEvent(sample(file));
 
 describe('screenEvent', () => {
-  it.each(['cloudtrail-create-image.json', 'cloudtrail-copy-image.json', 'cloudtrail-register-image.json', 'ami-state-change-available.json'])(
-    'acts on %s',
-    (file) => {
-      expect(screenEvent(event(file), ctx)).toEqual({ act: true });
-    },
-  );
+  it.each([
+    'cloudtrail-create-image.json',
+    'cloudtrail-copy-image.json',
+    'cloudtrail-register-image.json',
+    'ami-state-change-available.json',
+  ])('acts on %s', (file) => {
+    expect(screenEvent(event(file), ctx)).toEqual({ act: true });
+  });
 
   it.each([
     ['cloudtrail-create-image-failed.json', 'call-failed', /InvalidAMIName\.Duplicate/],
@@ -59,7 +65,11 @@ describe('screenImage', () => {
   it.each([
     ['not found', undefined, 'image-not-found'],
     ['a replica', image({ tags: { 'ami-dr:role': 'replica' } }), 'replica'],
-    ['a Marketplace image shared from another account', image({ ownerId: '679593333241', productCodes: ['prod-abc'] }), 'marketplace'],
+    [
+      'a Marketplace image shared from another account',
+      image({ ownerId: '679593333241', productCodes: ['prod-abc'] }),
+      'marketplace',
+    ],
     ['an image of another account', image({ ownerId: '210987654321' }), 'not-owned'],
     ['excluded by the selector', image({ tags: { 'ami-dr:skip': 'true' } }), 'selector'],
     ['failed', image({ state: 'failed' }), 'not-copyable'],
@@ -77,7 +87,10 @@ describe('matchSelector', () => {
   it('requires every include tag, "*" meaning any value', () => {
     const s = selector({ includeTags: { Team: '*', Env: 'prod' } });
     expect(matchSelector(s, { name: 'x', tags: { Team: 'a', Env: 'prod' } }).match).toBe(true);
-    expect(matchSelector(s, { name: 'x', tags: { Team: 'a', Env: 'dev' } })).toEqual({ match: false, detail: 'missing tag Env=prod' });
+    expect(matchSelector(s, { name: 'x', tags: { Team: 'a', Env: 'dev' } })).toEqual({
+      match: false,
+      detail: 'missing tag Env=prod',
+    });
   });
   it('excludes on any exclude tag', () => {
     const s = selector({ excludeTags: { Temp: '*' } });
@@ -89,12 +102,24 @@ describe('matchSelector', () => {
     expect(matchSelector(s, { name: 'web-2026', tags: {} }).match).toBe(true);
     expect(matchSelector(s, { name: 'api-1', tags: {} }).match).toBe(true);
     expect(matchSelector(s, { name: 'db-1', tags: {} }).match).toBe(false);
-    expect(matchSelector(s, { name: 'web-test', tags: {} })).toEqual({ match: false, detail: 'name web-test matches excluded pattern *-test' });
+    expect(matchSelector(s, { name: 'web-test', tags: {} })).toEqual({
+      match: false,
+      detail: 'name web-test matches excluded pattern *-test',
+    });
   });
 });
 
 describe('copyTags', () => {
-  const source = image({ tags: { Team: 'web', CostCenter: 'cc-1', CostCenterOwner: 'x', 'aws:cloudformation:stack-name': 's', 'ami-dr:retain': 'true', 'dr-copy': 'no' } });
+  const source = image({
+    tags: {
+      Team: 'web',
+      CostCenter: 'cc-1',
+      CostCenterOwner: 'x',
+      'aws:cloudformation:stack-name': 's',
+      'ami-dr:retain': 'true',
+      'dr-copy': 'no',
+    },
+  });
   it('copies user tags minus aws:, ami-dr: and the deny list, adds extras and provenance', () => {
     const { tags, dropped } = copyTags(source, policy(), '2026-03-02T11:00:00.000Z');
     expect(tags).toEqual({
@@ -111,7 +136,14 @@ describe('copyTags', () => {
   });
   it('copies no user tags when copyTags is off, but keeps provenance', () => {
     const { tags } = copyTags(source, policy({ replication: { copyTags: false } }));
-    expect(Object.keys(tags).sort()).toEqual(['ami-dr:policy', 'ami-dr:role', 'ami-dr:source-created-at', 'ami-dr:source-image-id', 'ami-dr:source-region', 'dr-copy']);
+    expect(Object.keys(tags).sort()).toEqual([
+      'ami-dr:policy',
+      'ami-dr:role',
+      'ami-dr:source-created-at',
+      'ami-dr:source-image-id',
+      'ami-dr:source-region',
+      'dr-copy',
+    ]);
   });
   it('stays within 50 tags, keeping provenance and extras and reporting what it left off', () => {
     const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${String(i).padStart(2, '0')}`, 'v']));
@@ -127,12 +159,27 @@ describe('launchPermissionsFor', () => {
   const ORG = 'arn:aws:organizations::111122223333:organization/o-abcdefghij';
   const OU = 'arn:aws:organizations::111122223333:ou/o-abcdefghij/ou-ab12-cdefghij';
   it('carries accounts, organizations and OUs, adds the policy extras, without duplicates', () => {
-    const p = policy({ replication: { addLaunchPermissions: { userIds: ['333333333333', '111111111111'], organizationalUnitArns: [OU] } } });
+    const p = policy({
+      replication: {
+        addLaunchPermissions: { userIds: ['333333333333', '111111111111'], organizationalUnitArns: [OU] },
+      },
+    });
     const result = launchPermissionsFor([{ userId: '111111111111' }, { organizationArn: ORG }], p, true);
-    expect(result).toEqual([{ userId: '111111111111' }, { organizationArn: ORG }, { userId: '333333333333' }, { organizationalUnitArn: OU }]);
+    expect(result).toEqual([
+      { userId: '111111111111' },
+      { organizationArn: ORG },
+      { userId: '333333333333' },
+      { organizationalUnitArn: OU },
+    ]);
   });
   it('leaves the source permissions off when copyLaunchPermissions is off', () => {
-    expect(launchPermissionsFor([{ userId: '111111111111' }], policy({ replication: { copyLaunchPermissions: false } }), true)).toEqual([]);
+    expect(
+      launchPermissionsFor(
+        [{ userId: '111111111111' }],
+        policy({ replication: { copyLaunchPermissions: false } }),
+        true,
+      ),
+    ).toEqual([]);
   });
   it('never makes an encrypted copy public: a named error', () => {
     expect(() => launchPermissionsFor([{ group: 'all' }], policy(), true)).toThrow(PublicEncryptedImageError);
@@ -145,13 +192,17 @@ describe('deprecationFor', () => {
     expect(deprecationFor('2026-07-01T00:00:00Z', policy(), NOW)).toBe('2026-07-01T00:00:00.000Z');
     expect(deprecationFor('2026-01-01T00:00:00Z', policy(), NOW)).toBeUndefined();
     expect(deprecationFor(undefined, policy(), NOW)).toBeUndefined();
-    expect(deprecationFor('2026-07-01T00:00:00Z', policy({ replication: { copyDeprecation: false } }), NOW)).toBeUndefined();
+    expect(
+      deprecationFor('2026-07-01T00:00:00Z', policy({ replication: { copyDeprecation: false } }), NOW),
+    ).toBeUndefined();
   });
 });
 
 describe('waiting', () => {
   it('doubles from 30 s to a 4 h cap', () => {
-    expect(Array.from({ length: 12 }, (_, i) => waitSeconds(i))).toEqual([30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 14400, 14400, 14400]);
+    expect(Array.from({ length: 12 }, (_, i) => waitSeconds(i))).toEqual([
+      30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 14400, 14400, 14400,
+    ]);
   });
   it('never waits past the deadline by more than a second', () => {
     const deadline = copyDeadline(NOW, policy());

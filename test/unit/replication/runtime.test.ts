@@ -7,13 +7,24 @@ describe('the onImageEvent rules in serverless.yml', () => {
   const matched = (event: unknown) => rules.some((r) => matchesPattern(r.pattern, event));
 
   it('match the CloudTrail records and the available State Change, and nothing else', () => {
-    for (const file of ['cloudtrail-create-image.json', 'cloudtrail-copy-image.json', 'cloudtrail-register-image.json', 'cloudtrail-create-image-failed.json', 'ami-state-change-available.json']) {
+    for (const file of [
+      'cloudtrail-create-image.json',
+      'cloudtrail-copy-image.json',
+      'cloudtrail-register-image.json',
+      'cloudtrail-create-image-failed.json',
+      'ami-state-change-available.json',
+    ]) {
       expect(matched(sample(file)), file).toBe(true);
     }
-    const failedState = { ...sample('ami-state-change-available.json'), detail: { ImageId: 'ami-0a1b2c3d4e5f60718', State: 'failed' } };
+    const failedState = {
+      ...sample('ami-state-change-available.json'),
+      detail: { ImageId: 'ami-0a1b2c3d4e5f60718', State: 'failed' },
+    };
     expect(matched(failedState)).toBe(false);
     const deregister = sample('cloudtrail-create-image.json');
-    expect(matched({ ...deregister, detail: { ...(deregister.detail as object), eventName: 'DeregisterImage' } })).toBe(false);
+    expect(matched({ ...deregister, detail: { ...(deregister.detail as object), eventName: 'DeregisterImage' } })).toBe(
+      false,
+    );
   });
 
   it('bound the retries of a failing invocation', () => {
@@ -23,7 +34,14 @@ describe('the onImageEvent rules in serverless.yml', () => {
 });
 
 describe('matchesPattern', () => {
-  const event = { source: 'aws.ec2', detail: { eventName: 'CreateImage', tags: ['a', 'b'], userIdentity: { arn: 'arn:aws:sts::1:assumed-role/ami-dr-x/s' } } };
+  const event = {
+    source: 'aws.ec2',
+    detail: {
+      eventName: 'CreateImage',
+      tags: ['a', 'b'],
+      userIdentity: { arn: 'arn:aws:sts::1:assumed-role/ami-dr-x/s' },
+    },
+  };
   it.each([
     [{ source: ['aws.ec2'] }, true],
     [{ source: ['aws.s3'] }, false],
@@ -31,7 +49,10 @@ describe('matchesPattern', () => {
     [{ detail: { eventName: [{ suffix: 'Image' }] } }, true],
     [{ detail: { eventName: [{ 'anything-but': ['CreateImage'] }] } }, false],
     [{ detail: { eventName: [{ 'anything-but': 'CopyImage' }] } }, true],
-    [{ detail: { userIdentity: { arn: [{ 'anything-but': { prefix: 'arn:aws:sts::1:assumed-role/ami-dr-' } }] } } }, false],
+    [
+      { detail: { userIdentity: { arn: [{ 'anything-but': { prefix: 'arn:aws:sts::1:assumed-role/ami-dr-' } }] } } },
+      false,
+    ],
     [{ detail: { errorCode: [{ exists: false }] } }, true],
     [{ detail: { errorCode: [{ exists: true }] } }, false],
     [{ detail: { tags: ['b'] } }, true],

@@ -36,7 +36,16 @@ const seedArb: fc.Arbitrary<ImageSeed> = fc.record({
   replica: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
   sourceLive: fc.boolean(),
   familyTag: fc.integer({ min: 0, max: 4 }).map((n) => n !== 0),
-  state: fc.constantFrom<ImageState>('available', 'available', 'available', 'available', 'disabled', 'failed', 'pending', 'deregistered'),
+  state: fc.constantFrom<ImageState>(
+    'available',
+    'available',
+    'available',
+    'available',
+    'disabled',
+    'failed',
+    'pending',
+    'deregistered',
+  ),
   deprecated: fc.boolean(),
   instanceStore: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
   sharedSnapshotWith: fc.integer({ min: -1, max: 40 }),
@@ -103,7 +112,12 @@ export const policyArb: fc.Arbitrary<Readonly<Policy>> = fc
   .map((r) => {
     const deregister = r.extra === undefined ? undefined : (r.deprecate ?? 0) + r.extra;
     const keepLatest = deregister !== undefined && r.keepLatest === 0 && !r.allowRemovingAll ? 1 : r.keepLatest;
-    const scope = { deprecateAfterDays: r.deprecate, deregisterAfterDays: deregister, keepLatest, family: r.familyTag ? { tag: 'Family' } : {} };
+    const scope = {
+      deprecateAfterDays: r.deprecate,
+      deregisterAfterDays: deregister,
+      keepLatest,
+      family: r.familyTag ? { tag: 'Family' } : {},
+    };
     return policy({
       sources: scope,
       replicas: scope,

@@ -18,7 +18,8 @@ beforeEach(() => s3.reset());
 
 const manifest = (parts: string, count: number | string = 2, extra = '') =>
   `<?xml version="1.0" ?>\n<manifest><version>2007-10-10</version><image><name>image</name>${extra}<parts count="${count}">${parts}</parts></image></manifest>`;
-const part = (index: number | string, filename: string) => `<part index="${index}"><filename>${filename}</filename><digest algorithm="SHA1">ab</digest></part>`;
+const part = (index: number | string, filename: string) =>
+  `<part index="${index}"><filename>${filename}</filename><digest algorithm="SHA1">ab</digest></part>`;
 const loc = parseImageLocation('bundles/web/v1/image.manifest.xml');
 // GetObject's body as the SDK hands it over: a stream that can turn itself into a string.
 const body = (text: string) => ({ transformToString: async () => text }) as never;
@@ -27,7 +28,11 @@ const s3Error = (name: string) => new S3ServiceException({ name, $fault: 'client
 describe('parseImageLocation', () => {
   it('splits bucket, manifest key and the prefix the parts live under', () => {
     expect(loc).toEqual({ bucket: 'bundles', manifestKey: 'web/v1/image.manifest.xml', prefix: 'web/v1/' });
-    expect(parseImageLocation('b/image.manifest.xml')).toEqual({ bucket: 'b', manifestKey: 'image.manifest.xml', prefix: '' });
+    expect(parseImageLocation('b/image.manifest.xml')).toEqual({
+      bucket: 'b',
+      manifestKey: 'image.manifest.xml',
+      prefix: '',
+    });
   });
 
   it.each([undefined, '', 'image.manifest.xml', '/k.xml', 'bucket/', 'bucket/key.txt'])('refuses %s', (location) => {
@@ -37,8 +42,15 @@ describe('parseImageLocation', () => {
 
 describe('parseManifest', () => {
   it('lists every part as a key next to the manifest, in index order, with the bundled size', () => {
-    const xml = manifest(part(1, 'image.part.01') + part(0, 'image.part.00'), 2, '<size>10</size><bundled_size>1234</bundled_size>');
-    expect(parseManifest(xml, loc)).toEqual({ partKeys: ['web/v1/image.part.00', 'web/v1/image.part.01'], bundledBytes: 1234 });
+    const xml = manifest(
+      part(1, 'image.part.01') + part(0, 'image.part.00'),
+      2,
+      '<size>10</size><bundled_size>1234</bundled_size>',
+    );
+    expect(parseManifest(xml, loc)).toEqual({
+      partKeys: ['web/v1/image.part.00', 'web/v1/image.part.01'],
+      bundledBytes: 1234,
+    });
   });
 
   it('reads a one-part manifest (a single element, not a list)', () => {
@@ -52,7 +64,11 @@ describe('parseManifest', () => {
     ['count disagrees', manifest(part(0, 'a'), 3), /says 3 parts but 1 are listed/],
     ['index out of range', manifest(part(0, 'a') + part(5, 'b')), /part index "5" is out of range/],
     ['index twice', manifest(part(0, 'a') + part(0, 'b')), /part index 0 is listed twice/],
-    ['a path in a file name', manifest(part(0, 'a') + part(1, '../other/secret')), /part 1 has file name "..\/other\/secret"/],
+    [
+      'a path in a file name',
+      manifest(part(0, 'a') + part(1, '../other/secret')),
+      /part 1 has file name "..\/other\/secret"/,
+    ],
     ['an empty file name', manifest(part(0, 'a') + part(1, '')), /part 1 has file name ""/],
   ])('refuses a manifest with %s', (_label, xml, message) => {
     expect(() => parseManifest(xml, loc)).toThrow(InvalidManifestError);
@@ -94,9 +110,13 @@ describe('deleteBundle', () => {
 
   it('stops before the manifest when a part cannot be deleted, naming what is left', async () => {
     s3.on(DeleteObjectsCommand).resolves({ Errors: [{ Key: 'web/v1/p1', Code: 'AccessDenied' }] });
-    const error = await deleteBundle(new S3Client({}), loc, { partKeys: ['web/v1/p0', 'web/v1/p1'] }).catch((e: unknown) => e);
+    const error = await deleteBundle(new S3Client({}), loc, { partKeys: ['web/v1/p0', 'web/v1/p1'] }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(BundleDeleteError);
-    expect((error as BundleDeleteError).message).toMatch(/could not delete 1 object\(s\).*web\/v1\/p1 \(AccessDenied\)/);
+    expect((error as BundleDeleteError).message).toMatch(
+      /could not delete 1 object\(s\).*web\/v1\/p1 \(AccessDenied\)/,
+    );
     expect((error as BundleDeleteError).deletedKeys).toEqual(['web/v1/p0']);
     expect(s3).toHaveReceivedCommandTimes(DeleteObjectsCommand, 1);
   });

@@ -1,4 +1,8 @@
-import { AutoScalingClient, DescribeAutoScalingGroupsCommand, DescribeLaunchConfigurationsCommand } from '@aws-sdk/client-auto-scaling';
+import {
+  AutoScalingClient,
+  DescribeAutoScalingGroupsCommand,
+  DescribeLaunchConfigurationsCommand,
+} from '@aws-sdk/client-auto-scaling';
 import {
   DeregisterImageCommand,
   DescribeFleetsCommand,
@@ -45,17 +49,25 @@ export class FakeAccount {
         DeregistrationProtection: i.deregistrationProtection ? 'enabled-without-cooldown' : 'disabled',
         RootDeviceType: i.rootDeviceType,
         ImageLocation: i.imageLocation,
-        BlockDeviceMappings: i.snapshots.map((s) => ({ DeviceName: '/dev/xvda', Ebs: { SnapshotId: s.snapshotId, VolumeSize: s.volumeSizeGiB } })),
+        BlockDeviceMappings: i.snapshots.map((s) => ({
+          DeviceName: '/dev/xvda',
+          Ebs: { SnapshotId: s.snapshotId, VolumeSize: s.volumeSizeGiB },
+        })),
         Tags: Object.entries(i.tags).map(([Key, Value]) => ({ Key, Value })),
       });
       for (const s of i.snapshots) this.snapshots.set(s.snapshotId, s.volumeSizeGiB ?? 8);
       if (i.imageLocation) {
         const [bucket, ...key] = i.imageLocation.split('/');
         const prefix = key.slice(0, -1).join('/');
-        for (const k of [key.join('/'), `${prefix}/image.part.00`, `${prefix}/image.part.01`]) this.objects.add(`${bucket}/${k}`);
+        for (const k of [key.join('/'), `${prefix}/image.part.00`, `${prefix}/image.part.01`])
+          this.objects.add(`${bucket}/${k}`);
       }
     }
-    for (const [id, refs] of inventory.references) this.references.set(id, refs.map((r) => r.id));
+    for (const [id, refs] of inventory.references)
+      this.references.set(
+        id,
+        refs.map((r) => r.id),
+      );
     this.install();
   }
 
@@ -66,14 +78,25 @@ export class FakeAccount {
   }
 
   private install(): void {
-    const notFound = (id: string) => new EC2ServiceException({ name: 'InvalidAMIID.NotFound', $fault: 'client', $metadata: {}, message: `The image id '[${id}]' does not exist` });
+    const notFound = (id: string) =>
+      new EC2ServiceException({
+        name: 'InvalidAMIID.NotFound',
+        $fault: 'client',
+        $metadata: {},
+        message: `The image id '[${id}]' does not exist`,
+      });
     this.ec2.on(DescribeImagesCommand).callsFake((input: { NextToken?: string; MaxResults?: number }) => {
       const all = [...this.images.values()];
       const start = Number(input.NextToken ?? 0);
       const size = input.MaxResults ?? 1000;
-      return { Images: all.slice(start, start + size), NextToken: start + size < all.length ? String(start + size) : undefined };
+      return {
+        Images: all.slice(start, start + size),
+        NextToken: start + size < all.length ? String(start + size) : undefined,
+      };
     });
-    this.ec2.on(DescribeSnapshotsCommand).callsFake(() => ({ Snapshots: [...this.snapshots].map(([SnapshotId, VolumeSize]) => ({ SnapshotId, VolumeSize })) }));
+    this.ec2.on(DescribeSnapshotsCommand).callsFake(() => ({
+      Snapshots: [...this.snapshots].map(([SnapshotId, VolumeSize]) => ({ SnapshotId, VolumeSize })),
+    }));
     this.ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
     this.ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [] });
     this.ec2.on(DescribeFleetsCommand).resolves({ Fleets: [] });
@@ -81,7 +104,13 @@ export class FakeAccount {
     this.asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
     this.asg.on(DescribeLaunchConfigurationsCommand).resolves({ LaunchConfigurations: [] });
     this.ec2.on(DescribeImageReferencesCommand).callsFake((input: { ImageIds?: string[] }) => ({
-      ImageReferences: (input.ImageIds ?? []).flatMap((id) => (this.references.get(id) ?? []).map((Arn) => ({ ImageId: id, ResourceType: 'ec2:LaunchTemplate' as const, Arn }))),
+      ImageReferences: (input.ImageIds ?? []).flatMap((id) =>
+        (this.references.get(id) ?? []).map((Arn) => ({
+          ImageId: id,
+          ResourceType: 'ec2:LaunchTemplate' as const,
+          Arn,
+        })),
+      ),
     }));
     this.ec2.on(EnableImageDeprecationCommand).callsFake((input: { ImageId: string; DeprecateAt: Date }) => {
       this.mutations.push({ action: 'EnableImageDeprecation', id: input.ImageId });
@@ -95,11 +124,18 @@ export class FakeAccount {
       const image = this.images.get(input.ImageId);
       if (!image) throw notFound(input.ImageId);
       if (image.DeregistrationProtection !== 'disabled') {
-        throw new EC2ServiceException({ name: 'OperationNotPermitted', $fault: 'client', $metadata: {}, message: 'protected' });
+        throw new EC2ServiceException({
+          name: 'OperationNotPermitted',
+          $fault: 'client',
+          $metadata: {},
+          message: 'protected',
+        });
       }
       this.images.delete(input.ImageId);
       if (!input.DeleteAssociatedSnapshots) return { Return: true };
-      const used = new Set([...this.images.values()].flatMap((i) => (i.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId)));
+      const used = new Set(
+        [...this.images.values()].flatMap((i) => (i.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId)),
+      );
       return {
         Return: true,
         DeleteSnapshotResults: (image.BlockDeviceMappings ?? []).map((b) => {
@@ -114,7 +150,8 @@ export class FakeAccount {
     this.s3.on(GetObjectCommand).callsFake((input: { Bucket: string; Key: string }) => {
       const prefix = input.Key.split('/').slice(0, -1).join('/');
       const xml = `<manifest><image><parts count="2"><part index="0"><filename>image.part.00</filename></part><part index="1"><filename>image.part.01</filename></part></parts></image></manifest>`;
-      if (!this.objects.has(`${input.Bucket}/${input.Key}`)) throw Object.assign(new Error('NoSuchKey'), { name: 'NoSuchKey' });
+      if (!this.objects.has(`${input.Bucket}/${input.Key}`))
+        throw Object.assign(new Error('NoSuchKey'), { name: 'NoSuchKey' });
       return { Body: { transformToString: async () => (prefix ? xml : xml) } as never };
     });
     this.s3.on(DeleteObjectsCommand).callsFake((input: { Bucket: string; Delete: { Objects: { Key: string }[] } }) => {

@@ -30,7 +30,10 @@ export function image(overrides: Partial<ImageRecord> = {}): ImageRecord {
   };
 }
 
-export function inventory(images: ImageRecord[], extra: Partial<RetentionInventory> & { refs?: Record<string, ImageReference[]> } = {}): RetentionInventory {
+export function inventory(
+  images: ImageRecord[],
+  extra: Partial<RetentionInventory> & { refs?: Record<string, ImageReference[]> } = {},
+): RetentionInventory {
   const { refs, ...rest } = extra;
   return {
     region: REGION,

@@ -7,12 +7,22 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeAccount } from './fake-account.ts';
 import { ACCOUNT, NOW, daysAgo, image, inventory } from './fixtures.ts';
 
-const scheduled = JSON.parse(readFileSync(new URL('../../../events/scheduled-retention.json', import.meta.url), 'utf8')) as unknown;
-const context = (remainingMs = 900_000) => ({ getRemainingTimeInMillis: () => remainingMs, functionName: 'retention', awsRequestId: 'r1' }) as unknown as Context;
+const scheduled = JSON.parse(
+  readFileSync(new URL('../../../events/scheduled-retention.json', import.meta.url), 'utf8'),
+) as unknown;
+const context = (remainingMs = 900_000) =>
+  ({
+    getRemainingTimeInMillis: () => remainingMs,
+    functionName: 'retention',
+    awsRequestId: 'r1',
+  }) as unknown as Context;
 
 const policyDoc = {
   regions: { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/ami-dr' }] },
-  retention: { sources: { deprecateAfterDays: 30, deregisterAfterDays: 90, keepLatest: 1 }, replicas: { deprecateAfterDays: 30, deregisterAfterDays: 90, keepLatest: 1 } },
+  retention: {
+    sources: { deprecateAfterDays: 30, deregisterAfterDays: 90, keepLatest: 1 },
+    replicas: { deprecateAfterDays: 30, deregisterAfterDays: 90, keepLatest: 1 },
+  },
 };
 
 async function loadHandler() {
@@ -79,9 +89,18 @@ describe('functions/retention handler', () => {
 
   it('fails the invocation when a region cannot be inventoried, after running the others', async () => {
     const ec2 = mockClient(EC2Client);
-    ec2.on(DescribeImagesCommand).rejects(new EC2ServiceException({ name: 'UnauthorizedOperation', $fault: 'client', $metadata: {}, message: 'not allowed' }));
+    ec2.on(DescribeImagesCommand).rejects(
+      new EC2ServiceException({
+        name: 'UnauthorizedOperation',
+        $fault: 'client',
+        $metadata: {},
+        message: 'not allowed',
+      }),
+    );
     const { handler } = await loadHandler();
-    await expect(handler(scheduled, context())).rejects.toThrow(/retention failed in us-east-1 \(UnauthorizedOperation: not allowed\); us-west-2/);
+    await expect(handler(scheduled, context())).rejects.toThrow(
+      /retention failed in us-east-1 \(UnauthorizedOperation: not allowed\); us-west-2/,
+    );
     ec2.restore();
   });
 

@@ -39,7 +39,11 @@ describe('TokenBucketPacer', () => {
   it('holds the rate for concurrent callers (tokens are reserved, not raced for)', async () => {
     // Real time: all eleven ask at once and sleep side by side.
     const waits: number[] = [];
-    const concurrent = new TokenBucketPacer({ now: () => 0, sleep: async (ms) => void waits.push(ms), limits: { destructive: { burst: 1, refillPerSecond: 10 } } });
+    const concurrent = new TokenBucketPacer({
+      now: () => 0,
+      sleep: async (ms) => void waits.push(ms),
+      limits: { destructive: { burst: 1, refillPerSecond: 10 } },
+    });
     await Promise.all(Array.from({ length: 11 }, () => concurrent.take('destructive')));
     expect(waits).toEqual([100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
     // A ManualClock: each sleep moves the clock before the next caller asks; the total is the same.
@@ -71,14 +75,20 @@ describe('TokenBucketPacer', () => {
     const pacer = new TokenBucketPacer(time);
     const throttle = Object.assign(new Error('slow down'), { name: 'RequestLimitExceeded' });
     let n = 0;
-    await expect(pacer.call('destructive', async () => (++n < 3 ? Promise.reject(throttle) : 'done'))).resolves.toBe('done');
+    await expect(pacer.call('destructive', async () => (++n < 3 ? Promise.reject(throttle) : 'done'))).resolves.toBe(
+      'done',
+    );
     expect(n).toBe(3);
     expect(time.elapsed()).toBe(400); // two throttles: the bucket emptied, 200 ms per token at 5/s
     n = 0;
-    await expect(pacer.call('destructive', async () => (++n, Promise.reject(throttle)), 4)).rejects.toThrow('slow down');
+    await expect(pacer.call('destructive', async () => (++n, Promise.reject(throttle)), 4)).rejects.toThrow(
+      'slow down',
+    );
     expect(n).toBe(4);
     n = 0;
-    await expect(pacer.call('destructive', async () => (++n, Promise.reject(new Error('denied'))))).rejects.toThrow('denied');
+    await expect(pacer.call('destructive', async () => (++n, Promise.reject(new Error('denied'))))).rejects.toThrow(
+      'denied',
+    );
     expect(n).toBe(1);
   });
 

@@ -1,4 +1,9 @@
-import { DeregisterImageCommand, EC2Client, EC2ServiceException, EnableImageDeprecationCommand } from '@aws-sdk/client-ec2';
+import {
+  DeregisterImageCommand,
+  EC2Client,
+  EC2ServiceException,
+  EnableImageDeprecationCommand,
+} from '@aws-sdk/client-ec2';
 import { DeleteObjectsCommand, GetObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
@@ -10,7 +15,8 @@ import { ACCOUNT, NOW } from './fixtures.ts';
 
 const ec2 = mockClient(EC2Client);
 const s3 = mockClient(S3Client);
-const ec2Error = (name: string) => new EC2ServiceException({ name, $fault: 'client', $metadata: {}, message: `${name} happened` });
+const ec2Error = (name: string) =>
+  new EC2ServiceException({ name, $fault: 'client', $metadata: {}, message: `${name} happened` });
 const s3Error = (name: string) => new S3ServiceException({ name, $fault: 'client', $metadata: {}, message: name });
 
 beforeEach(() => {
@@ -33,10 +39,30 @@ const deregister = (imageId: string, extra: Partial<DeregisterAction> = {}): Der
   snapshots: [{ snapshotId: `snap-${imageId}`, sizeGiB: 8, sharedWithKeptImage: false }],
   ...extra,
 });
-const deprecate = (imageId: string): DeprecateAction => ({ action: 'deprecate', imageId, name: imageId, scope: 'sources', detail: 'old', deprecateAt: new Date(NOW).toISOString() });
-const plan = (...actions: RetentionPlan['actions']): RetentionPlan => ({ region: 'us-east-1', accountId: ACCOUNT, now: new Date(NOW).toISOString(), actions, errors: [], warnings: [], expectedSnapshotGiB: 0 });
+const deprecate = (imageId: string): DeprecateAction => ({
+  action: 'deprecate',
+  imageId,
+  name: imageId,
+  scope: 'sources',
+  detail: 'old',
+  deprecateAt: new Date(NOW).toISOString(),
+});
+const plan = (...actions: RetentionPlan['actions']): RetentionPlan => ({
+  region: 'us-east-1',
+  accountId: ACCOUNT,
+  now: new Date(NOW).toISOString(),
+  actions,
+  errors: [],
+  warnings: [],
+  expectedSnapshotGiB: 0,
+});
 const apply = (p: RetentionPlan, extra: Partial<Parameters<typeof applyRetentionPlan>[1]> = {}) =>
-  applyRetentionPlan(p, { ec2: new EC2Client({ maxAttempts: 1 }), s3: new S3Client({ maxAttempts: 1 }), pacer: new TokenBucketPacer(fakeTime()), ...extra });
+  applyRetentionPlan(p, {
+    ec2: new EC2Client({ maxAttempts: 1 }),
+    s3: new S3Client({ maxAttempts: 1 }),
+    pacer: new TokenBucketPacer(fakeTime()),
+    ...extra,
+  });
 
 const manifestXml =
   '<manifest><image><bundled_size>2048</bundled_size><parts count="2"><part index="0"><filename>image.part.00</filename></part><part index="1"><filename>image.part.01</filename></part></parts></image></manifest>';
@@ -50,8 +76,20 @@ describe('applyRetentionPlan', () => {
         { SnapshotId: 'snap-shared', ReturnCode: 'skipped' },
       ],
     });
-    const out = await apply(plan(deregister('ami-1', { snapshots: [{ snapshotId: 'snap-ami-1', sizeGiB: 8, sharedWithKeptImage: false }, { snapshotId: 'snap-shared', sizeGiB: 20, sharedWithKeptImage: true }] })));
-    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: 'ami-1', DeleteAssociatedSnapshots: true });
+    const out = await apply(
+      plan(
+        deregister('ami-1', {
+          snapshots: [
+            { snapshotId: 'snap-ami-1', sizeGiB: 8, sharedWithKeptImage: false },
+            { snapshotId: 'snap-shared', sizeGiB: 20, sharedWithKeptImage: true },
+          ],
+        }),
+      ),
+    );
+    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, {
+      ImageId: 'ami-1',
+      DeleteAssociatedSnapshots: true,
+    });
     expect(out.removed).toEqual([
       {
         imageId: 'ami-1',
@@ -69,9 +107,18 @@ describe('applyRetentionPlan', () => {
   });
 
   it('reports snapshots AWS could not delete as errors', async () => {
-    ec2.on(DeregisterImageCommand).resolves({ DeleteSnapshotResults: [{ SnapshotId: 'snap-ami-1', ReturnCode: 'missing-permissions' }] });
+    ec2
+      .on(DeregisterImageCommand)
+      .resolves({ DeleteSnapshotResults: [{ SnapshotId: 'snap-ami-1', ReturnCode: 'missing-permissions' }] });
     const out = await apply(plan(deregister('ami-1')));
-    expect(out.errors).toEqual([{ step: 'deregister', imageId: 'ami-1', code: 'Snapshot.missing-permissions', message: 'snapshot snap-ami-1 was not deleted: missing-permissions' }]);
+    expect(out.errors).toEqual([
+      {
+        step: 'deregister',
+        imageId: 'ami-1',
+        code: 'Snapshot.missing-permissions',
+        message: 'snapshot snap-ami-1 was not deleted: missing-permissions',
+      },
+    ]);
   });
 
   it('treats an image already gone as done, not removed twice, and not an error', async () => {
@@ -87,7 +134,14 @@ describe('applyRetentionPlan', () => {
     ec2.on(DeregisterImageCommand, { ImageId: 'ami-1' }).rejects(ec2Error('OperationNotPermitted'));
     ec2.on(DeregisterImageCommand, { ImageId: 'ami-2' }).resolves({ DeleteSnapshotResults: [] });
     const out = await apply(plan(deregister('ami-1'), deregister('ami-2')));
-    expect(out.errors).toEqual([{ step: 'deregister', imageId: 'ami-1', code: 'OperationNotPermitted', message: 'OperationNotPermitted happened' }]);
+    expect(out.errors).toEqual([
+      {
+        step: 'deregister',
+        imageId: 'ami-1',
+        code: 'OperationNotPermitted',
+        message: 'OperationNotPermitted happened',
+      },
+    ]);
     expect(out.removed.map((r) => r.imageId)).toEqual(['ami-2']);
   });
 
@@ -96,7 +150,10 @@ describe('applyRetentionPlan', () => {
     const time = fakeTime(NOW + 90 * 60_000 + 5);
     const out = await apply(plan(deprecate('ami-1')), { pacer: new TokenBucketPacer(time) });
     const expected = new Date(NOW + 91 * 60_000).toISOString();
-    expect(ec2).toHaveReceivedCommandWith(EnableImageDeprecationCommand, { ImageId: 'ami-1', DeprecateAt: new Date(expected) });
+    expect(ec2).toHaveReceivedCommandWith(EnableImageDeprecationCommand, {
+      ImageId: 'ami-1',
+      DeprecateAt: new Date(expected),
+    });
     expect(out.deprecated).toEqual([{ imageId: 'ami-1', name: 'ami-1', deprecateAt: expected }]);
   });
 
@@ -104,31 +161,85 @@ describe('applyRetentionPlan', () => {
     s3.on(GetObjectCommand).resolves({ Body: { transformToString: async () => manifestXml } as never });
     s3.on(DeleteObjectsCommand).resolves({});
     ec2.on(DeregisterImageCommand).resolves({ Return: true });
-    const out = await apply(plan(deregister('ami-s3', { rootDeviceType: 'instance-store', imageLocation: 'bundles/web/image.manifest.xml', snapshots: [] })));
-    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: 'ami-s3', DeleteAssociatedSnapshots: false });
-    const deleted = s3.commandCalls(DeleteObjectsCommand).flatMap((c) => c.args[0].input.Delete?.Objects?.map((o) => o.Key));
+    const out = await apply(
+      plan(
+        deregister('ami-s3', {
+          rootDeviceType: 'instance-store',
+          imageLocation: 'bundles/web/image.manifest.xml',
+          snapshots: [],
+        }),
+      ),
+    );
+    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, {
+      ImageId: 'ami-s3',
+      DeleteAssociatedSnapshots: false,
+    });
+    const deleted = s3
+      .commandCalls(DeleteObjectsCommand)
+      .flatMap((c) => c.args[0].input.Delete?.Objects?.map((o) => o.Key));
     expect(deleted).toEqual(['web/image.part.00', 'web/image.part.01', 'web/image.manifest.xml']);
-    expect(out.removed[0]?.bundle).toEqual({ bucket: 'bundles', manifestKey: 'web/image.manifest.xml', deletedKeys: deleted, bytes: 2048 });
+    expect(out.removed[0]?.bundle).toEqual({
+      bucket: 'bundles',
+      manifestKey: 'web/image.manifest.xml',
+      deletedKeys: deleted,
+      bytes: 2048,
+    });
     expect(out.mutatingCalls).toBe(3);
   });
 
   it.each([
-    ['a malformed manifest', () => s3.on(GetObjectCommand).resolves({ Body: { transformToString: async () => '<manifest><image>' } as never }), 'InvalidManifestError', /is not valid XML/],
-    ['a missing bucket', () => s3.on(GetObjectCommand).rejects(s3Error('NoSuchBucket')), 'BundleNotFoundError', /bucket bundles .* does not exist/],
-  ])('instance-store with %s: a clear error for that image, nothing touched, the others done', async (_label, arrange, code, message) => {
-    arrange();
-    ec2.on(DeregisterImageCommand).resolves({ DeleteSnapshotResults: [] });
-    const out = await apply(plan(deregister('ami-s3', { rootDeviceType: 'instance-store', imageLocation: 'bundles/web/image.manifest.xml', snapshots: [] }), deregister('ami-ebs')));
-    expect(out.errors).toEqual([{ step: 'bundle', imageId: 'ami-s3', code, message: expect.stringMatching(message) }]);
-    expect(ec2).not.toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: 'ami-s3' });
-    expect(s3).not.toHaveReceivedCommand(DeleteObjectsCommand);
-    expect(out.removed.map((r) => r.imageId)).toEqual(['ami-ebs']);
-  });
+    [
+      'a malformed manifest',
+      () => s3.on(GetObjectCommand).resolves({ Body: { transformToString: async () => '<manifest><image>' } as never }),
+      'InvalidManifestError',
+      /is not valid XML/,
+    ],
+    [
+      'a missing bucket',
+      () => s3.on(GetObjectCommand).rejects(s3Error('NoSuchBucket')),
+      'BundleNotFoundError',
+      /bucket bundles .* does not exist/,
+    ],
+  ])(
+    'instance-store with %s: a clear error for that image, nothing touched, the others done',
+    async (_label, arrange, code, message) => {
+      arrange();
+      ec2.on(DeregisterImageCommand).resolves({ DeleteSnapshotResults: [] });
+      const out = await apply(
+        plan(
+          deregister('ami-s3', {
+            rootDeviceType: 'instance-store',
+            imageLocation: 'bundles/web/image.manifest.xml',
+            snapshots: [],
+          }),
+          deregister('ami-ebs'),
+        ),
+      );
+      expect(out.errors).toEqual([
+        { step: 'bundle', imageId: 'ami-s3', code, message: expect.stringMatching(message) },
+      ]);
+      expect(ec2).not.toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: 'ami-s3' });
+      expect(s3).not.toHaveReceivedCommand(DeleteObjectsCommand);
+      expect(out.removed.map((r) => r.imageId)).toEqual(['ami-ebs']);
+    },
+  );
 
-  it("instance-store whose bundle another image still names: deregisters, leaves the bundle, says so", async () => {
+  it('instance-store whose bundle another image still names: deregisters, leaves the bundle, says so', async () => {
     ec2.on(DeregisterImageCommand).resolves({ Return: true });
-    const out = await apply(plan(deregister('ami-s3', { rootDeviceType: 'instance-store', imageLocation: 'bundles/web/image.manifest.xml', snapshots: [], keepBundle: true })));
-    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: 'ami-s3', DeleteAssociatedSnapshots: false });
+    const out = await apply(
+      plan(
+        deregister('ami-s3', {
+          rootDeviceType: 'instance-store',
+          imageLocation: 'bundles/web/image.manifest.xml',
+          snapshots: [],
+          keepBundle: true,
+        }),
+      ),
+    );
+    expect(ec2).toHaveReceivedCommandWith(DeregisterImageCommand, {
+      ImageId: 'ami-s3',
+      DeleteAssociatedSnapshots: false,
+    });
     expect(s3).not.toHaveReceivedCommand(GetObjectCommand);
     expect(s3).not.toHaveReceivedCommand(DeleteObjectsCommand);
     expect(out.removed).toEqual([expect.objectContaining({ imageId: 'ami-s3', alreadyGone: false, bundleKept: true })]);
@@ -140,8 +251,19 @@ describe('applyRetentionPlan', () => {
     s3.on(GetObjectCommand).resolves({ Body: { transformToString: async () => manifestXml } as never });
     s3.on(DeleteObjectsCommand).resolves({});
     ec2.on(DeregisterImageCommand).rejects(ec2Error('InvalidAMIID.NotFound'));
-    const out = await apply(plan(deregister('ami-s3', { rootDeviceType: 'instance-store', imageLocation: 'bundles/web/image.manifest.xml', snapshots: [] })));
-    expect(out.removed[0]).toMatchObject({ alreadyGone: true, bundle: { deletedKeys: ['web/image.part.00', 'web/image.part.01', 'web/image.manifest.xml'] } });
+    const out = await apply(
+      plan(
+        deregister('ami-s3', {
+          rootDeviceType: 'instance-store',
+          imageLocation: 'bundles/web/image.manifest.xml',
+          snapshots: [],
+        }),
+      ),
+    );
+    expect(out.removed[0]).toMatchObject({
+      alreadyGone: true,
+      bundle: { deletedKeys: ['web/image.part.00', 'web/image.part.01', 'web/image.manifest.xml'] },
+    });
   });
 
   it('paces removals to the DeregisterImage bucket: 100 at once, then 5 a second', async () => {
@@ -154,7 +276,11 @@ describe('applyRetentionPlan', () => {
   });
 
   it('retries a throttle that got past the SDK after waiting for the bucket', async () => {
-    ec2.on(DeregisterImageCommand).rejectsOnce(ec2Error('RequestLimitExceeded')).rejectsOnce(ec2Error('RequestLimitExceeded')).resolves({ DeleteSnapshotResults: [] });
+    ec2
+      .on(DeregisterImageCommand)
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
+      .rejectsOnce(ec2Error('RequestLimitExceeded'))
+      .resolves({ DeleteSnapshotResults: [] });
     const time = fakeTime();
     const out = await apply(plan(deregister('ami-1')), { pacer: new TokenBucketPacer(time) });
     expect(out.removed).toHaveLength(1);
@@ -169,7 +295,10 @@ describe('applyRetentionPlan', () => {
     const time = fakeTime();
     const ids = Array.from({ length: 300 }, (_, i) => `ami-${i}`);
     // 100 at once, then 5/s: 30 s of budget (2 s kept in hand) allows 100 + 5 * 28 = 240.
-    const out = await apply(plan(...ids.map((id) => deregister(id)), deprecate('ami-dep')), { pacer: new TokenBucketPacer(time), deadline: NOW + 30_000 });
+    const out = await apply(plan(...ids.map((id) => deregister(id)), deprecate('ami-dep')), {
+      pacer: new TokenBucketPacer(time),
+      deadline: NOW + 30_000,
+    });
     expect(out.stoppedEarly).toBe(true);
     expect(out.removed.length).toBeGreaterThanOrEqual(235);
     expect(out.removed.length).toBeLessThanOrEqual(241);
@@ -182,6 +311,13 @@ describe('applyRetentionPlan', () => {
   it('acts on nothing but deprecate and deregister actions', async () => {
     const out = await apply(plan({ action: 'keep', imageId: 'ami-k', name: 'k', reason: 'retained', detail: '' }));
     expect(ec2.calls()).toHaveLength(0);
-    expect(out).toEqual({ deprecated: [], removed: [], errors: [], pending: [], stoppedEarly: false, mutatingCalls: 0 });
+    expect(out).toEqual({
+      deprecated: [],
+      removed: [],
+      errors: [],
+      pending: [],
+      stoppedEarly: false,
+      mutatingCalls: 0,
+    });
   });
 });

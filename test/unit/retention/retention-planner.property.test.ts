@@ -36,10 +36,14 @@ describe('planRetention properties', () => {
         const families = new Map<string, { id: string; created: number }[]>();
         for (const image of inventory.images) {
           const scope = scopeOf(image);
-          if (!scope || image.ownerId !== inventory.accountId || image.state !== 'available' || backupSignal(image)) continue;
+          if (!scope || image.ownerId !== inventory.accountId || image.state !== 'available' || backupSignal(image))
+            continue;
           const tag = policy.retention[scope].family.tag;
           const key = `${scope}|${tag && image.tags[tag] !== undefined ? `tag:${image.tags[tag]}` : `name:${familyName(image.name)}`}`;
-          families.set(key, [...(families.get(key) ?? []), { id: image.imageId, created: Date.parse(image.creationDate) }]);
+          families.set(key, [
+            ...(families.get(key) ?? []),
+            { id: image.imageId, created: Date.parse(image.creationDate) },
+          ]);
         }
         const protectedIds = new Set<string>();
         for (const [key, members] of families) {
@@ -75,7 +79,9 @@ describe('planRetention properties', () => {
       fc.property(inventoryArb, policyArb, (inventory, policy) => {
         const plan = planRetention(inventory, policy, NOW);
         const removed = new Set(plan.actions.filter((a) => a.action === 'deregister').map((a) => a.imageId));
-        const deprecated = new Map(plan.actions.flatMap((a) => (a.action === 'deprecate' ? [[a.imageId, a.deprecateAt] as const] : [])));
+        const deprecated = new Map(
+          plan.actions.flatMap((a) => (a.action === 'deprecate' ? [[a.imageId, a.deprecateAt] as const] : [])),
+        );
         const after = {
           ...inventory,
           images: inventory.images

@@ -35,7 +35,11 @@ describe('planRetention: keep rules', () => {
   it('keeps images owned by another account', () => {
     const { old, newer } = withNewerSibling({ ownerId: '999988887777' });
     const plan = planRetention(inventory([old, newer]), policy(), NOW);
-    expect(actionOf(plan, old.imageId)).toMatchObject({ action: 'keep', reason: 'not-owned', detail: 'owned by 999988887777' });
+    expect(actionOf(plan, old.imageId)).toMatchObject({
+      action: 'keep',
+      reason: 'not-owned',
+      detail: 'owned by 999988887777',
+    });
   });
 
   it.each([
@@ -59,9 +63,17 @@ describe('planRetention: keep rules', () => {
     expect(reasonOf(byTag, old.imageId)).toBe('not-in-scope');
     const byName = planRetention(inventory([old, newer]), policy({}, { selector: { namePatterns: ['app-*'] } }), NOW);
     expect(reasonOf(byName, old.imageId)).toBe('not-in-scope');
-    const excluded = planRetention(inventory([old, newer]), policy({}, { selector: { excludeTags: { team: '*' } } }), NOW);
+    const excluded = planRetention(
+      inventory([old, newer]),
+      policy({}, { selector: { excludeTags: { team: '*' } } }),
+      NOW,
+    );
     expect(reasonOf(excluded, old.imageId)).toBe('not-in-scope');
-    const included = planRetention(inventory([old, newer]), policy({}, { selector: { includeTags: { team: 'b' }, namePatterns: ['web-*'] } }), NOW);
+    const included = planRetention(
+      inventory([old, newer]),
+      policy({}, { selector: { includeTags: { team: 'b' }, namePatterns: ['web-*'] } }),
+      NOW,
+    );
     expect(reasonOf(included, old.imageId)).toBe('deregister');
   });
 
@@ -69,9 +81,17 @@ describe('planRetention: keep rules', () => {
     const replica = { [TAG.role]: 'replica', [TAG.sourceImageId]: 'ami-gone', [TAG.sourceRegion]: 'us-west-2' };
     const { old, newer } = withNewerSibling({ tags: replica });
     newer.tags = { ...replica };
-    const included = planRetention(inventory([old, newer]), policy({}, { selector: { includeTags: { team: 'a' } } }), NOW);
+    const included = planRetention(
+      inventory([old, newer]),
+      policy({}, { selector: { includeTags: { team: 'a' } } }),
+      NOW,
+    );
     expect(actionOf(included, old.imageId)).toMatchObject({ action: 'deregister', scope: 'replicas' });
-    const excluded = planRetention(inventory([old, newer]), policy({}, { selector: { excludeNamePatterns: ['web-1*'] } }), NOW);
+    const excluded = planRetention(
+      inventory([old, newer]),
+      policy({}, { selector: { excludeNamePatterns: ['web-1*'] } }),
+      NOW,
+    );
     expect(reasonOf(excluded, old.imageId)).toBe('not-in-scope');
   });
 
@@ -89,14 +109,20 @@ describe('planRetention: keep rules', () => {
   it('keeps images in flux and ignores deregistered ones', () => {
     const pending = image({ state: 'pending', creationDate: daysAgo(300) });
     const gone = image({ state: 'deregistered', creationDate: daysAgo(300) });
-    const plan = planRetention(inventory([pending, gone]), policy({ allowRemovingAll: true, sources: { keepLatest: 0 } }), NOW);
+    const plan = planRetention(
+      inventory([pending, gone]),
+      policy({ allowRemovingAll: true, sources: { keepLatest: 0 } }),
+      NOW,
+    );
     expect(reasonOf(plan, pending.imageId)).toBe('in-progress');
     expect(reasonOf(plan, gone.imageId)).toBe('deregistered');
   });
 
   it('keeps everything when retention is disabled, and a scope without days', () => {
     const { old, newer } = withNewerSibling();
-    expect(reasonOf(planRetention(inventory([old, newer]), policy({ enabled: false }), NOW), old.imageId)).toBe('retention-disabled');
+    expect(reasonOf(planRetention(inventory([old, newer]), policy({ enabled: false }), NOW), old.imageId)).toBe(
+      'retention-disabled',
+    );
     const noDays = policy({ sources: { deprecateAfterDays: undefined, deregisterAfterDays: undefined } });
     expect(reasonOf(planRetention(inventory([old, newer]), noDays, NOW), old.imageId)).toBe('no-rule');
   });
@@ -119,7 +145,11 @@ describe('planRetention: keep rules', () => {
 
   it('ignores references when protectInUse is off', () => {
     const { old, newer } = withNewerSibling();
-    const plan = planRetention(inventory([old, newer], { refs: { [old.imageId]: [{ kind: 'instance', id: 'i-1' }] } }), policy({ protectInUse: false }), NOW);
+    const plan = planRetention(
+      inventory([old, newer], { refs: { [old.imageId]: [{ kind: 'instance', id: 'i-1' }] } }),
+      policy({ protectInUse: false }),
+      NOW,
+    );
     expect(reasonOf(plan, old.imageId)).toBe('deregister');
   });
 
@@ -128,7 +158,12 @@ describe('planRetention: keep rules', () => {
     const failedNewest = image({ name: 'web-9.0', creationDate: daysAgo(300), state: 'failed' });
     const other = image({ name: 'api-1.0', creationDate: daysAgo(500) });
     const plan = planRetention(inventory([...a, failedNewest, other]), policy({ sources: { keepLatest: 2 } }), NOW);
-    expect(a.map((i) => reasonOf(plan, i.imageId))).toEqual(['deregister', 'deregister', 'latest-in-family', 'latest-in-family']);
+    expect(a.map((i) => reasonOf(plan, i.imageId))).toEqual([
+      'deregister',
+      'deregister',
+      'latest-in-family',
+      'latest-in-family',
+    ]);
     // A failed image never displaces a launchable one; it is removed when old like any other.
     expect(reasonOf(plan, failedNewest.imageId)).toBe('deregister');
     expect(reasonOf(plan, other.imageId)).toBe('latest-in-family');
@@ -142,23 +177,33 @@ describe('planRetention: keep rules', () => {
     expect(actionOf(plan, t1.imageId)).toMatchObject({ action: 'deregister', family: 'tag:alpha' });
     expect(actionOf(plan, t2.imageId)).toMatchObject({ reason: 'latest-in-family', family: 'tag:alpha' });
     expect(actionOf(plan, untagged.imageId)).toMatchObject({ reason: 'latest-in-family', family: 'name:alpha' });
-    expect(plan.warnings.join('\n')).toMatch(new RegExp(`family.tag "Family" is missing on 1 image.*${untagged.imageId}`));
+    expect(plan.warnings.join('\n')).toMatch(
+      new RegExp(`family.tag "Family" is missing on 1 image.*${untagged.imageId}`),
+    );
   });
 
   it('refuses to act on a scope whose family tag no image carries (an unknown tag is a policy error)', () => {
     const { old, newer } = withNewerSibling();
     const plan = planRetention(inventory([old, newer]), policy({ sources: { family: { tag: 'Famliy' } } }), NOW);
     expect(reasonOf(plan, old.imageId)).toBe('family-tag-unknown');
-    expect(plan.errors).toEqual([expect.stringContaining('retention.sources.family.tag: no image in scope carries the tag "Famliy"')]);
+    expect(plan.errors).toEqual([
+      expect.stringContaining('retention.sources.family.tag: no image in scope carries the tag "Famliy"'),
+    ]);
   });
 
   it('keeps replicas whose source still exists, and those whose source could not be checked', () => {
-    const replicaOf = (src: string, region = 'us-west-2') => ({ [TAG.role]: 'replica', [TAG.sourceImageId]: src, [TAG.sourceRegion]: region });
+    const replicaOf = (src: string, region = 'us-west-2') => ({
+      [TAG.role]: 'replica',
+      [TAG.sourceImageId]: src,
+      [TAG.sourceRegion]: region,
+    });
     const live = image({ name: 'web-1', tags: replicaOf('ami-live'), creationDate: daysAgo(300) });
     const dead = image({ name: 'web-2', tags: replicaOf('ami-dead'), creationDate: daysAgo(299) });
     const unknown = image({ name: 'web-3', tags: replicaOf('ami-x', 'eu-central-1'), creationDate: daysAgo(298) });
     const newest = image({ name: 'web-4', tags: replicaOf('ami-y'), creationDate: daysAgo(1) });
-    const inv = inventory([live, dead, unknown, newest], { sources: { checkedRegions: ['us-west-2'], live: new Set(['us-west-2/ami-live']) } });
+    const inv = inventory([live, dead, unknown, newest], {
+      sources: { checkedRegions: ['us-west-2'], live: new Set(['us-west-2/ami-live']) },
+    });
     const plan = planRetention(inv, policy(), NOW);
     expect(reasonOf(plan, live.imageId)).toBe('live-source');
     expect(reasonOf(plan, dead.imageId)).toBe('deregister');
@@ -171,7 +216,10 @@ describe('planRetention: keep rules', () => {
     const { old, newer } = withNewerSibling({ creationDate: daysAgo(29.9) });
     const bad = image({ name: 'web-0.1', creationDate: 'yesterday' });
     const plan = planRetention(inventory([old, newer, bad]), policy(), NOW);
-    expect(actionOf(plan, old.imageId)).toMatchObject({ reason: 'not-old-enough', detail: '29 days old, younger than 30 days' });
+    expect(actionOf(plan, old.imageId)).toMatchObject({
+      reason: 'not-old-enough',
+      detail: '29 days old, younger than 30 days',
+    });
     expect(reasonOf(plan, bad.imageId)).toBe('unknown-age');
     expect(plan.warnings).toContain(`${bad.imageId}: creation date "yesterday" is not a date; kept`);
   });
@@ -181,14 +229,27 @@ describe('planRetention: deprecate and deregister', () => {
   it('deprecates between deprecateAfterDays and deregisterAfterDays, at now rounded up to the minute', () => {
     const { old, newer } = withNewerSibling({ creationDate: daysAgo(45) });
     const plan = planRetention(inventory([old, newer]), policy(), NOW + 1500);
-    expect(actionOf(plan, old.imageId)).toMatchObject({ action: 'deprecate', deprecateAt: new Date(NOW + 60_000).toISOString(), scope: 'sources', family: 'name:web' });
+    expect(actionOf(plan, old.imageId)).toMatchObject({
+      action: 'deprecate',
+      deprecateAt: new Date(NOW + 60_000).toISOString(),
+      scope: 'sources',
+      family: 'name:web',
+    });
   });
 
   it('does not deprecate an image already deprecated by then, or disabled', () => {
     const { old, newer } = withNewerSibling({ creationDate: daysAgo(45), deprecationTime: daysAgo(2) });
     const disabled = image({ name: 'web-0.5', creationDate: daysAgo(50), state: 'disabled' });
-    const later = image({ name: 'web-0.7', creationDate: daysAgo(50), deprecationTime: new Date(NOW + 30 * DAY).toISOString() });
-    const soon = image({ name: 'web-0.8', creationDate: daysAgo(50), deprecationTime: new Date(NOW + 2 * 3_600_000).toISOString() });
+    const later = image({
+      name: 'web-0.7',
+      creationDate: daysAgo(50),
+      deprecationTime: new Date(NOW + 30 * DAY).toISOString(),
+    });
+    const soon = image({
+      name: 'web-0.8',
+      creationDate: daysAgo(50),
+      deprecationTime: new Date(NOW + 2 * 3_600_000).toISOString(),
+    });
     const plan = planRetention(inventory([old, newer, disabled, later, soon]), policy(), NOW);
     // Set for within a day (e.g. by the last run, a minute after its plan time): done.
     expect(reasonOf(plan, soon.imageId)).toBe('already-deprecated');
@@ -207,27 +268,61 @@ describe('planRetention: deprecate and deregister', () => {
     const young = image({ name: 'web-1.5', creationDate: daysAgo(60) });
     const plan = planRetention(inventory([old, young, newer]), onlyDeregister, NOW);
     expect(reasonOf(plan, old.imageId)).toBe('deregister');
-    expect(actionOf(plan, young.imageId)).toMatchObject({ reason: 'not-old-enough', detail: '60 days old, younger than 90 days' });
+    expect(actionOf(plan, young.imageId)).toMatchObject({
+      reason: 'not-old-enough',
+      detail: '60 days old, younger than 90 days',
+    });
   });
 
   it('carries what apply needs: root device, bundle location, snapshots with sizes and sharing', () => {
     const shared = 'snap-shared';
-    const old = image({ name: 'web-1', creationDate: daysAgo(300), snapshots: [{ snapshotId: 'snap-own', volumeSizeGiB: 8 }, { snapshotId: shared, volumeSizeGiB: 20 }] });
-    const kept = image({ name: 'web-2', creationDate: daysAgo(1), snapshots: [{ snapshotId: shared, volumeSizeGiB: 20 }] });
-    const s3 = image({ name: 'web-0', creationDate: daysAgo(310), rootDeviceType: 'instance-store', imageLocation: 'bundles/web/image.manifest.xml', snapshots: [] });
-    const plan = planRetention(inventory([old, kept, s3], { snapshotSizes: new Map([['snap-own', 10]]) }), policy(), NOW);
+    const old = image({
+      name: 'web-1',
+      creationDate: daysAgo(300),
+      snapshots: [
+        { snapshotId: 'snap-own', volumeSizeGiB: 8 },
+        { snapshotId: shared, volumeSizeGiB: 20 },
+      ],
+    });
+    const kept = image({
+      name: 'web-2',
+      creationDate: daysAgo(1),
+      snapshots: [{ snapshotId: shared, volumeSizeGiB: 20 }],
+    });
+    const s3 = image({
+      name: 'web-0',
+      creationDate: daysAgo(310),
+      rootDeviceType: 'instance-store',
+      imageLocation: 'bundles/web/image.manifest.xml',
+      snapshots: [],
+    });
+    const plan = planRetention(
+      inventory([old, kept, s3], { snapshotSizes: new Map([['snap-own', 10]]) }),
+      policy(),
+      NOW,
+    );
     const a = actionOf(plan, old.imageId) as DeregisterAction;
     expect(a.snapshots).toEqual([
       { snapshotId: 'snap-own', sizeGiB: 10, sharedWithKeptImage: false },
       { snapshotId: shared, sizeGiB: 20, sharedWithKeptImage: true },
     ]);
-    expect(actionOf(plan, s3.imageId)).toMatchObject({ action: 'deregister', rootDeviceType: 'instance-store', imageLocation: 'bundles/web/image.manifest.xml' });
+    expect(actionOf(plan, s3.imageId)).toMatchObject({
+      action: 'deregister',
+      rootDeviceType: 'instance-store',
+      imageLocation: 'bundles/web/image.manifest.xml',
+    });
     expect(plan.expectedSnapshotGiB).toBe(10);
   });
 
   it('leaves an S3 bundle to the last registered image that names it', () => {
     const bundle = (name: string, days: number, location: string) =>
-      image({ name, creationDate: daysAgo(days), rootDeviceType: 'instance-store', imageLocation: location, snapshots: [] });
+      image({
+        name,
+        creationDate: daysAgo(days),
+        rootDeviceType: 'instance-store',
+        imageLocation: location,
+        snapshots: [],
+      });
     // web-1 names the bundle web-3 (kept: newest) names too; app-1 and app-2 share one and are both removed.
     const webOld = bundle('web-1', 300, 'bundles/web/image.manifest.xml');
     const webNew = bundle('web-3', 1, 'bundles/web/image.manifest.xml');
@@ -255,7 +350,9 @@ describe('planRetention: deprecate and deregister', () => {
   });
 
   it('gives every image exactly one action, and is deterministic', () => {
-    const images = Array.from({ length: 50 }, (_, i) => image({ name: `fam${i % 4}-${i}`, creationDate: daysAgo(i * 7) }));
+    const images = Array.from({ length: 50 }, (_, i) =>
+      image({ name: `fam${i % 4}-${i}`, creationDate: daysAgo(i * 7) }),
+    );
     const p1 = planRetention(inventory(images), policy(), NOW);
     const p2 = planRetention(inventory(images), policy(), new Date(NOW));
     expect(p1.actions.map((a) => a.imageId)).toEqual(images.map((i) => i.imageId));
@@ -265,7 +362,9 @@ describe('planRetention: deprecate and deregister', () => {
 
 describe('planRetention: bad input', () => {
   it('refuses a policy object that could remove everything without the opt-in', () => {
-    const p = structuredClone(policy()) as ReturnType<typeof policy> & { retention: { sources: { keepLatest: number } } };
+    const p = structuredClone(policy()) as ReturnType<typeof policy> & {
+      retention: { sources: { keepLatest: number } };
+    };
     p.retention.sources.keepLatest = 0;
     expect(() => planRetention(inventory([]), p, NOW)).toThrow(RetentionPlanError);
     expect(() => planRetention(inventory([]), p, NOW)).toThrow(/retention.sources.keepLatest is 0/);
@@ -274,7 +373,9 @@ describe('planRetention: bad input', () => {
   it('refuses negative days in a hand-built policy', () => {
     const p = structuredClone(policy()) as { retention: { replicas: { deregisterAfterDays: number } } };
     p.retention.replicas.deregisterAfterDays = -1;
-    expect(() => planRetention(inventory([]), p as ReturnType<typeof policy>, NOW)).toThrow(/retention.replicas.deregisterAfterDays must be a whole number >= 0/);
+    expect(() => planRetention(inventory([]), p as ReturnType<typeof policy>, NOW)).toThrow(
+      /retention.replicas.deregisterAfterDays must be a whole number >= 0/,
+    );
   });
 
   it('refuses an invalid now and an inventory without an account', () => {
@@ -292,10 +393,16 @@ describe('planRetention: bad input', () => {
       }
       return [];
     };
-    expect(bad({ sources: { deprecateAfterDays: -5 } })).toContain('retention.sources.deprecateAfterDays: must not be negative');
-    expect(bad({ replicas: { keepLatest: 0 } })).toEqual([expect.stringMatching(/^retention.replicas.keepLatest: is 0/)]);
+    expect(bad({ sources: { deprecateAfterDays: -5 } })).toContain(
+      'retention.sources.deprecateAfterDays: must not be negative',
+    );
+    expect(bad({ replicas: { keepLatest: 0 } })).toEqual([
+      expect.stringMatching(/^retention.replicas.keepLatest: is 0/),
+    ]);
     expect(bad({ replicas: { keepLatest: 0 }, allowRemovingAll: true })).toEqual([]);
-    expect(bad({ sources: { deprecateAfterDays: 60, deregisterAfterDays: 30 } })).toEqual(['retention.sources.deregisterAfterDays: must not be less than deprecateAfterDays']);
+    expect(bad({ sources: { deprecateAfterDays: 60, deregisterAfterDays: 30 } })).toEqual([
+      'retention.sources.deregisterAfterDays: must not be less than deprecateAfterDays',
+    ]);
   });
 });
 
@@ -320,7 +427,7 @@ describe('familyName', () => {
     expect(familyName(name)).toBe(family);
   });
 
-  it('puts a copy that replication named after its source into the source name\'s family', () => {
+  it("puts a copy that replication named after its source into the source name's family", () => {
     const source = { name: 'web-1.2.3', imageId: 'ami-0123456789abcdef0', region: 'us-east-1' };
     expect(familyName(copyName(source, true))).toBe('web');
   });
@@ -331,10 +438,15 @@ it('test fixtures use the account the planner expects', () => {
 });
 
 describe('parseTime', () => {
-  it.each(['2024-01-01T15:30:00.000Z', '2024-02-29T00:00:00Z', '1999-12-31T23:59:59.999Z', '2024-01-01T15:30:00+02:00', '2024-13-01T00:00:00Z', 'yesterday', '2024-0a-01T00:00:00Z'])(
-    'reads %s as Date.parse does',
-    (s) => {
-      expect(parseTime(s)).toEqual(Date.parse(s));
-    },
-  );
+  it.each([
+    '2024-01-01T15:30:00.000Z',
+    '2024-02-29T00:00:00Z',
+    '1999-12-31T23:59:59.999Z',
+    '2024-01-01T15:30:00+02:00',
+    '2024-13-01T00:00:00Z',
+    'yesterday',
+    '2024-0a-01T00:00:00Z',
+  ])('reads %s as Date.parse does', (s) => {
+    expect(parseTime(s)).toEqual(Date.parse(s));
+  });
 });

@@ -14,21 +14,58 @@ const removal = (imageId: string): DeregisterAction => ({
   imageLocation: `bundles/${imageId}/image.manifest.xml`,
   snapshots: [],
 });
-const plan = (...actions: RetentionPlan['actions']): RetentionPlan => ({ region: 'us-east-1', accountId: ACCOUNT, now: new Date(NOW).toISOString(), actions, errors: [], warnings: [], expectedSnapshotGiB: 0 });
+const plan = (...actions: RetentionPlan['actions']): RetentionPlan => ({
+  region: 'us-east-1',
+  accountId: ACCOUNT,
+  now: new Date(NOW).toISOString(),
+  actions,
+  errors: [],
+  warnings: [],
+  expectedSnapshotGiB: 0,
+});
 const report = (p: RetentionPlan, outcome: ApplyOutcome) =>
-  buildRetentionReport({ plan: p, policy: policy(), dryRun: false, imageReferences: 'checked', outcome, startedAt: NOW, finishedAt: NOW });
+  buildRetentionReport({
+    plan: p,
+    policy: policy(),
+    dryRun: false,
+    imageReferences: 'checked',
+    outcome,
+    startedAt: NOW,
+    finishedAt: NOW,
+  });
 
 describe('buildRetentionReport', () => {
   it('counts a bundle as deleted, and its bytes as freed, only when S3 deleted all of it', () => {
-    const bundle = (id: string, deletedKeys: string[]) => ({ bucket: 'bundles', manifestKey: `${id}/image.manifest.xml`, deletedKeys, bytes: 2 * GIB });
+    const bundle = (id: string, deletedKeys: string[]) => ({
+      bucket: 'bundles',
+      manifestKey: `${id}/image.manifest.xml`,
+      deletedKeys,
+      bytes: 2 * GIB,
+    });
     const outcome: ApplyOutcome = {
       deprecated: [],
       removed: [
-        { imageId: 'ami-done', name: 'ami-done', rootDeviceType: 'instance-store', alreadyGone: false, snapshots: [], bundle: bundle('ami-done', ['ami-done/image.part.00', 'ami-done/image.manifest.xml']) },
+        {
+          imageId: 'ami-done',
+          name: 'ami-done',
+          rootDeviceType: 'instance-store',
+          alreadyGone: false,
+          snapshots: [],
+          bundle: bundle('ami-done', ['ami-done/image.part.00', 'ami-done/image.manifest.xml']),
+        },
         // S3 refused a part: the manifest (deleted last) stays, and so does most of the storage.
-        { imageId: 'ami-half', name: 'ami-half', rootDeviceType: 'instance-store', alreadyGone: false, snapshots: [], bundle: bundle('ami-half', ['ami-half/image.part.00']) },
+        {
+          imageId: 'ami-half',
+          name: 'ami-half',
+          rootDeviceType: 'instance-store',
+          alreadyGone: false,
+          snapshots: [],
+          bundle: bundle('ami-half', ['ami-half/image.part.00']),
+        },
       ],
-      errors: [{ step: 'bundle', imageId: 'ami-half', code: 'BundleDeleteError', message: 'could not delete 1 object(s)' }],
+      errors: [
+        { step: 'bundle', imageId: 'ami-half', code: 'BundleDeleteError', message: 'could not delete 1 object(s)' },
+      ],
       pending: [],
       stoppedEarly: false,
       mutatingCalls: 5,

@@ -16,8 +16,20 @@ function fakeTime(start = NOW) {
   return { clock: () => t, sleep: async (ms: number) => void (t += ms) };
 }
 
-const run = (account: FakeAccount, policy: Parameters<typeof runRetention>[0]['policy'], extra: Partial<Parameters<typeof runRetention>[0]> = {}) =>
-  runRetention({ clients: createClients({ maxAttempts: 1 }), policy, region: 'us-east-1', accountId: ACCOUNT, now: NOW, ...fakeTime(), ...extra });
+const run = (
+  account: FakeAccount,
+  policy: Parameters<typeof runRetention>[0]['policy'],
+  extra: Partial<Parameters<typeof runRetention>[0]> = {},
+) =>
+  runRetention({
+    clients: createClients({ maxAttempts: 1 }),
+    policy,
+    region: 'us-east-1',
+    accountId: ACCOUNT,
+    now: NOW,
+    ...fakeTime(),
+    ...extra,
+  });
 
 const removals = (account: FakeAccount) => account.mutations.filter((m) => m.action !== 'EnableImageDeprecation');
 
@@ -49,7 +61,9 @@ describe('runRetention properties (in-memory account)', () => {
         try {
           const { report } = await run(account, policy, { dryRun: false });
           if (!policy.retention.protectInUse) return;
-          const touched = account.mutations.filter((m) => m.action === 'DeregisterImage' || m.action === 'EnableImageDeprecation').map((m) => m.id);
+          const touched = account.mutations
+            .filter((m) => m.action === 'DeregisterImage' || m.action === 'EnableImageDeprecation')
+            .map((m) => m.id);
           const planned = [...report.planned.deregister, ...report.planned.deprecate].map((a) => a.imageId);
           for (const id of [...touched, ...planned]) expect(inventory.references.get(id) ?? []).toEqual([]);
         } finally {
@@ -87,13 +101,23 @@ describe('runRetention properties (in-memory account)', () => {
         const account = new FakeAccount(inventory);
         try {
           const plan = planRetention(inventory, policy, NOW);
-          const options = () => ({ ec2: new EC2Client({ maxAttempts: 1 }), s3: new S3Client({ maxAttempts: 1 }), pacer: new TokenBucketPacer({ now: fakeTime().clock, sleep: async () => {} }) });
+          const options = () => ({
+            ec2: new EC2Client({ maxAttempts: 1 }),
+            s3: new S3Client({ maxAttempts: 1 }),
+            pacer: new TokenBucketPacer({ now: fakeTime().clock, sleep: async () => {} }),
+          });
           const first = await applyRetentionPlan(plan, options());
-          const deleted = account.mutations.filter((m) => m.action === 'DeleteSnapshot' || m.action === 'DeleteObject').length;
+          const deleted = account.mutations.filter(
+            (m) => m.action === 'DeleteSnapshot' || m.action === 'DeleteObject',
+          ).length;
           const second = await applyRetentionPlan(plan, options());
           expect(second.removed.every((r) => r.alreadyGone && r.snapshots.length === 0)).toBe(true);
-          expect(second.removed.filter((r) => r.rootDeviceType === 'ebs')).toHaveLength(first.removed.filter((r) => r.rootDeviceType === 'ebs' && !r.alreadyGone).length);
-          expect(account.mutations.filter((m) => m.action === 'DeleteSnapshot' || m.action === 'DeleteObject').length).toBe(deleted);
+          expect(second.removed.filter((r) => r.rootDeviceType === 'ebs')).toHaveLength(
+            first.removed.filter((r) => r.rootDeviceType === 'ebs' && !r.alreadyGone).length,
+          );
+          expect(
+            account.mutations.filter((m) => m.action === 'DeleteSnapshot' || m.action === 'DeleteObject').length,
+          ).toBe(deleted);
         } finally {
           account.restore();
         }
@@ -104,35 +128,48 @@ describe('runRetention properties (in-memory account)', () => {
 
   it('runs cut short by their deadline together remove exactly what one unbounded run would', async () => {
     await fc.assert(
-      fc.asyncProperty(inventoryArb, policyArb, fc.integer({ min: 4_100, max: 5_000 }), async (inventory, policy, budgetMs) => {
-        const expected = new FakeAccount(inventory);
-        let planned: string[];
-        try {
-          await run(expected, policy, { dryRun: false });
-          planned = [...new Set(expected.mutations.filter((m) => m.action === 'DeregisterImage').map((m) => m.id))].sort();
-        } finally {
-          expected.restore();
-        }
-        const account = new FakeAccount(inventory);
-        try {
-          // Small buckets (scale 0.05: 5 DeregisterImage tokens, refilling at 0.25/s; 5 describe tokens at 1/s) and
-          // a budget of 4-5 s, of which 2 s are kept in hand and about 2 s go to the describes beyond the first five:
-          // each run gets through its burst of five removals, then stops.
-          for (let i = 0; ; i++) {
-            const time = fakeTime(NOW + i * 3_600_000);
-            const { report } = await run(account, policy, { dryRun: false, rateScale: 0.05, clock: time.clock, sleep: time.sleep, deadline: time.clock() + budgetMs });
-            // Plan errors (a family tag on no image of one scope) leave the run incomplete for good: stop when nothing is left.
-            if (report.counts.pending === 0) break;
-            expect(report.counts.removed + report.counts.deprecated).toBeGreaterThan(0);
-            expect(i).toBeLessThan(30);
+      fc.asyncProperty(
+        inventoryArb,
+        policyArb,
+        fc.integer({ min: 4_100, max: 5_000 }),
+        async (inventory, policy, budgetMs) => {
+          const expected = new FakeAccount(inventory);
+          let planned: string[];
+          try {
+            await run(expected, policy, { dryRun: false });
+            planned = [
+              ...new Set(expected.mutations.filter((m) => m.action === 'DeregisterImage').map((m) => m.id)),
+            ].sort();
+          } finally {
+            expected.restore();
           }
-          const removed = account.mutations.filter((m) => m.action === 'DeregisterImage').map((m) => m.id);
-          expect(new Set(removed).size).toBe(removed.length);
-          expect([...removed].sort()).toEqual(planned);
-        } finally {
-          account.restore();
-        }
-      }),
+          const account = new FakeAccount(inventory);
+          try {
+            // Small buckets (scale 0.05: 5 DeregisterImage tokens, refilling at 0.25/s; 5 describe tokens at 1/s) and
+            // a budget of 4-5 s, of which 2 s are kept in hand and about 2 s go to the describes beyond the first five:
+            // each run gets through its burst of five removals, then stops.
+            for (let i = 0; ; i++) {
+              const time = fakeTime(NOW + i * 3_600_000);
+              const { report } = await run(account, policy, {
+                dryRun: false,
+                rateScale: 0.05,
+                clock: time.clock,
+                sleep: time.sleep,
+                deadline: time.clock() + budgetMs,
+              });
+              // Plan errors (a family tag on no image of one scope) leave the run incomplete for good: stop when nothing is left.
+              if (report.counts.pending === 0) break;
+              expect(report.counts.removed + report.counts.deprecated).toBeGreaterThan(0);
+              expect(i).toBeLessThan(30);
+            }
+            const removed = account.mutations.filter((m) => m.action === 'DeregisterImage').map((m) => m.id);
+            expect(new Set(removed).size).toBe(removed.length);
+            expect([...removed].sort()).toEqual(planned);
+          } finally {
+            account.restore();
+          }
+        },
+      ),
       { numRuns: 25 },
     );
   });

@@ -31,7 +31,11 @@ describe('twin state and seeding', () => {
     const snapshotId = image?.blockDeviceMappings[0]?.ebs?.snapshotId ?? '';
     expect(imageId).toMatch(/^ami-[0-9a-f]{17}$/);
     expect(snapshotId).toMatch(/^snap-[0-9a-f]{17}$/);
-    expect(state.region('us-east-1').snapshots.get(snapshotId)).toMatchObject({ volumeSize: 30, encrypted: true, kmsKeyId: arn });
+    expect(state.region('us-east-1').snapshots.get(snapshotId)).toMatchObject({
+      volumeSize: 30,
+      encrypted: true,
+      kmsKeyId: arn,
+    });
     expect(state.imagesUsingSnapshot('us-east-1', snapshotId)).toEqual([imageId]);
     expect(image?.tags.get('team')).toBe('a');
   });
