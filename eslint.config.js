@@ -33,7 +33,60 @@ export default tseslint.config(
   },
   {
     // The twin seeds instance-store bundles into its S3 (s3rver) as a client would, through the S3 API.
-    files: ['lib/aws/**', 'test/**', 'local/s3.ts'],
+    files: ['lib/aws/**', 'test/**', 'local/twin/s3.ts'],
     rules: { 'no-restricted-imports': 'off' },
+  },
+  {
+    // One home per workflow: adapters never call back up into the orchestration that uses them.
+    files: ['lib/aws/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/workflows/*', '../*.ts'],
+              message: 'lib/aws holds adapters only: it never imports workflows.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The pure core: no SDK, no adapters, no workflows.
+    files: ['lib/domain/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/aws/*', '**/workflows/*', '../*.ts'],
+              allowTypeImports: true,
+              message: 'lib/domain is pure: it imports only lib/domain.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The twin is a leaf: an emulator of AWS that knows ami-dr only by its types.
+    files: ['local/twin/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/lib/**', '**/runtime/**', '**/functions/**'],
+              allowTypeImports: true,
+              message: 'The twin imports nothing of ami-dr but types.',
+            },
+          ],
+        },
+      ],
+    },
   },
 );

@@ -3,7 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { defaultClients } from '../lib/aws/clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
-import { finalizeCopy } from '../lib/replication.ts';
+import { finalizeCopy } from '../lib/workflows/replication.ts';
 
 /** Replication task: tags, launch permissions, deprecation and protection on an available copy. Input and output: lib/domain/replication-steps.ts. */
 const deps = { clients: defaultClients(), policy: loadPolicyFromEnv() };

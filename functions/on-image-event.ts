@@ -4,7 +4,7 @@ import type { Context } from 'aws-lambda';
 import { defaultClients } from '../lib/aws/clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
-import { handleImageEvent } from '../lib/replication.ts';
+import { handleImageEvent } from '../lib/workflows/replication.ts';
 
 /**
  * EventBridge target for CloudTrail CreateImage/CopyImage/RegisterImage and EC2 AMI State Change. A malformed event

@@ -7,7 +7,7 @@ import { defaultClients } from '../lib/aws/clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { retentionMetrics } from '../lib/domain/retention-report.ts';
 import { logger, metrics } from '../lib/observability.ts';
-import { runRetentionEverywhere } from '../lib/retention.ts';
+import { runRetentionEverywhere } from '../lib/workflows/retention.ts';
 
 /**
  * Scheduled: retention in every source and DR region (inventory -> plan -> apply within the time budget ->

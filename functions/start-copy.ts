@@ -3,7 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { defaultClients } from '../lib/aws/clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
-import { startCopy } from '../lib/replication.ts';
+import { startCopy } from '../lib/workflows/replication.ts';
 
 /** Replication task: CopyImage into one DR region, or adopt the copy that exists. Input and output: lib/domain/replication-steps.ts. */
 const deps = { clients: defaultClients(), policy: loadPolicyFromEnv() };

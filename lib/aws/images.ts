@@ -1,8 +1,14 @@
-import { paginateDescribeImages, type EC2Client, type Filter, type Image } from '@aws-sdk/client-ec2';
+import {
+  DescribeSnapshotsCommand,
+  paginateDescribeImages,
+  type EC2Client,
+  type Filter,
+  type Image,
+} from '@aws-sdk/client-ec2';
 import type { ImageRecord, ImageState } from '../domain/image.ts';
 
 /** IAM actions this module calls (serverless.yml's roles are checked against these). */
-export const REQUIRED_PERMISSIONS = ['ec2:DescribeImages'] as const;
+export const REQUIRED_PERMISSIONS = ['ec2:DescribeImages', 'ec2:DescribeSnapshots'] as const;
 
 export interface ListImagesQuery {
   owners?: string[];
@@ -30,6 +36,22 @@ export async function listImages(ec2: EC2Client, region: string, query: ListImag
     for (const image of page.Images ?? []) images.push(toImageRecord(image, region));
   }
   return images;
+}
+
+const SNAPSHOT_BATCH = 200;
+
+/** Which key encrypts each snapshot (DescribeImages does not say; DescribeSnapshots does, 200 ids a call). */
+export async function describeSnapshotKeys(
+  ec2: EC2Client,
+  snapshotIds: string[],
+): Promise<Map<string, { encrypted?: boolean; kmsKeyId?: string }>> {
+  const keys = new Map<string, { encrypted?: boolean; kmsKeyId?: string }>();
+  for (let i = 0; i < snapshotIds.length; i += SNAPSHOT_BATCH) {
+    const out = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds.slice(i, i + SNAPSHOT_BATCH) }));
+    for (const s of out.Snapshots ?? [])
+      if (s.SnapshotId) keys.set(s.SnapshotId, { encrypted: s.Encrypted, kmsKeyId: s.KmsKeyId });
+  }
+  return keys;
 }
 
 export function toImageRecord(image: Image, region: string): ImageRecord {

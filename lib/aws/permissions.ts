@@ -84,3 +84,21 @@ export async function setDeprecation(ec2: EC2Client, imageId: string, deprecateA
 export async function protectFromDeregistration(ec2: EC2Client, imageId: string): Promise<void> {
   await ec2.send(new EnableImageDeregistrationProtectionCommand({ ImageId: imageId, WithCooldown: false }));
 }
+
+export async function removeLaunchPermissions(
+  ec2: EC2Client,
+  imageId: string,
+  permissions: LaunchPermission[],
+): Promise<void> {
+  if (permissions.length === 0) return;
+  const Remove = permissions.map((p) =>
+    p.userId
+      ? { UserId: p.userId }
+      : p.organizationArn
+        ? { OrganizationArn: p.organizationArn }
+        : p.organizationalUnitArn
+          ? { OrganizationalUnitArn: p.organizationalUnitArn }
+          : { Group: 'all' as const },
+  );
+  await ec2.send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Remove } }));
+}

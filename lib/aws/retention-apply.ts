@@ -1,5 +1,5 @@
 import { DeregisterImageCommand, EnableImageDeprecationCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { DeprecateAction, DeregisterAction, RetentionPlan } from '../domain/retention-planner.ts';
 import type {
   ApplyOutcome,
@@ -8,7 +8,6 @@ import type {
   PendingAction,
   RemovedImage,
   RetentionError,
-  RetentionReport,
   RetentionStep,
 } from '../domain/retention-report.ts';
 import {
@@ -27,13 +26,12 @@ import { TokenBucketPacer, type RateClass } from './pacer.ts';
  * which the next run's plan picks up again.
  */
 
-/** DeleteAssociatedSnapshots deletes through ec2:DeleteSnapshot; reports go to S3 with s3:PutObject. */
+/** DeleteAssociatedSnapshots deletes through ec2:DeleteSnapshot. */
 export const REQUIRED_PERMISSIONS = [
   'ec2:EnableImageDeprecation',
   'ec2:DeregisterImage',
   'ec2:DeleteSnapshot',
   ...BUNDLE_PERMISSIONS,
-  's3:PutObject',
 ] as const;
 
 export interface ApplyOptions {
@@ -205,24 +203,6 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
   // Two buckets, two queues: deprecations never wait behind removals' tokens, nor the other way round.
   await Promise.all([run(deprecations, 'mutating', deprecate), run(removals, 'destructive', deregister)]);
   return outcome;
-}
-
-/** Writes a run's report as JSON; returns its `s3://` location. */
-export async function writeRetentionReport(
-  s3: S3Client,
-  bucket: string,
-  key: string,
-  report: RetentionReport,
-): Promise<string> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: key,
-      Body: JSON.stringify(report, null, 2),
-      ContentType: 'application/json',
-    }),
-  );
-  return `s3://${bucket}/${key}`;
 }
 
 export type { ApplyOutcome, RetentionError };

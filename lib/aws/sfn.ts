@@ -55,3 +55,21 @@ export async function describeExecution(sfn: SFNClient, executionArn: string): P
     cause: out.cause,
   };
 }
+
+/** An execution's status, or `undefined` when no execution of that ARN exists. */
+export async function executionStatus(sfn: SFNClient, executionArn: string): Promise<string | undefined> {
+  try {
+    return (await describeExecution(sfn, executionArn)).status;
+  } catch (error) {
+    if ((error as { name?: string }).name === 'ExecutionDoesNotExist') return undefined;
+    throw error;
+  }
+}
+
+/** ami-dr is deployed once per source region under the same names: the state machine in `region` differs only in its region. */
+export function stateMachineArnIn(stateMachineArn: string, region: string): string {
+  const parts = stateMachineArn.split(':');
+  if (parts.length < 7 || parts[2] !== 'states') throw new Error(`not a state machine ARN: ${stateMachineArn}`);
+  parts[3] = region;
+  return parts.join(':');
+}

@@ -1,7 +1,7 @@
-import { ManualClock } from '../../local/clock.ts';
+import { ManualClock } from '../../local/twin/clock.ts';
 import type { Policy } from '../domain/policy.ts';
 import type { CommandContext, Session } from './command.ts';
-import { seedAccount, type SeededAccount } from './local-account.ts';
+import { seedAccount, type SeededAccount } from '../../local/runtime/seed-account.ts';
 
 export interface LocalSessionDetails {
   account: SeededAccount;
@@ -18,7 +18,7 @@ export async function startLocalSession(
 ): Promise<Session> {
   const progress = ctx.out.progress('starting the local twin');
   try {
-    const { startLocalRuntime } = await import('../../local/runtime.ts');
+    const { startLocalRuntime } = await import('../../local/runtime/runtime.ts');
     const runtime = await startLocalRuntime({ policy, twinOptions: { s3: true } });
     ctx.onCleanup(() => runtime.stop());
     const now = runtime.twin.clock.now();

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callerAccountId } from '../aws/account.ts';
-import { stateMachineArnIn } from '../aws/readiness.ts';
+import { stateMachineArnIn } from '../aws/sfn.ts';
 import { createClients, stsClient } from '../aws/clients.ts';
 import type { CommandContext, Session } from './command.ts';
 

@@ -1,6 +1,6 @@
 import { CreateImageCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { ManualClock } from '../../local/clock.ts';
-import { startLocalRuntime } from '../../local/runtime.ts';
+import { ManualClock } from '../../local/twin/clock.ts';
+import { startLocalRuntime } from '../../local/runtime/runtime.ts';
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import type { Summary } from '../../lib/domain/replication-steps.ts';
 import { ec2Client } from '../../lib/aws/clients.ts';

@@ -1,6 +1,6 @@
 import { CopyImageCommand, EC2Client, paginateDescribeImages } from '@aws-sdk/client-ec2';
-import { ManualClock } from '../../local/clock.ts';
-import { startTwin } from '../../local/twin.ts';
+import { ManualClock } from '../../local/twin/clock.ts';
+import { startTwin } from '../../local/twin/twin.ts';
 
 /**
  * The twin at inventory scale: seeding 100,000 images (target: a few seconds), listing them all through the real

@@ -6,10 +6,10 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import { STATUS_COLOR } from '../../lib/report/html.ts';
-import { ManualClock } from '../../local/clock.ts';
-import { jsonError } from '../../local/http.ts';
-import { startLocalRuntime, type LocalRuntime } from '../../local/runtime.ts';
-import { startTwin } from '../../local/twin.ts';
+import { ManualClock } from '../../local/twin/clock.ts';
+import { jsonError } from '../../local/twin/http.ts';
+import { startLocalRuntime, type LocalRuntime } from '../../local/runtime/runtime.ts';
+import { startTwin } from '../../local/twin/twin.ts';
 import { backgroundOf, openBrowser, rgb } from '../integration/readiness/browser.ts';
 import { ami, BIN, ROOT } from './run.ts';
 

@@ -1,14 +1,14 @@
 import { createClients, ec2Client } from '../../aws/clients.ts';
 import { createImage } from '../../aws/create-image.ts';
 import { addLaunchPermissions, setDeprecation } from '../../aws/permissions.ts';
-import { runReadiness } from '../../aws/readiness.ts';
+import { runReadiness } from '../../workflows/readiness.ts';
 import { TAG } from '../../domain/tags.ts';
-import { runRetention } from '../../retention.ts';
+import { runRetention } from '../../workflows/retention.ts';
 import { formatDuration } from '../../report/format.ts';
 import { renderTable } from '../../report/table.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../errors.ts';
-import { PARTNER_ACCOUNT, seedAccount } from '../local-account.ts';
+import { PARTNER_ACCOUNT, seedAccount } from '../../../local/runtime/seed-account.ts';
 
 const DAY = 86_400_000;
 
@@ -33,7 +33,7 @@ export const demoCommand: Command = {
   async run(ctx) {
     const started = Date.now();
     const policy = ctx.policy();
-    const { startLocalRuntime } = await import('../../../local/runtime.ts');
+    const { startLocalRuntime } = await import('../../../local/runtime/runtime.ts');
     const runtime = await startLocalRuntime({ policy, twinOptions: { s3: true, copyDurationMs: 14 * 60_000 } });
     ctx.onCleanup(() => runtime.stop());
     const { twin } = runtime;

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { runReadiness } from '../../aws/readiness.ts';
+import { runReadiness } from '../../workflows/readiness.ts';
 import { formatDuration, formatPercent } from '../../report/format.ts';
 import { REPORT_FORMATS, renderReport, type ReportFormat } from '../../report/index.ts';
 import type { Command } from '../command.ts';

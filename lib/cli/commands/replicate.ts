@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeImage, findCopies } from '../../aws/copy.ts';
-import { startOrJoinReplication } from '../../aws/readiness.ts';
+import { startOrJoinReplication } from '../../workflows/replication.ts';
 import { describeExecution } from '../../aws/sfn.ts';
 import type { ImageRecord } from '../../domain/image.ts';
 import { screenImage } from '../../domain/replication.ts';
@@ -63,12 +63,14 @@ export const replicateCommand: Command = {
     const verdict = screenImage(image, { policy, accountId: session.accountId });
     if (!verdict.act) throw new CommandError(`${imageId} is not replicated: ${verdict.detail}`);
 
+    const stateMachineArn = session.stateMachineArnFor(region);
     const started = await startOrJoinReplication(
-      session.clients,
-      policy,
+      { clients: session.clients, policy, stateMachineArn },
       region,
       imageId,
-      session.stateMachineArnFor(region),
+      {
+        redrive: true,
+      },
     );
     const targets = policy.regions.dr.filter((d) => d.region !== region).map((d) => d.region);
     const what = started.result === 'started' ? 'started' : 'joined the running';

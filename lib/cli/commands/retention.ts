@@ -1,6 +1,6 @@
 import type { RetentionAction } from '../../domain/retention-planner.ts';
 import { summarizeReport, type RetentionReport } from '../../domain/retention-report.ts';
-import { retentionRegions, runRetention, type RetentionRun } from '../../retention.ts';
+import { retentionRegions, runRetention, type RetentionRun } from '../../workflows/retention.ts';
 import { alignColumns } from '../../report/format.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { EXIT, UsageError } from '../errors.ts';

@@ -24,7 +24,7 @@ export const twinCommand: Command = {
     const port = values.port === undefined ? undefined : Number(values.port);
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
       throw new UsageError(`--port must be a port number, not '${String(values.port)}'`, 'twin');
-    const { runTwinCommand } = await import('../../../local/main.ts');
+    const { runTwinCommand } = await import('../../../local/runtime/twin-command.ts');
     // The default policy file is optional here: without one the twin serves the AWS APIs alone.
     const policy = ctx.flags.policy !== undefined || existsSync(DEFAULT_POLICY_FILE) ? ctx.policy() : undefined;
     return runTwinCommand({

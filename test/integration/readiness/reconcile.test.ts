@@ -2,10 +2,10 @@ import { CreateTagsCommand, DeleteTagsCommand, EC2Client, ModifyImageAttributeCo
 import { EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
-import { runReadiness } from '../../../lib/aws/readiness.ts';
-import { ManualClock } from '../../../local/clock.ts';
-import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime.ts';
-import { startTwin, type Twin } from '../../../local/twin.ts';
+import { runReadiness } from '../../../lib/workflows/readiness.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
+import { startTwin, type Twin } from '../../../local/twin/twin.ts';
 import {
   copiesOf,
   DR,

@@ -9,8 +9,8 @@ import {
   type Image,
   type LaunchPermission,
 } from '@aws-sdk/client-ec2';
-import { ManualClock } from '../../../local/clock.ts';
-import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../../local/runtime.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../../local/runtime/runtime.ts';
 import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
 import type { Summary } from '../../../lib/domain/replication-steps.ts';
 

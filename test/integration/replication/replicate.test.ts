@@ -8,8 +8,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TaskBinding } from '../../../local/stepfunctions.ts';
-import type { TwinEvent } from '../../../local/events.ts';
+import type { TaskBinding } from '../../../local/twin/stepfunctions.ts';
+import type { TwinEvent } from '../../../local/twin/events.ts';
 import {
   DR,
   SOURCE,
@@ -28,7 +28,7 @@ import {
   type Harness,
 } from './helpers.ts';
 import { ec2Client } from '../../../lib/aws/clients.ts';
-import { startReplication } from '../../../lib/replication.ts';
+import { startOrJoinReplication } from '../../../lib/workflows/replication.ts';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -317,11 +317,11 @@ describe('replication on the twin, through the real SDK clients', () => {
           .ec2(SOURCE)
           .send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: 'Owner', Value: 'ops' }] }));
 
-      await startReplication(
+      await startOrJoinReplication(
         { clients: h.rt.clients, policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) },
         SOURCE,
         imageId,
-        1,
+        { redrive: true },
       );
       await h.rt.waitForIdle();
 
@@ -354,11 +354,11 @@ describe('replication on the twin, through the real SDK clients', () => {
     );
 
     refuse = true;
-    await startReplication(
+    await startOrJoinReplication(
       { clients: h.rt.clients, policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) },
       SOURCE,
       imageId,
-      1,
+      { redrive: true },
     );
     await h.rt.waitForIdle();
 

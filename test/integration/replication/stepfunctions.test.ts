@@ -7,9 +7,9 @@ import {
 } from '@aws-sdk/client-sfn';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../local/clock.ts';
-import { LocalStepFunctions } from '../../../local/stepfunctions.ts';
-import { startTwin, type Twin } from '../../../local/twin.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { LocalStepFunctions } from '../../../local/twin/stepfunctions.ts';
+import { startTwin, type Twin } from '../../../local/twin/twin.ts';
 
 /** The twin's Step Functions API through the real SFN client: the semantics ami-dr relies on. */
 

@@ -2,9 +2,9 @@ import { DescribeImagesCommand, DescribeSnapshotsCommand, type Image } from '@aw
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createClients, type Clients, ec2Client, s3Client } from '../../../lib/aws/clients.ts';
 import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
-import { runRetention, type RunRetentionOptions } from '../../../lib/retention.ts';
-import { ManualClock } from '../../../local/clock.ts';
-import { startTwin, type Twin, type TwinOptions } from '../../../local/twin.ts';
+import { runRetention, type RunRetentionOptions } from '../../../lib/workflows/retention.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { startTwin, type Twin, type TwinOptions } from '../../../local/twin/twin.ts';
 
 export const REGION = 'us-east-1';
 export const START = Date.UTC(2026, 5, 1, 12, 0, 0);

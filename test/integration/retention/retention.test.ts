@@ -3,7 +3,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sd
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KeepAction } from '../../../lib/domain/retention-planner.ts';
 import { TAG } from '../../../lib/domain/tags.ts';
-import { seedBundle } from '../../../local/s3.ts';
+import { seedBundle } from '../../../local/twin/s3.ts';
 import { daysAgo, REGION, retentionHarness, testPolicy, type RetentionHarness } from './helpers.ts';
 import { ec2Client, s3Client } from '../../../lib/aws/clients.ts';
 

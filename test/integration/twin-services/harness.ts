@@ -1,5 +1,5 @@
-import { ManualClock } from '../../../local/clock.ts';
-import { startTwin, type Twin } from '../../../local/twin.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { startTwin, type Twin } from '../../../local/twin/twin.ts';
 import { createClients, type Clients } from '../../../lib/aws/clients.ts';
 
 export interface Harness extends Twin {

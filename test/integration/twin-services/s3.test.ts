@@ -9,7 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { XMLParser } from 'fast-xml-parser';
-import { startS3, seedBundle, type S3Server } from '../../../local/s3.ts';
+import { startS3, seedBundle, type S3Server } from '../../../local/twin/s3.ts';
 import { createClients, s3Client } from '../../../lib/aws/clients.ts';
 import { errorName } from './errors.ts';
 

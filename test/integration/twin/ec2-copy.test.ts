@@ -6,7 +6,7 @@ import {
   type CopyImageCommandInput,
 } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { TwinEvent } from '../../../local/events.ts';
+import type { TwinEvent } from '../../../local/twin/events.ts';
 import { ec2, failure, manualTwin } from './helpers.ts';
 
 const SOURCE = 'us-east-1';

@@ -1,6 +1,6 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { ManualClock } from '../../../local/clock.ts';
-import { startTwin, type Twin, type TwinOptions } from '../../../local/twin.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { startTwin, type Twin, type TwinOptions } from '../../../local/twin/twin.ts';
 
 export const START = Date.UTC(2026, 0, 1);
 

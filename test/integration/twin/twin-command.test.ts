@@ -3,9 +3,9 @@ import { ListAliasesCommand } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import { createClients, ec2Client, kmsClient } from '../../../lib/aws/clients.ts';
 import { loadPolicyFile } from '../../../lib/policy-file.ts';
-import { ManualClock } from '../../../local/clock.ts';
-import { runTwinCommand } from '../../../local/main.ts';
-import type { Twin } from '../../../local/twin.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { runTwinCommand } from '../../../local/runtime/twin-command.ts';
+import type { Twin } from '../../../local/twin/twin.ts';
 
 describe('runTwinCommand', () => {
   it('prints the endpoints, serves a seeded account and stops when told', async () => {

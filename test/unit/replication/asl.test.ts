@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import validator from 'asl-validator';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../local/clock.ts';
-import { LocalStepFunctions, type TaskBinding } from '../../../local/stepfunctions.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { LocalStepFunctions, type TaskBinding } from '../../../local/twin/stepfunctions.ts';
 
 const TEXT = readFileSync(join(import.meta.dirname, '..', '..', '..', 'statemachines', 'replicate.asl.json'), 'utf8');
 const SUBSTITUTIONS = ['CheckSource', 'StartCopy', 'CheckCopy', 'FinalizeCopy', 'CleanupCopy', 'Summarize'];

@@ -22,7 +22,7 @@ import 'aws-sdk-client-mock-vitest/extend';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { metrics } from '../../../lib/observability.ts';
 import { createClients } from '../../../lib/aws/clients.ts';
-import { startCopy } from '../../../lib/replication.ts';
+import { startCopy } from '../../../lib/workflows/replication.ts';
 import { ACCOUNT, policy, policyDocument, sample } from './fixtures.ts';
 
 /** Each replication Lambda handler, as Lambda would call it, with the SDK mocked and the events/ samples as input. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matchesPattern, readRules } from '../../../local/runtime.ts';
+import { matchesPattern, readRules } from '../../../local/runtime/runtime.ts';
 import { sample } from './fixtures.ts';
 
 describe('the onImageEvent rules in serverless.yml', () => {

@@ -6,7 +6,7 @@ import { createClients } from '../../../lib/aws/clients.ts';
 import { TokenBucketPacer } from '../../../lib/aws/pacer.ts';
 import { applyRetentionPlan } from '../../../lib/aws/retention-apply.ts';
 import { planRetention } from '../../../lib/domain/retention-planner.ts';
-import { runRetention } from '../../../lib/retention.ts';
+import { runRetention } from '../../../lib/workflows/retention.ts';
 import { inventoryArb, policyArb } from './arbitraries.ts';
 import { FakeAccount } from './fake-account.ts';
 import { ACCOUNT, NOW } from './fixtures.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../local/clock.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
 
 describe('ManualClock', () => {
   it('moves only forward and tells its listeners', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../local/clock.ts';
-import { EventBus } from '../../../local/events.ts';
-import { Lifecycle } from '../../../local/lifecycle.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { EventBus } from '../../../local/twin/events.ts';
+import { Lifecycle } from '../../../local/twin/lifecycle.ts';
 
 describe('Lifecycle', () => {
   it('runs due tasks in time order, equal times in scheduling order, and leaves the rest', () => {

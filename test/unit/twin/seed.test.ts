@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../local/clock.ts';
-import { createSeeder } from '../../../local/seed.ts';
-import { TwinState } from '../../../local/state.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { createSeeder } from '../../../local/twin/seed.ts';
+import { TwinState } from '../../../local/twin/state.ts';
 
 function setup() {
   const state = new TwinState('000000000000');

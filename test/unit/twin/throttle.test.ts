@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../local/clock.ts';
-import { Throttler, throttleClass } from '../../../local/throttle.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { Throttler, throttleClass } from '../../../local/twin/throttle.ts';
 
 describe('throttleClass', () => {
   it.each([

@@ -1,8 +1,8 @@
 import { pathToFileURL } from 'node:url';
-import type { Policy } from '../lib/domain/policy.ts';
-import { SystemClock, type Clock } from './clock.ts';
+import type { Policy } from '../../lib/domain/policy.ts';
+import { SystemClock, type Clock } from '../twin/clock.ts';
 import { startLocalRuntime } from './runtime.ts';
-import { startTwin, type Twin } from './twin.ts';
+import { startTwin, type Twin } from '../twin/twin.ts';
 
 /**
  * `npm run twin` / `ami-dr twin`: the local twin for people, on a fixed port with real time. Given a policy, it also

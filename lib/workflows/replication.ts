@@ -1,4 +1,4 @@
-import { type Clients, ec2Client, sfnClient, snsClient } from './aws/clients.ts';
+import { type Clients, ec2Client, sfnClient, snsClient } from '../aws/clients.ts';
 import {
   copyImage,
   deleteLeftoverSnapshots,
@@ -8,8 +8,8 @@ import {
   findImagesByName,
   removeCopy,
   type RemovalReport,
-} from './aws/copy.ts';
-import { publishNotification, topicRegion } from './aws/notify.ts';
+} from '../aws/copy.ts';
+import { publishNotification, topicRegion } from '../aws/notify.ts';
 import {
   addLaunchPermissions,
   getLaunchPermissions,
@@ -17,11 +17,11 @@ import {
   setDeprecation,
   shareSnapshots,
   tagResources,
-} from './aws/permissions.ts';
-import { startExecution } from './aws/sfn.ts';
-import type { ImageRecord } from './domain/image.ts';
-import { parseImageEvent } from './domain/image-event.ts';
-import { policyVersion, type Policy } from './domain/policy.ts';
+} from '../aws/permissions.ts';
+import { executionArnOf, executionStatus, startExecution } from '../aws/sfn.ts';
+import type { ImageRecord } from '../domain/image.ts';
+import { parseImageEvent } from '../domain/image-event.ts';
+import { policyVersion, type Policy } from '../domain/policy.ts';
 import {
   copyClientToken,
   copyDeadline,
@@ -36,7 +36,7 @@ import {
   screenEvent,
   screenImage,
   type SkipReason,
-} from './domain/replication.ts';
+} from '../domain/replication.ts';
 import {
   cleanupInputSchema,
   copyStepInputSchema,
@@ -50,9 +50,9 @@ import {
   type SourceCheck,
   type SourceSummary,
   type Summary,
-} from './domain/replication-steps.ts';
-import { isReplica, TAG } from './domain/tags.ts';
-import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from './observability.ts';
+} from '../domain/replication-steps.ts';
+import { isReplica, TAG } from '../domain/tags.ts';
+import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from '../observability.ts';
 
 /**
  * The replication's steps, one function per Lambda of the state machine plus the event handler. Handlers, the CLI
@@ -127,30 +127,58 @@ export function replicationRequest(
   };
 }
 
+/** A source whose replication ended this many times without leaving it ready needs a person, not another run. */
+export const MAX_REDRIVE_ATTEMPTS = 5;
+
 export interface StartedReplication {
   executionName: string;
   executionArn: string;
-  alreadyStarted: boolean;
+  /** `started`: a new execution; `joined`: one of that name exists, so nothing new was started. */
+  result: 'started' | 'joined';
 }
 
-/** Starts (or joins) the replication of one image. Used by the event handler, reconciliation and the CLI. */
-export async function startReplication(
+/**
+ * Starts the replication of one image under its deterministic execution name, or joins the execution of that name.
+ * Every caller goes through here: the event handler (a duplicate event joins, whatever that execution's state) and,
+ * with `redrive`, reconciliation and the CLI: when that execution has ended and the caller still finds the image
+ * not ready, a numbered re-drive (attempt 1, 2, ...) starts, deterministic too, so two callers seeing the same gap
+ * start one execution, not two.
+ */
+export async function startOrJoinReplication(
   deps: Pick<EventDeps, 'clients' | 'policy' | 'stateMachineArn'>,
   region: string,
   imageId: string,
-  attempt = 0,
+  options: { redrive?: boolean } = {},
 ): Promise<StartedReplication> {
-  const { name, input } = replicationRequest(deps.policy, region, imageId, attempt);
-  const smRegion = deps.stateMachineArn.split(':')[3] || region;
-  const started = await startExecution(sfnClient(deps.clients, smRegion), deps.stateMachineArn, name, input);
-  return { executionName: name, executionArn: started.executionArn, alreadyStarted: started.alreadyStarted };
+  const sfn = sfnClient(deps.clients, deps.stateMachineArn.split(':')[3] || region);
+  const attempts = options.redrive ? MAX_REDRIVE_ATTEMPTS : 1;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const { name, input } = replicationRequest(deps.policy, region, imageId, attempt);
+    const executionArn = executionArnOf(deps.stateMachineArn, name);
+    if (options.redrive) {
+      // Looked up first: StartExecution of a running name succeeds too (it returns the original), so only this tells joining from starting.
+      const status = await executionStatus(sfn, executionArn);
+      if (status === 'RUNNING' || status === 'PENDING_REDRIVE')
+        return { executionName: name, executionArn, result: 'joined' };
+      if (status !== undefined) continue;
+    }
+    const started = await startExecution(sfn, deps.stateMachineArn, name, input);
+    return {
+      executionName: name,
+      executionArn: started.executionArn,
+      result: started.alreadyStarted ? 'joined' : 'started',
+    };
+  }
+  throw new Error(
+    `replication of ${imageId} ended ${MAX_REDRIVE_ATTEMPTS} times without making it ready; see its executions`,
+  );
 }
 
 export type EventOutcome =
   | { action: 'skipped'; reason: SkipReason; detail: string; region: string; imageId?: string; eventId: string }
   | ({ action: 'started' | 'already-started'; region: string; imageId: string; eventId: string } & Omit<
       StartedReplication,
-      'alreadyStarted'
+      'result'
     >);
 
 /**
@@ -187,14 +215,15 @@ export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<E
   if (!second.act) return skipped(second.reason, second.detail);
   const { name, input } = replicationRequest(deps.policy, event.region, imageId);
   if (input.targets.length === 0) return skipped('not-a-source-region', `no DR region other than ${event.region}`);
-  const started = await startReplication(deps, event.region, imageId);
-  log.info(started.alreadyStarted ? 'replication already started' : 'replication started', {
+  const started = await startOrJoinReplication(deps, event.region, imageId);
+  const joined = started.result === 'joined';
+  log.info(joined ? 'replication already started' : 'replication started', {
     imageId,
     region: event.region,
     executionName: name,
   });
   return {
-    action: started.alreadyStarted ? 'already-started' : 'started',
+    action: joined ? 'already-started' : 'started',
     region: event.region,
     imageId,
     eventId: event.id,

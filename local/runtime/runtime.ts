@@ -3,9 +3,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { parse as parseYaml } from 'yaml';
-import { createClients, type Clients } from '../lib/aws/clients.ts';
-import type { Policy } from '../lib/domain/policy.ts';
-import type { CopyStatus, SourceCheck } from '../lib/domain/replication-steps.ts';
+import { createClients, type Clients } from '../../lib/aws/clients.ts';
+import type { Policy } from '../../lib/domain/policy.ts';
+import type { CopyStatus, SourceCheck } from '../../lib/domain/replication-steps.ts';
 import {
   checkCopy,
   checkSource,
@@ -18,11 +18,11 @@ import {
   type LogSink,
   type MetricSink,
   type ReplicationDeps,
-} from '../lib/replication.ts';
-import { ManualClock, type Clock } from './clock.ts';
-import type { TwinEvent } from './events.ts';
-import { LocalStepFunctions, type LocalExecution, type TaskBinding } from './stepfunctions.ts';
-import { startTwin, type Twin, type TwinOptions } from './twin.ts';
+} from '../../lib/workflows/replication.ts';
+import { ManualClock, type Clock } from '../twin/clock.ts';
+import type { TwinEvent } from '../twin/events.ts';
+import { LocalStepFunctions, type LocalExecution, type TaskBinding } from '../twin/stepfunctions.ts';
+import { startTwin, type Twin, type TwinOptions } from '../twin/twin.ts';
 
 /**
  * ami-dr running on the local twin, wired as serverless.yml wires it on AWS: the twin's events go through the
@@ -38,11 +38,11 @@ import { startTwin, type Twin, type TwinOptions } from './twin.ts';
  *   await rt.stop();
  */
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ASL_FILE = join(ROOT, 'statemachines', 'replicate.asl.json');
 const SERVERLESS_FILE = join(ROOT, 'serverless.yml');
 
-/** The twin attributes calls to ami-dr's own role by this access key prefix (see local/identity.ts). */
+/** The twin attributes calls to ami-dr's own role by this access key prefix (see local/twin/identity.ts). */
 const OWN_ACCESS_KEY = 'AMIDRLOCALRUNTIME';
 
 export interface LocalRuntimeOptions {

@@ -1,6 +1,3 @@
-import { DescribeSnapshotsCommand, ModifyImageAttributeCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { ImageRecord, LaunchPermission } from '../domain/image.ts';
 import type { Policy } from '../domain/policy.ts';
 import {
@@ -13,12 +10,18 @@ import {
   type RepairAction,
 } from '../domain/readiness.ts';
 import { TAG, REPLICA_ROLE } from '../domain/tags.ts';
-import { replicationRequest, startReplication } from '../replication.ts';
-import { describeKey } from './account.ts';
-import { type Clients, ec2Client, kmsClient, s3Client, sfnClient } from './clients.ts';
-import { listImages } from './images.ts';
-import { addLaunchPermissions, getLaunchPermissions, setDeprecation, tagResources } from './permissions.ts';
-import { describeExecution, executionArnOf } from './sfn.ts';
+import { describeKey } from '../aws/account.ts';
+import { type Clients, ec2Client, kmsClient, s3Client } from '../aws/clients.ts';
+import { describeSnapshotKeys, listImages } from '../aws/images.ts';
+import {
+  addLaunchPermissions,
+  getLaunchPermissions,
+  removeLaunchPermissions,
+  setDeprecation,
+  tagResources,
+} from '../aws/permissions.ts';
+import { putJsonReport } from '../aws/reports.ts';
+import { startOrJoinReplication } from './replication.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
@@ -36,8 +39,6 @@ export const REQUIRED_PERMISSIONS = [
 
 /** DescribeImageAttribute is one call per image: at most this many in flight per run. */
 const ATTRIBUTE_CONCURRENCY = 8;
-/** A source whose replication ended this many times without leaving it ready needs a person, not another run. */
-export const MAX_REDRIVE_ATTEMPTS = 5;
 
 export type ProgressFn = (text: string) => void;
 
@@ -107,8 +108,6 @@ export async function collectReadinessInput(
   return { ...input, copies, launchPermissions: permissions };
 }
 
-const SNAPSHOT_BATCH = 200;
-
 async function withSnapshotKeys(
   clients: Clients,
   copies: readonly ImageRecord[],
@@ -124,13 +123,8 @@ async function withSnapshotKeys(
   const keys = new Map<string, { encrypted?: boolean; kmsKeyId?: string }>();
   await Promise.all(
     [...idsByRegion].map(async ([region, ids]) => {
-      for (let i = 0; i < ids.length; i += SNAPSHOT_BATCH) {
-        const out = await ec2Client(clients, region).send(
-          new DescribeSnapshotsCommand({ SnapshotIds: ids.slice(i, i + SNAPSHOT_BATCH) }),
-        );
-        for (const s of out.Snapshots ?? [])
-          if (s.SnapshotId) keys.set(`${region}/${s.SnapshotId}`, { encrypted: s.Encrypted, kmsKeyId: s.KmsKeyId });
-      }
+      for (const [id, key] of await describeSnapshotKeys(ec2Client(clients, region), ids))
+        keys.set(`${region}/${id}`, key);
     }),
   );
   if (keys.size === 0) return [...copies];
@@ -210,9 +204,7 @@ export async function reconcile(
   for (const action of plan.repair) {
     options.onProgress?.(`repairing ${action.copyImageId} in ${action.region}`);
     try {
-      result.repaired.push(
-        await repair(ec2Client(clients, action.region), action, byId.get(imageKey(action.region, action.copyImageId))),
-      );
+      result.repaired.push(await repair(clients, action, byId.get(imageKey(action.region, action.copyImageId))));
     } catch (error) {
       result.errors.push({
         action: 'repair',
@@ -233,53 +225,15 @@ async function redrive(
   regions: string[],
   options: ReconcileOptions,
 ): Promise<RedriveOutcome> {
-  const started = await startOrJoinReplication(clients, policy, region, imageId, options.stateMachineArnFor(region));
+  const stateMachineArn = options.stateMachineArnFor(region);
+  const started = await startOrJoinReplication({ clients, policy, stateMachineArn }, region, imageId, {
+    redrive: true,
+  });
   return { sourceRegion: region, sourceImageId: imageId, regions, ...started };
 }
 
-/**
- * Starts the replication of an image under the name the event handler uses, or joins the execution of that name
- * while it runs. When that execution has ended (and the caller still finds the image not ready), a numbered
- * re-drive starts: deterministic too, so two callers seeing the same gap start one execution, not two.
- */
-export async function startOrJoinReplication(
-  clients: Clients,
-  policy: Readonly<Policy>,
-  region: string,
-  imageId: string,
-  stateMachineArn: string,
-): Promise<{ executionName: string; executionArn: string; result: 'started' | 'joined' }> {
-  const sfn = sfnClient(clients, stateMachineArn.split(':')[3] || region);
-  for (let attempt = 0; attempt < MAX_REDRIVE_ATTEMPTS; attempt++) {
-    const { name } = replicationRequest(policy, region, imageId, attempt);
-    const executionArn = executionArnOf(stateMachineArn, name);
-    // Looked up first: StartExecution of a running name succeeds too (it returns the original), so only this tells joining from starting.
-    const status = await executionStatus(sfn, executionArn);
-    if (status === 'RUNNING' || status === 'PENDING_REDRIVE')
-      return { executionName: name, executionArn, result: 'joined' };
-    if (status !== undefined) continue;
-    const started = await startReplication({ clients, policy, stateMachineArn }, region, imageId, attempt);
-    return {
-      executionName: started.executionName,
-      executionArn: started.executionArn,
-      result: started.alreadyStarted ? 'joined' : 'started',
-    };
-  }
-  throw new Error(
-    `replication of ${imageId} ended ${MAX_REDRIVE_ATTEMPTS} times without making it ready; see its executions`,
-  );
-}
-
-async function executionStatus(sfn: SFNClient, executionArn: string): Promise<string | undefined> {
-  try {
-    return (await describeExecution(sfn, executionArn)).status;
-  } catch (error) {
-    if ((error as { name?: string }).name === 'ExecutionDoesNotExist') return undefined;
-    throw error;
-  }
-}
-
-async function repair(ec2: EC2Client, action: RepairAction, copy: ImageRecord | undefined): Promise<RepairOutcome> {
+async function repair(clients: Clients, action: RepairAction, copy: ImageRecord | undefined): Promise<RepairOutcome> {
+  const ec2 = ec2Client(clients, action.region);
   const applied: RepairOutcome['applied'] = [];
   if (action.tags && Object.keys(action.tags).length) {
     // Replication tags the copy's snapshots too; so does the repair.
@@ -296,24 +250,6 @@ async function repair(ec2: EC2Client, action: RepairAction, copy: ImageRecord | 
     applied.push('deprecation');
   }
   return { region: action.region, copyImageId: action.copyImageId, sourceImageId: action.sourceImageId, applied };
-}
-
-async function removeLaunchPermissions(
-  ec2: EC2Client,
-  imageId: string,
-  permissions: LaunchPermission[],
-): Promise<void> {
-  if (permissions.length === 0) return;
-  const Remove = permissions.map((p) =>
-    p.userId
-      ? { UserId: p.userId }
-      : p.organizationArn
-        ? { OrganizationArn: p.organizationArn }
-        : p.organizationalUnitArn
-          ? { OrganizationalUnitArn: p.organizationalUnitArn }
-          : { Group: 'all' as const },
-  );
-  await ec2.send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Remove } }));
 }
 
 export interface ReadinessRunOptions {
@@ -354,24 +290,13 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
   }
   if (options.report) {
     const key = `${options.report.prefix}readiness/${report.generatedAt.replace(/[:.]/g, '-')}.json`;
-    await putJson(clients, options.report.region, options.report.bucket, key, {
+    await putJsonReport(s3Client(clients, options.report.region), options.report.bucket, key, {
       ...report,
       reconciliation: run.reconciliation,
     });
     run.reportLocation = `s3://${options.report.bucket}/${key}`;
   }
   return run;
-}
-
-async function putJson(clients: Clients, region: string, bucket: string, key: string, body: unknown): Promise<void> {
-  await s3Client(clients, region).send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: key,
-      Body: JSON.stringify(body, null, 2),
-      ContentType: 'application/json',
-    }),
-  );
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -383,12 +308,4 @@ async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Pro
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-/** ami-dr is deployed once per source region under the same names: the state machine in `region` differs only in its region. */
-export function stateMachineArnIn(stateMachineArn: string, region: string): string {
-  const parts = stateMachineArn.split(':');
-  if (parts.length < 7 || parts[2] !== 'states') throw new Error(`not a state machine ARN: ${stateMachineArn}`);
-  parts[3] = region;
-  return parts.join(':');
 }

@@ -1,20 +1,17 @@
-import { callerAccountId } from './aws/account.ts';
-import { type Clients, ec2Client, s3Client, stsClient } from './aws/clients.ts';
+import { callerAccountId } from '../aws/account.ts';
+import { type Clients, ec2Client, s3Client, stsClient } from '../aws/clients.ts';
 import {
   addImageReferences,
   collectInventory,
   REQUIRED_PERMISSIONS as INVENTORY_PERMISSIONS,
-} from './aws/inventory.ts';
-import { TokenBucketPacer } from './aws/pacer.ts';
-import {
-  applyRetentionPlan,
-  REQUIRED_PERMISSIONS as APPLY_PERMISSIONS,
-  writeRetentionReport,
-} from './aws/retention-apply.ts';
-import type { Policy } from './domain/policy.ts';
-import type { RetentionInventory } from './domain/retention-inventory.ts';
-import { planRetention, type RetentionPlan } from './domain/retention-planner.ts';
-import { buildRetentionReport, type RetentionError, type RetentionReport } from './domain/retention-report.ts';
+} from '../aws/inventory.ts';
+import { TokenBucketPacer } from '../aws/pacer.ts';
+import { putJsonReport } from '../aws/reports.ts';
+import { applyRetentionPlan, REQUIRED_PERMISSIONS as APPLY_PERMISSIONS } from '../aws/retention-apply.ts';
+import type { Policy } from '../domain/policy.ts';
+import type { RetentionInventory } from '../domain/retention-inventory.ts';
+import { planRetention, type RetentionPlan } from '../domain/retention-planner.ts';
+import { buildRetentionReport, type RetentionError, type RetentionReport } from '../domain/retention-report.ts';
 
 /**
  * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
@@ -118,7 +115,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
   if (bucket && options.writeReport !== false) {
     const key = `${policy.retention.reportPrefix}retention/${region}/${report.startedAt.replace(/[:.]/g, '-')}${dryRun ? '-dry-run' : ''}.json`;
     try {
-      reportLocation = await writeRetentionReport(s3Client(clients, region), bucket, key, report);
+      reportLocation = await putJsonReport(s3Client(clients, region), bucket, key, report);
     } catch (error) {
       // The run's work is done; a lost report is an error to see, not a reason to undo or repeat the work.
       errors.push({

@@ -1,7 +1,7 @@
-import type { Seeder } from '../../local/seed.ts';
-import type { LaunchPermission } from '../domain/image.ts';
-import type { Policy } from '../domain/policy.ts';
-import { copyTags, launchPermissionsFor } from '../domain/replication.ts';
+import type { Seeder } from '../twin/seed.ts';
+import type { LaunchPermission } from '../../lib/domain/image.ts';
+import type { Policy } from '../../lib/domain/policy.ts';
+import { copyTags, launchPermissionsFor } from '../../lib/domain/replication.ts';
 
 const DAY = 86_400_000;
 export const PARTNER_ACCOUNT = '111122223333';

@@ -1,0 +1,17 @@
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
+/** What writing a report calls. */
+export const REQUIRED_PERMISSIONS = ['s3:PutObject'] as const;
+
+/** Writes a run's report as JSON; returns its `s3://` location. */
+export async function putJsonReport(s3: S3Client, bucket: string, key: string, body: unknown): Promise<string> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: JSON.stringify(body, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
+  return `s3://${bucket}/${key}`;
+}
