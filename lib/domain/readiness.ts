@@ -1,11 +1,11 @@
 import type { ImageRecord, LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
+import { compileSelector } from './selector.ts';
 import { TAG, isReplica } from './tags.ts';
 import {
   copyTags,
   deprecationFor,
   launchPermissionsFor,
-  matchSelector,
   PublicEncryptedImageError,
   publicSourceRefusal,
 } from './replication.ts';
@@ -111,11 +111,12 @@ export function computeReadiness(input: ReadinessInput): ReadinessReport {
   const { policy, now } = input;
   const drRegions = policy.regions.dr.map((d) => d.region);
   const copiesBySource = indexCopies(input.copies, drRegions);
+  const selects = compileSelector(policy.selector);
 
   const rows: ReadinessRow[] = [];
   for (const source of input.sources) {
     if (!policy.regions.sources.includes(source.region)) continue;
-    if (isReplica(source.tags) || !matchSelector(policy.selector, source).match) continue;
+    if (isReplica(source.tags) || !selects(source).match) continue;
     if (source.state !== 'available' && source.state !== 'pending') continue;
     const ageSeconds = secondsBetween(Date.parse(source.creationDate), now);
     const required = requirementsOf(input, source);

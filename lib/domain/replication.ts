@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import type { ImageEvent } from './image-event.ts';
 import type { ImageRecord, LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
-import { globMatch, isReplica, REPLICA_ROLE, TAG } from './tags.ts';
+import { compileGlob } from './glob.ts';
+import { matchSelector } from './selector.ts';
+import { isReplica, REPLICA_ROLE, TAG } from './tags.ts';
 
 /**
  * The replication's decisions, free of I/O: whether an event or an image is acted on (and why not), the names
@@ -111,28 +113,6 @@ export function screenImage(image: ImageRecord | undefined, ctx: ScreenContext):
   return ACT;
 }
 
-export interface SelectorResult {
-  match: boolean;
-  detail: string;
-}
-
-/** The policy's selector: every include tag, no exclude tag, a name pattern (if any), no excluded name pattern. */
-export function matchSelector(selector: Policy['selector'], image: Pick<ImageRecord, 'name' | 'tags'>): SelectorResult {
-  const tagMatches = (key: string, want: string) => key in image.tags && (want === '*' || image.tags[key] === want);
-  for (const [key, want] of Object.entries(selector.includeTags)) {
-    if (!tagMatches(key, want)) return { match: false, detail: `missing tag ${key}=${want}` };
-  }
-  for (const [key, want] of Object.entries(selector.excludeTags)) {
-    if (tagMatches(key, want)) return { match: false, detail: `tag ${key}=${image.tags[key]} excludes it` };
-  }
-  if (selector.namePatterns.length > 0 && !selector.namePatterns.some((p) => globMatch(p, image.name))) {
-    return { match: false, detail: `name ${image.name} matches none of ${selector.namePatterns.join(', ')}` };
-  }
-  const excluded = selector.excludeNamePatterns.find((p) => globMatch(p, image.name));
-  if (excluded) return { match: false, detail: `name ${image.name} matches excluded pattern ${excluded}` };
-  return { match: true, detail: 'selected' };
-}
-
 // ---- names and tokens -----------------------------------------------------------------------------------------
 
 const EXECUTION_NAME_MAX = 80;
@@ -222,11 +202,10 @@ export function copyTags(
     [TAG.policy]: policyTag(policy),
     ...(replicatedAt ? { [TAG.replicatedAt]: replicatedAt } : {}),
   };
+  const denied = r.tagDenyList.map(compileGlob);
   const user = r.copyTags
     ? Object.entries(source.tags)
-        .filter(
-          ([k]) => !k.startsWith('aws:') && !k.startsWith('ami-dr:') && !r.tagDenyList.some((p) => globMatch(p, k)),
-        )
+        .filter(([k]) => !k.startsWith('aws:') && !k.startsWith('ami-dr:') && !denied.some((matches) => matches(k)))
         .sort(([a], [b]) => a.localeCompare(b))
     : [];
   const extras = Object.entries(r.extraTags).filter(([k]) => !(k in provenance));

@@ -1,6 +1,7 @@
 import type { ImageRecord } from './image.ts';
 import type { Policy, RetentionScope } from './policy.ts';
 import { sourceKey, type ImageReference, type RetentionInventory } from './retention-inventory.ts';
+import { compileSelector } from './selector.ts';
 import { TAG, isReplica, isRetained } from './tags.ts';
 import { plural } from './text.ts';
 
@@ -418,20 +419,11 @@ function newest(members: Candidate[], n: number): Candidate[] {
  * - sources: every other owned image the selector covers.
  */
 export function scopeMatcher(policy: Readonly<Policy>): (image: ImageRecord) => Scope | undefined {
-  const sel = policy.selector;
-  const include = Object.entries(sel.includeTags);
-  const exclude = Object.entries(sel.excludeTags);
-  const names = sel.namePatterns.map(compileGlob);
-  const excludeNames = sel.excludeNamePatterns.map(compileGlob);
-  const tagMatches = (tags: Record<string, string>, [k, v]: [string, string]): boolean =>
-    tags[k] !== undefined && (v === '*' || tags[k] === v);
+  const selects = compileSelector(policy.selector);
   return (image) => {
-    if (exclude.some((e) => tagMatches(image.tags, e))) return undefined;
-    if (excludeNames.some((re) => re.test(image.name))) return undefined;
-    if (isReplica(image.tags)) return 'replicas';
-    if (!include.every((e) => tagMatches(image.tags, e))) return undefined;
-    if (names.length > 0 && !names.some((re) => re.test(image.name))) return undefined;
-    return 'sources';
+    const replica = isReplica(image.tags);
+    if (!selects(image, { exclusionsOnly: replica }).match) return undefined;
+    return replica ? 'replicas' : 'sources';
   };
 }
 
@@ -542,17 +534,6 @@ export function parseTime(s: string): number {
       return t;
   }
   return Date.parse(s);
-}
-
-/** Same semantics as tags.ts globMatch (`*`, `?`, case-sensitive), compiled once instead of per image. */
-function compileGlob(pattern: string): RegExp {
-  return new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    's',
-  );
 }
 
 const REF_WORDS: Record<ImageReference['kind'], string> = {

@@ -13,15 +13,3 @@ export const REPLICA_ROLE = 'replica';
 
 export const isReplica = (tags: Record<string, string>): boolean => tags[TAG.role] === REPLICA_ROLE;
 export const isRetained = (tags: Record<string, string>): boolean => tags[TAG.retain]?.toLowerCase() === 'true';
-
-/** Case-sensitive glob (`*`, `?`) match, used for tag deny lists and name patterns. */
-export function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    's',
-  );
-  return re.test(value);
-}

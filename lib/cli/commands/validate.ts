@@ -2,7 +2,8 @@ import { describeKey, describeRegions, type KeyInfo, type RegionInfo } from '../
 import { listImages } from '../../aws/images.ts';
 import type { ImageRecord } from '../../domain/image.ts';
 import type { Policy } from '../../domain/policy.ts';
-import { matchSelector, publicSourceRefusal } from '../../domain/replication.ts';
+import { publicSourceRefusal } from '../../domain/replication.ts';
+import { matchSelector } from '../../domain/selector.ts';
 import { isReplica } from '../../domain/tags.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../errors.ts';

@@ -6,7 +6,6 @@ import {
   copyTags,
   deprecationFor,
   launchPermissionsFor,
-  matchSelector,
   MAX_TAGS,
   nextWaitSeconds,
   PublicEncryptedImageError,
@@ -14,6 +13,7 @@ import {
   screenImage,
   waitSeconds,
 } from '../../../lib/domain/replication.ts';
+import { matchSelector } from '../../../lib/domain/selector.ts';
 import { ACCOUNT, NOW, image, policy, sample } from './fixtures.ts';
 
 const ctx = {
@@ -106,6 +106,13 @@ describe('matchSelector', () => {
       match: false,
       detail: 'name web-test matches excluded pattern *-test',
     });
+  });
+  it('applies only the exclusions when asked (copies, whose includes were checked on their source)', () => {
+    const s = selector({ includeTags: { Team: 'web' }, namePatterns: ['web-*'], excludeNamePatterns: ['*-test'] });
+    const copy = { name: 'web-1 (ami-1 from us-east-1)', tags: {} };
+    expect(matchSelector(s, copy).match).toBe(false);
+    expect(matchSelector(s, copy, { exclusionsOnly: true }).match).toBe(true);
+    expect(matchSelector(s, { name: 'web-test', tags: {} }, { exclusionsOnly: true }).match).toBe(false);
   });
 });
 
