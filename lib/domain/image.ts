@@ -12,6 +12,18 @@ export interface LaunchPermission {
   organizationalUnitArn?: string;
 }
 
+/**
+ * A launch permission's identity, readable in reports (`account 111122223333`, `organization arn:…`, `OU arn:…`,
+ * `group all`); undefined for a permission that grants nothing.
+ */
+export function permissionKey(p: LaunchPermission): string | undefined {
+  if (p.userId) return `account ${p.userId}`;
+  if (p.organizationArn) return `organization ${p.organizationArn}`;
+  if (p.organizationalUnitArn) return `OU ${p.organizationalUnitArn}`;
+  if (p.group === 'all') return 'group all';
+  return undefined;
+}
+
 export interface ImageRecord {
   imageId: string;
   region: string;

@@ -1,4 +1,4 @@
-import type { ImageRecord, LaunchPermission } from './image.ts';
+import { permissionKey, type ImageRecord, type LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
 import { compileSelector } from './selector.ts';
 import { TAG, isReplica } from './tags.ts';
@@ -320,17 +320,6 @@ function requiredPermissions(
     );
   }
 }
-
-export const permissionKey = (p: LaunchPermission): string =>
-  p.userId
-    ? `account ${p.userId}`
-    : p.organizationArn
-      ? `organization ${p.organizationArn}`
-      : p.organizationalUnitArn
-        ? `OU ${p.organizationalUnitArn}`
-        : p.group
-          ? `group ${p.group}`
-          : 'nothing';
 
 function summarize(rows: readonly ReadinessRow[]): ReadinessSummary {
   const counts = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<ReadinessStatus, number>;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ImageEvent } from './image-event.ts';
-import type { ImageRecord, LaunchPermission } from './image.ts';
+import { permissionKey, type ImageRecord, type LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
 import { compileGlob } from './glob.ts';
 import { matchSelector } from './selector.ts';
@@ -249,14 +249,6 @@ export function launchPermissionsFor(
     );
   }
   return result;
-}
-
-export function permissionKey(p: LaunchPermission): string | undefined {
-  if (p.userId) return `user:${p.userId}`;
-  if (p.organizationArn) return `org:${p.organizationArn}`;
-  if (p.organizationalUnitArn) return `ou:${p.organizationalUnitArn}`;
-  if (p.group === 'all') return 'group:all';
-  return undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ReadinessCell, ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
-import { permissionKey } from '../domain/readiness.ts';
+import { permissionKey } from '../domain/image.ts';
 import { formatDuration, formatPercent, STATUS_LABEL } from './format.ts';
 import { plural } from '../domain/text.ts';
 
