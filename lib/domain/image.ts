@@ -5,6 +5,17 @@
 export type ImageState =
   'pending' | 'available' | 'invalid' | 'deregistered' | 'transient' | 'failed' | 'error' | 'disabled';
 
+/** On its way: becomes available (or fails) without anyone acting. */
+export const IN_PROGRESS_STATES: ReadonlySet<ImageState> = new Set(['pending', 'transient']);
+/** Still registered but unusable, and not getting better by waiting. */
+export const FAILED_STATES: ReadonlySet<ImageState> = new Set(['failed', 'error', 'invalid', 'disabled']);
+/** Will never become available by waiting: failed, disabled or deregistered. */
+export const GONE_STATES: ReadonlySet<ImageState> = new Set([...FAILED_STATES, 'deregistered']);
+/** A source in these states is not copied (a disabled one is tried: enabling it is the owner's call). */
+export const NOT_COPYABLE_STATES: ReadonlySet<ImageState> = new Set(['failed', 'error', 'invalid', 'deregistered']);
+/** Copies worth adopting instead of starting another, best first. */
+export const ADOPTABLE_STATES: readonly ImageState[] = ['available', 'pending'];
+
 export interface LaunchPermission {
   userId?: string;
   group?: 'all';

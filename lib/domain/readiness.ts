@@ -1,4 +1,4 @@
-import { permissionKey, type ImageRecord, type LaunchPermission } from './image.ts';
+import { IN_PROGRESS_STATES, permissionKey, type ImageRecord, type LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
 import { compileSelector } from './selector.ts';
 import { TAG, isReplica } from './tags.ts';
@@ -93,9 +93,6 @@ export interface ReadinessInput {
 
 export const imageKey = (region: string, imageId: string): string => `${region}/${imageId}`;
 
-const USABLE_COPY_STATES = new Set(['available']);
-const IN_FLIGHT_STATES = new Set(['pending', 'transient']);
-const FAILED_STATES = new Set(['failed', 'error', 'invalid', 'disabled']);
 /** Which copy speaks for a region when several exist (a failed one and its retry, say). */
 const COPY_PREFERENCE: Record<string, number> = {
   available: 0,
@@ -217,9 +214,10 @@ function cellFor(
     return { region, status: 'missing', reason: 'no copy in this region', drift: [], lagSeconds: ageSeconds };
   }
   const base = { region, copyImageId: copy.imageId, copyState: copy.state };
-  if (IN_FLIGHT_STATES.has(copy.state))
+  if (IN_PROGRESS_STATES.has(copy.state))
     return { ...base, status: 'in-progress', reason: `copy is ${copy.state}`, drift: [], lagSeconds: ageSeconds };
-  if (FAILED_STATES.has(copy.state) || !USABLE_COPY_STATES.has(copy.state)) {
+  if (copy.state !== 'available') {
+    // failed, error, invalid, disabled, deregistered: not a copy to launch from
     if (refusal)
       return { ...base, status: 'failed', reason: refusal, refused: true, drift: [], lagSeconds: ageSeconds };
     const why = copy.stateReason ? `copy ${copy.state}: ${copy.stateReason}` : `copy is ${copy.state}`;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ImageEvent } from './image-event.ts';
-import { permissionKey, type ImageRecord, type LaunchPermission } from './image.ts';
+import { NOT_COPYABLE_STATES, permissionKey, type ImageRecord, type LaunchPermission } from './image.ts';
 import { policyVersion, type Policy } from './policy.ts';
 import { compileGlob } from './glob.ts';
 import { matchSelector } from './selector.ts';
@@ -100,14 +100,7 @@ export function screenImage(image: ImageRecord | undefined, ctx: ScreenContext):
     }
     return skip('not-owned', `${image.imageId} is owned by ${image.ownerId}`);
   }
-  if (
-    image.state === 'failed' ||
-    image.state === 'deregistered' ||
-    image.state === 'invalid' ||
-    image.state === 'error'
-  ) {
-    return skip('not-copyable', `${image.imageId} is ${image.state}`);
-  }
+  if (NOT_COPYABLE_STATES.has(image.state)) return skip('not-copyable', `${image.imageId} is ${image.state}`);
   const selected = matchSelector(ctx.policy.selector, image);
   if (!selected.match) return skip('selector', selected.detail);
   return ACT;

@@ -19,7 +19,7 @@ import {
   tagResources,
 } from '../aws/permissions.ts';
 import { executionArnOf, executionStatus, startExecution } from '../aws/sfn.ts';
-import type { ImageRecord } from '../domain/image.ts';
+import { ADOPTABLE_STATES, GONE_STATES, type ImageRecord } from '../domain/image.ts';
 import { parseImageEvent } from '../domain/image-event.ts';
 import { policyVersion, type Policy } from '../domain/policy.ts';
 import {
@@ -234,8 +234,6 @@ export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<E
 
 // ---- CheckSource ----------------------------------------------------------------------------------------------------
 
-const GONE_STATES = new Set(['deregistered', 'failed', 'invalid', 'error', 'disabled']);
-
 function summarizeSource(image: ImageRecord): SourceSummary {
   return {
     imageId: image.imageId,
@@ -292,7 +290,6 @@ export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Pro
 
 // ---- StartCopy ------------------------------------------------------------------------------------------------------
 
-const ADOPTABLE = ['available', 'pending'];
 /** Attempts with a fresh ClientToken when the token's earlier copy is dead (failed and cleaned up by a past run). */
 const TOKEN_VARIANTS = 3;
 
@@ -334,8 +331,8 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   };
   const adoptable = (images: ImageRecord[]) =>
     images
-      .filter((i) => ADOPTABLE.includes(i.state))
-      .sort((a, b) => ADOPTABLE.indexOf(a.state) - ADOPTABLE.indexOf(b.state))[0];
+      .filter((i) => ADOPTABLE_STATES.includes(i.state))
+      .sort((a, b) => ADOPTABLE_STATES.indexOf(a.state) - ADOPTABLE_STATES.indexOf(b.state))[0];
 
   const existing = adoptable(await findCopies(ec2, target.region, source.region, source.imageId));
   if (existing) {
@@ -376,7 +373,7 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
     } catch (error) {
       if (errorCode(error) !== 'InvalidAMIName.Duplicate') throw error;
       const named = (await findImagesByName(ec2, target.region, request.name)).find(
-        (i) => isCopyOf(i, source) && ADOPTABLE.includes(i.state),
+        (i) => isCopyOf(i, source) && ADOPTABLE_STATES.includes(i.state),
       );
       if (named) {
         return status(named.imageId, true, startedAtOf(named, now), named.state);
@@ -388,7 +385,7 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
     const made = await describeImage(ec2, target.region, imageId);
     // Same token, same parameters ⇒ EC2 returns the copy made earlier; if that one failed and was removed, it is
     // no use: start afresh under the next token.
-    if (made && !ADOPTABLE.includes(made.state)) continue;
+    if (made && !ADOPTABLE_STATES.includes(made.state)) continue;
     logOf(deps).info('copy started', { imageId, region: target.region, sourceImageId: source.imageId, encrypted });
     return status(imageId, false, made ? startedAtOf(made, now) : now, made?.state ?? 'pending');
   }

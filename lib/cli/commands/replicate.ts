@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describeImage, findCopies } from '../../aws/copy.ts';
 import { startOrJoinReplication } from '../../workflows/replication.ts';
 import { describeExecution } from '../../aws/sfn.ts';
-import type { ImageRecord } from '../../domain/image.ts';
+import { ADOPTABLE_STATES, type ImageRecord, type ImageState } from '../../domain/image.ts';
 import { screenImage } from '../../domain/replication.ts';
 import type { Command, Session } from '../command.ts';
 import { CommandError, EXIT, UsageError } from '../errors.ts';
@@ -167,7 +167,10 @@ async function follow(
 
 async function regionProgress(session: Session, source: ImageRecord, region: string): Promise<RegionProgress> {
   const copies = await findCopies(ec2Client(session.clients, region), region, source.region, source.imageId);
-  const rank = (s: string) => ({ available: 0, pending: 1 })[s] ?? 2;
+  const rank = (s: ImageState) => {
+    const i = ADOPTABLE_STATES.indexOf(s);
+    return i < 0 ? ADOPTABLE_STATES.length : i;
+  };
   const copy = copies.filter((c) => c.state !== 'deregistered').sort((a, b) => rank(a.state) - rank(b.state))[0];
   if (!copy) return { region, state: 'not started' };
   return {
