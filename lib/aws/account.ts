@@ -1,6 +1,7 @@
 import { DescribeRegionsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
+import { isAwsError } from '../domain/errors.ts';
 
 /** What the account look-ups call (the CLI's validate, and readiness for the DR keys). */
 export const REQUIRED_PERMISSIONS = ['sts:GetCallerIdentity', 'ec2:DescribeRegions', 'kms:DescribeKey'] as const;
@@ -47,7 +48,7 @@ export async function describeKey(kms: KMSClient, keyId: string): Promise<KeyInf
       spec: m?.KeySpec ?? 'SYMMETRIC_DEFAULT',
     };
   } catch (error) {
-    if ((error as { name?: string }).name === 'NotFoundException') return undefined;
+    if (isAwsError(error, 'NotFoundException')) return undefined;
     throw error;
   }
 }

@@ -1,5 +1,6 @@
 import { DeleteObjectsCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { awsErrorName } from '../domain/errors.ts';
 
 /**
  * The S3 bundles behind instance-store AMIs: a manifest (`bucket/prefix/image.manifest.xml`) and the parts it
@@ -125,7 +126,7 @@ export async function readBundleManifest(
     const out = await s3.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.manifestKey }));
     xml = (await out.Body?.transformToString('utf8')) ?? '';
   } catch (error) {
-    const name = (error as { name?: string }).name ?? 'Error';
+    const name = awsErrorName(error) ?? 'Error';
     if (name === 'NoSuchBucket')
       throw new BundleNotFoundError(
         `bucket ${location.bucket} of bundle s3://${location.bucket}/${location.manifestKey} does not exist`,

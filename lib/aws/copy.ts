@@ -9,6 +9,7 @@ import {
 import type { ImageRecord } from '../domain/image.ts';
 import { TAG } from '../domain/tags.ts';
 import { listImages } from './images.ts';
+import { awsErrorName, IMAGE_GONE_ERRORS, isAwsError } from '../domain/errors.ts';
 
 /** What the copy adapter calls, for serverless.yml's least-privilege statements (kms: the copy's re-encryption). */
 export const REQUIRED_PERMISSIONS = [
@@ -27,24 +28,13 @@ export const REQUIRED_PERMISSIONS = [
   'kms:ReEncryptTo',
 ] as const;
 
-/** The SDK names its service errors after EC2's codes; this reads that name without trusting the shape. */
-export function errorCode(error: unknown): string | undefined {
-  if (error && typeof error === 'object' && 'name' in error && typeof error.name === 'string') return error.name;
-  return undefined;
-}
-
-const isNotFound = (error: unknown) => {
-  const code = errorCode(error);
-  return code === 'InvalidAMIID.NotFound' || code === 'InvalidAMIID.Unavailable';
-};
-
 /** One image by id, any state (`undefined` when EC2 no longer knows it). */
 export async function describeImage(ec2: EC2Client, region: string, imageId: string): Promise<ImageRecord | undefined> {
   try {
     const [image] = await listImages(ec2, region, { imageIds: [imageId] });
     return image;
   } catch (error) {
-    if (isNotFound(error)) return undefined;
+    if (isAwsError(error, ...IMAGE_GONE_ERRORS)) return undefined;
     throw error;
   }
 }
@@ -134,7 +124,7 @@ export async function removeCopy(
       }
     }
   } catch (error) {
-    if (!isNotFound(error)) throw error;
+    if (!isAwsError(error, ...IMAGE_GONE_ERRORS)) throw error;
     report.deregistered.push(imageId);
   }
   for (const snapshotId of leftovers) await deleteSnapshot(ec2, snapshotId, report);
@@ -172,7 +162,7 @@ async function deleteSnapshot(ec2: EC2Client, snapshotId: string, report: Remova
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
     report.snapshotsDeleted.push(snapshotId);
   } catch (error) {
-    const code = errorCode(error);
+    const code = awsErrorName(error);
     if (code === 'InvalidSnapshot.NotFound') report.snapshotsDeleted.push(snapshotId);
     else if (code === 'InvalidSnapshot.InUse') report.problems.push(`${snapshotId}: in use by another image, kept`);
     else throw error;

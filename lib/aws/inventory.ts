@@ -29,6 +29,7 @@ import { TAG, isReplica } from '../domain/tags.ts';
 import { type Clients, autoScalingClient, ec2Client } from './clients.ts';
 import { listImages } from './images.ts';
 import { TokenBucketPacer } from './pacer.ts';
+import { awsErrorName, isAwsError } from '../domain/errors.ts';
 
 /**
  * Retention's inventory of one region: every image the account owns (deprecated and disabled too), snapshot
@@ -145,7 +146,7 @@ export async function addImageReferences(
           ),
         );
       } catch (error) {
-        const name = (error as { name?: string }).name;
+        const name = awsErrorName(error);
         if (name === 'InvalidAction' || name === 'UnsupportedOperation') {
           coverage = 'unavailable';
           warnings.push(
@@ -329,7 +330,7 @@ async function scanTemplatesAndGroups(
         } while (token);
         return true;
       } catch (error) {
-        if (errorName(error) === 'InvalidLaunchTemplateId.VersionNotFound') return false;
+        if (isAwsError(error, 'InvalidLaunchTemplateId.VersionNotFound')) return false;
         throw error;
       }
     };
@@ -346,7 +347,7 @@ async function scanTemplatesAndGroups(
         );
       }
     } catch (error) {
-      if (errorName(error) !== 'InvalidLaunchTemplateId.NotFound') throw error;
+      if (!isAwsError(error, 'InvalidLaunchTemplateId.NotFound')) throw error;
       continue; // deleted since the listing: launches nothing
     }
     for (const version of versions) {
@@ -414,8 +415,6 @@ async function scanFleets(
   } while (nextToken);
 }
 
-const errorName = (error: unknown): string => (error as { name?: string } | undefined)?.name ?? '';
-
 /** Which sources of this region's replicas still exist: one listing per source region (pages, not images). */
 async function lookUpSources(
   clients: Clients,
@@ -440,7 +439,7 @@ async function lookUpSources(
       checkedRegions.push(r);
     } catch (error) {
       warnings.push(
-        `could not list source images in ${r} (${(error as Error).name}: ${(error as Error).message}); replicas of its images are kept`,
+        `could not list source images in ${r} (${awsErrorName(error) ?? 'Error'}: ${(error as Error).message}); replicas of its images are kept`,
       );
     }
   }

@@ -1,3 +1,5 @@
+import { isAwsError, THROTTLE_ERRORS } from '../domain/errors.ts';
+
 /**
  * Paces EC2 calls to EC2's own token buckets (per account, region and action class), so that removing
  * thousands of images runs at the refill rate instead of into `RequestLimitExceeded`. The SDK's adaptive retries
@@ -125,11 +127,5 @@ export class TokenBucketPacer {
 
 /** Throttling errors as the SDK names them after its own retries gave up. */
 export function isThrottle(error: unknown): boolean {
-  const name = (error as { name?: string } | undefined)?.name;
-  return (
-    name === 'RequestLimitExceeded' ||
-    name === 'Throttling' ||
-    name === 'ThrottlingException' ||
-    name === 'TooManyRequestsException'
-  );
+  return isAwsError(error, ...THROTTLE_ERRORS);
 }

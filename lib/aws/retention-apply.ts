@@ -17,6 +17,7 @@ import {
   REQUIRED_PERMISSIONS as BUNDLE_PERMISSIONS,
 } from './bundles.ts';
 import { TokenBucketPacer, type RateClass } from './pacer.ts';
+import { awsErrorName, IMAGE_GONE_ERRORS, isAwsError } from '../domain/errors.ts';
 
 /**
  * Carries out a retention plan: deprecations (EnableImageDeprecation) and removals (DeregisterImage with
@@ -49,7 +50,6 @@ export interface ApplyOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-const GONE = new Set(['InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable']);
 const MINUTE_MS = 60_000;
 
 export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOptions): Promise<ApplyOutcome> {
@@ -74,8 +74,8 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
   let done = 0;
 
   const fail = (step: RetentionStep, imageId: string, error: unknown): void => {
-    const e = error as { name?: string; message?: string };
-    outcome.errors.push({ step, imageId, code: e.name ?? 'Error', message: e.message ?? String(error) });
+    const message = (error as { message?: string } | undefined)?.message;
+    outcome.errors.push({ step, imageId, code: awsErrorName(error) ?? 'Error', message: message ?? String(error) });
   };
 
   /** A paced call, counted, with its duration kept for the reserve. */
@@ -104,7 +104,7 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
       );
       outcome.deprecated.push(record);
     } catch (error) {
-      if (GONE.has((error as { name?: string }).name ?? '')) outcome.deprecated.push({ ...record, alreadyGone: true });
+      if (isAwsError(error, ...IMAGE_GONE_ERRORS)) outcome.deprecated.push({ ...record, alreadyGone: true });
       else fail('deprecate', a.imageId, error);
     }
   };
@@ -152,7 +152,7 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
         }
       }
     } catch (error) {
-      if (!GONE.has((error as { name?: string }).name ?? '')) {
+      if (!isAwsError(error, ...IMAGE_GONE_ERRORS)) {
         fail('deregister', a.imageId, error);
         return;
       }

@@ -1,4 +1,5 @@
 import { DescribeExecutionCommand, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import { isAwsError } from '../domain/errors.ts';
 
 /** What the Step Functions adapter calls, for serverless.yml's least-privilege statements. */
 export const REQUIRED_PERMISSIONS = ['states:StartExecution', 'states:DescribeExecution'] as const;
@@ -28,7 +29,7 @@ export async function startExecution(
     const out = await sfn.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }));
     return { executionArn: out.executionArn ?? executionArnOf(stateMachineArn, name), alreadyStarted: false };
   } catch (error) {
-    if ((error as { name?: string }).name === 'ExecutionAlreadyExists') {
+    if (isAwsError(error, 'ExecutionAlreadyExists')) {
       return { executionArn: executionArnOf(stateMachineArn, name), alreadyStarted: true };
     }
     throw error;
@@ -61,7 +62,7 @@ export async function executionStatus(sfn: SFNClient, executionArn: string): Pro
   try {
     return (await describeExecution(sfn, executionArn)).status;
   } catch (error) {
-    if ((error as { name?: string }).name === 'ExecutionDoesNotExist') return undefined;
+    if (isAwsError(error, 'ExecutionDoesNotExist')) return undefined;
     throw error;
   }
 }

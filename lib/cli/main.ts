@@ -20,6 +20,7 @@ import { validateCommand } from './commands/validate.ts';
 import { describeError, EXIT, UsageError } from './errors.ts';
 import { Output, type Stream } from './output.ts';
 import { openSession } from './session.ts';
+import { awsErrorName } from '../domain/errors.ts';
 
 export const COMMANDS: readonly Command[] = [
   validateCommand,
@@ -90,7 +91,7 @@ export async function main(
       error instanceof UsageError
         ? ` (see 'ami-dr ${error.command ?? commandName ?? ''}${(error.command ?? commandName) ? ' ' : ''}--help')`
         : '';
-    if (out.json) out.printJson({ error: { message, exitCode, name: (error as { name?: string })?.name ?? 'Error' } });
+    if (out.json) out.printJson({ error: { message, exitCode, name: awsErrorName(error) ?? 'Error' } });
     out.note(`${out.paint('red', 'ami-dr: error:', 'err')} ${message}${hint}`);
     if (debug && error instanceof Error && error.stack) out.note(error.stack);
     return exitCode;

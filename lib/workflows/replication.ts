@@ -3,7 +3,6 @@ import {
   copyImage,
   deleteLeftoverSnapshots,
   describeImage,
-  errorCode,
   findCopies,
   findImagesByName,
   removeCopy,
@@ -53,6 +52,7 @@ import {
 } from '../domain/replication-steps.ts';
 import { isReplica, TAG } from '../domain/tags.ts';
 import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from '../observability.ts';
+import { isAwsError } from '../domain/errors.ts';
 
 /**
  * The replication's steps, one function per Lambda of the state machine plus the event handler. Handlers, the CLI
@@ -371,7 +371,7 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
     try {
       imageId = await copyImage(ec2, request);
     } catch (error) {
-      if (errorCode(error) !== 'InvalidAMIName.Duplicate') throw error;
+      if (!isAwsError(error, 'InvalidAMIName.Duplicate')) throw error;
       const named = (await findImagesByName(ec2, target.region, request.name)).find(
         (i) => isCopyOf(i, source) && ADOPTABLE_STATES.includes(i.state),
       );

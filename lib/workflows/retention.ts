@@ -12,6 +12,7 @@ import type { Policy } from '../domain/policy.ts';
 import type { RetentionInventory } from '../domain/retention-inventory.ts';
 import { planRetention, type RetentionPlan } from '../domain/retention-planner.ts';
 import { buildRetentionReport, type RetentionError, type RetentionReport } from '../domain/retention-report.ts';
+import { awsErrorName } from '../domain/errors.ts';
 
 /**
  * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
@@ -120,7 +121,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
       // The run's work is done; a lost report is an error to see, not a reason to undo or repeat the work.
       errors.push({
         step: 'report',
-        code: (error as Error).name,
+        code: awsErrorName(error) ?? 'Error',
         message: `could not write the report to s3://${bucket}/${key}: ${(error as Error).message}`,
       });
       report = buildRetentionReport({
@@ -191,7 +192,7 @@ export async function runRetentionEverywhere(
     } catch (error) {
       result.failures.push({
         region,
-        code: (error as Error).name ?? 'Error',
+        code: awsErrorName(error) ?? 'Error',
         message: (error as Error).message ?? String(error),
       });
     }
