@@ -1,18 +1,18 @@
 import {
-  DescribeAutoScalingGroupsCommand,
-  DescribeLaunchConfigurationsCommand,
+  paginateDescribeAutoScalingGroups,
+  paginateDescribeLaunchConfigurations,
   type AutoScalingClient,
   type AutoScalingGroup,
   type LaunchTemplateSpecification,
 } from '@aws-sdk/client-auto-scaling';
 import {
-  DescribeFleetsCommand,
-  DescribeImageReferencesCommand,
-  DescribeInstancesCommand,
-  DescribeLaunchTemplatesCommand,
-  DescribeLaunchTemplateVersionsCommand,
-  DescribeSnapshotsCommand,
-  DescribeSpotFleetRequestsCommand,
+  paginateDescribeFleets,
+  paginateDescribeImageReferences,
+  paginateDescribeInstances,
+  paginateDescribeLaunchTemplates,
+  paginateDescribeLaunchTemplateVersions,
+  paginateDescribeSnapshots,
+  paginateDescribeSpotFleetRequests,
   type EC2Client,
   type FleetLaunchTemplateSpecification,
 } from '@aws-sdk/client-ec2';
@@ -28,7 +28,7 @@ import { sourceKey } from '../domain/retention-inventory.ts';
 import { TAG, isReplica } from '../domain/tags.ts';
 import { type Clients, autoScalingClient, ec2Client } from './clients.ts';
 import { listImages } from './images.ts';
-import { TokenBucketPacer } from './pacer.ts';
+import { paced, TokenBucketPacer } from './pacer.ts';
 import { awsErrorName, isAwsError } from '../domain/errors.ts';
 
 /**
@@ -130,55 +130,43 @@ export async function addImageReferences(
   const references = new Map(inventory.references);
   let coverage: ImageReferencesCoverage = 'checked';
   const warnings = [...inventory.warnings];
-  outer: for (let i = 0; i < imageIds.length; i += IMAGE_REFERENCE_BATCH) {
+  const client = paced(ec2, pacer);
+  for (let i = 0; i < imageIds.length; i += IMAGE_REFERENCE_BATCH) {
     const batch = imageIds.slice(i, i + IMAGE_REFERENCE_BATCH);
-    let nextToken: string | undefined;
-    do {
-      let out;
-      try {
-        out = await pacer.call('describe', () =>
-          ec2.send(
-            new DescribeImageReferencesCommand({
-              ImageIds: batch,
-              IncludeAllResourceTypes: true,
-              NextToken: nextToken,
-            }),
-          ),
-        );
-      } catch (error) {
-        const name = awsErrorName(error);
-        if (name === 'InvalidAction' || name === 'UnsupportedOperation') {
-          coverage = 'unavailable';
-          warnings.push(
-            `DescribeImageReferences is not available in ${inventory.region} (${name}): in-use checks rely on the instance, launch template, launch configuration and ASG scans only (SSM parameters and Image Builder recipes are not seen)`,
-          );
-          break outer;
+    try {
+      for await (const page of paginateDescribeImageReferences(
+        { client },
+        { ImageIds: batch, IncludeAllResourceTypes: true },
+      )) {
+        for (const ref of page.ImageReferences ?? []) {
+          if (!ref.ImageId) continue;
+          const list = references.get(ref.ImageId) ?? [];
+          const id = ref.Arn ?? ref.ResourceType ?? 'unknown';
+          if (!list.some((r) => r.id === id)) references.set(ref.ImageId, [...list, { kind: 'image-reference', id }]);
         }
-        throw error;
       }
-      for (const ref of out.ImageReferences ?? []) {
-        if (!ref.ImageId) continue;
-        const list = references.get(ref.ImageId) ?? [];
-        const id = ref.Arn ?? ref.ResourceType ?? 'unknown';
-        if (!list.some((r) => r.id === id)) references.set(ref.ImageId, [...list, { kind: 'image-reference', id }]);
-      }
-      nextToken = out.NextToken;
-    } while (nextToken);
+    } catch (error) {
+      const name = awsErrorName(error);
+      if (name !== 'InvalidAction' && name !== 'UnsupportedOperation') throw error;
+      coverage = 'unavailable';
+      warnings.push(
+        `DescribeImageReferences is not available in ${inventory.region} (${name}): in-use checks rely on the instance, launch template, launch configuration and ASG scans only (SSM parameters and Image Builder recipes are not seen)`,
+      );
+      break;
+    }
   }
   return { ...inventory, references, imageReferences: coverage, warnings };
 }
 
 async function describeSnapshotSizes(ec2: EC2Client, pacer: TokenBucketPacer): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
-  let nextToken: string | undefined;
-  do {
-    const out = await pacer.call('describe', () =>
-      ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], MaxResults: 1000, NextToken: nextToken })),
-    );
-    for (const s of out.Snapshots ?? [])
+  for await (const page of paginateDescribeSnapshots(
+    { client: paced(ec2, pacer), pageSize: 1000 },
+    { OwnerIds: ['self'] },
+  )) {
+    for (const s of page.Snapshots ?? [])
       if (s.SnapshotId && s.VolumeSize !== undefined) sizes.set(s.SnapshotId, s.VolumeSize);
-    nextToken = out.NextToken;
-  } while (nextToken);
+  }
   return sizes;
 }
 
@@ -187,76 +175,84 @@ async function describeLiveInstances(
   pacer: TokenBucketPacer,
 ): Promise<{ instanceId: string; imageId: string }[]> {
   const instances: { instanceId: string; imageId: string }[] = [];
-  let nextToken: string | undefined;
-  do {
-    const out = await pacer.call('describe', () =>
-      ec2.send(
-        new DescribeInstancesCommand({
-          Filters: [{ Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }],
-          MaxResults: 1000,
-          NextToken: nextToken,
-        }),
-      ),
-    );
-    for (const r of out.Reservations ?? []) {
+  const pages = paginateDescribeInstances(
+    { client: paced(ec2, pacer), pageSize: 1000 },
+    { Filters: [{ Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }] },
+  );
+  for await (const page of pages) {
+    for (const r of page.Reservations ?? []) {
       for (const i of r.Instances ?? [])
         if (i.InstanceId && i.ImageId) instances.push({ instanceId: i.InstanceId, imageId: i.ImageId });
     }
-    nextToken = out.NextToken;
-  } while (nextToken);
+  }
   return instances;
 }
 
 async function describeGroups(autoScaling: AutoScalingClient): Promise<AutoScalingGroup[]> {
   const groups: AutoScalingGroup[] = [];
-  let nextToken: string | undefined;
-  do {
-    const out = await autoScaling.send(new DescribeAutoScalingGroupsCommand({ MaxRecords: 100, NextToken: nextToken }));
-    groups.push(...(out.AutoScalingGroups ?? []));
-    nextToken = out.NextToken;
-  } while (nextToken);
+  for await (const page of paginateDescribeAutoScalingGroups({ client: autoScaling, pageSize: 100 }, {}))
+    groups.push(...(page.AutoScalingGroups ?? []));
   return groups;
 }
 
+type AddRef = (imageId: string | undefined, ref: ImageReference) => void;
+type NameTemplate = (
+  kind: ReferenceKind,
+  name: string,
+  spec: LaunchTemplateSpecification | FleetLaunchTemplateSpecification | undefined,
+) => void;
+
+interface Template {
+  name: string;
+  defaultVersion?: number;
+  latestVersion?: number;
+  /** `$Default`, `$Latest` and every version an ASG or fleet names. */
+  versions: Set<string>;
+  /** The ASGs and fleets that name a version, each with the reference it gets. */
+  users: { kind: ReferenceKind; name: string; version: string }[];
+}
+
+/**
+ * Launch templates, launch configurations, ASGs and fleets: every launch template version something may launch
+ * from, resolved to its image.
+ */
 async function scanTemplatesAndGroups(
   ec2: EC2Client,
   autoScaling: AutoScalingClient,
   pacer: TokenBucketPacer,
-  addRef: (imageId: string | undefined, ref: ImageReference) => void,
+  addRef: AddRef,
   warnings: string[],
 ): Promise<void> {
-  // Launch configurations: every one counts, in an ASG or not (a configuration outside any group is still
-  // what someone will launch from next).
-  let nextToken: string | undefined;
+  const configImages = await scanLaunchConfigurations(autoScaling, addRef);
+  const templates = await describeTemplates(ec2, pacer);
+  const named = templateNamer(templates);
+  await scanGroups(autoScaling, configImages, named, addRef);
+  await scanFleets(ec2, pacer, named, addRef);
+  for (const [templateId, template] of templates)
+    await addTemplateReferences(ec2, pacer, templateId, template, addRef, warnings);
+}
+
+/**
+ * Launch configurations: every one counts, in an ASG or not (a configuration outside any group is still what
+ * someone will launch from next). Returns each configuration's image, for the ASGs that use it.
+ */
+async function scanLaunchConfigurations(autoScaling: AutoScalingClient, addRef: AddRef): Promise<Map<string, string>> {
   const configImages = new Map<string, string>();
-  do {
-    const out = await autoScaling.send(
-      new DescribeLaunchConfigurationsCommand({ MaxRecords: 100, NextToken: nextToken }),
-    );
-    for (const c of out.LaunchConfigurations ?? []) {
+  for await (const page of paginateDescribeLaunchConfigurations({ client: autoScaling, pageSize: 100 }, {})) {
+    for (const c of page.LaunchConfigurations ?? []) {
       if (!c.LaunchConfigurationName) continue;
       if (c.ImageId) configImages.set(c.LaunchConfigurationName, c.ImageId);
       addRef(c.ImageId, { kind: 'launch-configuration', id: c.LaunchConfigurationName });
     }
-    nextToken = out.NextToken;
-  } while (nextToken);
-
-  interface Template {
-    name: string;
-    defaultVersion?: number;
-    latestVersion?: number;
-    /** `$Default`, `$Latest` and every version an ASG or fleet names. */
-    versions: Set<string>;
-    /** The ASGs and fleets that name a version, each with the reference it gets. */
-    users: { kind: ReferenceKind; name: string; version: string }[];
   }
+  return configImages;
+}
+
+/** Every launch template by id, with `$Default` and `$Latest` as the versions to resolve so far. */
+async function describeTemplates(ec2: EC2Client, pacer: TokenBucketPacer): Promise<Map<string, Template>> {
   const templates = new Map<string, Template>();
-  nextToken = undefined;
-  do {
-    const out = await pacer.call('describe', () =>
-      ec2.send(new DescribeLaunchTemplatesCommand({ MaxResults: 200, NextToken: nextToken })),
-    );
-    for (const t of out.LaunchTemplates ?? []) {
+  for await (const page of paginateDescribeLaunchTemplates({ client: paced(ec2, pacer), pageSize: 200 }, {})) {
+    for (const t of page.LaunchTemplates ?? []) {
       if (!t.LaunchTemplateId) continue;
       templates.set(t.LaunchTemplateId, {
         name: t.LaunchTemplateName ?? '',
@@ -266,14 +262,14 @@ async function scanTemplatesAndGroups(
         users: [],
       });
     }
-    nextToken = out.NextToken;
-  } while (nextToken);
+  }
+  return templates;
+}
+
+/** Records that an ASG or fleet names a launch template version (by template id or name). */
+function templateNamer(templates: Map<string, Template>): NameTemplate {
   const idByName = new Map([...templates].map(([id, t]) => [t.name, id]));
-  const named = (
-    kind: ReferenceKind,
-    name: string,
-    spec: LaunchTemplateSpecification | FleetLaunchTemplateSpecification | undefined,
-  ): void => {
+  return (kind, name, spec) => {
     if (!spec) return;
     const id = spec.LaunchTemplateId ?? idByName.get(spec.LaunchTemplateName ?? '');
     const template = id ? templates.get(id) : undefined;
@@ -282,8 +278,15 @@ async function scanTemplatesAndGroups(
     template.versions.add(version);
     template.users.push({ kind, name, version });
   };
+}
 
-  // Every launch template version an ASG names, wherever in the group it names it.
+/** Every launch template version an ASG names, wherever in the group it names it, and its launch configuration. */
+async function scanGroups(
+  autoScaling: AutoScalingClient,
+  configImages: Map<string, string>,
+  named: NameTemplate,
+  addRef: AddRef,
+): Promise<void> {
   for (const group of await describeGroups(autoScaling)) {
     const name = group.AutoScalingGroupName ?? '?';
     if (group.LaunchConfigurationName) {
@@ -299,69 +302,72 @@ async function scanTemplatesAndGroups(
     ];
     for (const spec of specs) named('auto-scaling-group', name, spec);
   }
-  await scanFleets(ec2, pacer, named, addRef);
+}
 
-  for (const [templateId, template] of templates) {
-    const numberOf = (version: string): number | undefined =>
-      version === '$Default'
-        ? template.defaultVersion
-        : version === '$Latest'
-          ? template.latestVersion
-          : Number(version);
-    const versions = [...template.versions];
-    const imageOf = new Map<number, string | undefined>();
-    /** False when a version asked for does not exist. */
-    const read = async (asked: string[]): Promise<boolean> => {
-      let token: string | undefined;
-      try {
-        do {
-          const out = await pacer.call('describe', () =>
-            ec2.send(
-              new DescribeLaunchTemplateVersionsCommand({
-                LaunchTemplateId: templateId,
-                Versions: asked,
-                NextToken: token,
-              }),
-            ),
-          );
-          for (const v of out.LaunchTemplateVersions ?? [])
-            if (v.VersionNumber !== undefined) imageOf.set(v.VersionNumber, v.LaunchTemplateData?.ImageId);
-          token = out.NextToken;
-        } while (token);
-        return true;
-      } catch (error) {
-        if (isAwsError(error, 'InvalidLaunchTemplateId.VersionNotFound')) return false;
-        throw error;
-      }
-    };
-    try {
-      if (!(await read(versions))) {
-        // A version an ASG or fleet names may be gone since the listing. One missing version must not hide the
-        // ones others name: ask for $Default and $Latest, then each named version on its own.
-        imageOf.clear();
-        const missing: string[] = [];
-        for (const asked of [versions.slice(0, 2), ...versions.slice(2).map((v) => [v])])
-          if (!(await read(asked))) missing.push(...asked);
-        warnings.push(
-          `launch template ${templateId}: a version an ASG or fleet names (${missing.join(', ')}) was not found; checked the others`,
-        );
-      }
-    } catch (error) {
-      if (!isAwsError(error, 'InvalidLaunchTemplateId.NotFound')) throw error;
-      continue; // deleted since the listing: launches nothing
+/** Resolves one template's versions to their images and adds a reference for the template and for each user. */
+async function addTemplateReferences(
+  ec2: EC2Client,
+  pacer: TokenBucketPacer,
+  templateId: string,
+  template: Template,
+  addRef: AddRef,
+  warnings: string[],
+): Promise<void> {
+  const numberOf = (version: string): number | undefined =>
+    version === '$Default' ? template.defaultVersion : version === '$Latest' ? template.latestVersion : Number(version);
+  const versions = [...template.versions];
+  const imageOf = new Map<number, string | undefined>();
+  try {
+    if (!(await readTemplateVersions(ec2, pacer, templateId, versions, imageOf))) {
+      // A version an ASG or fleet names may be gone since the listing. One missing version must not hide the
+      // ones others name: ask for $Default and $Latest, then each named version on its own.
+      imageOf.clear();
+      const missing: string[] = [];
+      for (const asked of [versions.slice(0, 2), ...versions.slice(2).map((v) => [v])])
+        if (!(await readTemplateVersions(ec2, pacer, templateId, asked, imageOf))) missing.push(...asked);
+      warnings.push(
+        `launch template ${templateId}: a version an ASG or fleet names (${missing.join(', ')}) was not found; checked the others`,
+      );
     }
-    for (const version of versions) {
-      const number = numberOf(version);
-      if (number === undefined || !imageOf.has(number)) continue;
-      addRef(imageOf.get(number), {
-        kind: 'launch-template',
-        id: `${templateId}:${version}${version === String(number) ? '' : `(${number})`}`,
-      });
+  } catch (error) {
+    if (!isAwsError(error, 'InvalidLaunchTemplateId.NotFound')) throw error;
+    return; // deleted since the listing: launches nothing
+  }
+  for (const version of versions) {
+    const number = numberOf(version);
+    if (number === undefined || !imageOf.has(number)) continue;
+    addRef(imageOf.get(number), {
+      kind: 'launch-template',
+      id: `${templateId}:${version}${version === String(number) ? '' : `(${number})`}`,
+    });
+  }
+  for (const { kind, name, version } of template.users) {
+    const number = numberOf(version);
+    if (number !== undefined) addRef(imageOf.get(number), { kind, id: `${name} (${templateId}:${version})` });
+  }
+}
+
+/** Reads these versions' images into `imageOf`; false when a version asked for does not exist. */
+async function readTemplateVersions(
+  ec2: EC2Client,
+  pacer: TokenBucketPacer,
+  templateId: string,
+  asked: string[],
+  imageOf: Map<number, string | undefined>,
+): Promise<boolean> {
+  try {
+    const pages = paginateDescribeLaunchTemplateVersions(
+      { client: paced(ec2, pacer) },
+      { LaunchTemplateId: templateId, Versions: asked },
+    );
+    for await (const page of pages) {
+      for (const v of page.LaunchTemplateVersions ?? [])
+        if (v.VersionNumber !== undefined) imageOf.set(v.VersionNumber, v.LaunchTemplateData?.ImageId);
     }
-    for (const { kind, name, version } of template.users) {
-      const number = numberOf(version);
-      if (number !== undefined) addRef(imageOf.get(number), { kind, id: `${name} (${templateId}:${version})` });
-    }
+    return true;
+  } catch (error) {
+    if (isAwsError(error, 'InvalidLaunchTemplateId.VersionNotFound')) return false;
+    throw error;
   }
 }
 
@@ -371,39 +377,24 @@ async function scanTemplatesAndGroups(
  * name go to `addRef`.
  * DescribeSpotFleetRequests has no state filter, so its states are checked here.
  */
-async function scanFleets(
-  ec2: EC2Client,
-  pacer: TokenBucketPacer,
-  named: (kind: ReferenceKind, name: string, spec: FleetLaunchTemplateSpecification | undefined) => void,
-  addRef: (imageId: string | undefined, ref: ImageReference) => void,
-): Promise<void> {
-  let nextToken: string | undefined;
-  do {
-    const out = await pacer.call('describe', () =>
-      ec2.send(
-        new DescribeFleetsCommand({
-          Filters: [{ Name: 'fleet-state', Values: LIVE_FLEET_STATES }],
-          MaxResults: 1000,
-          NextToken: nextToken,
-        }),
-      ),
-    );
-    for (const fleet of out.Fleets ?? []) {
+async function scanFleets(ec2: EC2Client, pacer: TokenBucketPacer, named: NameTemplate, addRef: AddRef): Promise<void> {
+  const client = paced(ec2, pacer);
+  const fleets = paginateDescribeFleets(
+    { client, pageSize: 1000 },
+    { Filters: [{ Name: 'fleet-state', Values: LIVE_FLEET_STATES }] },
+  );
+  for await (const page of fleets) {
+    for (const fleet of page.Fleets ?? []) {
       if (!fleet.FleetId) continue;
       for (const config of fleet.LaunchTemplateConfigs ?? []) {
         named('fleet', fleet.FleetId, config.LaunchTemplateSpecification);
         for (const o of config.Overrides ?? []) addRef(o.ImageId, { kind: 'fleet', id: `${fleet.FleetId} (override)` });
       }
     }
-    nextToken = out.NextToken;
-  } while (nextToken);
+  }
 
-  nextToken = undefined;
-  do {
-    const out = await pacer.call('describe', () =>
-      ec2.send(new DescribeSpotFleetRequestsCommand({ MaxResults: 1000, NextToken: nextToken })),
-    );
-    for (const request of out.SpotFleetRequestConfigs ?? []) {
+  for await (const page of paginateDescribeSpotFleetRequests({ client, pageSize: 1000 }, {})) {
+    for (const request of page.SpotFleetRequestConfigs ?? []) {
       const id = request.SpotFleetRequestId;
       if (!id || !LIVE_SPOT_FLEET_STATES.has(request.SpotFleetRequestState ?? '')) continue;
       const config = request.SpotFleetRequestConfig;
@@ -411,8 +402,7 @@ async function scanFleets(
       for (const spec of config?.LaunchSpecifications ?? [])
         addRef(spec.ImageId, { kind: 'spot-fleet', id: `${id} (launch specification)` });
     }
-    nextToken = out.NextToken;
-  } while (nextToken);
+  }
 }
 
 /** Which sources of this region's replicas still exist: one listing per source region (pages, not images). */

@@ -129,3 +129,18 @@ export class TokenBucketPacer {
 export function isThrottle(error: unknown): boolean {
   return isAwsError(error, ...THROTTLE_ERRORS);
 }
+
+/**
+ * The client with its `send` paced: each call waits for a token of `cls` first, and a throttle is retried as in
+ * `call`. Made for the SDK's paginators, which call `send` once per page; the client stays an instance of its
+ * class, as they check.
+ */
+export function paced<C extends object>(client: C, pacer: TokenBucketPacer, cls: RateClass = 'describe'): C {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (property !== 'send' || typeof value !== 'function') return value;
+      return (...args: unknown[]) => pacer.call(cls, () => Promise.resolve(value.apply(target, args)));
+    },
+  });
+}

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EC2_RATE_LIMITS, isThrottle, rateClassOf, TokenBucketPacer } from '../../../lib/aws/pacer.ts';
+import { mockClient } from 'aws-sdk-client-mock';
+import { DescribeLaunchTemplatesCommand, EC2Client, paginateDescribeLaunchTemplates } from '@aws-sdk/client-ec2';
+import { EC2_RATE_LIMITS, isThrottle, paced, rateClassOf, TokenBucketPacer } from '../../../lib/aws/pacer.ts';
 
 /** A clock that only moves when the pacer sleeps, so the pacer alone decides how long things take. */
 function fakeTime(start = 1_000_000) {
@@ -90,6 +92,27 @@ describe('TokenBucketPacer', () => {
       'denied',
     );
     expect(n).toBe(1);
+  });
+
+  it('paced: an SDK paginator takes a describe token before each page and retries a throttled page', async () => {
+    const ec2 = mockClient(EC2Client);
+    const throttle = Object.assign(new Error('slow down'), { name: 'RequestLimitExceeded' });
+    ec2
+      .on(DescribeLaunchTemplatesCommand)
+      .resolvesOnce({ LaunchTemplates: [{ LaunchTemplateId: 'lt-1' }], NextToken: 'p2' })
+      .rejectsOnce(throttle)
+      .resolvesOnce({ LaunchTemplates: [{ LaunchTemplateId: 'lt-2' }] });
+    const pacer = new TokenBucketPacer(fakeTime());
+    const ids: string[] = [];
+    const client = paced(new EC2Client({ region: 'us-east-1' }), pacer);
+    for await (const page of paginateDescribeLaunchTemplates({ client, pageSize: 200 }, {}))
+      ids.push(...(page.LaunchTemplates ?? []).map((t) => t.LaunchTemplateId ?? ''));
+    expect(ids).toEqual(['lt-1', 'lt-2']);
+    expect(pacer.taken.describe).toBe(3);
+    const calls = ec2.commandCalls(DescribeLaunchTemplatesCommand);
+    expect(calls).toHaveLength(3); // two pages, the second sent again after the throttle
+    expect(calls[2]?.args[0].input).toEqual({ MaxResults: 200, NextToken: 'p2' });
+    ec2.restore();
   });
 
   it('rejects a non-positive scale', () => {
