@@ -40,6 +40,7 @@ import {
   cleanupInputSchema,
   copyStepInputSchema,
   branchInputSchema,
+  type BranchInput,
   checkSourceInputSchema,
   parseStep,
   summarizeInputSchema,
@@ -299,42 +300,23 @@ const TOKEN_VARIANTS = 3;
  * EBS sources are re-encrypted under the region's key; instance-store sources cannot be, and the result says so.
  */
 export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
-  const { source, target, execution } = parseStep(branchInputSchema, rawInput, 'StartCopy');
-  const now = nowOf(deps);
-  const ec2 = ec2Client(deps.clients, target.region);
-  const instanceStore = source.rootDeviceType === 'instance-store';
-  const encrypted = !instanceStore;
+  const input = parseStep(branchInputSchema, rawInput, 'StartCopy');
+  const { source, target } = input;
   const refusal = publicSourceRefusal(deps.policy, source);
   // Refused before copying, so nothing is left to clean up.
   if (refusal) throw new PublicEncryptedImageError(`${source.imageId}: ${refusal}`);
-  const note = instanceStore
-    ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted'
-    : undefined;
-  const status = (imageId: string, adopted: boolean, startedAt: Date, state: string): CopyStatus => {
-    const deadline = copyDeadline(startedAt, deps.policy);
-    const waitSeconds = state === 'available' ? 0 : nextWaitSeconds(0, now, deadline);
-    return {
-      imageId,
-      region: target.region,
-      adopted,
-      encrypted,
-      ...(encrypted ? { kmsKeyId: target.kmsKeyId } : {}),
-      ...(note ? { note } : {}),
-      startedAt: startedAt.toISOString(),
-      deadline: deadline.toISOString(),
-      checks: 0,
-      waitSeconds,
-      nextCheckAt: new Date(now.getTime() + waitSeconds * 1000).toISOString(),
-      state,
-      pastDeadline: false,
-    };
+  const instanceStore = source.rootDeviceType === 'instance-store';
+  const ctx: CopyContext = {
+    input,
+    deps,
+    now: nowOf(deps),
+    ec2: ec2Client(deps.clients, target.region),
+    encrypted: !instanceStore,
+    note: instanceStore
+      ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted'
+      : undefined,
   };
-  const adoptable = (images: ImageRecord[]) =>
-    images
-      .filter((i) => ADOPTABLE_STATES.includes(i.state))
-      .sort((a, b) => ADOPTABLE_STATES.indexOf(a.state) - ADOPTABLE_STATES.indexOf(b.state))[0];
-
-  const existing = adoptable(await findCopies(ec2, target.region, source.region, source.imageId));
+  const existing = adoptable(await findCopies(ctx.ec2, target.region, source.region, source.imageId));
   if (existing) {
     logOf(deps).info('copy adopted', {
       imageId: existing.imageId,
@@ -342,11 +324,57 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
       sourceImageId: source.imageId,
       state: existing.state,
     });
-    return status(existing.imageId, true, startedAtOf(existing, now), existing.state);
+    return copyStatus(ctx, existing.imageId, true, startedAtOf(existing, ctx.now), existing.state);
   }
+  return startNewCopy(ctx);
+}
 
+interface CopyContext {
+  input: BranchInput;
+  deps: ReplicationDeps;
+  now: Date;
+  ec2: ReturnType<typeof ec2Client>;
+  encrypted: boolean;
+  note: string | undefined;
+}
+
+/** The best copy to adopt, available before pending. */
+const adoptable = (images: ImageRecord[]): ImageRecord | undefined =>
+  images
+    .filter((i) => ADOPTABLE_STATES.includes(i.state))
+    .sort((a, b) => ADOPTABLE_STATES.indexOf(a.state) - ADOPTABLE_STATES.indexOf(b.state))[0];
+
+function copyStatus(ctx: CopyContext, imageId: string, adopted: boolean, startedAt: Date, state: string): CopyStatus {
+  const { now, encrypted, note } = ctx;
+  const deadline = copyDeadline(startedAt, ctx.deps.policy);
+  const waitSeconds = state === 'available' ? 0 : nextWaitSeconds(0, now, deadline);
+  return {
+    imageId,
+    region: ctx.input.target.region,
+    adopted,
+    encrypted,
+    ...(encrypted ? { kmsKeyId: ctx.input.target.kmsKeyId } : {}),
+    ...(note ? { note } : {}),
+    startedAt: startedAt.toISOString(),
+    deadline: deadline.toISOString(),
+    checks: 0,
+    waitSeconds,
+    nextCheckAt: new Date(now.getTime() + waitSeconds * 1000).toISOString(),
+    state,
+    pastDeadline: false,
+  };
+}
+
+/**
+ * CopyImage under the token for each variant in turn: a copy of the same name that is ours is adopted; a name
+ * taken by an unrelated image is disambiguated; a token whose earlier copy is dead moves on to the next variant.
+ */
+async function startNewCopy(ctx: CopyContext): Promise<CopyStatus> {
+  const { source, target, execution } = ctx.input;
+  const { deps, ec2, encrypted, now } = ctx;
   const sourceRecord = await describeImage(ec2Client(deps.clients, source.region), source.region, source.imageId);
   const tags = copyTags(sourceRecord ?? { ...source, tags: {} }, deps.policy).tags;
+  const kmsKeyId = encrypted ? target.kmsKeyId : undefined;
   let disambiguate = false;
   for (let variant = 0; variant < TOKEN_VARIANTS; variant++) {
     const request = {
@@ -354,17 +382,10 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
       sourceImageId: source.imageId,
       name: copyName(source, disambiguate),
       description: sourceRecord?.description,
-      kmsKeyId: encrypted ? target.kmsKeyId : undefined,
-      clientToken: copyClientToken(
-        source.region,
-        source.imageId,
-        target.region,
-        encrypted ? target.kmsKeyId : undefined,
-        variant,
-        execution,
-      ),
+      kmsKeyId,
+      clientToken: copyClientToken(source.region, source.imageId, target.region, kmsKeyId, variant, execution),
       tags,
-      tagSnapshots: !instanceStore,
+      tagSnapshots: encrypted,
       completionMinutes: deps.policy.replication.copyCompletionMinutes,
     };
     let imageId: string;
@@ -375,9 +396,7 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
       const named = (await findImagesByName(ec2, target.region, request.name)).find(
         (i) => isCopyOf(i, source) && ADOPTABLE_STATES.includes(i.state),
       );
-      if (named) {
-        return status(named.imageId, true, startedAtOf(named, now), named.state);
-      }
+      if (named) return copyStatus(ctx, named.imageId, true, startedAtOf(named, now), named.state);
       // The name belongs to an unrelated image: use a name that says where this copy comes from.
       disambiguate = true;
       continue;
@@ -387,7 +406,7 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
     // no use: start afresh under the next token.
     if (made && !ADOPTABLE_STATES.includes(made.state)) continue;
     logOf(deps).info('copy started', { imageId, region: target.region, sourceImageId: source.imageId, encrypted });
-    return status(imageId, false, made ? startedAtOf(made, now) : now, made?.state ?? 'pending');
+    return copyStatus(ctx, imageId, false, made ? startedAtOf(made, now) : now, made?.state ?? 'pending');
   }
   throw new CopyFailedError(`no usable copy of ${source.imageId} could be started in ${target.region}`);
 }
