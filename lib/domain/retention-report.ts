@@ -143,29 +143,7 @@ export interface ReportInput {
 
 export function buildRetentionReport(input: ReportInput): RetentionReport {
   const { plan, policy, outcome, dryRun } = input;
-  const kept: KeptImage[] = [];
-  const keptByReason: Partial<Record<KeepReason, number>> = {};
-  const planned: RetentionReport['planned'] = { deprecate: [], deregister: [] };
-  for (const a of plan.actions) {
-    if (a.action === 'keep') {
-      kept.push({ imageId: a.imageId, name: a.name, reason: a.reason, detail: a.detail });
-      keptByReason[a.reason] = (keptByReason[a.reason] ?? 0) + 1;
-    } else if (a.action === 'deprecate') {
-      planned.deprecate.push({ imageId: a.imageId, name: a.name, detail: a.detail });
-    } else {
-      planned.deregister.push({
-        imageId: a.imageId,
-        name: a.name,
-        detail: a.detail,
-        snapshots: a.snapshots.map((s) => s.snapshotId),
-      });
-    }
-  }
-  // Report reasons in the planner's order, so reports diff cleanly.
-  const orderedReasons = Object.fromEntries(
-    KEEP_REASONS.filter((r) => keptByReason[r]).map((r) => [r, keptByReason[r]]),
-  ) as typeof keptByReason;
-
+  const { kept, keptByReason, planned } = sortActions(plan);
   const errors = [
     ...plan.errors.map((message): RetentionError => ({ step: 'plan', code: 'PolicyProblem', message })),
     ...(outcome?.errors ?? []),
@@ -174,33 +152,8 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
   const removed = outcome?.removed ?? [];
   const deprecated = outcome?.deprecated ?? [];
   const pending = outcome?.pending ?? [];
-
-  let snapshotGib = 0;
-  let bundleBytes = 0;
-  let snapshotsDeleted = 0;
-  let snapshotsKept = 0;
-  let bundlesDeleted = 0;
-  if (dryRun || !outcome) {
-    snapshotGib = plan.expectedSnapshotGiB;
-  } else {
-    const freed = new Set<string>();
-    for (const r of removed) {
-      for (const s of r.snapshots) {
-        if (s.returnCode === 'success') {
-          snapshotsDeleted++;
-          if (!freed.has(s.snapshotId)) snapshotGib += s.sizeGiB;
-          freed.add(s.snapshotId);
-        } else {
-          snapshotsKept++;
-        }
-      }
-      // The manifest goes last, after every part: a bundle S3 refused any of is not deleted, nor its storage freed.
-      if (r.bundle?.deletedKeys.includes(r.bundle.manifestKey)) {
-        bundlesDeleted++;
-        bundleBytes += r.bundle.bytes ?? 0;
-      }
-    }
-  }
+  const { snapshotGib, bundleBytes, snapshotsDeleted, snapshotsKept, bundlesDeleted } =
+    dryRun || !outcome ? { ...NOTHING_FREED, snapshotGib: plan.expectedSnapshotGiB } : storageFreed(removed);
   const bundleGib = bundleBytes / GIB;
   const price = policy.retention.snapshotPricePerGbMonth;
   const complete = dryRun ? plan.errors.length === 0 : Boolean(outcome) && pending.length === 0 && errors.length === 0;
@@ -227,7 +180,7 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
       snapshotsKept,
       bundlesDeleted,
     },
-    keptByReason: orderedReasons,
+    keptByReason,
     kept,
     planned,
     deprecated,
@@ -240,6 +193,76 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
     bundleGibFreed: round(bundleGib, 3),
     estimatedMonthlySaving: round(snapshotGib * price, 2),
   };
+}
+
+/** The plan's actions by kind: what is kept (with counts by reason, in the planner's order) and what is planned. */
+function sortActions(plan: RetentionPlan): {
+  kept: KeptImage[];
+  keptByReason: Partial<Record<KeepReason, number>>;
+  planned: RetentionReport['planned'];
+} {
+  const kept: KeptImage[] = [];
+  const counts: Partial<Record<KeepReason, number>> = {};
+  const planned: RetentionReport['planned'] = { deprecate: [], deregister: [] };
+  for (const a of plan.actions) {
+    if (a.action === 'keep') {
+      kept.push({ imageId: a.imageId, name: a.name, reason: a.reason, detail: a.detail });
+      counts[a.reason] = (counts[a.reason] ?? 0) + 1;
+    } else if (a.action === 'deprecate') {
+      planned.deprecate.push({ imageId: a.imageId, name: a.name, detail: a.detail });
+    } else {
+      planned.deregister.push({
+        imageId: a.imageId,
+        name: a.name,
+        detail: a.detail,
+        snapshots: a.snapshots.map((s) => s.snapshotId),
+      });
+    }
+  }
+  // Report reasons in the planner's order, so reports diff cleanly.
+  const keptByReason = Object.fromEntries(
+    KEEP_REASONS.filter((r) => counts[r]).map((r) => [r, counts[r]]),
+  ) as typeof counts;
+  return { kept, keptByReason, planned };
+}
+
+interface StorageFreed {
+  snapshotGib: number;
+  bundleBytes: number;
+  snapshotsDeleted: number;
+  snapshotsKept: number;
+  bundlesDeleted: number;
+}
+
+const NOTHING_FREED: StorageFreed = {
+  snapshotGib: 0,
+  bundleBytes: 0,
+  snapshotsDeleted: 0,
+  snapshotsKept: 0,
+  bundlesDeleted: 0,
+};
+
+/** What the removals freed: each deleted snapshot counted once, and bundles whose manifest was deleted. */
+function storageFreed(removed: readonly RemovedImage[]): StorageFreed {
+  const freed = new Set<string>();
+  const total = { ...NOTHING_FREED };
+  for (const r of removed) {
+    for (const s of r.snapshots) {
+      if (s.returnCode === 'success') {
+        total.snapshotsDeleted++;
+        if (!freed.has(s.snapshotId)) total.snapshotGib += s.sizeGiB;
+        freed.add(s.snapshotId);
+      } else {
+        total.snapshotsKept++;
+      }
+    }
+    // The manifest goes last, after every part: a bundle S3 refused any of is not deleted, nor its storage freed.
+    if (r.bundle?.deletedKeys.includes(r.bundle.manifestKey)) {
+      total.bundlesDeleted++;
+      total.bundleBytes += r.bundle.bytes ?? 0;
+    }
+  }
+  return total;
 }
 
 /** One line per fact, for the CLI and logs: counts by reason, then errors. */
