@@ -25,25 +25,7 @@ export function renderHtml(report: ReadinessReport): string {
       return cell ? detailsOf(row.sourceImageId, row.sourceRegion, row.name, cell) : { absent: true };
     }),
   );
-  const rowsHtml = report.rows
-    .map((row, i) => {
-      const cells = report.drRegions
-        .map((region, j) => {
-          const cell = row.cells.find((c) => c.region === region);
-          if (!cell) return '<td class="none">—</td>';
-          const hover = `${STATUS_LABEL[cell.status]} · lag ${formatDuration(cell.lagSeconds)}${cell.reason ? ` · ${cell.reason}` : ''}`;
-          return (
-            `<td class="cell s-${cell.status}" data-status="${cell.status}" data-row="${i}" data-col="${j}" tabindex="0" role="button" ` +
-            `title="${attr(hover)}">${text(STATUS_LABEL[cell.status])}<small>${text(formatDuration(cell.lagSeconds))}</small></td>`
-          );
-        })
-        .join('');
-      return (
-        `<tr><th scope="row"><code>${text(row.sourceImageId)}</code><span class="name">${text(row.name)}</span>` +
-        `<span class="meta">${text(row.sourceRegion)} · ${text(formatDuration(row.ageSeconds))} old</span></th>${cells}</tr>`
-      );
-    })
-    .join('\n');
+  const rowsHtml = matrixRows(report);
   const legend = (Object.keys(STATUS_COLOR) as ReadinessStatus[])
     .map((st) => `<span class="chip s-${st}">${text(STATUS_LABEL[st])}: ${s.counts[st]}</span>`)
     .join(' ');
@@ -59,23 +41,7 @@ export function renderHtml(report: ReadinessReport): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>DR readiness — ${text(report.policy.name)} — ${text(report.generatedAt)}</title>
 <style>
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;background:#fff}
-h1{font-size:20px;margin:0 0 4px}
-.sub{color:#59636e;margin:0 0 16px}
-.summary{display:flex;gap:24px;flex-wrap:wrap;margin:0 0 12px}
-.summary div{border:1px solid #d1d9e0;border-radius:6px;padding:8px 12px}
-.summary b{display:block;font-size:20px}
-.chip{display:inline-block;border-radius:10px;padding:2px 8px;margin:0 4px 4px 0;font-size:12px}
-table{border-collapse:separate;border-spacing:3px;margin-top:12px}
-th{text-align:left;font-weight:600;padding:4px 8px;vertical-align:top}
-th .name,th .meta{display:block;font-weight:400;color:#59636e;font-size:12px}
-td.cell{min-width:120px;padding:6px 10px;border-radius:4px;cursor:pointer;vertical-align:top}
-td.cell small{display:block;opacity:.85}
-td.cell:focus,td.cell.selected{outline:3px solid #1f2328;outline-offset:1px}
-td.none{color:#59636e;text-align:center}
-#details{margin-top:16px;border:1px solid #d1d9e0;border-radius:6px;padding:12px;max-width:760px;min-height:24px}
-#details dt{font-weight:600;float:left;clear:left;width:110px}
-#details dd{margin:0 0 4px 120px}
+${BASE_CSS}
 ${statusCss}
 </style>
 </head>
@@ -98,7 +64,57 @@ ${rowsHtml || `<tr><td colspan="${report.drRegions.length + 1}">No images in sco
 <section id="details" aria-live="polite">Click a cell for its details.</section>
 <script type="application/json" id="cell-data">${json(details)}</script>
 <script>
-(function () {
+${PANEL_SCRIPT}
+</script>
+</body>
+</html>
+`;
+}
+
+/** One table row per source image, one cell per DR region (its status and lag; the reason on hover). */
+function matrixRows(report: ReadinessReport): string {
+  return report.rows
+    .map((row, i) => {
+      const cells = report.drRegions
+        .map((region, j) => {
+          const cell = row.cells.find((c) => c.region === region);
+          if (!cell) return '<td class="none">—</td>';
+          const hover = `${STATUS_LABEL[cell.status]} · lag ${formatDuration(cell.lagSeconds)}${cell.reason ? ` · ${cell.reason}` : ''}`;
+          return (
+            `<td class="cell s-${cell.status}" data-status="${cell.status}" data-row="${i}" data-col="${j}" tabindex="0" role="button" ` +
+            `title="${attr(hover)}">${text(STATUS_LABEL[cell.status])}<small>${text(formatDuration(cell.lagSeconds))}</small></td>`
+          );
+        })
+        .join('');
+      return (
+        `<tr><th scope="row"><code>${text(row.sourceImageId)}</code><span class="name">${text(row.name)}</span>` +
+        `<span class="meta">${text(row.sourceRegion)} · ${text(formatDuration(row.ageSeconds))} old</span></th>${cells}</tr>`
+      );
+    })
+    .join('\n');
+}
+
+/** The page's fixed styles; the status colours follow them. */
+const BASE_CSS = `body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;background:#fff}
+h1{font-size:20px;margin:0 0 4px}
+.sub{color:#59636e;margin:0 0 16px}
+.summary{display:flex;gap:24px;flex-wrap:wrap;margin:0 0 12px}
+.summary div{border:1px solid #d1d9e0;border-radius:6px;padding:8px 12px}
+.summary b{display:block;font-size:20px}
+.chip{display:inline-block;border-radius:10px;padding:2px 8px;margin:0 4px 4px 0;font-size:12px}
+table{border-collapse:separate;border-spacing:3px;margin-top:12px}
+th{text-align:left;font-weight:600;padding:4px 8px;vertical-align:top}
+th .name,th .meta{display:block;font-weight:400;color:#59636e;font-size:12px}
+td.cell{min-width:120px;padding:6px 10px;border-radius:4px;cursor:pointer;vertical-align:top}
+td.cell small{display:block;opacity:.85}
+td.cell:focus,td.cell.selected{outline:3px solid #1f2328;outline-offset:1px}
+td.none{color:#59636e;text-align:center}
+#details{margin-top:16px;border:1px solid #d1d9e0;border-radius:6px;padding:12px;max-width:760px;min-height:24px}
+#details dt{font-weight:600;float:left;clear:left;width:110px}
+#details dd{margin:0 0 4px 120px}`;
+
+/** Shows a clicked (or Enter-ed) cell's details in the panel, from the JSON embedded in the page. */
+const PANEL_SCRIPT = `(function () {
   var data = JSON.parse(document.getElementById('cell-data').textContent);
   var panel = document.getElementById('details');
   function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]; }); }
@@ -118,12 +134,7 @@ ${rowsHtml || `<tr><td colspan="${report.drRegions.length + 1}">No images in sco
     cells[i].addEventListener('click', function (e) { show(e.currentTarget); });
     cells[i].addEventListener('keydown', function (e) { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); show(e.currentTarget); } });
   }
-})();
-</script>
-</body>
-</html>
-`;
-}
+})();`;
 
 interface CellDetails {
   absent?: boolean;
