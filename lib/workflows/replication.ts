@@ -506,9 +506,11 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
 
 // ---- CleanupCopy ----------------------------------------------------------------------------------------------------
 
+const DEAD_COPY_STATES = new Set(['failed', 'error', 'invalid']);
+
 /**
  * The end of a failed branch: removes the failed or timed-out copy and its snapshots (and, when the failure came
- * before the copy was known, any unfinished copy of this source in the region), then reports why the region
+ * before the copy was known, any failed copy of this source in the region), then reports why the region
  * failed. An adopted copy that is `available` is kept: it was made by an earlier run and may be in service (only
  * finalizing it failed; readiness repairs it). Safe to run twice.
  */
@@ -519,7 +521,11 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
   const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
   const copies = await findCopies(ec2, target.region, source.region, source.imageId);
   const inService = (image: ImageRecord) => copy?.adopted === true && image.state === 'available';
-  const doomed = copies.filter((c) => (copy ? c.imageId === copy.imageId : c.state !== 'available') && !inService(c));
+  // Without a known copy (the failure came before StartCopy returned one), only dead copies of the source go: a
+  // pending one may be another execution's copy in flight.
+  const doomed = copies.filter(
+    (c) => (copy ? c.imageId === copy.imageId : DEAD_COPY_STATES.has(c.state)) && !inService(c),
+  );
   if (copy && !copies.some((c) => c.imageId === copy.imageId)) {
     const found = await describeImage(ec2, target.region, copy.imageId);
     if (found && isCopyOf(found, source) && !inService(found)) doomed.push(found);

@@ -5,6 +5,7 @@ import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
 import { runReadiness } from '../../../lib/workflows/readiness.ts';
 import { ManualClock } from '../../../local/twin/clock.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
+import type { TaskBinding } from '../../../local/twin/stepfunctions.ts';
 import { startTwin, type Twin } from '../../../local/twin/twin.ts';
 import {
   copiesOf,
@@ -16,6 +17,7 @@ import {
   snapshots,
   SOURCE,
   START,
+  summaries,
   tagsOf,
   testPolicy,
   type Harness,
@@ -154,6 +156,51 @@ describe('reconciliation on the twin', () => {
       const snaps = await snapshots(h, 'us-west-2', fixed ? snapshotIdsOf(fixed) : []);
       for (const s of snaps) expect(tagsOf(s.Tags)).toMatchObject({ Team: 'core', 'dr-copy': 'true' });
       expect(await launchPermissions(h, 'us-west-2', copyId)).toEqual([{ UserId: '123456789012' }]);
+    });
+
+    it('a copy whose finalize failed (sharing refused) is kept, reported failed with the reason, then repaired by readiness', async () => {
+      let refuse = true;
+      const wrapTask = (state: string, task: TaskBinding): TaskBinding =>
+        state !== 'FinalizeCopy'
+          ? task
+          : async (input) => {
+              if (refuse)
+                throw Object.assign(new Error('You are not authorized to perform this operation.'), {
+                  name: 'UnauthorizedOperation',
+                });
+              return task(input);
+            };
+      h = await harness({ policy, wrapTask });
+      cleanups.push(() => h.rt.stop());
+      const { createImage } = await import('../replication/helpers.ts');
+      const imageId = await createImage(h, 'api-3.1', { Team: 'api' });
+      await share(h, imageId, [{ UserId: '123456789012' }]);
+      await h.rt.waitForIdle();
+
+      const [summary] = summaries(h.rt);
+      for (const region of DR) {
+        expect(summary?.regions.find((r) => r.region === region)).toMatchObject({
+          status: 'failed',
+          error: 'UnauthorizedOperation',
+          reason: expect.stringMatching(/^finalize failed: .*not authorized/) as unknown as string,
+          note: expect.stringMatching(/kept/) as unknown as string,
+        });
+        const copies = await copiesOf(h, region, imageId);
+        expect(copies.map((c) => c.State)).toEqual(['available']);
+        expect(await snapshots(h, region, snapshotIdsOf(copies[0]!))).toHaveLength(snapshotIdsOf(copies[0]!).length);
+      }
+      expect(Object.values(cellsOf(await readiness(h.rt), imageId))).toEqual(['drifted', 'drifted']);
+
+      refuse = false;
+      const repaired = await readiness(h.rt, true);
+      expect(repaired.reconciliation?.repaired.map((r) => r.region).sort()).toEqual([...DR].sort());
+      expect(repaired.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId)).toEqual([]);
+      expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'ready' });
+      for (const region of DR) {
+        const [copy] = await copiesOf(h, region, imageId);
+        expect(tagsOf(copy?.Tags)).toMatchObject({ Team: 'api' });
+        expect(await launchPermissions(h, region, copy?.ImageId ?? '')).toEqual([{ UserId: '123456789012' }]);
+      }
     });
 
     it('a failed copy still in its region is failed, with the copy state reason', async () => {
