@@ -69,7 +69,10 @@ export async function collectReadinessInput(
     Promise.all(
       policy.regions.dr.map(async (d) => {
         const key = await describeKey(kmsClient(clients, d.region), d.kmsKeyId);
-        return [d.region, key ? [d.kmsKeyId, key.arn, key.keyId] : [d.kmsKeyId]] as const;
+        return [
+          d.region,
+          { ids: key ? [d.kmsKeyId, key.arn, key.keyId] : [d.kmsKeyId], state: key?.state ?? 'NotFound' },
+        ] as const;
       }),
     ),
   ]);
@@ -79,7 +82,8 @@ export async function collectReadinessInput(
     sources: sourceLists.flat(),
     copies: copyLists.flat(),
     launchPermissions: new Map(),
-    keyIds: Object.fromEntries(keyLists),
+    keyIds: Object.fromEntries(keyLists.map(([region, key]) => [region, key.ids])),
+    keyStates: Object.fromEntries(keyLists.map(([region, key]) => [region, key.state])),
   };
 
   // A first pass without permissions says which copies are usable; only they (and their sources) are worth a call.

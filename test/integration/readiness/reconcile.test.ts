@@ -1,4 +1,10 @@
-import { CreateTagsCommand, DeleteTagsCommand, EC2Client, ModifyImageAttributeCommand } from '@aws-sdk/client-ec2';
+import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  ModifyImageAttributeCommand,
+} from '@aws-sdk/client-ec2';
 import { EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
@@ -229,14 +235,20 @@ describe('reconciliation on the twin', () => {
       expect(run.plan.redrive).toEqual([expect.objectContaining({ sourceImageId: sourceId, regions: ['us-west-2'] })]);
     });
 
-    it('re-drives an image whose replication already ended under a numbered name, and joins that one while it runs', async () => {
+    it('a disabled DR key: failed with the reason and never re-driven while disabled; once enabled, re-driven under a numbered name (joined while it runs) and ready, nothing failed left behind', async () => {
       h = await harness({ policy, keyStates: { 'eu-west-1': 'Disabled' } });
       cleanups.push(() => h.rt.stop());
       const { createImage } = await import('../replication/helpers.ts');
       const imageId = await createImage(h, 'api-1.0', { Team: 'core' });
       await h.rt.waitForIdle();
-      // Replication cleaned up the failed copy, so once its execution has ended the region has no copy at all.
-      expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'missing' });
+      // Replication cleaned up the failed copy; readiness says why the region has none, and does not hammer the key.
+      const blocked = await readiness(h.rt, true);
+      expect(cellsOf(blocked, imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'failed' });
+      const cell = blocked.report.rows.find((r) => r.sourceImageId === imageId)?.cells[1];
+      expect(cell?.reason).toBe('DR key alias/ami-dr is Disabled: copies into eu-west-1 fail until it is enabled');
+      expect(blocked.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId)).toEqual([]);
+      await h.rt.waitForIdle();
+      expect(h.rt.executions().filter((e) => e.name.includes(imageId))).toHaveLength(1);
 
       const kms = new KMSClient({
         region: 'eu-west-1',
@@ -264,6 +276,13 @@ describe('reconciliation on the twin', () => {
           .filter((e) => e.name.includes(imageId))
           .map((e) => e.name.slice(-3)),
       ).toEqual([expect.any(String), '_r1']);
+      expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'ready' });
+      const eu = await copiesOf(h, 'eu-west-1', imageId);
+      expect(eu.map((c) => c.State)).toEqual(['available']);
+      const snaps = await h
+        .ec2('eu-west-1')
+        .send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: 'status', Values: ['error'] }] }));
+      expect(snaps.Snapshots ?? []).toEqual([]);
     });
   });
 });
