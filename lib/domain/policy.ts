@@ -7,7 +7,8 @@ import * as z from 'zod';
  * start) into a frozen, typed object; a bad policy fails with every problem named by its field.
  */
 
-const REGION = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
+// A 2–4 letter prefix (us, cn, eusc for the European Sovereign Cloud), one to three words (gov, iso, de, east), a number.
+export const REGION = /^[a-z]{2,4}(-[a-z]+){1,3}-\d{1,2}$/;
 const ACCOUNT = /^\d{12}$/;
 const ORG_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:organization\/o-[a-z0-9]{10,32}$/;
 const OU_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:ou\/o-[a-z0-9]{10,32}\/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$/;

@@ -22,6 +22,15 @@ function problemsOf(document: unknown): string[] {
 }
 
 describe('policy', () => {
+  it.each(['eusc-de-east-1', 'us-gov-west-1', 'us-isob-east-1', 'cn-north-1', 'ap-southeast-7'])(
+    'accepts the region name %s',
+    (name) => {
+      expect(parsePolicy({ ...minimal(), regions: { ...minimal().regions, sources: [name] } }).regions.sources).toEqual(
+        [name],
+      );
+    },
+  );
+
   it('fills defaults for a minimal policy and freezes the result', () => {
     const policy = parsePolicy(minimal());
     expect(policy.name).toBe('default');
