@@ -67,7 +67,11 @@ export interface CommandContext {
   onCleanup(fn: () => Promise<void> | void): void;
 }
 
-export interface Command {
+/**
+ * What `--help` and the argument parser know of a command (lib/cli/registry.ts). Its implementation, which imports
+ * the SDK, the workflows or the twin, is loaded only when the command runs.
+ */
+export interface CommandSpec {
   name: string;
   summary: string;
   usage: string;
@@ -76,5 +80,9 @@ export interface Command {
   examples: string[];
   /** Positional argument names, for --help and the count check; a trailing `?` marks one optional. */
   positionals?: string[];
+}
+
+/** A command's implementation: lib/cli/commands/<name>.ts. */
+export interface Command {
   run(ctx: CommandContext, values: ParsedValues, positionals: string[]): Promise<number>;
 }

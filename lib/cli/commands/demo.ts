@@ -20,16 +20,6 @@ interface TwinEventLike {
 }
 
 export const demoCommand: Command = {
-  name: 'demo',
-  summary: 'the whole lifecycle on a local twin of AWS, in under a minute',
-  usage: 'ami-dr demo [--policy file]',
-  description:
-    'Starts a local twin of AWS on a virtual clock, seeds a realistic account, builds new images and shows the\n' +
-    'event-driven replication to every DR region as it happens, prints the readiness matrix, loses an event on\n' +
-    'purpose and shows reconciliation repair it, then plans and applies retention and prints its report.\n' +
-    'Needs no AWS account and no network.',
-  options: {},
-  examples: ['ami-dr demo', 'NO_COLOR=1 ami-dr demo > demo.log', 'ami-dr demo --json | jq .readiness.after'],
   async run(ctx) {
     const started = Date.now();
     const policy = ctx.policy();

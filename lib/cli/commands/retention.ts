@@ -6,26 +6,6 @@ import type { Command, CommandContext } from '../command.ts';
 import { EXIT, UsageError } from '../errors.ts';
 
 export const retentionCommand: Command = {
-  name: 'retention',
-  summary: 'plan or apply retention: deprecate and remove aged images, never ones in use',
-  usage: 'ami-dr retention plan|apply [--region region] [--dry-run]',
-  description:
-    'plan: what retention would do in each region, with a reason for every image (no changes).\n' +
-    "apply: does it: deprecates, then deregisters aged images with their snapshots or S3 bundles, paced to EC2's\n" +
-    'rate limits. Images that are retained, protected, in use, owned by AWS Backup or among the newest of their\n' +
-    'family are kept. Without --region, every region of the policy (sources and DR) is processed in turn.',
-  options: {
-    region: { type: 'string', valueName: 'region', description: 'one region only' },
-    'dry-run': { type: 'boolean', description: 'with apply: plan and report, change nothing' },
-    all: { type: 'boolean', description: 'with plan: list kept images too (default: only the changes, and counts)' },
-  },
-  positionals: ['plan|apply'],
-  examples: [
-    'ami-dr retention plan',
-    'ami-dr retention plan --region us-east-1 --all',
-    'ami-dr retention apply --region us-west-2',
-    'ami-dr retention apply --dry-run --json',
-  ],
   async run(ctx, values, [mode = '']) {
     if (mode !== 'plan' && mode !== 'apply')
       throw new UsageError(`expected 'plan' or 'apply', not '${mode}'`, 'retention');
