@@ -21,7 +21,7 @@ import {
   tagResources,
 } from '../aws/permissions.ts';
 import { putJsonReport } from '../aws/reports.ts';
-import { startOrJoinReplication } from './replication.ts';
+import { startOrJoinReplication, type StartedReplication } from './replication.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
@@ -138,14 +138,10 @@ async function withSnapshotKeys(
   }));
 }
 
-export interface RedriveOutcome {
+export interface RedriveOutcome extends StartedReplication {
   sourceRegion: string;
   sourceImageId: string;
   regions: string[];
-  executionName: string;
-  executionArn: string;
-  /** `started`: a new execution; `joined`: one of that name is running, so nothing new was started. */
-  result: 'started' | 'joined';
 }
 
 export interface RepairOutcome {
@@ -172,6 +168,8 @@ export interface ReconcileResult {
 export interface ReconcileOptions {
   /** The replication state machine of a source region (ami-dr is deployed in each source region). */
   stateMachineArnFor(sourceRegion: string): string;
+  /** Milliseconds since the epoch: re-drives back off after the previous attempt ended (see redriveBackoffMs). */
+  now: number;
   onProgress?: ProgressFn;
 }
 
@@ -232,6 +230,7 @@ async function redrive(
   const stateMachineArn = options.stateMachineArnFor(region);
   const started = await startOrJoinReplication({ clients, policy, stateMachineArn }, region, imageId, {
     redrive: true,
+    backoffNow: options.now,
   });
   return { sourceRegion: region, sourceImageId: imageId, regions, ...started };
 }
@@ -289,6 +288,7 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
       throw new Error('re-driving replication needs the state machine ARN (STATE_MACHINE_ARN)');
     run.reconciliation = await reconcile(clients, policy, plan, input.copies, {
       stateMachineArnFor: arnFor ?? (() => ''),
+      now,
       onProgress: options.onProgress,
     });
   }

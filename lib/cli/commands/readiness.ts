@@ -55,7 +55,9 @@ export const readinessCommand: Command = {
     if (run.reconciliation && format !== 'json') {
       const r = run.reconciliation;
       for (const x of r.redriven)
-        ctx.out.note(`re-drive ${x.sourceImageId} → ${x.regions.join(', ')}: ${x.result} (${x.executionName})`);
+        ctx.out.note(
+          `re-drive ${x.sourceImageId} → ${x.regions.join(', ')}: ${x.result}${x.retryAt ? ` until ${x.retryAt}` : ''} (${x.executionName})`,
+        );
       for (const x of r.repaired) ctx.out.note(`repaired ${x.copyImageId} in ${x.region}: ${x.applied.join(', ')}`);
       for (const x of r.manual) ctx.out.note(`needs a person: ${x.copyImageId} in ${x.region}: ${x.reason}`);
       for (const x of r.errors)

@@ -49,6 +49,7 @@ export const replicateCommand: Command = {
     );
     const targets = policy.regions.dr.filter((d) => d.region !== region).map((d) => d.region);
     const what = started.result === 'started' ? 'started' : 'joined the running';
+    // A person asked: the CLI re-drives at once (no back-off), so it never answers `backing-off`.
     if (!ctx.flags.json)
       ctx.out.print(
         `${what} replication of ${imageId} (${image.name}) from ${region} to ${targets.join(', ')}: ${started.executionName}`,

@@ -256,6 +256,11 @@ describe('reconciliation on the twin', () => {
         credentials: { accessKeyId: 'ADMIN', secretAccessKey: 'x' },
       });
       await kms.send(new EnableKeyCommand({ KeyId: h.keys['eu-west-1'] }));
+      // The first attempt ended moments ago: the re-drive waits out its back-off, and says until when.
+      const early = await readiness(h.rt, true);
+      const waiting = early.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId) ?? [];
+      expect(waiting).toEqual([expect.objectContaining({ result: 'backing-off', retryAt: expect.any(String) })]);
+      h.clock.advance(Date.parse(waiting[0]?.retryAt ?? '') - h.clock.now());
       const fix = await readiness(h.rt, true);
       const again = await readiness(h.rt, true);
       const mine = (run: typeof fix) => run.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId) ?? [];
