@@ -9,36 +9,39 @@ import { plural } from './text.ts';
  * decided it. Pure and deterministic (no clock, no I/O), so a dry-run is this plan printed and tests need nothing
  * but data.
  *
- * The decision is the table RETENTION_RULES: each row a small named rule (when it applies, the reason it gives),
- * evaluated in the table's order, first match wins. Adding a rule is adding a row. The order, and why:
+ * The decision is the table RETENTION_RULES: each row a small named rule (when it applies, the keep reason it
+ * gives or the action it takes), evaluated in the table's order, first match wins; the action names its rule.
+ * Adding a rule is adding a row (and a case in test/unit/retention/retention-rules.test.ts). The order, and why:
  *
+ *   rule                      gives               when
  *   stage 'image': what the image alone says; these images are not ami-dr's to manage at all.
- *     not-owned                 keep    owned by another account: never ours to touch
- *     backup-owned              keep    made by AWS Backup (see backupSignal): its backup plan owns it
- *     deregistered              keep    nothing left to do
- *   stage 'scope': the policy's scope (see scopeMatcher) and age; explicit protections come before any
- *   age-based decision, and before the family step, so protected images are not counted in families.
- *     not-in-scope              keep    the selector does not cover it
- *     retained                  keep    tagged ami-dr:retain=true
- *     deregistration-protected  keep    deregistration protection on
- *     in-progress               keep    pending / transient: not finished, age means nothing yet
- *     retention-disabled        keep    retention.enabled is false
- *     no-rule                   keep    the scope sets neither deprecateAfterDays nor deregisterAfterDays
- *     unknown-age               keep    creation date unreadable (and a warning): no age, no family rank
+ *   not-owned                 not-owned           owned by another account: never ours to touch
+ *   backup-owned              backup-owned        made by AWS Backup (see backupSignal): its backup plan owns it
+ *   deregistered              deregistered        nothing left to do
+ *   stage 'scope': the policy's scope (see scopeMatcher) and age. Explicit protections come before any age-based
+ *   decision, and before the families are formed, so a protected image takes no keepLatest place.
+ *   not-in-scope              not-in-scope        the selector does not cover it
+ *   retained                  retained            tagged ami-dr:retain=true
+ *   deregistration-protected  (same as the rule)  deregistration protection on
+ *   in-progress               in-progress         pending / transient: not finished, its age means nothing yet
+ *   retention-disabled        retention-disabled  retention.enabled is false
+ *   no-rule                   no-rule             the scope sets neither deprecateAfterDays nor deregisterAfterDays
+ *   unknown-age               unknown-age         creation date unreadable (and a warning): no age, no family rank
  *   stage 'family': the images no earlier rule decided form the families (the family tag's value, else the name
- *   without its version suffix) and are ranked in them; protections that hold whatever the age come first.
- *     family-tag-unknown        keep    the scope's family tag is on none of its images (and a plan error)
- *     referenced                keep    in use (instances, launch templates, launch configurations, ASGs,
- *                                       DescribeImageReferences), when protectInUse
- *     latest-in-family          keep    among the newest keepLatest available images of its family
- *     live-source               keep    a replica (keepReplicasOfLiveSources) whose source still exists
- *     source-unknown            keep    a replica (keepReplicasOfLiveSources) whose source region was not looked up
- *     deregister-after-days     deregister  older than deregisterAfterDays (with its snapshots, or its S3 bundle
- *                                       unless another registered image names the same bundle)
- *     not-old-enough            keep    younger than every threshold the scope sets
- *     disabled                  keep already-deprecated   past deprecateAfterDays, and disabled
- *     already-deprecated        keep    past deprecateAfterDays, deprecated already (by a day after now)
- *     deprecate-after-days      deprecate  past deprecateAfterDays: deprecated at `now` rounded up to the minute
+ *   without its version suffix) and are ranked in them; protections that hold whatever the age come first, so an
+ *   image in use still takes its keepLatest place.
+ *   family-tag-unknown        family-tag-unknown  the scope's family tag is on none of its images (and a plan error)
+ *   referenced                referenced          in use (instances, launch templates, launch configurations, ASGs,
+ *                                                 DescribeImageReferences), when protectInUse
+ *   latest-in-family          latest-in-family    among the newest keepLatest available images of its family
+ *   live-source               live-source         a replica (keepReplicasOfLiveSources) whose source still exists
+ *   source-unknown            source-unknown      a replica (keepReplicasOfLiveSources), its source not looked up
+ *   deregister-after-days     DEREGISTER          older than deregisterAfterDays (with its snapshots, or its S3
+ *                                                 bundle unless another registered image names the same bundle)
+ *   not-old-enough            not-old-enough      younger than every threshold the scope sets
+ *   disabled                  already-deprecated  past deprecateAfterDays, and disabled
+ *   already-deprecated        already-deprecated  past deprecateAfterDays, deprecated already (by a day after now)
+ *   deprecate-after-days      DEPRECATE           past deprecateAfterDays: deprecated at `now` rounded up to a minute
  *
  * Rows must stay in stage order (checked): a stage's facts (scope, age, family) are worked out once, when the first
  * rule of that stage is reached, and a rule's decision records the facts known at its stage.
@@ -379,11 +382,9 @@ function byStage(rules: readonly AnyRetentionRule[]): Record<RuleStage, AnyReten
   }
   return out;
 }
-byStage(RETENTION_RULES);
+byStage(RETENTION_RULES); // a table out of stage order fails when the module loads, not at the first plan
 
-/**
- * @param rules the table to decide with; RETENTION_RULES unless a test reorders it.
- */
+/** `rules`: the table to decide with; RETENTION_RULES, unless a test reorders it to show that its order decides. */
 export function planRetention(
   inventory: RetentionInventory,
   policy: Readonly<Policy>,
