@@ -1,7 +1,7 @@
 import type { METRIC } from '../observability.ts';
 import type { Policy } from './policy.ts';
 import type { ImageReferencesCoverage } from './retention-inventory.ts';
-import { KEEP_REASONS, type KeepReason, type RetentionPlan } from './retention-planner.ts';
+import { KEEP_REASONS, type KeepReason, type RetentionPlan, type RuleName } from './retention-planner.ts';
 import { plural } from './text.ts';
 
 /**
@@ -78,6 +78,8 @@ export interface ApplyOutcome {
 export interface KeptImage {
   imageId: string;
   name: string;
+  /** The retention rule that decided (lib/domain/retention-planner.ts RETENTION_RULES). */
+  rule: RuleName;
   reason: KeepReason;
   detail: string;
 }
@@ -108,10 +110,10 @@ export interface RetentionReport {
   };
   keptByReason: Partial<Record<KeepReason, number>>;
   kept: KeptImage[];
-  /** The plan's deprecations and removals (what a dry-run would do). */
+  /** The plan's deprecations and removals (what a dry-run would do), each with the rule that decided it. */
   planned: {
-    deprecate: { imageId: string; name: string; detail: string }[];
-    deregister: { imageId: string; name: string; detail: string; snapshots: string[] }[];
+    deprecate: { imageId: string; name: string; rule: RuleName; detail: string }[];
+    deregister: { imageId: string; name: string; rule: RuleName; detail: string; snapshots: string[] }[];
   };
   deprecated: DeprecatedImage[];
   removed: RemovedImage[];
@@ -148,20 +150,21 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
   const planned: RetentionReport['planned'] = { deprecate: [], deregister: [] };
   for (const a of plan.actions) {
     if (a.action === 'keep') {
-      kept.push({ imageId: a.imageId, name: a.name, reason: a.reason, detail: a.detail });
+      kept.push({ imageId: a.imageId, name: a.name, rule: a.rule, reason: a.reason, detail: a.detail });
       keptByReason[a.reason] = (keptByReason[a.reason] ?? 0) + 1;
     } else if (a.action === 'deprecate') {
-      planned.deprecate.push({ imageId: a.imageId, name: a.name, detail: a.detail });
+      planned.deprecate.push({ imageId: a.imageId, name: a.name, rule: a.rule, detail: a.detail });
     } else {
       planned.deregister.push({
         imageId: a.imageId,
         name: a.name,
+        rule: a.rule,
         detail: a.detail,
         snapshots: a.snapshots.map((s) => s.snapshotId),
       });
     }
   }
-  // Report reasons in the planner's order, so reports diff cleanly.
+  // Report reasons in the order of the planner's rules, so reports diff cleanly.
   const orderedReasons = Object.fromEntries(
     KEEP_REASONS.filter((r) => keptByReason[r]).map((r) => [r, keptByReason[r]]),
   ) as typeof keptByReason;

@@ -61,7 +61,7 @@ function printRun(ctx: CommandContext, run: RetentionRun, dryRun: boolean, all: 
   if (shown.length) {
     const rows = [
       ['IMAGE', 'NAME', 'ACTION', 'REASON'],
-      ...shown.map((a) => [a.imageId, a.name, verb(a, dryRun, report), a.detail]),
+      ...shown.map((a) => [a.imageId, a.name, verb(a, dryRun, report), `${a.detail} (rule ${a.rule})`]),
     ];
     const aligned = alignColumns(rows);
     aligned.forEach((cols, i) => {
