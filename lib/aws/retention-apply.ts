@@ -47,6 +47,8 @@ export interface ApplyOptions {
   concurrency?: number;
   /** Called after each image, for progress output. */
   onProgress?: (done: number, total: number) => void;
+  /** Aborted (Ctrl-C): nothing new is started; the calls in flight finish and the rest is reported as pending. */
+  signal?: AbortSignal;
 }
 
 const GONE = new Set(['InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable']);
@@ -186,7 +188,7 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < queue.length) {
-        if (outcome.stoppedEarly || !timeFor(cls)) {
+        if (outcome.stoppedEarly || options.signal?.aborted || !timeFor(cls)) {
           outcome.stoppedEarly = true;
           return;
         }

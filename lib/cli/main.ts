@@ -34,6 +34,8 @@ export interface CliIo {
   stdout: Stream;
   stderr: Stream;
   env: NodeJS.ProcessEnv;
+  /** Aborted when the user interrupts (bin/ami-dr.js: SIGINT, SIGTERM); the command then ends with EXIT.interrupted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -82,8 +84,12 @@ export async function main(
       json: Boolean(parsed.values.json),
       debug: Boolean(parsed.values.debug),
     };
-    const ctx = createContext(out, io.env, flags, cleanups);
-    return await command.run(ctx, parsed.values, parsed.positionals);
+    const signal = io.signal ?? new AbortController().signal;
+    const ctx = createContext(out, io.env, flags, cleanups, signal);
+    const running = command.run(ctx, parsed.values, parsed.positionals);
+    const code = command.stopsCleanly ? await running : await abandonOnAbort(running, signal);
+    if (code === EXIT.interrupted) out.note(out.paint('yellow', 'ami-dr: interrupted', 'err'));
+    return code;
   } catch (error) {
     const { exitCode, message } = describeError(error);
     const hint =
@@ -103,6 +109,26 @@ export async function main(
       }
     }
   }
+}
+
+/** The command's result, or EXIT.interrupted as soon as the signal is aborted (the command is left to the exit). */
+function abandonOnAbort(running: Promise<number>, signal: AbortSignal): Promise<number> {
+  if (signal.aborted) return Promise.resolve(EXIT.interrupted);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(EXIT.interrupted);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = (): void => signal.removeEventListener('abort', onAbort);
+    running.then(
+      (code) => {
+        settle();
+        resolve(code);
+      },
+      (error: unknown) => {
+        settle();
+        reject(error);
+      },
+    );
+  });
 }
 
 function findCommand(name: string): Command {
@@ -165,6 +191,7 @@ function createContext(
   env: NodeJS.ProcessEnv,
   flags: GlobalFlags,
   cleanups: (() => Promise<void> | void)[],
+  signal: AbortSignal,
 ): CommandContext {
   let policy: Readonly<Policy> | undefined;
   let session: Promise<Session> | undefined;
@@ -183,6 +210,7 @@ function createContext(
     onCleanup(fn) {
       cleanups.push(fn);
     },
+    signal,
   };
   return ctx;
 }

@@ -20,6 +20,8 @@ export const twinCommand: Command = {
     'ami-dr twin --port 0 --policy prod.yml',
     'ami-dr readiness   # in another shell, with the printed lines exported',
   ],
+  // Ctrl-C is how the twin is stopped: it ends with exit 0.
+  stopsCleanly: true,
   async run(ctx, values) {
     const port = values.port === undefined ? undefined : Number(values.port);
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
@@ -31,6 +33,7 @@ export const twinCommand: Command = {
       ...(port !== undefined ? { port } : {}),
       ...(policy ? { policy } : {}),
       out: (line) => ctx.out.print(line),
+      signal: ctx.signal,
     });
   },
 };
