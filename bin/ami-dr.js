@@ -25,6 +25,15 @@ function buildIsCurrent() {
 
 const flush = (stream) => new Promise((resolve) => stream.write('', resolve));
 const argv = process.argv.slice(2);
+// The first Ctrl-C (or SIGTERM) asks the command to stop: `retention apply` finishes the calls in flight and reports
+// what it did and what is left; a second one stops at once. Either way the exit status is 130.
+const interrupt = new AbortController();
+const onSignal = () => {
+  if (interrupt.signal.aborted) process.exit(130);
+  interrupt.abort();
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 let code;
 try {
   let main;
@@ -37,7 +46,12 @@ try {
     register();
     ({ main } = await import('../lib/cli/main.ts'));
   }
-  code = await main(argv);
+  code = await main(argv, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: interrupt.signal,
+  });
 } catch (error) {
   process.stderr.write(`ami-dr: ${argv.includes('--debug') ? error?.stack : (error?.message ?? String(error))}\n`);
   code = 1;

@@ -48,6 +48,8 @@ export interface ApplyOptions {
   concurrency?: number;
   /** Called after each image, for progress output. */
   onProgress?: (done: number, total: number) => void;
+  /** Aborted (Ctrl-C): nothing new is started; the calls in flight finish and the rest is reported as pending. */
+  signal?: AbortSignal;
 }
 
 const GONE = new Set(['InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable']);
@@ -103,7 +105,7 @@ class ApplyRun {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < queue.length) {
-        if (this.outcome.stoppedEarly || !this.timeFor(cls)) {
+        if (this.outcome.stoppedEarly || this.options.signal?.aborted || !this.timeFor(cls)) {
           this.outcome.stoppedEarly = true;
           return;
         }

@@ -65,6 +65,8 @@ export interface CommandContext {
   session(options?: { region?: string }): Promise<Session>;
   /** Runs when the command ends, however it ends. */
   onCleanup(fn: () => Promise<void> | void): void;
+  /** Aborted on Ctrl-C (SIGINT) or SIGTERM. Only commands marked `stopsCleanly` need to look at it. */
+  signal: AbortSignal;
 }
 
 /**
@@ -80,6 +82,12 @@ export interface CommandSpec {
   examples: string[];
   /** Positional argument names, for --help and the count check; a trailing `?` marks one optional. */
   positionals?: string[];
+  /**
+   * The command stops by itself soon after ctx.signal is aborted (finishing what is in flight, then reporting), and
+   * main waits for it and returns its exit status (EXIT.interrupted when it stopped short). Other commands are
+   * abandoned at once on an interrupt (their cleanups still run), with EXIT.interrupted.
+   */
+  stopsCleanly?: boolean;
 }
 
 /** A command's implementation: lib/cli/commands/<name>.ts. */

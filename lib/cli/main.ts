@@ -19,6 +19,8 @@ export interface CliIo {
   stdout: Stream;
   stderr: Stream;
   env: NodeJS.ProcessEnv;
+  /** Aborted when the user interrupts (bin/ami-dr.js: SIGINT, SIGTERM); the command then ends with EXIT.interrupted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -69,8 +71,12 @@ export async function main(
     };
     // Loaded only now, with the policy's schema: `--help` and a usage error need neither.
     const [implementation, { loadPolicyFile }] = await Promise.all([command.load(), import('../policy-file.ts')]);
-    const ctx = createContext(out, io.env, flags, cleanups, loadPolicyFile);
-    return await implementation.run(ctx, parsed.values, parsed.positionals);
+    const signal = io.signal ?? new AbortController().signal;
+    const ctx = createContext(out, io.env, flags, cleanups, loadPolicyFile, signal);
+    const running = implementation.run(ctx, parsed.values, parsed.positionals);
+    const code = command.stopsCleanly ? await running : await abandonOnAbort(running, signal);
+    if (code === EXIT.interrupted) out.note(out.paint('yellow', 'ami-dr: interrupted', 'err'));
+    return code;
   } catch (error) {
     const { exitCode, message } = describeError(error);
     const hint =
@@ -90,6 +96,26 @@ export async function main(
       }
     }
   }
+}
+
+/** The command's result, or EXIT.interrupted as soon as the signal is aborted (the command is left to the exit). */
+function abandonOnAbort(running: Promise<number>, signal: AbortSignal): Promise<number> {
+  if (signal.aborted) return Promise.resolve(EXIT.interrupted);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(EXIT.interrupted);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = (): void => signal.removeEventListener('abort', onAbort);
+    running.then(
+      (code) => {
+        settle();
+        resolve(code);
+      },
+      (error: unknown) => {
+        settle();
+        reject(error);
+      },
+    );
+  });
 }
 
 function findCommand(name: string): RegisteredCommand {
@@ -153,6 +179,7 @@ function createContext(
   flags: GlobalFlags,
   cleanups: (() => Promise<void> | void)[],
   loadPolicyFile: (path: string) => Readonly<Policy>,
+  signal: AbortSignal,
 ): CommandContext {
   let policy: Readonly<Policy> | undefined;
   let session: Promise<Session> | undefined;
@@ -171,6 +198,7 @@ function createContext(
     onCleanup(fn) {
       cleanups.push(fn);
     },
+    signal,
   };
   return ctx;
 }

@@ -89,15 +89,23 @@ export const COMMANDS: readonly RegisteredCommand[] = [
   {
     name: 'retention',
     summary: 'plan or apply retention: deprecate and remove aged images, never ones in use',
-    usage: 'ami-dr retention plan|apply [--region region] [--dry-run]',
+    usage: 'ami-dr retention plan|apply [--region region] [--dry-run] [--time-budget duration]',
     description:
       'plan: what retention would do in each region, with a reason for every image (no changes).\n' +
       "apply: does it: deprecates, then deregisters aged images with their snapshots or S3 bundles, paced to EC2's\n" +
       'rate limits. Images that are retained, protected, in use, owned by AWS Backup or among the newest of their\n' +
-      'family are kept. Without --region, every region of the policy (sources and DR) is processed in turn.',
+      'family are kept. Without --region, every region of the policy (sources and DR) is processed in turn.\n' +
+      'The policy binds: with retention.dryRun: true, apply only plans; with retention.enabled: false, it does\n' +
+      'nothing. Options can make a run safer, never less safe. Ctrl-C stops after the calls in flight and reports\n' +
+      'what was done and what is left (exit 130); a second Ctrl-C stops at once.',
     options: {
       region: { type: 'string', valueName: 'region', description: 'one region only' },
       'dry-run': { type: 'boolean', description: 'with apply: plan and report, change nothing' },
+      'time-budget': {
+        type: 'string',
+        valueName: 'duration',
+        description: 'with apply: stop starting new work after this long (90s, 5m, 1h); the rest is left for next time',
+      },
       all: { type: 'boolean', description: 'with plan: list kept images too (default: only the changes, and counts)' },
     },
     positionals: ['plan|apply'],
@@ -106,7 +114,9 @@ export const COMMANDS: readonly RegisteredCommand[] = [
       'ami-dr retention plan --region us-east-1 --all',
       'ami-dr retention apply --region us-west-2',
       'ami-dr retention apply --dry-run --json',
+      'ami-dr retention apply --time-budget 10m',
     ],
+    stopsCleanly: true,
     load: async () => (await import('./commands/retention.ts')).retentionCommand,
   },
   {
@@ -127,6 +137,8 @@ export const COMMANDS: readonly RegisteredCommand[] = [
       'ami-dr twin --port 0 --policy prod.yml',
       'ami-dr readiness   # in another shell, with the printed lines exported',
     ],
+    // Ctrl-C is how the twin is stopped: it ends with exit 0.
+    stopsCleanly: true,
     load: async () => (await import('./commands/twin.ts')).twinCommand,
   },
   {

@@ -2,7 +2,7 @@ import type { METRIC } from '../observability.ts';
 import type { Policy } from './policy.ts';
 import type { ImageReferencesCoverage } from './retention-inventory.ts';
 import { KEEP_REASONS, type KeepReason, type RetentionPlan, type RuleName } from './retention-planner.ts';
-import { plural } from './text.ts';
+import { formatMonthly, plural } from './text.ts';
 
 /**
  * The record of one retention run in one region: what was kept and why, what was deprecated and removed,
@@ -103,6 +103,8 @@ export interface RetentionReport {
     removed: number;
     alreadyGone: number;
     pending: number;
+    /** Planned deprecations and removals that were attempted and failed (see errors); the next run tries again. */
+    failed: number;
     errors: number;
     snapshotsDeleted: number;
     snapshotsKept: number;
@@ -206,6 +208,14 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
   }
   const bundleGib = bundleBytes / GIB;
   const price = policy.retention.snapshotPricePerGbMonth;
+  const done = new Set([...deprecated.map((d) => d.imageId), ...removed.map((r) => r.imageId)]);
+  const failedIds = new Set(
+    errors.filter((e) => e.imageId !== undefined && e.step !== 'plan' && e.step !== 'report').map((e) => e.imageId),
+  );
+  const failed = dryRun
+    ? 0
+    : [...planned.deprecate, ...planned.deregister].filter((a) => failedIds.has(a.imageId) && !done.has(a.imageId))
+        .length;
   const complete = dryRun ? plan.errors.length === 0 : Boolean(outcome) && pending.length === 0 && errors.length === 0;
 
   return {
@@ -225,6 +235,7 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
       removed: removed.filter((r) => !r.alreadyGone).length,
       alreadyGone: removed.filter((r) => r.alreadyGone).length,
       pending: pending.length,
+      failed,
       errors: errors.length,
       snapshotsDeleted,
       snapshotsKept,
@@ -251,8 +262,9 @@ export function summarizeReport(report: RetentionReport): string {
     `${report.region}: ${report.dryRun ? 'dry-run, ' : ''}${plural(report.counts.images, 'image')}: ${report.counts.kept} kept, ` +
       (report.dryRun
         ? `${report.planned.deprecate.length} to deprecate, ${report.planned.deregister.length} to remove`
-        : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ${report.counts.pending} left for the next run`) +
-      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'} (~${report.estimatedMonthlySaving}/month)`,
+        : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ` +
+          `${report.counts.failed ? `${report.counts.failed} failed, ` : ''}${report.counts.pending} left for the next run`) +
+      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'} (${formatMonthly(report.estimatedMonthlySaving)})`,
     ...Object.entries(report.keptByReason).map(([reason, n]) => `  kept ${reason}: ${n}`),
     ...report.errors.map((e) => `  error ${e.step}${e.imageId ? ` ${e.imageId}` : ''}: ${e.code}: ${e.message}`),
   ];

@@ -3,6 +3,7 @@ import { createImage } from '../../aws/create-image.ts';
 import { addLaunchPermissions, setDeprecation } from '../../aws/permissions.ts';
 import { runReadiness } from '../../workflows/readiness.ts';
 import { TAG } from '../../domain/tags.ts';
+import { formatMonthly } from '../../domain/text.ts';
 import { runRetention } from '../../workflows/retention.ts';
 import { formatDuration } from '../../report/format.ts';
 import { renderTable } from '../../report/table.ts';
@@ -183,7 +184,7 @@ export const demoCommand: Command = {
       });
       const r = applied.report;
       say(
-        `  ${region} applied: ${r.counts.deprecated} deprecated, ${r.counts.removed} removed (${r.counts.snapshotsDeleted} snapshots deleted, ${r.counts.snapshotsKept} kept), ${r.gibFreed} GiB freed, ~$${r.estimatedMonthlySaving}/month${r.errors.length ? `, ${r.errors.length} errors` : ''}`,
+        `  ${region} applied: ${r.counts.deprecated} deprecated, ${r.counts.removed} removed (${r.counts.snapshotsDeleted} snapshots deleted, ${r.counts.snapshotsKept} kept), ${r.gibFreed} GiB freed, ${formatMonthly(r.estimatedMonthlySaving)}${r.errors.length ? `, ${r.errors.length} errors` : ''}`,
       );
       retention.push(r);
     }

@@ -14,6 +14,7 @@ export const twinCommand: Command = {
       ...(port !== undefined ? { port } : {}),
       ...(policy ? { policy } : {}),
       out: (line) => ctx.out.print(line),
+      signal: ctx.signal,
     });
   },
 };

@@ -48,8 +48,6 @@ export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): 
       });
     else if (key.spec !== 'SYMMETRIC_DEFAULT')
       problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.spec}; EBS needs a symmetric key` });
-    if (policy.regions.sources.includes(dr.region))
-      problems.push({ field: `regions.dr.${i}.region`, message: `${dr.region} is also a source region` });
   });
   for (const image of facts.publicSources) {
     const refusal = publicSourceRefusal(policy, image);
