@@ -1,11 +1,11 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { defaultClients } from '../lib/aws/clients.ts';
+import { taskClients } from '../lib/aws/clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
 import { startCopy } from '../lib/workflows/replication.ts';
 
 /** Replication task: CopyImage into one DR region, or adopt the copy that exists. Input and output: lib/domain/replication-steps.ts. */
-const deps = { clients: defaultClients(), policy: loadPolicyFromEnv() };
+const deps = { clients: taskClients(), policy: loadPolicyFromEnv() };
 
 export const handler = middy(async (event: unknown) => startCopy(event, deps)).use(injectLambdaContext(logger));

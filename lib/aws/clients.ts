@@ -63,6 +63,20 @@ export function defaultClients(): Clients {
   return defaults;
 }
 
+/**
+ * SDK attempts per call inside a state machine task. The state machine retries a task's throttling and Lambda
+ * errors with its own back-off (up to 8 attempts); SDK retries inside the task would multiply with those (8 × 8 =
+ * 64 calls for one step), so a task's calls try twice and leave the rest to the state machine.
+ */
+export const TASK_MAX_ATTEMPTS = 2;
+
+/** The process-wide clients of a state machine task (see TASK_MAX_ATTEMPTS). */
+let tasks: Clients | undefined;
+export function taskClients(): Clients {
+  tasks ??= createClients({ maxAttempts: TASK_MAX_ATTEMPTS });
+  return tasks;
+}
+
 export const ec2Client = (clients: Clients, region: string): EC2Client => clients.get(EC2Client, region);
 export const kmsClient = (clients: Clients, region: string): KMSClient => clients.get(KMSClient, region);
 export const sfnClient = (clients: Clients, region: string): SFNClient => clients.get(SFNClient, region);

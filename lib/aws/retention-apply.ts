@@ -9,6 +9,7 @@ import type {
   RemovedImage,
   RetentionError,
   RetentionStep,
+  SnapshotResult,
 } from '../domain/retention-report.ts';
 import {
   BundleDeleteError,
@@ -48,19 +49,29 @@ export interface ApplyOptions {
   concurrency?: number;
   /** Called after each image, for progress output. */
   onProgress?: (done: number, total: number) => void;
+  /** Aborted (Ctrl-C): nothing new is started; the calls in flight finish and the rest is reported as pending. */
+  signal?: AbortSignal;
 }
 
 const MINUTE_MS = 60_000;
 
 export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOptions): Promise<ApplyOutcome> {
-  const pacer = options.pacer ?? new TokenBucketPacer();
-  const now = pacer.now;
-  const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
-  const baseReserveMs = options.reserveMs ?? 2000;
-  let slowestCallMs = 0;
-  // An image takes up to three calls (GetObject, DeregisterImage, DeleteObjects); keep time for each at its slowest.
-  const reserve = (): number => Math.max(baseReserveMs, 3 * 2 * slowestCallMs);
-  const outcome: ApplyOutcome = {
+  const deprecations = plan.actions.filter((a): a is DeprecateAction => a.action === 'deprecate');
+  const removals = plan.actions.filter((a): a is DeregisterAction => a.action === 'deregister');
+  const run = new ApplyRun(options, deprecations.length + removals.length);
+  // Two buckets, two queues: deprecations never wait behind removals' tokens, nor the other way round.
+  await Promise.all([
+    run.work(deprecations, 'mutating', (a) => run.deprecate(a)),
+    run.work(removals, 'destructive', (a) => run.remove(a)),
+  ]);
+  return run.outcome;
+}
+
+type Bundle = Awaited<ReturnType<typeof readBundleManifest>>;
+
+/** One apply: its outcome so far, its pacing, and the time it has left. */
+class ApplyRun {
+  readonly outcome: ApplyOutcome = {
     deprecated: [],
     removed: [],
     errors: [],
@@ -68,48 +79,66 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
     stoppedEarly: false,
     mutatingCalls: 0,
   };
-  const deprecations = plan.actions.filter((a): a is DeprecateAction => a.action === 'deprecate');
-  const removals = plan.actions.filter((a): a is DeregisterAction => a.action === 'deregister');
-  const total = deprecations.length + removals.length;
-  let done = 0;
+  private readonly pacer: TokenBucketPacer;
+  private readonly now: () => number;
+  private readonly deadline: number;
+  private readonly baseReserveMs: number;
+  private slowestCallMs = 0;
+  private done = 0;
 
-  const fail = (step: RetentionStep, imageId: string, error: unknown): void => {
-    const message = (error as { message?: string } | undefined)?.message;
-    outcome.errors.push({ step, imageId, code: awsErrorName(error) ?? 'Error', message: message ?? String(error) });
-  };
+  constructor(
+    private readonly options: ApplyOptions,
+    private readonly total: number,
+  ) {
+    this.pacer = options.pacer ?? new TokenBucketPacer();
+    this.now = this.pacer.now;
+    this.deadline = options.deadline ?? Number.POSITIVE_INFINITY;
+    this.baseReserveMs = options.reserveMs ?? 2000;
+  }
 
-  /** A paced call, counted, with its duration kept for the reserve. */
-  const call = <T>(cls: RateClass, fn: () => Promise<T>): Promise<T> =>
-    pacer.call(cls, async () => {
-      outcome.mutatingCalls++;
-      const started = now();
-      try {
-        return await fn();
-      } finally {
-        slowestCallMs = Math.max(slowestCallMs, now() - started);
+  /** Works through a queue with `concurrency` workers while there is time; what is left goes to `pending`. */
+  async work<A extends DeprecateAction | DeregisterAction>(
+    queue: A[],
+    cls: RateClass,
+    act: (a: A) => Promise<void>,
+  ): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < queue.length) {
+        if (this.outcome.stoppedEarly || this.options.signal?.aborted || !this.timeFor(cls)) {
+          this.outcome.stoppedEarly = true;
+          return;
+        }
+        const action = queue[next++] as A;
+        await act(action);
+        this.options.onProgress?.(++this.done, this.total);
       }
-    });
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency ?? 4, queue.length) }, worker));
+    for (const a of queue.slice(next))
+      this.outcome.pending.push({ imageId: a.imageId, action: a.action } satisfies PendingAction);
+  }
 
-  /** Whether there is time to start one more image of this class: its wait for a token plus the reserve. */
-  const timeFor = (cls: RateClass): boolean => now() + pacer.delay(cls) + reserve() <= deadline;
-
-  const deprecate = async (a: DeprecateAction): Promise<void> => {
+  async deprecate(a: DeprecateAction): Promise<void> {
     // EnableImageDeprecation refuses times in the past; the plan's `now` may be minutes behind by now.
-    const earliest = Math.ceil((now() + 1000) / MINUTE_MS) * MINUTE_MS;
+    const earliest = Math.ceil((this.now() + 1000) / MINUTE_MS) * MINUTE_MS;
     const deprecateAt = new Date(Math.max(Date.parse(a.deprecateAt), earliest)).toISOString();
     const record: DeprecatedImage = { imageId: a.imageId, name: a.name, deprecateAt };
     try {
-      await call('mutating', () =>
-        options.ec2.send(new EnableImageDeprecationCommand({ ImageId: a.imageId, DeprecateAt: new Date(deprecateAt) })),
+      await this.call('mutating', () =>
+        this.options.ec2.send(
+          new EnableImageDeprecationCommand({ ImageId: a.imageId, DeprecateAt: new Date(deprecateAt) }),
+        ),
       );
-      outcome.deprecated.push(record);
+      this.outcome.deprecated.push(record);
     } catch (error) {
-      if (isAwsError(error, ...IMAGE_GONE_ERRORS)) outcome.deprecated.push({ ...record, alreadyGone: true });
-      else fail('deprecate', a.imageId, error);
+      if (isGone(error)) this.outcome.deprecated.push({ ...record, alreadyGone: true });
+      else this.fail('deprecate', a.imageId, error);
     }
-  };
+  }
 
-  const deregister = async (a: DeregisterAction): Promise<void> => {
+  /** Removes one image: its bundle's manifest read first, then DeregisterImage, then the bundle. */
+  async remove(a: DeregisterAction): Promise<void> {
     const removed: RemovedImage = {
       imageId: a.imageId,
       name: a.name,
@@ -117,33 +146,41 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
       alreadyGone: false,
       snapshots: [],
     };
-    // Instance-store: read and check the manifest before touching anything, so a missing bucket or a manifest
-    // that cannot be trusted leaves the image registered and the bucket as it was.
-    let bundle: Awaited<ReturnType<typeof readBundleManifest>> | undefined;
     if (a.rootDeviceType === 'instance-store' && a.keepBundle) removed.bundleKept = true;
-    else if (a.rootDeviceType === 'instance-store') {
-      try {
-        bundle = await readBundleManifest(options.s3, a.imageLocation);
-      } catch (error) {
-        fail('bundle', a.imageId, error);
-        return;
-      }
-    }
+    const bundle = await this.readBundle(a);
+    if (bundle === null) return;
+    if (!(await this.deregister(a, removed))) return;
+    if (bundle) removed.bundle = await this.deleteBundle(a, bundle);
+    this.outcome.removed.push(removed);
+  }
+
+  /**
+   * Instance-store: read and check the manifest before touching anything, so a missing bucket or a manifest that
+   * cannot be trusted leaves the image registered and the bucket as it was. Undefined: no bundle to delete; null:
+   * the manifest could not be read (an error recorded).
+   */
+  private async readBundle(a: DeregisterAction): Promise<Bundle | undefined | null> {
+    if (a.rootDeviceType !== 'instance-store' || a.keepBundle) return undefined;
     try {
-      const out = await call('destructive', () =>
-        options.ec2.send(
+      return await readBundleManifest(this.options.s3, a.imageLocation);
+    } catch (error) {
+      this.fail('bundle', a.imageId, error);
+      return null;
+    }
+  }
+
+  /** DeregisterImage (with its EBS snapshots); false when it failed (an error recorded). An image gone is done. */
+  private async deregister(a: DeregisterAction, removed: RemovedImage): Promise<boolean> {
+    try {
+      const out = await this.call('destructive', () =>
+        this.options.ec2.send(
           new DeregisterImageCommand({ ImageId: a.imageId, DeleteAssociatedSnapshots: a.rootDeviceType === 'ebs' }),
         ),
       );
-      const sizes = new Map(a.snapshots.map((s) => [s.snapshotId, s.sizeGiB]));
-      removed.snapshots = (out.DeleteSnapshotResults ?? []).map((r) => ({
-        snapshotId: r.SnapshotId ?? '',
-        returnCode: r.ReturnCode ?? 'internal-error',
-        sizeGiB: sizes.get(r.SnapshotId ?? '') ?? 0,
-      }));
+      removed.snapshots = snapshotResults(a, out.DeleteSnapshotResults);
       for (const s of removed.snapshots) {
         if (s.returnCode !== 'success' && s.returnCode !== 'skipped') {
-          outcome.errors.push({
+          this.outcome.errors.push({
             step: 'deregister',
             imageId: a.imageId,
             code: `Snapshot.${s.returnCode}`,
@@ -152,57 +189,78 @@ export async function applyRetentionPlan(plan: RetentionPlan, options: ApplyOpti
         }
       }
     } catch (error) {
-      if (!isAwsError(error, ...IMAGE_GONE_ERRORS)) {
-        fail('deregister', a.imageId, error);
-        return;
+      if (!isGone(error)) {
+        this.fail('deregister', a.imageId, error);
+        return false;
       }
       removed.alreadyGone = true;
     }
-    if (bundle) {
-      const result: BundleResult = {
-        bucket: bundle.location.bucket,
-        manifestKey: bundle.location.manifestKey,
-        deletedKeys: [],
-        ...(bundle.manifest.bundledBytes !== undefined ? { bytes: bundle.manifest.bundledBytes } : {}),
-      };
-      try {
-        const { deletedKeys, calls } = await deleteBundle(options.s3, bundle.location, bundle.manifest);
-        outcome.mutatingCalls += calls;
-        result.deletedKeys = deletedKeys;
-      } catch (error) {
-        if (error instanceof BundleDeleteError) result.deletedKeys = error.deletedKeys;
-        fail('bundle', a.imageId, error);
-      }
-      removed.bundle = result;
-    }
-    outcome.removed.push(removed);
-  };
+    return true;
+  }
 
-  const run = async <A extends DeprecateAction | DeregisterAction>(
-    queue: A[],
-    cls: RateClass,
-    act: (a: A) => Promise<void>,
-  ): Promise<void> => {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < queue.length) {
-        if (outcome.stoppedEarly || !timeFor(cls)) {
-          outcome.stoppedEarly = true;
-          return;
-        }
-        const action = queue[next++] as A;
-        await act(action);
-        options.onProgress?.(++done, total);
-      }
+  /** Deletes the parts the manifest lists, then the manifest; what was deleted, even when S3 refused some. */
+  private async deleteBundle(a: DeregisterAction, bundle: Bundle): Promise<BundleResult> {
+    const result: BundleResult = {
+      bucket: bundle.location.bucket,
+      manifestKey: bundle.location.manifestKey,
+      deletedKeys: [],
+      ...(bundle.manifest.bundledBytes !== undefined ? { bytes: bundle.manifest.bundledBytes } : {}),
     };
-    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, queue.length) }, worker));
-    for (const a of queue.slice(next))
-      outcome.pending.push({ imageId: a.imageId, action: a.action } satisfies PendingAction);
-  };
+    try {
+      const { deletedKeys, calls } = await deleteBundle(this.options.s3, bundle.location, bundle.manifest);
+      this.outcome.mutatingCalls += calls;
+      result.deletedKeys = deletedKeys;
+    } catch (error) {
+      if (error instanceof BundleDeleteError) result.deletedKeys = error.deletedKeys;
+      this.fail('bundle', a.imageId, error);
+    }
+    return result;
+  }
 
-  // Two buckets, two queues: deprecations never wait behind removals' tokens, nor the other way round.
-  await Promise.all([run(deprecations, 'mutating', deprecate), run(removals, 'destructive', deregister)]);
-  return outcome;
+  /** A paced call, counted, with its duration kept for the reserve. */
+  private call<T>(cls: RateClass, fn: () => Promise<T>): Promise<T> {
+    return this.pacer.call(cls, async () => {
+      this.outcome.mutatingCalls++;
+      const started = this.now();
+      try {
+        return await fn();
+      } finally {
+        this.slowestCallMs = Math.max(this.slowestCallMs, this.now() - started);
+      }
+    });
+  }
+
+  /** Whether there is time to start one more image of this class: its wait for a token plus the reserve. */
+  private timeFor(cls: RateClass): boolean {
+    // An image takes up to three calls (GetObject, DeregisterImage, DeleteObjects); keep time for each at its slowest.
+    const reserve = Math.max(this.baseReserveMs, 3 * 2 * this.slowestCallMs);
+    return this.now() + this.pacer.delay(cls) + reserve <= this.deadline;
+  }
+
+  private fail(step: RetentionStep, imageId: string, error: unknown): void {
+    const message = (error as { message?: string } | undefined)?.message;
+    this.outcome.errors.push({
+      step,
+      imageId,
+      code: awsErrorName(error) ?? 'Error',
+      message: message ?? String(error),
+    });
+  }
+}
+
+const isGone = (error: unknown): boolean => isAwsError(error, ...IMAGE_GONE_ERRORS);
+
+/** DeregisterImage's per-snapshot results, with the sizes the plan expected. */
+function snapshotResults(
+  a: DeregisterAction,
+  results: readonly { SnapshotId?: string; ReturnCode?: string }[] | undefined,
+): SnapshotResult[] {
+  const sizes = new Map(a.snapshots.map((s) => [s.snapshotId, s.sizeGiB]));
+  return (results ?? []).map((r) => ({
+    snapshotId: r.SnapshotId ?? '',
+    returnCode: r.ReturnCode ?? 'internal-error',
+    sizeGiB: sizes.get(r.SnapshotId ?? '') ?? 0,
+  }));
 }
 
 export type { ApplyOutcome, RetentionError };

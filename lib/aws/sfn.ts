@@ -57,10 +57,10 @@ export async function describeExecution(sfn: SFNClient, executionArn: string): P
   };
 }
 
-/** An execution's status, or `undefined` when no execution of that ARN exists. */
-export async function executionStatus(sfn: SFNClient, executionArn: string): Promise<string | undefined> {
+/** An execution, or `undefined` when no execution of that ARN exists. */
+export async function findExecution(sfn: SFNClient, executionArn: string): Promise<ExecutionView | undefined> {
   try {
-    return (await describeExecution(sfn, executionArn)).status;
+    return await describeExecution(sfn, executionArn);
   } catch (error) {
     if (isAwsError(error, 'ExecutionDoesNotExist')) return undefined;
     throw error;

@@ -65,9 +65,15 @@ export interface CommandContext {
   session(options?: { region?: string }): Promise<Session>;
   /** Runs when the command ends, however it ends. */
   onCleanup(fn: () => Promise<void> | void): void;
+  /** Aborted on Ctrl-C (SIGINT) or SIGTERM. Only commands marked `stopsCleanly` need to look at it. */
+  signal: AbortSignal;
 }
 
-export interface Command {
+/**
+ * What `--help` and the argument parser know of a command (lib/cli/registry.ts). Its implementation, which imports
+ * the SDK, the workflows or the twin, is loaded only when the command runs.
+ */
+export interface CommandSpec {
   name: string;
   summary: string;
   usage: string;
@@ -76,5 +82,15 @@ export interface Command {
   examples: string[];
   /** Positional argument names, for --help and the count check; a trailing `?` marks one optional. */
   positionals?: string[];
+  /**
+   * The command stops by itself soon after ctx.signal is aborted (finishing what is in flight, then reporting), and
+   * main waits for it and returns its exit status (EXIT.interrupted when it stopped short). Other commands are
+   * abandoned at once on an interrupt (their cleanups still run), with EXIT.interrupted.
+   */
+  stopsCleanly?: boolean;
+}
+
+/** A command's implementation: lib/cli/commands/<name>.ts. */
+export interface Command {
   run(ctx: CommandContext, values: ParsedValues, positionals: string[]): Promise<number>;
 }

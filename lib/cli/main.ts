@@ -1,40 +1,27 @@
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadPolicyFile } from '../policy-file.ts';
 import type { Policy } from '../domain/policy.ts';
 import {
   DEFAULT_POLICY_FILE,
   GLOBAL_OPTIONS,
-  type Command,
   type CommandContext,
+  type CommandSpec,
   type GlobalFlags,
   type OptionSpec,
   type ParsedValues,
   type Session,
 } from './command.ts';
-import { demoCommand } from './commands/demo.ts';
-import { readinessCommand } from './commands/readiness.ts';
-import { replicateCommand } from './commands/replicate.ts';
-import { retentionCommand } from './commands/retention.ts';
-import { twinCommand } from './commands/twin.ts';
-import { validateCommand } from './commands/validate.ts';
 import { describeError, EXIT, UsageError } from './errors.ts';
 import { Output, type Stream } from './output.ts';
-import { openSession } from './session.ts';
+import { COMMANDS, type RegisteredCommand } from './registry.ts';
 import { awsErrorName } from '../domain/errors.ts';
-
-export const COMMANDS: readonly Command[] = [
-  validateCommand,
-  replicateCommand,
-  readinessCommand,
-  retentionCommand,
-  twinCommand,
-  demoCommand,
-];
 
 export interface CliIo {
   stdout: Stream;
   stderr: Stream;
   env: NodeJS.ProcessEnv;
+  /** Aborted when the user interrupts (bin/ami-dr.js: SIGINT, SIGTERM); the command then ends with EXIT.interrupted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -83,8 +70,14 @@ export async function main(
       json: Boolean(parsed.values.json),
       debug: Boolean(parsed.values.debug),
     };
-    const ctx = createContext(out, io.env, flags, cleanups);
-    return await command.run(ctx, parsed.values, parsed.positionals);
+    // Loaded only now, with the policy's schema: `--help` and a usage error need neither.
+    const [implementation, { loadPolicyFile }] = await Promise.all([command.load(), import('../policy-file.ts')]);
+    const signal = io.signal ?? new AbortController().signal;
+    const ctx = createContext(out, io.env, flags, cleanups, loadPolicyFile, signal);
+    const running = implementation.run(ctx, parsed.values, parsed.positionals);
+    const code = command.stopsCleanly ? await running : await abandonOnAbort(running, signal);
+    if (code === EXIT.interrupted) out.note(out.paint('yellow', 'ami-dr: interrupted', 'err'));
+    return code;
   } catch (error) {
     const { exitCode, message } = describeError(error);
     const hint =
@@ -106,7 +99,27 @@ export async function main(
   }
 }
 
-function findCommand(name: string): Command {
+/** The command's result, or EXIT.interrupted as soon as the signal is aborted (the command is left to the exit). */
+function abandonOnAbort(running: Promise<number>, signal: AbortSignal): Promise<number> {
+  if (signal.aborted) return Promise.resolve(EXIT.interrupted);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(EXIT.interrupted);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = (): void => signal.removeEventListener('abort', onAbort);
+    running.then(
+      (code) => {
+        settle();
+        resolve(code);
+      },
+      (error: unknown) => {
+        settle();
+        reject(error);
+      },
+    );
+  });
+}
+
+function findCommand(name: string): RegisteredCommand {
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
     const near = COMMANDS.find((c) => c.name.startsWith(name.slice(0, 3)));
@@ -118,7 +131,7 @@ function findCommand(name: string): Command {
   return command;
 }
 
-function parseCommandArgs(command: Command, args: string[]): { values: ParsedValues; positionals: string[] } {
+function parseCommandArgs(command: CommandSpec, args: string[]): { values: ParsedValues; positionals: string[] } {
   const all: Record<string, OptionSpec> = { ...GLOBAL_OPTIONS, ...command.options };
   const options = Object.fromEntries(
     Object.entries(all).map(([name, spec]) => [
@@ -166,6 +179,8 @@ function createContext(
   env: NodeJS.ProcessEnv,
   flags: GlobalFlags,
   cleanups: (() => Promise<void> | void)[],
+  loadPolicyFile: (path: string) => Readonly<Policy>,
+  signal: AbortSignal,
 ): CommandContext {
   let policy: Readonly<Policy> | undefined;
   let session: Promise<Session> | undefined;
@@ -178,12 +193,13 @@ function createContext(
       return policy;
     },
     session(options = {}) {
-      session ??= openSession(ctx, options);
+      session ??= import('./session.ts').then(({ openSession }) => openSession(ctx, options));
       return session;
     },
     onCleanup(fn) {
       cleanups.push(fn);
     },
+    signal,
   };
   return ctx;
 }
@@ -197,7 +213,7 @@ function optionLines(options: Record<string, OptionSpec>): string[] {
   return rows.map(([left, right]) => `  ${(left ?? '').padEnd(width)}  ${right}`);
 }
 
-export function commandHelp(command: Command): string {
+export function commandHelp(command: CommandSpec): string {
   return [
     `Usage: ${command.usage}`,
     '',
@@ -240,7 +256,8 @@ export function programHelp(): string {
 
 async function version(): Promise<string> {
   const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  const { packageRoot } = await import('../package-root.ts');
+  const pkg = JSON.parse(await readFile(join(packageRoot(), 'package.json'), 'utf8')) as {
     version?: string;
   };
   return `ami-dr ${pkg.version ?? 'unknown'}`;

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { REGION } from './policy.ts';
 
 /**
  * The EventBridge events that can start a replication: CloudTrail records of the three calls that bring an image
@@ -24,7 +25,6 @@ export class MalformedEventError extends Error {
 
 const IMAGE_ID = /^ami-[0-9a-f]{8,17}$/;
 const ACCOUNT = /^\d{12}$/;
-const REGION = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
 
 const envelope = {
   version: z.string().optional(),

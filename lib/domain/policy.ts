@@ -7,7 +7,8 @@ import * as z from 'zod';
  * start) into a frozen, typed object; a bad policy fails with every problem named by its field.
  */
 
-const REGION = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
+// A 2–4 letter prefix (us, cn, eusc for the European Sovereign Cloud), one to three words (gov, iso, de, east), a number.
+export const REGION = /^[a-z]{2,4}(-[a-z]+){1,3}-\d{1,2}$/;
 const ACCOUNT = /^\d{12}$/;
 const ORG_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:organization\/o-[a-z0-9]{10,32}$/;
 const OU_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:ou\/o-[a-z0-9]{10,32}\/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$/;
@@ -18,7 +19,17 @@ const SNS_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 const region = z.string().regex(REGION, 'is not an AWS region name (like us-east-1)');
 const accountId = z.string().regex(ACCOUNT, 'is not a 12-digit AWS account id');
 const tagMap = z.record(z.string().min(1).max(128), z.string().max(256));
-const days = z.number().int('must be a whole number of days').nonnegative('must not be negative');
+/**
+ * Bounds that keep a typo from silently turning retention off: EC2 deprecates at most 10 years ahead, and a family
+ * of more than 1000 kept images is a policy that keeps everything.
+ */
+export const MAX_RETENTION_DAYS = 3650;
+export const MAX_KEEP_LATEST = 1000;
+const days = z
+  .number()
+  .int('must be a whole number of days')
+  .nonnegative('must not be negative')
+  .max(MAX_RETENTION_DAYS, `must be at most ${MAX_RETENTION_DAYS} (10 years, the longest EC2 deprecation)`);
 
 const selectorSchema = z.strictObject({
   /** Tags an image must carry (every one, exact value; '*' accepts any value). */
@@ -76,7 +87,12 @@ const familySchema = z.strictObject({
 const retentionScopeSchema = z.strictObject({
   deprecateAfterDays: days.optional(),
   deregisterAfterDays: days.optional(),
-  keepLatest: z.number().int().nonnegative('must not be negative').default(0),
+  keepLatest: z
+    .number()
+    .int('must be a whole number')
+    .nonnegative('must not be negative')
+    .max(MAX_KEEP_LATEST, `must be at most ${MAX_KEEP_LATEST}`)
+    .default(0),
   family: familySchema.prefault({}),
 });
 
@@ -144,6 +160,12 @@ export const policySchema = z
       if (seen.has(d.region))
         ctx.addIssue({ code: 'custom', path: ['regions', 'dr', i, 'region'], message: `${d.region} is listed twice` });
       seen.add(d.region);
+      if (p.regions.sources.includes(d.region))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['regions', 'dr', i, 'region'],
+          message: `${d.region} is also a source region; a DR region must be another region`,
+        });
     });
     if (p.replication.addLaunchPermissions.public) {
       ctx.addIssue({
@@ -170,6 +192,9 @@ export class PolicyError extends Error {
 
 /** Validates a parsed document (from YAML or JSON) and returns the frozen policy, or throws a PolicyError naming every bad field. */
 export function parsePolicy(document: unknown, source?: string): Readonly<Policy> {
+  // YAML reads an empty file (or one of only comments) as null.
+  if (document === null || document === undefined)
+    throw new PolicyError(['(policy): is empty; a policy needs at least regions.sources and regions.dr'], source);
   const result = policySchema.safeParse(document);
   if (!result.success) {
     throw new PolicyError(

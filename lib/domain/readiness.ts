@@ -35,7 +35,7 @@ export interface ReadinessCell {
   copyImageId?: string;
   copyState?: string;
   drift: Drift[];
-  /** Replication refuses this source as it is (the reason says why): re-driving it cannot help. */
+  /** Re-driving cannot help until someone acts (the reason says why): a source replication refuses, an unusable DR key. */
   refused?: true;
   /** Copy time (replicated-at or creation) minus source creation; for copies not there yet, now minus source creation. */
   lagSeconds: number;
@@ -89,6 +89,8 @@ export interface ReadinessInput {
   launchPermissions: ReadonlyMap<string, readonly LaunchPermission[]>;
   /** Every identifier the DR region's key is known by (ARN, key id, alias, alias ARN); region => ids. */
   keyIds: Readonly<Record<string, readonly string[]>>;
+  /** The DR key's KeyState per region (`NotFound` when it does not exist); absent: not read, assumed usable. */
+  keyStates?: Readonly<Record<string, string>>;
 }
 
 export const imageKey = (region: string, imageId: string): string => `${region}/${imageId}`;
@@ -208,7 +210,9 @@ function cellFor(
       lagSeconds: ageSeconds,
     };
   }
-  const refusal = publicSourceRefusal(input.policy, source);
+  const refusal =
+    publicSourceRefusal(input.policy, source) ??
+    (source.rootDeviceType === 'ebs' ? unusableKey(input, region) : undefined);
   if (!copy) {
     if (refusal) return { region, status: 'failed', reason: refusal, refused: true, drift: [], lagSeconds: ageSeconds };
     return { region, status: 'missing', reason: 'no copy in this region', drift: [], lagSeconds: ageSeconds };
@@ -230,6 +234,16 @@ function cellFor(
   return { ...base, status: 'ready', drift: [], lagSeconds };
 }
 
+/** A DR key that is disabled, pending deletion or missing fails every copy into its region: why, or undefined. */
+function unusableKey(input: ReadinessInput, region: string): string | undefined {
+  const state = input.keyStates?.[region];
+  if (state === undefined || state === 'Enabled') return undefined;
+  const keyId = input.policy.regions.dr.find((d) => d.region === region)?.kmsKeyId ?? '';
+  return state === 'NotFound'
+    ? `DR key ${keyId} does not exist in ${region}`
+    : `DR key ${keyId} is ${state}: copies into ${region} fail until it is enabled`;
+}
+
 /** StartCopy re-encrypts EBS copies and refuses a public source (its copy could not be public): no run will copy it. */
 function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecord): Drift[] {
   const { policy } = input;
@@ -246,8 +260,12 @@ function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecor
       ),
     ];
     const wrong = actual.filter((k) => !known.has(k));
-    if (wrong.length)
-      drift.push({ kind: 'key', detail: `encrypted with ${wrong.join(', ')}, not ${expected}`, expected, actual });
+    const keys = wrong.filter((k) => k !== 'unencrypted');
+    const detail = [
+      ...(wrong.includes('unencrypted') ? [`not encrypted`] : []),
+      ...(keys.length ? [`encrypted with ${keys.join(', ')}`] : []),
+    ].join(' and ');
+    if (wrong.length) drift.push({ kind: 'key', detail: `${detail}; expected ${expected}`, expected, actual });
   }
 
   const set: Record<string, string> = {};

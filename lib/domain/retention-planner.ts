@@ -6,58 +6,312 @@ import { TAG, isReplica, isRetained } from './tags.ts';
 import { plural } from './text.ts';
 
 /**
- * The retention planner: inventory + policy + now => one action per image, each with its reason. Pure and
- * deterministic (no clock, no I/O), so a dry-run is this plan printed and tests need nothing but data.
+ * The retention planner: inventory + policy + now => one action per image, each with its reason and the rule that
+ * decided it. Pure and deterministic (no clock, no I/O), so a dry-run is this plan printed and tests need nothing
+ * but data.
  *
- * Rules, first match wins (the order is the report's order of reasons):
- *  1. not owned by the account                      keep  not-owned
- *  2. made by AWS Backup                            keep  backup-owned   (see isBackupImage)
- *  3. state deregistered                            keep  deregistered   (nothing left to do)
- *  4. outside the policy's scope                    keep  not-in-scope   (see scopeOf)
- *  5. tagged ami-dr:retain=true                     keep  retained
- *  6. deregistration protection on                  keep  deregistration-protected
- *  7. pending / transient                           keep  in-progress
- *  8. retention disabled, or the scope has no days  keep  retention-disabled / no-rule
- *  9. the scope's family tag is on none of its images keep family-tag-unknown (and a plan error)
- * 10. creation date unreadable                      keep  unknown-age
- * 11. referenced (instances, launch templates, launch configurations, ASGs, DescribeImageReferences),
- *     when protectInUse                             keep  referenced
- * 12. among the newest keepLatest available images of its family   keep latest-in-family
- * 13. a replica whose source still exists (keepReplicasOfLiveSources)  keep live-source,
- *     or whose source region was not looked up      keep  source-unknown
- * 14. younger than the scope's first threshold      keep  not-old-enough
- * 15. older than deregisterAfterDays                deregister (with its snapshots, or its S3 bundle unless
- *                                                   another registered image names the same bundle)
- * 16. older than deprecateAfterDays: deprecated at `now` unless already deprecated (by a day after now) or disabled
- *                                                   deprecate | keep already-deprecated
+ * The decision is the table RETENTION_RULES: each row a small named rule (when it applies, the keep reason it
+ * gives or the action it takes), evaluated in the table's order, first match wins; the action names its rule.
+ * Adding a rule is adding a row (and a case in test/unit/retention/retention-rules.test.ts). The order, and why:
+ *
+ *   rule                      gives               when
+ *   stage 'image': what the image alone says; these images are not ami-dr's to manage at all.
+ *   not-owned                 not-owned           owned by another account: never ours to touch
+ *   backup-owned              backup-owned        made by AWS Backup (see backupSignal): its backup plan owns it
+ *   deregistered              deregistered        nothing left to do
+ *   stage 'scope': the policy's scope (see scopeMatcher) and age. Explicit protections come before any age-based
+ *   decision, and before the families are formed, so a protected image takes no keepLatest place.
+ *   not-in-scope              not-in-scope        the selector does not cover it
+ *   retained                  retained            tagged ami-dr:retain=true
+ *   deregistration-protected  (same as the rule)  deregistration protection on
+ *   in-progress               in-progress         pending / transient: not finished, its age means nothing yet
+ *   retention-disabled        retention-disabled  retention.enabled is false
+ *   no-rule                   no-rule             the scope sets neither deprecateAfterDays nor deregisterAfterDays
+ *   unknown-age               unknown-age         creation date unreadable (and a warning): no age, no family rank
+ *   stage 'family': the images no earlier rule decided form the families (the family tag's value, else the name
+ *   without its version suffix) and are ranked in them; protections that hold whatever the age come first, so an
+ *   image in use still takes its keepLatest place.
+ *   family-tag-unknown        family-tag-unknown  the scope's family tag is on none of its images (and a plan error)
+ *   referenced                referenced          in use (instances, launch templates, launch configurations, ASGs,
+ *                                                 DescribeImageReferences), when protectInUse
+ *   latest-in-family          latest-in-family    among the newest keepLatest available images of its family
+ *   live-source               live-source         a replica (keepReplicasOfLiveSources) whose source still exists
+ *   source-unknown            source-unknown      a replica (keepReplicasOfLiveSources), its source not looked up
+ *   deregister-after-days     DEREGISTER          older than deregisterAfterDays (with its snapshots, or its S3
+ *                                                 bundle unless another registered image names the same bundle)
+ *   not-old-enough            not-old-enough      younger than every threshold the scope sets
+ *   disabled                  already-deprecated  past deprecateAfterDays, and disabled
+ *   already-deprecated        already-deprecated  past deprecateAfterDays, deprecated already (by a day after now)
+ *   deprecate-after-days      DEPRECATE           past deprecateAfterDays: deprecated at `now` rounded up to a minute
+ *
+ * Rows must stay in stage order (checked): a stage's facts (scope, age, family) are worked out once, when the first
+ * rule of that stage is reached, and a rule's decision records the facts known at its stage.
  */
 
 export type Scope = 'sources' | 'replicas';
 
-export const KEEP_REASONS = [
-  'not-owned',
-  'backup-owned',
-  'deregistered',
-  'not-in-scope',
-  'retained',
-  'deregistration-protected',
-  'in-progress',
-  'retention-disabled',
-  'no-rule',
-  'family-tag-unknown',
-  'unknown-age',
-  'referenced',
-  'latest-in-family',
-  'live-source',
-  'source-unknown',
-  'not-old-enough',
-  'already-deprecated',
+/**
+ * What a rule looks at, and what the plan records with its decision: 'image' the image alone; 'scope' also its
+ * scope and creation time; 'family' also its family and rank, among the images no earlier rule decided.
+ */
+export type RuleStage = 'image' | 'scope' | 'family';
+
+/** An image as the rules see it; the fields of a later stage are unset before it. */
+export interface Candidate {
+  readonly index: number;
+  readonly image: ImageRecord;
+  /** Stage 'scope' on: undefined when the policy does not cover the image. */
+  scope: Scope | undefined;
+  /** Stage 'scope' on: epoch ms, NaN when the creation date is not a date. */
+  created: number;
+  /** Stage 'family' on: undefined when its scope's family tag is on none of its images. */
+  family: string | undefined;
+  /** Stage 'family' on: among the newest keepLatest launchable images of its family. */
+  latest: boolean;
+}
+
+export interface RuleContext {
+  readonly accountId: string;
+  readonly retention: Readonly<Policy>['retention'];
+  readonly nowMs: number;
+  /** `now` rounded up to the minute: the time deprecations are set for. */
+  readonly deprecateAtMs: number;
+  readonly references: RetentionInventory['references'];
+  readonly sources: RetentionInventory['sources'];
+  /** Scopes whose family tag is on none of their images (filled at stage 'family'). */
+  readonly familyTagUnknown: ReadonlySet<Scope>;
+}
+
+/** Why the rule applies, in words a person reads in the report; with what else the plan should carry. */
+export type Finding = string | { detail: string; references?: readonly ImageReference[]; warning?: string };
+
+export interface RetentionRule<N extends string = string, G extends string = string> {
+  /** Named in the plan and the report (`rule`). */
+  readonly name: N;
+  /** The keep reason it gives, or the action it takes (`deprecate`, `deregister`). */
+  readonly gives: G;
+  readonly stage: RuleStage;
+  /** When it applies: the finding; undefined when it does not. Rules earlier in the table have not applied. */
+  readonly when: (c: Candidate, ctx: RuleContext) => Finding | undefined;
+}
+
+const rule = <const N extends string, const G extends string>(r: RetentionRule<N, G>): RetentionRule<N, G> => r;
+
+const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
+/**
+ * A deprecation already set for no later than a day after `now` counts as done: the policy speaks in days, and
+ * the apply step sets times slightly after the plan's `now` (EnableImageDeprecation refuses the past), which must
+ * not make the next run deprecate the same image again.
+ */
+const DEPRECATION_SLACK_MS = 86_400_000;
+const IN_FLUX = new Set(['pending', 'transient']);
+/** Images that can launch, the only ones that count towards keepLatest (a failed build must not displace a good one). */
+const LAUNCHABLE = new Set(['available']);
+const MAX_EXAMPLES = 5;
+
+const settingsOf = (c: Candidate, ctx: RuleContext): RetentionScope | undefined =>
+  c.scope === undefined ? undefined : ctx.retention[c.scope];
+const ageDays = (c: Candidate, ctx: RuleContext): number => (ctx.nowMs - c.created) / DAY_MS;
+const ageText = (c: Candidate, ctx: RuleContext): string => `${Math.floor(ageDays(c, ctx))} days old`;
+const pastDeprecation = (c: Candidate, ctx: RuleContext): boolean => {
+  const days = settingsOf(c, ctx)?.deprecateAfterDays;
+  return days !== undefined && ageDays(c, ctx) >= days;
+};
+
+/** For a replica when keepReplicasOfLiveSources: its source, and whether the inventory looked it up. */
+type ReplicaSource =
+  | { checked: false; id: string | undefined; region: string | undefined }
+  | { checked: true; id: string; region: string; live: boolean };
+function replicaSource(c: Candidate, ctx: RuleContext): ReplicaSource | undefined {
+  if (c.scope !== 'replicas' || !ctx.retention.keepReplicasOfLiveSources) return undefined;
+  const id = c.image.tags[TAG.sourceImageId] ?? c.image.sourceImageId;
+  const region = c.image.tags[TAG.sourceRegion] ?? c.image.sourceImageRegion;
+  if (!id || !region || !ctx.sources || !ctx.sources.checkedRegions.includes(region))
+    return { checked: false, id, region };
+  return { checked: true, id, region, live: ctx.sources.live.has(sourceKey(region, id)) };
+}
+
+/** The retention rules, in the order they are evaluated (see the top of this file for the order and why). */
+export const RETENTION_RULES = [
+  rule({
+    name: 'not-owned',
+    gives: 'not-owned',
+    stage: 'image',
+    when: ({ image }, ctx) => (image.ownerId !== ctx.accountId ? `owned by ${image.ownerId || 'unknown'}` : undefined),
+  }),
+  rule({ name: 'backup-owned', gives: 'backup-owned', stage: 'image', when: ({ image }) => backupSignal(image) }),
+  rule({
+    name: 'deregistered',
+    gives: 'deregistered',
+    stage: 'image',
+    when: ({ image }) => (image.state === 'deregistered' ? 'already deregistered' : undefined),
+  }),
+  rule({
+    name: 'not-in-scope',
+    gives: 'not-in-scope',
+    stage: 'scope',
+    when: (c) => (c.scope === undefined ? 'the policy selector does not cover it' : undefined),
+  }),
+  rule({
+    name: 'retained',
+    gives: 'retained',
+    stage: 'scope',
+    when: ({ image }) => (isRetained(image.tags) ? `tagged ${TAG.retain}=true` : undefined),
+  }),
+  rule({
+    name: 'deregistration-protected',
+    gives: 'deregistration-protected',
+    stage: 'scope',
+    when: ({ image }) => (image.deregistrationProtection ? 'deregistration protection is on' : undefined),
+  }),
+  rule({
+    name: 'in-progress',
+    gives: 'in-progress',
+    stage: 'scope',
+    when: ({ image }) => (IN_FLUX.has(image.state) ? `state ${image.state}` : undefined),
+  }),
+  rule({
+    name: 'retention-disabled',
+    gives: 'retention-disabled',
+    stage: 'scope',
+    when: (_c, ctx) => (ctx.retention.enabled ? undefined : 'retention.enabled is false'),
+  }),
+  rule({
+    name: 'no-rule',
+    gives: 'no-rule',
+    stage: 'scope',
+    when: (c, ctx) => {
+      const s = settingsOf(c, ctx);
+      return s && s.deprecateAfterDays === undefined && s.deregisterAfterDays === undefined
+        ? `retention.${c.scope} sets neither deprecateAfterDays nor deregisterAfterDays`
+        : undefined;
+    },
+  }),
+  rule({
+    name: 'unknown-age',
+    gives: 'unknown-age',
+    stage: 'scope',
+    when: ({ image, created }) =>
+      Number.isFinite(created)
+        ? undefined
+        : {
+            detail: `creation date "${image.creationDate}" is not a date`,
+            warning: `${image.imageId}: creation date "${image.creationDate}" is not a date; kept`,
+          },
+  }),
+  rule({
+    name: 'family-tag-unknown',
+    gives: 'family-tag-unknown',
+    stage: 'family',
+    when: (c, ctx) =>
+      c.scope !== undefined && ctx.familyTagUnknown.has(c.scope)
+        ? `family tag "${ctx.retention[c.scope].family.tag}" is on no image in scope`
+        : undefined,
+  }),
+  rule({
+    name: 'referenced',
+    gives: 'referenced',
+    stage: 'family',
+    when: ({ image }, ctx) => {
+      const refs = ctx.retention.protectInUse ? ctx.references.get(image.imageId) : undefined;
+      return refs && refs.length > 0 ? { detail: `referenced by ${describeRefs(refs)}`, references: refs } : undefined;
+    },
+  }),
+  rule({
+    name: 'latest-in-family',
+    gives: 'latest-in-family',
+    stage: 'family',
+    when: (c, ctx) =>
+      c.latest ? `among the newest ${settingsOf(c, ctx)?.keepLatest} of family ${c.family}` : undefined,
+  }),
+  rule({
+    name: 'live-source',
+    gives: 'live-source',
+    stage: 'family',
+    when: (c, ctx) => {
+      const source = replicaSource(c, ctx);
+      return source?.checked && source.live ? `its source ${source.region}/${source.id} still exists` : undefined;
+    },
+  }),
+  rule({
+    name: 'source-unknown',
+    gives: 'source-unknown',
+    stage: 'family',
+    when: (c, ctx) => {
+      const source = replicaSource(c, ctx);
+      return source && !source.checked
+        ? `source ${source.region ?? '?'}/${source.id ?? '?'} could not be checked`
+        : undefined;
+    },
+  }),
+  rule({
+    name: 'deregister-after-days',
+    gives: 'deregister',
+    stage: 'family',
+    when: (c, ctx) => {
+      const days = settingsOf(c, ctx)?.deregisterAfterDays;
+      return days !== undefined && ageDays(c, ctx) >= days
+        ? `${ageText(c, ctx)}, past deregisterAfterDays ${days}`
+        : undefined;
+    },
+  }),
+  rule({
+    name: 'not-old-enough',
+    gives: 'not-old-enough',
+    stage: 'family',
+    when: (c, ctx) => {
+      const s = settingsOf(c, ctx);
+      const first = Math.min(s?.deprecateAfterDays ?? Infinity, s?.deregisterAfterDays ?? Infinity);
+      return s && ageDays(c, ctx) < first
+        ? `${ageText(c, ctx)}, younger than ${s.deprecateAfterDays ?? s.deregisterAfterDays} days`
+        : undefined;
+    },
+  }),
+  rule({
+    name: 'disabled',
+    gives: 'already-deprecated',
+    stage: 'family',
+    when: (c, ctx) =>
+      pastDeprecation(c, ctx) && c.image.state === 'disabled' ? `${ageText(c, ctx)}, disabled` : undefined,
+  }),
+  rule({
+    name: 'already-deprecated',
+    gives: 'already-deprecated',
+    stage: 'family',
+    when: (c, ctx) => {
+      const since = c.image.deprecationTime;
+      return pastDeprecation(c, ctx) && since && parseTime(since) <= ctx.deprecateAtMs + DEPRECATION_SLACK_MS
+        ? `${ageText(c, ctx)}, deprecated since ${since}`
+        : undefined;
+    },
+  }),
+  rule({
+    name: 'deprecate-after-days',
+    gives: 'deprecate',
+    stage: 'family',
+    when: (c, ctx) =>
+      pastDeprecation(c, ctx)
+        ? `${ageText(c, ctx)}, past deprecateAfterDays ${settingsOf(c, ctx)?.deprecateAfterDays}`
+        : undefined,
+  }),
 ] as const;
-export type KeepReason = (typeof KEEP_REASONS)[number];
+
+export type AnyRetentionRule = (typeof RETENTION_RULES)[number];
+export type RuleName = AnyRetentionRule['name'];
+type Acting = 'deprecate' | 'deregister';
+export type KeepReason = Exclude<AnyRetentionRule['gives'], Acting>;
+const isKeepReason = (g: AnyRetentionRule['gives']): g is KeepReason => g !== 'deprecate' && g !== 'deregister';
+/** Every keep reason, in the order of the rules that give them (the report's order of reasons). */
+export const KEEP_REASONS: readonly KeepReason[] = [
+  ...new Set(RETENTION_RULES.map((r) => r.gives).filter(isKeepReason)),
+];
 
 interface ActionBase {
   imageId: string;
   name: string;
+  /** The row of RETENTION_RULES that decided. */
+  rule: RuleName;
   scope?: Scope;
   family?: string;
   /** Why, in words a person reads in the report. */
@@ -114,33 +368,102 @@ export class RetentionPlanError extends Error {
   override name = 'RetentionPlanError';
 }
 
-const DAY_MS = 86_400_000;
-const MINUTE_MS = 60_000;
-/**
- * A deprecation already set for no later than a day after `now` counts as done: the policy speaks in days, and
- * the apply step sets times slightly after the plan's `now` (EnableImageDeprecation refuses the past), which must
- * not make the next run deprecate the same image again.
- */
-const DEPRECATION_SLACK_MS = 86_400_000;
-const IN_FLUX = new Set(['pending', 'transient']);
-/** Images that can launch, the only ones that count towards keepLatest (a failed build must not displace a good one). */
-const LAUNCHABLE = new Set(['available']);
-const MAX_EXAMPLES = 5;
+const STAGES: readonly RuleStage[] = ['image', 'scope', 'family'];
 
-interface Candidate {
-  index: number;
-  image: ImageRecord;
-  scope: Scope;
-  created: number;
-  family: string;
+/** The table's rows by stage; refuses a table whose stages are out of order. */
+function byStage(rules: readonly AnyRetentionRule[]): Record<RuleStage, AnyRetentionRule[]> {
+  const out: Record<RuleStage, AnyRetentionRule[]> = { image: [], scope: [], family: [] };
+  let last = 0;
+  for (const r of rules) {
+    const at = STAGES.indexOf(r.stage);
+    if (at < last)
+      throw new RetentionPlanError(`retention rule ${r.name} (stage ${r.stage}) comes after a later stage`);
+    last = at;
+    out[r.stage].push(r);
+  }
+  return out;
 }
+byStage(RETENTION_RULES); // a table out of stage order fails when the module loads, not at the first plan
 
+/** `rules`: the table to decide with; RETENTION_RULES, unless a test reorders it to show that its order decides. */
 export function planRetention(
   inventory: RetentionInventory,
   policy: Readonly<Policy>,
   now: number | Date,
+  rules: readonly AnyRetentionRule[] = RETENTION_RULES,
 ): RetentionPlan {
   const nowMs = typeof now === 'number' ? now : now.getTime();
+  checkInputs(inventory, policy, nowMs);
+  const stages = byStage(rules);
+  const inScope = scopeMatcher(policy);
+  const familyTagUnknown = new Set<Scope>();
+  const ctx: RuleContext = {
+    accountId: inventory.accountId,
+    retention: policy.retention,
+    nowMs,
+    deprecateAtMs: Math.ceil(nowMs / MINUTE_MS) * MINUTE_MS,
+    references: inventory.references,
+    sources: inventory.sources,
+    familyTagUnknown,
+  };
+  const warnings: string[] = [...inventory.warnings];
+  const errors: string[] = [];
+  const images = inventory.images;
+  const actions: RetentionAction[] = new Array(images.length);
+  const decide = (c: Candidate, stage: readonly AnyRetentionRule[]): boolean => {
+    for (const r of stage) {
+      const finding = r.when(c, ctx);
+      if (finding === undefined) continue;
+      const { detail, references, warning } = typeof finding === 'string' ? { detail: finding } : finding;
+      if (warning) warnings.push(warning);
+      actions[c.index] = toAction(r, c, detail, references, ctx);
+      return true;
+    }
+    return false;
+  };
+
+  // Stages 'image' and 'scope', image by image; what they leave undecided makes up the families.
+  const undecided: Candidate[] = [];
+  for (let i = 0; i < images.length; i++) {
+    const image = images[i] as ImageRecord;
+    const c: Candidate = { index: i, image, scope: undefined, created: NaN, family: undefined, latest: false };
+    if (decide(c, stages.image)) continue;
+    c.scope = inScope(image);
+    c.created = parseTime(image.creationDate);
+    if (!decide(c, stages.scope)) undecided.push(c);
+  }
+  rankFamilies(undecided, policy.retention, familyTagUnknown, errors, warnings);
+  for (const c of undecided) {
+    if (!decide(c, stages.family)) throw new RetentionPlanError(`no retention rule decided ${c.image.imageId}`);
+  }
+
+  // Removals in plan order, and the images that stay registered (whose snapshots and bundles must stay).
+  const removals: Removal[] = [];
+  const kept: ImageRecord[] = [];
+  actions.forEach((action, i) => {
+    const image = images[i] as ImageRecord;
+    if (action.action === 'deregister') removals.push({ action, image });
+    else if (image.state !== 'deregistered') kept.push(image);
+  });
+  const expectedSnapshotGiB = planSnapshots(removals, kept, inventory.snapshotSizes);
+  planBundles(removals, kept);
+  return {
+    region: inventory.region,
+    accountId: inventory.accountId,
+    now: new Date(nowMs).toISOString(),
+    actions,
+    errors,
+    warnings,
+    expectedSnapshotGiB,
+  };
+}
+
+interface Removal {
+  action: DeregisterAction;
+  image: ImageRecord;
+}
+
+function checkInputs(inventory: RetentionInventory, policy: Readonly<Policy>, nowMs: number): void {
   if (!Number.isFinite(nowMs)) throw new RetentionPlanError('now is not a valid time');
   if (!/^\d{12}$/.test(inventory.accountId))
     throw new RetentionPlanError(`inventory.accountId "${inventory.accountId}" is not a 12-digit account id`);
@@ -159,195 +482,100 @@ export function planRetention(
         throw new RetentionPlanError(`retention.${scope}.${field} must be a whole number >= 0`);
     }
   }
+}
 
-  const inScope = scopeMatcher(policy);
-  const deprecateAtMs = Math.ceil(nowMs / MINUTE_MS) * MINUTE_MS;
-  const deprecateAt = new Date(deprecateAtMs).toISOString();
-  const warnings: string[] = [...inventory.warnings];
-  const errors: string[] = [];
-  const actions: RetentionAction[] = new Array(inventory.images.length);
-
-  // Pass 1: the reasons that need nothing but the image itself, and the scope of the rest.
-  const pending: Candidate[] = [];
-  const keep = (
-    i: number,
-    image: ImageRecord,
-    reason: KeepReason,
-    detail: string,
-    scope?: Scope,
-    family?: string,
-    references?: readonly ImageReference[],
-  ): void => {
-    const a: KeepAction = { action: 'keep', imageId: image.imageId, name: image.name, reason, detail };
-    if (scope) a.scope = scope;
-    if (family) a.family = family;
-    if (references) a.references = references;
-    actions[i] = a;
-  };
-  const images = inventory.images;
-  for (let i = 0; i < images.length; i++) {
-    const image = images[i] as ImageRecord;
-    if (image.ownerId !== inventory.accountId) {
-      keep(i, image, 'not-owned', `owned by ${image.ownerId || 'unknown'}`);
-      continue;
-    }
-    const backup = backupSignal(image);
-    if (backup) {
-      keep(i, image, 'backup-owned', backup);
-      continue;
-    }
-    if (image.state === 'deregistered') {
-      keep(i, image, 'deregistered', 'already deregistered');
-      continue;
-    }
-    const scope = inScope(image);
-    if (!scope) keep(i, image, 'not-in-scope', 'the policy selector does not cover it');
-    else if (isRetained(image.tags)) keep(i, image, 'retained', `tagged ${TAG.retain}=true`, scope);
-    else if (image.deregistrationProtection)
-      keep(i, image, 'deregistration-protected', 'deregistration protection is on', scope);
-    else if (IN_FLUX.has(image.state)) keep(i, image, 'in-progress', `state ${image.state}`, scope);
-    else if (!retention.enabled) keep(i, image, 'retention-disabled', 'retention.enabled is false', scope);
-    else if (retention[scope].deprecateAfterDays === undefined && retention[scope].deregisterAfterDays === undefined) {
-      keep(i, image, 'no-rule', `retention.${scope} sets neither deprecateAfterDays nor deregisterAfterDays`, scope);
-    } else {
-      const created = parseTime(image.creationDate);
-      if (Number.isFinite(created)) pending.push({ index: i, image, scope, created, family: '' });
-      else {
-        warnings.push(`${image.imageId}: creation date "${image.creationDate}" is not a date; kept`);
-        keep(i, image, 'unknown-age', `creation date "${image.creationDate}" is not a date`, scope);
-      }
-    }
+/** A rule's decision as the plan's action, with the facts known at the rule's stage. */
+function toAction(
+  r: AnyRetentionRule,
+  c: Candidate,
+  detail: string,
+  references: readonly ImageReference[] | undefined,
+  ctx: RuleContext,
+): RetentionAction {
+  const { image, scope, family } = c;
+  const base = { imageId: image.imageId, name: image.name, rule: r.name };
+  const gives = r.gives;
+  if (!isKeepReason(gives)) {
+    if (!scope) throw new RetentionPlanError(`retention rule ${r.name} acts on ${image.imageId}, which is in no scope`);
+    const at = { ...base, scope, ...(family !== undefined ? { family } : {}), detail };
+    if (gives === 'deprecate')
+      return { action: 'deprecate', ...at, deprecateAt: new Date(ctx.deprecateAtMs).toISOString() };
+    const a: DeregisterAction = {
+      action: 'deregister',
+      ...at,
+      rootDeviceType: image.rootDeviceType,
+      snapshots: [],
+    };
+    if (image.imageLocation) a.imageLocation = image.imageLocation;
+    return a;
   }
+  const a: KeepAction = { action: 'keep', ...base, reason: gives, detail };
+  if (scope) a.scope = scope;
+  if (family !== undefined) a.family = family;
+  if (references) a.references = references;
+  return a;
+}
 
-  // Families, per scope: the family tag's value, else the name without its version suffix.
-  const families = new Map<string, Candidate[]>();
+/**
+ * Families, per scope: the family tag's value, else the name without its version suffix; then the newest keepLatest
+ * launchable images of each are marked `latest`, whatever else protects them. A scope whose family tag is on none of
+ * its images gets no families, and a plan error.
+ */
+function rankFamilies(
+  undecided: Candidate[],
+  retention: Readonly<Policy>['retention'],
+  familyTagUnknown: Set<Scope>,
+  errors: string[],
+  warnings: string[],
+): void {
   for (const scope of ['sources', 'replicas'] as const) {
-    const tag = retention[scope].family.tag;
-    const members = pending.filter((p) => p.scope === scope);
+    const { tag } = retention[scope].family;
+    const members = undecided.filter((c) => c.scope === scope);
     if (tag && members.length > 0) {
-      const missing = members.filter((p) => p.image.tags[tag] === undefined);
+      const missing = members.filter((c) => c.image.tags[tag] === undefined);
       if (missing.length === members.length) {
         errors.push(
           `retention.${scope}.family.tag: no image in scope carries the tag "${tag}" (${plural(members.length, 'image')}); none of them is deprecated or removed until the tag or the policy is fixed`,
         );
-        for (const p of members)
-          keep(p.index, p.image, 'family-tag-unknown', `family tag "${tag}" is on no image in scope`, scope);
+        familyTagUnknown.add(scope);
         continue;
       }
       if (missing.length > 0) {
         warnings.push(
-          `retention.${scope}.family.tag "${tag}" is missing on ${missing.length} image(s), grouped by name instead: ${examples(missing.map((p) => p.image.imageId))}`,
+          `retention.${scope}.family.tag "${tag}" is missing on ${missing.length} image(s), grouped by name instead: ${examples(missing.map((c) => c.image.imageId))}`,
         );
       }
     }
-    const prefix = `${scope}|`;
-    for (const p of members) {
-      const value = tag ? p.image.tags[tag] : undefined;
-      p.family = value !== undefined ? `tag:${value}` : `name:${familyName(p.image.name)}`;
-      const key = prefix + p.family;
-      const list = families.get(key);
-      if (list) list.push(p);
-      else families.set(key, [p]);
+    const families = new Map<string, Candidate[]>();
+    for (const c of members) {
+      const value = tag ? c.image.tags[tag] : undefined;
+      c.family = value !== undefined ? `tag:${value}` : `name:${familyName(c.image.name)}`;
+      const list = families.get(c.family);
+      if (list) list.push(c);
+      else families.set(c.family, [c]);
     }
-  }
-
-  // The newest keepLatest launchable images of each family, whatever else protects them.
-  const latest = new Uint8Array(images.length);
-  for (const [key, members] of families) {
-    const n = retention[key.startsWith('sources|') ? 'sources' : 'replicas'].keepLatest;
+    const n = retention[scope].keepLatest;
     if (n === 0) continue;
-    for (const p of newest(members, n)) latest[p.index] = 1;
+    for (const family of families.values()) for (const c of newest(family, n)) c.latest = true;
   }
+}
 
-  const protectInUse = retention.protectInUse;
-  const liveSources = inventory.sources;
-  const removed = new Uint8Array(images.length);
-  const toRemove: number[] = [];
-  for (const p of pending) {
-    const { image, scope, created, index, family } = p;
-    if (actions[index]) continue; // family-tag-unknown
-    const rule: RetentionScope = retention[scope];
-    const refs = protectInUse ? inventory.references.get(image.imageId) : undefined;
-    if (refs && refs.length > 0) {
-      keep(index, image, 'referenced', `referenced by ${describeRefs(refs)}`, scope, family, refs);
-      continue;
-    }
-    if (latest[index]) {
-      keep(index, image, 'latest-in-family', `among the newest ${rule.keepLatest} of family ${family}`, scope, family);
-      continue;
-    }
-    if (scope === 'replicas' && retention.keepReplicasOfLiveSources) {
-      const srcId = image.tags[TAG.sourceImageId] ?? image.sourceImageId;
-      const srcRegion = image.tags[TAG.sourceRegion] ?? image.sourceImageRegion;
-      if (!srcId || !srcRegion || !liveSources || !liveSources.checkedRegions.includes(srcRegion)) {
-        keep(
-          index,
-          image,
-          'source-unknown',
-          `source ${srcRegion ?? '?'}/${srcId ?? '?'} could not be checked`,
-          scope,
-          family,
-        );
-        continue;
-      }
-      if (liveSources.live.has(sourceKey(srcRegion, srcId))) {
-        keep(index, image, 'live-source', `its source ${srcRegion}/${srcId} still exists`, scope, family);
-        continue;
-      }
-    }
-    const ageDays = (nowMs - created) / DAY_MS;
-    const age = `${Math.floor(ageDays)} days old`;
-    if (rule.deregisterAfterDays !== undefined && ageDays >= rule.deregisterAfterDays) {
-      const a: DeregisterAction = {
-        action: 'deregister',
-        imageId: image.imageId,
-        name: image.name,
-        scope,
-        family,
-        detail: `${age}, past deregisterAfterDays ${rule.deregisterAfterDays}`,
-        rootDeviceType: image.rootDeviceType,
-        snapshots: [],
-      };
-      if (image.imageLocation) a.imageLocation = image.imageLocation;
-      actions[index] = a;
-      removed[index] = 1;
-      toRemove.push(index);
-      continue;
-    }
-    if (rule.deprecateAfterDays === undefined || ageDays < rule.deprecateAfterDays) {
-      const next = rule.deprecateAfterDays ?? rule.deregisterAfterDays;
-      keep(index, image, 'not-old-enough', `${age}, younger than ${next} days`, scope, family);
-    } else if (image.state === 'disabled') {
-      keep(index, image, 'already-deprecated', `${age}, disabled`, scope, family);
-    } else if (image.deprecationTime && parseTime(image.deprecationTime) <= deprecateAtMs + DEPRECATION_SLACK_MS) {
-      keep(index, image, 'already-deprecated', `${age}, deprecated since ${image.deprecationTime}`, scope, family);
-    } else {
-      actions[index] = {
-        action: 'deprecate',
-        imageId: image.imageId,
-        name: image.name,
-        scope,
-        family,
-        detail: `${age}, past deprecateAfterDays ${rule.deprecateAfterDays}`,
-        deprecateAt,
-      };
-    }
-  }
-
-  // Snapshots of removed images: which ones a kept image also uses (AWS skips those), and their sizes.
+/**
+ * Fills in each removal's snapshots: which ones a kept image also uses (AWS skips those), and their sizes. Returns
+ * the GiB the removals should free.
+ */
+function planSnapshots(
+  removals: readonly Removal[],
+  kept: readonly ImageRecord[],
+  snapshotSizes: RetentionInventory['snapshotSizes'],
+): number {
   const keptSnapshots = new Set<string>();
-  for (let i = 0; i < images.length; i++) {
-    const image = images[i] as ImageRecord;
-    if (removed[i] || image.state === 'deregistered') continue;
-    for (const s of image.snapshots) keptSnapshots.add(s.snapshotId);
-  }
+  for (const image of kept) for (const s of image.snapshots) keptSnapshots.add(s.snapshotId);
   let expectedSnapshotGiB = 0;
   const counted = new Set<string>();
-  for (const index of toRemove) {
-    const action = actions[index] as DeregisterAction;
-    const image = images[index] as ImageRecord;
+  for (const { action, image } of removals) {
     for (const s of image.snapshots) {
-      const sizeGiB = inventory.snapshotSizes.get(s.snapshotId) ?? s.volumeSizeGiB ?? 0;
+      const sizeGiB = snapshotSizes.get(s.snapshotId) ?? s.volumeSizeGiB ?? 0;
       const shared = keptSnapshots.has(s.snapshotId);
       action.snapshots.push({ snapshotId: s.snapshotId, sizeGiB, sharedWithKeptImage: shared });
       if (!shared && !counted.has(s.snapshotId)) {
@@ -356,40 +584,26 @@ export function planRetention(
       }
     }
   }
+  return expectedSnapshotGiB;
+}
 
-  // Bundles: one manifest can be registered as several images, and its parts must outlive every one of them. A
-  // removal whose bundle a kept image names leaves it; of removals sharing one only with each other, the last deletes
-  // it (apply starts removals in plan order, so a budget cut short never leaves a registered image without its bundle).
+/**
+ * Bundles: one manifest can be registered as several images, and its parts must outlive every one of them. A
+ * removal whose bundle a kept image names leaves it; of removals sharing one only with each other, the last deletes
+ * it (apply starts removals in plan order, so a budget cut short never leaves a registered image without its bundle).
+ */
+function planBundles(removals: readonly Removal[], kept: readonly ImageRecord[]): void {
   const keptBundles = new Set<string>();
-  for (let i = 0; i < images.length; i++) {
-    const image = images[i] as ImageRecord;
-    if (
-      removed[i] ||
-      image.state === 'deregistered' ||
-      image.rootDeviceType !== 'instance-store' ||
-      !image.imageLocation
-    )
-      continue;
-    keptBundles.add(image.imageLocation.trim());
+  for (const image of kept) {
+    if (image.rootDeviceType === 'instance-store' && image.imageLocation) keptBundles.add(image.imageLocation.trim());
   }
   const claimed = new Set<string>();
-  for (const index of toRemove.toReversed()) {
-    const action = actions[index] as DeregisterAction;
+  for (const { action } of removals.toReversed()) {
     const location = action.rootDeviceType === 'instance-store' ? action.imageLocation?.trim() : undefined;
     if (!location) continue;
     if (keptBundles.has(location) || claimed.has(location)) action.keepBundle = true;
     else claimed.add(location);
   }
-
-  return {
-    region: inventory.region,
-    accountId: inventory.accountId,
-    now: new Date(nowMs).toISOString(),
-    actions,
-    errors,
-    warnings,
-    expectedSnapshotGiB,
-  };
 }
 
 /** The n newest launchable members, newest first (ties: lower image id first); n is small, so no full sort. */

@@ -1,8 +1,8 @@
 import type { METRIC } from '../observability.ts';
 import type { Policy } from './policy.ts';
 import type { ImageReferencesCoverage } from './retention-inventory.ts';
-import { KEEP_REASONS, type KeepReason, type RetentionPlan } from './retention-planner.ts';
-import { plural } from './text.ts';
+import { KEEP_REASONS, type KeepReason, type RetentionPlan, type RuleName } from './retention-planner.ts';
+import { formatMonthly, plural } from './text.ts';
 
 /**
  * The record of one retention run in one region: what was kept and why, what was deprecated and removed,
@@ -78,6 +78,8 @@ export interface ApplyOutcome {
 export interface KeptImage {
   imageId: string;
   name: string;
+  /** The retention rule that decided (lib/domain/retention-planner.ts RETENTION_RULES). */
+  rule: RuleName;
   reason: KeepReason;
   detail: string;
 }
@@ -101,6 +103,8 @@ export interface RetentionReport {
     removed: number;
     alreadyGone: number;
     pending: number;
+    /** Planned deprecations and removals that were attempted and failed (see errors); the next run tries again. */
+    failed: number;
     errors: number;
     snapshotsDeleted: number;
     snapshotsKept: number;
@@ -108,10 +112,10 @@ export interface RetentionReport {
   };
   keptByReason: Partial<Record<KeepReason, number>>;
   kept: KeptImage[];
-  /** The plan's deprecations and removals (what a dry-run would do). */
+  /** The plan's deprecations and removals (what a dry-run would do), each with the rule that decided it. */
   planned: {
-    deprecate: { imageId: string; name: string; detail: string }[];
-    deregister: { imageId: string; name: string; detail: string; snapshots: string[] }[];
+    deprecate: { imageId: string; name: string; rule: RuleName; detail: string }[];
+    deregister: { imageId: string; name: string; rule: RuleName; detail: string; snapshots: string[] }[];
   };
   deprecated: DeprecatedImage[];
   removed: RemovedImage[];
@@ -156,6 +160,14 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
     dryRun || !outcome ? { ...NOTHING_FREED, snapshotGib: plan.expectedSnapshotGiB } : storageFreed(removed);
   const bundleGib = bundleBytes / GIB;
   const price = policy.retention.snapshotPricePerGbMonth;
+  const done = new Set([...deprecated.map((d) => d.imageId), ...removed.map((r) => r.imageId)]);
+  const failedIds = new Set(
+    errors.filter((e) => e.imageId !== undefined && e.step !== 'plan' && e.step !== 'report').map((e) => e.imageId),
+  );
+  const failed = dryRun
+    ? 0
+    : [...planned.deprecate, ...planned.deregister].filter((a) => failedIds.has(a.imageId) && !done.has(a.imageId))
+        .length;
   const complete = dryRun ? plan.errors.length === 0 : Boolean(outcome) && pending.length === 0 && errors.length === 0;
 
   return {
@@ -175,6 +187,7 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
       removed: removed.filter((r) => !r.alreadyGone).length,
       alreadyGone: removed.filter((r) => r.alreadyGone).length,
       pending: pending.length,
+      failed,
       errors: errors.length,
       snapshotsDeleted,
       snapshotsKept,
@@ -206,20 +219,21 @@ function sortActions(plan: RetentionPlan): {
   const planned: RetentionReport['planned'] = { deprecate: [], deregister: [] };
   for (const a of plan.actions) {
     if (a.action === 'keep') {
-      kept.push({ imageId: a.imageId, name: a.name, reason: a.reason, detail: a.detail });
+      kept.push({ imageId: a.imageId, name: a.name, rule: a.rule, reason: a.reason, detail: a.detail });
       counts[a.reason] = (counts[a.reason] ?? 0) + 1;
     } else if (a.action === 'deprecate') {
-      planned.deprecate.push({ imageId: a.imageId, name: a.name, detail: a.detail });
+      planned.deprecate.push({ imageId: a.imageId, name: a.name, rule: a.rule, detail: a.detail });
     } else {
       planned.deregister.push({
         imageId: a.imageId,
         name: a.name,
+        rule: a.rule,
         detail: a.detail,
         snapshots: a.snapshots.map((s) => s.snapshotId),
       });
     }
   }
-  // Report reasons in the planner's order, so reports diff cleanly.
+  // Report reasons in the order of the planner's rules, so reports diff cleanly.
   const keptByReason = Object.fromEntries(
     KEEP_REASONS.filter((r) => counts[r]).map((r) => [r, counts[r]]),
   ) as typeof counts;
@@ -271,8 +285,9 @@ export function summarizeReport(report: RetentionReport): string {
     `${report.region}: ${report.dryRun ? 'dry-run, ' : ''}${plural(report.counts.images, 'image')}: ${report.counts.kept} kept, ` +
       (report.dryRun
         ? `${report.planned.deprecate.length} to deprecate, ${report.planned.deregister.length} to remove`
-        : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ${report.counts.pending} left for the next run`) +
-      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'} (~${report.estimatedMonthlySaving}/month)`,
+        : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ` +
+          `${report.counts.failed ? `${report.counts.failed} failed, ` : ''}${report.counts.pending} left for the next run`) +
+      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'} (${formatMonthly(report.estimatedMonthlySaving)})`,
     ...Object.entries(report.keptByReason).map(([reason, n]) => `  kept ${reason}: ${n}`),
     ...report.errors.map((e) => `  error ${e.step}${e.imageId ? ` ${e.imageId}` : ''}: ${e.code}: ${e.message}`),
   ];

@@ -3,9 +3,9 @@ import { renderHtml } from './html.ts';
 import { renderJson } from './json.ts';
 import { renderMarkdown } from './markdown.ts';
 import { renderTable } from './table.ts';
+import type { ReportFormat } from './formats.ts';
 
-export const REPORT_FORMATS = ['table', 'json', 'markdown', 'html'] as const;
-export type ReportFormat = (typeof REPORT_FORMATS)[number];
+export { REPORT_FORMATS, type ReportFormat } from './formats.ts';
 
 export function renderReport(report: ReadinessReport, format: ReportFormat, options: { color?: boolean } = {}): string {
   switch (format) {

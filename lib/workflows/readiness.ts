@@ -21,7 +21,7 @@ import {
   tagResources,
 } from '../aws/permissions.ts';
 import { putJsonReport } from '../aws/reports.ts';
-import { startOrJoinReplication } from './replication.ts';
+import { startOrJoinReplication, type StartedReplication } from './replication.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
@@ -69,7 +69,10 @@ export async function collectReadinessInput(
     Promise.all(
       policy.regions.dr.map(async (d) => {
         const key = await describeKey(kmsClient(clients, d.region), d.kmsKeyId);
-        return [d.region, key ? [d.kmsKeyId, key.arn, key.keyId] : [d.kmsKeyId]] as const;
+        return [
+          d.region,
+          { ids: key ? [d.kmsKeyId, key.arn, key.keyId] : [d.kmsKeyId], state: key?.state ?? 'NotFound' },
+        ] as const;
       }),
     ),
   ]);
@@ -79,7 +82,8 @@ export async function collectReadinessInput(
     sources: sourceLists.flat(),
     copies: copyLists.flat(),
     launchPermissions: new Map(),
-    keyIds: Object.fromEntries(keyLists),
+    keyIds: Object.fromEntries(keyLists.map(([region, key]) => [region, key.ids])),
+    keyStates: Object.fromEntries(keyLists.map(([region, key]) => [region, key.state])),
   };
 
   // A first pass without permissions says which copies are usable; only they (and their sources) are worth a call.
@@ -134,14 +138,10 @@ async function withSnapshotKeys(
   }));
 }
 
-export interface RedriveOutcome {
+export interface RedriveOutcome extends StartedReplication {
   sourceRegion: string;
   sourceImageId: string;
   regions: string[];
-  executionName: string;
-  executionArn: string;
-  /** `started`: a new execution; `joined`: one of that name is running, so nothing new was started. */
-  result: 'started' | 'joined';
 }
 
 export interface RepairOutcome {
@@ -168,6 +168,8 @@ export interface ReconcileResult {
 export interface ReconcileOptions {
   /** The replication state machine of a source region (ami-dr is deployed in each source region). */
   stateMachineArnFor(sourceRegion: string): string;
+  /** Milliseconds since the epoch: re-drives back off after the previous attempt ended (see redriveBackoffMs). */
+  now: number;
   onProgress?: ProgressFn;
 }
 
@@ -228,6 +230,7 @@ async function redrive(
   const stateMachineArn = options.stateMachineArnFor(region);
   const started = await startOrJoinReplication({ clients, policy, stateMachineArn }, region, imageId, {
     redrive: true,
+    backoffNow: options.now,
   });
   return { sourceRegion: region, sourceImageId: imageId, regions, ...started };
 }
@@ -285,6 +288,7 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
       throw new Error('re-driving replication needs the state machine ARN (STATE_MACHINE_ARN)');
     run.reconciliation = await reconcile(clients, policy, plan, input.copies, {
       stateMachineArnFor: arnFor ?? (() => ''),
+      now,
       onProgress: options.onProgress,
     });
   }

@@ -17,7 +17,7 @@ import {
   shareSnapshots,
   tagResources,
 } from '../aws/permissions.ts';
-import { executionArnOf, executionStatus, startExecution } from '../aws/sfn.ts';
+import { executionArnOf, findExecution, startExecution } from '../aws/sfn.ts';
 import { ADOPTABLE_STATES, GONE_STATES, type ImageRecord } from '../domain/image.ts';
 import { parseImageEvent } from '../domain/image-event.ts';
 import { policyVersion, type Policy } from '../domain/policy.ts';
@@ -130,38 +130,73 @@ export function replicationRequest(
 
 /** A source whose replication ended this many times without leaving it ready needs a person, not another run. */
 export const MAX_REDRIVE_ATTEMPTS = 5;
+/** Re-drive n waits this long after attempt n−1 ended, doubling per attempt (15 min, 30 min, 1 h, 2 h), at most the cap. */
+export const REDRIVE_BACKOFF_MS = 15 * 60_000;
+export const REDRIVE_BACKOFF_CAP_MS = 6 * 3_600_000;
+
+export const redriveBackoffMs = (attempt: number): number =>
+  Math.min(REDRIVE_BACKOFF_MS * 2 ** Math.max(0, attempt - 1), REDRIVE_BACKOFF_CAP_MS);
 
 export interface StartedReplication {
   executionName: string;
   executionArn: string;
-  /** `started`: a new execution; `joined`: one of that name exists, so nothing new was started. */
-  result: 'started' | 'joined';
+  /**
+   * `started`: a new execution; `joined`: one of that name exists, so nothing new was started; `backing-off`: the
+   * last attempt ended too recently for the next (`retryAt`), which a later run starts.
+   */
+  result: 'started' | 'joined' | 'backing-off';
+  retryAt?: string;
+}
+
+export interface StartOptions {
+  /**
+   * Reconciliation and the CLI: when the execution of that name has ended and the caller still finds the image not
+   * ready, start a numbered re-drive (attempt 1, 2, ...), deterministic too, so two callers seeing the same gap start
+   * one execution, not two.
+   */
+  redrive?: boolean;
+  /**
+   * With `redrive`: milliseconds since the epoch, to back off across runs. The next attempt waits
+   * `redriveBackoffMs(attempt)` after the previous one ended; the executions' stop times are the record.
+   */
+  backoffNow?: number;
 }
 
 /**
  * Starts the replication of one image under its deterministic execution name, or joins the execution of that name.
- * Every caller goes through here: the event handler (a duplicate event joins, whatever that execution's state) and,
- * with `redrive`, reconciliation and the CLI: when that execution has ended and the caller still finds the image
- * not ready, a numbered re-drive (attempt 1, 2, ...) starts, deterministic too, so two callers seeing the same gap
- * start one execution, not two.
+ * Every caller goes through here: the event handler (a duplicate event joins, whatever that execution's state),
+ * reconciliation (re-drives with back-off) and the CLI (re-drives at once: a person asked).
  */
 export async function startOrJoinReplication(
   deps: Pick<EventDeps, 'clients' | 'policy' | 'stateMachineArn'>,
   region: string,
   imageId: string,
-  options: { redrive?: boolean } = {},
+  options: StartOptions = {},
 ): Promise<StartedReplication> {
   const sfn = sfnClient(deps.clients, deps.stateMachineArn.split(':')[3] || region);
   const attempts = options.redrive ? MAX_REDRIVE_ATTEMPTS : 1;
+  let ended: { name: string; executionArn: string; stopDate?: Date } | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const { name, input } = replicationRequest(deps.policy, region, imageId, attempt);
     const executionArn = executionArnOf(deps.stateMachineArn, name);
     if (options.redrive) {
       // Looked up first: StartExecution of a running name succeeds too (it returns the original), so only this tells joining from starting.
-      const status = await executionStatus(sfn, executionArn);
-      if (status === 'RUNNING' || status === 'PENDING_REDRIVE')
+      const execution = await findExecution(sfn, executionArn);
+      if (execution?.status === 'RUNNING' || execution?.status === 'PENDING_REDRIVE')
         return { executionName: name, executionArn, result: 'joined' };
-      if (status !== undefined) continue;
+      if (execution) {
+        ended = { name, executionArn, stopDate: execution.stopDate };
+        continue;
+      }
+      const retryAt =
+        ended?.stopDate && options.backoffNow !== undefined ? ended.stopDate.getTime() + redriveBackoffMs(attempt) : 0;
+      if (ended && options.backoffNow !== undefined && retryAt > options.backoffNow)
+        return {
+          executionName: ended.name,
+          executionArn: ended.executionArn,
+          result: 'backing-off',
+          retryAt: new Date(retryAt).toISOString(),
+        };
     }
     const started = await startExecution(sfn, deps.stateMachineArn, name, input);
     return {
@@ -522,9 +557,11 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
 
 // ---- CleanupCopy ----------------------------------------------------------------------------------------------------
 
+const DEAD_COPY_STATES = new Set(['failed', 'error', 'invalid']);
+
 /**
  * The end of a failed branch: removes the failed or timed-out copy and its snapshots (and, when the failure came
- * before the copy was known, any unfinished copy of this source in the region), then reports why the region
+ * before the copy was known, any failed copy of this source in the region), then reports why the region
  * failed. An adopted copy that is `available` is kept: it was made by an earlier run and may be in service (only
  * finalizing it failed; readiness repairs it). Safe to run twice.
  */
@@ -535,7 +572,11 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
   const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
   const copies = await findCopies(ec2, target.region, source.region, source.imageId);
   const inService = (image: ImageRecord) => copy?.adopted === true && image.state === 'available';
-  const doomed = copies.filter((c) => (copy ? c.imageId === copy.imageId : c.state !== 'available') && !inService(c));
+  // Without a known copy (the failure came before StartCopy returned one), only dead copies of the source go: a
+  // pending one may be another execution's copy in flight.
+  const doomed = copies.filter(
+    (c) => (copy ? c.imageId === copy.imageId : DEAD_COPY_STATES.has(c.state)) && !inService(c),
+  );
   if (copy && !copies.some((c) => c.imageId === copy.imageId)) {
     const found = await describeImage(ec2, target.region, copy.imageId);
     if (found && isCopyOf(found, source) && !inService(found)) doomed.push(found);

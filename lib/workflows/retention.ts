@@ -30,8 +30,13 @@ export interface RunRetentionOptions {
   region: string;
   /** The time the plan is made for (ages are measured to it). Default: the clock's now. */
   now?: number | Date;
-  /** Plan only: zero mutating calls. Default: policy.retention.dryRun. */
+  /**
+   * Plan only: zero mutating calls. `policy.retention.dryRun: true` always wins: a caller may make a run safer,
+   * never less safe. Default: policy.retention.dryRun.
+   */
   dryRun?: boolean;
+  /** Stops the apply between actions (Ctrl-C): calls in flight finish, the rest is reported as pending. */
+  signal?: AbortSignal;
   /**
    * Epoch ms (on `clock`) by which the run must be done, e.g. `Date.now() + context.getRemainingTimeInMillis() -
    * margin`. Work not started by then is reported as pending and done by the next run. Default: none.
@@ -67,7 +72,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
   const startedAt = clock();
   const now =
     options.now === undefined ? startedAt : typeof options.now === 'number' ? options.now : options.now.getTime();
-  const dryRun = options.dryRun ?? policy.retention.dryRun;
+  const dryRun = policy.retention.dryRun || options.dryRun === true;
   const pacer = new TokenBucketPacer({
     now: clock,
     ...(options.sleep ? { sleep: options.sleep } : {}),
@@ -97,6 +102,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
         pacer,
         ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
         ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       });
 
@@ -164,6 +170,16 @@ export interface ScheduledRetention {
 }
 
 /**
+ * The deadline of the next of `regionsLeft` regions run one after the other: an equal share of the time left (what
+ * one leaves unused passes to the next). Undefined without a deadline; `now` or earlier when none is left.
+ */
+export function shareOfDeadline(deadline: number | undefined, now: number, regionsLeft: number): number | undefined {
+  if (deadline === undefined) return undefined;
+  const left = deadline - now;
+  return left <= 0 ? now : now + left / Math.max(1, regionsLeft);
+}
+
+/**
  * Retention over every region, one after the other, sharing the deadline: each region may use its share of the
  * time left (what one leaves unused passes to the next), so a region with a long backlog does not starve the
  * others. A region that fails does not stop the rest.
@@ -176,14 +192,11 @@ export async function runRetentionEverywhere(
   const accountId = options.accountId ?? (await callerAccountId(stsClient(options.clients, regions[0] ?? 'us-east-1')));
   const result: ScheduledRetention = { runs: [], failures: [], skipped: [] };
   for (const [i, region] of regions.entries()) {
-    let deadline = options.deadline;
-    if (deadline !== undefined) {
-      const left = deadline - clock();
-      if (left <= 0) {
-        result.skipped.push(...regions.slice(i));
-        break;
-      }
-      deadline = clock() + left / (regions.length - i);
+    const now = clock();
+    const deadline = shareOfDeadline(options.deadline, now, regions.length - i);
+    if (deadline !== undefined && deadline <= now) {
+      result.skipped.push(...regions.slice(i));
+      break;
     }
     try {
       result.runs.push(

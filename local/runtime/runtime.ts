@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { parse as parseYaml } from 'yaml';
 import { createClients, type Clients } from '../../lib/aws/clients.ts';
+import { packageRoot } from '../../lib/package-root.ts';
 import type { Policy } from '../../lib/domain/policy.ts';
 import type { CopyStatus, SourceCheck } from '../../lib/domain/replication-steps.ts';
 import {
@@ -38,9 +38,9 @@ import { startTwin, type Twin, type TwinOptions } from '../twin/twin.ts';
  *   await rt.stop();
  */
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const ASL_FILE = join(ROOT, 'statemachines', 'replicate.asl.json');
-const SERVERLESS_FILE = join(ROOT, 'serverless.yml');
+// From the package root, not this file: the CLI runs this module from its bundle in dist/cli/ too.
+const ASL_FILE = join(packageRoot(), 'statemachines', 'replicate.asl.json');
+const SERVERLESS_FILE = join(packageRoot(), 'serverless.yml');
 
 /** The twin attributes calls to ami-dr's own role by this access key prefix (see local/twin/identity.ts). */
 const OWN_ACCESS_KEY = 'AMIDRLOCALRUNTIME';

@@ -3,6 +3,7 @@ import { createImage } from '../../aws/create-image.ts';
 import { addLaunchPermissions, setDeprecation } from '../../aws/permissions.ts';
 import { runReadiness } from '../../workflows/readiness.ts';
 import { TAG } from '../../domain/tags.ts';
+import { formatMonthly } from '../../domain/text.ts';
 import { runRetention } from '../../workflows/retention.ts';
 import { formatDuration } from '../../report/format.ts';
 import { renderTable } from '../../report/table.ts';
@@ -22,16 +23,6 @@ interface TwinEventLike {
 }
 
 export const demoCommand: Command = {
-  name: 'demo',
-  summary: 'the whole lifecycle on a local twin of AWS, in under a minute',
-  usage: 'ami-dr demo [--policy file]',
-  description:
-    'Starts a local twin of AWS on a virtual clock, seeds a realistic account, builds new images and shows the\n' +
-    'event-driven replication to every DR region as it happens, prints the readiness matrix, loses an event on\n' +
-    'purpose and shows reconciliation repair it, then plans and applies retention and prints its report.\n' +
-    'Needs no AWS account and no network.',
-  options: {},
-  examples: ['ami-dr demo', 'NO_COLOR=1 ami-dr demo > demo.log', 'ami-dr demo --json | jq .readiness.after'],
   async run(ctx) {
     const started = Date.now();
     const demo = await startDemo(ctx);
@@ -269,7 +260,7 @@ async function planAndApplyRetention(demo: Demo) {
     });
     const r = applied.report;
     say(
-      `  ${region} applied: ${r.counts.deprecated} deprecated, ${r.counts.removed} removed (${r.counts.snapshotsDeleted} snapshots deleted, ${r.counts.snapshotsKept} kept), ${r.gibFreed} GiB freed, ~$${r.estimatedMonthlySaving}/month${r.errors.length ? `, ${r.errors.length} errors` : ''}`,
+      `  ${region} applied: ${r.counts.deprecated} deprecated, ${r.counts.removed} removed (${r.counts.snapshotsDeleted} snapshots deleted, ${r.counts.snapshotsKept} kept), ${r.gibFreed} GiB freed, ${formatMonthly(r.estimatedMonthlySaving)}${r.errors.length ? `, ${r.errors.length} errors` : ''}`,
     );
     retention.push(r);
   }

@@ -7,32 +7,6 @@ import { EXIT, UsageError } from '../errors.ts';
 import { plural } from '../../domain/text.ts';
 
 export const readinessCommand: Command = {
-  name: 'readiness',
-  summary: 'the DR readiness matrix: every in-scope image × DR region',
-  usage: 'ami-dr readiness [--format table|json|markdown|html] [--output file] [--fail-on-gap] [--reconcile]',
-  description:
-    'For every in-scope source image and every DR region: ready, in progress, missing, failed (with the reason) or\n' +
-    'drifted (key, tags, launch permissions or deprecation time not what the policy requires), with replication lag\n' +
-    'and the age of the oldest image not ready everywhere. --reconcile also re-drives missing and failed images and\n' +
-    'repairs drifted copies, as the scheduled function does.',
-  options: {
-    format: { type: 'string', valueName: REPORT_FORMATS.join('|'), description: 'output format (default table)' },
-    output: {
-      type: 'string',
-      short: 'o',
-      valueName: 'file',
-      description: 'write the report to a file instead of stdout',
-    },
-    'fail-on-gap': { type: 'boolean', description: 'exit 1 when any image is not ready in every DR region' },
-    reconcile: { type: 'boolean', description: 're-drive missing/failed images and repair drifted copies' },
-  },
-  examples: [
-    'ami-dr readiness',
-    'ami-dr readiness --fail-on-gap            # for CI and monitors',
-    'ami-dr readiness --format html --output readiness.html',
-    'ami-dr readiness --format markdown >> $GITHUB_STEP_SUMMARY',
-    'ami-dr readiness --reconcile --json | jq .summary',
-  ],
   async run(ctx, values) {
     const format = (values.format as string | undefined) ?? (ctx.flags.json ? 'json' : 'table');
     if (!(REPORT_FORMATS as readonly string[]).includes(format))
@@ -81,7 +55,9 @@ export const readinessCommand: Command = {
     if (run.reconciliation && format !== 'json') {
       const r = run.reconciliation;
       for (const x of r.redriven)
-        ctx.out.note(`re-drive ${x.sourceImageId} → ${x.regions.join(', ')}: ${x.result} (${x.executionName})`);
+        ctx.out.note(
+          `re-drive ${x.sourceImageId} → ${x.regions.join(', ')}: ${x.result}${x.retryAt ? ` until ${x.retryAt}` : ''} (${x.executionName})`,
+        );
       for (const x of r.repaired) ctx.out.note(`repaired ${x.copyImageId} in ${x.region}: ${x.applied.join(', ')}`);
       for (const x of r.manual) ctx.out.note(`needs a person: ${x.copyImageId} in ${x.region}: ${x.reason}`);
       for (const x of r.errors)

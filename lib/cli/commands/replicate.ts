@@ -18,31 +18,6 @@ interface RegionProgress {
 }
 
 export const replicateCommand: Command = {
-  name: 'replicate',
-  summary: 'start (or join) the replication of one image to every DR region',
-  usage: 'ami-dr replicate <image-id> [--region source-region] [--wait]',
-  description:
-    'Starts the replication state machine for one source image, under the same deterministic execution name an\n' +
-    'event would use: if that replication is already running, this joins it instead of starting a second one.\n' +
-    '--wait follows it region by region until every copy is available or has failed (exit 1 if any failed).',
-  options: {
-    region: {
-      type: 'string',
-      valueName: 'region',
-      description: "the image's (source) region (default AWS_REGION, else the policy's first source region)",
-    },
-    wait: {
-      type: 'boolean',
-      short: 'w',
-      description: 'follow the replication until it ends, with per-region progress',
-    },
-  },
-  positionals: ['image-id'],
-  examples: [
-    'ami-dr replicate ami-0123456789abcdef0',
-    'ami-dr replicate ami-0123456789abcdef0 --region eu-central-1 --wait',
-    'ami-dr replicate ami-0123456789abcdef0 --wait --json',
-  ],
   async run(ctx, values, [imageId = '']) {
     if (!IMAGE_ID.test(imageId))
       throw new UsageError(`'${imageId}' is not an image id (like ami-0123456789abcdef0)`, 'replicate');
@@ -74,6 +49,7 @@ export const replicateCommand: Command = {
     );
     const targets = policy.regions.dr.filter((d) => d.region !== region).map((d) => d.region);
     const what = started.result === 'started' ? 'started' : 'joined the running';
+    // A person asked: the CLI re-drives at once (no back-off), so it never answers `backing-off`.
     if (!ctx.flags.json)
       ctx.out.print(
         `${what} replication of ${imageId} (${image.name}) from ${region} to ${targets.join(', ')}: ${started.executionName}`,

@@ -49,8 +49,6 @@ export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): 
       });
     else if (key.spec !== 'SYMMETRIC_DEFAULT')
       problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.spec}; EBS needs a symmetric key` });
-    if (policy.regions.sources.includes(dr.region))
-      problems.push({ field: `regions.dr.${i}.region`, message: `${dr.region} is also a source region` });
   });
   for (const image of facts.publicSources) {
     const refusal = publicSourceRefusal(policy, image);
@@ -61,20 +59,6 @@ export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): 
 }
 
 export const validateCommand: Command = {
-  name: 'validate',
-  summary: 'check the policy file, and the policy against the account',
-  usage: 'ami-dr validate [--policy file] [--local] [--json]',
-  description:
-    'Checks the policy file against its schema (every problem named by its field), then against the account: regions\n' +
-    "exist and are enabled, each DR region's KMS key exists and is Enabled, and no in-scope source image is public\n" +
-    '(its encrypted copies could not be). Exit status 0 when valid, 1 when the account does not fit the policy,\n' +
-    '2 when the file itself is invalid.',
-  options: {},
-  examples: [
-    'ami-dr validate',
-    'ami-dr validate --policy prod.yml --json',
-    'AWS_PROFILE=prod ami-dr validate --policy prod.yml',
-  ],
   async run(ctx) {
     const file = ctx.flags.policy ?? 'ami-dr.config.yml';
     let policy: Readonly<Policy>;

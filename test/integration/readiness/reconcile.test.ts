@@ -1,10 +1,17 @@
-import { CreateTagsCommand, DeleteTagsCommand, EC2Client, ModifyImageAttributeCommand } from '@aws-sdk/client-ec2';
+import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  ModifyImageAttributeCommand,
+} from '@aws-sdk/client-ec2';
 import { EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
 import { runReadiness } from '../../../lib/workflows/readiness.ts';
 import { ManualClock } from '../../../local/twin/clock.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
+import type { TaskBinding } from '../../../local/twin/stepfunctions.ts';
 import { startTwin, type Twin } from '../../../local/twin/twin.ts';
 import {
   copiesOf,
@@ -16,6 +23,7 @@ import {
   snapshots,
   SOURCE,
   START,
+  summaries,
   tagsOf,
   testPolicy,
   type Harness,
@@ -156,6 +164,51 @@ describe('reconciliation on the twin', () => {
       expect(await launchPermissions(h, 'us-west-2', copyId)).toEqual([{ UserId: '123456789012' }]);
     });
 
+    it('a copy whose finalize failed (sharing refused) is kept, reported failed with the reason, then repaired by readiness', async () => {
+      let refuse = true;
+      const wrapTask = (state: string, task: TaskBinding): TaskBinding =>
+        state !== 'FinalizeCopy'
+          ? task
+          : async (input) => {
+              if (refuse)
+                throw Object.assign(new Error('You are not authorized to perform this operation.'), {
+                  name: 'UnauthorizedOperation',
+                });
+              return task(input);
+            };
+      h = await harness({ policy, wrapTask });
+      cleanups.push(() => h.rt.stop());
+      const { createImage } = await import('../replication/helpers.ts');
+      const imageId = await createImage(h, 'api-3.1', { Team: 'api' });
+      await share(h, imageId, [{ UserId: '123456789012' }]);
+      await h.rt.waitForIdle();
+
+      const [summary] = summaries(h.rt);
+      for (const region of DR) {
+        expect(summary?.regions.find((r) => r.region === region)).toMatchObject({
+          status: 'failed',
+          error: 'UnauthorizedOperation',
+          reason: expect.stringMatching(/^finalize failed: .*not authorized/) as unknown as string,
+          note: expect.stringMatching(/kept/) as unknown as string,
+        });
+        const copies = await copiesOf(h, region, imageId);
+        expect(copies.map((c) => c.State)).toEqual(['available']);
+        expect(await snapshots(h, region, snapshotIdsOf(copies[0]!))).toHaveLength(snapshotIdsOf(copies[0]!).length);
+      }
+      expect(Object.values(cellsOf(await readiness(h.rt), imageId))).toEqual(['drifted', 'drifted']);
+
+      refuse = false;
+      const repaired = await readiness(h.rt, true);
+      expect(repaired.reconciliation?.repaired.map((r) => r.region).sort()).toEqual([...DR].sort());
+      expect(repaired.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId)).toEqual([]);
+      expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'ready' });
+      for (const region of DR) {
+        const [copy] = await copiesOf(h, region, imageId);
+        expect(tagsOf(copy?.Tags)).toMatchObject({ Team: 'api' });
+        expect(await launchPermissions(h, region, copy?.ImageId ?? '')).toEqual([{ UserId: '123456789012' }]);
+      }
+    });
+
     it('a failed copy still in its region is failed, with the copy state reason', async () => {
       h = await harness({ policy });
       cleanups.push(() => h.rt.stop());
@@ -182,14 +235,20 @@ describe('reconciliation on the twin', () => {
       expect(run.plan.redrive).toEqual([expect.objectContaining({ sourceImageId: sourceId, regions: ['us-west-2'] })]);
     });
 
-    it('re-drives an image whose replication already ended under a numbered name, and joins that one while it runs', async () => {
+    it('a disabled DR key: failed with the reason and never re-driven while disabled; once enabled, re-driven under a numbered name (joined while it runs) and ready, nothing failed left behind', async () => {
       h = await harness({ policy, keyStates: { 'eu-west-1': 'Disabled' } });
       cleanups.push(() => h.rt.stop());
       const { createImage } = await import('../replication/helpers.ts');
       const imageId = await createImage(h, 'api-1.0', { Team: 'core' });
       await h.rt.waitForIdle();
-      // Replication cleaned up the failed copy, so once its execution has ended the region has no copy at all.
-      expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'missing' });
+      // Replication cleaned up the failed copy; readiness says why the region has none, and does not hammer the key.
+      const blocked = await readiness(h.rt, true);
+      expect(cellsOf(blocked, imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'failed' });
+      const cell = blocked.report.rows.find((r) => r.sourceImageId === imageId)?.cells[1];
+      expect(cell?.reason).toBe('DR key alias/ami-dr is Disabled: copies into eu-west-1 fail until it is enabled');
+      expect(blocked.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId)).toEqual([]);
+      await h.rt.waitForIdle();
+      expect(h.rt.executions().filter((e) => e.name.includes(imageId))).toHaveLength(1);
 
       const kms = new KMSClient({
         region: 'eu-west-1',
@@ -197,6 +256,11 @@ describe('reconciliation on the twin', () => {
         credentials: { accessKeyId: 'ADMIN', secretAccessKey: 'x' },
       });
       await kms.send(new EnableKeyCommand({ KeyId: h.keys['eu-west-1'] }));
+      // The first attempt ended moments ago: the re-drive waits out its back-off, and says until when.
+      const early = await readiness(h.rt, true);
+      const waiting = early.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId) ?? [];
+      expect(waiting).toEqual([expect.objectContaining({ result: 'backing-off', retryAt: expect.any(String) })]);
+      h.clock.advance(Date.parse(waiting[0]?.retryAt ?? '') - h.clock.now());
       const fix = await readiness(h.rt, true);
       const again = await readiness(h.rt, true);
       const mine = (run: typeof fix) => run.reconciliation?.redriven.filter((r) => r.sourceImageId === imageId) ?? [];
@@ -217,6 +281,13 @@ describe('reconciliation on the twin', () => {
           .filter((e) => e.name.includes(imageId))
           .map((e) => e.name.slice(-3)),
       ).toEqual([expect.any(String), '_r1']);
+      expect(cellsOf(await readiness(h.rt), imageId)).toEqual({ 'us-west-2': 'ready', 'eu-west-1': 'ready' });
+      const eu = await copiesOf(h, 'eu-west-1', imageId);
+      expect(eu.map((c) => c.State)).toEqual(['available']);
+      const snaps = await h
+        .ec2('eu-west-1')
+        .send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: 'status', Values: ['error'] }] }));
+      expect(snaps.Snapshots ?? []).toEqual([]);
     });
   });
 });

@@ -249,12 +249,14 @@ describe('retention on the twin: what must survive', () => {
         {
           imageId: guarded,
           name: 'web-1',
+          rule: 'deregistration-protected',
           reason: 'deregistration-protected',
           detail: 'deregistration protection is on',
         },
         {
           imageId: cooled,
           name: 'web-2',
+          rule: 'deregistration-protected',
           reason: 'deregistration-protected',
           detail: 'deregistration protection is on',
         },

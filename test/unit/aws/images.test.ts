@@ -3,7 +3,14 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { listImages, toImageRecord } from '../../../lib/aws/images.ts';
-import { createClients, ec2Client, kmsClient, s3Client } from '../../../lib/aws/clients.ts';
+import {
+  createClients,
+  defaultClients,
+  ec2Client,
+  kmsClient,
+  s3Client,
+  taskClients,
+} from '../../../lib/aws/clients.ts';
 
 describe('listImages', () => {
   it('follows every page and asks for deprecated and disabled images by default', async () => {
@@ -72,6 +79,11 @@ describe('createClients', () => {
     expect(ec2Client(clients, 'us-east-1')).not.toBe(ec2Client(clients, 'us-west-2'));
     expect(await kmsClient(clients, 'eu-west-1').config.region()).toBe('eu-west-1');
     expect(await ec2Client(clients, 'us-east-1').config.retryStrategy()).toHaveProperty('mode', 'adaptive');
+  });
+
+  it("gives state machine tasks clients that try a call twice, leaving retries to the state machine's back-off", async () => {
+    expect(await ec2Client(taskClients(), 'us-east-1').config.maxAttempts()).toBe(2);
+    expect(await ec2Client(defaultClients(), 'us-east-1').config.maxAttempts()).toBe(8);
   });
 
   it('points S3 at its own endpoint with path-style addressing', async () => {

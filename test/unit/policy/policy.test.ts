@@ -22,6 +22,15 @@ function problemsOf(document: unknown): string[] {
 }
 
 describe('policy', () => {
+  it.each(['eusc-de-east-1', 'us-gov-west-1', 'us-isob-east-1', 'cn-north-1', 'ap-southeast-7'])(
+    'accepts the region name %s',
+    (name) => {
+      expect(parsePolicy({ ...minimal(), regions: { ...minimal().regions, sources: [name] } }).regions.sources).toEqual(
+        [name],
+      );
+    },
+  );
+
   it('fills defaults for a minimal policy and freezes the result', () => {
     const policy = parsePolicy(minimal());
     expect(policy.name).toBe('default');
@@ -158,6 +167,32 @@ describe('policy', () => {
       { ...minimal(), notifications: { snsTopicArn: 'topic' } },
       'notifications.snsTopicArn: is not an SNS topic ARN',
     ],
+    [
+      'a deprecation further out than EC2 allows',
+      { ...minimal(), retention: { sources: { deprecateAfterDays: 9007199254740991 } } },
+      'retention.sources.deprecateAfterDays: must be at most 3650 (10 years',
+    ],
+    [
+      'a deregistration age over the bound',
+      { ...minimal(), retention: { replicas: { deregisterAfterDays: 3651, keepLatest: 1 } } },
+      'retention.replicas.deregisterAfterDays: must be at most 3650',
+    ],
+    [
+      'a keepLatest that keeps everything',
+      { ...minimal(), retention: { sources: { keepLatest: 1e9 } } },
+      'retention.sources.keepLatest: must be at most 1000',
+    ],
+    [
+      'a DR region that is also a source region',
+      {
+        regions: {
+          sources: ['us-east-1', 'us-west-2'],
+          dr: [{ region: 'us-west-2', kmsKeyId: 'alias/a' }],
+        },
+      },
+      'regions.dr.0.region: us-west-2 is also a source region',
+    ],
+    ['an empty document', null, '(policy): is empty'],
     ['an unknown field', { ...minimal(), replicaton: {} }, 'replicaton: is not a known field'],
     [
       'an unknown nested field',
@@ -221,5 +256,30 @@ describe('policy loading', () => {
     writeFileSync(bad, 'regions: [unclosed\n');
     expect(() => loadPolicyFile(bad)).toThrow(/is not valid YAML/);
     expect(() => loadPolicyFile(join(dir, 'missing.yml'))).toThrow(/cannot read policy file/);
+  });
+
+  it('reports a YAML syntax error on one line, with its line and column', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ami-dr-policy-'));
+    const bad = join(dir, 'bad.yml');
+    writeFileSync(bad, 'regions:\n  sources: [us-east-1]\n  dr: x: y\n');
+    let message = '';
+    try {
+      loadPolicyFile(bad);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^policy file ${bad} is not valid YAML: line 3, column \\d+: \\S.*$`));
+    expect(message).not.toContain('\n');
+  });
+
+  it('says an empty policy file is empty', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ami-dr-policy-'));
+    for (const text of ['', '# nothing yet\n']) {
+      const empty = join(dir, 'empty.yml');
+      writeFileSync(empty, text);
+      expect(() => loadPolicyFile(empty)).toThrow(
+        `${empty} is invalid:\n  - (policy): the file is empty; a policy needs at least regions.sources and regions.dr`,
+      );
+    }
   });
 });

@@ -28,6 +28,33 @@ describe('readiness status', () => {
     expect(report.summary.oldestUnprotectedAgeSeconds).toBe(0);
   });
 
+  it('a region whose DR key is disabled, pending deletion or missing is failed with that reason and not re-driven; an instance-store source needs no key', () => {
+    const src = source('ami-1');
+    const store = source('ami-2', { rootDeviceType: 'instance-store' });
+    const failed = copy(src, 'eu-west-1', { state: 'failed' });
+    const states = { 'us-west-2': 'Disabled', 'eu-west-1': 'PendingDeletion' };
+    const report = computeReadiness({ ...input({ sources: [src, store], copies: [failed] }), keyStates: states });
+
+    expect(cell(report, 'ami-1', 'us-west-2')).toMatchObject({
+      status: 'failed',
+      reason: 'DR key alias/ami-dr is Disabled: copies into us-west-2 fail until it is enabled',
+    });
+    expect(cell(report, 'ami-1', 'eu-west-1')).toMatchObject({
+      status: 'failed',
+      reason: 'DR key alias/ami-dr is PendingDeletion: copies into eu-west-1 fail until it is enabled',
+    });
+    expect(cell(report, 'ami-2', 'us-west-2').status).toBe('missing');
+    expect(planReconciliation(report).redrive.map((r) => r.sourceImageId)).toEqual(['ami-2']);
+
+    const enabled = computeReadiness({
+      ...input({ sources: [src], copies: [] }),
+      keyStates: { 'us-west-2': 'Enabled', 'eu-west-1': 'NotFound' },
+    });
+    expect(cell(enabled, 'ami-1', 'us-west-2').status).toBe('missing');
+    expect(cell(enabled, 'ami-1', 'eu-west-1').reason).toBe('DR key alias/ami-dr does not exist in eu-west-1');
+    expect(planReconciliation(enabled).redrive).toEqual([expect.objectContaining({ regions: ['us-west-2'] })]);
+  });
+
   it('measures lag from source creation to the replicated-at tag, or to the copy creation without it', () => {
     const src = source('ami-1');
     const untagged = copy(src, 'eu-west-1');
@@ -166,7 +193,7 @@ describe('drift', () => {
     const store = copy(src, 'eu-west-1', { rootDeviceType: 'instance-store', snapshots: [] });
     const report = computeReadiness(input({ sources: [src], copies: [plain, store] }));
 
-    expect(cell(report, 'ami-1', 'us-west-2').reason).toMatch(/unencrypted/);
+    expect(cell(report, 'ami-1', 'us-west-2').reason).toBe('not encrypted; expected alias/ami-dr');
     expect(cell(report, 'ami-1', 'eu-west-1').status).toBe('ready');
   });
 

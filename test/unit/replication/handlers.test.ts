@@ -584,8 +584,15 @@ describe('cleanup-copy handler', () => {
     expect(ec2).not.toHaveReceivedCommand(DeleteSnapshotCommand);
   });
 
-  it('reports the caught error of an earlier step, and removes unfinished copies of the source it finds', async () => {
-    describeImages([], [copyImage(), copyImage({ ImageId: 'ami-0eeeeeeeeeeeeeee4', State: 'available' })]);
+  it("reports the caught error of an earlier step, and removes failed copies of the source it finds, never another execution's pending one", async () => {
+    describeImages(
+      [],
+      [
+        copyImage({ State: 'failed' }),
+        copyImage({ ImageId: 'ami-0eeeeeeeeeeeeeee4', State: 'available' }),
+        copyImage({ ImageId: 'ami-0eeeeeeeeeeeeeee5', State: 'pending' }),
+      ],
+    );
     ec2.on(DeregisterImageCommand).resolves({ Return: true, DeleteSnapshotResults: [] });
     ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
     const out = await invoke('cleanup-copy', {

@@ -15,6 +15,7 @@ import {
 } from '../../../lib/domain/replication.ts';
 import { matchSelector } from '../../../lib/domain/selector.ts';
 import { ACCOUNT, NOW, image, policy, sample } from './fixtures.ts';
+import { redriveBackoffMs } from '../../../lib/workflows/replication.ts';
 
 const ctx = {
   policy: policy(),
@@ -232,5 +233,11 @@ describe('copyName', () => {
     const long = copyName(image({ name: 'x'.repeat(200) }), true);
     expect(long).toHaveLength(128);
     expect(long.endsWith('(ami-0a1b2c3d4e5f60718 from us-east-1)')).toBe(true);
+  });
+});
+
+describe('redriveBackoffMs', () => {
+  it('doubles from 15 minutes per re-drive and stops at 6 hours', () => {
+    expect([1, 2, 3, 4, 5, 6, 10].map((n) => redriveBackoffMs(n) / 60_000)).toEqual([15, 30, 60, 120, 240, 360, 360]);
   });
 });

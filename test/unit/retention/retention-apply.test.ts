@@ -31,6 +31,7 @@ function fakeTime(start = NOW) {
 
 const deregister = (imageId: string, extra: Partial<DeregisterAction> = {}): DeregisterAction => ({
   action: 'deregister',
+  rule: 'deregister-after-days',
   imageId,
   name: `name-${imageId}`,
   scope: 'sources',
@@ -41,6 +42,7 @@ const deregister = (imageId: string, extra: Partial<DeregisterAction> = {}): Der
 });
 const deprecate = (imageId: string): DeprecateAction => ({
   action: 'deprecate',
+  rule: 'deprecate-after-days',
   imageId,
   name: imageId,
   scope: 'sources',
@@ -309,7 +311,9 @@ describe('applyRetentionPlan', () => {
   });
 
   it('acts on nothing but deprecate and deregister actions', async () => {
-    const out = await apply(plan({ action: 'keep', imageId: 'ami-k', name: 'k', reason: 'retained', detail: '' }));
+    const out = await apply(
+      plan({ action: 'keep', rule: 'retained', imageId: 'ami-k', name: 'k', reason: 'retained', detail: '' }),
+    );
     expect(ec2.calls()).toHaveLength(0);
     expect(out).toEqual({
       deprecated: [],

@@ -6,6 +6,7 @@ import { ACCOUNT, NOW, policy } from './fixtures.ts';
 const GIB = 1024 ** 3;
 const removal = (imageId: string): DeregisterAction => ({
   action: 'deregister',
+  rule: 'deregister-after-days',
   imageId,
   name: imageId,
   scope: 'sources',

@@ -5,6 +5,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { createClients } from '../../../lib/aws/clients.ts';
 import { TokenBucketPacer } from '../../../lib/aws/pacer.ts';
 import { applyRetentionPlan } from '../../../lib/aws/retention-apply.ts';
+import { parsePolicy } from '../../../lib/domain/policy.ts';
 import { planRetention } from '../../../lib/domain/retention-planner.ts';
 import { runRetention } from '../../../lib/workflows/retention.ts';
 import { inventoryArb, policyArb } from './arbitraries.ts';
@@ -50,6 +51,23 @@ describe('runRetention properties (in-memory account)', () => {
         }
       }),
       { numRuns: 40 },
+    );
+  });
+
+  it("the policy's dryRun binds: a caller's dryRun: false (the Lambda's event, the CLI) never mutates", async () => {
+    await fc.assert(
+      fc.asyncProperty(inventoryArb, policyArb, async (inventory, arbitrary) => {
+        const policy = parsePolicy({ ...arbitrary, retention: { ...arbitrary.retention, dryRun: true } });
+        const account = new FakeAccount(inventory);
+        try {
+          const { report } = await run(account, policy, { dryRun: false });
+          expect(account.mutations).toEqual([]);
+          expect(report.dryRun).toBe(true);
+        } finally {
+          account.restore();
+        }
+      }),
+      { numRuns: 20 },
     );
   });
 
