@@ -5,7 +5,11 @@ import { Cursors } from './ec2-pages.ts';
 import { createEc2Service } from './ec2.ts';
 import { EventBus } from './events.ts';
 import { jsonError, startHttpServer, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import { denialMessage, Iam } from './iam.ts';
+import { DENIAL, serviceRequests } from './iam-requests.ts';
+import { accessKeyIdOf } from './identity.ts';
 import { createKmsService } from './kms.ts';
+import { queryError } from './query-protocol.ts';
 import { startS3, type S3Server } from './s3.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createSeeder, type Seeder } from './seed.ts';
@@ -59,6 +63,8 @@ export interface Twin {
   faults: TwinFaults;
   events: EventBus;
   sns: SnsState;
+  /** The roles callers sign as (see iam.ts): attach one to restrict a caller's access key to its policy. */
+  iam: Iam;
   /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
   register(service: string, handler: ServiceHandler): void;
   /** Applies every transition due at the clock's current time and waits until their events are delivered. */
@@ -87,17 +93,19 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const throttler = new Throttler(clock, initialThrottling);
   const settleNow = () => lifecycle.settle();
   const sns = new SnsState();
+  const identities: Record<string, string> = { ...options.identities };
+  const iam = new Iam(identities);
 
   const services = new Map<string, ServiceHandler>();
   services.set(
     'ec2',
     createEc2Service(
       { state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId },
-      { throttler, identities: options.identities, settle: settleNow },
+      { throttler, identities, iam, settle: settleNow },
     ),
   );
   services.set('kms', createKmsService(state, { accountId, clock }));
-  services.set('sts', createStsService({ accountId, identities: options.identities }));
+  services.set('sts', createStsService({ accountId, identities }));
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
 
@@ -109,6 +117,21 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
         ? `The local twin does not serve '${request.service}' (it serves: ${known}).`
         : 'The request is not signed with AWS Signature Version 4; the twin routes by the credential scope.';
       return jsonError(400, 'UnknownService', message);
+    }
+    const authorization = request.headers.authorization;
+    const denied =
+      request.service === 'ec2' // EC2 authorizes inside, where it also answers for the calls behind a call
+        ? undefined
+        : iam.denied(
+            accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
+            serviceRequests(request, state),
+          );
+    if (denied) {
+      const { code, status } = DENIAL[request.service] ?? { code: 'AccessDenied', status: 403 };
+      const message = denialMessage(denied.arn, denied.request);
+      return request.protocol === 'json'
+        ? jsonError(status, code, message)
+        : queryError(status, code, message, request.requestId);
     }
     return handler(request);
   };
@@ -155,6 +178,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     faults,
     events,
     sns,
+    iam,
     register: (service, handler) => {
       services.set(service, handler);
     },
