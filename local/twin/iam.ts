@@ -29,6 +29,8 @@ export interface AuthRequest {
   context?: Record<string, string | string[] | undefined>;
 }
 
+const LOG_LIMIT = 100_000;
+
 export type Decision = 'Allow' | 'ExplicitDeny' | 'ImplicitDeny';
 
 export function evaluate(statements: readonly PolicyStatement[], request: AuthRequest): Decision {
@@ -117,6 +119,8 @@ export interface IamPrincipal {
 /** The roles callers sign as; `identities` is the access-key → ARN map the rest of the twin resolves callers with. */
 export class Iam {
   private readonly principals = new Map<string, IamPrincipal>();
+  /** Every request evaluated for a caller with a role, in order, with the decision (what a test asserts on). */
+  readonly log: { accessKeyId: string; request: AuthRequest; decision: Decision }[] = [];
 
   constructor(readonly identities: Record<string, string>) {}
 
@@ -129,12 +133,21 @@ export class Iam {
     return this.principals.get(accessKeyId);
   }
 
+  roles(): IamPrincipal[] {
+    return [...this.principals.values()];
+  }
+
   /** The first request the caller's role does not allow, or undefined (also for callers with no role). */
   denied(accessKeyId: string, requests: readonly AuthRequest[]): { request: AuthRequest; arn: string } | undefined {
     const principal = this.principals.get(accessKeyId);
     if (!principal) return undefined;
-    const request = requests.find((r) => evaluate(principal.statements, r) !== 'Allow');
-    return request ? { request, arn: principal.arn } : undefined;
+    for (const request of requests) {
+      const decision = evaluate(principal.statements, request);
+      this.log.push({ accessKeyId, request, decision });
+      if (this.log.length > LOG_LIMIT) this.log.splice(0, this.log.length - LOG_LIMIT);
+      if (decision !== 'Allow') return { request, arn: principal.arn };
+    }
+    return undefined;
   }
 
   /** Whether one request is allowed (true for callers with no role). */

@@ -114,7 +114,12 @@ export const demoCommand: Command = {
     }
 
     heading(3, 'DR readiness');
-    const before = await runReadiness({ clients: runtime.clients, policy, now: twin.clock.now(), reconcile: false });
+    const before = await runReadiness({
+      clients: runtime.clientsFor('readiness'),
+      policy,
+      now: twin.clock.now(),
+      reconcile: false,
+    });
     say(indent(renderTable(before.report, { color: ctx.out.color })));
 
     heading(4, 'An event is lost; reconciliation repairs it');
@@ -128,7 +133,12 @@ export const demoCommand: Command = {
     names.set(lost, lostName);
     say(`  ${lostName} (${lost}) appears in ${source}, but its CreateImage event never reaches ami-dr.`);
     say('  Also from the seeded account: a copy event lost earlier, and a copy whose tags someone edited by hand.');
-    const gap = await runReadiness({ clients: runtime.clients, policy, now: twin.clock.now(), reconcile: false });
+    const gap = await runReadiness({
+      clients: runtime.clientsFor('readiness'),
+      policy,
+      now: twin.clock.now(),
+      reconcile: false,
+    });
     for (const row of gap.report.rows) {
       for (const c of row.cells)
         if (c.status !== 'ready')
@@ -138,7 +148,7 @@ export const demoCommand: Command = {
     }
     say(`  Scheduled readiness run (the backstop):`);
     const fix = await runReadiness({
-      clients: runtime.clients,
+      clients: runtime.clientsFor('readiness'),
       policy,
       now: twin.clock.now(),
       reconcile: true,
@@ -153,7 +163,12 @@ export const demoCommand: Command = {
     for (const e of fix.reconciliation?.errors ?? [])
       say(`    ${ctx.out.paint('red', 'failed')} ${e.action} ${e.imageId}: ${e.message}`);
     await runtime.waitForIdle();
-    const after = await runReadiness({ clients: runtime.clients, policy, now: twin.clock.now(), reconcile: false });
+    const after = await runReadiness({
+      clients: runtime.clientsFor('readiness'),
+      policy,
+      now: twin.clock.now(),
+      reconcile: false,
+    });
     say(indent(renderTable(after.report, { color: ctx.out.color })));
 
     heading(5, 'Retention: plan, then apply');
@@ -162,7 +177,7 @@ export const demoCommand: Command = {
     const later = twin.clock.now();
     for (const region of regions) {
       const plan = await runRetention({
-        clients: runtime.clients,
+        clients: runtime.clientsFor('retention'),
         policy,
         region,
         now: later,
@@ -179,7 +194,7 @@ export const demoCommand: Command = {
       const kept = Object.entries(plan.report.keptByReason).map(([reason, n]) => `${n} ${reason}`);
       if (kept.length) say(`    keep      ${kept.join(', ')}`);
       const applied = await runRetention({
-        clients: runtime.clients,
+        clients: runtime.clientsFor('retention'),
         policy,
         region,
         now: later,

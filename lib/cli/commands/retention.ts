@@ -38,7 +38,7 @@ export const retentionCommand: Command = {
     }
     const regions = requested ? [requested] : governed;
     const dryRun = mode === 'plan' || Boolean(values['dry-run']);
-    const session = await ctx.session({ region: regions[0] });
+    const session = await ctx.session({ region: regions[0], role: 'retention' });
     if (session.local) await session.local.waitForIdle();
     const runs: RetentionRun[] = [];
     for (const region of regions) {
