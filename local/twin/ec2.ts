@@ -11,6 +11,7 @@ import {
   modifyImageAttribute,
 } from './ec2-image-attributes.ts';
 import { copyImage, createImage, deregisterImage, describeImages, registerImage } from './ec2-images.ts';
+import { INSTANCE_ACTIONS } from './ec2-instances.ts';
 import { Ec2Params } from './ec2-params.ts';
 import { createEc2ReferenceActions } from './ec2-references.ts';
 import {
@@ -67,7 +68,7 @@ export interface Ec2ServiceOptions {
 }
 
 export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions): ServiceHandler {
-  const actions: Ec2ActionTable = { ...createEc2ReferenceActions(), ...IMAGE_ACTIONS };
+  const actions: Ec2ActionTable = { ...createEc2ReferenceActions(), ...INSTANCE_ACTIONS, ...IMAGE_ACTIONS };
 
   return (request) => {
     options.settle();

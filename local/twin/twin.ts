@@ -7,7 +7,8 @@ import { EventBus } from './events.ts';
 import { jsonError, startHttpServer, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
 import { denialMessage, Iam } from './iam.ts';
 import { DENIAL, serviceRequests } from './iam-requests.ts';
-import { accessKeyIdOf } from './identity.ts';
+import { accessKeyIdOf, resolveIdentity, type CallerIdentity } from './identity.ts';
+import { keyAllows } from './kms-access.ts';
 import { createKmsService } from './kms.ts';
 import { queryError } from './query-protocol.ts';
 import { startS3, type S3Server } from './s3.ts';
@@ -126,6 +127,15 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
             accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
             serviceRequests(request, state),
           );
+    if (!denied && request.service === 'kms') {
+      const caller = resolveIdentity(
+        accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
+        accountId,
+        identities,
+      );
+      const refused = foreignKeyUse(request, caller, state, accountId);
+      if (refused) return jsonError(400, 'AccessDeniedException', refused);
+    }
     if (denied) {
       const { code, status } = DENIAL[request.service] ?? { code: 'AccessDenied', status: 403 };
       const message = denialMessage(denied.arn, denied.request);
@@ -193,4 +203,26 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       await events.flush();
     },
   };
+}
+
+/**
+ * Another account's principal using one of the twin's keys (named by ARN): the key policy or a grant must allow it,
+ * else KMS answers AccessDeniedException. Returns the message, or undefined when allowed or not such a call.
+ */
+function foreignKeyUse(
+  request: TwinRequest,
+  caller: CallerIdentity,
+  state: TwinState,
+  accountId: string,
+): string | undefined {
+  if (caller.accountId === accountId) return undefined;
+  const ref = request.json.KeyId;
+  if (typeof ref !== 'string') return undefined;
+  const resolved = state.resolve(request.region, ref);
+  const key = resolved && state.region(request.region).keys.get(resolved.keyId);
+  if (!key) return undefined;
+  const action = `kms:${request.action}`;
+  const principal = { accountId: caller.accountId, arns: [caller.arn, ...(caller.roleArn ? [caller.roleArn] : [])] };
+  if (keyAllows(key, accountId, principal, action)) return undefined;
+  return `User: ${caller.arn} is not authorized to perform: ${action} on resource: ${key.arn} because no resource-based policy allows the ${action} action`;
 }
