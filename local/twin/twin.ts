@@ -148,7 +148,16 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const http = await startHttpServer(route, options.port ?? 0);
   let s3: S3Server | undefined;
   try {
-    s3 = options.s3 === false ? undefined : await startS3();
+    s3 =
+      options.s3 === false
+        ? undefined
+        : await startS3({
+            accountId,
+            authorize: (accessKeyId, requests) => {
+              const denied = iam.denied(accessKeyId, requests);
+              return denied && denialMessage(denied.arn, denied.request);
+            },
+          });
   } catch (error) {
     await http.stop();
     throw error;

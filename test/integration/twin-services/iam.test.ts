@@ -11,7 +11,9 @@ import { runReadiness } from '../../../lib/workflows/readiness.ts';
 import { runRetention } from '../../../lib/workflows/retention.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
 import { seedAccount } from '../../../local/runtime/seed-account.ts';
+import { s3Client } from '../../../lib/aws/clients.ts';
 import { ManualClock } from '../../../local/twin/clock.ts';
+import { seedBundle } from '../../../local/twin/s3.ts';
 import { summaries } from '../replication/helpers.ts';
 import { evaluate, type AuthRequest, type PolicyStatement } from '../../../local/twin/iam.ts';
 
@@ -34,8 +36,6 @@ const OUTSIDE_THE_TWIN = /^(logs|sqs):/;
 const NOT_EXERCISED: Record<string, RegExp> = {
   // startOrJoinReplication can look an execution up; the event handler never re-drives.
   onImageEvent: /^states:DescribeExecution$/,
-  // The twin's S3 (s3rver) does not evaluate IAM: bundle reads and deletes are not checked.
-  retention: /^s3:(GetObject|DeleteObject)$/,
 };
 
 function examplePolicy(): Readonly<Policy> {
@@ -55,6 +55,16 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
     policy = examplePolicy();
     rt = await startLocalRuntime({ policy, clock: new ManualClock(START), twinOptions: { s3: true } });
     seedAccount(rt.twin.seed, policy, rt.twin.clock.now());
+    // An aged instance-store family: retention removes the oldest with its S3 bundle.
+    for (const [i, age] of [400, 390, 380, 370].entries()) {
+      const bundle = await seedBundle(s3Client(rt.clients, SOURCE), 'ami-bundles', `legacy/v${i}`, 2);
+      rt.twin.seed.image(SOURCE, {
+        name: `legacy-1.${i}.0`,
+        rootDeviceType: 'instance-store',
+        imageLocation: bundle.imageLocation,
+        creationDate: new Date(START - age * 86_400_000).toISOString(),
+      });
+    }
     await new SNSClient({
       region: SOURCE,
       endpoint: rt.twin.endpoint,
@@ -135,6 +145,8 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
       'ec2:DescribeImageReferences',
       'ssm:GetParameters',
       's3:PutObjectAcl',
+      's3:GetObject',
+      's3:DeleteObject',
       'kms:CreateGrant',
       'kms:ReEncryptTo',
       'ec2:DeleteSnapshot',
