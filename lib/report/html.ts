@@ -60,10 +60,14 @@ th .name,th .meta{display:block;font-weight:400;color:#59636e;font-size:12px}
 #gaps td,#gaps tbody th{padding:6px 8px;vertical-align:top;border-top:1px solid #d1d9e0}
 #gaps td.reason{max-width:640px}
 #gaps .chip{margin:0}
-td.cell{min-width:120px;padding:6px 10px;border-radius:4px;cursor:pointer;vertical-align:top}
+#matrix,#matrix thead,#matrix tbody{display:block}
+#matrix tr{display:grid;grid-template-columns:minmax(240px,360px) repeat(var(--cols,1),130px);gap:3px;margin-bottom:3px}
+#matrix tbody tr{content-visibility:auto;contain-intrinsic-size:auto 60px}
+#matrix th{overflow-wrap:anywhere}
+td.cell{padding:6px 10px;border-radius:4px;cursor:pointer}
 td.cell small{display:block;opacity:.85}
 td.cell:focus,td.cell.selected{outline:3px solid #1f2328;outline-offset:1px}
-td.none{color:#59636e;text-align:center}
+td.none{color:#59636e;text-align:center;padding:6px}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 #details{position:fixed;right:16px;bottom:16px;background:#fff;border:1px solid #1f2328;border-radius:6px;padding:12px;max-width:560px;box-shadow:0 4px 16px rgba(0,0,0,.2);z-index:3}
 #details dl{margin:0}
@@ -89,7 +93,7 @@ ${statusCss}
 <datalist id="families"></datalist>
 </form>
 <noscript><p>The gap list and the matrix are drawn by this page's script, which is not running; <code>ami-dr readiness --format markdown</code> prints the same report without one.</p></noscript>
-<h2 id="gaps-title">Not ready: ${gaps.length ? `${plural(gaps.length, 'cell')} of ${s.cells}, worst first` : 'nothing'}</h2>
+<h2 id="gaps-title">Not ready: ${gaps.length ? `${plural(gaps.length, 'cell')} of ${s.cells.toLocaleString('en-US')}, worst first` : 'nothing'}</h2>${gaps.length > 20 ? '\n<p class="count"><a href="#matrix-title">Skip to all images</a></p>' : ''}
 <p class="count" id="gaps-count" aria-live="polite"></p>
 <table id="gaps" aria-labelledby="gaps-title">
 <thead><tr><th scope="col">Status</th><th scope="col">Image</th><th scope="col">DR region</th><th scope="col">Age</th><th scope="col">Reason</th></tr></thead>
@@ -97,9 +101,9 @@ ${statusCss}
 </table>
 <h2 id="matrix-title">All images</h2>
 <p class="count" id="matrix-count" aria-live="polite"></p>
-<table id="matrix" aria-labelledby="matrix-title">
-<thead></thead>
-<tbody></tbody>
+<table id="matrix" role="table" aria-labelledby="matrix-title">
+<thead role="rowgroup"></thead>
+<tbody role="rowgroup"></tbody>
 </table>
 <section id="details" aria-live="polite" hidden></section>
 <script type="application/json" id="report-data">${json(data)}</script>
@@ -124,7 +128,7 @@ ${statusCss}
     for (var k = 0; k < D.g.length; k++) {
       var row = D.i[Math.floor(D.g[k] / n)], j = D.g[k] % n, c = row[5][j], st = status(c);
       if (!f.states[st[0]] || (f.col >= 0 && j !== f.col) || !named(row)) continue;
-      out.push('<tr><td><span class="chip s-' + st[0] + '">' + esc(st[1]) + '</span></td><th scope="row">' + image(row) + '</th><td>' + esc(R[j]) + '</td><td>' + esc(S[row[3]]) + '</td><td class="reason">' + esc(S[c[4]]) + '</td></tr>');
+      out.push('<tr><td><span class="chip s-' + st[0] + '">' + esc(st[1]) + '</span></td><th scope="row"><code>' + esc(row[0]) + '</code><span class="name">' + esc(row[1]) + ' · ' + esc(S[row[2]]) + '</span></th><td>' + esc(R[j]) + '</td><td>' + esc(S[row[3]]) + '</td><td class="reason">' + esc(S[c[4]]) + '</td></tr>');
     }
     gapBody.innerHTML = out.join('') || '<tr><td colspan="5">' + (D.g.length ? 'No cell that is not ready matches the filters.' : 'Every image is ready in every DR region.') + '</td></tr>';
     document.getElementById('gaps-count').textContent = out.length === D.g.length ? '' : 'Showing ' + out.length + ' of ' + D.g.length + '.';
@@ -132,23 +136,31 @@ ${statusCss}
   function drawMatrix() {
     var cols = [], out = [];
     for (var j = 0; j < n; j++) if (f.col < 0 || f.col === j) cols.push(j);
-    matrix.tHead.innerHTML = '<tr><th scope="col">Image</th>' + cols.map(function (j) { return '<th scope="col">' + esc(R[j]) + '</th>'; }).join('') + '</tr>';
+    matrix.style.setProperty('--cols', cols.length);
+    matrix.tHead.innerHTML = '<tr role="row"><th scope="col" role="columnheader">Image</th>' + cols.map(function (j) { return '<th scope="col" role="columnheader">' + esc(R[j]) + '</th>'; }).join('') + '</tr>';
     for (var r = 0; r < D.i.length; r++) {
       var row = D.i[r], cells = '', hit = f.all;
       if (!named(row)) continue;
       for (var x = 0; x < cols.length; x++) {
         var c = row[5][cols[x]];
-        if (!c) { cells += '<td class="none">—</td>'; continue; }
+        if (!c) { cells += '<td class="none" role="cell">—</td>'; continue; }
         var st = status(c);
         if (f.states[st[0]]) hit = true;
         cells += '<td class="cell s-' + st[0] + '" data-row="' + r + '" data-col="' + cols[x] + '" tabindex="0" role="button" title="' + esc(st[1] + ' · lag ' + S[c[1]] + (c[4] ? ' · ' + S[c[4]] : '')) + '">' + esc(st[1]) + '<small>' + esc(S[c[1]]) + '</small></td>';
       }
-      if (hit) out.push('<tr><th scope="row">' + image(row) + '</th>' + cells + '</tr>');
+      if (hit) out.push('<tr role="row"><th scope="row" role="rowheader">' + image(row) + '</th>' + cells + '</tr>');
     }
-    matrix.tBodies[0].innerHTML = out.join('') || '<tr><td colspan="' + (cols.length + 1) + '">' + (D.i.length ? 'No image matches the filters.' : 'No images in scope.') + '</td></tr>';
+    matrix.tBodies[0].innerHTML = out.join('') || '<tr role="row"><td role="cell">' + (D.i.length ? 'No image matches the filters.' : 'No images in scope.') + '</td></tr>';
     document.getElementById('matrix-count').textContent = 'Showing ' + out.length + ' of ' + D.i.length + ' images.';
   }
-  function draw() { read(); drawGaps(); drawMatrix(); }
+  var drawn;
+  function draw() {
+    read();
+    // 'ready' changes only the matrix: a long gap list is not drawn again for it.
+    var key = JSON.stringify([T.map(function (t) { return t[0] !== 'ready' && !!f.states[t[0]]; }), f.col, f.q]);
+    if (key !== drawn) { drawn = key; drawGaps(); }
+    drawMatrix();
+  }
   function show(td) {
     var row = D.i[+td.dataset.row], j = +td.dataset.col, c = row[5][j], prev = matrix.querySelector('td.selected');
     if (prev) prev.classList.remove('selected');
