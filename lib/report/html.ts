@@ -51,6 +51,7 @@ h2{font-size:16px;margin:24px 0 4px}
 .summary b{display:block;font-size:20px}
 .chip{display:inline-block;border-radius:10px;padding:2px 8px;margin:0 4px 4px 0;font-size:12px;white-space:nowrap}
 #filters{display:flex;gap:8px 16px;flex-wrap:wrap;align-items:center;border:1px solid #d1d9e0;border-radius:6px;padding:8px 12px;position:sticky;top:0;background:#fff;z-index:2}
+#filters fieldset{border:0;margin:0;padding:0}
 #filters label.chip{cursor:pointer;font-size:13px}
 #filters input[type=search]{width:220px}
 table{border-collapse:separate;border-spacing:3px}
@@ -87,7 +88,7 @@ ${statusCss}
 <div id="lag"><b>${text(formatDuration(s.medianLagSeconds))}</b>median lag (max ${text(formatDuration(s.maxLagSeconds))})</div>
 </div>
 <form id="filters" role="search" aria-label="Filter the report">
-<fieldset style="border:0;margin:0;padding:0"><legend class="sr">State</legend>${stateFilters}</fieldset>
+<fieldset><legend class="sr">State</legend>${stateFilters}</fieldset>
 <label>DR region <select name="region"><option value="">all</option>${regionOptions}</select></label>
 <label>Image, name or family <input type="search" name="q" list="families" autocomplete="off"></label>
 <datalist id="families"></datalist>

@@ -87,12 +87,13 @@ describe('report renderers', () => {
     expect(out).not.toContain('\u001b[');
   });
 
-  it('table: no gap section when every copy is ready', () => {
+  it('table and markdown: say so when every copy is ready', () => {
     const a = source('ami-a');
     const report = computeReadiness(input({ sources: [a], copies: [copy(a, 'us-west-2'), copy(a, 'eu-west-1')] }));
     const out = renderReport(report, 'table', { color: false });
     expect(out).toMatch(/^IMAGE\s+REGION/);
     expect(out).not.toContain('Not ready');
+    expect(renderReport(report, 'markdown')).toContain('## Not ready\n\nEvery image is ready in every DR region.\n');
   });
 
   it('table: colours each status when asked, in the gap list and the matrix', () => {
