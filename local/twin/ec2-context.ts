@@ -27,6 +27,8 @@ export interface Ec2Runtime {
   settings: Ec2Settings;
   cursors: Cursors;
   accountId: string;
+  /** Copies an instance-store bundle to its copy's location, as CopyImage does (only when the twin runs S3). */
+  copyBundle?: (fromLocation: string, toLocation: string) => void;
 }
 
 /** What an EC2 action sees of one request. */

@@ -355,6 +355,8 @@ export const copyImage: Ec2Action = (ctx) => {
   state.addImage(image);
   region.copiesInFlight++;
   if (clientToken !== undefined) region.copyTokens.set(clientToken, { imageId, fingerprint });
+  if (source.rootDeviceType === 'instance-store' && source.imageLocation && image.imageLocation)
+    ctx.copyBundle?.(source.imageLocation, image.imageLocation);
   ctx.lifecycle.schedule(now + durationMs, () => {
     // The key is checked when the copy needs it, at the end: EC2 accepts the call and fails the image later.
     const failure = copyFailure(ctx, keyRef);

@@ -4,7 +4,14 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
-import { CreateBucketCommand, HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  S3Client,
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { escapeXml } from './http.ts';
 import type { AuthRequest } from './iam.ts';
 
@@ -186,6 +193,52 @@ export async function seedBundle(
     }),
   );
   return { imageLocation: `${bucket}/${manifestKey}`, manifestKey, partKeys: files.map((f) => keyOf(f.filename)) };
+}
+
+/** The twin's own S3 client (EC2 acting on the caller's behalf, as AWS's copy service does): no role, not refused. */
+export function bundleClient(endpoint: string): S3Client {
+  return new S3Client({
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    credentials: { accessKeyId: 'twin', secretAccessKey: 'twin' },
+  });
+}
+
+/**
+ * What CopyImage of an instance-store AMI does with its bundle: the manifest and every part it lists are copied to
+ * the destination's `amis-for-<account>-in-<region>-<hash>` bucket (created if needed). A source whose manifest is
+ * not in S3 (an image seeded without a bundle) has nothing to copy. Returns the keys written.
+ */
+export async function copyBundle(s3: S3Client, fromLocation: string, toLocation: string): Promise<string[]> {
+  const split = (location: string) => {
+    const [bucket = '', ...key] = location.split('/');
+    return { bucket, key: key.join('/'), prefix: key.slice(0, -1).join('/') };
+  };
+  const from = split(fromLocation);
+  const to = split(toLocation);
+  let manifest: string;
+  try {
+    const out = await s3.send(new GetObjectCommand({ Bucket: from.bucket, Key: from.key }));
+    manifest = (await out.Body?.transformToString()) ?? '';
+  } catch {
+    return [];
+  }
+  await ensureBucket(s3, to.bucket);
+  const files = [...manifest.matchAll(/<filename>([^<]+)<\/filename>/g)].map((m) => m[1] ?? '');
+  const join = (prefix: string, file: string) => (prefix ? `${prefix}/${file}` : file);
+  const written: string[] = [];
+  for (const [source, target] of [
+    ...files.map((f) => [join(from.prefix, f), join(to.prefix, f)]),
+    [from.key, to.key],
+  ] as [string, string][]) {
+    await s3.send(
+      new CopyObjectCommand({ Bucket: to.bucket, Key: target, CopySource: `${from.bucket}/${encodeURI(source)}` }),
+    );
+    written.push(target);
+  }
+  return written;
 }
 
 /** The bundle manifest in the AMI tools' format (2007-10-10). */

@@ -1,6 +1,6 @@
 import { createAutoScalingService } from './autoscaling.ts';
 import { isManualClock, SystemClock, type Clock } from './clock.ts';
-import type { Ec2Settings } from './ec2-context.ts';
+import type { Ec2Runtime, Ec2Settings } from './ec2-context.ts';
 import { Cursors } from './ec2-pages.ts';
 import { createEc2Service } from './ec2.ts';
 import { EventBus } from './events.ts';
@@ -11,7 +11,7 @@ import { accessKeyIdOf, resolveIdentity, type CallerIdentity } from './identity.
 import { keyAllows } from './kms-access.ts';
 import { createKmsService } from './kms.ts';
 import { queryError } from './query-protocol.ts';
-import { startS3, type S3Server } from './s3.ts';
+import { bundleClient, copyBundle, startS3, type S3Server } from './s3.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createSeeder, type Seeder } from './seed.ts';
 import { createSnsService, SnsState } from './sns.ts';
@@ -97,14 +97,9 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const identities: Record<string, string> = { ...options.identities };
   const iam = new Iam(identities);
 
+  const ec2Runtime: Ec2Runtime = { state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId };
   const services = new Map<string, ServiceHandler>();
-  services.set(
-    'ec2',
-    createEc2Service(
-      { state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId },
-      { throttler, identities, iam, settle: settleNow },
-    ),
-  );
+  services.set('ec2', createEc2Service(ec2Runtime, { throttler, identities, iam, settle: settleNow }));
   services.set('kms', createKmsService(state, { accountId, clock }));
   services.set('sts', createStsService({ accountId, identities }));
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
@@ -163,6 +158,16 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     throw error;
   }
 
+  // CopyImage of an instance-store image writes its bundle to the copy's bucket, in the background as AWS does.
+  const bundleCopies = new Set<Promise<unknown>>();
+  if (s3) {
+    const s3Client = bundleClient(s3.endpoint);
+    ec2Runtime.copyBundle = (from, to) => {
+      const copy = copyBundle(s3Client, from, to).finally(() => bundleCopies.delete(copy));
+      bundleCopies.add(copy);
+    };
+  }
+
   const stopClock = isManualClock(clock) ? clock.onChange(settleNow) : undefined;
   const timer = isManualClock(clock) ? undefined : setInterval(settleNow, TICK_MS);
   timer?.unref();
@@ -203,6 +208,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     },
     settle: async () => {
       settleNow();
+      await Promise.allSettled([...bundleCopies]);
       await events.flush();
     },
     stop: async () => {

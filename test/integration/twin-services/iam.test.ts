@@ -4,6 +4,7 @@ import { CreateImageCommand, EC2Client, DescribeImagesCommand, RegisterImageComm
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
@@ -82,8 +83,9 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
       'secure-1.0.0',
       rt.twin.seed.image(SOURCE, { name: 'secure-base', encrypted: true, kmsKeyId: 'alias/producer' }),
     );
+    const source = await seedBundle(s3Client(rt.clients, SOURCE), 'bundles', 'legacy', 2);
     const registered = await ec2.send(
-      new RegisterImageCommand({ Name: 'legacy-s3', ImageLocation: 'bundles/legacy/image.manifest.xml' }),
+      new RegisterImageCommand({ Name: 'legacy-s3', ImageLocation: source.imageLocation }),
     );
     replicated.instanceStore = registered.ImageId!;
     await rt.waitForIdle();
@@ -108,6 +110,26 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
       [replicated.failing!]: 'partial',
     });
     expect(rt.dlq).toEqual([]);
+  });
+
+  it("writes the instance-store copy's bundle (manifest and parts) to the amis-for-<account>-in-<region> bucket", async () => {
+    for (const region of policy.regions.dr.map((d) => d.region)) {
+      const out = await rt.clients
+        .get(EC2Client, region)
+        .send(
+          new DescribeImagesCommand({
+            Owners: ['self'],
+            Filters: [{ Name: 'tag:ami-dr:source-image-id', Values: [replicated.instanceStore!] }],
+          }),
+        );
+      const [copy] = out.Images ?? [];
+      const [bucket = '', ...key] = (copy?.ImageLocation ?? '').split('/');
+      expect(bucket).toMatch(new RegExp(`^amis-for-${rt.twin.accountId}-in-${region}-[0-9a-f]+$`));
+      const listed = await s3Client(rt.clients, region).send(new ListObjectsV2Command({ Bucket: bucket }));
+      const keys = (listed.Contents ?? []).map((o) => o.Key).sort();
+      const prefix = key.slice(0, -1).join('/');
+      expect(keys).toEqual([`${prefix}/image.manifest.xml`, `${prefix}/image.part.00`, `${prefix}/image.part.01`]);
+    }
   });
 
   it('runs readiness with reconciliation and retention with reference checks, refused nothing', async () => {
