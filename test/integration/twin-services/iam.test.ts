@@ -114,14 +114,12 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
 
   it("writes the instance-store copy's bundle (manifest and parts) to the amis-for-<account>-in-<region> bucket", async () => {
     for (const region of policy.regions.dr.map((d) => d.region)) {
-      const out = await rt.clients
-        .get(EC2Client, region)
-        .send(
-          new DescribeImagesCommand({
-            Owners: ['self'],
-            Filters: [{ Name: 'tag:ami-dr:source-image-id', Values: [replicated.instanceStore!] }],
-          }),
-        );
+      const out = await rt.clients.get(EC2Client, region).send(
+        new DescribeImagesCommand({
+          Owners: ['self'],
+          Filters: [{ Name: 'tag:ami-dr:source-image-id', Values: [replicated.instanceStore!] }],
+        }),
+      );
       const [copy] = out.Images ?? [];
       const [bucket = '', ...key] = (copy?.ImageLocation ?? '').split('/');
       expect(bucket).toMatch(new RegExp(`^amis-for-${rt.twin.accountId}-in-${region}-[0-9a-f]+$`));
