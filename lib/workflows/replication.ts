@@ -8,6 +8,7 @@ import {
   removeCopy,
   type RemovalReport,
 } from '../aws/copy.ts';
+import { describeSnapshotKeys } from '../aws/images.ts';
 import { publishNotification, topicRegion } from '../aws/notify.ts';
 import {
   addLaunchPermissions,
@@ -509,6 +510,10 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
   if (!copyImage)
     throw new CopyFailedError(`copy ${copy.imageId} disappeared from ${target.region} before it was finalized`);
   const snapshotIds = copyImage.snapshots.map((s) => s.snapshotId);
+  // The key EC2 reports on the copy's snapshots, not the one asked for (an alias resolves to its key's ARN).
+  const kmsKeyId = copy.encrypted
+    ? (await describeSnapshotKeys(ec2, snapshotIds)).values().next().value?.kmsKeyId
+    : undefined;
   const availableAt = copy.availableAt ?? now.toISOString();
 
   const permissions = launchPermissionsFor(sourcePermissions, policy, copy.encrypted);
@@ -538,7 +543,7 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
     imageId: copy.imageId,
     adopted: copy.adopted,
     encrypted: copy.encrypted,
-    ...(copy.kmsKeyId ? { kmsKeyId: copy.kmsKeyId } : {}),
+    ...((kmsKeyId ?? copy.kmsKeyId) ? { kmsKeyId: kmsKeyId ?? copy.kmsKeyId } : {}),
     ...(copy.note ? { note: copy.note } : {}),
     startedAt: copy.startedAt,
     availableAt,

@@ -487,6 +487,10 @@ describe('finalize-copy handler', () => {
     ec2.on(ModifySnapshotAttributeCommand).resolves({});
     ec2.on(EnableImageDeprecationCommand).resolves({});
     ec2.on(EnableImageDeregistrationProtectionCommand).resolves({});
+    const KEY_ARN = 'arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    ec2.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [{ SnapshotId: 'snap-0copy0000000000001', Encrypted: true, KmsKeyId: KEY_ARN }],
+    });
     const out = await invoke('finalize-copy', {
       source: summary,
       target,
@@ -497,6 +501,8 @@ describe('finalize-copy handler', () => {
       region: 'us-west-2',
       status: 'available',
       imageId: COPY_ID,
+      // The key EC2 reports on the copy's snapshot, not the alias StartCopy asked for.
+      kmsKeyId: KEY_ARN,
       lagSeconds: 1800,
       applied: { launchPermissions: 3, snapshotPermissions: 2, deregistrationProtection: true },
     });
@@ -522,6 +528,7 @@ describe('finalize-copy handler', () => {
   it('fails with PublicEncryptedImageError when the source became public, sharing nothing', async () => {
     describeImages([sourceImage(), copyImage({ State: 'available' })]);
     ec2.on(DescribeImageAttributeCommand).resolves({ LaunchPermissions: [{ Group: 'all' }] });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
     await expect(
       invoke('finalize-copy', { source: summary, target, copy: copyStatus({ state: 'available' }) }),
     ).rejects.toMatchObject({ name: 'PublicEncryptedImageError' });
