@@ -61,7 +61,7 @@ const EBS_CRYPTO = ['kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncrypt*', 'km
  * EBS needs these on the destination key to write the encrypted copy, and on the source key to read an encrypted
  * source; both only through EC2 (kms:ViaService), the grant only for an AWS resource. DescribeKey is called
  * directly, to check a key before copying. The source key is whatever the producer used: any key of the account
- * in a source region, through EC2 only.
+ * in a source region, through EC2 (any region's endpoint) only.
  */
 function copyKeyStatements(policy = load()) {
   const keys = [
@@ -70,10 +70,15 @@ function copyKeyStatements(policy = load()) {
       region,
       Resource: partitionArn(`kms:${region}:\${AWS::AccountId}:key/*`),
       Condition: {},
+      source: true,
     })),
   ];
-  return keys.flatMap(({ region, Resource, Condition }) => {
-    const via = { ...Condition, StringEquals: { 'kms:ViaService': `ec2.${region}.amazonaws.com` } };
+  return keys.flatMap(({ region, Resource, Condition, source }) => {
+    // A DR key is used by EC2 in its own region. Which region's EC2 endpoint KMS sees when a copy in another region
+    // reads the source key is not documented: any EC2 endpoint, still only through EC2.
+    const via = source
+      ? { ...Condition, StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' } }
+      : { ...Condition, StringEquals: { 'kms:ViaService': `ec2.${region}.amazonaws.com` } };
     return [
       {
         Effect: 'Allow',

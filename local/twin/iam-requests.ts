@@ -168,10 +168,9 @@ function copyImageRequests(params: Ec2Params, region: string, state: TwinState, 
     if (key) sourceKeys.add(key);
   }
   const encrypted = params.bool('Encrypted') === true || sourceKeys.size > 0;
-  const keyUse = (keyArn: string, actions: string[]) => {
+  const keyUse = (keyArn: string, actions: string[], viaRegion: string) => {
     const keyRegion = keyArn.split(':')[3] ?? region;
-    // EC2 in the key's region uses the key (AWS does not document which endpoint shows for a cross-region source).
-    const via = { 'aws:RequestedRegion': keyRegion, 'kms:ViaService': `ec2.${keyRegion}.amazonaws.com` };
+    const via = { 'aws:RequestedRegion': keyRegion, 'kms:ViaService': `ec2.${viaRegion}.amazonaws.com` };
     return [
       ...actions.map((action) => ({ action, resource: keyArn, context: { ...via, ...aliasContext(state, keyArn) } })),
       {
@@ -181,12 +180,15 @@ function copyImageRequests(params: Ec2Params, region: string, state: TwinState, 
       },
     ];
   };
-  for (const key of sourceKeys) requests.push(...keyUse(key, SOURCE_KEY_ACTIONS));
+  // AWS does not document which region's EC2 endpoint KMS sees when a copy reads a source key in another region:
+  // the twin shows the copy's (destination) region, so a role pinned to the source region's endpoint is refused.
+  for (const key of sourceKeys) requests.push(...keyUse(key, SOURCE_KEY_ACTIONS, region));
   if (encrypted) {
     const ref = params.get('KmsKeyId') ?? 'alias/aws/ebs';
     const destination = state.resolve(region, ref);
     // A key that does not exist is EC2's to report (the copy fails later), not IAM's.
-    if (destination) requests.push(...keyUse(destination.arn, DESTINATION_KEY_ACTIONS));
+    if (destination)
+      requests.push(...keyUse(destination.arn, DESTINATION_KEY_ACTIONS, destination.arn.split(':')[3] ?? region));
   }
   return requests;
 }
