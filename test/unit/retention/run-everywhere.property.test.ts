@@ -16,7 +16,6 @@ import { ACCOUNT, NOW } from './fixtures.ts';
 
 const SOURCE = 'us-east-1';
 const DR = ['us-west-2', 'eu-west-1'];
-const REGIONS = [SOURCE, ...DR];
 
 /** buildInventory's images, moved to `region` with ids of their own; copies point at images of us-east-1. */
 function regionInventory(
