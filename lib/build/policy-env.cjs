@@ -38,8 +38,8 @@ function quiet(error) {
 const partitionArn = (rest) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:${rest}` });
 
 /** Where each DR region's key lives, as an IAM resource and the conditions that pin it. */
-function drKeys() {
-  return load().regions.dr.map(({ region, kmsKeyId }) => {
+function drKeys(policy = load()) {
+  return policy.regions.dr.map(({ region, kmsKeyId }) => {
     const arn = /^arn:[^:]+:kms:([^:]+):(\d{12}):(key|alias)\/(.+)$/.exec(kmsKeyId);
     if (arn && arn[3] === 'key') return { region, Resource: kmsKeyId, Condition: {} };
     if (!arn && !kmsKeyId.startsWith('alias/')) {
@@ -63,10 +63,10 @@ const EBS_CRYPTO = ['kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncrypt*', 'km
  * directly, to check a key before copying. The source key is whatever the producer used: any key of the account
  * in a source region, through EC2 only.
  */
-function copyKeyStatements() {
+function copyKeyStatements(policy = load()) {
   const keys = [
-    ...drKeys(),
-    ...load().regions.sources.map((region) => ({
+    ...drKeys(policy),
+    ...policy.regions.sources.map((region) => ({
       region,
       Resource: partitionArn(`kms:${region}:\${AWS::AccountId}:key/*`),
       Condition: {},
@@ -93,8 +93,8 @@ function copyKeyStatements() {
 }
 
 /** DescribeKey on the DR keys, for checks that a region's key exists and is enabled. */
-function describeKeyStatements() {
-  return drKeys().map(({ Resource, Condition }) => ({
+function describeKeyStatements(policy = load()) {
+  return drKeys(policy).map(({ Resource, Condition }) => ({
     Effect: 'Allow',
     Action: ['kms:DescribeKey'],
     Resource,
@@ -106,8 +106,11 @@ module.exports = {
   /** The policy as the JSON string Lambdas read from AMI_DR_POLICY. */
   policyJson: () => JSON.stringify(load()),
   /** Statements for the copy role: DR keys (encrypt) and source keys (decrypt). */
-  copyKeyStatements,
-  describeKeyStatements,
+  copyKeyStatements: () => copyKeyStatements(),
+  describeKeyStatements: () => describeKeyStatements(),
+  /** The same statements for a given policy (the local runtime's roles). */
+  copyKeyStatementsFor: (policy) => copyKeyStatements(policy),
+  describeKeyStatementsFor: (policy) => describeKeyStatements(policy),
   /** `''` when the policy names no report bucket (a CloudFormation condition keys off it). */
   reportBucket: () => load().retention.reportBucket ?? '',
   reportPrefix: () => load().retention.reportPrefix,

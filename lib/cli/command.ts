@@ -55,14 +55,20 @@ export interface LocalSession {
   endpoint: string;
 }
 
+export interface SessionOptions {
+  region?: string;
+  /** --local: sign the session's calls with this function's role from serverless.yml, as the deployed job would. */
+  role?: 'retention' | 'readiness';
+}
+
 export interface CommandContext {
   out: Output;
   env: NodeJS.ProcessEnv;
   flags: GlobalFlags;
   /** The policy from --policy (or ./ami-dr.config.yml); loaded once; throws a PolicyError naming every bad field. */
   policy(): Readonly<Policy>;
-  /** Connects (or starts the local twin) on first use. */
-  session(options?: { region?: string }): Promise<Session>;
+  /** Connects (or starts the local twin) on first use; on the twin, `role` names the function whose role calls. */
+  session(options?: SessionOptions): Promise<Session>;
   /** Runs when the command ends, however it ends. */
   onCleanup(fn: () => Promise<void> | void): void;
   /** Aborted on Ctrl-C (SIGINT) or SIGTERM. Only commands marked `stopsCleanly` need to look at it. */

@@ -15,6 +15,7 @@ export async function startLocalSession(
   ctx: CommandContext,
   policy: Readonly<Policy>,
   region: string,
+  role?: 'retention' | 'readiness',
 ): Promise<Session> {
   const progress = ctx.out.progress('starting the local twin');
   try {
@@ -28,7 +29,7 @@ export async function startLocalSession(
         `local twin at ${runtime.twin.endpoint}: account ${runtime.twin.accountId}, ${account.sources.length} source images seeded`,
       );
     return {
-      clients: runtime.clients,
+      clients: role ? runtime.clientsFor(role) : runtime.clients,
       accountId: runtime.twin.accountId,
       region,
       stateMachineArnFor: (r) => runtime.stateMachineArn(r),

@@ -1,5 +1,6 @@
 import type { ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
-import { cellText, formatDuration, formatPercent } from './format.ts';
+import { cellText, formatDuration, formatPercent, STATUS_LABEL } from './format.ts';
+import { gapsOf } from './gaps.ts';
 import { plural } from '../domain/text.ts';
 
 const MARK: Record<ReadinessStatus, string> = {
@@ -10,7 +11,7 @@ const MARK: Record<ReadinessStatus, string> = {
   drifted: '⚠️',
 };
 
-/** For pull requests, wikis and chat: the matrix as a GitHub table, then the reasons. */
+/** For pull requests, wikis and chat: what is not ready and why (worst first), then the matrix as a GitHub table. */
 export function renderMarkdown(report: ReadinessReport): string {
   const s = report.summary;
   const out = [
@@ -21,6 +22,9 @@ export function renderMarkdown(report: ReadinessReport): string {
     `**${formatPercent(s.readyRatio)} ready** — ${plural(s.images, 'image')} × ${plural(report.drRegions.length, 'DR region')}: ${s.counts.ready} ready, ` +
       `${s.counts['in-progress']} in progress, ${s.counts.missing} missing, ${s.counts.failed} failed, ${s.counts.drifted} drifted. ` +
       `Oldest unprotected image: ${s.imagesNotReady ? formatDuration(s.oldestUnprotectedAgeSeconds) : 'none'}.`,
+    '',
+    ...notReady(report),
+    '## Matrix',
     '',
     `| Image | Name | Age | ${report.drRegions.join(' | ')} |`,
     `|---|---|---|${report.drRegions.map(() => '---').join('|')}|`,
@@ -36,13 +40,25 @@ export function renderMarkdown(report: ReadinessReport): string {
   }
   if (report.rows.length === 0)
     out.push(`| _no images in scope_ | | | ${report.drRegions.map(() => '').join(' | ')} |`);
-  const notes = report.rows.flatMap((row) =>
-    row.cells
-      .filter((c) => c.status !== 'ready' && c.reason)
-      .map((c) => `- \`${row.sourceImageId}\` → ${c.region}: **${c.status}** — ${escape(c.reason ?? '')}`),
-  );
-  if (notes.length) out.push('', '## Not ready', '', ...notes);
   return `${out.join('\n')}\n`;
 }
 
-const escape = (text: string): string => text.replace(/[|\\`*_<>]/g, (c) => `\\${c}`);
+function notReady(report: ReadinessReport): string[] {
+  const gaps = gapsOf(report);
+  if (!gaps.length) return ['## Not ready', '', 'Every image is ready in every DR region.', ''];
+  return [
+    `## Not ready (${gaps.length} of ${plural(report.summary.cells, 'cell')})`,
+    '',
+    '| Status | Image | Name | DR region | Age | Reason |',
+    '|---|---|---|---|---|---|',
+    ...gaps.map(
+      ({ row, cell }) =>
+        `| ${MARK[cell.status]} **${STATUS_LABEL[cell.status]}** | \`${row.sourceImageId}\` (${row.sourceRegion}) | ${escape(row.name)} | ` +
+        `${cell.region} | ${formatDuration(row.ageSeconds)} | ${escape(cell.reason ?? '')} |`,
+    ),
+    '',
+  ];
+}
+
+/** Markdown-significant characters escaped, line breaks flattened: one table cell stays one cell. */
+const escape = (text: string): string => text.replace(/[|\\`*_<>]/g, (c) => `\\${c}`).replace(/\s*[\r\n]+\s*/g, ' ');

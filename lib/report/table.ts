@@ -1,5 +1,6 @@
 import type { ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
-import { alignColumns, cellText, formatDuration, formatPercent } from './format.ts';
+import { alignColumns, cellText, formatDuration, formatPercent, STATUS_LABEL } from './format.ts';
+import { gapsOf } from './gaps.ts';
 import { plural } from '../domain/text.ts';
 
 export interface TableOptions {
@@ -15,8 +16,11 @@ const ANSI: Record<ReadinessStatus, string> = {
 };
 const RESET = '\u001b[0m';
 
-/** The terminal view: images down, DR regions across, then why each cell that is not ready is not. */
+/** The terminal view: what is not ready and why (worst first), then images down, DR regions across, then totals. */
 export function renderTable(report: ReadinessReport, options: TableOptions): string {
+  const paint = (status: ReadinessStatus | undefined, text: string): string =>
+    options.color && status ? `${ANSI[status]}${text}${RESET}` : text;
+  const lines = [...notReady(report, paint)];
   const header = ['IMAGE', 'REGION', 'NAME', 'AGE', ...report.drRegions.map((r) => r.toUpperCase())];
   const statuses: (ReadinessStatus | undefined)[][] = [];
   const body = report.rows.map((row) => {
@@ -31,23 +35,14 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
     ];
   });
   const aligned = alignColumns([header, ...body]);
-  const lines = aligned.map((cols, i) =>
-    cols
-      .map((text, j) => {
-        const status = i === 0 ? undefined : statuses[i - 1]?.[j - 4];
-        return options.color && status ? `${ANSI[status]}${text}${RESET}` : text;
-      })
-      .join('  ')
-      .trimEnd(),
-  );
+  for (const [i, cols] of aligned.entries())
+    lines.push(
+      cols
+        .map((text, j) => paint(i === 0 ? undefined : statuses[i - 1]?.[j - 4], text))
+        .join('  ')
+        .trimEnd(),
+    );
   if (report.rows.length === 0) lines.push('(no images in scope)');
-
-  const notes = report.rows.flatMap((row) =>
-    row.cells
-      .filter((c) => c.status !== 'ready' && c.reason)
-      .map((c) => `  ${row.sourceImageId} → ${c.region}: ${c.status}: ${c.reason}`),
-  );
-  if (notes.length) lines.push('', 'Not ready:', ...notes);
 
   const s = report.summary;
   lines.push(
@@ -58,6 +53,36 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
   );
   return `${lines.join('\n')}\n`;
 }
+
+/** The gaps as their own aligned table, ahead of the matrix, so they are read first; nothing when all is ready. */
+function notReady(report: ReadinessReport, paint: (status: ReadinessStatus, text: string) => string): string[] {
+  const gaps = gapsOf(report);
+  if (!gaps.length) return [];
+  const rows = alignColumns([
+    ['STATUS', 'IMAGE', 'NAME', 'DR REGION', 'AGE', 'REASON'],
+    ...gaps.map(({ row, cell }) => [
+      STATUS_LABEL[cell.status],
+      row.sourceImageId,
+      truncate(row.name, 40),
+      cell.region,
+      formatDuration(row.ageSeconds),
+      oneLine(cell.reason ?? ''),
+    ]),
+  ]);
+  return [
+    `Not ready (${gaps.length} of ${plural(report.summary.cells, 'cell')}):`,
+    ...rows.map((cols, i) => {
+      const status = gaps[i - 1]?.cell.status;
+      return cols
+        .map((text, j) => (j === 0 && status ? paint(status, text) : text))
+        .join('  ')
+        .trimEnd();
+    }),
+    '',
+  ];
+}
+
+const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, ' ');
 
 function truncate(text: string, max: number): string {
   return [...text].length > max ? `${[...text].slice(0, max - 1).join('')}…` : text;

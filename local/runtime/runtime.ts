@@ -23,6 +23,7 @@ import { ManualClock, type Clock } from '../twin/clock.ts';
 import type { TwinEvent } from '../twin/events.ts';
 import { LocalStepFunctions, type LocalExecution, type TaskBinding } from '../twin/stepfunctions.ts';
 import { startTwin, type Twin, type TwinOptions } from '../twin/twin.ts';
+import { functionRoles, roleAccessKeyId } from './roles.ts';
 
 /**
  * ami-dr running on the local twin, wired as serverless.yml wires it on AWS: the twin's events go through the
@@ -44,6 +45,18 @@ const SERVERLESS_FILE = join(packageRoot(), 'serverless.yml');
 
 /** The twin attributes calls to ami-dr's own role by this access key prefix (see local/twin/identity.ts). */
 const OWN_ACCESS_KEY = 'AMIDRLOCALRUNTIME';
+
+/** The Lambda functions of serverless.yml whose code the runtime runs, each under its own role. */
+export type FunctionKey =
+  | 'onImageEvent'
+  | 'checkSource'
+  | 'startCopy'
+  | 'checkCopy'
+  | 'finalizeCopy'
+  | 'cleanupCopy'
+  | 'summarize'
+  | 'retention'
+  | 'readiness';
 
 export interface LocalRuntimeOptions {
   policy: Readonly<Policy>;
@@ -85,8 +98,13 @@ export interface EventDelivery {
 
 export interface LocalRuntime {
   twin: Twin;
-  /** ami-dr's own clients (the twin sees its role as the caller). */
+  /** Unrestricted clients of ami-dr's account (the twin maps their key to no role): for tests and seeding. */
   clients: Clients;
+  /**
+   * Clients signed as a function's role (serverless.yml's, deployed in `region`, default the first source region):
+   * the twin refuses them what that role does not allow, as AWS would.
+   */
+  clientsFor(fn: FunctionKey, region?: string): Clients;
   policy: Readonly<Policy>;
   stepFunctions: LocalStepFunctions;
   /** The replicate state machine's ARN in a source region. */
@@ -188,11 +206,33 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const twin = options.twin ?? (await startTwin({ ...options.twinOptions, clock: options.clock ?? new ManualClock() }));
   const ownsTwin = !options.twin;
   const clock = twin.clock;
-  const clients = createClients({
-    endpoint: twin.endpoint,
-    s3Endpoint: twin.s3Endpoint,
-    credentials: { accessKeyId: OWN_ACCESS_KEY, secretAccessKey: 'local' },
-  });
+  const stage = options.stage ?? 'local';
+  const clientsWith = (accessKeyId: string) =>
+    createClients({
+      endpoint: twin.endpoint,
+      s3Endpoint: twin.s3Endpoint,
+      credentials: { accessKeyId, secretAccessKey: 'local' },
+    });
+  const clients = clientsWith(OWN_ACCESS_KEY);
+  // Each function's calls are signed with its role's key, one role per function and deployment region.
+  const homeRegion = policy.regions.sources[0] ?? 'us-east-1';
+  const roleClients = new Map<string, Clients>();
+  for (const region of new Set([homeRegion, ...policy.regions.sources])) {
+    for (const role of functionRoles({ policy, stage, region, accountId: twin.accountId })) {
+      const accessKeyId = roleAccessKeyId(role.functionKey, region);
+      twin.iam.attach({
+        accessKeyId,
+        arn: `arn:aws:sts::${twin.accountId}:assumed-role/${role.roleName}/${role.functionKey}`,
+        statements: role.statements,
+      });
+      roleClients.set(`${role.functionKey}@${region}`, clientsWith(accessKeyId));
+    }
+  }
+  const clientsFor = (fn: FunctionKey, region = homeRegion): Clients => {
+    const found = roleClients.get(`${fn}@${region}`);
+    if (!found) throw new Error(`serverless.yml gives ${fn} no role deployed in ${region}`);
+    return found;
+  };
   const metrics: RecordedMetric[] = [];
   const sink: MetricSink = {
     addMetric: (name, unit, value) => metrics.push({ name, unit, value, at: clock.now() }),
@@ -200,7 +240,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
   const silent: LogSink = { info: () => undefined, warn: () => undefined };
   const deps: ReplicationDeps = {
-    clients,
+    clients: clientsFor('onImageEvent'),
     policy,
     now: () => new Date(clock.now()),
     metrics: sink,
@@ -211,26 +251,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   twin.register('states', stepFunctions.handler);
   const vt = stepFunctions.virtualTime;
 
-  const stage = options.stage ?? 'local';
   const machineName = `ami-dr-${stage}-replicate`;
   const asl = readFileSync(ASL_FILE, 'utf8');
-  const bind =
-    (fn: (input: unknown, deps: ReplicationDeps) => Promise<unknown>): TaskBinding =>
-    (input) =>
-      fn(input, deps);
-  const bound: Record<string, TaskBinding> = {
-    CheckSource: bind(checkSource),
-    StartCopy: bind(startCopy),
-    CheckCopy: bind(checkCopy),
-    FinalizeCopy: bind(finalizeCopy),
-    CleanupCopy: bind(cleanupCopy),
-    Summarize: bind(summarize),
-    SummarizeMapFailure: bind(summarize),
+  const tasksIn = (region: string): Record<string, TaskBinding> => {
+    const bind =
+      (fn: (input: unknown, deps: ReplicationDeps) => Promise<unknown>, key: FunctionKey): TaskBinding =>
+      (input) =>
+        fn(input, { ...deps, clients: clientsFor(key, region) });
+    const bound: Record<string, TaskBinding> = {
+      CheckSource: bind(checkSource, 'checkSource'),
+      StartCopy: bind(startCopy, 'startCopy'),
+      CheckCopy: bind(checkCopy, 'checkCopy'),
+      FinalizeCopy: bind(finalizeCopy, 'finalizeCopy'),
+      CleanupCopy: bind(cleanupCopy, 'cleanupCopy'),
+      Summarize: bind(summarize, 'summarize'),
+      SummarizeMapFailure: bind(summarize, 'summarize'),
+    };
+    const wrap = options.wrapTask;
+    return wrap ? Object.fromEntries(Object.entries(bound).map(([state, task]) => [state, wrap(state, task)])) : bound;
   };
-  const wrap = options.wrapTask;
-  const tasks = wrap
-    ? Object.fromEntries(Object.entries(bound).map(([state, task]) => [state, wrap(state, task)]))
-    : bound;
   // The tasks after the Wait states: their input carries the due time the Wait waited for.
   const timing = {
     CheckSource: { dueAt: (input: unknown) => (input as { check?: SourceCheck }).check?.nextCheckAt },
@@ -245,7 +284,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           `arn:aws:lambda:${region}:${twin.accountId}:function:ami-dr-${stage}-${fn.charAt(0).toLowerCase()}${fn.slice(1)}`,
       ),
     ) as StateMachineDefinition;
-    arns.set(region, stepFunctions.createStateMachine(region, machineName, definition, tasks, timing));
+    arns.set(region, stepFunctions.createStateMachine(region, machineName, definition, tasksIn(region), timing));
   }
   const stateMachineArn = (region: string) => {
     const arn = arns.get(region);
@@ -263,9 +302,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     deliveries.push(delivery);
     const eventDeps = {
       ...deps,
+      clients: clientsFor('onImageEvent', region),
       accountId: twin.accountId,
       stateMachineArn: stateMachineArn(region),
-      roleArnPrefix: `arn:aws:sts::${twin.accountId}:assumed-role/ami-dr/`,
+      // ami-dr's roles on the twin: ami-dr-<stage>-<region>-<function> sessions, and `AMIDR…` keys (identity.ts).
+      roleArnPrefix: `arn:aws:sts::${twin.accountId}:assumed-role/ami-dr`,
     };
     for (let attempt = 1; ; attempt++) {
       try {
@@ -311,6 +352,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   return {
     twin,
     clients,
+    clientsFor,
     policy,
     stepFunctions,
     stateMachineArn,

@@ -80,9 +80,8 @@ export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number)
           description: `${spec.family} image`,
           tags: copyTagsNow,
           creationDate: new Date(Date.parse(creationDate) + 2 * 60_000).toISOString(),
-          sizeGiB: 8,
-          encrypted: true,
-          kmsKeyId: target.kmsKeyId,
+          // As StartCopy's TagSpecifications tag them: the copy's snapshots carry its tags from creation.
+          volumes: [{ sizeGiB: 8, encrypted: true, kmsKeyId: target.kmsKeyId, tags: copyTagsNow }],
           launchPermissions: launchPermissionsFor(permissions, policy, true),
           sourceImageId: imageId,
           sourceImageRegion: region,

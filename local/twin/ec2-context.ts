@@ -35,6 +35,8 @@ export interface Ec2Context extends Ec2Runtime {
   requestId: string;
   caller: CallerIdentity;
   params: Ec2Params;
+  /** Whether the caller's role allows ec2:DeleteSnapshot on it (DeregisterImage's DeleteAssociatedSnapshots). */
+  mayDeleteSnapshot?: (snapshotId: string) => boolean;
 }
 
 /** An EC2 action returns the response's elements (after `<requestId>`); errors are thrown as `TwinServiceError` with EC2's own codes. */

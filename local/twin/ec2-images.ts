@@ -426,7 +426,9 @@ export const deregisterImage: Ec2Action = (ctx) => {
   const results = snapshotIdsOf(image).map((snapshotId) => {
     const snapshot = snapshots.get(snapshotId);
     if (!snapshot) return { snapshotId, returnCode: 'client-error' };
-    if (snapshot.ownerId !== ctx.accountId) return { snapshotId, returnCode: 'missing-permissions' };
+    // EC2 deletes each snapshot as the caller: without ec2:DeleteSnapshot on it, the image goes and the snapshot stays.
+    if (snapshot.ownerId !== ctx.accountId || ctx.mayDeleteSnapshot?.(snapshotId) === false)
+      return { snapshotId, returnCode: 'missing-permissions' };
     if (ctx.state.imagesUsingSnapshot(ctx.region, snapshotId).length > 0) return { snapshotId, returnCode: 'skipped' };
     snapshots.delete(snapshotId);
     return { snapshotId, returnCode: 'success' };

@@ -173,13 +173,14 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
 
   const instanceXml = (ctx: Ec2Context, i: TwinInstance): XmlElements => ({
     reservationId: `r-${i.instanceId.slice(2)}`,
-    ownerId: ctx.accountId,
+    ownerId: i.ownerId ?? ctx.accountId,
     groupSet: [],
     instancesSet: [
       {
         instanceId: i.instanceId,
         imageId: i.imageId,
         instanceState: { code: INSTANCE_STATE_CODES[i.state], name: i.state },
+        ...(i.stateReason ? { stateReason: i.stateReason } : {}),
         privateDnsName: '',
         dnsName: '',
         instanceType: i.instanceType,
@@ -238,7 +239,12 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
         pageSize(max, 5, 1000),
         () =>
           [...region.instances.values()]
-            .filter((i) => (ids.length === 0 || ids.includes(i.instanceId)) && match(i))
+            .filter(
+              (i) =>
+                (i.ownerId ?? ctx.accountId) === ctx.caller.accountId &&
+                (ids.length === 0 || ids.includes(i.instanceId)) &&
+                match(i),
+            )
             .map((i) => i.instanceId),
         (id) => region.instances.get(id),
       );
@@ -444,6 +450,8 @@ export function createEc2ReferenceActions(): Ec2ActionTable {
       if (instanceOptions) {
         const states = instanceOptions.get('state-name') ?? DEFAULT_REFERENCING_STATES;
         for (const instance of region.instances.values()) {
+          // Another account's instance (launched from a shared image) is not this account's reference.
+          if (instance.ownerId !== undefined && instance.ownerId !== ctx.accountId) continue;
           if (!wanted.has(instance.imageId) || !states.includes(instance.state)) continue;
           references.push({
             imageId: instance.imageId,

@@ -11,6 +11,7 @@ import {
   modifyImageAttribute,
 } from './ec2-image-attributes.ts';
 import { copyImage, createImage, deregisterImage, describeImages, registerImage } from './ec2-images.ts';
+import { INSTANCE_ACTIONS } from './ec2-instances.ts';
 import { Ec2Params } from './ec2-params.ts';
 import { createEc2ReferenceActions } from './ec2-references.ts';
 import {
@@ -23,6 +24,8 @@ import { createTags, deleteTags } from './ec2-tags.ts';
 import { ec2ErrorResponse, ec2Response, type XmlElements } from './ec2-xml.ts';
 import { TwinServiceError, type ServiceHandler, type TwinRequest } from './http.ts';
 import { accessKeyIdOf, resolveIdentity, type CallerIdentity } from './identity.ts';
+import { denialMessage, type Iam } from './iam.ts';
+import { deleteSnapshotRequest, ec2Requests } from './iam-requests.ts';
 import { throttleClass, type Throttler } from './throttle.ts';
 
 /**
@@ -58,12 +61,14 @@ const TRAILED = new Set(['CreateImage', 'CopyImage', 'RegisterImage']);
 export interface Ec2ServiceOptions {
   throttler: Throttler;
   identities?: Record<string, string>;
+  /** The roles callers sign as; a caller with one is refused what its role does not allow. */
+  iam?: Iam;
   /** Runs before every request: applies transitions that are due. */
   settle: () => void;
 }
 
 export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions): ServiceHandler {
-  const actions: Ec2ActionTable = { ...createEc2ReferenceActions(), ...IMAGE_ACTIONS };
+  const actions: Ec2ActionTable = { ...createEc2ReferenceActions(), ...INSTANCE_ACTIONS, ...IMAGE_ACTIONS };
 
   return (request) => {
     options.settle();
@@ -76,6 +81,7 @@ export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions
     const action = actions[request.action];
     let body: XmlElements | undefined;
     let failure: { code: string; message: string; status: number } | undefined;
+    let denied: ReturnType<Iam['denied']>;
     if (!action) {
       failure = {
         code: 'InvalidAction',
@@ -84,13 +90,29 @@ export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions
       };
     } else if (!options.throttler.take(request.region, throttleClass(request.action, request.params))) {
       failure = { code: 'RequestLimitExceeded', message: 'Request limit exceeded.', status: 503 };
+    } else if (
+      options.iam?.principal(caller.accessKeyId) &&
+      (denied = options.iam.denied(caller.accessKeyId, ec2Requests(request, runtime.state, runtime.accountId)))
+    ) {
+      failure = {
+        code: 'UnauthorizedOperation',
+        message: `You are not authorized to perform this operation. ${denialMessage(denied.arn, denied.request)}.`,
+        status: 403,
+      };
     } else {
+      const iam = options.iam;
       const ctx: Ec2Context = {
         ...runtime,
         region: request.region,
         requestId: request.requestId,
         caller,
         params: new Ec2Params(request.params),
+        mayDeleteSnapshot: (snapshotId) =>
+          !iam ||
+          iam.allows(
+            caller.accessKeyId,
+            deleteSnapshotRequest(runtime.state, request.region, runtime.accountId, snapshotId),
+          ),
       };
       try {
         if (ctx.params.bool('DryRun'))

@@ -8,6 +8,7 @@ import {
   type TwinResponse,
 } from './http.ts';
 import { decodeToken, encodeToken, page } from './query-protocol.ts';
+import { defaultKeyPolicy } from './kms-access.ts';
 import type { Clock } from './clock.ts';
 import type { KmsKeyState, TwinKmsKey, TwinState } from './state.ts';
 
@@ -307,7 +308,60 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
       key.grants.push({ grantId, grantToken, granteePrincipal, operations, ...(name ? { name } : {}) });
       return { GrantId: grantId, GrantToken: grantToken };
     },
+
+    ListGrants: (region, input) => {
+      const key = mustFind(region, required(input, 'KeyId'));
+      return {
+        Grants: key.grants.map((g) => ({
+          KeyId: key.arn,
+          GrantId: g.grantId,
+          GranteePrincipal: g.granteePrincipal,
+          Operations: g.operations,
+          IssuingAccount: `arn:aws:iam::${accountId}:root`,
+          ...(g.name ? { Name: g.name } : {}),
+        })),
+        Truncated: false,
+      };
+    },
+
+    RetireGrant: (region, input) => removeGrant(region, input, 'GrantToken'),
+    RevokeGrant: (region, input) => removeGrant(region, input, 'GrantId'),
+
+    GetKeyPolicy: (region, input) => {
+      const key = mustFind(region, required(input, 'KeyId'));
+      return { Policy: key.policy ?? defaultKeyPolicy(accountId), PolicyName: 'default' };
+    },
+
+    PutKeyPolicy: (region, input) => {
+      const key = mustFind(region, required(input, 'KeyId'));
+      const policy = required(input, 'Policy');
+      try {
+        JSON.parse(policy);
+      } catch {
+        throw new TwinServiceError('MalformedPolicyDocumentException', 'The new key policy is not valid JSON.');
+      }
+      key.policy = policy;
+      return {};
+    },
   };
+
+  /** RetireGrant names the grant by token (or key and id), RevokeGrant by key and id. */
+  function removeGrant(region: string, input: Record<string, unknown>, by: 'GrantToken' | 'GrantId') {
+    const token = str(input, 'GrantToken');
+    const keyRef = str(input, 'KeyId');
+    const grantId = str(input, 'GrantId');
+    const keys = keyRef ? [mustFind(region, keyRef)] : [...state.region(region).keys.values()];
+    for (const key of keys) {
+      const i = key.grants.findIndex((g) =>
+        by === 'GrantToken' && token ? g.grantToken === token : g.grantId === (grantId ?? required(input, by)),
+      );
+      if (i >= 0) {
+        key.grants.splice(i, 1);
+        return {};
+      }
+    }
+    throw new TwinServiceError('NotFoundException', `Grant ${token ?? grantId ?? ''} does not exist.`);
+  }
 
   return (request: TwinRequest): TwinResponse => {
     const action = Object.hasOwn(actions, request.action) ? actions[request.action] : undefined;

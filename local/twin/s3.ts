@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import S3rver from 's3rver';
 import { CreateBucketCommand, HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { escapeXml } from './http.ts';
+import type { AuthRequest } from './iam.ts';
 
 /**
  * S3 for the twin: s3rver on 127.0.0.1, storing objects in a directory of its own. It holds the bundles of
@@ -23,6 +24,53 @@ export interface S3Options {
   port?: number;
   /** Where objects are stored; default a fresh temporary directory, removed on stop. */
   directory?: string;
+  /** IAM: the message refusing this caller's request, or undefined to serve it (see s3Requests). */
+  authorize?: (accessKeyId: string, requests: AuthRequest[]) => string | undefined;
+  /** The account owning every bucket (the `s3:ResourceAccount` of each request). */
+  accountId?: string;
+}
+
+interface KoaContext {
+  method: string;
+  path: string;
+  querystring: string;
+  get(header: string): string;
+  status: number;
+  type: string;
+  body: unknown;
+}
+
+/**
+ * What S3 authorizes for a path-style REST request: the action by method, sub-resource and path, on the bucket or
+ * object ARN. DeleteObjects (POST ?delete) is authorized as s3:DeleteObject on the bucket's objects (AWS checks each
+ * key; the twin does not read the body before s3rver does).
+ */
+export function s3Requests(method: string, path: string, query: string, accountId: string): AuthRequest[] {
+  const [bucket = '', ...rest] = path.replace(/^\//, '').split('/');
+  const key = rest.join('/');
+  const sub = new URLSearchParams(query);
+  const context = { 's3:ResourceAccount': accountId };
+  const on = (action: string, resource: string) => [{ action, resource, context }];
+  if (!bucket) return on('s3:ListAllMyBuckets', '*');
+  const bucketArn = `arn:aws:s3:::${bucket}`;
+  const objectArn = `${bucketArn}/${decodeURIComponent(key)}`;
+  if (!key) {
+    if (method === 'PUT')
+      return on(
+        sub.has('ownershipControls')
+          ? 's3:PutBucketOwnershipControls'
+          : sub.has('acl')
+            ? 's3:PutBucketAcl'
+            : 's3:CreateBucket',
+        bucketArn,
+      );
+    if (method === 'POST' && sub.has('delete')) return on('s3:DeleteObject', `${bucketArn}/*`);
+    if (method === 'DELETE') return on('s3:DeleteBucket', bucketArn);
+    return on(sub.has('acl') ? 's3:GetBucketAcl' : 's3:ListBucket', bucketArn);
+  }
+  if (method === 'PUT') return on(sub.has('acl') ? 's3:PutObjectAcl' : 's3:PutObject', objectArn);
+  if (method === 'DELETE') return on('s3:DeleteObject', objectArn);
+  return on(sub.has('acl') ? 's3:GetObjectAcl' : 's3:GetObject', objectArn);
 }
 
 interface S3rverAccounts {
@@ -57,6 +105,24 @@ export async function startS3(options: S3Options = {}): Promise<S3Server> {
     allowMismatchedSignatures: true,
     vhostBuckets: false,
   });
+  const authorize = options.authorize;
+  if (authorize) {
+    const accountId = options.accountId ?? '000000000000';
+    // First in s3rver's (Koa's) chain: refuse before anything is read or written.
+    (server as unknown as { middleware: unknown[] }).middleware.unshift(
+      async (ctx: KoaContext, next: () => Promise<void>) => {
+        const credential = /Credential=([^/,\s]+)\//.exec(ctx.get('authorization'));
+        const refused = authorize(
+          credential?.[1] ?? 'anonymous',
+          s3Requests(ctx.method, ctx.path, ctx.querystring, accountId),
+        );
+        if (!refused) return next();
+        ctx.status = 403;
+        ctx.type = 'application/xml';
+        ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>${escapeXml(refused)}</Message></Error>`;
+      },
+    );
+  }
   const { port } = await server.run();
   let stopped = false;
   return {

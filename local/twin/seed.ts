@@ -35,6 +35,8 @@ export interface SeedVolume {
   encrypted?: boolean;
   /** Key id, alias or ARN; resolved to the key's ARN when the key exists in the region. */
   kmsKeyId?: string;
+  /** The snapshot's tags (a copy made with snapshot TagSpecifications carries them). */
+  tags?: Record<string, string>;
 }
 
 export interface SeedImageOptions {

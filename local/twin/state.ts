@@ -108,6 +108,10 @@ export interface TwinInstance {
   launchTime: string;
   tags: Map<string, string>;
   launchTemplate?: LaunchTemplateReference;
+  /** The account that launched it, when not the twin's (an account an image was shared with). */
+  ownerId?: string;
+  /** Why it stopped, e.g. `Client.InvalidKMSKey.InvalidState` when its volumes' key may not be used. */
+  stateReason?: { code: string; message: string };
 }
 
 export interface LaunchTemplateReference {
@@ -211,6 +215,8 @@ export interface TwinKmsKey {
   /** Epoch ms; set while PendingDeletion. */
   deletionDate?: number;
   grants: TwinKmsGrant[];
+  /** The key policy document (JSON); unset: the default policy (the owner account's root may do everything). */
+  policy?: string;
 }
 
 export interface ResolvedKey {

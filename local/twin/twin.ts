@@ -5,7 +5,12 @@ import { Cursors } from './ec2-pages.ts';
 import { createEc2Service } from './ec2.ts';
 import { EventBus } from './events.ts';
 import { jsonError, startHttpServer, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
+import { denialMessage, Iam } from './iam.ts';
+import { DENIAL, serviceRequests } from './iam-requests.ts';
+import { accessKeyIdOf, resolveIdentity, type CallerIdentity } from './identity.ts';
+import { keyAllows } from './kms-access.ts';
 import { createKmsService } from './kms.ts';
+import { queryError } from './query-protocol.ts';
 import { startS3, type S3Server } from './s3.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createSeeder, type Seeder } from './seed.ts';
@@ -59,6 +64,8 @@ export interface Twin {
   faults: TwinFaults;
   events: EventBus;
   sns: SnsState;
+  /** The roles callers sign as (see iam.ts): attach one to restrict a caller's access key to its policy. */
+  iam: Iam;
   /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
   register(service: string, handler: ServiceHandler): void;
   /** Applies every transition due at the clock's current time and waits until their events are delivered. */
@@ -87,17 +94,19 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const throttler = new Throttler(clock, initialThrottling);
   const settleNow = () => lifecycle.settle();
   const sns = new SnsState();
+  const identities: Record<string, string> = { ...options.identities };
+  const iam = new Iam(identities);
 
   const services = new Map<string, ServiceHandler>();
   services.set(
     'ec2',
     createEc2Service(
       { state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId },
-      { throttler, identities: options.identities, settle: settleNow },
+      { throttler, identities, iam, settle: settleNow },
     ),
   );
   services.set('kms', createKmsService(state, { accountId, clock }));
-  services.set('sts', createStsService({ accountId, identities: options.identities }));
+  services.set('sts', createStsService({ accountId, identities }));
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
 
@@ -110,12 +119,45 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
         : 'The request is not signed with AWS Signature Version 4; the twin routes by the credential scope.';
       return jsonError(400, 'UnknownService', message);
     }
+    const authorization = request.headers.authorization;
+    const denied =
+      request.service === 'ec2' // EC2 authorizes inside, where it also answers for the calls behind a call
+        ? undefined
+        : iam.denied(
+            accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
+            serviceRequests(request, state),
+          );
+    if (!denied && request.service === 'kms') {
+      const caller = resolveIdentity(
+        accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
+        accountId,
+        identities,
+      );
+      const refused = foreignKeyUse(request, caller, state, accountId);
+      if (refused) return jsonError(400, 'AccessDeniedException', refused);
+    }
+    if (denied) {
+      const { code, status } = DENIAL[request.service] ?? { code: 'AccessDenied', status: 403 };
+      const message = denialMessage(denied.arn, denied.request);
+      return request.protocol === 'json'
+        ? jsonError(status, code, message)
+        : queryError(status, code, message, request.requestId);
+    }
     return handler(request);
   };
   const http = await startHttpServer(route, options.port ?? 0);
   let s3: S3Server | undefined;
   try {
-    s3 = options.s3 === false ? undefined : await startS3();
+    s3 =
+      options.s3 === false
+        ? undefined
+        : await startS3({
+            accountId,
+            authorize: (accessKeyId, requests) => {
+              const denied = iam.denied(accessKeyId, requests);
+              return denied && denialMessage(denied.arn, denied.request);
+            },
+          });
   } catch (error) {
     await http.stop();
     throw error;
@@ -155,6 +197,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     faults,
     events,
     sns,
+    iam,
     register: (service, handler) => {
       services.set(service, handler);
     },
@@ -169,4 +212,26 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       await events.flush();
     },
   };
+}
+
+/**
+ * Another account's principal using one of the twin's keys (named by ARN): the key policy or a grant must allow it,
+ * else KMS answers AccessDeniedException. Returns the message, or undefined when allowed or not such a call.
+ */
+function foreignKeyUse(
+  request: TwinRequest,
+  caller: CallerIdentity,
+  state: TwinState,
+  accountId: string,
+): string | undefined {
+  if (caller.accountId === accountId) return undefined;
+  const ref = request.json.KeyId;
+  if (typeof ref !== 'string') return undefined;
+  const resolved = state.resolve(request.region, ref);
+  const key = resolved && state.region(request.region).keys.get(resolved.keyId);
+  if (!key) return undefined;
+  const action = `kms:${request.action}`;
+  const principal = { accountId: caller.accountId, arns: [caller.arn, ...(caller.roleArn ? [caller.roleArn] : [])] };
+  if (keyAllows(key, accountId, principal, action)) return undefined;
+  return `User: ${caller.arn} is not authorized to perform: ${action} on resource: ${key.arn} because no resource-based policy allows the ${action} action`;
 }

@@ -61,6 +61,9 @@ export async function bench(): Promise<Record<string, string | number>> {
     const text = renderReport(report, format);
     result[`render ${format} ms`] = round(performance.now() - t);
     result[`render ${format} size KiB`] = round(Buffer.byteLength(text) / 1024);
+    if (format === 'html')
+      result['html report size, 10000 images x 3 regions'] =
+        `${(Buffer.byteLength(text) / 1_000_000).toFixed(2)} MB (target < 3 MB)`;
   }
   return result;
 }

@@ -41,8 +41,26 @@ const ACTION_OF: Record<string, string | null> = {
 const IMPLICIT = /^(logs|kms|sqs):/;
 /** Actions EC2 authorizes as part of another call: tags given at creation, snapshots deleted with their image. */
 const IMPLIED: Record<string, string[]> = {
-  'ec2:CopyImage': ['ec2:CreateTags'],
+  // Tags at creation; an instance-store source's bundle read and the copy's bundle written (copy-ami-permissions).
+  'ec2:CopyImage': [
+    'ec2:CreateTags',
+    's3:CreateBucket',
+    's3:PutBucketOwnershipControls',
+    's3:GetBucketAcl',
+    's3:ListAllMyBuckets',
+    's3:GetObject',
+    's3:PutObject',
+    's3:PutObjectAcl',
+  ],
   'ec2:DeregisterImage': ['ec2:DeleteSnapshot'],
+  // The references EC2 looks up as the caller (AmazonEC2ImageReferencesAccessPolicy).
+  'ec2:DescribeImageReferences': [
+    'ssm:DescribeParameters',
+    'ssm:GetParameters',
+    'imagebuilder:ListImageRecipes',
+    'imagebuilder:ListContainerRecipes',
+    'imagebuilder:GetContainerRecipe',
+  ],
 };
 const EBS_COPY_KEY_ACTIONS = [
   'kms:CreateGrant',

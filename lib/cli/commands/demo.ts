@@ -179,7 +179,7 @@ async function buildAndReplicate(demo: Demo, builder: string): Promise<ReturnTyp
 function readiness(demo: Demo, reconcile: boolean): ReturnType<typeof runReadiness> {
   const { runtime, policy, twin } = demo;
   return runReadiness({
-    clients: runtime.clients,
+    clients: runtime.clientsFor('readiness'),
     policy,
     now: twin.clock.now(),
     reconcile,
@@ -233,7 +233,7 @@ async function planAndApplyRetention(demo: Demo) {
   const regions = [...new Set([...policy.regions.sources, ...demo.drRegions])];
   const later = twin.clock.now();
   const common = {
-    clients: runtime.clients,
+    clients: runtime.clientsFor('retention'),
     policy,
     now: later,
     accountId: twin.accountId,

@@ -18,7 +18,7 @@ export const readinessCommand: Command = {
         'readiness',
       );
     const policy = ctx.policy();
-    const session = await ctx.session();
+    const session = await ctx.session({ role: 'readiness' });
     if (session.local) await session.local.waitForIdle();
     const progress = ctx.out.progress('computing readiness');
     let run: Awaited<ReturnType<typeof runReadiness>>;

@@ -41,7 +41,7 @@ export const retentionCommand: Command = {
             : undefined;
     if (forcedBy) ctx.out.note(`${ctx.out.paint('yellow', 'note:', 'err')} ${forcedBy}`);
     const dryRun = mode === 'plan' || Boolean(values['dry-run']) || forcedBy !== undefined;
-    const session = await ctx.session({ region: saved?.regions[0] ?? regions[0] });
+    const session = await ctx.session({ region: saved?.regions[0] ?? regions[0], role: 'retention' });
     if (session.local) await session.local.waitForIdle();
     const now = session.now();
     const deadline = budgetMs === undefined ? undefined : now + budgetMs;

@@ -39,23 +39,29 @@ afterEach(async () => {
 /** What the runtime's own EC2 clients went through: calls the SDK had to retry, and errors that reached ami-dr's code. */
 function watchCalls(h: Harness): { retried: number; errors: Record<string, number> } {
   const seen = { retried: 0, errors: {} as Record<string, number> };
-  for (const region of [SOURCE, ...DR]) {
-    ec2Client(h.rt.clients, region).middlewareStack.add(
-      (next) => async (args) => {
-        try {
-          const out = await next(args);
-          seen.retried += Math.max(0, (out.output.$metadata.attempts ?? 1) - 1);
-          return out;
-        } catch (error) {
-          const name = (error as Error).name;
-          seen.errors[name] = (seen.errors[name] ?? 0) + 1;
-          seen.retried += Math.max(0, ((error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) - 1);
-          throw error;
-        }
-      },
-      { step: 'initialize', name: `watchCalls-${region}` },
-    );
-  }
+  // Every function's calls, each signed with its own role.
+  const functions = ['onImageEvent', 'checkSource', 'startCopy', 'checkCopy', 'finalizeCopy', 'cleanupCopy'] as const;
+  for (const region of [SOURCE, ...DR])
+    for (const fn of functions) {
+      ec2Client(h.rt.clientsFor(fn, SOURCE), region).middlewareStack.add(
+        (next) => async (args) => {
+          try {
+            const out = await next(args);
+            seen.retried += Math.max(0, (out.output.$metadata.attempts ?? 1) - 1);
+            return out;
+          } catch (error) {
+            const name = (error as Error).name;
+            seen.errors[name] = (seen.errors[name] ?? 0) + 1;
+            seen.retried += Math.max(
+              0,
+              ((error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) - 1,
+            );
+            throw error;
+          }
+        },
+        { step: 'initialize', name: `watchCalls-${region}` },
+      );
+    }
   return seen;
 }
 

@@ -15,7 +15,7 @@ describe('twin services refuse actions they do not model', () => {
   });
 
   it.each([
-    ['sts', 'AssumeRole', '2011-06-15'],
+    ['sts', 'GetSessionToken', '2011-06-15'],
     ['sns', 'DeleteTopic', '2010-03-31'],
     ['autoscaling', 'UpdateAutoScalingGroup', '2011-01-01'],
     // Names every object has are not actions either.

@@ -1,6 +1,12 @@
 import type { ImageRecord, LaunchPermission } from '../../../lib/domain/image.ts';
 import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
-import { imageKey, type ReadinessInput } from '../../../lib/domain/readiness.ts';
+import {
+  imageKey,
+  type ReadinessCell,
+  type ReadinessInput,
+  type ReadinessReport,
+  type ReadinessRow,
+} from '../../../lib/domain/readiness.ts';
 import { TAG } from '../../../lib/domain/tags.ts';
 
 export const NOW = Date.parse('2026-03-01T12:00:00Z');
@@ -93,6 +99,101 @@ export function input(parts: {
     keyIds: {
       'us-west-2': [KEY_ARN['us-west-2'], 'alias/ami-dr'],
       'eu-west-1': [KEY_ARN['eu-west-1'], 'alias/ami-dr'],
+    },
+  };
+}
+
+const GAPS_PER_100 = [
+  [7, 0, 'failed'],
+  [32, 1, 'missing'],
+  [57, 2, 'drifted'],
+  [82, 0, 'in-progress'],
+] as const;
+
+/**
+ * A report as computed for `images` source images × 3 DR regions, built directly (rendering tests stay fast):
+ * every copy ready except, per 100 images, one failed, one missing, one drifted and one in progress; with
+ * `newRegion`, the third region is one just added to the policy, so every image is missing there.
+ */
+export function largeReport(images: number, options: { newRegion?: boolean } = {}): ReadinessReport {
+  const drRegions = ['us-west-2', 'eu-west-1', 'ap-southeast-2'];
+  const rows: ReadinessRow[] = [];
+  for (let i = 0; i < images; i++) {
+    const sourceImageId = `ami-${i.toString(16).padStart(17, '0')}`;
+    const ageSeconds = (i % 400) * 86_400 + 3_600;
+    const cells: ReadinessCell[] = drRegions.map((region, j) => {
+      const copyImageId = `ami-${(i * 4 + j + 1).toString(16).padStart(17, 'c')}`;
+      const gap = GAPS_PER_100.find(([at, col]) => i % 100 === at && j === col)?.[2];
+      if ((options.newRegion && j === 2) || gap === 'missing')
+        return { region, status: 'missing', reason: 'no copy in this region', drift: [], lagSeconds: ageSeconds };
+      if (gap === 'failed')
+        return {
+          region,
+          status: 'failed',
+          copyImageId,
+          copyState: 'failed',
+          reason: `copy failed: Client.InternalError: snapshot snap-${i.toString(16).padStart(17, '0')} could not be copied`,
+          drift: [],
+          lagSeconds: ageSeconds,
+        };
+      if (gap === 'in-progress')
+        return {
+          region,
+          status: 'in-progress',
+          copyImageId,
+          copyState: 'pending',
+          reason: 'copy is pending',
+          drift: [],
+          lagSeconds: ageSeconds,
+        };
+      if (gap === 'drifted')
+        return {
+          region,
+          status: 'drifted',
+          copyImageId,
+          copyState: 'available',
+          reason: 'tags changed Team',
+          drift: [{ kind: 'tags', detail: 'tags changed Team', set: { Team: 'core' } }],
+          lagSeconds: 900,
+        };
+      return {
+        region,
+        status: 'ready',
+        copyImageId,
+        copyState: 'available',
+        drift: [],
+        lagSeconds: 900 + (i % 60) * 60,
+      };
+    });
+    rows.push({
+      sourceImageId,
+      sourceRegion: 'us-east-1',
+      name: `app-${i % 50}-1.${i % 7}.${i}`,
+      sourceState: 'available',
+      createdAt: new Date(NOW - ageSeconds * 1000).toISOString(),
+      ageSeconds,
+      protected: cells.every((c) => c.status === 'ready'),
+      cells,
+    });
+  }
+  const counts = { ready: 0, 'in-progress': 0, missing: 0, failed: 0, drifted: 0 };
+  for (const row of rows) for (const cell of row.cells) counts[cell.status]++;
+  const notReady = rows.filter((r) => !r.protected);
+  return {
+    generatedAt: new Date(NOW).toISOString(),
+    policy: { name: 'default', version: '474fa077' },
+    sourceRegions: ['us-east-1'],
+    drRegions,
+    rows,
+    summary: {
+      images: rows.length,
+      cells: rows.length * drRegions.length,
+      counts,
+      readyRatio: counts.ready / (rows.length * drRegions.length),
+      imagesNotReady: notReady.length,
+      oldestUnprotectedAgeSeconds: Math.max(0, ...notReady.map((r) => r.ageSeconds)),
+      maxLagSeconds: 400 * 86_400,
+      medianLagSeconds: 900,
     },
   };
 }

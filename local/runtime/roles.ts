@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { Policy } from '../../lib/domain/policy.ts';
+import { packageRoot } from '../../lib/package-root.ts';
+import type { PolicyStatement } from '../twin/iam.ts';
+
+/**
+ * Each Lambda function's role as serverless.yml declares it, for one deployment (stage, region, account, policy):
+ * the YAML read directly and its few variables and intrinsics resolved the way osls and CloudFormation would
+ * (`${self:custom.*}`, the policy's `${file(./lib/build/policy-env.cjs):…}` values, Fn::Sub with the pseudo
+ * parameters, Ref to the state machine and topic, Fn::If on the policy's conditions, AWS::NoValue). Reading the
+ * YAML rather than the packaged template keeps the twin free of a packaging step and lets each test's policy shape
+ * the key statements, as it shapes a real deployment's.
+ */
+
+interface PolicyEnv {
+  copyKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  describeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+}
+
+export interface Deployment {
+  policy: Readonly<Policy>;
+  stage: string;
+  region: string;
+  accountId: string;
+}
+
+export interface FunctionRole {
+  /** serverless.yml's key of the function: startCopy, retention, ... */
+  functionKey: string;
+  roleName: string;
+  roleArn: string;
+  statements: PolicyStatement[];
+}
+
+interface ServerlessDocument {
+  service: string;
+  functions: Record<string, { role?: string }>;
+  resources: {
+    Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+    Conditions?: Record<string, unknown>;
+  };
+}
+
+export function functionRoles(deployment: Deployment, file = join(packageRoot(), 'serverless.yml')): FunctionRole[] {
+  const doc = parseYaml(readFileSync(file, 'utf8'), { merge: true }) as ServerlessDocument;
+  const resolve = resolver(doc, deployment);
+  return Object.entries(doc.functions).flatMap(([functionKey, fn]) => {
+    const resource = fn.role ? doc.resources.Resources[fn.role] : undefined;
+    if (!resource || resource.Type !== 'AWS::IAM::Role') return [];
+    const properties = resolve(resource.Properties) as {
+      RoleName: string;
+      Policies?: { PolicyDocument: { Statement: PolicyStatement | PolicyStatement[] } }[];
+    };
+    const statements = (properties.Policies ?? []).flatMap((p) => [p.PolicyDocument.Statement].flat());
+    return [
+      {
+        functionKey,
+        roleName: properties.RoleName,
+        roleArn: `arn:aws:iam::${deployment.accountId}:role/${properties.RoleName}`,
+        statements,
+      },
+    ];
+  });
+}
+
+const NO_VALUE = Symbol('AWS::NoValue');
+
+function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => unknown {
+  const env = createRequire(import.meta.url)(join(packageRoot(), 'lib', 'build', 'policy-env.cjs')) as PolicyEnv;
+  const functionPrefix = `${doc.service}-${d.stage}`;
+  const fileValues: Record<string, () => unknown> = {
+    copyKeyStatements: () => env.copyKeyStatementsFor(d.policy),
+    describeKeyStatements: () => env.describeKeyStatementsFor(d.policy),
+    reportBucket: () => d.policy.retention.reportBucket ?? '',
+    reportPrefix: () => d.policy.retention.reportPrefix,
+    notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
+  };
+  const variables: Record<string, string> = {
+    'self:service': doc.service,
+    'sls:stage': d.stage,
+    'self:provider.region': d.region,
+    'self:custom.functionPrefix': functionPrefix,
+    'self:custom.rolePrefix': `${functionPrefix}-${d.region}`,
+  };
+  const pseudo: Record<string, string> = {
+    'AWS::Partition': 'aws',
+    'AWS::Region': d.region,
+    'AWS::AccountId': d.accountId,
+  };
+  const refs: Record<string, string> = {
+    ...pseudo,
+    ReplicateStateMachine: `arn:aws:states:${d.region}:${d.accountId}:stateMachine:${functionPrefix}-replicate`,
+    AlarmTopic: `arn:aws:sns:${d.region}:${d.accountId}:${functionPrefix}-alarms`,
+  };
+  const attributes: Record<string, string> = {
+    'EventsDeadLetterQueue.Arn': `arn:aws:sqs:${d.region}:${d.accountId}:${functionPrefix}-events-dlq`,
+  };
+  const conditions: Record<string, () => boolean> = {
+    HasReportBucket: () => Boolean(d.policy.retention.reportBucket),
+    HasNotificationTopic: () => Boolean(d.policy.notifications.snsTopicArn),
+  };
+
+  const text = (value: string): unknown => {
+    const whole = /^\$\{file\(\.\/lib\/build\/policy-env\.cjs\):(\w+)\}$/.exec(value);
+    if (whole) return file(whole[1]!);
+    return value
+      .replace(/\$\{file\(\.\/lib\/build\/policy-env\.cjs\):(\w+)\}/g, (_, name: string) => String(file(name)))
+      .replace(/\$\{((?:self|sls):[\w.]+)\}/g, (match, name: string) => variables[name] ?? match);
+  };
+  const file = (name: string): unknown => {
+    const value = fileValues[name];
+    if (!value) throw new Error(`serverless.yml: no local value for policy-env.cjs:${name}`);
+    return value();
+  };
+  const sub = (template: string): string =>
+    template.replace(/\$\{([\w:.]+)\}/g, (match, name: string) => pseudo[name] ?? attributes[name] ?? match);
+
+  const resolve = (value: unknown): unknown => {
+    if (typeof value === 'string') {
+      const resolved = text(value);
+      return typeof resolved === 'string' ? resolved : resolve(resolved);
+    }
+    if (Array.isArray(value)) return value.map(resolve).filter((v) => v !== NO_VALUE);
+    if (!value || typeof value !== 'object') return value;
+    const o = value as Record<string, unknown>;
+    if ('Ref' in o) {
+      if (o.Ref === 'AWS::NoValue') return NO_VALUE;
+      const ref = refs[String(o.Ref)];
+      if (ref === undefined) throw new Error(`serverless.yml: no local value for Ref ${String(o.Ref)}`);
+      return ref;
+    }
+    if ('Fn::Sub' in o) {
+      const arg = resolve(o['Fn::Sub']);
+      return sub(Array.isArray(arg) ? String(arg[0]) : String(arg));
+    }
+    if ('Fn::GetAtt' in o) {
+      const [logicalId, attribute] = o['Fn::GetAtt'] as string[];
+      const got = attributes[`${logicalId}.${attribute}`];
+      if (got === undefined) throw new Error(`serverless.yml: no local value for Fn::GetAtt ${logicalId}.${attribute}`);
+      return got;
+    }
+    if ('Fn::If' in o) {
+      const [name, yes, no] = o['Fn::If'] as [string, unknown, unknown];
+      const holds = conditions[name];
+      if (!holds) throw new Error(`serverless.yml: no local value for condition ${name}`);
+      return resolve(holds() ? yes : no);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(o)) {
+      const r = resolve(v);
+      if (r !== NO_VALUE) out[k] = r;
+    }
+    return out;
+  };
+  return resolve;
+}
+
+/** The access key id the twin maps to a function's role in a deployment region (alphanumeric, as AWS's are). */
+export function roleAccessKeyId(functionKey: string, region: string): string {
+  return `AMIDR${functionKey}${region}`.replace(/[^A-Za-z0-9]/g, '').toUpperCase();
+}

@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import { Ec2Params } from './ec2-params.ts';
+import type { TwinRequest } from './http.ts';
+import type { AuthRequest } from './iam.ts';
+import { snapshotIdsOf, type TwinImage, type TwinState } from './state.ts';
+
+/**
+ * What AWS authorizes for one call: the action on its resources with their condition keys, plus the permissions AWS
+ * documents as checked behind the call (local/README.md names each page): DescribeImageReferences reads SSM
+ * parameters and Image Builder recipes as the caller; an instance-store CopyImage reads the source bundle and writes
+ * the copy's bucket as the caller; an encrypted CopyImage uses the source and destination keys through EC2; tags
+ * given at creation need ec2:CreateTags with `ec2:CreateAction`.
+ */
+
+const REFERENCE_READS = [
+  'ssm:DescribeParameters',
+  'ssm:GetParameters',
+  'imagebuilder:ListImageRecipes',
+  'imagebuilder:ListContainerRecipes',
+  'imagebuilder:GetContainerRecipe',
+];
+const INSTANCE_STORE_COPY_WRITES = ['s3:CreateBucket', 's3:PutBucketOwnershipControls'];
+const SOURCE_KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
+const DESTINATION_KEY_ACTIONS = [
+  'kms:GenerateDataKeyWithoutPlaintext',
+  'kms:ReEncryptFrom',
+  'kms:ReEncryptTo',
+  'kms:DescribeKey',
+];
+
+const tagContext = (prefix: string, tags: Map<string, string> | undefined) =>
+  Object.fromEntries([...(tags ?? [])].map(([k, v]) => [`${prefix}/${k}`, v]));
+
+function imageArn(region: string, imageId: string): string {
+  return `arn:aws:ec2:${region}::image/${imageId}`;
+}
+
+export function ec2Requests(request: TwinRequest, state: TwinState, accountId: string): AuthRequest[] {
+  const { action, region } = request;
+  const params = new Ec2Params(request.params);
+  const base = { 'aws:RequestedRegion': region };
+  const image = (id: string | undefined) => (id ? state.region(region).images.get(id) : undefined);
+  const onImage = (id: string | undefined): AuthRequest => ({
+    action: `ec2:${action}`,
+    resource: id ? imageArn(region, id) : '*',
+    context: { ...base, ...tagContext('aws:ResourceTag', image(id)?.tags) },
+  });
+  const snapshotArn = (id: string) => `arn:aws:ec2:${region}:${accountId}:snapshot/${id}`;
+  switch (action) {
+    case 'CopyImage':
+      return copyImageRequests(params, region, state, accountId);
+    case 'DeregisterImage':
+    case 'ModifyImageAttribute':
+    case 'EnableImageDeprecation':
+    case 'DisableImageDeprecation':
+    case 'EnableImageDeregistrationProtection':
+    case 'DisableImageDeregistrationProtection':
+    case 'DisableImage':
+    case 'EnableImage':
+    case 'DescribeImageAttribute':
+      return [onImage(params.get('ImageId'))];
+    case 'DeleteSnapshot':
+    case 'ModifySnapshotAttribute':
+    case 'DescribeSnapshotAttribute': {
+      const id = params.get('SnapshotId') ?? '';
+      const snapshot = state.region(region).snapshots.get(id);
+      return [
+        {
+          action: `ec2:${action}`,
+          resource: snapshotArn(id),
+          context: { ...base, ...tagContext('aws:ResourceTag', snapshot?.tags) },
+        },
+      ];
+    }
+    case 'CreateTags':
+    case 'DeleteTags': {
+      const tags = params.structs('Tag').map((t) => [t.get('Key') ?? '', t.get('Value') ?? ''] as const);
+      const request = { ...tagContext('aws:RequestTag', new Map(tags)), 'aws:TagKeys': tags.map(([k]) => k) };
+      return params.list('ResourceId').map((id) => {
+        const resource = id.startsWith('snap-')
+          ? { arn: snapshotArn(id), tags: state.region(region).snapshots.get(id)?.tags }
+          : { arn: imageArn(region, id), tags: image(id)?.tags };
+        return {
+          action: `ec2:${action}`,
+          resource: resource.arn,
+          context: { ...base, ...request, ...tagContext('aws:ResourceTag', resource.tags) },
+        };
+      });
+    }
+    case 'DescribeImageReferences':
+      return [
+        { action: 'ec2:DescribeImageReferences', resource: '*', context: base },
+        ...REFERENCE_READS.map((a) => ({
+          action: a,
+          resource: '*',
+          context: { ...base, 'aws:CalledVia': ['ec2-images.amazonaws.com'] },
+        })),
+      ];
+    default:
+      return [{ action: `ec2:${action}`, resource: '*', context: base }];
+  }
+}
+
+/** The snapshots deleted with an image (DeregisterImage with DeleteAssociatedSnapshots), each as ec2:DeleteSnapshot. */
+export function deleteSnapshotRequest(state: TwinState, region: string, accountId: string, snapshotId: string) {
+  const snapshot = state.region(region).snapshots.get(snapshotId);
+  return {
+    action: 'ec2:DeleteSnapshot',
+    resource: `arn:aws:ec2:${region}:${accountId}:snapshot/${snapshotId}`,
+    context: { 'aws:RequestedRegion': region, ...tagContext('aws:ResourceTag', snapshot?.tags) },
+  };
+}
+
+function copyImageRequests(params: Ec2Params, region: string, state: TwinState, accountId: string): AuthRequest[] {
+  const sourceRegion = params.get('SourceRegion') ?? region;
+  const sourceId = params.get('SourceImageId') ?? '';
+  const source: TwinImage | undefined = state.region(sourceRegion).images.get(sourceId);
+  const base = { 'aws:RequestedRegion': region };
+  const requests: AuthRequest[] = [
+    {
+      action: 'ec2:CopyImage',
+      resource: imageArn(sourceRegion, sourceId),
+      context: { ...base, ...tagContext('aws:ResourceTag', source?.tags) },
+    },
+  ];
+  let specs = new Map<string, Map<string, string>>();
+  try {
+    specs = params.tagSpecifications(['image', 'snapshot']);
+  } catch {
+    // A bad TagSpecification is CopyImage's own error to report (InvalidParameterValue).
+  }
+  for (const [type, tags] of specs) {
+    if (tags.size === 0) continue;
+    requests.push({
+      action: 'ec2:CreateTags',
+      resource: `arn:aws:ec2:${region}:${type === 'image' ? '' : accountId}:${type}/*`,
+      context: {
+        ...base,
+        'ec2:CreateAction': 'CopyImage',
+        ...tagContext('aws:RequestTag', tags),
+        'aws:TagKeys': [...tags.keys()],
+      },
+    });
+  }
+  if (!source) return requests;
+  if (source.rootDeviceType === 'instance-store') {
+    const location = source.imageLocation ?? '';
+    const sourceBucket = location.split('/')[0] ?? '';
+    const hash = createHash('sha256')
+      .update(accountId + region)
+      .digest('hex')
+      .slice(0, 8);
+    const target = `amis-for-${accountId}-in-${region}-${hash}`;
+    const s3 = { ...base, 's3:ResourceAccount': accountId };
+    requests.push(
+      { action: 's3:ListAllMyBuckets', resource: '*', context: base },
+      ...INSTANCE_STORE_COPY_WRITES.map((action) => ({ action, resource: `arn:aws:s3:::${target}`, context: s3 })),
+      { action: 's3:GetBucketAcl', resource: `arn:aws:s3:::${sourceBucket}`, context: s3 },
+      { action: 's3:GetObject', resource: `arn:aws:s3:::${location}`, context: s3 },
+      { action: 's3:PutObject', resource: `arn:aws:s3:::${target}/*`, context: s3 },
+      { action: 's3:PutObjectAcl', resource: `arn:aws:s3:::${target}/*`, context: s3 },
+    );
+    return requests;
+  }
+  const sourceKeys = new Set<string>();
+  for (const id of snapshotIdsOf(source)) {
+    const key = state.region(sourceRegion).snapshots.get(id)?.kmsKeyId;
+    if (key) sourceKeys.add(key);
+  }
+  const encrypted = params.bool('Encrypted') === true || sourceKeys.size > 0;
+  const keyUse = (keyArn: string, actions: string[]) => {
+    const keyRegion = keyArn.split(':')[3] ?? region;
+    // EC2 in the key's region uses the key (AWS does not document which endpoint shows for a cross-region source).
+    const via = { 'aws:RequestedRegion': keyRegion, 'kms:ViaService': `ec2.${keyRegion}.amazonaws.com` };
+    return [
+      ...actions.map((action) => ({ action, resource: keyArn, context: { ...via, ...aliasContext(state, keyArn) } })),
+      {
+        action: 'kms:CreateGrant',
+        resource: keyArn,
+        context: { ...via, ...aliasContext(state, keyArn), 'kms:GrantIsForAWSResource': 'true' },
+      },
+    ];
+  };
+  for (const key of sourceKeys) requests.push(...keyUse(key, SOURCE_KEY_ACTIONS));
+  if (encrypted) {
+    const ref = params.get('KmsKeyId') ?? 'alias/aws/ebs';
+    const destination = state.resolve(region, ref);
+    // A key that does not exist is EC2's to report (the copy fails later), not IAM's.
+    if (destination) requests.push(...keyUse(destination.arn, DESTINATION_KEY_ACTIONS));
+  }
+  return requests;
+}
+
+/** `kms:ResourceAliases`: the aliases of the key a request uses. */
+function aliasContext(state: TwinState, keyArn: string): Record<string, string[]> {
+  const [, , , region, , resource] = keyArn.split(':');
+  if (!region || !resource?.startsWith('key/')) return {};
+  const keyId = resource.slice(4);
+  const aliases = [...state.region(region).aliases].filter(([, id]) => id === keyId).map(([alias]) => alias);
+  return { 'kms:ResourceAliases': aliases };
+}
+
+/** KMS, Step Functions, SNS and Auto Scaling calls, made directly by the caller. */
+export function serviceRequests(request: TwinRequest, state: TwinState): AuthRequest[] {
+  const base = { 'aws:RequestedRegion': request.region };
+  const str = (name: string) => {
+    const value = request.protocol === 'json' ? request.json[name] : request.params[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  switch (request.service) {
+    case 'kms': {
+      const action = `kms:${request.action}`;
+      const ref = str('KeyId') ?? str('TargetKeyId');
+      const key = ref ? state.resolve(request.region, ref) : undefined;
+      if (!key) return [{ action, resource: '*', context: base }];
+      return [{ action, resource: key.arn, context: { ...base, ...aliasContext(state, key.arn) } }];
+    }
+    case 'states': {
+      const resource = str('stateMachineArn') ?? str('executionArn') ?? '*';
+      return [{ action: `states:${request.action}`, resource, context: base }];
+    }
+    case 'sns':
+      return [{ action: `sns:${request.action}`, resource: str('TopicArn') ?? '*', context: base }];
+    case 'autoscaling':
+      return [{ action: `autoscaling:${request.action}`, resource: '*', context: base }];
+    default:
+      return [];
+  }
+}
+
+/** How each service words a denial. */
+export const DENIAL: Record<string, { code: string; status: number }> = {
+  ec2: { code: 'UnauthorizedOperation', status: 403 },
+  kms: { code: 'AccessDeniedException', status: 400 },
+  states: { code: 'AccessDeniedException', status: 400 },
+  sns: { code: 'AuthorizationError', status: 403 },
+  autoscaling: { code: 'AccessDenied', status: 403 },
+  s3: { code: 'AccessDenied', status: 403 },
+};

@@ -1,0 +1,222 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateImageCommand, EC2Client, DescribeImagesCommand, RegisterImageCommand } from '@aws-sdk/client-ec2';
+import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { CreateTopicCommand, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
+import { runReadiness } from '../../../lib/workflows/readiness.ts';
+import { runRetention } from '../../../lib/workflows/retention.ts';
+import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
+import { seedAccount } from '../../../local/runtime/seed-account.ts';
+import { s3Client } from '../../../lib/aws/clients.ts';
+import { ManualClock } from '../../../local/twin/clock.ts';
+import { seedBundle } from '../../../local/twin/s3.ts';
+import { summaries } from '../replication/helpers.ts';
+import { evaluate, type AuthRequest, type PolicyStatement } from '../../../local/twin/iam.ts';
+
+/**
+ * Every function's real calls, made on the twin under the role serverless.yml gives it (resolved for this policy):
+ * replication of an EBS, an encrypted and an instance-store source, a failed copy's cleanup, readiness with
+ * reconciliation, retention with DescribeImageReferences. None may be refused; and each statement of each role
+ * must be needed by some call (the role minus that statement refuses one), so the roles stay least-privilege.
+ */
+
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+const ACCOUNT = '000000000000';
+const SOURCE = 'us-east-1';
+const TOPIC = `arn:aws:sns:${SOURCE}:${ACCOUNT}:ami-dr-notifications`;
+const START = Date.UTC(2026, 0, 1);
+
+/** Statements no call on the twin can need: the runtime's own writes (logs), Lambda's failure destination (sqs). */
+const OUTSIDE_THE_TWIN = /^(logs|sqs):/;
+/** Statements granted for calls this scenario does not make, with why. */
+const NOT_EXERCISED: Record<string, RegExp> = {
+  // startOrJoinReplication can look an execution up; the event handler never re-drives.
+  onImageEvent: /^states:DescribeExecution$/,
+};
+
+function examplePolicy(): Readonly<Policy> {
+  const document = parseYaml(readFileSync(join(ROOT, 'ami-dr.config.yml'), 'utf8')) as Record<string, unknown>;
+  return parsePolicy({ ...document, notifications: { snsTopicArn: TOPIC } });
+}
+
+const builderEc2 = (rt: LocalRuntime, region: string) =>
+  new EC2Client({ region, endpoint: rt.twin.endpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+
+describe('IAM on the twin: each function runs under its serverless.yml role', () => {
+  let rt: LocalRuntime;
+  let policy: Readonly<Policy>;
+  const replicated: Record<string, string> = {};
+
+  beforeAll(async () => {
+    policy = examplePolicy();
+    rt = await startLocalRuntime({ policy, clock: new ManualClock(START), twinOptions: { s3: true } });
+    seedAccount(rt.twin.seed, policy, rt.twin.clock.now());
+    // An aged instance-store family: retention removes the oldest with its S3 bundle.
+    for (const [i, age] of [400, 390, 380, 370].entries()) {
+      const bundle = await seedBundle(s3Client(rt.clients, SOURCE), 'ami-bundles', `legacy/v${i}`, 2);
+      rt.twin.seed.image(SOURCE, {
+        name: `legacy-1.${i}.0`,
+        rootDeviceType: 'instance-store',
+        imageLocation: bundle.imageLocation,
+        creationDate: new Date(START - age * 86_400_000).toISOString(),
+      });
+    }
+    await new SNSClient({
+      region: SOURCE,
+      endpoint: rt.twin.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    }).send(new CreateTopicCommand({ Name: 'ami-dr-notifications' }));
+    const ec2 = builderEc2(rt, SOURCE);
+    const build = async (name: string, base: string) => {
+      const instanceId = rt.twin.seed.instance(SOURCE, { imageId: base });
+      const out = await ec2.send(new CreateImageCommand({ InstanceId: instanceId, Name: name }));
+      return out.ImageId!;
+    };
+    replicated.ebs = await build('web-9.0.0', rt.twin.seed.image(SOURCE, { name: 'web-base' }));
+    rt.twin.seed.key(SOURCE, { alias: 'producer' });
+    replicated.encrypted = await build(
+      'secure-1.0.0',
+      rt.twin.seed.image(SOURCE, { name: 'secure-base', encrypted: true, kmsKeyId: 'alias/producer' }),
+    );
+    const registered = await ec2.send(
+      new RegisterImageCommand({ Name: 'legacy-s3', ImageLocation: 'bundles/legacy/image.manifest.xml' }),
+    );
+    replicated.instanceStore = registered.ImageId!;
+    await rt.waitForIdle();
+    // A copy that fails: the branch cleans it up under the cleanup role.
+    rt.twin.faults.failCopies('eu-west-1');
+    replicated.failing = await build('web-9.0.1', rt.twin.seed.image(SOURCE, { name: 'web-base-2' }));
+    await rt.waitForIdle();
+    rt.twin.faults.clear();
+  }, 120_000);
+
+  afterAll(async () => {
+    await rt?.stop();
+  });
+
+  const outcomes = () => Object.fromEntries(summaries(rt).map((summary) => [summary.source.imageId, summary.outcome]));
+
+  it('replicates EBS, encrypted and instance-store sources with no access error, and cleans up a failed copy', () => {
+    expect(outcomes()).toEqual({
+      [replicated.ebs!]: 'replicated',
+      [replicated.encrypted!]: 'replicated',
+      [replicated.instanceStore!]: 'replicated',
+      [replicated.failing!]: 'partial',
+    });
+    expect(rt.dlq).toEqual([]);
+  });
+
+  it('runs readiness with reconciliation and retention with reference checks, refused nothing', async () => {
+    const readiness = await runReadiness({
+      clients: rt.clientsFor('readiness'),
+      policy,
+      now: rt.twin.clock.now(),
+      reconcile: true,
+      stateMachineArnFor: (r) => rt.stateMachineArn(r),
+    });
+    expect(readiness.reconciliation?.errors).toEqual([]);
+    expect(readiness.reconciliation?.redriven.length).toBeGreaterThan(0);
+    expect(readiness.reconciliation?.repaired.length).toBeGreaterThan(0);
+    await rt.waitForIdle();
+    let removed = 0;
+    for (const region of [SOURCE, ...policy.regions.dr.map((d) => d.region)]) {
+      const run = await runRetention({
+        clients: rt.clientsFor('retention'),
+        policy,
+        region,
+        now: rt.twin.clock.now(),
+        dryRun: false,
+        accountId: ACCOUNT,
+        clock: () => rt.twin.clock.now(),
+      });
+      removed += run.report.removed.length;
+    }
+    expect(removed).toBeGreaterThan(0);
+    const refused = rt.twin.iam.log.filter((d) => d.decision !== 'Allow');
+    expect(refused.map((d) => `${d.accessKeyId}: ${d.request.action} on ${d.request.resource}`)).toEqual([]);
+    const checked = new Set(rt.twin.iam.log.map((d) => d.request.action));
+    for (const action of [
+      'ec2:CopyImage',
+      'ec2:CreateTags',
+      'ec2:DescribeImageReferences',
+      'ssm:GetParameters',
+      's3:PutObjectAcl',
+      's3:GetObject',
+      's3:DeleteObject',
+      'kms:CreateGrant',
+      'kms:ReEncryptTo',
+      'ec2:DeleteSnapshot',
+      'states:StartExecution',
+      'sns:Publish',
+      'autoscaling:DescribeAutoScalingGroups',
+    ])
+      expect(checked).toContain(action);
+  });
+
+  it('needs every statement of every role: without any one of them, some call of the run is refused', () => {
+    const byKey = new Map<string, AuthRequest[]>();
+    for (const d of rt.twin.iam.log) byKey.set(d.accessKeyId, [...(byKey.get(d.accessKeyId) ?? []), d.request]);
+    const unneeded: string[] = [];
+    for (const role of rt.twin.iam.roles()) {
+      const requests = byKey.get(role.accessKeyId) ?? [];
+      if (requests.length === 0) continue; // a role deployed in a region where nothing ran
+      const fn = role.arn.split('/').pop()!;
+      role.statements.forEach((statement, i) => {
+        const actions = [statement.Action ?? []].flat();
+        if (actions.every((a) => OUTSIDE_THE_TWIN.test(a) || NOT_EXERCISED[fn]?.test(a))) return;
+        const without: PolicyStatement[] = role.statements.filter((_, j) => j !== i);
+        if (requests.every((r) => evaluate(without, r) === 'Allow'))
+          unneeded.push(`${fn}: ${actions.join(', ')} on ${JSON.stringify(statement.Resource)}`);
+      });
+    }
+    expect(unneeded).toEqual([]);
+  });
+});
+
+describe('IAM on the twin: a refused call fails as each service fails it', () => {
+  let rt: LocalRuntime;
+  const credentials = { accessKeyId: 'AMIDRNOTHING', secretAccessKey: 'x' };
+
+  beforeAll(async () => {
+    rt = await startLocalRuntime({
+      policy: examplePolicy(),
+      clock: new ManualClock(START),
+      twinOptions: { s3: false },
+    });
+    rt.twin.iam.attach({
+      accessKeyId: credentials.accessKeyId,
+      arn: `arn:aws:sts::${ACCOUNT}:assumed-role/nothing/session`,
+      statements: [{ Effect: 'Allow', Action: 'ec2:DescribeImages', Resource: '*' }],
+    });
+  });
+
+  afterAll(async () => {
+    await rt?.stop();
+  });
+
+  it('EC2 answers UnauthorizedOperation (HTTP 403), KMS and Step Functions AccessDeniedException, SNS AuthorizationError', async () => {
+    const config = { region: SOURCE, endpoint: rt.twin.endpoint, credentials, maxAttempts: 1 };
+    const ec2 = new EC2Client(config);
+    await expect(ec2.send(new DescribeImagesCommand({ Owners: ['self'] }))).resolves.toBeDefined();
+    const refused = await ec2
+      .send(new CreateImageCommand({ InstanceId: 'i-0123456789abcdef0', Name: 'x' }))
+      .catch((e: unknown) => e as { name: string; message: string; $metadata: { httpStatusCode?: number } });
+    expect(refused).toMatchObject({ name: 'UnauthorizedOperation', $metadata: { httpStatusCode: 403 } });
+    expect((refused as Error).message).toMatch(
+      /^You are not authorized to perform this operation\. User: .*ec2:CreateImage/,
+    );
+    await expect(new KMSClient(config).send(new DescribeKeyCommand({ KeyId: 'alias/aws/ebs' }))).rejects.toMatchObject({
+      name: 'AccessDeniedException',
+    });
+    await expect(
+      new SFNClient(config).send(new StartExecutionCommand({ stateMachineArn: rt.stateMachineArn(SOURCE) })),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    await expect(
+      new SNSClient(config).send(new PublishCommand({ TopicArn: TOPIC, Message: 'x' })),
+    ).rejects.toMatchObject({ name: 'AuthorizationErrorException' }); // SNS's AuthorizationError code
+  });
+});
