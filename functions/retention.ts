@@ -10,8 +10,9 @@ import { logger, metrics } from '../lib/observability.ts';
 import { runRetentionEverywhere } from '../lib/workflows/retention.ts';
 
 /**
- * Scheduled: retention in every source and DR region (inventory -> plan -> apply within the time budget ->
- * report). Work the budget cannot fit is left for the next run, which plans again from what is there.
+ * Scheduled: retention in every source and DR region: every region inventoried and planned before anything changes,
+ * then each plan applied within the time budget and reported. Work the budget cannot fit is left for the next run,
+ * which plans again from what is there.
  */
 const policy = loadPolicyFromEnv();
 const clients = defaultClients();

@@ -89,12 +89,18 @@ export const COMMANDS: readonly RegisteredCommand[] = [
   {
     name: 'retention',
     summary: 'plan or apply retention: deprecate and remove aged images, never ones in use',
-    usage: 'ami-dr retention plan|apply [--region region] [--dry-run] [--time-budget duration]',
+    usage:
+      'ami-dr retention plan [--region region] [--output plan.json] | apply [--region region | --plan plan.json] [--dry-run] [--time-budget duration]',
     description:
       'plan: what retention would do in each region, with a reason for every image (no changes).\n' +
       "apply: does it: deprecates, then deregisters aged images with their snapshots or S3 bundles, paced to EC2's\n" +
       'rate limits. Images that are retained, protected, in use, owned by AWS Backup or among the newest of their\n' +
-      'family are kept. Without --region, every region of the policy (sources and DR) is processed in turn.\n' +
+      'family are kept. Without --region, every region of the policy (sources and DR) is processed: every region is\n' +
+      'planned first, before anything changes, then each plan is applied, so apply does exactly what plan shows. A\n' +
+      'copy whose source the same run removes is kept and goes in a later run (its reason says so).\n' +
+      'plan --output writes the plan to a file; apply --plan applies exactly that plan: each action is checked\n' +
+      'against the account as it is now and skipped (with the reason) when it is no longer safe; nothing is added.\n' +
+      'A plan made for another account or another version of the policy is refused (exit 2).\n' +
       'The policy binds: with retention.dryRun: true, apply only plans; with retention.enabled: false, it does\n' +
       'nothing. Options can make a run safer, never less safe. Ctrl-C stops after the calls in flight and reports\n' +
       'what was done and what is left (exit 130); a second Ctrl-C stops at once.',
@@ -107,6 +113,12 @@ export const COMMANDS: readonly RegisteredCommand[] = [
         description: 'with apply: stop starting new work after this long (90s, 5m, 1h); the rest is left for next time',
       },
       all: { type: 'boolean', description: 'with plan: list kept images too (default: only the changes, and counts)' },
+      output: { type: 'string', valueName: 'file', description: 'with plan: save the plan (JSON) for apply --plan' },
+      plan: {
+        type: 'string',
+        valueName: 'file',
+        description: 'with apply: apply this saved plan, re-checking every action; never more than it lists',
+      },
     },
     positionals: ['plan|apply'],
     examples: [
@@ -115,6 +127,7 @@ export const COMMANDS: readonly RegisteredCommand[] = [
       'ami-dr retention apply --region us-west-2',
       'ami-dr retention apply --dry-run --json',
       'ami-dr retention apply --time-budget 10m',
+      'ami-dr retention plan --output plan.json && ami-dr retention apply --plan plan.json',
     ],
     stopsCleanly: true,
     load: async () => (await import('./commands/retention.ts')).retentionCommand,

@@ -41,6 +41,11 @@ export interface LiveSources {
   checkedRegions: readonly string[];
   /** `region/imageId` of every source image that still exists (any state but deregistered). */
   live: ReadonlySet<string>;
+  /**
+   * `region/imageId` of live sources that the same run removes (a run plans every region before it changes
+   * anything): their copies are kept, and named so, until a later run finds the source gone.
+   */
+  removedInRun?: ReadonlySet<string>;
 }
 
 export interface RetentionInventory {

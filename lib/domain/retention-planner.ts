@@ -231,7 +231,12 @@ export const RETENTION_RULES = [
     stage: 'family',
     when: (c, ctx) => {
       const source = replicaSource(c, ctx);
-      return source?.checked && source.live ? `its source ${source.region}/${source.id} still exists` : undefined;
+      if (!source?.checked || !source.live) return undefined;
+      // A source this same run removes still exists while the run is planned: the copy waits for a later run, so
+      // that what a run removes is exactly what its plan, made before anything changed, listed.
+      return ctx.sources?.removedInRun?.has(sourceKey(source.region, source.id))
+        ? `its source ${source.region}/${source.id} is removed in this run; this copy goes in a later run`
+        : `its source ${source.region}/${source.id} still exists`;
     },
   }),
   rule({
@@ -300,12 +305,35 @@ export const RETENTION_RULES = [
 export type AnyRetentionRule = (typeof RETENTION_RULES)[number];
 export type RuleName = AnyRetentionRule['name'];
 type Acting = 'deprecate' | 'deregister';
-export type KeepReason = Exclude<AnyRetentionRule['gives'], Acting>;
-const isKeepReason = (g: AnyRetentionRule['gives']): g is KeepReason => g !== 'deprecate' && g !== 'deregister';
-/** Every keep reason, in the order of the rules that give them (the report's order of reasons). */
+/**
+ * Not a row of the table: an image a rule would deprecate or remove, held back by the caller's limit (see PlanLimit:
+ * a saved plan that did not list it). The action keeps the name of the rule that would have acted.
+ */
+export const HELD_BACK = 'held-back';
+export type KeepReason = Exclude<AnyRetentionRule['gives'], Acting> | typeof HELD_BACK;
+const isKeepReason = (g: AnyRetentionRule['gives']): g is Exclude<KeepReason, typeof HELD_BACK> =>
+  g !== 'deprecate' && g !== 'deregister';
+/** Every keep reason, in the order of the rules that give them (the report's order of reasons), then held-back. */
 export const KEEP_REASONS: readonly KeepReason[] = [
   ...new Set(RETENTION_RULES.map((r) => r.gives).filter(isKeepReason)),
+  HELD_BACK,
 ];
+
+/**
+ * The most the plan may do to one image, whatever the rules decide: `keep` (do nothing) or `deprecate` (a removal
+ * becomes a deprecation). Applying a saved plan sets these so that it never does more than it listed; the snapshots
+ * and bundles are then planned with the images held back counted as kept.
+ */
+export interface PlanLimit {
+  most: 'keep' | 'deprecate';
+  /** Why, for the kept action's detail. */
+  detail: string;
+}
+
+export interface PlanOptions {
+  /** By image id; images absent are not limited. */
+  limits?: ReadonlyMap<string, PlanLimit>;
+}
 
 interface ActionBase {
   imageId: string;
@@ -391,6 +419,7 @@ export function planRetention(
   policy: Readonly<Policy>,
   now: number | Date,
   rules: readonly AnyRetentionRule[] = RETENTION_RULES,
+  options: PlanOptions = {},
 ): RetentionPlan {
   const nowMs = typeof now === 'number' ? now : now.getTime();
   checkInputs(inventory, policy, nowMs);
@@ -416,7 +445,9 @@ export function planRetention(
       if (finding === undefined) continue;
       const { detail, references, warning } = typeof finding === 'string' ? { detail: finding } : finding;
       if (warning) warnings.push(warning);
-      actions[c.index] = toAction(r, c, detail, references, ctx);
+      const action = toAction(r, c, detail, references, ctx);
+      const limit = options.limits?.get(c.image.imageId);
+      actions[c.index] = limit ? limited(action, limit, c.image, ctx) : action;
       return true;
     }
     return false;
@@ -514,6 +545,23 @@ function toAction(
   if (family !== undefined) a.family = family;
   if (references) a.references = references;
   return a;
+}
+
+/** An action within its limit: a removal limited to a deprecation deprecates; anything beyond the limit is held back. */
+function limited(action: RetentionAction, limit: PlanLimit, image: ImageRecord, ctx: RuleContext): RetentionAction {
+  if (action.action === 'keep' || (limit.most === 'deprecate' && action.action === 'deprecate')) return action;
+  const { imageId, name, rule, scope, family, detail } = action;
+  const base = { imageId, name, rule, scope, ...(family !== undefined ? { family } : {}) };
+  // Deprecated already (or disabled): the deprecation it is limited to is done; setting it again would move it.
+  const deprecated = image.deprecationTime !== undefined || image.state === 'disabled';
+  if (limit.most === 'deprecate' && !deprecated)
+    return {
+      action: 'deprecate',
+      ...base,
+      detail: `${detail}; ${limit.detail}`,
+      deprecateAt: new Date(ctx.deprecateAtMs).toISOString(),
+    };
+  return { action: 'keep', ...base, reason: HELD_BACK, detail: `${limit.detail} (${detail})` };
 }
 
 /**

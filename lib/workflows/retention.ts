@@ -8,15 +8,25 @@ import {
 import { TokenBucketPacer } from '../aws/pacer.ts';
 import { putJsonReport } from '../aws/reports.ts';
 import { applyRetentionPlan, REQUIRED_PERMISSIONS as APPLY_PERMISSIONS } from '../aws/retention-apply.ts';
-import type { Policy } from '../domain/policy.ts';
-import type { RetentionInventory } from '../domain/retention-inventory.ts';
-import { planRetention, type RetentionPlan } from '../domain/retention-planner.ts';
+import { policyVersion, type Policy } from '../domain/policy.ts';
+import { sourceKey, type RetentionInventory } from '../domain/retention-inventory.ts';
+import { planRetention, RETENTION_RULES, type PlanLimit, type RetentionPlan } from '../domain/retention-planner.ts';
+import {
+  checkSavedPlan,
+  inventoryFingerprint,
+  planLimits,
+  skippedActions,
+  type SavedPlan,
+  type SavedRegionPlan,
+  type SkippedAction,
+} from '../domain/saved-plan.ts';
 import { buildRetentionReport, type RetentionError, type RetentionReport } from '../domain/retention-report.ts';
 import { awsErrorName } from '../domain/errors.ts';
 
 /**
- * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
- * Lambda, `ami-dr retention plan|apply` and the demo all call this.
+ * Retention runs: in one region (runRetention: inventory -> plan -> apply within the time budget -> report), and in
+ * every region (runRetentionEverywhere: every region planned first, then each plan applied). The scheduled Lambda,
+ * `ami-dr retention plan|apply` and the demo call these.
  */
 
 /** Everything a retention run calls; serverless.yml's retention role grants exactly these. */
@@ -60,26 +70,53 @@ export interface RunRetentionOptions {
 export interface RetentionRun {
   report: RetentionReport;
   plan: RetentionPlan;
+  /** inventoryFingerprint of the inventory the plan came from. */
+  fingerprint: string;
+  /** Applying a saved plan: its deprecations and removals not carried out, each with the fresh plan's reason. */
+  skipped?: SkippedAction[];
+  /** Applying a saved plan: the region's images changed since it was made (every action is re-checked anyway). */
+  inventoryChanged?: boolean;
   /** `s3://bucket/key` of the written report. */
   reportLocation?: string;
   /** Calls made, by kind: what a run costs. */
   calls: { describe: number; mutating: number };
 }
 
+/** One region inventoried and planned, nothing changed yet. */
+export interface PlannedRegion {
+  region: string;
+  inventory: RetentionInventory;
+  plan: RetentionPlan;
+  fingerprint: string;
+  pacer: TokenBucketPacer;
+  startedAt: number;
+  /** The time the plan is made for, epoch ms. */
+  now: number;
+  limits?: ReadonlyMap<string, PlanLimit>;
+  skipped?: SkippedAction[];
+  inventoryChanged?: boolean;
+}
+
+type RegionOptions = Omit<RunRetentionOptions, 'accountId'> & { accountId: string };
+
 export async function runRetention(options: RunRetentionOptions): Promise<RetentionRun> {
-  const { clients, policy, region } = options;
+  const accountId = options.accountId ?? (await callerAccountId(stsClient(options.clients, options.region)));
+  const planned = await planRegion({ ...options, accountId });
+  return applyRegion(planned, options);
+}
+
+/** Inventory and plan one region; nothing changes. With `saved`, the fresh plan is limited to what it listed. */
+export async function planRegion(options: RegionOptions, saved?: SavedRegionPlan): Promise<PlannedRegion> {
+  const { clients, policy, region, accountId } = options;
   const clock = options.clock ?? Date.now;
   const startedAt = clock();
   const now =
     options.now === undefined ? startedAt : typeof options.now === 'number' ? options.now : options.now.getTime();
-  const dryRun = policy.retention.dryRun || options.dryRun === true;
   const pacer = new TokenBucketPacer({
     now: clock,
     ...(options.sleep ? { sleep: options.sleep } : {}),
     scale: options.rateScale ?? 1,
   });
-
-  const accountId = options.accountId ?? (await callerAccountId(stsClient(clients, region)));
   let inventory: RetentionInventory = await collectInventory(clients, {
     region,
     accountId,
@@ -93,7 +130,34 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
     inventory = await addImageReferences(ec2Client(clients, region), inventory, candidates, pacer);
     plan = planRetention(inventory, policy, now);
   }
+  const fingerprint = inventoryFingerprint(inventory);
+  if (!saved) return { region, inventory, plan, fingerprint, pacer, startedAt, now };
+  // A saved plan: the fresh plan decides what is still safe, the saved one what may be done at most.
+  const limits = planLimits(saved, plan);
+  plan = planRetention(inventory, policy, now, RETENTION_RULES, { limits });
+  return {
+    region,
+    inventory,
+    plan,
+    fingerprint,
+    pacer,
+    startedAt,
+    now,
+    limits,
+    skipped: skippedActions(saved, plan),
+    inventoryChanged: fingerprint !== saved.fingerprint,
+  };
+}
 
+/** Apply a region's plan (unless a dry-run) within the deadline, and report; nothing is planned again. */
+export async function applyRegion(
+  planned: PlannedRegion,
+  options: Omit<RunRetentionOptions, 'region' | 'now'>,
+): Promise<RetentionRun> {
+  const { clients, policy } = options;
+  const { region, inventory, plan, pacer, startedAt } = planned;
+  const clock = options.clock ?? Date.now;
+  const dryRun = policy.retention.dryRun || options.dryRun === true;
   const outcome = dryRun
     ? undefined
     : await applyRetentionPlan(plan, {
@@ -107,22 +171,24 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
       });
 
   const errors: RetentionError[] = [];
-  let report = buildRetentionReport({
-    plan,
-    policy,
-    dryRun,
-    imageReferences: inventory.imageReferences,
-    outcome,
-    errors,
-    startedAt,
-    finishedAt: clock(),
-  });
+  const report = (): RetentionReport =>
+    buildRetentionReport({
+      plan,
+      policy,
+      dryRun,
+      imageReferences: inventory.imageReferences,
+      outcome,
+      errors,
+      startedAt,
+      finishedAt: clock(),
+    });
   let reportLocation: string | undefined;
+  const first = report();
   const bucket = policy.retention.reportBucket;
   if (bucket && options.writeReport !== false) {
-    const key = `${policy.retention.reportPrefix}retention/${region}/${report.startedAt.replace(/[:.]/g, '-')}${dryRun ? '-dry-run' : ''}.json`;
+    const key = `${policy.retention.reportPrefix}retention/${region}/${first.startedAt.replace(/[:.]/g, '-')}${dryRun ? '-dry-run' : ''}.json`;
     try {
-      reportLocation = await putJsonReport(s3Client(clients, region), bucket, key, report);
+      reportLocation = await putJsonReport(s3Client(clients, region), bucket, key, first);
     } catch (error) {
       // The run's work is done; a lost report is an error to see, not a reason to undo or repeat the work.
       errors.push({
@@ -130,21 +196,14 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
         code: awsErrorName(error) ?? 'Error',
         message: `could not write the report to s3://${bucket}/${key}: ${(error as Error).message}`,
       });
-      report = buildRetentionReport({
-        plan,
-        policy,
-        dryRun,
-        imageReferences: inventory.imageReferences,
-        outcome,
-        errors,
-        startedAt,
-        finishedAt: clock(),
-      });
     }
   }
   return {
-    report,
+    report: errors.length > 0 ? report() : first,
     plan,
+    fingerprint: planned.fingerprint,
+    ...(planned.skipped ? { skipped: planned.skipped } : {}),
+    ...(planned.inventoryChanged !== undefined ? { inventoryChanged: planned.inventoryChanged } : {}),
     ...(reportLocation ? { reportLocation } : {}),
     calls: { describe: pacer.taken.describe, mutating: outcome?.mutatingCalls ?? 0 },
   };
@@ -159,13 +218,15 @@ export interface RegionFailure {
   region: string;
   code: string;
   message: string;
+  /** The error itself, for a caller that reports it its own way. */
+  error?: unknown;
 }
 
 export interface ScheduledRetention {
   runs: RetentionRun[];
   /** Regions whose run failed outright (inventory unreadable, ...); the others still ran. */
   failures: RegionFailure[];
-  /** Regions not started because the deadline had passed. */
+  /** Regions not applied because the deadline had passed or the run was stopped (their plans are in `runs` neither). */
   skipped: string[];
 }
 
@@ -179,36 +240,116 @@ export function shareOfDeadline(deadline: number | undefined, now: number, regio
   return left <= 0 ? now : now + left / Math.max(1, regionsLeft);
 }
 
+export interface EverywhereOptions extends Omit<RunRetentionOptions, 'region' | 'onProgress'> {
+  /** Default: every region of the policy (or of the saved plan). */
+  regions?: string[];
+  /**
+   * Apply this saved plan (ami-dr retention plan --output): refused as a whole (SavedPlanRefusedError) when made for
+   * another account, policy version or regions; otherwise each region is planned afresh and only what both plans
+   * want is done.
+   */
+  saved?: SavedPlan;
+  /** Each region's progress: planning, then applying (done/total images). */
+  onProgress?: (region: string, phase: 'planning' | 'applying', done?: number, total?: number) => void;
+}
+
 /**
- * Retention over every region, one after the other, sharing the deadline: each region may use its share of the
- * time left (what one leaves unused passes to the next), so a region with a long backlog does not starve the
- * others. A region that fails does not stop the rest.
+ * Retention over every region, in two steps. First every region is inventoried and planned, before anything
+ * changes, so that what a run does is exactly the plan a user previews (`ami-dr retention plan`). Then each region's
+ * plan is applied, one region after the other, sharing the deadline: each may use its share of the time left (what
+ * one leaves unused passes to the next), so a region with a long backlog does not starve the others. A region that
+ * fails does not stop the rest.
+ *
+ * Cascades are left to a later run, deliberately: a DR copy whose source this run removes is kept (rule live-source,
+ * its detail saying so), because its source still exists when the run is planned; the next run, finding the source
+ * gone, plans the copy's removal, and that plan can be reviewed first.
  */
-export async function runRetentionEverywhere(
-  options: Omit<RunRetentionOptions, 'region'> & { regions?: string[] },
-): Promise<ScheduledRetention> {
+export async function runRetentionEverywhere(options: EverywhereOptions): Promise<ScheduledRetention> {
   const clock = options.clock ?? Date.now;
-  const regions = options.regions ?? retentionRegions(options.policy);
+  const { saved } = options;
+  const regions = options.regions ?? saved?.regions ?? retentionRegions(options.policy);
   const accountId = options.accountId ?? (await callerAccountId(stsClient(options.clients, regions[0] ?? 'us-east-1')));
+  if (saved) {
+    checkSavedPlan(saved, {
+      accountId,
+      policy: { name: options.policy.name, version: policyVersion(options.policy) },
+      regions: retentionRegions(options.policy),
+    });
+  }
   const result: ScheduledRetention = { runs: [], failures: [], skipped: [] };
-  for (const [i, region] of regions.entries()) {
-    const now = clock();
-    const deadline = shareOfDeadline(options.deadline, now, regions.length - i);
-    if (deadline !== undefined && deadline <= now) {
-      result.skipped.push(...regions.slice(i));
-      break;
+  const failed = (region: string, error: unknown): void => {
+    result.failures.push({
+      region,
+      code: awsErrorName(error) ?? 'Error',
+      message: (error as Error).message ?? String(error),
+      error,
+    });
+  };
+  const planned: PlannedRegion[] = [];
+  const now = options.now ?? clock();
+  for (const region of regions) {
+    if (options.signal?.aborted || (options.deadline !== undefined && clock() >= options.deadline)) {
+      result.skipped.push(region);
+      continue;
     }
+    options.onProgress?.(region, 'planning');
+    const savedRegion = saved?.plans.find((p) => p.region === region);
     try {
-      result.runs.push(
-        await runRetention({ ...options, region, accountId, ...(deadline !== undefined ? { deadline } : {}) }),
+      planned.push(
+        await planRegion(
+          { ...options, region, accountId, now, onProgress: undefined },
+          savedRegion ?? emptyPlan(saved, region),
+        ),
       );
     } catch (error) {
-      result.failures.push({
-        region,
-        code: awsErrorName(error) ?? 'Error',
-        message: (error as Error).message ?? String(error),
-      });
+      failed(region, error);
+    }
+  }
+  noteCascades(planned, options.policy);
+  for (const [i, p] of planned.entries()) {
+    const at = clock();
+    const deadline = shareOfDeadline(options.deadline, at, planned.length - i);
+    if (options.signal?.aborted || (deadline !== undefined && deadline <= at)) {
+      result.skipped.push(...planned.slice(i).map((x) => x.region));
+      break;
+    }
+    options.onProgress?.(p.region, 'applying', 0, 0);
+    try {
+      result.runs.push(
+        await applyRegion(p, {
+          ...options,
+          accountId,
+          ...(deadline !== undefined ? { deadline } : {}),
+          onProgress: (done, total) => options.onProgress?.(p.region, 'applying', done, total),
+        }),
+      );
+    } catch (error) {
+      failed(p.region, error);
     }
   }
   return result;
+}
+
+/** A saved plan without this region (it cannot be, checkSavedPlan and parseSavedPlan see to it): do nothing there. */
+function emptyPlan(saved: SavedPlan | undefined, region: string): SavedRegionPlan | undefined {
+  return saved ? { region, fingerprint: '', actions: [], errors: [], warnings: [] } : undefined;
+}
+
+/**
+ * Re-plans (pure, no calls) the regions holding copies of sources this run removes, so that the kept copies say why
+ * they wait. Only a detail changes: such a copy's source exists while the run is planned, so it is kept either way.
+ */
+function noteCascades(planned: PlannedRegion[], policy: Readonly<Policy>): void {
+  const removed = new Set(
+    planned.flatMap((p) =>
+      p.plan.actions.filter((a) => a.action === 'deregister').map((a) => sourceKey(p.region, a.imageId)),
+    ),
+  );
+  if (removed.size === 0) return;
+  for (const p of planned) {
+    const sources = p.inventory.sources;
+    if (!sources || ![...sources.live].some((k) => removed.has(k))) continue;
+    p.inventory = { ...p.inventory, sources: { ...sources, removedInRun: removed } };
+    p.plan = planRetention(p.inventory, policy, p.now, RETENTION_RULES, p.limits ? { limits: p.limits } : {});
+  }
 }

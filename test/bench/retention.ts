@@ -1,7 +1,14 @@
 import type { ImageRecord } from '../../lib/domain/image.ts';
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import type { ImageReference, RetentionInventory } from '../../lib/domain/retention-inventory.ts';
-import { planRetention } from '../../lib/domain/retention-planner.ts';
+import { planRetention, RETENTION_RULES, type RetentionPlan } from '../../lib/domain/retention-planner.ts';
+import {
+  inventoryFingerprint,
+  parseSavedPlan,
+  planLimits,
+  skippedActions,
+  toSavedPlan,
+} from '../../lib/domain/saved-plan.ts';
 import { TAG } from '../../lib/domain/tags.ts';
 import { daysAgo, REGION, retentionHarness, START } from '../integration/retention/helpers.ts';
 import { autoScalingClient, ec2Client, s3Client, stsClient } from '../../lib/aws/clients.ts';
@@ -64,7 +71,7 @@ function inventoryOf(n: number): RetentionInventory {
   };
 }
 
-function plannerFigures(): Record<string, string | number> {
+export function plannerFigures(): Record<string, string | number> {
   const inventory = inventoryOf(100_000);
   const scope = { deprecateAfterDays: 60, deregisterAfterDays: 90, keepLatest: 3, family: { tag: 'Family' } };
   const policy = parsePolicy({
@@ -83,8 +90,46 @@ function plannerFigures(): Record<string, string | number> {
   times.sort((a, b) => a - b);
   const count = (action: string) => plan.actions.filter((a) => a.action === action).length;
   return {
+    ...savedPlanFigures(inventory, policy, plan),
     'planner, 100,000 images (median of 5)': `${(times[2] ?? 0).toFixed(0)} ms (min ${(times[0] ?? 0).toFixed(0)}, max ${(times[4] ?? 0).toFixed(0)}; target < 1000 ms)`,
     'planner, actions': `${count('deregister')} deregister, ${count('deprecate')} deprecate, ${count('keep')} keep`,
+  };
+}
+
+/**
+ * A saved plan of 100,000 images: its size, the time to write and read it, and what applying it adds to planning:
+ * the limits (the intersection rule), the re-plan under them and the skipped actions.
+ */
+export function savedPlanFigures(
+  inventory: RetentionInventory,
+  policy: Parameters<typeof planRetention>[1],
+  plan: RetentionPlan,
+): Record<string, string> {
+  const time = (fn: () => void): number => {
+    const t = performance.now();
+    fn();
+    return performance.now() - t;
+  };
+  let text = '';
+  const write = time(() => {
+    const saved = toSavedPlan({
+      policy: { name: policy.name, version: 'bench' },
+      accountId: ACCOUNT,
+      now: new Date(START).toISOString(),
+      regions: [{ plan, fingerprint: inventoryFingerprint(inventory) }],
+    });
+    text = JSON.stringify(saved, null, 2);
+  });
+  let region = parseSavedPlan(text).plans[0];
+  const read = time(() => (region = parseSavedPlan(text).plans[0]));
+  const apply = time(() => {
+    if (!region) return;
+    const limits = planLimits(region, plan);
+    skippedActions(region, planRetention(inventory, policy, START, RETENTION_RULES, { limits }));
+  });
+  return {
+    'saved plan, 100,000 images': `${(text.length / 1024 / 1024).toFixed(1)} MB; written in ${write.toFixed(0)} ms (fingerprint included), read and checked in ${read.toFixed(0)} ms`,
+    'apply --plan on top of a fresh plan (limits, re-plan, skipped)': `${apply.toFixed(0)} ms`,
   };
 }
 

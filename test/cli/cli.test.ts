@@ -232,6 +232,32 @@ describe('ami-dr retention --local', () => {
     expect(doc.regions[0].errors).toEqual([]);
   });
 
+  it('plan and apply over every region list the same removals: every region is planned before anything changes', async () => {
+    const [plan, apply] = await Promise.all([
+      ami(['retention', 'plan', '--local', '--json']),
+      ami(['retention', 'apply', '--local', '--json']),
+    ]);
+    expect(plan.code).toBe(0);
+    expect(apply.code).toBe(0);
+    type Region = { region: string; planned: { deregister: { imageId: string }[] }; removed: { imageId: string }[] };
+    const planned = (JSON.parse(plan.stdout).regions as Region[]).flatMap((r) =>
+      r.planned.deregister.map((a) => a.imageId),
+    );
+    const removed = (JSON.parse(apply.stdout).regions as Region[]).flatMap((r) => r.removed.map((a) => a.imageId));
+    expect(planned).toHaveLength(1); // web-1.1.0 in us-east-1; its us-west-2 copy goes in a later run
+    expect(removed.sort()).toEqual(planned.sort());
+    // The copy of the removed source says why it stays.
+    const west = (
+      JSON.parse(apply.stdout).regions as (Region & { kept: { name: string; rule: string; detail: string }[] })[]
+    ).find((r) => r.region === 'us-west-2');
+    expect(west?.kept.find((k) => k.name === 'web-1.1.0')).toMatchObject({
+      rule: 'live-source',
+      detail: expect.stringMatching(
+        /^its source us-east-1\/ami-[0-9a-f]+ is removed in this run; this copy goes in a later run$/,
+      ),
+    });
+  });
+
   it('refuses a region the policy does not govern (a typo must not remove images there), exit 2', async () => {
     const r = await ami(['retention', 'apply', '--local', '--region', 'us-east-2']);
     expect(r.code).toBe(2);

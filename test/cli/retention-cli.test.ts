@@ -187,4 +187,145 @@ describe('ami-dr retention against a twin', () => {
       `ami-dr: error: --time-budget must be a duration between 1s and 24h, like 90s, 5m, 1h or 1h30m (not '${value}') (see 'ami-dr retention --help')`,
     );
   });
+
+  describe('saved plans (plan --output, apply --plan)', () => {
+    const inUsePolicy = () =>
+      file(
+        'in-use.yml',
+        [
+          'regions:',
+          '  sources: [us-east-1]',
+          '  dr: [{ region: us-west-2, kmsKeyId: alias/ami-dr }]',
+          'retention:',
+          '  protectInUse: true',
+          '  sources: { deregisterAfterDays: 90, keepLatest: 1 }',
+          '',
+        ].join('\n'),
+      );
+    const available = (t: Twin) =>
+      [...t.state.region('us-east-1').images.values()].filter((i) => i.state === 'available').map((i) => i.imageId);
+    const savedRemovals = (path: string): string[] =>
+      (JSON.parse(readFileSync(path, 'utf8')) as SavedPlanDoc).plans.flatMap((p) =>
+        p.actions.filter((a) => a.action === 'deregister').map((a) => a.imageId),
+      );
+    type SavedPlanDoc = { plans: { region: string; actions: { imageId: string; action: string }[] }[] };
+
+    it('round trip: apply --plan removes exactly what plan --output saved', async () => {
+      const t = await twinWith(eightOld);
+      const policy = removeAllButOne();
+      const out = join(tmp, 'round-trip.json');
+      const planned = await run(['retention', 'plan', '--policy', policy, '--output', out]);
+      expect(planned.code).toBe(0);
+      expect(planned.stderr).toContain(
+        `plan saved to ${out}: 0 deprecations, 7 removals in 2 regions; apply exactly this with: ami-dr retention apply --plan ${out}`,
+      );
+      const doc = JSON.parse(readFileSync(out, 'utf8'));
+      expect(doc).toMatchObject({
+        schemaVersion: 1,
+        accountId: t.accountId,
+        regions: ['us-east-1', 'us-west-2'],
+        policy: { name: 'default', version: expect.stringMatching(/^[0-9a-f]{8}$/) },
+        fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+      });
+      expect(doc.plans[0].actions[1]).toMatchObject({ action: 'deregister', rule: 'deregister-after-days' });
+      expect(available(t)).toHaveLength(8);
+
+      const applied = await run(['retention', 'apply', '--policy', policy, '--plan', out, '--json']);
+      expect(applied.code).toBe(0);
+      const result = JSON.parse(applied.stdout);
+      expect(result.savedPlan).toEqual({ file: out, now: doc.now, fingerprint: doc.fingerprint });
+      const removed = result.regions.flatMap((r: { removed: { imageId: string }[] }) =>
+        r.removed.map((x) => x.imageId),
+      );
+      expect(removed.sort()).toEqual(savedRemovals(out).sort());
+      expect(result.regions.map((r: { skipped: unknown[] }) => r.skipped)).toEqual([[], []]);
+      expect(available(t)).toHaveLength(1);
+    });
+
+    it('refuses, as a whole, a plan made for another account (exit 2), removing nothing', async () => {
+      const t = await twinWith(eightOld);
+      const policy = removeAllButOne();
+      const out = join(tmp, 'other-account.json');
+      expect((await run(['retention', 'plan', '--policy', policy, '--output', out])).code).toBe(0);
+      writeFileSync(
+        out,
+        readFileSync(out, 'utf8').replace(`"accountId": "${t.accountId}"`, '"accountId": "444455556666"'),
+      );
+      const r = await run(['retention', 'apply', '--policy', policy, '--plan', out]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim()).toBe(
+        `ami-dr: error: ${out}: the plan was made for account 444455556666, not ${t.accountId}: nothing applied`,
+      );
+      expect(available(t)).toHaveLength(8);
+    });
+
+    it('refuses a plan made with another version of the policy (exit 2)', async () => {
+      await twinWith(eightOld);
+      const out = join(tmp, 'old-policy.json');
+      expect((await run(['retention', 'plan', '--policy', removeAllButOne(), '--output', out])).code).toBe(0);
+      const changed = policyFile('keep2.yml', '{ deregisterAfterDays: 90, keepLatest: 2 }');
+      const r = await run(['retention', 'apply', '--policy', changed, '--plan', out]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        /the plan was made with policy default version [0-9a-f]{8}, not default version [0-9a-f]{8}: nothing applied; make a new plan\n/,
+      );
+    });
+
+    it('skips, with its reason, an image that came into use after the plan; later, one gone meanwhile', async () => {
+      const t = await twinWith(eightOld);
+      const policy = inUsePolicy();
+      const out = join(tmp, 'in-use.json');
+      expect((await run(['retention', 'plan', '--policy', policy, '--output', out])).code).toBe(0);
+      const [busy, ...rest] = savedRemovals(out);
+      const instance = t.seed.instance('us-east-1', { imageId: busy as string });
+
+      const text = await run(['retention', 'apply', '--policy', policy, '--plan', out]);
+      expect(text.code).toBe(0);
+      expect(text.stdout).toContain('skipped from the saved plan (1):');
+      expect(text.stdout).toMatch(
+        new RegExp(`${busy}\\s+app-1\\.0\\.\\d\\s+remove\\s+referenced by instance ${instance} \\(referenced\\)`),
+      );
+      // An instance is not an image: the images are as planned.
+      expect(text.stdout).not.toContain('the images changed since the plan was made');
+      expect(available(t)).toContain(busy);
+      for (const id of rest) expect(available(t)).not.toContain(id);
+
+      // Applied again: the removed ones are gone, the one in use is still skipped; nothing more is removed.
+      const again = await run(['retention', 'apply', '--policy', policy, '--plan', out, '--json']);
+      expect(again.code).toBe(0);
+      const [east] = JSON.parse(again.stdout).regions;
+      expect(east.removed).toEqual([]);
+      expect(east.inventoryChanged).toBe(true);
+      expect(east.skipped).toContainEqual(
+        expect.objectContaining({ imageId: busy, action: 'deregister', rule: 'referenced', reason: 'referenced' }),
+      );
+      expect(east.skipped.filter((s: { reason: string }) => s.reason === 'gone')).toHaveLength(rest.length);
+    });
+
+    it.each([
+      ['not JSON', '{ "schemaVersion": 1, ', /^ami-dr: error: .*bad-1\.json is not JSON: /],
+      [
+        'not a plan',
+        '{ "schemaVersion": 1, "accountId": "x" }',
+        /^ami-dr: error: .*bad-2\.json is not an ami-dr retention plan: /,
+      ],
+    ])('a plan file that is %s is a one-line error (exit 2)', async (_what, text, message) => {
+      await twinWith(eightOld);
+      const name = _what === 'not JSON' ? 'bad-1.json' : 'bad-2.json';
+      const r = await run(['retention', 'apply', '--policy', removeAllButOne(), '--plan', file(name, text)]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    });
+
+    it('--output goes with plan, --plan with apply', async () => {
+      const a = await run(['retention', 'apply', '--policy', removeAllButOne(), '--output', 'x.json']);
+      expect(a.code).toBe(2);
+      expect(a.stderr).toContain('--output goes with plan');
+      const b = await run(['retention', 'plan', '--policy', removeAllButOne(), '--plan', 'x.json']);
+      expect(b.code).toBe(2);
+      expect(b.stderr).toContain('--plan goes with apply');
+    });
+  });
 });

@@ -21,22 +21,18 @@ import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } fr
 import { mockClient } from 'aws-sdk-client-mock';
 import type { RetentionInventory } from '../../../lib/domain/retention-inventory.ts';
 
-/**
- * A small in-memory account behind aws-sdk-client-mock: enough EC2 and S3 for a whole retention run (listing,
- * references, deregistering with snapshots, deprecating, bundles), recording every mutating call, so property
- * tests can run hundreds of runs without a server.
- */
-export class FakeAccount {
+/** One region of the fake account. */
+export class FakeRegion {
   readonly images = new Map<string, Image>();
   readonly snapshots = new Map<string, number>();
   readonly references = new Map<string, string[]>();
   readonly objects = new Set<string>();
-  readonly mutations: { action: string; id: string }[] = [];
-  private readonly ec2 = mockClient(EC2Client);
-  private readonly asg = mockClient(AutoScalingClient);
-  private readonly s3 = mockClient(S3Client);
 
-  constructor(inventory: RetentionInventory) {
+  constructor(inventory?: RetentionInventory) {
+    if (inventory) this.add(inventory);
+  }
+
+  private add(inventory: RetentionInventory): void {
     for (const i of inventory.images) {
       if (i.ownerId !== inventory.accountId || i.state === 'deregistered') continue; // DescribeImages Owners=self
       this.images.set(i.imageId, {
@@ -68,13 +64,52 @@ export class FakeAccount {
         id,
         refs.map((r) => r.id),
       );
+  }
+}
+
+/**
+ * A small in-memory account behind aws-sdk-client-mock: enough EC2 and S3 for a whole retention run (listing,
+ * references, deregistering with snapshots, deprecating, bundles), recording every mutating call, so property
+ * tests can run hundreds of runs without a server. Built from one inventory, it answers every region alike; built
+ * from several (one per region), each client sees its own region.
+ */
+export class FakeAccount {
+  readonly regions = new Map<string, FakeRegion>();
+  readonly mutations: { action: string; id: string; region: string }[] = [];
+  private readonly shared: FakeRegion | undefined;
+  private readonly ec2 = mockClient(EC2Client);
+  private readonly asg = mockClient(AutoScalingClient);
+  private readonly s3 = mockClient(S3Client);
+
+  constructor(inventory: RetentionInventory | readonly RetentionInventory[]) {
+    if (Array.isArray(inventory)) {
+      for (const i of inventory as readonly RetentionInventory[]) this.regions.set(i.region, new FakeRegion(i));
+    } else {
+      this.shared = new FakeRegion(inventory as RetentionInventory);
+    }
     this.install();
+  }
+
+  /** The images of the single-inventory account (or of its first region). */
+  get images(): Map<string, Image> {
+    return (this.shared ?? ([...this.regions.values()][0] as FakeRegion)).images;
+  }
+
+  region(name: string): FakeRegion {
+    if (this.shared) return this.shared;
+    let r = this.regions.get(name);
+    if (!r) this.regions.set(name, (r = new FakeRegion()));
+    return r;
   }
 
   restore(): void {
     this.ec2.restore();
     this.asg.restore();
     this.s3.restore();
+  }
+
+  private nameOf(r: FakeRegion): string {
+    return this.shared ? '*' : ([...this.regions].find(([, v]) => v === r)?.[0] ?? '?');
   }
 
   private install(): void {
@@ -85,17 +120,24 @@ export class FakeAccount {
         $metadata: {},
         message: `The image id '[${id}]' does not exist`,
       });
-    this.ec2.on(DescribeImagesCommand).callsFake((input: { NextToken?: string; MaxResults?: number }) => {
-      const all = [...this.images.values()];
-      const start = Number(input.NextToken ?? 0);
-      const size = input.MaxResults ?? 1000;
-      return {
-        Images: all.slice(start, start + size),
-        NextToken: start + size < all.length ? String(start + size) : undefined,
-      };
-    });
-    this.ec2.on(DescribeSnapshotsCommand).callsFake(() => ({
-      Snapshots: [...this.snapshots].map(([SnapshotId, VolumeSize]) => ({ SnapshotId, VolumeSize })),
+    type Get = () => { config: { region: unknown } };
+    const at = async (getClient: Get): Promise<FakeRegion> => {
+      const region = getClient().config.region;
+      return this.region(String(typeof region === 'function' ? await region() : region));
+    };
+    this.ec2
+      .on(DescribeImagesCommand)
+      .callsFake(async (input: { NextToken?: string; MaxResults?: number }, get: Get) => {
+        const all = [...(await at(get)).images.values()];
+        const start = Number(input.NextToken ?? 0);
+        const size = input.MaxResults ?? 1000;
+        return {
+          Images: all.slice(start, start + size),
+          NextToken: start + size < all.length ? String(start + size) : undefined,
+        };
+      });
+    this.ec2.on(DescribeSnapshotsCommand).callsFake(async (_input: unknown, get: Get) => ({
+      Snapshots: [...(await at(get)).snapshots].map(([SnapshotId, VolumeSize]) => ({ SnapshotId, VolumeSize })),
     }));
     this.ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
     this.ec2.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [] });
@@ -103,64 +145,78 @@ export class FakeAccount {
     this.ec2.on(DescribeSpotFleetRequestsCommand).resolves({ SpotFleetRequestConfigs: [] });
     this.asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
     this.asg.on(DescribeLaunchConfigurationsCommand).resolves({ LaunchConfigurations: [] });
-    this.ec2.on(DescribeImageReferencesCommand).callsFake((input: { ImageIds?: string[] }) => ({
-      ImageReferences: (input.ImageIds ?? []).flatMap((id) =>
-        (this.references.get(id) ?? []).map((Arn) => ({
-          ImageId: id,
-          ResourceType: 'ec2:LaunchTemplate' as const,
-          Arn,
-        })),
-      ),
-    }));
-    this.ec2.on(EnableImageDeprecationCommand).callsFake((input: { ImageId: string; DeprecateAt: Date }) => {
-      this.mutations.push({ action: 'EnableImageDeprecation', id: input.ImageId });
-      const image = this.images.get(input.ImageId);
-      if (!image) throw notFound(input.ImageId);
-      image.DeprecationTime = input.DeprecateAt.toISOString();
-      return { Return: true };
-    });
-    this.ec2.on(DeregisterImageCommand).callsFake((input: { ImageId: string; DeleteAssociatedSnapshots?: boolean }) => {
-      this.mutations.push({ action: 'DeregisterImage', id: input.ImageId });
-      const image = this.images.get(input.ImageId);
-      if (!image) throw notFound(input.ImageId);
-      if (image.DeregistrationProtection !== 'disabled') {
-        throw new EC2ServiceException({
-          name: 'OperationNotPermitted',
-          $fault: 'client',
-          $metadata: {},
-          message: 'protected',
-        });
-      }
-      this.images.delete(input.ImageId);
-      if (!input.DeleteAssociatedSnapshots) return { Return: true };
-      const used = new Set(
-        [...this.images.values()].flatMap((i) => (i.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId)),
-      );
+    this.ec2.on(DescribeImageReferencesCommand).callsFake(async (input: { ImageIds?: string[] }, get: Get) => {
+      const { references } = await at(get);
       return {
-        Return: true,
-        DeleteSnapshotResults: (image.BlockDeviceMappings ?? []).map((b) => {
-          const id = b.Ebs?.SnapshotId ?? '';
-          if (used.has(id)) return { SnapshotId: id, ReturnCode: 'skipped' as const };
-          this.mutations.push({ action: 'DeleteSnapshot', id });
-          this.snapshots.delete(id);
-          return { SnapshotId: id, ReturnCode: 'success' as const };
-        }),
+        ImageReferences: (input.ImageIds ?? []).flatMap((id) =>
+          (references.get(id) ?? []).map((Arn) => ({
+            ImageId: id,
+            ResourceType: 'ec2:LaunchTemplate' as const,
+            Arn,
+          })),
+        ),
       };
     });
-    this.s3.on(GetObjectCommand).callsFake((input: { Bucket: string; Key: string }) => {
+    this.ec2
+      .on(EnableImageDeprecationCommand)
+      .callsFake(async (input: { ImageId: string; DeprecateAt: Date }, get: Get) => {
+        const r = await at(get);
+        this.mutations.push({ action: 'EnableImageDeprecation', id: input.ImageId, region: this.nameOf(r) });
+        const image = r.images.get(input.ImageId);
+        if (!image) throw notFound(input.ImageId);
+        image.DeprecationTime = input.DeprecateAt.toISOString();
+        return { Return: true };
+      });
+    this.ec2
+      .on(DeregisterImageCommand)
+      .callsFake(async (input: { ImageId: string; DeleteAssociatedSnapshots?: boolean }, get: Get) => {
+        const r = await at(get);
+        const region = this.nameOf(r);
+        this.mutations.push({ action: 'DeregisterImage', id: input.ImageId, region });
+        const image = r.images.get(input.ImageId);
+        if (!image) throw notFound(input.ImageId);
+        if (image.DeregistrationProtection !== 'disabled') {
+          throw new EC2ServiceException({
+            name: 'OperationNotPermitted',
+            $fault: 'client',
+            $metadata: {},
+            message: 'protected',
+          });
+        }
+        r.images.delete(input.ImageId);
+        if (!input.DeleteAssociatedSnapshots) return { Return: true };
+        const used = new Set(
+          [...r.images.values()].flatMap((i) => (i.BlockDeviceMappings ?? []).map((b) => b.Ebs?.SnapshotId)),
+        );
+        return {
+          Return: true,
+          DeleteSnapshotResults: (image.BlockDeviceMappings ?? []).map((b) => {
+            const id = b.Ebs?.SnapshotId ?? '';
+            if (used.has(id)) return { SnapshotId: id, ReturnCode: 'skipped' as const };
+            this.mutations.push({ action: 'DeleteSnapshot', id, region });
+            r.snapshots.delete(id);
+            return { SnapshotId: id, ReturnCode: 'success' as const };
+          }),
+        };
+      });
+    this.s3.on(GetObjectCommand).callsFake(async (input: { Bucket: string; Key: string }, get: Get) => {
+      const r = await at(get);
       const prefix = input.Key.split('/').slice(0, -1).join('/');
       const xml = `<manifest><image><parts count="2"><part index="0"><filename>image.part.00</filename></part><part index="1"><filename>image.part.01</filename></part></parts></image></manifest>`;
-      if (!this.objects.has(`${input.Bucket}/${input.Key}`))
+      if (!r.objects.has(`${input.Bucket}/${input.Key}`))
         throw Object.assign(new Error('NoSuchKey'), { name: 'NoSuchKey' });
       return { Body: { transformToString: async () => (prefix ? xml : xml) } as never };
     });
-    this.s3.on(DeleteObjectsCommand).callsFake((input: { Bucket: string; Delete: { Objects: { Key: string }[] } }) => {
-      for (const o of input.Delete.Objects) {
-        this.mutations.push({ action: 'DeleteObject', id: `${input.Bucket}/${o.Key}` });
-        this.objects.delete(`${input.Bucket}/${o.Key}`);
-      }
-      return { Deleted: input.Delete.Objects };
-    });
+    this.s3
+      .on(DeleteObjectsCommand)
+      .callsFake(async (input: { Bucket: string; Delete: { Objects: { Key: string }[] } }, get: Get) => {
+        const r = await at(get);
+        for (const o of input.Delete.Objects) {
+          this.mutations.push({ action: 'DeleteObject', id: `${input.Bucket}/${o.Key}`, region: this.nameOf(r) });
+          r.objects.delete(`${input.Bucket}/${o.Key}`);
+        }
+        return { Deleted: input.Delete.Objects };
+      });
     this.s3.on(PutObjectCommand).callsFake(() => {
       throw new Error('no report bucket in these tests');
     });

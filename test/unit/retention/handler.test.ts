@@ -38,13 +38,14 @@ beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'], now: NOW });
   sts.reset();
   sts.on(GetCallerIdentityCommand).resolves({ Account: ACCOUNT });
-  account = new FakeAccount(
+  account = new FakeAccount([
     inventory([
       image({ imageId: 'ami-old', name: 'web-1', creationDate: daysAgo(200) }),
       image({ imageId: 'ami-mid', name: 'web-2', creationDate: daysAgo(45) }),
       image({ imageId: 'ami-new', name: 'web-3', creationDate: daysAgo(1) }),
     ]),
-  );
+    inventory([], { region: 'us-west-2' }),
+  ]);
 });
 afterEach(() => {
   vi.useRealTimers();
@@ -64,7 +65,7 @@ describe('functions/retention handler', () => {
     });
     vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics as never);
     const out = await handler(scheduled, context());
-    // The in-memory account answers every region alike: the first region removes, the second finds it gone.
+    // The images are in us-east-1; us-west-2 has none.
     expect(out.regions.map((r) => r.region)).toEqual(['us-east-1', 'us-west-2']);
     expect(out.regions[0]?.counts).toMatchObject({ removed: 1, deprecated: 1, kept: 1 });
     expect(account.mutations.filter((m) => m.action === 'DeregisterImage').map((m) => m.id)).toEqual(['ami-old']);
