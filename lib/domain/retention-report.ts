@@ -61,6 +61,11 @@ export interface RetentionError {
 export interface PendingAction {
   imageId: string;
   action: 'deprecate' | 'deregister';
+  /**
+   * The deadline cut its call in flight: AWS may have done it already (the next run then finds the image gone,
+   * or deprecated). An instance-store image's bundle is then named in the errors, as it may be left in S3.
+   */
+  interrupted?: boolean;
 }
 
 /** What the apply step did. */

@@ -7,12 +7,18 @@ import {
 } from '../aws/inventory.ts';
 import { TokenBucketPacer } from '../aws/pacer.ts';
 import { putJsonReport } from '../aws/reports.ts';
-import { applyRetentionPlan, REQUIRED_PERMISSIONS as APPLY_PERMISSIONS } from '../aws/retention-apply.ts';
+import {
+  applyRetentionPlan,
+  type ApplyOptions,
+  type ApplyOutcome,
+  REQUIRED_PERMISSIONS as APPLY_PERMISSIONS,
+} from '../aws/retention-apply.ts';
 import type { Policy } from '../domain/policy.ts';
 import type { RetentionInventory } from '../domain/retention-inventory.ts';
 import { planRetention, type RetentionPlan } from '../domain/retention-planner.ts';
 import { buildRetentionReport, type RetentionError, type RetentionReport } from '../domain/retention-report.ts';
-import { awsErrorName } from '../domain/errors.ts';
+import { awsErrorName, isDeadlineError } from '../domain/errors.ts';
+import { boundByDeadline } from './deadline.ts';
 
 /**
  * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
@@ -73,40 +79,33 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
   const now =
     options.now === undefined ? startedAt : typeof options.now === 'number' ? options.now : options.now.getTime();
   const dryRun = policy.retention.dryRun || options.dryRun === true;
+  // Every SDK call and pacing wait of inventory and apply ends at the deadline (the report is still written).
+  const bound = boundByDeadline(clients, options.deadline, clock);
   const pacer = new TokenBucketPacer({
     now: clock,
     ...(options.sleep ? { sleep: options.sleep } : {}),
     scale: options.rateScale ?? 1,
+    ...bound.pacer,
   });
 
   const accountId = options.accountId ?? (await callerAccountId(stsClient(clients, region)));
-  let inventory: RetentionInventory = await collectInventory(clients, {
-    region,
-    accountId,
-    protectInUse: policy.retention.protectInUse,
-    pacer,
-  });
-  let plan = planRetention(inventory, policy, now);
-  // DescribeImageReferences only for the images the plan would act on: 1 call per 10 of them, not per image.
-  if (policy.retention.protectInUse) {
-    const candidates = plan.actions.filter((a) => a.action !== 'keep').map((a) => a.imageId);
-    inventory = await addImageReferences(ec2Client(clients, region), inventory, candidates, pacer);
-    plan = planRetention(inventory, policy, now);
-  }
-
-  const outcome = dryRun
-    ? undefined
-    : await applyRetentionPlan(plan, {
-        ec2: ec2Client(clients, region),
-        s3: s3Client(clients, region),
-        pacer,
-        ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.concurrency ? { concurrency: options.concurrency } : {}),
-      });
-
   const errors: RetentionError[] = [];
+  let planned: { inventory: RetentionInventory; plan: RetentionPlan } | undefined;
+  let outcome: ApplyOutcome | undefined;
+  try {
+    planned = await inventoryAndPlan(bound.clients, options, accountId, pacer, now);
+    if (!dryRun) outcome = await applyRetentionPlan(planned.plan, applyOptions(bound.clients, options, pacer));
+  } catch (error) {
+    if (!isDeadlineError(error)) throw error;
+    errors.push(unfinishedInventory(region));
+  } finally {
+    bound.dispose();
+  }
+  const inventory = planned?.inventory ?? emptyInventory(region, accountId);
+  const plan = planned?.plan ?? planRetention(inventory, policy, now);
+  if (!planned)
+    outcome = { deprecated: [], removed: [], errors: [], pending: [], stoppedEarly: true, mutatingCalls: 0 };
+
   let report = buildRetentionReport({
     plan,
     policy,
@@ -147,6 +146,59 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
     plan,
     ...(reportLocation ? { reportLocation } : {}),
     calls: { describe: pacer.taken.describe, mutating: outcome?.mutatingCalls ?? 0 },
+  };
+}
+
+/** Inventory, then the plan; DescribeImageReferences only for the images the plan would act on (1 call per 10). */
+async function inventoryAndPlan(
+  clients: Clients,
+  options: RunRetentionOptions,
+  accountId: string,
+  pacer: TokenBucketPacer,
+  now: number,
+): Promise<{ inventory: RetentionInventory; plan: RetentionPlan }> {
+  const { policy, region } = options;
+  const protectInUse = policy.retention.protectInUse;
+  let inventory = await collectInventory(clients, { region, accountId, protectInUse, pacer });
+  let plan = planRetention(inventory, policy, now);
+  if (protectInUse) {
+    const candidates = plan.actions.filter((a) => a.action !== 'keep').map((a) => a.imageId);
+    inventory = await addImageReferences(ec2Client(clients, region), inventory, candidates, pacer);
+    plan = planRetention(inventory, policy, now);
+  }
+  return { inventory, plan };
+}
+
+function applyOptions(clients: Clients, options: RunRetentionOptions, pacer: TokenBucketPacer): ApplyOptions {
+  return {
+    ec2: ec2Client(clients, options.region),
+    s3: s3Client(clients, options.region),
+    pacer,
+    ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+  };
+}
+
+/** The deadline came before the plan was made: nothing was done, and the whole region is left for the next run. */
+function unfinishedInventory(region: string): RetentionError {
+  return {
+    step: 'inventory',
+    code: 'DeadlineReachedError',
+    message: `the deadline came before the inventory of ${region} was complete: nothing was planned or done; the next run starts over`,
+  };
+}
+
+function emptyInventory(region: string, accountId: string): RetentionInventory {
+  return {
+    region,
+    accountId,
+    images: [],
+    snapshotSizes: new Map(),
+    references: new Map(),
+    imageReferences: 'not-checked',
+    warnings: [],
   };
 }
 

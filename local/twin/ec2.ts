@@ -1,4 +1,4 @@
-import type { Ec2ActionTable, Ec2Context, Ec2Runtime } from './ec2-context.ts';
+import { injectedUnavailable, type Ec2ActionTable, type Ec2Context, type Ec2Runtime } from './ec2-context.ts';
 import { errorCode } from './ec2-errors.ts';
 import {
   describeImageAttribute,
@@ -84,6 +84,8 @@ export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions
       };
     } else if (!options.throttler.take(request.region, throttleClass(request.action, request.params))) {
       failure = { code: 'RequestLimitExceeded', message: 'Request limit exceeded.', status: 503 };
+    } else if (injectedUnavailable(runtime.settings, request.action)) {
+      failure = { code: 'Unavailable', message: 'The service is unavailable. Please try again shortly.', status: 503 };
     } else {
       const ctx: Ec2Context = {
         ...runtime,

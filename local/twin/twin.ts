@@ -45,6 +45,8 @@ export interface TwinFaults {
   copyDuration(ms: number): void;
   /** Copies into `region` that complete from now on end `failed` with this reason. */
   failCopies(region: string, reason?: string): void;
+  /** A share (0-1) of this EC2 action's calls fail with HTTP 503 `Unavailable`, evenly spread; 0 stops it. */
+  unavailable(action: string, rate: number): void;
   /** Back to the options the twin was started with. */
   clear(): void;
 }
@@ -81,8 +83,9 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     createDurationMs: options.createDurationMs ?? DEFAULTS.createDurationMs,
     copyQuota: options.copyQuota ?? DEFAULTS.copyQuota,
     failCopies: new Map(),
+    unavailable: new Map(),
   };
-  const settings: Ec2Settings = { ...initial, failCopies: new Map() };
+  const settings: Ec2Settings = { ...initial, failCopies: new Map(), unavailable: new Map() };
   const initialThrottling = { enabled: options.throttling?.enabled ?? false, scale: options.throttling?.scale ?? 1 };
   const throttler = new Throttler(clock, initialThrottling);
   const settleNow = () => lifecycle.settle();
@@ -136,11 +139,17 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     failCopies: (region, reason = 'The copy failed (injected fault).') => {
       settings.failCopies.set(region, reason);
     },
+    unavailable: (action, rate) => {
+      if (!(rate >= 0 && rate <= 1)) throw new RangeError(`unavailable rate must be within 0-1, got ${rate}`);
+      if (rate === 0) settings.unavailable.delete(action);
+      else settings.unavailable.set(action, { rate, calls: 0 });
+    },
     clear: () => {
       settings.copyDurationMs = initial.copyDurationMs;
       settings.createDurationMs = initial.createDurationMs;
       settings.copyQuota = initial.copyQuota;
       settings.failCopies.clear();
+      settings.unavailable.clear();
       throttler.configure(initialThrottling.enabled, initialThrottling.scale);
     },
   };
