@@ -6,6 +6,7 @@ import { createEc2Service } from './ec2.ts';
 import { EventBus } from './events.ts';
 import { jsonError, startHttpServer, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
 import { createKmsService } from './kms.ts';
+import { createRbinService } from './rbin.ts';
 import { startS3, type S3Server } from './s3.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createSeeder, type Seeder } from './seed.ts';
@@ -15,8 +16,8 @@ import { createStsService } from './sts.ts';
 import { Throttler, type ThrottleSettings } from './throttle.ts';
 
 /**
- * The local twin of the AWS APIs ami-dr uses: one HTTP endpoint on 127.0.0.1 serving EC2, KMS, STS, SNS and
- * Auto Scaling (and whatever else is registered, e.g. Step Functions), over one multi-region account, with a
+ * The local twin of the AWS APIs ami-dr uses: one HTTP endpoint on 127.0.0.1 serving EC2, KMS, STS, SNS, Auto
+ * Scaling, Recycle Bin (and whatever else is registered, e.g. Step Functions), over one multi-region account, with a
  * clock tests can drive, fault injection and an event bus.
  */
 export interface TwinOptions {
@@ -103,6 +104,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   services.set('sts', createStsService({ accountId, identities: options.identities }));
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
+  services.set('rbin', createRbinService({ accountId }));
 
   const route = async (request: TwinRequest): Promise<TwinResponse> => {
     const handler = services.get(request.service);
