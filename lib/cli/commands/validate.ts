@@ -140,7 +140,7 @@ function report(
       policyFile: file,
       accountId: accountId ?? null,
       problems,
-      recycleBin,
+      ...(Object.keys(recycleBin).length > 0 ? { recycleBin } : {}),
     });
     return;
   }
