@@ -1,5 +1,6 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { RbinClient } from '@aws-sdk/client-rbin';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -82,6 +83,7 @@ export const kmsClient = (clients: Clients, region: string): KMSClient => client
 export const sfnClient = (clients: Clients, region: string): SFNClient => clients.get(SFNClient, region);
 export const snsClient = (clients: Clients, region: string): SNSClient => clients.get(SNSClient, region);
 export const stsClient = (clients: Clients, region: string): STSClient => clients.get(STSClient, region);
+export const rbinClient = (clients: Clients, region: string): RbinClient => clients.get(RbinClient, region);
 export const autoScalingClient = (clients: Clients, region: string): AutoScalingClient =>
   clients.get(AutoScalingClient, region);
 
@@ -95,4 +97,33 @@ export function s3Client(clients: Clients, region: string): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     ...(s3Endpoint ? { endpoint: s3Endpoint } : {}),
   });
+}
+
+/**
+ * The same clients, each `send` given `abortSignal` (unless the call names its own): a call in flight, the SDK's
+ * retry back-off between attempts and its client-side rate limiter's wait all end when the signal fires (the SDK
+ * races them against it). A run bounded by a deadline hands this to everything it calls. The clients stay
+ * instances of their classes, as the SDK's paginators check.
+ */
+export function withAbortSignal(clients: Clients, abortSignal: AbortSignal): Clients {
+  const wrapped = new Map<unknown, unknown>();
+  return {
+    options: clients.options,
+    get(Client, region, extra) {
+      const client = clients.get(Client, region, extra);
+      let proxy = wrapped.get(client) as typeof client | undefined;
+      if (!proxy) {
+        proxy = new Proxy(client as object, {
+          get(target, property, receiver) {
+            const value: unknown = Reflect.get(target, property, receiver);
+            if (property !== 'send' || typeof value !== 'function') return value;
+            return (command: unknown, options?: Record<string, unknown>) =>
+              value.call(target, command, { abortSignal, ...options });
+          },
+        }) as typeof client;
+        wrapped.set(client, proxy);
+      }
+      return proxy;
+    },
+  };
 }

@@ -26,7 +26,8 @@ import type {
 } from '../domain/retention-inventory.ts';
 import { sourceKey } from '../domain/retention-inventory.ts';
 import { TAG, isReplica } from '../domain/tags.ts';
-import { type Clients, autoScalingClient, ec2Client } from './clients.ts';
+import { type Clients, autoScalingClient, ec2Client, rbinClient } from './clients.ts';
+import { listRecycleBinRules, REQUIRED_PERMISSIONS as RECYCLE_BIN_PERMISSIONS } from './recycle-bin.ts';
 import { listImages } from './images.ts';
 import { paced, TokenBucketPacer } from './pacer.ts';
 import { awsErrorName, isAwsError } from '../domain/errors.ts';
@@ -54,6 +55,7 @@ export const REQUIRED_PERMISSIONS = [
   'ec2:DescribeSpotFleetRequests',
   'autoscaling:DescribeAutoScalingGroups',
   'autoscaling:DescribeLaunchConfigurations',
+  ...RECYCLE_BIN_PERMISSIONS,
 ] as const;
 
 export interface InventoryOptions {
@@ -98,7 +100,9 @@ export async function collectInventory(clients: Clients, options: InventoryOptio
   };
 
   const images = await listImages(ec2, region, { owners: ['self'], includeDeprecated: true, includeDisabled: true });
-  const snapshotSizes = await describeSnapshotSizes(ec2, pacer);
+  const { sizes: snapshotSizes, tags: snapshotTags } = await describeSnapshots(ec2, pacer);
+  const bin = await listRecycleBinRules(rbinClient(clients, region), region);
+  if (bin.warning) warnings.push(bin.warning);
   if (options.protectInUse ?? true) {
     for (const instance of await describeLiveInstances(ec2, pacer))
       addRef(instance.imageId, { kind: 'instance', id: instance.instanceId });
@@ -110,6 +114,8 @@ export async function collectInventory(clients: Clients, options: InventoryOptio
     accountId,
     images,
     snapshotSizes,
+    snapshotTags,
+    recycleBinRules: bin.rules,
     references,
     imageReferences: 'not-checked',
     ...(sources ? { sources } : {}),
@@ -158,16 +164,23 @@ export async function addImageReferences(
   return { ...inventory, references, imageReferences: coverage, warnings };
 }
 
-async function describeSnapshotSizes(ec2: EC2Client, pacer: TokenBucketPacer): Promise<Map<string, number>> {
+async function describeSnapshots(
+  ec2: EC2Client,
+  pacer: TokenBucketPacer,
+): Promise<{ sizes: Map<string, number>; tags: Map<string, Record<string, string>> }> {
   const sizes = new Map<string, number>();
+  const tags = new Map<string, Record<string, string>>();
   for await (const page of paginateDescribeSnapshots(
     { client: paced(ec2, pacer), pageSize: 1000 },
     { OwnerIds: ['self'] },
   )) {
-    for (const s of page.Snapshots ?? [])
+    for (const s of page.Snapshots ?? []) {
       if (s.SnapshotId && s.VolumeSize !== undefined) sizes.set(s.SnapshotId, s.VolumeSize);
+      if (s.SnapshotId && s.Tags?.length)
+        tags.set(s.SnapshotId, Object.fromEntries(s.Tags.map((t) => [t.Key ?? '', t.Value ?? ''])));
+    }
   }
-  return sizes;
+  return { sizes, tags };
 }
 
 async function describeLiveInstances(

@@ -1,4 +1,4 @@
-import { isAwsError, THROTTLE_ERRORS } from '../domain/errors.ts';
+import { DeadlineReachedError, isAwsError, THROTTLE_ERRORS } from '../domain/errors.ts';
 
 /**
  * Paces EC2 calls to EC2's own token buckets (per account, region and action class), so that removing
@@ -42,6 +42,13 @@ export interface PacerOptions {
   limits?: Partial<Record<RateClass, RateLimit>>;
   /** Multiplies every burst and refill rate (for accounts with raised limits, or scaled tests). */
   scale?: number;
+  /**
+   * Epoch ms (on `now`) after which no token is handed out: a wait that would end later fails at once with
+   * DeadlineReachedError, instead of sleeping past the deadline.
+   */
+  deadline?: number;
+  /** Aborts a wait in progress (the run's deadline signal): the wait fails with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 interface Bucket {
@@ -57,6 +64,8 @@ export class TokenBucketPacer {
   private readonly buckets = new Map<RateClass, Bucket>();
   private readonly limits: Record<RateClass, RateLimit>;
   private readonly scale: number;
+  private readonly deadline: number;
+  private readonly signal: AbortSignal | undefined;
   /** Calls paced so far, by class (for reports and benches). */
   readonly taken: Record<RateClass, number> = { CopyImage: 0, destructive: 0, tags: 0, describe: 0, mutating: 0 };
 
@@ -65,6 +74,8 @@ export class TokenBucketPacer {
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.limits = { ...EC2_RATE_LIMITS, ...options.limits };
     this.scale = options.scale ?? 1;
+    this.deadline = options.deadline ?? Number.POSITIVE_INFINITY;
+    this.signal = options.signal;
     if (!(this.scale > 0)) throw new RangeError(`pacer scale must be > 0, got ${this.scale}`);
   }
 
@@ -79,11 +90,37 @@ export class TokenBucketPacer {
    * bucket goes into debt), so each waits for its own token and the rate holds however many call at once.
    */
   async take(cls: RateClass): Promise<void> {
+    this.checkTime(0);
     const bucket = this.refill(cls);
+    const wait = bucket.tokens >= 1 ? 0 : Math.ceil((1 - bucket.tokens) / bucket.ratePerMs);
+    // A token that comes after the deadline is not reserved: the bucket stays as it was for whoever asks next.
+    this.checkTime(wait);
     bucket.tokens -= 1;
     this.taken[cls]++;
     if (bucket.tokens >= 0) return;
-    await this.sleep(Math.ceil(-bucket.tokens / bucket.ratePerMs));
+    await this.wait(Math.ceil(-bucket.tokens / bucket.ratePerMs));
+  }
+
+  /** Throws DeadlineReachedError when the signal has fired or a wait of `ms` would end past the deadline. */
+  private checkTime(ms: number): void {
+    if (this.signal?.aborted) throw deadlineReason(this.signal);
+    if (this.now() + ms > this.deadline) throw new DeadlineReachedError('the deadline comes before the next token');
+  }
+
+  /** Sleeps, unless the signal fires first. */
+  private async wait(ms: number): Promise<void> {
+    const signal = this.signal;
+    if (!signal) return this.sleep(ms);
+    let onAbort = (): void => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(deadlineReason(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([this.sleep(ms), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /**
@@ -123,6 +160,10 @@ export class TokenBucketPacer {
     }
     return bucket;
   }
+}
+
+function deadlineReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DeadlineReachedError('the deadline has passed');
 }
 
 /** Throttling errors as the SDK names them after its own retries gave up. */

@@ -18,7 +18,7 @@ import {
   REQUIRED_PERMISSIONS as BUNDLE_PERMISSIONS,
 } from './bundles.ts';
 import { TokenBucketPacer, type RateClass } from './pacer.ts';
-import { awsErrorName, IMAGE_GONE_ERRORS, isAwsError } from '../domain/errors.ts';
+import { awsErrorName, IMAGE_GONE_ERRORS, isAwsError, isDeadlineError } from '../domain/errors.ts';
 
 /**
  * Carries out a retention plan: deprecations (EnableImageDeprecation) and removals (DeregisterImage with
@@ -149,7 +149,11 @@ class ApplyRun {
     if (a.rootDeviceType === 'instance-store' && a.keepBundle) removed.bundleKept = true;
     const bundle = await this.readBundle(a);
     if (bundle === null) return;
-    if (!(await this.deregister(a, removed))) return;
+    if (!(await this.deregister(a, removed))) {
+      if (bundle && this.outcome.pending.some((p) => p.imageId === a.imageId && p.interrupted))
+        this.fail('bundle', a.imageId, bundleLeftError(bundle.location));
+      return;
+    }
     if (bundle) removed.bundle = await this.deleteBundle(a, bundle);
     this.outcome.removed.push(removed);
   }
@@ -164,7 +168,7 @@ class ApplyRun {
     try {
       return await readBundleManifest(this.options.s3, a.imageLocation);
     } catch (error) {
-      this.fail('bundle', a.imageId, error);
+      if (!this.leftAtDeadline('deregister', a.imageId, error, false)) this.fail('bundle', a.imageId, error);
       return null;
     }
   }
@@ -237,7 +241,21 @@ class ApplyRun {
     return this.now() + this.pacer.delay(cls) + reserve <= this.deadline;
   }
 
+  /**
+   * The deadline cut this image's call (or its wait for a token) before the image was deregistered: stop, and
+   * leave the image to the next run, which plans it again or finds it gone. A deprecation or deregistration cut in
+   * flight may still have happened (`interrupted`). A bundle's deletion cut short is an error to see instead.
+   */
+  private leftAtDeadline(action: 'deprecate' | 'deregister', imageId: string, error: unknown, sent: boolean): boolean {
+    if (!isDeadlineError(error)) return false;
+    this.outcome.stoppedEarly = true;
+    const interrupted = sent && awsErrorName(error) === 'AbortError';
+    this.outcome.pending.push({ imageId, action, ...(interrupted ? { interrupted } : {}) });
+    return true;
+  }
+
   private fail(step: RetentionStep, imageId: string, error: unknown): void {
+    if ((step === 'deprecate' || step === 'deregister') && this.leftAtDeadline(step, imageId, error, true)) return;
     const message = (error as { message?: string } | undefined)?.message;
     this.outcome.errors.push({
       step,
@@ -246,6 +264,15 @@ class ApplyRun {
       message: message ?? String(error),
     });
   }
+}
+
+/** If the interrupted DeregisterImage went through, the next run no longer sees the image, nor its bundle. */
+function bundleLeftError(location: { bucket: string; manifestKey: string }): Error {
+  const error = new Error(
+    `DeregisterImage was cut by the deadline: if it went through, the bundle s3://${location.bucket}/${location.manifestKey} is left in S3`,
+  );
+  error.name = 'BundleMayBeLeft';
+  return error;
 }
 
 const isGone = (error: unknown): boolean => isAwsError(error, ...IMAGE_GONE_ERRORS);

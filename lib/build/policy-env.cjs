@@ -107,7 +107,24 @@ function describeKeyStatements(policy = load()) {
   }));
 }
 
+/** Every region retention acts in: the policy's source regions, then its DR regions. */
+function retentionRegions(policy = load()) {
+  return [...new Set([...policy.regions.sources, ...policy.regions.dr.map((d) => d.region)])];
+}
+
+/** The objects of the buckets instance-store bundles may lie in (none: `[]`, and the statement is left out). */
+function bundleObjectArns(policy = load()) {
+  return (policy.retention.bundleBuckets ?? []).map((bucket) => partitionArn(`s3:::${bucket}/*`));
+}
+
 module.exports = {
+  retentionRegions: () => retentionRegions(),
+  bundleObjectArns: () => bundleObjectArns(),
+  /** The same for a given policy (the local runtime's roles). */
+  retentionRegionsFor: (policy) => retentionRegions(policy),
+  bundleObjectArnsFor: (policy) => bundleObjectArns(policy),
+  /** `''` when the policy names no bundle bucket (a CloudFormation condition keys off it). */
+  bundleBuckets: () => (load().retention.bundleBuckets ?? []).join(','),
   /** The policy as the JSON string Lambdas read from AMI_DR_POLICY. */
   policyJson: () => JSON.stringify(load()),
   /** Statements for the copy role: DR keys (encrypt) and source keys (decrypt). */

@@ -23,3 +23,20 @@ export const THROTTLE_ERRORS = [
   'ThrottlingException',
   'TooManyRequestsException',
 ] as const;
+
+/** A run's deadline came: what was in flight was abandoned and what was not started is left for the next run. */
+export class DeadlineReachedError extends Error {
+  override name = 'DeadlineReachedError';
+}
+
+/**
+ * Whether `error` is the deadline: DeadlineReachedError itself, or the SDK's AbortError for a call aborted by a
+ * signal whose reason is one (the SDK wraps the reason as the AbortError's `cause`).
+ */
+export function isDeadlineError(error: unknown): boolean {
+  if (awsErrorName(error) === 'DeadlineReachedError') return true;
+  return (
+    awsErrorName(error) === 'AbortError' &&
+    awsErrorName((error as { cause?: unknown }).cause) === 'DeadlineReachedError'
+  );
+}

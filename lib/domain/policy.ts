@@ -96,6 +96,10 @@ const retentionScopeSchema = z.strictObject({
   family: familySchema.prefault({}),
 });
 
+/** General-purpose bucket naming rules: 3-63 chars, lowercase letters, digits, dots, hyphens; no IP address, no `..`. */
+const S3_BUCKET_NAME =
+  /^(?!\d+\.\d+\.\d+\.\d+$)(?!xn--)(?!sthree-)(?!.*\.\.)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
 const retentionSchema = z
   .strictObject({
     enabled: z.boolean().default(true),
@@ -110,6 +114,16 @@ const retentionSchema = z
     /** Where run reports go, when set: s3 bucket and key prefix. */
     reportBucket: z.string().min(3).optional(),
     reportPrefix: z.string().default('ami-dr/reports/'),
+    /**
+     * The S3 buckets instance-store bundles may be read and deleted in (the retention role may touch no other); an
+     * instance-store image whose bundle lies elsewhere is kept. None: instance-store images are never removed.
+     */
+    bundleBuckets: z
+      .array(
+        z.string().regex(S3_BUCKET_NAME, 'is not an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)'),
+      )
+      .max(100)
+      .optional(),
     /** Estimated EBS snapshot price, for the report's monthly saving. */
     snapshotPricePerGbMonth: z.number().nonnegative().default(0.05),
   })

@@ -1,4 +1,5 @@
 import type { ImageRecord } from './image.ts';
+import type { RecycleBinRule } from './recycle-bin.ts';
 
 /**
  * What retention knows of one region: the account's images and everything that still points at them.
@@ -55,6 +56,10 @@ export interface RetentionInventory {
   images: readonly ImageRecord[];
   /** Snapshot size in GiB by snapshot id (DescribeSnapshots), for bytes freed. */
   snapshotSizes: ReadonlyMap<string, number>;
+  /** Snapshot tags by snapshot id (DescribeSnapshots), for Recycle Bin rules with resource tags. */
+  snapshotTags?: ReadonlyMap<string, Readonly<Record<string, string>>>;
+  /** The region's Recycle Bin rules for AMIs and snapshots: what they retain is not freed until they let go. */
+  recycleBinRules?: readonly RecycleBinRule[];
   /** Everything that references an image, by image id. Images absent here are referenced by nothing found. */
   references: ReadonlyMap<string, readonly ImageReference[]>;
   imageReferences: ImageReferencesCoverage;

@@ -1,6 +1,7 @@
 import type { ImageRecord } from './image.ts';
 import type { Policy, RetentionScope } from './policy.ts';
 import { sourceKey, type ImageReference, type RetentionInventory } from './retention-inventory.ts';
+import { binStayFor, type BinStay, type RecycleBinRule } from './recycle-bin.ts';
 import { compileSelector } from './selector.ts';
 import { TAG, isReplica, isRetained } from './tags.ts';
 import { plural } from './text.ts';
@@ -37,6 +38,8 @@ import { plural } from './text.ts';
  *   latest-in-family          latest-in-family    among the newest keepLatest available images of its family
  *   live-source               live-source         a replica (keepReplicasOfLiveSources) whose source still exists
  *   source-unknown            source-unknown      a replica (keepReplicasOfLiveSources), its source not looked up
+ *   bundle-bucket-not-allowed (same as the rule)  instance-store, older than deregisterAfterDays, its bundle in a bucket
+ *                                                 retention.bundleBuckets does not name (the role may not touch it)
  *   deregister-after-days     DEREGISTER          older than deregisterAfterDays (with its snapshots, or its S3
  *                                                 bundle unless another registered image names the same bundle)
  *   not-old-enough            not-old-enough      younger than every threshold the scope sets
@@ -131,6 +134,9 @@ function replicaSource(c: Candidate, ctx: RuleContext): ReplicaSource | undefine
     return { checked: false, id, region };
   return { checked: true, id, region, live: ctx.sources.live.has(sourceKey(region, id)) };
 }
+
+/** The bucket of an instance-store image's bundle (`bucket/prefix/image.manifest.xml`); '' when there is none. */
+const bundleBucket = (imageLocation: string | undefined): string => (imageLocation ?? '').trim().split('/')[0] ?? '';
 
 /** The retention rules, in the order they are evaluated (see the top of this file for the order and why). */
 export const RETENTION_RULES = [
@@ -251,6 +257,19 @@ export const RETENTION_RULES = [
     },
   }),
   rule({
+    name: 'bundle-bucket-not-allowed',
+    gives: 'bundle-bucket-not-allowed',
+    stage: 'family',
+    when: (c, ctx) => {
+      const days = settingsOf(c, ctx)?.deregisterAfterDays;
+      if (c.image.rootDeviceType !== 'instance-store' || days === undefined || ageDays(c, ctx) < days) return undefined;
+      const bucket = bundleBucket(c.image.imageLocation);
+      return (ctx.retention.bundleBuckets ?? []).includes(bucket)
+        ? undefined
+        : `bundle bucket not allowed: ${bucket || '(no image location)'} is not in retention.bundleBuckets`;
+    },
+  }),
+  rule({
     name: 'deregister-after-days',
     gives: 'deregister',
     stage: 'family',
@@ -364,6 +383,8 @@ export interface PlannedSnapshot {
   sizeGiB: number;
   /** Another image (not being removed) uses it too: DeleteAssociatedSnapshots will skip it. */
   sharedWithKeptImage: boolean;
+  /** A Recycle Bin rule retains it once deleted: still billed for the rule's period. */
+  recycleBin?: BinStay;
 }
 
 export interface DeregisterAction extends ActionBase {
@@ -375,6 +396,8 @@ export interface DeregisterAction extends ActionBase {
   /** Instance-store: another registered image names the same bundle (kept, or removed in this plan and deleting it). */
   keepBundle?: boolean;
   snapshots: PlannedSnapshot[];
+  /** EBS-backed: a Recycle Bin rule retains the image once deregistered (restorable for the rule's period). */
+  recycleBin?: BinStay;
 }
 
 export type RetentionAction = KeepAction | DeprecateAction | DeregisterAction;
@@ -390,6 +413,10 @@ export interface RetentionPlan {
   warnings: string[];
   /** GiB of snapshots that removing the planned images should free (snapshots no kept image shares). */
   expectedSnapshotGiB: number;
+  /** Of expectedSnapshotGiB, what Recycle Bin rules retain: freed only when their periods end. */
+  expectedBinGiB?: number;
+  /** The region's Recycle Bin rules the plan took into account. */
+  recycleBinRules?: readonly RecycleBinRule[];
 }
 
 export class RetentionPlanError extends Error {
@@ -476,7 +503,7 @@ export function planRetention(
     if (action.action === 'deregister') removals.push({ action, image });
     else if (image.state !== 'deregistered') kept.push(image);
   });
-  const expectedSnapshotGiB = planSnapshots(removals, kept, inventory.snapshotSizes);
+  const { expectedSnapshotGiB, expectedBinGiB } = planSnapshots(removals, kept, inventory);
   planBundles(removals, kept);
   return {
     region: inventory.region,
@@ -486,6 +513,8 @@ export function planRetention(
     errors,
     warnings,
     expectedSnapshotGiB,
+    expectedBinGiB,
+    ...(inventory.recycleBinRules?.length ? { recycleBinRules: inventory.recycleBinRules } : {}),
   };
 }
 
@@ -615,24 +644,35 @@ function rankFamilies(
 function planSnapshots(
   removals: readonly Removal[],
   kept: readonly ImageRecord[],
-  snapshotSizes: RetentionInventory['snapshotSizes'],
-): number {
+  inventory: RetentionInventory,
+): { expectedSnapshotGiB: number; expectedBinGiB: number } {
+  const rules = inventory.recycleBinRules ?? [];
   const keptSnapshots = new Set<string>();
   for (const image of kept) for (const s of image.snapshots) keptSnapshots.add(s.snapshotId);
   let expectedSnapshotGiB = 0;
+  let expectedBinGiB = 0;
   const counted = new Set<string>();
   for (const { action, image } of removals) {
+    const imageStay = image.rootDeviceType === 'ebs' ? binStayFor(rules, 'EC2_IMAGE', image.tags) : undefined;
+    if (imageStay) action.recycleBin = imageStay;
     for (const s of image.snapshots) {
-      const sizeGiB = snapshotSizes.get(s.snapshotId) ?? s.volumeSizeGiB ?? 0;
+      const sizeGiB = inventory.snapshotSizes.get(s.snapshotId) ?? s.volumeSizeGiB ?? 0;
       const shared = keptSnapshots.has(s.snapshotId);
-      action.snapshots.push({ snapshotId: s.snapshotId, sizeGiB, sharedWithKeptImage: shared });
+      const stay = binStayFor(rules, 'EBS_SNAPSHOT', inventory.snapshotTags?.get(s.snapshotId) ?? {});
+      action.snapshots.push({
+        snapshotId: s.snapshotId,
+        sizeGiB,
+        sharedWithKeptImage: shared,
+        ...(stay ? { recycleBin: stay } : {}),
+      });
       if (!shared && !counted.has(s.snapshotId)) {
         counted.add(s.snapshotId);
         expectedSnapshotGiB += sizeGiB;
+        if (stay) expectedBinGiB += sizeGiB;
       }
     }
   }
-  return expectedSnapshotGiB;
+  return { expectedSnapshotGiB, expectedBinGiB };
 }
 
 /**

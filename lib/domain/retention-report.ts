@@ -2,6 +2,7 @@ import type { METRIC } from '../observability.ts';
 import type { Policy } from './policy.ts';
 import type { ImageReferencesCoverage } from './retention-inventory.ts';
 import { KEEP_REASONS, type KeepReason, type RetentionPlan, type RuleName } from './retention-planner.ts';
+import { binUntil, describeBinRule, type BinStay } from './recycle-bin.ts';
 import { formatMonthly, plural } from './text.ts';
 
 /**
@@ -61,6 +62,11 @@ export interface RetentionError {
 export interface PendingAction {
   imageId: string;
   action: 'deprecate' | 'deregister';
+  /**
+   * The deadline cut its call in flight: AWS may have done it already (the next run then finds the image gone,
+   * or deprecated). An instance-store image's bundle is then named in the errors, as it may be left in S3.
+   */
+  interrupted?: boolean;
 }
 
 /** What the apply step did. */
@@ -122,12 +128,27 @@ export interface RetentionReport {
   pending: PendingAction[];
   errors: RetentionError[];
   warnings: string[];
-  /** Dry-run: what removing the planned images should free. Real run: what was freed. */
+  /**
+   * Dry-run: what removing the planned images should free now. Real run: what was freed now. Snapshots a Recycle
+   * Bin rule retains are not in it: they are billed until the rule lets go (see recycleBin).
+   */
   gibFreed: number;
   snapshotGibFreed: number;
   bundleGibFreed: number;
   /** gibFreed of snapshots × retention.snapshotPricePerGbMonth. An upper bound: EBS snapshots are incremental. */
   estimatedMonthlySaving: number;
+  /**
+   * What went (dry-run: would go) to the Recycle Bin, still billed until its rule's period ends: freed only then.
+   * `until` is the latest of those dates.
+   */
+  recycleBin: {
+    /** The region's rules, one line each; empty when it has none (or they could not be read: see warnings). */
+    rules: string[];
+    images: { imageId: string; ruleId: string; until: string }[];
+    snapshots: { snapshotId: string; sizeGiB: number; ruleId: string; until: string }[];
+    gib: number;
+    until?: string;
+  };
 }
 
 const GIB = 1024 ** 3;
@@ -156,8 +177,12 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
   const removed = outcome?.removed ?? [];
   const deprecated = outcome?.deprecated ?? [];
   const pending = outcome?.pending ?? [];
+  const binFrom = dryRun || !outcome ? Date.parse(plan.now) : input.finishedAt;
+  const bin = dryRun || !outcome ? plannedBin(plan, binFrom) : removedBin(plan, removed, binFrom);
   const { snapshotGib, bundleBytes, snapshotsDeleted, snapshotsKept, bundlesDeleted } =
-    dryRun || !outcome ? { ...NOTHING_FREED, snapshotGib: plan.expectedSnapshotGiB } : storageFreed(removed);
+    dryRun || !outcome
+      ? { ...NOTHING_FREED, snapshotGib: plan.expectedSnapshotGiB - (plan.expectedBinGiB ?? 0) }
+      : storageFreed(removed, bin);
   const bundleGib = bundleBytes / GIB;
   const price = policy.retention.snapshotPricePerGbMonth;
   const done = new Set([...deprecated.map((d) => d.imageId), ...removed.map((r) => r.imageId)]);
@@ -205,7 +230,66 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
     snapshotGibFreed: round(snapshotGib, 3),
     bundleGibFreed: round(bundleGib, 3),
     estimatedMonthlySaving: round(snapshotGib * price, 2),
+    recycleBin: {
+      rules: (plan.recycleBinRules ?? []).map(describeBinRule),
+      images: bin.images,
+      snapshots: bin.snapshots,
+      gib: round(
+        bin.snapshots.reduce((n, x) => n + x.sizeGiB, 0),
+        3,
+      ),
+      ...(bin.until ? { until: bin.until } : {}),
+    },
   };
+}
+
+type Bin = Pick<RetentionReport['recycleBin'], 'images' | 'snapshots' | 'until'>;
+
+/** Dry-run: what the plan's removals would put in the Recycle Bin (snapshots no kept image shares, each once). */
+function plannedBin(plan: RetentionPlan, fromMs: number): Bin {
+  const bin: Bin = { images: [], snapshots: [] };
+  const seen = new Set<string>();
+  for (const a of plan.actions) {
+    if (a.action !== 'deregister') continue;
+    if (a.recycleBin) bin.images.push({ imageId: a.imageId, ...stayUntil(a.recycleBin, fromMs) });
+    for (const s of a.snapshots) {
+      if (!s.recycleBin || s.sharedWithKeptImage || seen.has(s.snapshotId)) continue;
+      seen.add(s.snapshotId);
+      bin.snapshots.push({ snapshotId: s.snapshotId, sizeGiB: s.sizeGiB, ...stayUntil(s.recycleBin, fromMs) });
+    }
+  }
+  return withLatest(bin);
+}
+
+/** Real run: the removed images and deleted snapshots that a Recycle Bin rule retains. */
+function removedBin(plan: RetentionPlan, removed: readonly RemovedImage[], fromMs: number): Bin {
+  const planned = new Map(plan.actions.flatMap((a) => (a.action === 'deregister' ? [[a.imageId, a] as const] : [])));
+  const bin: Bin = { images: [], snapshots: [] };
+  const seen = new Set<string>();
+  for (const r of removed) {
+    const a = planned.get(r.imageId);
+    if (!a || r.alreadyGone) continue;
+    if (a.recycleBin) bin.images.push({ imageId: r.imageId, ...stayUntil(a.recycleBin, fromMs) });
+    const stays = new Map(a.snapshots.map((s) => [s.snapshotId, s.recycleBin]));
+    for (const s of r.snapshots) {
+      const stay = stays.get(s.snapshotId);
+      if (s.returnCode !== 'success' || !stay || seen.has(s.snapshotId)) continue;
+      seen.add(s.snapshotId);
+      bin.snapshots.push({ snapshotId: s.snapshotId, sizeGiB: s.sizeGiB, ...stayUntil(stay, fromMs) });
+    }
+  }
+  return withLatest(bin);
+}
+
+const stayUntil = (stay: BinStay, fromMs: number): { ruleId: string; until: string } => ({
+  ruleId: stay.ruleId,
+  until: binUntil(stay, fromMs),
+});
+
+function withLatest(bin: Bin): Bin {
+  const dates = [...bin.images, ...bin.snapshots].map((x) => x.until).sort();
+  const until = dates.at(-1);
+  return until ? { ...bin, until } : bin;
 }
 
 /** The plan's actions by kind: what is kept (with counts by reason, in the planner's order) and what is planned. */
@@ -257,8 +341,9 @@ const NOTHING_FREED: StorageFreed = {
 };
 
 /** What the removals freed: each deleted snapshot counted once, and bundles whose manifest was deleted. */
-function storageFreed(removed: readonly RemovedImage[]): StorageFreed {
-  const freed = new Set<string>();
+function storageFreed(removed: readonly RemovedImage[], bin: Bin): StorageFreed {
+  // Snapshots in the Recycle Bin are deleted but not freed: they stay billed until their rule lets go.
+  const freed = new Set<string>(bin.snapshots.map((x) => x.snapshotId));
   const total = { ...NOTHING_FREED };
   for (const r of removed) {
     for (const s of r.snapshots) {
@@ -287,7 +372,10 @@ export function summarizeReport(report: RetentionReport): string {
         ? `${report.planned.deprecate.length} to deprecate, ${report.planned.deregister.length} to remove`
         : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ` +
           `${report.counts.failed ? `${report.counts.failed} failed, ` : ''}${report.counts.pending} left for the next run`) +
-      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'} (${formatMonthly(report.estimatedMonthlySaving)})`,
+      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'}${report.recycleBin.until ? ' now' : ''} (${formatMonthly(report.estimatedMonthlySaving)})` +
+      (report.recycleBin.until
+        ? `, ${report.recycleBin.gib} GiB in the Recycle Bin until ${report.recycleBin.until.slice(0, 10)} (${plural(report.recycleBin.images.length, 'image')}, ${plural(report.recycleBin.snapshots.length, 'snapshot')}; billed until then)`
+        : ''),
     ...Object.entries(report.keptByReason).map(([reason, n]) => `  kept ${reason}: ${n}`),
     ...report.errors.map((e) => `  error ${e.step}${e.imageId ? ` ${e.imageId}` : ''}: ${e.code}: ${e.message}`),
   ];

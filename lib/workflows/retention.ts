@@ -7,7 +7,11 @@ import {
 } from '../aws/inventory.ts';
 import { TokenBucketPacer } from '../aws/pacer.ts';
 import { putJsonReport } from '../aws/reports.ts';
-import { applyRetentionPlan, REQUIRED_PERMISSIONS as APPLY_PERMISSIONS } from '../aws/retention-apply.ts';
+import {
+  applyRetentionPlan,
+  type ApplyOutcome,
+  REQUIRED_PERMISSIONS as APPLY_PERMISSIONS,
+} from '../aws/retention-apply.ts';
 import { policyVersion, type Policy } from '../domain/policy.ts';
 import { sourceKey, type RetentionInventory } from '../domain/retention-inventory.ts';
 import { planRetention, RETENTION_RULES, type PlanLimit, type RetentionPlan } from '../domain/retention-planner.ts';
@@ -21,7 +25,8 @@ import {
   type SkippedAction,
 } from '../domain/saved-plan.ts';
 import { buildRetentionReport, type RetentionError, type RetentionReport } from '../domain/retention-report.ts';
-import { awsErrorName } from '../domain/errors.ts';
+import { awsErrorName, isDeadlineError } from '../domain/errors.ts';
+import { boundByDeadline } from './deadline.ts';
 
 /**
  * Retention runs: in one region (runRetention: inventory -> plan -> apply within the time budget -> report), and in
@@ -95,6 +100,8 @@ export interface PlannedRegion {
   limits?: ReadonlyMap<string, PlanLimit>;
   skipped?: SkippedAction[];
   inventoryChanged?: boolean;
+  /** The deadline came before the inventory was complete: nothing was planned. */
+  unfinished?: true;
 }
 
 type RegionOptions = Omit<RunRetentionOptions, 'accountId'> & { accountId: string };
@@ -112,23 +119,26 @@ export async function planRegion(options: RegionOptions, saved?: SavedRegionPlan
   const startedAt = clock();
   const now =
     options.now === undefined ? startedAt : typeof options.now === 'number' ? options.now : options.now.getTime();
+  // Every SDK call and pacing wait of the inventory ends at the deadline.
+  const bound = boundByDeadline(clients, options.deadline, clock);
   const pacer = new TokenBucketPacer({
     now: clock,
     ...(options.sleep ? { sleep: options.sleep } : {}),
     scale: options.rateScale ?? 1,
+    ...bound.pacer,
   });
-  let inventory: RetentionInventory = await collectInventory(clients, {
-    region,
-    accountId,
-    protectInUse: policy.retention.protectInUse,
-    pacer,
-  });
-  let plan = planRetention(inventory, policy, now);
-  // DescribeImageReferences only for the images the plan would act on: 1 call per 10 of them, not per image.
-  if (policy.retention.protectInUse) {
-    const candidates = plan.actions.filter((a) => a.action !== 'keep').map((a) => a.imageId);
-    inventory = await addImageReferences(ec2Client(clients, region), inventory, candidates, pacer);
+  let inventory: RetentionInventory;
+  let plan: RetentionPlan;
+  try {
+    ({ inventory, plan } = await inventoryAndPlan(bound.clients, policy, region, accountId, pacer, now));
+  } catch (error) {
+    if (!isDeadlineError(error)) throw error;
+    // Nothing is planned or done in a region whose inventory the deadline cut short: it is left whole.
+    inventory = emptyInventory(region, accountId);
     plan = planRetention(inventory, policy, now);
+    return { region, inventory, plan, fingerprint: '', pacer, startedAt, now, unfinished: true };
+  } finally {
+    bound.dispose();
   }
   const fingerprint = inventoryFingerprint(inventory);
   if (!saved) return { region, inventory, plan, fingerprint, pacer, startedAt, now };
@@ -158,19 +168,29 @@ export async function applyRegion(
   const { region, inventory, plan, pacer, startedAt } = planned;
   const clock = options.clock ?? Date.now;
   const dryRun = policy.retention.dryRun || options.dryRun === true;
-  const outcome = dryRun
-    ? undefined
-    : await applyRetentionPlan(plan, {
-        ec2: ec2Client(clients, region),
-        s3: s3Client(clients, region),
+  const errors: RetentionError[] = [];
+  // Every SDK call of the apply ends at the deadline (the report is still written).
+  const bound = boundByDeadline(clients, options.deadline, clock);
+  let outcome: ApplyOutcome | undefined;
+  try {
+    if (planned.unfinished) {
+      errors.push(unfinishedInventory(region));
+      outcome = { deprecated: [], removed: [], errors: [], pending: [], stoppedEarly: true, mutatingCalls: 0 };
+    } else if (!dryRun) {
+      outcome = await applyRetentionPlan(plan, {
+        ec2: ec2Client(bound.clients, region),
+        s3: s3Client(bound.clients, region),
         pacer,
         ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       });
+    }
+  } finally {
+    bound.dispose();
+  }
 
-  const errors: RetentionError[] = [];
   const report = (): RetentionReport =>
     buildRetentionReport({
       plan,
@@ -206,6 +226,47 @@ export async function applyRegion(
     ...(planned.inventoryChanged !== undefined ? { inventoryChanged: planned.inventoryChanged } : {}),
     ...(reportLocation ? { reportLocation } : {}),
     calls: { describe: pacer.taken.describe, mutating: outcome?.mutatingCalls ?? 0 },
+  };
+}
+
+/** Inventory, then the plan; DescribeImageReferences only for the images the plan would act on (1 call per 10). */
+async function inventoryAndPlan(
+  clients: Clients,
+  policy: Readonly<Policy>,
+  region: string,
+  accountId: string,
+  pacer: TokenBucketPacer,
+  now: number,
+): Promise<{ inventory: RetentionInventory; plan: RetentionPlan }> {
+  const protectInUse = policy.retention.protectInUse;
+  let inventory = await collectInventory(clients, { region, accountId, protectInUse, pacer });
+  let plan = planRetention(inventory, policy, now);
+  if (protectInUse) {
+    const candidates = plan.actions.filter((a) => a.action !== 'keep').map((a) => a.imageId);
+    inventory = await addImageReferences(ec2Client(clients, region), inventory, candidates, pacer);
+    plan = planRetention(inventory, policy, now);
+  }
+  return { inventory, plan };
+}
+
+/** The deadline came before the plan was made: nothing was done, and the whole region is left for the next run. */
+function unfinishedInventory(region: string): RetentionError {
+  return {
+    step: 'inventory',
+    code: 'DeadlineReachedError',
+    message: `the deadline came before the inventory of ${region} was complete: nothing was planned or done; the next run starts over`,
+  };
+}
+
+function emptyInventory(region: string, accountId: string): RetentionInventory {
+  return {
+    region,
+    accountId,
+    images: [],
+    snapshotSizes: new Map(),
+    references: new Map(),
+    imageReferences: 'not-checked',
+    warnings: [],
   };
 }
 

@@ -18,6 +18,8 @@ import type { PolicyStatement } from '../twin/iam.ts';
 interface PolicyEnv {
   copyKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   describeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  retentionRegionsFor(policy: Readonly<Policy>): string[];
+  bundleObjectArnsFor(policy: Readonly<Policy>): unknown[];
 }
 
 export interface Deployment {
@@ -74,6 +76,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
   const fileValues: Record<string, () => unknown> = {
     copyKeyStatements: () => env.copyKeyStatementsFor(d.policy),
     describeKeyStatements: () => env.describeKeyStatementsFor(d.policy),
+    retentionRegions: () => env.retentionRegionsFor(d.policy),
+    bundleObjectArns: () => env.bundleObjectArnsFor(d.policy),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
@@ -100,6 +104,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
   };
   const conditions: Record<string, () => boolean> = {
     HasReportBucket: () => Boolean(d.policy.retention.reportBucket),
+    HasBundleBuckets: () => Boolean(d.policy.retention.bundleBuckets?.length),
     HasNotificationTopic: () => Boolean(d.policy.notifications.snsTopicArn),
   };
 

@@ -17,6 +17,19 @@ export interface Ec2Settings {
   copyQuota: number;
   /** Regions whose copies end `failed`, with the reason to report. */
   failCopies: Map<string, string>;
+  /** Actions that fail with HTTP 503 `Unavailable` at a rate (0-1), and how many calls each has seen. */
+  unavailable: Map<string, { rate: number; calls: number }>;
+}
+
+/**
+ * Whether this call of `action` is one of its injected 503s: spread evenly (call n fails when floor(n·rate) steps
+ * up), so a rate of 0.3 fails exactly 3 calls in every 10, the same on every run.
+ */
+export function injectedUnavailable(settings: Ec2Settings, action: string): boolean {
+  const fault = settings.unavailable.get(action);
+  if (!fault) return false;
+  fault.calls++;
+  return Math.floor(fault.calls * fault.rate) > Math.floor((fault.calls - 1) * fault.rate);
 }
 
 export interface Ec2Runtime {

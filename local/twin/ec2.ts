@@ -1,4 +1,4 @@
-import type { Ec2ActionTable, Ec2Context, Ec2Runtime } from './ec2-context.ts';
+import { injectedUnavailable, type Ec2ActionTable, type Ec2Context, type Ec2Runtime } from './ec2-context.ts';
 import { errorCode } from './ec2-errors.ts';
 import {
   describeImageAttribute,
@@ -99,6 +99,8 @@ export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions
         message: `You are not authorized to perform this operation. ${denialMessage(denied.arn, denied.request)}.`,
         status: 403,
       };
+    } else if (injectedUnavailable(runtime.settings, request.action)) {
+      failure = { code: 'Unavailable', message: 'The service is unavailable. Please try again shortly.', status: 503 };
     } else {
       const iam = options.iam;
       const ctx: Ec2Context = {

@@ -6,17 +6,21 @@ import type { AddressInfo } from 'node:net';
  * The twin's HTTP front door: one server on 127.0.0.1 for every service. AWS routes by host name; the twin
  * routes by what the SDK signs: the SigV4 credential scope names the region and the service, as AWS would
  * check them. Query-protocol bodies (EC2, STS, SNS, Auto Scaling) arrive as form fields, JSON-protocol ones
- * (KMS, Step Functions) as a document with the action in X-Amz-Target.
+ * (KMS, Step Functions) as a document with the action in X-Amz-Target, REST-JSON ones (Recycle Bin) as a
+ * document with the operation in the method and path (`POST /list-rules`).
  */
 export interface TwinRequest {
   service: string;
   region: string;
   action: string;
-  protocol: 'query' | 'json';
+  protocol: 'query' | 'json' | 'rest-json';
   /** Query protocol: the form fields, flattened as sent (`ImageId.1`, `Filter.1.Name`, ...). */
   params: Record<string, string>;
-  /** JSON protocol: the parsed body. */
+  /** JSON and REST-JSON protocols: the parsed body. */
   json: Record<string, unknown>;
+  /** The HTTP method and the path without its query (REST-JSON routes on them; `action` is `METHOD /path`). */
+  method: string;
+  path: string;
   headers: IncomingMessage['headers'];
   requestId: string;
 }
@@ -78,17 +82,22 @@ export async function startHttpServer(
 async function parseRequest(req: IncomingMessage, body: string): Promise<TwinRequest> {
   const scope = SCOPE.exec(String(req.headers.authorization ?? ''));
   const requestId = randomUUID();
-  const base = { region: scope?.[1] ?? '', service: scope?.[2] ?? '', headers: req.headers, requestId };
+  const method = req.method ?? 'GET';
+  const path = decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/');
+  const base = { region: scope?.[1] ?? '', service: scope?.[2] ?? '', headers: req.headers, requestId, method, path };
   const target = req.headers['x-amz-target'];
-  if (typeof target === 'string') {
-    let json: Record<string, unknown> = {};
+  const parseJson = (): Record<string, unknown> => {
     try {
-      json = body ? (JSON.parse(body) as Record<string, unknown>) : {};
+      return body ? (JSON.parse(body) as Record<string, unknown>) : {};
     } catch {
-      json = {};
+      return {};
     }
-    return { ...base, protocol: 'json', action: target.slice(target.indexOf('.') + 1), params: {}, json };
-  }
+  };
+  if (typeof target === 'string')
+    return { ...base, protocol: 'json', action: target.slice(target.indexOf('.') + 1), params: {}, json: parseJson() };
+  // Query-protocol calls are form posts to `/`; anything else is REST.
+  if (method !== 'POST' || path !== '/' || String(req.headers['content-type'] ?? '').startsWith('application/json'))
+    return { ...base, protocol: 'rest-json', action: `${method} ${path}`, params: {}, json: parseJson() };
   const params = Object.fromEntries(new URLSearchParams(body));
   return { ...base, protocol: 'query', action: params.Action ?? '', params, json: {} };
 }

@@ -12,6 +12,7 @@ import { keyAllows } from './kms-access.ts';
 import { createKmsService } from './kms.ts';
 import { queryError } from './query-protocol.ts';
 import { bundleClient, copyBundle, startS3, type S3Server } from './s3.ts';
+import { createRbinService } from './rbin.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createSeeder, type Seeder } from './seed.ts';
 import { createSnsService, SnsState } from './sns.ts';
@@ -20,8 +21,8 @@ import { createStsService } from './sts.ts';
 import { Throttler, type ThrottleSettings } from './throttle.ts';
 
 /**
- * The local twin of the AWS APIs ami-dr uses: one HTTP endpoint on 127.0.0.1 serving EC2, KMS, STS, SNS and
- * Auto Scaling (and whatever else is registered, e.g. Step Functions), over one multi-region account, with a
+ * The local twin of the AWS APIs ami-dr uses: one HTTP endpoint on 127.0.0.1 serving EC2, KMS, STS, SNS, Auto
+ * Scaling, Recycle Bin (and whatever else is registered, e.g. Step Functions), over one multi-region account, with a
  * clock tests can drive, fault injection and an event bus.
  */
 export interface TwinOptions {
@@ -50,6 +51,8 @@ export interface TwinFaults {
   copyDuration(ms: number): void;
   /** Copies into `region` that complete from now on end `failed` with this reason. */
   failCopies(region: string, reason?: string): void;
+  /** A share (0-1) of this EC2 action's calls fail with HTTP 503 `Unavailable`, evenly spread; 0 stops it. */
+  unavailable(action: string, rate: number): void;
   /** Back to the options the twin was started with. */
   clear(): void;
 }
@@ -88,8 +91,9 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     createDurationMs: options.createDurationMs ?? DEFAULTS.createDurationMs,
     copyQuota: options.copyQuota ?? DEFAULTS.copyQuota,
     failCopies: new Map(),
+    unavailable: new Map(),
   };
-  const settings: Ec2Settings = { ...initial, failCopies: new Map() };
+  const settings: Ec2Settings = { ...initial, failCopies: new Map(), unavailable: new Map() };
   const initialThrottling = { enabled: options.throttling?.enabled ?? false, scale: options.throttling?.scale ?? 1 };
   const throttler = new Throttler(clock, initialThrottling);
   const settleNow = () => lifecycle.settle();
@@ -104,6 +108,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   services.set('sts', createStsService({ accountId, identities }));
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
+  services.set('rbin', createRbinService({ accountId }));
 
   const route = async (request: TwinRequest): Promise<TwinResponse> => {
     const handler = services.get(request.service);
@@ -183,11 +188,17 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     failCopies: (region, reason = 'The copy failed (injected fault).') => {
       settings.failCopies.set(region, reason);
     },
+    unavailable: (action, rate) => {
+      if (!(rate >= 0 && rate <= 1)) throw new RangeError(`unavailable rate must be within 0-1, got ${rate}`);
+      if (rate === 0) settings.unavailable.delete(action);
+      else settings.unavailable.set(action, { rate, calls: 0 });
+    },
     clear: () => {
       settings.copyDurationMs = initial.copyDurationMs;
       settings.createDurationMs = initial.createDurationMs;
       settings.copyQuota = initial.copyQuota;
       settings.failCopies.clear();
+      settings.unavailable.clear();
       throttler.configure(initialThrottling.enabled, initialThrottling.scale);
     },
   };

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { CreateRuleCommand, RbinClient } from '@aws-sdk/client-rbin';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import { STATUS_COLOR } from '../../lib/report/html.ts';
@@ -59,6 +60,30 @@ describe('ami-dr against a twin the test started (AWS_ENDPOINT_URL)', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(new RegExp(`${imageId}\\s+us-east-1\\s+app-7\\.0\\s+.*\\s+ready [^\\n]+\\s+ready `));
     expect(table.stdout).toContain('1 image × 2 DR regions: 2 ready');
+  });
+
+  it('validate names the Recycle Bin rules in force in the regions retention looks after', async () => {
+    const rbin = new RbinClient({
+      region: 'us-west-2',
+      endpoint: rt.twin.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    await rbin.send(
+      new CreateRuleCommand({
+        ResourceType: 'EBS_SNAPSHOT',
+        RetentionPeriod: { RetentionPeriodValue: 21, RetentionPeriodUnit: 'DAYS' },
+        ResourceTags: [{ ResourceTagKey: 'Team', ResourceTagValue: 'core' }],
+      }),
+    );
+
+    const r = await ami(['validate', '--policy', join(ROOT, 'test/cli/fixtures/two-regions.yml')], { env });
+
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Recycle Bin rules in force');
+    expect(r.stdout).toMatch(
+      /us-west-2: Recycle Bin rule \S+: EBS snapshots tagged Team=core kept 21 days after deletion/,
+    );
+    expect(r.stdout).not.toMatch(/(us-east-1|eu-west-1): Recycle Bin rule/);
   });
 
   it('replicate refuses an ami-dr copy, and an unreachable endpoint exits 3', async () => {

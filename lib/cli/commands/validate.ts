@@ -7,7 +7,10 @@ import { matchSelector } from '../../domain/selector.ts';
 import { isReplica } from '../../domain/tags.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../errors.ts';
-import { ec2Client, kmsClient } from '../../aws/clients.ts';
+import { ec2Client, kmsClient, rbinClient } from '../../aws/clients.ts';
+import { listRecycleBinRules } from '../../aws/recycle-bin.ts';
+import { describeBinRule } from '../../domain/recycle-bin.ts';
+import { retentionRegions } from '../../workflows/retention.ts';
 import { plural } from '../../domain/text.ts';
 
 export interface Problem {
@@ -96,8 +99,9 @@ export const validateCommand: Command = {
         keys: Object.fromEntries(keyEntries),
         publicSources: publicSources.flat(),
       });
+      const bins = await recycleBinNotes(policy, session.clients);
       progress.done();
-      report(ctx, file, problems, session.accountId);
+      report(ctx, file, problems, session.accountId, bins);
       return problems.length ? EXIT.failure : EXIT.ok;
     } finally {
       progress.done();
@@ -105,22 +109,54 @@ export const validateCommand: Command = {
   },
 };
 
+/**
+ * The Recycle Bin rules in force in each region retention looks after: what retention deregisters or deletes under
+ * them stays (and is billed) for their period. Not a problem, a fact to know; a region whose rules cannot be read
+ * says so.
+ */
+async function recycleBinNotes(
+  policy: Readonly<Policy>,
+  clients: Parameters<typeof rbinClient>[0],
+): Promise<Record<string, string[]>> {
+  const entries = await Promise.all(
+    retentionRegions(policy).map(async (region) => {
+      const { rules, warning } = await listRecycleBinRules(rbinClient(clients, region), region);
+      return [region, warning ? [warning] : rules.map(describeBinRule)] as const;
+    }),
+  );
+  return Object.fromEntries(entries.filter(([, lines]) => lines.length > 0));
+}
+
 function report(
   ctx: Parameters<Command['run']>[0],
   file: string,
   problems: Problem[],
   accountId: string | undefined,
+  recycleBin: Record<string, string[]> = {},
 ): void {
   if (ctx.flags.json) {
-    ctx.out.printJson({ valid: problems.length === 0, policyFile: file, accountId: accountId ?? null, problems });
+    ctx.out.printJson({
+      valid: problems.length === 0,
+      policyFile: file,
+      accountId: accountId ?? null,
+      problems,
+      ...(Object.keys(recycleBin).length > 0 ? { recycleBin } : {}),
+    });
     return;
   }
+  const printBin = (): void => {
+    if (Object.keys(recycleBin).length === 0) return;
+    ctx.out.print('Recycle Bin rules in force (what retention removes under them stays billed until they let go):');
+    for (const [region, lines] of Object.entries(recycleBin)) for (const l of lines) ctx.out.print(`  ${region}: ${l}`);
+  };
   if (problems.length === 0) {
     ctx.out.print(`${ctx.out.paint('green', '✓')} ${file} is valid for account ${accountId}`);
+    printBin();
     return;
   }
   ctx.out.print(
     `${ctx.out.paint('red', '✗')} ${file}: ${plural(problems.length, 'problem')}${accountId ? ` in account ${accountId}` : ''}`,
   );
   for (const p of problems) ctx.out.print(`  ${ctx.out.paint('bold', p.field)}: ${p.message}`);
+  printBin();
 }

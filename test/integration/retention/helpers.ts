@@ -89,3 +89,34 @@ export async function retentionHarness(options: TwinOptions = {}, policy = testP
     stop: () => twin.stop(),
   };
 }
+
+/**
+ * The deadline scenario, in real time on a twin of account 111122223333: `images` aged images of one family
+ * (keepLatest 1 keeps the newest), EC2 throttling at 5% of AWS's rates and 30% of DeregisterImage calls failing
+ * with 503, and one retention run with `budgetMs` to go. Returns the run and the wall time it took.
+ */
+export async function runUnderFaults(
+  twin: Twin,
+  budgetMs: number,
+  images = 80,
+): Promise<{ run: Awaited<ReturnType<typeof runRetention>>; tookMs: number }> {
+  const now = Date.now();
+  for (let i = 0; i < images; i++) twin.seed.image(REGION, { name: `app-1.${i}`, creationDate: now - (400 - i) * DAY });
+  twin.faults.throttling(true, 0.05);
+  twin.faults.unavailable('DeregisterImage', 0.3);
+  const clients = createClients({
+    endpoint: twin.endpoint,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  const started = Date.now();
+  const run = await runRetention({
+    clients,
+    policy: testPolicy(),
+    region: REGION,
+    accountId: twin.accountId,
+    dryRun: false,
+    writeReport: false,
+    deadline: started + budgetMs,
+  });
+  return { run, tookMs: Date.now() - started };
+}

@@ -188,7 +188,7 @@ describe('retention on the twin: what must survive', () => {
   });
 
   it("removes an instance-store image's manifest and every part, and nothing else in the bucket", async () => {
-    h = await retentionHarness();
+    h = await retentionHarness({}, testPolicy({ bundleBuckets: ['ami-bundles'] }));
     const s3 = s3Client(h.clients, REGION);
     const old = await seedBundle(s3, 'ami-bundles', 'web/v1', 3);
     const current = await seedBundle(s3, 'ami-bundles', 'web/v2', 2);
@@ -229,6 +229,33 @@ describe('retention on the twin: what must survive', () => {
     expect(await h.objects('ami-bundles')).toEqual(
       expect.arrayContaining(['web/v1/README.txt', 'web/v1/image.part.03', ...current.partKeys, current.manifestKey]),
     );
+  });
+
+  it('keeps an instance-store image whose bundle lies in a bucket the policy does not name, bundle untouched', async () => {
+    h = await retentionHarness({}, testPolicy({ bundleBuckets: ['ami-bundles'] }));
+    const s3 = s3Client(h.clients, REGION);
+    const elsewhere = await seedBundle(s3, 'team-bundles', 'web/v1', 2);
+    const old = h.twin.seed.image(REGION, {
+      name: 'web-1',
+      rootDeviceType: 'instance-store',
+      imageLocation: elsewhere.imageLocation,
+      creationDate: daysAgo(200),
+    });
+    h.twin.seed.image(REGION, { name: 'web-2', creationDate: daysAgo(1) });
+    const before = await h.objects('team-bundles');
+
+    const { report } = await h.run();
+
+    expect(report.kept).toContainEqual(
+      expect.objectContaining({
+        imageId: old,
+        reason: 'bundle-bucket-not-allowed',
+        detail: 'bundle bucket not allowed: team-bundles is not in retention.bundleBuckets',
+      }),
+    );
+    expect(report.removed).toEqual([]);
+    expect((await h.images()).map((i) => i.ImageId)).toContain(old);
+    expect(await h.objects('team-bundles')).toEqual(before);
   });
 
   it('keeps deregistration-protected images and says so in the report', async () => {
@@ -282,7 +309,7 @@ describe('retention on the twin: what must survive', () => {
   });
 
   it('a malformed manifest or a missing bucket: a clear error for that image, nothing of it touched, the rest done', async () => {
-    h = await retentionHarness();
+    h = await retentionHarness({}, testPolicy({ bundleBuckets: ['broken-bundles', 'no-such-bucket'] }));
     const s3 = s3Client(h.clients, REGION);
     await s3.send(new CreateBucketCommand({ Bucket: 'broken-bundles' }));
     await s3.send(

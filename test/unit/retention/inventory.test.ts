@@ -17,6 +17,7 @@ import {
   type Image,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
+import { GetRuleCommand, ListRulesCommand, RbinClient } from '@aws-sdk/client-rbin';
 import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createClients } from '../../../lib/aws/clients.ts';
@@ -26,6 +27,12 @@ import { ACCOUNT } from './fixtures.ts';
 
 const ec2 = mockClient(EC2Client);
 const asg = mockClient(AutoScalingClient);
+// client-rbin comes from an older SDK line than aws-sdk-client-mock types: the mock works, its types do not line up.
+interface LooseStub {
+  reset(): void;
+  on(command: unknown, input?: unknown): { resolves(output: unknown): void; rejects(error: unknown): void };
+}
+const rbin = mockClient(RbinClient as never) as unknown as LooseStub;
 const clients = () => createClients({ maxAttempts: 1 });
 
 const ec2Error = (name: string) => new EC2ServiceException({ name, $fault: 'client', $metadata: {}, message: name });
@@ -41,6 +48,8 @@ const img = (id: string, extra: Partial<Image> = {}): Image => ({
 beforeEach(() => {
   ec2.reset();
   asg.reset();
+  rbin.reset();
+  rbin.on(ListRulesCommand).resolves({ Rules: [] });
   ec2.on(DescribeImagesCommand).resolves({ Images: [] });
   ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
   ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
@@ -49,6 +58,39 @@ beforeEach(() => {
   ec2.on(DescribeSpotFleetRequestsCommand).resolves({ SpotFleetRequestConfigs: [] });
   asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
   asg.on(DescribeLaunchConfigurationsCommand).resolves({ LaunchConfigurations: [] });
+});
+
+describe('collectInventory: Recycle Bin rules', () => {
+  it('reads each rule of both resource types with its resource tags and retention period', async () => {
+    rbin.on(ListRulesCommand, { ResourceType: 'EBS_SNAPSHOT' }).resolves({ Rules: [{ Identifier: 'snap7' }] });
+    rbin.on(GetRuleCommand, { Identifier: 'snap7' }).resolves({
+      Identifier: 'snap7',
+      ResourceType: 'EBS_SNAPSHOT',
+      RetentionPeriod: { RetentionPeriodValue: 7, RetentionPeriodUnit: 'DAYS' },
+      ResourceTags: [{ ResourceTagKey: 'Team', ResourceTagValue: 'web' }],
+      Status: 'available',
+    });
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(inv.recycleBinRules).toEqual([
+      {
+        id: 'snap7',
+        resourceType: 'EBS_SNAPSHOT',
+        retentionDays: 7,
+        resourceTags: [{ key: 'Team', value: 'web' }],
+        excludeTags: [],
+      },
+    ]);
+    expect(rbin as never).toHaveReceivedCommandWith(ListRulesCommand as never, { ResourceType: 'EC2_IMAGE' } as never);
+  });
+
+  it('warns, and assumes no rule, when the rules cannot be read', async () => {
+    rbin.on(ListRulesCommand).rejects(Object.assign(new Error('not allowed'), { name: 'AccessDeniedException' }));
+    const inv = await collectInventory(clients(), { region: 'us-east-1', accountId: ACCOUNT });
+    expect(inv.recycleBinRules).toEqual([]);
+    expect(inv.warnings).toEqual([
+      expect.stringMatching(/^Recycle Bin rules of us-east-1 could not be read \(AccessDeniedException/),
+    ]);
+  });
 });
 
 describe('collectInventory', () => {

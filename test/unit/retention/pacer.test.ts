@@ -129,3 +129,37 @@ describe('TokenBucketPacer', () => {
     expect(isThrottle(new Error('x'))).toBe(false);
   });
 });
+
+describe('TokenBucketPacer under a deadline', () => {
+  it('refuses a token that would come after the deadline, without waiting for it or reserving it', async () => {
+    // Prepare: the destructive bucket (100, 5/s) empty; the next token is 200 ms away, the deadline 100 ms.
+    const time = fakeTime();
+    const pacer = new TokenBucketPacer({ ...time, deadline: time.now() + 100 });
+    for (let i = 0; i < 100; i++) await pacer.take('destructive');
+
+    // Act, Assess
+    await expect(pacer.take('destructive')).rejects.toMatchObject({ name: 'DeadlineReachedError' });
+    expect(time.elapsed()).toBe(0);
+    expect(pacer.taken.destructive).toBe(100);
+    expect(pacer.delay('destructive')).toBe(200);
+  });
+
+  it('ends a wait in progress when its signal fires', async () => {
+    // Prepare: a sleep that never ends by itself; the next token 200 ms away.
+    const controller = new AbortController();
+    const pacer = new TokenBucketPacer({
+      now: () => 0,
+      sleep: () => new Promise<void>(() => {}),
+      signal: controller.signal,
+      limits: { destructive: { burst: 1, refillPerSecond: 5 } },
+    });
+    await pacer.take('destructive');
+
+    // Act
+    const waiting = pacer.take('destructive');
+    controller.abort(Object.assign(new Error('deadline'), { name: 'DeadlineReachedError' }));
+
+    // Assess
+    await expect(waiting).rejects.toMatchObject({ name: 'DeadlineReachedError' });
+  });
+});

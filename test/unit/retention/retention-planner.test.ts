@@ -298,7 +298,7 @@ describe('planRetention: deprecate and deregister', () => {
     });
     const plan = planRetention(
       inventory([old, kept, s3], { snapshotSizes: new Map([['snap-own', 10]]) }),
-      policy(),
+      policy({ bundleBuckets: ['bundles'] }),
       NOW,
     );
     const a = actionOf(plan, old.imageId) as DeregisterAction;
@@ -330,7 +330,11 @@ describe('planRetention: deprecate and deregister', () => {
     const appB = bundle('app-2', 290, 'bundles/app/image.manifest.xml');
     const own = bundle('app-0', 310, 'bundles/app0/image.manifest.xml');
     const appNew = image({ name: 'app-9', creationDate: daysAgo(1) });
-    const plan = planRetention(inventory([webOld, webNew, appA, appB, own, appNew]), policy(), NOW);
+    const plan = planRetention(
+      inventory([webOld, webNew, appA, appB, own, appNew]),
+      policy({ bundleBuckets: ['bundles'] }),
+      NOW,
+    );
     expect(actionOf(plan, webNew.imageId)).toMatchObject({ action: 'keep' });
     expect(actionOf(plan, webOld.imageId)).toMatchObject({ action: 'deregister', keepBundle: true });
     const app = [actionOf(plan, appA.imageId), actionOf(plan, appB.imageId)] as DeregisterAction[];

@@ -101,6 +101,12 @@ const SCENARIOS: Record<RuleName, () => Scenario> = {
     extra: { sources: { checkedRegions: ['us-west-2'], live: new Set() } },
     detail: 'source eu-central-1/ami-x could not be checked',
   }),
+  'bundle-bucket-not-allowed': () => ({
+    subject: web({ rootDeviceType: 'instance-store', imageLocation: 'other-bucket/web/image.manifest.xml' }),
+    others: [sibling()],
+    policy: policy({ bundleBuckets: ['ami-bundles'] }),
+    detail: 'bundle bucket not allowed: other-bucket is not in retention.bundleBuckets',
+  }),
   'deregister-after-days': () => ({
     subject: web(),
     others: [sibling()],
