@@ -225,6 +225,14 @@ export function serviceRequests(request: TwinRequest, state: TwinState): AuthReq
       return [{ action: `sns:${request.action}`, resource: str('TopicArn') ?? '*', context: base }];
     case 'autoscaling':
       return [{ action: `autoscaling:${request.action}`, resource: '*', context: base }];
+    case 'rbin': {
+      // REST-JSON: the action is the route (`POST /list-rules`, `GET /rules/<id>`, `POST /rules`).
+      const [method, path = ''] = request.action.split(' ');
+      const rule = /^\/rules\/([^/]+)$/.exec(path)?.[1];
+      const action =
+        path === '/list-rules' ? 'ListRules' : rule ? (method === 'GET' ? 'GetRule' : 'UpdateRule') : 'CreateRule';
+      return [{ action: `rbin:${action}`, resource: '*', context: base }];
+    }
     default:
       return [];
   }
@@ -238,4 +246,5 @@ export const DENIAL: Record<string, { code: string; status: number }> = {
   sns: { code: 'AuthorizationError', status: 403 },
   autoscaling: { code: 'AccessDenied', status: 403 },
   s3: { code: 'AccessDenied', status: 403 },
+  rbin: { code: 'AccessDeniedException', status: 401 },
 };

@@ -139,7 +139,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     if (denied) {
       const { code, status } = DENIAL[request.service] ?? { code: 'AccessDenied', status: 403 };
       const message = denialMessage(denied.arn, denied.request);
-      return request.protocol === 'json'
+      return request.protocol !== 'query'
         ? jsonError(status, code, message)
         : queryError(status, code, message, request.requestId);
     }

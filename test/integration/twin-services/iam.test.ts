@@ -58,7 +58,12 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
     seedAccount(rt.twin.seed, policy, rt.twin.clock.now());
     // An aged instance-store family: retention removes the oldest with its S3 bundle.
     for (const [i, age] of [400, 390, 380, 370].entries()) {
-      const bundle = await seedBundle(s3Client(rt.clients, SOURCE), 'ami-bundles', `legacy/v${i}`, 2);
+      const bundle = await seedBundle(
+        s3Client(rt.clients, SOURCE),
+        policy.retention.bundleBuckets?.[0] ?? 'ami-bundles',
+        `legacy/v${i}`,
+        2,
+      );
       rt.twin.seed.image(SOURCE, {
         name: `legacy-1.${i}.0`,
         rootDeviceType: 'instance-store',

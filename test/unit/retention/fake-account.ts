@@ -18,6 +18,7 @@ import {
   type Image,
 } from '@aws-sdk/client-ec2';
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListRulesCommand, RbinClient } from '@aws-sdk/client-rbin';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { RetentionInventory } from '../../../lib/domain/retention-inventory.ts';
 
@@ -80,6 +81,11 @@ export class FakeAccount {
   private readonly ec2 = mockClient(EC2Client);
   private readonly asg = mockClient(AutoScalingClient);
   private readonly s3 = mockClient(S3Client);
+  // client-rbin comes from an older SDK line than aws-sdk-client-mock's types: the mock works, its types do not line up.
+  private readonly rbin = mockClient(RbinClient as never) as unknown as {
+    on(command: unknown): { resolves(output: unknown): void };
+    restore(): void;
+  };
 
   constructor(inventory: RetentionInventory | readonly RetentionInventory[]) {
     if (Array.isArray(inventory)) {
@@ -106,6 +112,7 @@ export class FakeAccount {
     this.ec2.restore();
     this.asg.restore();
     this.s3.restore();
+    this.rbin.restore();
   }
 
   private nameOf(r: FakeRegion): string {
@@ -113,6 +120,8 @@ export class FakeAccount {
   }
 
   private install(): void {
+    // No Recycle Bin rules: what is deleted is freed at once.
+    this.rbin.on(ListRulesCommand).resolves({ Rules: [] });
     const notFound = (id: string) =>
       new EC2ServiceException({
         name: 'InvalidAMIID.NotFound',

@@ -50,12 +50,20 @@ export function inventory(
 
 type Json = Record<string, unknown>;
 /** A valid policy; `retention` merges into a default of deprecate 30 / deregister 90 / keepLatest 1 for both scopes. */
+const BUNDLE_BUCKETS = ['bundles', 'bundles-us-east-1', 'bundles-us-west-2', 'bundles-eu-west-1'];
+
 export function policy(retention: Json = {}, rest: Json = {}): Readonly<Policy> {
   const scope = { deprecateAfterDays: 30, deregisterAfterDays: 90, keepLatest: 1 };
   const { sources, replicas, ...others } = retention as { sources?: Json; replicas?: Json };
   return parsePolicy({
     regions: { sources: [REGION], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/ami-dr' }] },
     ...rest,
-    retention: { sources: { ...scope, ...sources }, replicas: { ...scope, ...replicas }, ...others },
+    retention: {
+      sources: { ...scope, ...sources },
+      replicas: { ...scope, ...replicas },
+      // The buckets the fixtures' instance-store bundles lie in (retention.bundleBuckets scopes what may be deleted).
+      bundleBuckets: BUNDLE_BUCKETS,
+      ...others,
+    },
   });
 }
