@@ -18,6 +18,8 @@ import type { PolicyStatement } from '../twin/iam.ts';
 interface PolicyEnv {
   copyKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   describeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
 }
 
 export interface Deployment {
@@ -74,6 +76,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
   const fileValues: Record<string, () => unknown> = {
     copyKeyStatements: () => env.copyKeyStatementsFor(d.policy),
     describeKeyStatements: () => env.describeKeyStatementsFor(d.policy),
+    finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
+    readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
