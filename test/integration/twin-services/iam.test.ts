@@ -36,7 +36,7 @@ const ACCOUNT = '000000000000';
 const SOURCE = 'us-east-1';
 const TOPIC = `arn:aws:sns:${SOURCE}:${ACCOUNT}:ami-dr-notifications`;
 const START = Date.UTC(2026, 0, 1);
-const CONSUMER = '111122223333';
+const CONSUMER = '123456789012';
 
 /** Statements no call on the twin can need: the runtime's own writes (logs), Lambda's failure destination (sqs). */
 const OUTSIDE_THE_TWIN = /^(logs|sqs):/;
