@@ -117,6 +117,48 @@ function bundleObjectArns(policy = load()) {
   return (policy.retention.bundleBuckets ?? []).map((bucket) => partitionArn(`s3:::${bucket}/*`));
 }
 
+/** What a consumer account's grant may allow: what EBS needs to launch from (and copy) a shared encrypted image. */
+const CONSUMER_GRANT_OPERATIONS = [
+  'Decrypt',
+  'DescribeKey',
+  'CreateGrant',
+  'GenerateDataKeyWithoutPlaintext',
+  'ReEncryptFrom',
+  'ReEncryptTo',
+];
+
+/**
+ * Sharing the DR keys with the accounts copies are shared with: grants to an account (its root, nothing else, with
+ * those operations only) are not for an AWS resource, so they need their own statement. Readiness also reads the key
+ * policy (organizations and OUs are checked against it) and retires ami-dr's grants no copy needs any more.
+ */
+function keyAccessStatements(policy = load(), { readiness = false } = {}) {
+  return drKeys(policy).flatMap(({ Resource, Condition }) => {
+    const pinned = Object.keys(Condition).length ? { Condition } : {};
+    return [
+      {
+        Effect: 'Allow',
+        // Readiness describes the keys under describeKeyStatements already.
+        Action: readiness
+          ? ['kms:ListGrants', 'kms:GetKeyPolicy', 'kms:RetireGrant']
+          : ['kms:DescribeKey', 'kms:ListGrants'],
+        Resource,
+        ...pinned,
+      },
+      {
+        Effect: 'Allow',
+        Action: ['kms:CreateGrant'],
+        Resource,
+        Condition: {
+          ...Condition,
+          StringLike: { 'kms:GranteePrincipal': 'arn:aws*:iam::*:root' },
+          'ForAllValues:StringEquals': { 'kms:GrantOperations': CONSUMER_GRANT_OPERATIONS },
+        },
+      },
+    ];
+  });
+}
+
 module.exports = {
   retentionRegions: () => retentionRegions(),
   bundleObjectArns: () => bundleObjectArns(),
@@ -125,6 +167,11 @@ module.exports = {
   bundleObjectArnsFor: (policy) => bundleObjectArns(policy),
   /** `''` when the policy names no bundle bucket (a CloudFormation condition keys off it). */
   bundleBuckets: () => (load().retention.bundleBuckets ?? []).join(','),
+  /** Statements for finalize (grants to consumer accounts) and readiness (also reads key policies, retires grants). */
+  finalizeKeyStatements: () => keyAccessStatements(),
+  readinessKeyStatements: () => keyAccessStatements(undefined, { readiness: true }),
+  finalizeKeyStatementsFor: (policy) => keyAccessStatements(policy),
+  readinessKeyStatementsFor: (policy) => keyAccessStatements(policy, { readiness: true }),
   /** The policy as the JSON string Lambdas read from AMI_DR_POLICY. */
   policyJson: () => JSON.stringify(load()),
   /** Statements for the copy role: DR keys (encrypt) and source keys (decrypt). */

@@ -62,6 +62,12 @@ const replicationSchema = z.strictObject({
   extraTags: tagMap.default({}),
   copyLaunchPermissions: z.boolean().default(true),
   addLaunchPermissions: launchPermissionsSchema.prefault({}),
+  /**
+   * How the accounts, organizations and OUs a copy is shared with get to use its DR key: `check` (the default)
+   * reports those the key does not let launch; `grant` also gives accounts KMS grants (organizations and OUs need a
+   * key-policy statement either way). Absent means `check`, so policies written before it keep their fingerprint.
+   */
+  keyAccess: z.enum(['check', 'grant']).optional(),
   /** Grant createVolumePermission on the copy's snapshots to the accounts the image is shared with. */
   shareSnapshots: z.boolean().default(false),
   copyDeprecation: z.boolean().default(true),
@@ -234,6 +240,9 @@ export function policyVersion(policy: Policy): string {
 }
 
 const versions = new WeakMap<Policy, string>();
+
+/** `replication.keyAccess`, defaulted. */
+export const keyAccessMode = (policy: Policy): 'check' | 'grant' => policy.replication.keyAccess ?? 'check';
 
 export function drRegion(policy: Policy, region: string): DrRegion | undefined {
   return policy.regions.dr.find((d) => d.region === region);

@@ -1,5 +1,6 @@
 import { IN_PROGRESS_STATES, permissionKey, type ImageRecord, type LaunchPermission } from './image.ts';
-import { policyVersion, type Policy } from './policy.ts';
+import { consumerLabel, consumersOf, missingKeyAccess, type KeyAccess } from './key-access.ts';
+import { keyAccessMode, policyVersion, type Policy } from './policy.ts';
 import { compileSelector } from './selector.ts';
 import { TAG, isReplica } from './tags.ts';
 import {
@@ -18,11 +19,13 @@ import {
 export const STATUSES = ['ready', 'in-progress', 'missing', 'failed', 'drifted'] as const;
 export type ReadinessStatus = (typeof STATUSES)[number];
 
-export const DRIFT_KINDS = ['key', 'tags', 'launch-permissions', 'deprecation'] as const;
+export const DRIFT_KINDS = ['key', 'key-access', 'tags', 'launch-permissions', 'deprecation'] as const;
 export type DriftKind = (typeof DRIFT_KINDS)[number];
 
 export type Drift =
   | { kind: 'key'; detail: string; expected: string; actual: string[] }
+  /** Consumers the copy is shared with that its DR key does not let launch; `grant`: the accounts a grant fixes. */
+  | { kind: 'key-access'; detail: string; keyArn: string; missing: string[]; grant: string[] }
   | { kind: 'tags'; detail: string; set: Record<string, string> }
   | { kind: 'launch-permissions'; detail: string; add: LaunchPermission[]; remove: LaunchPermission[] }
   | { kind: 'deprecation'; detail: string; deprecateAt: string };
@@ -91,6 +94,8 @@ export interface ReadinessInput {
   keyIds: Readonly<Record<string, readonly string[]>>;
   /** The DR key's KeyState per region (`NotFound` when it does not exist); absent: not read, assumed usable. */
   keyStates?: Readonly<Record<string, string>>;
+  /** The DR key's policy and grants per region; absent: not read, key access not checked. */
+  keyAccess?: Readonly<Record<string, KeyAccess>>;
 }
 
 export const imageKey = (region: string, imageId: string): string => `${region}/${imageId}`;
@@ -268,6 +273,11 @@ function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecor
     if (wrong.length) drift.push({ kind: 'key', detail: `${detail}; expected ${expected}`, expected, actual });
   }
 
+  const copyPermissions = input.launchPermissions.get(imageKey(copy.region, copy.imageId));
+  const wanted = required.permissions(copy.rootDeviceType === 'ebs');
+  // Under the wrong key, who may use the DR key does not matter: the copy has to be made again.
+  if (!drift.some((d) => d.kind === 'key')) drift.push(...keyAccessDrift(input, copy, wanted ?? copyPermissions));
+
   const set: Record<string, string> = {};
   const missing: string[] = [];
   const changed: string[] = [];
@@ -284,8 +294,6 @@ function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecor
     drift.push({ kind: 'tags', detail: `tags ${parts.join('; ')}`, set });
   }
 
-  const copyPermissions = input.launchPermissions.get(imageKey(copy.region, copy.imageId));
-  const wanted = required.permissions(copy.rootDeviceType === 'ebs');
   // Unknown permissions (not fetched) are not evidence of drift.
   if (copyPermissions && wanted) {
     const wantedKeys = new Set(wanted.map(permissionKey));
@@ -317,6 +325,24 @@ function driftOf(input: ReadinessInput, required: Requirements, copy: ImageRecor
     }
   }
   return drift;
+}
+
+/** The consumers (those the copy is, or once repaired will be, shared with) its DR key does not let launch it. */
+function keyAccessDrift(
+  input: ReadinessInput,
+  copy: ImageRecord,
+  permissions: readonly LaunchPermission[] | undefined,
+): Drift[] {
+  const access = input.keyAccess?.[copy.region];
+  if (!access || !permissions || copy.rootDeviceType !== 'ebs') return [];
+  const missing = missingKeyAccess(access, consumersOf(permissions));
+  if (missing.length === 0) return [];
+  const names = missing.map(consumerLabel);
+  const grant =
+    keyAccessMode(input.policy) === 'grant' ? missing.flatMap((c) => (c.kind === 'account' ? [c.id] : [])) : [];
+  return [
+    { kind: 'key-access', detail: `key access: ${names.join(', ')}`, keyArn: access.keyArn, missing: names, grant },
+  ];
 }
 
 /** What replication would share the copy with; a public source cannot make its encrypted copy public, so that part is left out. */
@@ -383,6 +409,8 @@ export interface RepairAction {
   tags?: Record<string, string>;
   launchPermissions?: { add: LaunchPermission[]; remove: LaunchPermission[] };
   deprecateAt?: string;
+  /** Accounts to grant the DR key to. */
+  keyAccess?: { keyArn: string; accounts: string[] };
   reason: string;
 }
 
@@ -421,7 +449,21 @@ export function planReconciliation(report: ReadinessReport): ReconciliationPlan 
         if (d.kind === 'tags') action.tags = d.set;
         else if (d.kind === 'launch-permissions') action.launchPermissions = { add: d.add, remove: d.remove };
         else if (d.kind === 'deprecation') action.deprecateAt = d.deprecateAt;
-        else {
+        else if (d.kind === 'key-access') {
+          if (d.grant.length) {
+            action.keyAccess = { keyArn: d.keyArn, accounts: d.grant };
+            reasons.push(`key access: ${d.grant.join(', ')}`);
+          }
+          const rest = d.missing.filter((m) => !d.grant.includes(m));
+          if (rest.length)
+            plan.manual.push({
+              region: cell.region,
+              copyImageId: cell.copyImageId,
+              sourceImageId: row.sourceImageId,
+              reason: `key access: ${rest.join(', ')}: the key policy of ${d.keyArn} must allow them (ami-dr validate prints the statement)`,
+            });
+          continue;
+        } else {
           plan.manual.push({
             region: cell.region,
             copyImageId: cell.copyImageId,

@@ -121,6 +121,8 @@ export const regionResultSchema = z.object({
       droppedTags: z.array(z.string()),
       launchPermissions: z.number().int(),
       snapshotPermissions: z.number().int(),
+      /** Accounts given a grant on the DR key (replication.keyAccess grant). */
+      keyGrants: z.number().int().optional(),
       deprecationTime: z.string().optional(),
       deregistrationProtection: z.boolean(),
     })

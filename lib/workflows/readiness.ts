@@ -1,5 +1,5 @@
 import type { ImageRecord, LaunchPermission } from '../domain/image.ts';
-import type { Policy } from '../domain/policy.ts';
+import { keyAccessMode, type Policy } from '../domain/policy.ts';
 import {
   computeReadiness,
   imageKey,
@@ -21,6 +21,8 @@ import {
   tagResources,
 } from '../aws/permissions.ts';
 import { putJsonReport } from '../aws/reports.ts';
+import { grantKeyToAccount, readKeyAccess, retireKeyGrant } from '../aws/key-access.ts';
+import { planGrants, type KeyAccess } from '../domain/key-access.ts';
 import { startOrJoinReplication, type StartedReplication } from './replication.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
@@ -29,6 +31,10 @@ export const REQUIRED_PERMISSIONS = [
   'ec2:DescribeImageAttribute',
   'ec2:DescribeSnapshots',
   'kms:DescribeKey',
+  'kms:GetKeyPolicy',
+  'kms:ListGrants',
+  'kms:CreateGrant',
+  'kms:RetireGrant',
   'ec2:CreateTags',
   'ec2:ModifyImageAttribute',
   'ec2:EnableImageDeprecation',
@@ -68,10 +74,13 @@ export async function collectReadinessInput(
     ),
     Promise.all(
       policy.regions.dr.map(async (d) => {
-        const key = await describeKey(kmsClient(clients, d.region), d.kmsKeyId);
+        const kms = kmsClient(clients, d.region);
+        const key = await describeKey(kms, d.kmsKeyId);
+        // Who may use the key: read once per key, not per copy.
+        const access = key && key.state === 'Enabled' ? await readKeyAccess(kms, key.arn) : undefined;
         return [
           d.region,
-          { ids: key ? [d.kmsKeyId, key.arn, key.keyId] : [d.kmsKeyId], state: key?.state ?? 'NotFound' },
+          { ids: key ? [d.kmsKeyId, key.arn, key.keyId] : [d.kmsKeyId], state: key?.state ?? 'NotFound', access },
         ] as const;
       }),
     ),
@@ -84,6 +93,9 @@ export async function collectReadinessInput(
     launchPermissions: new Map(),
     keyIds: Object.fromEntries(keyLists.map(([region, key]) => [region, key.ids])),
     keyStates: Object.fromEntries(keyLists.map(([region, key]) => [region, key.state])),
+    keyAccess: Object.fromEntries(
+      keyLists.flatMap(([region, key]): [string, KeyAccess][] => (key.access ? [[region, key.access]] : [])),
+    ),
   };
 
   // A first pass without permissions says which copies are usable; only they (and their sources) are worth a call.
@@ -148,7 +160,7 @@ export interface RepairOutcome {
   region: string;
   copyImageId: string;
   sourceImageId: string;
-  applied: ('tags' | 'launch-permissions' | 'deprecation')[];
+  applied: ('tags' | 'launch-permissions' | 'deprecation' | 'key-access')[];
 }
 
 export interface ReconcileError {
@@ -161,6 +173,8 @@ export interface ReconcileError {
 export interface ReconcileResult {
   redriven: RedriveOutcome[];
   repaired: RepairOutcome[];
+  /** ami-dr's grants retired because no copy under the key is shared with their account any more. */
+  retiredGrants?: { region: string; keyArn: string; account: string }[];
   manual: ReconciliationPlan['manual'];
   errors: ReconcileError[];
 }
@@ -203,10 +217,13 @@ export async function reconcile(
     }
   }
   const byId = new Map(copies.map((c) => [imageKey(c.region, c.imageId), c]));
+  const granted = new Set<string>();
   for (const action of plan.repair) {
     options.onProgress?.(`repairing ${action.copyImageId} in ${action.region}`);
     try {
-      result.repaired.push(await repair(clients, action, byId.get(imageKey(action.region, action.copyImageId))));
+      result.repaired.push(
+        await repair(clients, action, byId.get(imageKey(action.region, action.copyImageId)), granted),
+      );
     } catch (error) {
       result.errors.push({
         action: 'repair',
@@ -235,7 +252,13 @@ async function redrive(
   return { sourceRegion: region, sourceImageId: imageId, regions, ...started };
 }
 
-async function repair(clients: Clients, action: RepairAction, copy: ImageRecord | undefined): Promise<RepairOutcome> {
+async function repair(
+  clients: Clients,
+  action: RepairAction,
+  copy: ImageRecord | undefined,
+  /** `keyArn|account` granted earlier in this run: copies sharing a key and an account need one grant. */
+  granted: Set<string>,
+): Promise<RepairOutcome> {
   const ec2 = ec2Client(clients, action.region);
   const applied: RepairOutcome['applied'] = [];
   if (action.tags && Object.keys(action.tags).length) {
@@ -251,6 +274,15 @@ async function repair(clients: Clients, action: RepairAction, copy: ImageRecord 
   if (action.deprecateAt) {
     await setDeprecation(ec2, action.copyImageId, action.deprecateAt);
     applied.push('deprecation');
+  }
+  if (action.keyAccess) {
+    const { keyArn, accounts } = action.keyAccess;
+    for (const account of accounts) {
+      if (granted.has(`${keyArn}|${account}`)) continue;
+      await grantKeyToAccount(kmsClient(clients, action.region), keyArn, account);
+      granted.add(`${keyArn}|${account}`);
+    }
+    applied.push('key-access');
   }
   return { region: action.region, copyImageId: action.copyImageId, sourceImageId: action.sourceImageId, applied };
 }
@@ -291,6 +323,8 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
       now,
       onProgress: options.onProgress,
     });
+    if (keyAccessMode(policy) === 'grant')
+      run.reconciliation.retiredGrants = await retireStaleGrants(clients, input, plan);
   }
   if (options.report) {
     const key = `${options.report.prefix}readiness/${report.generatedAt.replace(/[:.]/g, '-')}.json`;
@@ -301,6 +335,40 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
     run.reportLocation = `s3://${options.report.bucket}/${key}`;
   }
   return run;
+}
+
+/**
+ * Retires ami-dr's grants for accounts no copy under the key is shared with any more (after this run's repairs).
+ * A region with a copy whose permissions were not read (in progress) keeps its grants: its sharing is not known.
+ */
+async function retireStaleGrants(
+  clients: Clients,
+  input: ReadinessInput,
+  plan: ReconciliationPlan,
+): Promise<NonNullable<ReconcileResult['retiredGrants']>> {
+  const retired: NonNullable<ReconcileResult['retiredGrants']> = [];
+  const repairs = new Map(plan.repair.map((a) => [imageKey(a.region, a.copyImageId), a]));
+  for (const [region, access] of Object.entries(input.keyAccess ?? {})) {
+    const copies = input.copies.filter((c) => c.region === region && c.state !== 'deregistered');
+    const keep = new Set<string>();
+    let known = true;
+    for (const copy of copies) {
+      const have = input.launchPermissions.get(imageKey(region, copy.imageId));
+      if (!have) {
+        if (copy.state !== 'failed' && copy.state !== 'error' && copy.state !== 'invalid') known = false;
+        continue;
+      }
+      const change = repairs.get(imageKey(region, copy.imageId))?.launchPermissions;
+      const removed = new Set((change?.remove ?? []).flatMap((p) => (p.userId ? [p.userId] : [])));
+      for (const p of [...have, ...(change?.add ?? [])]) if (p.userId && !removed.has(p.userId)) keep.add(p.userId);
+    }
+    if (!known) continue;
+    for (const grant of planGrants(access, [], keep).retire) {
+      await retireKeyGrant(kmsClient(clients, region), access.keyArn, grant.grantId);
+      retired.push({ region, keyArn: access.keyArn, account: grant.name!.slice('ami-dr-'.length) });
+    }
+  }
+  return retired;
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -1,4 +1,4 @@
-import { type Clients, ec2Client, sfnClient, snsClient } from '../aws/clients.ts';
+import { type Clients, ec2Client, kmsClient, sfnClient, snsClient } from '../aws/clients.ts';
 import {
   copyImage,
   deleteLeftoverSnapshots,
@@ -9,6 +9,7 @@ import {
   type RemovalReport,
 } from '../aws/copy.ts';
 import { describeSnapshotKeys } from '../aws/images.ts';
+import { grantKeyToConsumers } from '../aws/key-access.ts';
 import { publishNotification, topicRegion } from '../aws/notify.ts';
 import {
   addLaunchPermissions,
@@ -21,7 +22,7 @@ import {
 import { executionArnOf, findExecution, startExecution } from '../aws/sfn.ts';
 import { ADOPTABLE_STATES, GONE_STATES, type ImageRecord } from '../domain/image.ts';
 import { parseImageEvent } from '../domain/image-event.ts';
-import { policyVersion, type Policy } from '../domain/policy.ts';
+import { keyAccessMode, policyVersion, type Policy } from '../domain/policy.ts';
 import {
   copyClientToken,
   copyDeadline,
@@ -524,6 +525,11 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
   );
   await tagResources(ec2, [copy.imageId, ...snapshotIds], tags);
   await addLaunchPermissions(ec2, copy.imageId, permissions);
+  // An encrypted copy shared with an account launches there only if the account may use the DR key.
+  const keyGrants =
+    copy.encrypted && keyAccessMode(policy) === 'grant'
+      ? await grantKeyToConsumers(kmsClient(deps.clients, target.region), copy.kmsKeyId ?? target.kmsKeyId, permissions)
+      : [];
   const accounts = policy.replication.shareSnapshots ? permissions.flatMap((p) => (p.userId ? [p.userId] : [])) : [];
   await shareSnapshots(ec2, snapshotIds, accounts);
   const deprecationTime = deprecationFor(sourceImage?.deprecationTime, policy, now);
@@ -554,6 +560,7 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
       droppedTags: dropped,
       launchPermissions: permissions.length,
       snapshotPermissions: accounts.length * snapshotIds.length,
+      ...(keyGrants.length ? { keyGrants: keyGrants.length } : {}),
       ...(deprecationTime ? { deprecationTime } : {}),
       deregistrationProtection: policy.replication.deregistrationProtection,
     },

@@ -50,7 +50,12 @@ export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number)
   const keys: Record<string, string> = {};
   for (const dr of policy.regions.dr) {
     if (dr.kmsKeyId.startsWith('alias/'))
-      keys[dr.region] = seed.key(dr.region, { alias: dr.kmsKeyId, description: 'ami-dr DR copies' }).arn;
+      keys[dr.region] = seed.key(dr.region, {
+        alias: dr.kmsKeyId,
+        description: 'ami-dr DR copies',
+        // The partner launches the copies shared with it: the owner has let it use the key.
+        allowAccounts: [PARTNER_ACCOUNT],
+      }).arn;
   }
   const account: SeededAccount = { keys, sources: [], instances: [] };
   for (const region of policy.regions.sources) {

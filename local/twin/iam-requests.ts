@@ -215,7 +215,17 @@ export function serviceRequests(request: TwinRequest, state: TwinState): AuthReq
       const ref = str('KeyId') ?? str('TargetKeyId');
       const key = ref ? state.resolve(request.region, ref) : undefined;
       if (!key) return [{ action, resource: '*', context: base }];
-      return [{ action, resource: key.arn, context: { ...base, ...aliasContext(state, key.arn) } }];
+      // CreateGrant's own condition keys (KMS developer guide: conditions-kms, kms:GranteePrincipal, kms:GrantOperations).
+      const grant: Record<string, string | string[]> =
+        request.action === 'CreateGrant' && request.protocol === 'json'
+          ? {
+              ...(str('GranteePrincipal') ? { 'kms:GranteePrincipal': str('GranteePrincipal')! } : {}),
+              'kms:GrantOperations': Array.isArray(request.json.Operations)
+                ? request.json.Operations.filter((o): o is string => typeof o === 'string')
+                : [],
+            }
+          : {};
+      return [{ action, resource: key.arn, context: { ...base, ...aliasContext(state, key.arn), ...grant } }];
     }
     case 'states': {
       const resource = str('stateMachineArn') ?? str('executionArn') ?? '*';

@@ -302,9 +302,20 @@ export function createKmsService(state: TwinState, ctx: KmsServiceContext): Serv
       const key = mustFind(region, ref);
       if (key.state === 'Disabled') throw new TwinServiceError('DisabledException', `${key.arn} is disabled.`);
       notPending(key);
+      const name = str(input, 'Name');
+      // A named grant retried with identical parameters returns the original grant (KMS API reference, CreateGrant Name).
+      const same = name
+        ? key.grants.find(
+            (g) =>
+              g.name === name &&
+              g.granteePrincipal === granteePrincipal &&
+              g.operations.length === operations.length &&
+              operations.every((o) => g.operations.includes(o)),
+          )
+        : undefined;
+      if (same) return { GrantId: same.grantId, GrantToken: same.grantToken };
       const grantId = createHash('sha256').update(randomUUID()).digest('hex');
       const grantToken = Buffer.from(`${key.arn}:${grantId}`).toString('base64url');
-      const name = str(input, 'Name');
       key.grants.push({ grantId, grantToken, granteePrincipal, operations, ...(name ? { name } : {}) });
       return { GrantId: grantId, GrantToken: grantToken };
     },

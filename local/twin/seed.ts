@@ -28,6 +28,8 @@ export interface SeedKeyOptions {
   state?: KmsKeyState;
   description?: string;
   multiRegion?: boolean;
+  /** Accounts the owner has let use the key (a key-policy statement naming their roots), as for shared images. */
+  allowAccounts?: string[];
 }
 
 export interface SeedVolume {
@@ -190,6 +192,7 @@ export function createSeeder(state: TwinState, clock: Clock): Seeder {
         creationDate: clock.now(),
         deletionDate: options.state === 'PendingDeletion' ? clock.now() + 7 * 86_400_000 : undefined,
         grants: [],
+        ...(options.allowAccounts?.length ? { policy: allowingPolicy(arn, options.allowAccounts) } : {}),
       });
       if (options.alias) {
         const alias = options.alias.startsWith('alias/') ? options.alias : `alias/${options.alias}`;
@@ -361,4 +364,20 @@ export function createSeeder(state: TwinState, clock: Clock): Seeder {
       return spotFleetRequestId;
     },
   };
+}
+
+function allowingPolicy(keyArn: string, accounts: string[]): string {
+  const owner = keyArn.split(':')[4];
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${owner}:root` }, Action: 'kms:*', Resource: '*' },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: accounts.map((a) => `arn:aws:iam::${a}:root`) },
+        Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:CreateGrant', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'],
+        Resource: '*',
+      },
+    ],
+  });
 }

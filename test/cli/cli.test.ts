@@ -147,6 +147,48 @@ describe('ami-dr: policy files', () => {
       ],
     });
   });
+
+  it('validate --local: copies shared with an account the DR key does not allow exit 1, naming key, account and the statement to add', async () => {
+    const shared = (keyAccess: string) =>
+      file(
+        `shared-${keyAccess}.yml`,
+        [
+          'regions:',
+          '  sources: [us-east-1]',
+          '  dr:',
+          '    - { region: us-west-2, kmsKeyId: alias/ami-dr }',
+          'replication:',
+          `  keyAccess: ${keyAccess}`,
+          '  addLaunchPermissions:',
+          "    userIds: ['444455556666']",
+          '    organizationArns: [arn:aws:organizations::999999999999:organization/o-abcdefghij]',
+        ].join('\n'),
+      );
+    // The local account's DR keys let its partner (111122223333) launch; 444455556666 is nobody the key knows.
+    const r = await ami(['validate', '--local', '--policy', shared('check')]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /regions\.dr\.0\.kmsKeyId: alias\/ami-dr in us-west-2 \(arn:aws:kms:us-west-2:000000000000:key\/[0-9a-f-]+\) does not let 444455556666, arn:aws:organizations::999999999999:organization\/o-abcdefghij use it/,
+    );
+    // The statements are printed as JSON, ready to paste.
+    const printed = r.stdout.slice(r.stdout.indexOf('Statement list:') + 'Statement list:'.length);
+    const statements = JSON.parse(printed) as Record<string, unknown>[];
+    expect(statements).toEqual([
+      expect.objectContaining({ Principal: { AWS: ['arn:aws:iam::444455556666:root'] }, Effect: 'Allow' }),
+      expect.objectContaining({
+        Principal: { AWS: '*' },
+        Condition: { StringEquals: { 'aws:PrincipalOrgID': 'o-abcdefghij' } },
+      }),
+    ]);
+
+    // With grant, ami-dr grants the account itself; the organization still needs the statement.
+    const granted = await ami(['validate', '--local', '--policy', shared('grant'), '--json']);
+    expect(granted.code).toBe(1);
+    const problems = (JSON.parse(granted.stdout) as { problems: { message: string }[] }).problems;
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.message).not.toContain('444455556666');
+    expect(problems[0]!.message).toContain('aws:PrincipalOrgID');
+  });
 });
 
 describe('ami-dr readiness --local', () => {

@@ -1,7 +1,9 @@
 import { describeKey, describeRegions, type KeyInfo, type RegionInfo } from '../../aws/account.ts';
 import { listImages } from '../../aws/images.ts';
 import type { ImageRecord } from '../../domain/image.ts';
-import type { Policy } from '../../domain/policy.ts';
+import { readKeyAccess } from '../../aws/key-access.ts';
+import { consumersOf, keyPolicyStatements, missingKeyAccess, type KeyAccess } from '../../domain/key-access.ts';
+import { keyAccessMode, type Policy } from '../../domain/policy.ts';
 import { publicSourceRefusal } from '../../domain/replication.ts';
 import { matchSelector } from '../../domain/selector.ts';
 import { isReplica } from '../../domain/tags.ts';
@@ -24,6 +26,8 @@ export interface AccountFacts {
   keys: Record<string, KeyInfo | undefined>;
   /** Public EBS images owned in the source regions. */
   publicSources: ImageRecord[];
+  /** DR region => its key's policy and grants (read when the key is usable). */
+  keyAccess?: Record<string, KeyAccess | undefined>;
 }
 
 /** The policy against the account: regions exist and are enabled, DR keys exist and can encrypt shareable copies, nothing public would be copied. */
@@ -53,12 +57,48 @@ export function accountProblems(policy: Readonly<Policy>, facts: AccountFacts): 
     else if (key.spec !== 'SYMMETRIC_DEFAULT')
       problems.push({ field, message: `${dr.kmsKeyId} in ${dr.region} is ${key.spec}; EBS needs a symmetric key` });
   });
+  policy.regions.dr.forEach((dr, i) => {
+    const access = facts.keyAccess?.[dr.region];
+    if (access) problems.push(...keyAccessProblems(policy, dr.kmsKeyId, dr.region, i, access));
+  });
   for (const image of facts.publicSources) {
     const refusal = publicSourceRefusal(policy, image);
     if (!refusal || isReplica(image.tags) || !matchSelector(policy.selector, image).match) continue;
     problems.push({ field: 'selector', message: `${image.imageId} (${image.region}) is in scope, but ${refusal}` });
   }
   return problems;
+}
+
+/**
+ * The accounts, organizations and OUs the policy shares every copy with must be able to use the DR key, or they
+ * cannot launch the copies. With `keyAccess: grant` ami-dr grants accounts the key itself; organizations and OUs
+ * (and accounts under `check`) need the key policy to allow them: the statement to add is part of the problem.
+ */
+function keyAccessProblems(
+  policy: Readonly<Policy>,
+  kmsKeyId: string,
+  region: string,
+  index: number,
+  access: KeyAccess,
+): Problem[] {
+  const consumers = consumersOf([
+    ...policy.replication.addLaunchPermissions.userIds.map((userId) => ({ userId })),
+    ...policy.replication.addLaunchPermissions.organizationArns.map((organizationArn) => ({ organizationArn })),
+    ...policy.replication.addLaunchPermissions.organizationalUnitArns.map((organizationalUnitArn) => ({
+      organizationalUnitArn,
+    })),
+  ]).filter((c) => c.kind !== 'account' || keyAccessMode(policy) === 'check');
+  const missing = missingKeyAccess(access, consumers);
+  if (missing.length === 0) return [];
+  const statements = JSON.stringify(keyPolicyStatements(missing), null, 2).replace(/\n/g, '\n    ');
+  return [
+    {
+      field: `regions.dr.${index}.kmsKeyId`,
+      message:
+        `${kmsKeyId} in ${region} (${access.keyArn}) does not let ${missing.map((c) => c.id).join(', ')} use it, ` +
+        `so they cannot launch the copies shared with them; add to the key policy's Statement list:\n    ${statements}`,
+    },
+  ];
 }
 
 export const validateCommand: Command = {
@@ -94,10 +134,25 @@ export const validateCommand: Command = {
           ),
         ),
       ]);
+      // Who may use each usable DR key: its policy and grants, once per key.
+      const keyAccess = Object.fromEntries(
+        await Promise.all(
+          keyEntries.map(
+            async ([region, key]) =>
+              [
+                region,
+                key && key.state === 'Enabled'
+                  ? await readKeyAccess(kmsClient(session.clients, region), key.arn)
+                  : undefined,
+              ] as const,
+          ),
+        ),
+      );
       const problems = accountProblems(policy, {
         regions,
         keys: Object.fromEntries(keyEntries),
         publicSources: publicSources.flat(),
+        keyAccess,
       });
       const bins = await recycleBinNotes(policy, session.clients);
       progress.done();

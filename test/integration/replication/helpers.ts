@@ -47,7 +47,12 @@ export async function harness(
   const rt = await startLocalRuntime({ ...runtimeOptions, policy: options.policy ?? testPolicy(), clock });
   const keys: Record<string, string> = {};
   for (const region of DR)
-    keys[region] = rt.twin.seed.key(region, { alias: 'ami-dr', state: keyStates?.[region] ?? 'Enabled' }).arn;
+    keys[region] = rt.twin.seed.key(region, {
+      alias: 'ami-dr',
+      state: keyStates?.[region] ?? 'Enabled',
+      // The account tests share images with may use the key (key policy), so its shares are launchable.
+      allowAccounts: ['123456789012'],
+    }).arn;
   const clients = new Map<string, EC2Client>();
   const ec2 = (region: string) => {
     let c = clients.get(region);

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateImageCommand, EC2Client, DescribeImagesCommand, RegisterImageCommand } from '@aws-sdk/client-ec2';
-import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import {
+  CreateGrantCommand,
+  DescribeKeyCommand,
+  KMSClient,
+  ListGrantsCommand,
+  RevokeGrantCommand,
+} from '@aws-sdk/client-kms';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -21,7 +27,8 @@ import { evaluate, type AuthRequest, type PolicyStatement } from '../../../local
 /**
  * Every function's real calls, made on the twin under the role serverless.yml gives it (resolved for this policy):
  * replication of an EBS, an encrypted and an instance-store source, a failed copy's cleanup, readiness with
- * reconciliation, retention with DescribeImageReferences. None may be refused; and each statement of each role
+ * reconciliation (a consumer account's lost key grant given again, a stale one retired), retention with
+ * DescribeImageReferences. None may be refused; and each statement of each role
  * must be needed by some call (the role minus that statement refuses one), so the roles stay least-privilege.
  */
 
@@ -30,6 +37,7 @@ const ACCOUNT = '000000000000';
 const SOURCE = 'us-east-1';
 const TOPIC = `arn:aws:sns:${SOURCE}:${ACCOUNT}:ami-dr-notifications`;
 const START = Date.UTC(2026, 0, 1);
+const CONSUMER = '123456789012';
 
 /** Statements no call on the twin can need: the runtime's own writes (logs), Lambda's failure destination (sqs). */
 const OUTSIDE_THE_TWIN = /^(logs|sqs):/;
@@ -41,7 +49,13 @@ const NOT_EXERCISED: Record<string, RegExp> = {
 
 function examplePolicy(): Readonly<Policy> {
   const document = parseYaml(readFileSync(join(ROOT, 'ami-dr.config.yml'), 'utf8')) as Record<string, unknown>;
-  return parsePolicy({ ...document, notifications: { snsTopicArn: TOPIC } });
+  const replication = document.replication as Record<string, unknown>;
+  // Copies shared with a consumer account, which finalize and readiness let use the DR keys by grant.
+  return parsePolicy({
+    ...document,
+    replication: { ...replication, keyAccess: 'grant', addLaunchPermissions: { userIds: [CONSUMER] } },
+    notifications: { snsTopicArn: TOPIC },
+  });
 }
 
 const builderEc2 = (rt: LocalRuntime, region: string) =>
@@ -99,6 +113,33 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
     replicated.failing = await build('web-9.0.1', rt.twin.seed.image(SOURCE, { name: 'web-base-2' }));
     await rt.waitForIdle();
     rt.twin.faults.clear();
+    // The consumer's grants lost in every DR region (readiness grants them again, finalize made them), and a grant
+    // for an account nothing is shared with any more (readiness retires it).
+    const kms = (region: string) =>
+      new KMSClient({
+        region,
+        endpoint: rt.twin.endpoint,
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      });
+    const made: string[] = [];
+    for (const region of policy.regions.dr.map((d) => d.region)) {
+      const keyArn = (await kms(region).send(new DescribeKeyCommand({ KeyId: 'alias/ami-dr' }))).KeyMetadata!.Arn!;
+      for (const g of (await kms(region).send(new ListGrantsCommand({ KeyId: keyArn }))).Grants ?? [])
+        if (g.Name === `ami-dr-${CONSUMER}`) {
+          made.push(region);
+          await kms(region).send(new RevokeGrantCommand({ KeyId: keyArn, GrantId: g.GrantId }));
+        }
+      if (region === policy.regions.dr[0]!.region)
+        await kms(region).send(
+          new CreateGrantCommand({
+            KeyId: keyArn,
+            GranteePrincipal: 'arn:aws:iam::444455556666:root',
+            Operations: ['Decrypt', 'DescribeKey', 'CreateGrant'],
+            Name: 'ami-dr-444455556666',
+          }),
+        );
+    }
+    expect(made).toEqual(policy.regions.dr.map((d) => d.region));
   }, 120_000);
 
   afterAll(async () => {
@@ -146,6 +187,8 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
     expect(readiness.reconciliation?.errors).toEqual([]);
     expect(readiness.reconciliation?.redriven.length).toBeGreaterThan(0);
     expect(readiness.reconciliation?.repaired.length).toBeGreaterThan(0);
+    expect(readiness.reconciliation?.repaired.flatMap((r) => r.applied)).toContain('key-access');
+    expect(readiness.reconciliation?.retiredGrants?.map((g) => g.account)).toEqual(['444455556666']);
     await rt.waitForIdle();
     let removed = 0;
     for (const region of [SOURCE, ...policy.regions.dr.map((d) => d.region)]) {
@@ -174,6 +217,9 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
       's3:DeleteObject',
       'kms:CreateGrant',
       'kms:ReEncryptTo',
+      'kms:ListGrants',
+      'kms:GetKeyPolicy',
+      'kms:RetireGrant',
       'ec2:DeleteSnapshot',
       'states:StartExecution',
       'sns:Publish',
