@@ -2,6 +2,7 @@ import { createAutoScalingService } from './autoscaling.ts';
 import { isManualClock, SystemClock, type Clock } from './clock.ts';
 import type { Ec2Settings } from './ec2-context.ts';
 import { Cursors } from './ec2-pages.ts';
+import { createDynamoDbService, DynamoDbState } from './dynamodb.ts';
 import { createEc2Service } from './ec2.ts';
 import { EventBus } from './events.ts';
 import { jsonError, startHttpServer, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
@@ -59,6 +60,10 @@ export interface Twin {
   faults: TwinFaults;
   events: EventBus;
   sns: SnsState;
+  /** DynamoDB tables (create them as a deployment would: `dynamodb.createTable(region, name, hashKey)`). */
+  dynamodb: DynamoDbState;
+  /** When the next scheduled state change (a copy finishing, ...) is due, in twin time; for virtual time. */
+  nextDue(): number | undefined;
   /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
   register(service: string, handler: ServiceHandler): void;
   /** Applies every transition due at the clock's current time and waits until their events are delivered. */
@@ -87,6 +92,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const throttler = new Throttler(clock, initialThrottling);
   const settleNow = () => lifecycle.settle();
   const sns = new SnsState();
+  const dynamodb = new DynamoDbState(accountId);
 
   const services = new Map<string, ServiceHandler>();
   services.set(
@@ -99,6 +105,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   services.set('kms', createKmsService(state, { accountId, clock }));
   services.set('sts', createStsService({ accountId, identities: options.identities }));
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
+  services.set('dynamodb', createDynamoDbService(dynamodb));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
 
   const route = async (request: TwinRequest): Promise<TwinResponse> => {
@@ -155,6 +162,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     faults,
     events,
     sns,
+    dynamodb,
+    nextDue: () => lifecycle.nextDue(),
     register: (service, handler) => {
       services.set(service, handler);
     },

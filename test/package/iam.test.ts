@@ -19,6 +19,7 @@ interface Statement {
 }
 
 const SERVICE_PREFIX: Record<string, string> = {
+  dynamodb: 'dynamodb',
   ec2: 'ec2',
   kms: 'kms',
   s3: 's3',
