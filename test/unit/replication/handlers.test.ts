@@ -316,7 +316,8 @@ describe('start-copy handler', () => {
       encrypted: true,
       kmsKeyId: 'alias/ami-dr',
       state: 'pending',
-      waitSeconds: 30,
+      // The first fallback check, should the copy's event be lost.
+      waitSeconds: 7200,
       checks: 0,
     });
     const copy = ec2.commandCalls(CopyImageCommand)[0]!.args[0].input;
@@ -438,7 +439,7 @@ describe('check-copy handler', () => {
     expect(await invoke('check-copy', { source: summary, target, copy: copyStatus() })).toMatchObject({
       state: 'pending',
       checks: 2,
-      waitSeconds: 120,
+      waitSeconds: 8 * 3600,
       pastDeadline: false,
     });
   });
