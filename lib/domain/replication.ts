@@ -279,9 +279,9 @@ export function waitSeconds(checks: number): number {
 
 /**
  * The safety net while a copy's completion event is awaited: the wait times out after 2 h, then 4 h, then every
- * 8 h, and the copy is checked once. With events, a 12 h copy costs at most two such checks; without them (events
- * are best effort) a copy is seen at most 2 h late up to 4 h, at most as late again as it ran up to 8 h, and at
- * most 8 h late beyond.
+ * 8 h, and the copy is checked once (checks at 2 h, 6 h, 14 h, 22 h, ...). With events, a 12 h copy costs at most
+ * two such checks; without them (events are best effort) a copy is seen at the next check: at most 2 h late if it
+ * took under 2 h, 4 h under 6 h, 8 h beyond.
  */
 export const FALLBACK = { initialSeconds: 2 * 3600, factor: 2, capSeconds: 8 * 3600 } as const;
 
