@@ -78,6 +78,27 @@ export class VirtualTime {
     return this.sleepUntil(this.clock.now() + Math.max(0, ms));
   }
 
+  /**
+   * A sleep that can be called off (a task's timeout once its token came): a cancelled sleeper no longer holds the
+   * clock's next stop, so time does not jump to a timeout nobody waits for.
+   */
+  cancellableSleep(ms: number, fire: () => void): () => void {
+    const at = this.clock.now() + Math.max(0, ms);
+    if (this.stopped) return () => undefined;
+    if (at <= this.clock.now()) {
+      fire();
+      return () => undefined;
+    }
+    const sleeper: Sleeper = { at, wake: fire };
+    this.sleepers.push(sleeper);
+    this.arm();
+    return () => {
+      const i = this.sleepers.indexOf(sleeper);
+      if (i >= 0) this.sleepers.splice(i, 1);
+      this.arm();
+    };
+  }
+
   /** Runs `work` counted as activity: the clock does not jump while it runs. */
   async run<T>(work: () => Promise<T>): Promise<T> {
     this.active++;
@@ -467,20 +488,23 @@ export class LocalStepFunctions {
       throw error;
     }
     if (timeoutSeconds === undefined) return woken;
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: () => void = () => undefined;
     const timeout = new Promise<never>((_, reject) => {
       const expire = () => {
         if (wait.settled) return;
         wait.settled = true;
         reject(new TaskError('States.Timeout', 'Task timed out'));
       };
-      if (vt) void vt.sleep(timeoutSeconds * 1000).then(expire);
-      else timer = setTimeout(expire, timeoutSeconds * 1000);
+      if (vt) cancel = vt.cancellableSleep(timeoutSeconds * 1000, expire);
+      else {
+        const timer = setTimeout(expire, timeoutSeconds * 1000);
+        cancel = () => clearTimeout(timer);
+      }
     });
     try {
       return await Promise.race([woken, timeout]);
     } finally {
-      if (timer) clearTimeout(timer);
+      cancel();
     }
   }
 

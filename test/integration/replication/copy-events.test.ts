@@ -102,6 +102,8 @@ describe('copy completion events wake the waiting replication', () => {
     expect(outcomes.filter((o) => o?.action === 'woken')).toHaveLength(DR.length);
     expect(outcomes.filter((o) => o?.action === 'ignored')).toHaveLength(DR.length);
     for (const region of DR) expect(await copiesOf(h, region, imageId)).toHaveLength(1);
+    // Woken by the event: twin time never went on to the waits' timeouts (2 h), not even after the end.
+    expect(h.clock.now() - START).toBeLessThan(10 * 60_000);
 
     // Hours later, the event once more: nobody waits, nothing changes.
     h.clock.advance(6 * 3600_000);
