@@ -32,6 +32,8 @@ import { startTwin, type Twin, type TwinOptions } from '../twin/twin.ts';
  * onImageEvent rules' patterns (read from serverless.yml) to the event handler's logic, which starts the replicate
  * state machine (statemachines/replicate.asl.json, executed locally with each task bound to the same lib function
  * its Lambda calls). A handler error is retried as Lambda retries asynchronous invocations, then parked in `dlq`.
+ * In the DR regions, the onCopyState rule hands a copy's AMI State Change to its handler, which wakes the
+ * replication waiting for that copy in the source region (`loseCopyEvent` drops some, as best-effort delivery may).
  *
  *   const rt = await startLocalRuntime({ policy });
  *   rt.twin.seed.key('us-west-2', { alias: 'ami-dr' });
