@@ -4,6 +4,7 @@ import { startLocalRuntime } from '../../local/runtime/runtime.ts';
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import type { Summary } from '../../lib/domain/replication-steps.ts';
 import { ec2Client } from '../../lib/aws/clients.ts';
+import { startOrJoinReplication } from '../../lib/workflows/replication.ts';
 
 /**
  * Replication on the twin, in twin time: state transitions per DR region for copies of 5 min, 1 h and 12 h
@@ -138,5 +139,68 @@ export async function bench(): Promise<Record<string, string | number>> {
   figures['10 images x 2 regions, 1 h copies: EC2 calls per image per region'] =
     batch.ec2CallsPerImagePerRegion.toFixed(1);
   figures['10 images x 2 regions, 1 h copies: wall time'] = `${(batch.wallMs / 1000).toFixed(2)} s`;
+  // About 12 minutes of wall time on two shared cores: only when asked.
+  if (process.env.AMI_DR_BENCH_BURST === '1') {
+    const b = await burst();
+    figures[`burst ${BURST_IMAGES} images ratio`] =
+      `${b.ratio.toFixed(2)} (${b.seconds.toFixed(0)} s twin time / bound ${b.bound} s; ${b.failed} executions not replicated ${JSON.stringify(b.errors)}; ${(b.wallMs / 1000).toFixed(1)} s wall) target <= 1.25 and 0 failed: ${b.ratio <= 1.25 && b.failed === 0 ? 'met' : 'MISSED'}`;
+  }
   return figures;
+}
+
+const BURST_IMAGES = 500;
+const BURST_DR = ['us-west-2', 'eu-west-1', 'ap-southeast-2'];
+const BURST_QUOTA = 100;
+const BURST_COPY_MS = 5 * 60_000;
+
+/**
+ * 500 images at once, 3 DR regions, EC2's copy quota (100 in flight per region) and throttling on, 5-minute copies:
+ * twin time from the first start until the last copy is seen, over the per-region bound max(500 / 100 × 5 min,
+ * CopyImage's bucket for 500 calls: (500 − 100) / 1 per second).
+ */
+export async function burst(): Promise<{
+  ratio: number;
+  seconds: number;
+  bound: number;
+  failed: number;
+  errors: Record<string, number>;
+  wallMs: number;
+}> {
+  const started = performance.now();
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const policy = parsePolicy({
+    regions: { sources: [SOURCE], dr: BURST_DR.map((region) => ({ region, kmsKeyId: 'alias/ami-dr' })) },
+  });
+  const rt = await startLocalRuntime({
+    policy,
+    clock,
+    twinOptions: { copyDurationMs: BURST_COPY_MS, copyQuota: BURST_QUOTA, throttling: { enabled: true } },
+  });
+  try {
+    for (const region of BURST_DR) rt.twin.seed.key(region, { alias: 'ami-dr' });
+    const t0 = clock.now();
+    const deps = { clients: rt.clients, policy, stateMachineArn: rt.stateMachineArn(SOURCE) };
+    for (let i = 0; i < BURST_IMAGES; i++) {
+      const imageId = rt.twin.seed.image(SOURCE, { name: `burst-${i}` });
+      await startOrJoinReplication(deps, SOURCE, imageId);
+    }
+    await rt.waitForIdle();
+    const executions = rt.executions();
+    const summaries = executions.map((e) => JSON.parse(e.output ?? '{}') as Summary);
+    const failed =
+      executions.filter((e) => e.status !== 'SUCCEEDED').length +
+      summaries.filter((s) => s.outcome !== 'replicated').length;
+    const errors: Record<string, number> = {};
+    for (const r of summaries.flatMap((s) => s.regions).filter((r) => r.status !== 'available'))
+      errors[r.error ?? 'unknown'] = (errors[r.error ?? 'unknown'] ?? 0) + 1;
+    // The last copy seen of those that were: a failed region has none (and counts in `failed`).
+    const lastSeen = Math.max(
+      ...summaries.flatMap((s) => s.regions.flatMap((r) => (r.availableAt ? [Date.parse(r.availableAt)] : []))),
+    );
+    const seconds = (lastSeen - t0) / 1000;
+    const bound = Math.max((BURST_IMAGES / BURST_QUOTA) * (BURST_COPY_MS / 1000), BURST_IMAGES - 100);
+    return { ratio: seconds / bound, seconds, bound, failed, errors, wallMs: performance.now() - started };
+  } finally {
+    await rt.stop();
+  }
 }
