@@ -653,9 +653,13 @@ function localDefinition(definition: StateMachineDefinition): StateMachineDefini
   const copy = structuredClone(definition);
   const waiting = waitForTokenStates(copy);
   walk(copy.States, (name, state) => {
-    if (!waiting.has(name) || state.Type !== 'Task') return;
-    delete (state as { TimeoutSecondsPath?: string }).TimeoutSecondsPath;
-    (state as { TimeoutSeconds?: number }).TimeoutSeconds = NO_TIMEOUT_SECONDS;
+    if (state.Type !== 'Task') return;
+    const task = state as { TimeoutSeconds?: number; TimeoutSecondsPath?: string };
+    if (waiting.has(name)) delete task.TimeoutSecondsPath;
+    // The library's default is 60 s of real time; AWS has no default task timeout (99999999 s). A task sleeping
+    // through its retry back-off in virtual time must not time out because the machine is busy.
+    if (waiting.has(name) || (task.TimeoutSeconds === undefined && task.TimeoutSecondsPath === undefined))
+      task.TimeoutSeconds = NO_TIMEOUT_SECONDS;
   });
   return copy;
 }
