@@ -239,10 +239,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       credentials: { accessKeyId, secretAccessKey: 'local' },
     });
   const clients = clientsWith(OWN_ACCESS_KEY);
-  // Each function's calls are signed with its role's key, one role per function and deployment region.
+  // Each function's calls are signed with its role's key, one role per function and deployment region (every source
+  // and DR region: a DR region's stack holds its copy-completion rule).
   const homeRegion = policy.regions.sources[0] ?? 'us-east-1';
   const roleClients = new Map<string, Clients>();
-  for (const region of new Set([homeRegion, ...policy.regions.sources])) {
+  const deployed = new Set([homeRegion, ...policy.regions.sources, ...policy.regions.dr.map((d) => d.region)]);
+  for (const region of deployed) {
     for (const role of functionRoles({ policy, stage, region, accountId: twin.accountId })) {
       const accessKeyId = roleAccessKeyId(role.functionKey, region);
       twin.iam.attach({
@@ -383,7 +385,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     if (options.loseCopyEvent?.(event as TwinEvent)) return;
     const delivery: CopyEventDelivery = { event };
     copyDeliveries.push(delivery);
-    const copyDeps = { ...waitDeps, accountId: twin.accountId };
+    const copyDeps = { ...waitDeps, clients: clientsFor('onCopyState', region), accountId: twin.accountId };
     const p = invokeAsync(event, delivery, copyRules.maximumRetryAttempts, () =>
       handleCopyStateEvent(event, copyDeps),
     ).finally(() => inFlight.delete(p));
