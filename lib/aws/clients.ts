@@ -1,3 +1,4 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { RbinClient } from '@aws-sdk/client-rbin';
@@ -79,6 +80,7 @@ export function taskClients(): Clients {
 }
 
 export const ec2Client = (clients: Clients, region: string): EC2Client => clients.get(EC2Client, region);
+export const dynamoDbClient = (clients: Clients, region: string): DynamoDBClient => clients.get(DynamoDBClient, region);
 export const kmsClient = (clients: Clients, region: string): KMSClient => clients.get(KMSClient, region);
 export const sfnClient = (clients: Clients, region: string): SFNClient => clients.get(SFNClient, region);
 export const snsClient = (clients: Clients, region: string): SNSClient => clients.get(SNSClient, region);

@@ -1,8 +1,17 @@
-import { DescribeExecutionCommand, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import {
+  DescribeExecutionCommand,
+  SendTaskSuccessCommand,
+  StartExecutionCommand,
+  type SFNClient,
+} from '@aws-sdk/client-sfn';
 import { isAwsError } from '../domain/errors.ts';
 
 /** What the Step Functions adapter calls, for serverless.yml's least-privilege statements. */
-export const REQUIRED_PERMISSIONS = ['states:StartExecution', 'states:DescribeExecution'] as const;
+export const REQUIRED_PERMISSIONS = [
+  'states:StartExecution',
+  'states:DescribeExecution',
+  'states:SendTaskSuccess',
+] as const;
 
 export interface StartedExecution {
   executionArn: string;
@@ -73,4 +82,18 @@ export function stateMachineArnIn(stateMachineArn: string, region: string): stri
   if (parts.length < 7 || parts[2] !== 'states') throw new Error(`not a state machine ARN: ${stateMachineArn}`);
   parts[3] = region;
   return parts.join(':');
+}
+
+/** A token already used, timed out or of an ended execution: the wait it belonged to is over, nothing to wake. */
+const STALE_TOKEN_ERRORS = ['TaskTimedOut', 'InvalidToken', 'TaskDoesNotExist'];
+
+/** Completes a `.waitForTaskToken` task; `false` when the token is stale (a late or duplicate completion). */
+export async function sendTaskSuccess(sfn: SFNClient, token: string, output: unknown): Promise<boolean> {
+  try {
+    await sfn.send(new SendTaskSuccessCommand({ taskToken: token, output: JSON.stringify(output) }));
+    return true;
+  } catch (error) {
+    if (isAwsError(error, ...STALE_TOKEN_ERRORS)) return false;
+    throw error;
+  }
 }

@@ -91,6 +91,10 @@ export type CopyStatus = z.infer<typeof copyStatusSchema>;
 export const copyStepInputSchema = branchInputSchema.extend({ copy: copyStatusSchema });
 export type CopyStepInput = z.infer<typeof copyStepInputSchema>;
 
+/** WaitForCopy's payload: the copy and the task token to complete when it is done. */
+export const awaitCopyInputSchema = copyStepInputSchema.extend({ token: z.string().min(1).max(2048) });
+export type AwaitCopyInput = z.infer<typeof awaitCopyInputSchema>;
+
 /** Cleanup is reached from any failure, so the copy may be unknown; the caught error comes along. */
 export const cleanupInputSchema = branchInputSchema.extend({
   copy: copyStatusSchema.optional(),

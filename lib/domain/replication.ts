@@ -277,6 +277,22 @@ export function waitSeconds(checks: number): number {
   return Math.min(WAIT.capSeconds, WAIT.initialSeconds * WAIT.factor ** Math.min(n, 30));
 }
 
+/**
+ * The safety net while a copy's completion event is awaited: the wait times out after 2 h, then 4 h, then every
+ * 8 h, and the copy is checked once (checks at 2 h, 6 h, 14 h, 22 h, ...). With events, a 12 h copy costs at most
+ * two such checks; without them (events are best effort) a copy is seen at the next check: at most 2 h late if it
+ * took under 2 h, 4 h under 6 h, 8 h beyond.
+ */
+export const FALLBACK = { initialSeconds: 2 * 3600, factor: 2, capSeconds: 8 * 3600 } as const;
+
+/** The fallback wait before check number `checks` (0 = the first), never past the deadline. */
+export function fallbackWaitSeconds(checks: number, now: Date, deadline: Date): number {
+  const n = Math.max(0, Math.floor(checks));
+  const seconds = Math.min(FALLBACK.capSeconds, FALLBACK.initialSeconds * FALLBACK.factor ** Math.min(n, 30));
+  const untilDeadline = Math.ceil((deadline.getTime() - now.getTime()) / 1000);
+  return Math.max(1, Math.min(seconds, untilDeadline));
+}
+
 /** The next wait, never ending beyond the deadline by more than a second (so a timed-out copy is seen promptly). */
 export function nextWaitSeconds(checks: number, now: Date, deadline: Date): number {
   const untilDeadline = Math.ceil((deadline.getTime() - now.getTime()) / 1000);

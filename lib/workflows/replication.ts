@@ -1,4 +1,5 @@
-import { type Clients, ec2Client, kmsClient, sfnClient, snsClient } from '../aws/clients.ts';
+import { type Clients, dynamoDbClient, ec2Client, kmsClient, sfnClient, snsClient } from '../aws/clients.ts';
+import { putCopyWait, takeCopyWait } from '../aws/copy-waits.ts';
 import {
   copyImage,
   deleteLeftoverSnapshots,
@@ -19,7 +20,7 @@ import {
   shareSnapshots,
   tagResources,
 } from '../aws/permissions.ts';
-import { executionArnOf, findExecution, startExecution } from '../aws/sfn.ts';
+import { executionArnOf, findExecution, sendTaskSuccess, startExecution } from '../aws/sfn.ts';
 import { ADOPTABLE_STATES, GONE_STATES, type ImageRecord } from '../domain/image.ts';
 import { parseImageEvent } from '../domain/image-event.ts';
 import { keyAccessMode, policyVersion, type Policy } from '../domain/policy.ts';
@@ -30,6 +31,7 @@ import {
   copyTags,
   deprecationFor,
   executionName,
+  fallbackWaitSeconds,
   launchPermissionsFor,
   nextWaitSeconds,
   PublicEncryptedImageError,
@@ -39,7 +41,9 @@ import {
   type SkipReason,
 } from '../domain/replication.ts';
 import {
+  awaitCopyInputSchema,
   cleanupInputSchema,
+  copyStatusSchema,
   copyStepInputSchema,
   branchInputSchema,
   type BranchInput,
@@ -384,7 +388,8 @@ const adoptable = (images: ImageRecord[]): ImageRecord | undefined =>
 function copyStatus(ctx: CopyContext, imageId: string, adopted: boolean, startedAt: Date, state: string): CopyStatus {
   const { now, encrypted, note } = ctx;
   const deadline = copyDeadline(startedAt, ctx.deps.policy);
-  const waitSeconds = state === 'available' ? 0 : nextWaitSeconds(0, now, deadline);
+  // The wait that follows times out into a check; an adopted copy already done is completed by that wait's own check.
+  const waitSeconds = fallbackWaitSeconds(0, now, deadline);
   return {
     imageId,
     region: ctx.input.target.region,
@@ -467,15 +472,19 @@ function isCopyOf(image: ImageRecord, source: { imageId: string; region: string 
 
 // ---- CheckCopy ------------------------------------------------------------------------------------------------------
 
-/** The copy's state now, whether it is past its deadline, and how long to wait before the next check. */
+/** The copy's state now, whether it is past its deadline, and how long to wait (for its event) before the next check. */
 export async function checkCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
   const { copy } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
-  const now = nowOf(deps);
   const image = await describeImage(ec2Client(deps.clients, copy.region), copy.region, copy.imageId);
+  return statusAfterCheck(copy, image, nowOf(deps));
+}
+
+/** The copy's status once its image was looked up (`undefined`: gone) at `now`. */
+function statusAfterCheck(copy: CopyStatus, image: ImageRecord | undefined, now: Date): CopyStatus {
   const deadline = new Date(copy.deadline);
   const checks = copy.checks + 1;
   const state = image?.state ?? 'gone';
-  const waitSeconds = nextWaitSeconds(checks, now, deadline);
+  const waitSeconds = fallbackWaitSeconds(checks, now, deadline);
   const next: CopyStatus = {
     ...copy,
     checks,
@@ -489,6 +498,95 @@ export async function checkCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   else if (image.stateReason && state !== 'available') next.reason = image.stateReason;
   if (state === 'available') next.availableAt = now.toISOString();
   return next;
+}
+
+// ---- WaitForCopy and the copy's state-change event ------------------------------------------------------------------
+
+export interface WaitDeps extends ReplicationDeps {
+  /** The copy-waits table (the same name in every region; the one in the source region is used). */
+  table: string;
+}
+
+/** Tokens outlive the copy's deadline by a day, then the table's TTL removes what nobody took. */
+const WAIT_TTL_SLACK_SECONDS = 24 * 3600;
+
+export interface AwaitResult {
+  /** `waiting`: the token is stored for the copy's event; `completed`: the copy was done, this task woke itself. */
+  result: 'waiting' | 'completed' | 'taken';
+  imageId: string;
+  region: string;
+}
+
+/**
+ * The Lambda behind WaitForCopy (`.waitForTaskToken`): stores the task token where the copy's event handler finds
+ * it, then checks the copy once, because its event may have come before the token was stored. A copy that is done
+ * (or past its deadline) completes the wait here, if the event handler has not taken the token first.
+ */
+export async function awaitCopy(rawInput: unknown, deps: WaitDeps): Promise<AwaitResult> {
+  const input = parseStep(awaitCopyInputSchema, rawInput, 'WaitForCopy');
+  const { copy, source, token } = input;
+  const ddb = dynamoDbClient(deps.clients, source.region);
+  const expiresAt = Math.floor(Date.parse(copy.deadline) / 1000) + WAIT_TTL_SLACK_SECONDS;
+  await putCopyWait(ddb, deps.table, {
+    region: copy.region,
+    imageId: copy.imageId,
+    token,
+    ...(input.execution ? { execution: input.execution } : {}),
+    status: JSON.stringify(copy),
+    expiresAt,
+  });
+  const image = await describeImage(ec2Client(deps.clients, copy.region), copy.region, copy.imageId);
+  const now = nowOf(deps);
+  const status = statusAfterCheck(copy, image, now);
+  const outcome = { imageId: copy.imageId, region: copy.region };
+  if (status.state === 'pending' && !status.pastDeadline) return { result: 'waiting', ...outcome };
+  const taken = await takeCopyWait(ddb, deps.table, copy.region, copy.imageId);
+  if (!taken) return { result: 'taken', ...outcome };
+  await sendTaskSuccess(sfnClient(deps.clients, source.region), taken.token, status);
+  logOf(deps).info('copy already done when its wait began', { ...outcome, state: status.state });
+  return { result: 'completed', ...outcome };
+}
+
+export interface CopyEventDeps extends WaitDeps {
+  /** The account ami-dr runs in; events of other accounts are not acted on. */
+  accountId: string;
+}
+
+export type CopyEventOutcome =
+  | { action: 'woken'; region: string; imageId: string; state: string; sourceRegion: string }
+  | { action: 'ignored'; reason: string; region: string; imageId?: string };
+
+const COMPLETION_STATES = new Set(['available', 'failed']);
+
+/**
+ * The DR region's `EC2 AMI State Change` handler: looks the image up, and for an ami-dr copy that is done, takes the
+ * token of the replication waiting for it (in the copy's source region) and completes that wait with the copy's
+ * state (`failed` goes on to cleanup). Anything else — another producer's image, a copy nobody waits for (a
+ * duplicate or late event), a stale token — is ignored.
+ */
+export async function handleCopyStateEvent(raw: unknown, deps: CopyEventDeps): Promise<CopyEventOutcome> {
+  const event = parseImageEvent(raw);
+  const { region } = event;
+  const ignored = (reason: string, imageId?: string): CopyEventOutcome => {
+    logOf(deps).info('copy event ignored', { reason, region, imageId, eventId: event.id });
+    return { action: 'ignored', reason, region, ...(imageId ? { imageId } : {}) };
+  };
+  if (event.kind !== 'state-change' || !event.imageId) return ignored('not an AMI state change');
+  const imageId = event.imageId;
+  if (event.account !== deps.accountId) return ignored('another account', imageId);
+  const image = await describeImage(ec2Client(deps.clients, region), region, imageId);
+  if (!image) return ignored('image no longer exists', imageId);
+  const sourceRegion = image.tags[TAG.sourceRegion];
+  if (!isReplica(image.tags) || !sourceRegion) return ignored('not an ami-dr copy', imageId);
+  if (!COMPLETION_STATES.has(image.state)) return ignored(`copy is ${image.state}`, imageId);
+  const taken = await takeCopyWait(dynamoDbClient(deps.clients, sourceRegion), deps.table, region, imageId);
+  if (!taken) return ignored('no replication waits for this copy', imageId);
+  const copy = copyStatusSchema.parse(JSON.parse(taken.status));
+  const status = statusAfterCheck(copy, image, nowOf(deps));
+  const delivered = await sendTaskSuccess(sfnClient(deps.clients, sourceRegion), taken.token, status);
+  if (!delivered) return ignored('the wait had already ended', imageId);
+  logOf(deps).info('copy wait woken', { imageId, region, sourceRegion, state: image.state });
+  return { action: 'woken', region, imageId, state: image.state, sourceRegion };
 }
 
 // ---- FinalizeCopy ---------------------------------------------------------------------------------------------------

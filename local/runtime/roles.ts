@@ -92,6 +92,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     'self:provider.region': d.region,
     'self:custom.functionPrefix': functionPrefix,
     'self:custom.rolePrefix': `${functionPrefix}-${d.region}`,
+    'self:custom.copyWaitsTable': `${functionPrefix}-copy-waits`,
   };
   const pseudo: Record<string, string> = {
     'AWS::Partition': 'aws',
@@ -105,6 +106,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
   };
   const attributes: Record<string, string> = {
     'EventsDeadLetterQueue.Arn': `arn:aws:sqs:${d.region}:${d.accountId}:${functionPrefix}-events-dlq`,
+    'CopyWaitsTable.Arn': `arn:aws:dynamodb:${d.region}:${d.accountId}:table/${functionPrefix}-copy-waits`,
   };
   const conditions: Record<string, () => boolean> = {
     HasReportBucket: () => Boolean(d.policy.retention.reportBucket),
@@ -117,7 +119,11 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     if (whole) return file(whole[1]!);
     return value
       .replace(/\$\{file\(\.\/lib\/build\/policy-env\.cjs\):(\w+)\}/g, (_, name: string) => String(file(name)))
-      .replace(/\$\{((?:self|sls):[\w.]+)\}/g, (match, name: string) => variables[name] ?? match);
+      .replace(/\$\{((?:self|sls):[\w.]+)\}/g, (_, name: string) => {
+        const found = variables[name];
+        if (found === undefined) throw new Error(`serverless.yml: no local value for \${${name}}`);
+        return found;
+      });
   };
   const file = (name: string): unknown => {
     const value = fileValues[name];

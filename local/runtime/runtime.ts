@@ -7,13 +7,16 @@ import { packageRoot } from '../../lib/package-root.ts';
 import type { Policy } from '../../lib/domain/policy.ts';
 import type { CopyStatus, SourceCheck } from '../../lib/domain/replication-steps.ts';
 import {
+  awaitCopy,
   checkCopy,
   checkSource,
   cleanupCopy,
   finalizeCopy,
+  handleCopyStateEvent,
   handleImageEvent,
   startCopy,
   summarize,
+  type CopyEventOutcome,
   type EventOutcome,
   type LogSink,
   type MetricSink,
@@ -30,6 +33,8 @@ import { functionRoles, roleAccessKeyId } from './roles.ts';
  * onImageEvent rules' patterns (read from serverless.yml) to the event handler's logic, which starts the replicate
  * state machine (statemachines/replicate.asl.json, executed locally with each task bound to the same lib function
  * its Lambda calls). A handler error is retried as Lambda retries asynchronous invocations, then parked in `dlq`.
+ * In the DR regions, the onCopyState rule hands a copy's AMI State Change to its handler, which wakes the
+ * replication waiting for that copy in the source region (`loseCopyEvent` drops some, as best-effort delivery may).
  *
  *   const rt = await startLocalRuntime({ policy });
  *   rt.twin.seed.key('us-west-2', { alias: 'ami-dr' });
@@ -55,6 +60,8 @@ export type FunctionKey =
   | 'finalizeCopy'
   | 'cleanupCopy'
   | 'summarize'
+  | 'awaitCopy'
+  | 'onCopyState'
   | 'retention'
   | 'readiness';
 
@@ -72,6 +79,17 @@ export interface LocalRuntimeOptions {
   log?: LogSink;
   /** Wraps a task state's binding, e.g. to inject a fault (a lost Lambda response) in a test. */
   wrapTask?: (state: string, task: TaskBinding) => TaskBinding;
+  /**
+   * EventBridge is best effort: return `true` to lose a DR region's event before onCopyState sees it (the
+   * replication then relies on its fallback checks).
+   */
+  loseCopyEvent?: (event: TwinEvent) => boolean;
+}
+
+export interface CopyEventDelivery {
+  event: unknown;
+  outcome?: CopyEventOutcome;
+  error?: string;
 }
 
 export interface DeadLetter {
@@ -113,6 +131,10 @@ export interface LocalRuntime {
   executions(): LocalExecution[];
   /** Every event the rules matched, with what the handler did. */
   deliveries: EventDelivery[];
+  /** Every DR region event the onCopyState rule matched, with what its handler did. */
+  copyDeliveries: CopyEventDelivery[];
+  /** The copy-waits table's name (the same in every source region). */
+  copyWaitsTable: string;
   /** Events the handler failed on after Lambda's retries. */
   dlq: DeadLetter[];
   /** Metrics the tasks emitted (instead of EMF on stdout). */
@@ -129,8 +151,11 @@ export interface EventRule {
   pattern: Record<string, unknown>;
 }
 
-/** The onImageEvent function's EventBridge rules and its async retry count, as serverless.yml declares them. */
-export function readRules(file = SERVERLESS_FILE): { rules: EventRule[]; maximumRetryAttempts: number } {
+/** A function's EventBridge rules (onImageEvent's by default) and its async retry count, as serverless.yml declares them. */
+export function readRules(
+  file = SERVERLESS_FILE,
+  functionKey = 'onImageEvent',
+): { rules: EventRule[]; maximumRetryAttempts: number } {
   const doc = parseYaml(readFileSync(file, 'utf8')) as {
     functions?: Record<
       string,
@@ -140,12 +165,12 @@ export function readRules(file = SERVERLESS_FILE): { rules: EventRule[]; maximum
       }
     >;
   };
-  const fn = doc.functions?.onImageEvent;
-  if (!fn) throw new Error(`${file}: no onImageEvent function`);
+  const fn = doc.functions?.[functionKey];
+  if (!fn) throw new Error(`${file}: no ${functionKey} function`);
   const rules = (fn.events ?? []).flatMap((e, i) =>
     e.eventBridge?.pattern ? [{ name: e.eventBridge.name ?? `rule-${i}`, pattern: e.eventBridge.pattern }] : [],
   );
-  if (rules.length === 0) throw new Error(`${file}: onImageEvent has no eventBridge patterns`);
+  if (rules.length === 0) throw new Error(`${file}: ${functionKey} has no eventBridge patterns`);
   return { rules, maximumRetryAttempts: fn.maximumRetryAttempts ?? 2 };
 }
 
@@ -214,10 +239,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       credentials: { accessKeyId, secretAccessKey: 'local' },
     });
   const clients = clientsWith(OWN_ACCESS_KEY);
-  // Each function's calls are signed with its role's key, one role per function and deployment region.
+  // Each function's calls are signed with its role's key, one role per function and deployment region (every source
+  // and DR region: a DR region's stack holds its copy-completion rule).
   const homeRegion = policy.regions.sources[0] ?? 'us-east-1';
   const roleClients = new Map<string, Clients>();
-  for (const region of new Set([homeRegion, ...policy.regions.sources])) {
+  const deployed = new Set([homeRegion, ...policy.regions.sources, ...policy.regions.dr.map((d) => d.region)]);
+  for (const region of deployed) {
     for (const role of functionRoles({ policy, stage, region, accountId: twin.accountId })) {
       const accessKeyId = roleAccessKeyId(role.functionKey, region);
       twin.iam.attach({
@@ -250,8 +277,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const stepFunctions = new LocalStepFunctions({ accountId: twin.accountId, clock });
   twin.register('states', stepFunctions.handler);
   const vt = stepFunctions.virtualTime;
+  // Copies finish at their own twin time even while every branch sleeps until a wait's timeout.
+  vt?.addAlarm(() => twin.nextDue());
 
   const machineName = `ami-dr-${stage}-replicate`;
+  // The copy-waits table, deployed with the stack in every source region (serverless.yml: CopyWaitsTable).
+  const copyWaitsTable = `ami-dr-${stage}-copy-waits`;
+  for (const region of policy.regions.sources) twin.dynamodb.createTable(region, copyWaitsTable, 'copy');
+  const waitDeps = { ...deps, table: copyWaitsTable };
   const asl = readFileSync(ASL_FILE, 'utf8');
   const tasksIn = (region: string): Record<string, TaskBinding> => {
     const bind =
@@ -261,6 +294,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const bound: Record<string, TaskBinding> = {
       CheckSource: bind(checkSource, 'checkSource'),
       StartCopy: bind(startCopy, 'startCopy'),
+      WaitForCopy: (input) => awaitCopy(input, { ...waitDeps, clients: clientsFor('awaitCopy', region) }),
       CheckCopy: bind(checkCopy, 'checkCopy'),
       FinalizeCopy: bind(finalizeCopy, 'finalizeCopy'),
       CleanupCopy: bind(cleanupCopy, 'cleanupCopy'),
@@ -274,6 +308,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const timing = {
     CheckSource: { dueAt: (input: unknown) => (input as { check?: SourceCheck }).check?.nextCheckAt },
     CheckCopy: { dueAt: (input: unknown) => (input as { copy?: CopyStatus }).copy?.nextCheckAt },
+    WaitForCopy: {
+      timeoutSeconds: (input: unknown) => (input as { Payload?: { copy?: CopyStatus } }).Payload?.copy?.waitSeconds,
+    },
   };
   const arns = new Map<string, string>();
   for (const region of policy.regions.sources) {
@@ -308,9 +345,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       // ami-dr's roles on the twin: ami-dr-<stage>-<region>-<function> sessions, and `AMIDR…` keys (identity.ts).
       roleArnPrefix: `arn:aws:sts::${twin.accountId}:assumed-role/ami-dr`,
     };
+    await invokeAsync(event, delivery, maximumRetryAttempts, () => handleImageEvent(event, eventDeps));
+  };
+
+  /** Lambda's asynchronous invocation: the handler, retried after its failures, then the dead-letter queue. */
+  const invokeAsync = async <T>(
+    event: unknown,
+    delivery: { outcome?: T; error?: string },
+    maxRetries: number,
+    work: () => Promise<T>,
+  ): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const work = () => handleImageEvent(event, eventDeps);
         delivery.outcome = vt ? await vt.run(work) : await work();
         delete delivery.error;
         return;
@@ -318,7 +364,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         const e = error as Error;
         delivery.error = e.name;
         const delay = ASYNC_RETRY_DELAYS_MS[attempt - 1];
-        if (attempt > maximumRetryAttempts || delay === undefined) {
+        if (attempt > maxRetries || delay === undefined) {
           dlq.push({ event, error: e.name, message: e.message, attempts: attempt });
           return;
         }
@@ -328,7 +374,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
   };
 
+  // In each DR region, the onCopyState rule: a copy done wakes the replication waiting for it in its source region.
+  const copyRules = readRules(SERVERLESS_FILE, 'onCopyState');
+  const copyDeliveries: CopyEventDelivery[] = [];
+  const drRegions = new Set(policy.regions.dr.map((d) => d.region));
+  const deliverCopyEvent = (event: unknown): void => {
+    const region = (event as { region?: unknown } | null)?.region;
+    if (typeof region !== 'string' || !drRegions.has(region)) return;
+    if (!copyRules.rules.some((r) => matchesPattern(r.pattern, event))) return;
+    if (options.loseCopyEvent?.(event as TwinEvent)) return;
+    const delivery: CopyEventDelivery = { event };
+    copyDeliveries.push(delivery);
+    const copyDeps = { ...waitDeps, clients: clientsFor('onCopyState', region), accountId: twin.accountId };
+    const p = invokeAsync(event, delivery, copyRules.maximumRetryAttempts, () =>
+      handleCopyStateEvent(event, copyDeps),
+    ).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  };
+
   const deliver = (event: unknown): void => {
+    deliverCopyEvent(event);
     const region = (event as { region?: unknown } | null)?.region;
     if (typeof region !== 'string' || !policy.regions.sources.includes(region)) return; // no rule deployed there
     if (!rules.some((r) => matchesPattern(r.pattern, event))) return;
@@ -358,6 +423,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     stateMachineArn,
     executions: () => stepFunctions.executions(),
     deliveries,
+    copyDeliveries,
+    copyWaitsTable,
     dlq,
     metrics,
     putEvent: async (event) => {

@@ -202,7 +202,7 @@ function aliasContext(state: TwinState, keyArn: string): Record<string, string[]
   return { 'kms:ResourceAliases': aliases };
 }
 
-/** KMS, Step Functions, SNS and Auto Scaling calls, made directly by the caller. */
+/** KMS, Step Functions, SNS, DynamoDB, Auto Scaling and Recycle Bin calls, made directly by the caller. */
 export function serviceRequests(request: TwinRequest, state: TwinState): AuthRequest[] {
   const base = { 'aws:RequestedRegion': request.region };
   const str = (name: string) => {
@@ -233,6 +233,11 @@ export function serviceRequests(request: TwinRequest, state: TwinState): AuthReq
     }
     case 'sns':
       return [{ action: `sns:${request.action}`, resource: str('TopicArn') ?? '*', context: base }];
+    case 'dynamodb': {
+      const table = str('TableName');
+      const resource = table ? `arn:aws:dynamodb:${request.region}:${state.accountId}:table/${table}` : '*';
+      return [{ action: `dynamodb:${request.action}`, resource, context: base }];
+    }
     case 'autoscaling':
       return [{ action: `autoscaling:${request.action}`, resource: '*', context: base }];
     case 'rbin': {
@@ -257,4 +262,5 @@ export const DENIAL: Record<string, { code: string; status: number }> = {
   autoscaling: { code: 'AccessDenied', status: 403 },
   s3: { code: 'AccessDenied', status: 403 },
   rbin: { code: 'AccessDeniedException', status: 401 },
+  dynamodb: { code: 'AccessDeniedException', status: 400 },
 };

@@ -12,7 +12,7 @@ import {
 
 /**
  * Step Functions on the twin: the JSON 1.0 API (StartExecution, DescribeExecution, ListExecutions, StopExecution,
- * DescribeStateMachine) over state machines whose ASL is executed by aws-local-stepfunctions, with each Task bound
+ * DescribeStateMachine, SendTaskSuccess, SendTaskFailure) over state machines whose ASL is executed by aws-local-stepfunctions, with each Task bound
  * to a local function (the same lib functions the Lambdas call).
  *
  * Time. With a ManualClock the twin runs in virtual time: Wait states and Retry back-offs do not sleep; instead the
@@ -57,6 +57,8 @@ export class VirtualTime {
   private stopped = false;
   /** How many times the clock was moved forward. */
   steps = 0;
+  /** Other things due at a clock time (the twin's copies finishing): the clock stops there too. */
+  private readonly alarms: (() => number | undefined)[] = [];
 
   constructor(
     readonly clock: ManualClock,
@@ -76,6 +78,27 @@ export class VirtualTime {
     return this.sleepUntil(this.clock.now() + Math.max(0, ms));
   }
 
+  /**
+   * A sleep that can be called off (a task's timeout once its token came): a cancelled sleeper no longer holds the
+   * clock's next stop, so time does not jump to a timeout nobody waits for.
+   */
+  cancellableSleep(ms: number, fire: () => void): () => void {
+    const at = this.clock.now() + Math.max(0, ms);
+    if (this.stopped) return () => undefined;
+    if (at <= this.clock.now()) {
+      fire();
+      return () => undefined;
+    }
+    const sleeper: Sleeper = { at, wake: fire };
+    this.sleepers.push(sleeper);
+    this.arm();
+    return () => {
+      const i = this.sleepers.indexOf(sleeper);
+      if (i >= 0) this.sleepers.splice(i, 1);
+      this.arm();
+    };
+  }
+
   /** Runs `work` counted as activity: the clock does not jump while it runs. */
   async run<T>(work: () => Promise<T>): Promise<T> {
     this.active++;
@@ -86,6 +109,14 @@ export class VirtualTime {
       this.active--;
       this.arm();
     }
+  }
+
+  /**
+   * Makes the clock stop at `next()`'s time on its way to a sleeper's: a branch waiting for a copy's event sleeps
+   * until its timeout, and the copy's completion (and so its event) must happen at its own time, not then.
+   */
+  addAlarm(next: () => number | undefined): void {
+    this.alarms.push(next);
   }
 
   get sleeping(): number {
@@ -113,7 +144,9 @@ export class VirtualTime {
   private advance(): void {
     this.timer = undefined;
     if (this.active > 0 || this.sleepers.length === 0) return;
-    const next = Math.min(...this.sleepers.map((s) => s.at));
+    const now0 = this.clock.now();
+    const alarms = this.alarms.map((a) => a()).filter((t): t is number => t !== undefined && t > now0);
+    const next = Math.min(...this.sleepers.map((s) => s.at), ...alarms);
     if (next > this.clock.now()) {
       this.clock.advanceTo(next);
       this.steps++;
@@ -133,6 +166,37 @@ export type TaskBinding = (input: unknown) => Promise<unknown>;
 export interface TaskTiming {
   /** For a task that follows a Wait: when its input says it is due (ISO time or epoch ms). */
   dueAt?: (input: unknown) => string | number | undefined;
+  /**
+   * For a `.waitForTaskToken` task: its timeout in seconds, from its effective input (its TimeoutSecondsPath
+   * points into the state's input, which the local handler does not see).
+   */
+  timeoutSeconds?: (input: unknown) => number | undefined;
+}
+
+/** What `$$.Task.Token` gives locally; each wait replaces it in the task's input with a token of its own. */
+export const LOCAL_TOKEN_PLACEHOLDER = 'local-task-token-placeholder';
+
+interface TokenWait {
+  executionArn: string;
+  settled: boolean;
+  resolve: (output: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+/** A task's failure as the state machine sees it: the error name is what Retry and Catch match. */
+class TaskError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+function replaceDeep(value: unknown, from: string, to: string): unknown {
+  if (value === from) return to;
+  if (Array.isArray(value)) return value.map((v) => replaceDeep(v, from, to));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replaceDeep(v, from, to)]));
+  return value;
 }
 
 export interface LocalStateMachine {
@@ -202,6 +266,7 @@ export class LocalStepFunctions {
   private readonly executionsByArn = new Map<string, LocalExecution>();
   private readonly clock: Clock;
   private readonly accountId: string;
+  private readonly tokens = new Map<string, TokenWait>();
 
   constructor(options: LocalStepFunctionsOptions) {
     this.clock = options.clock;
@@ -256,6 +321,8 @@ export class LocalStepFunctions {
       ListExecutions: (r) => this.apiList(r),
       StopExecution: (r) => this.apiStop(r),
       DescribeStateMachine: (r) => this.apiDescribeStateMachine(r),
+      SendTaskSuccess: (r) => this.apiSendTask(r, true),
+      SendTaskFailure: (r) => this.apiSendTask(r, false),
     };
     const action = Object.hasOwn(actions, request.action) ? actions[request.action] : undefined;
     if (!action)
@@ -368,6 +435,79 @@ export class LocalStepFunctions {
     return { stopDate: (e.stopDate ?? this.clock.now()) / 1000 };
   }
 
+  /** A token is used once: again, or after its task timed out or its execution ended, it is `TaskTimedOut`. */
+  private apiSendTask(r: TwinRequest, success: boolean) {
+    const token = r.json.taskToken;
+    if (typeof token !== 'string' || token.length === 0 || token.length > 2048)
+      throw new TwinServiceError('ValidationException', 'taskToken must be 1 to 2048 characters');
+    const wait = this.tokens.get(token);
+    if (!wait) throw new TwinServiceError('InvalidToken', 'Invalid Token');
+    const running = this.executionsByArn.get(wait.executionArn)?.status === 'RUNNING';
+    if (wait.settled || !running) throw new TwinServiceError('TaskTimedOut', 'Task Timed Out');
+    wait.settled = true;
+    if (success) {
+      let output: unknown;
+      try {
+        output = JSON.parse(typeof r.json.output === 'string' ? r.json.output : '');
+      } catch {
+        wait.settled = false;
+        throw new TwinServiceError('InvalidOutput', 'Invalid Output: not JSON');
+      }
+      wait.resolve(output);
+    } else {
+      const error = typeof r.json.error === 'string' ? r.json.error : 'States.TaskFailed';
+      wait.reject(new TaskError(error, typeof r.json.cause === 'string' ? r.json.cause : ''));
+    }
+    return {};
+  }
+
+  /**
+   * A `.waitForTaskToken` task: mints a token into the input (in place of `$$.Task.Token`), invokes the task's
+   * binding with it, then waits for SendTaskSuccess/SendTaskFailure, or fails with `States.Timeout` after
+   * `timeoutSeconds` (twin time).
+   */
+  private async waitForToken(
+    execution: LocalExecution,
+    bind: TaskBinding,
+    input: unknown,
+    timeoutSeconds: number | undefined,
+  ): Promise<unknown> {
+    const vt = this.virtualTime;
+    const token = `${randomUUID()}.${randomUUID()}`;
+    let wait!: TokenWait;
+    const woken = new Promise<unknown>((resolve, reject) => {
+      wait = { executionArn: execution.executionArn, settled: false, resolve, reject };
+    });
+    this.tokens.set(token, wait);
+    const payload = (input as { Payload?: unknown }).Payload ?? input;
+    try {
+      const invoke = () => bind(replaceDeep(payload, LOCAL_TOKEN_PLACEHOLDER, token));
+      await (vt ? vt.run(invoke) : invoke());
+    } catch (error) {
+      wait.settled = true;
+      throw error;
+    }
+    if (timeoutSeconds === undefined) return woken;
+    let cancel: () => void = () => undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      const expire = () => {
+        if (wait.settled) return;
+        wait.settled = true;
+        reject(new TaskError('States.Timeout', 'Task timed out'));
+      };
+      if (vt) cancel = vt.cancellableSleep(timeoutSeconds * 1000, expire);
+      else {
+        const timer = setTimeout(expire, timeoutSeconds * 1000);
+        cancel = () => clearTimeout(timer);
+      }
+    });
+    try {
+      return await Promise.race([woken, timeout]);
+    } finally {
+      cancel();
+    }
+  }
+
   private apiDescribeStateMachine(r: TwinRequest) {
     const arn = r.json.stateMachineArn;
     const m = typeof arn === 'string' ? this.machines.get(arn) : undefined;
@@ -388,13 +528,27 @@ export class LocalStepFunctions {
   private async run(machine: LocalStateMachine, execution: LocalExecution, input: unknown): Promise<void> {
     const vt = this.virtualTime;
     const virtual = Boolean(vt);
-    const sm = new StateMachine(machine.definition, { validationOptions: { checkArn: false } });
+    const sm = new StateMachine(localDefinition(machine.definition), { validationOptions: { checkArn: false } });
     const retriers = retriersByState(machine.definition);
     const attempts = new Map<string, number[]>();
     type Handlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
     const tasks: Handlers = {};
+    const waiting = waitForTokenStates(machine.definition);
     for (const [state, bind] of Object.entries(machine.tasks)) {
       const timing = machine.timing[state];
+      if (waiting.has(state)) {
+        tasks[state] = (async (taskInput: unknown) => {
+          try {
+            return await this.waitForToken(execution, bind, taskInput, timing?.timeoutSeconds?.(taskInput));
+          } catch (error) {
+            const key = `${state}\n${JSON.stringify(taskInput)}`;
+            const delay = vt ? retryDelayMs(retriers[state] ?? [], error, attempts, key) : undefined;
+            if (vt && delay !== undefined) await vt.sleep(delay);
+            throw error;
+          }
+        }) as Handlers[string];
+        continue;
+      }
       tasks[state] = (async (taskInput: unknown) => {
         if (vt && timing?.dueAt) {
           const due = timing.dueAt(taskInput);
@@ -429,6 +583,7 @@ export class LocalStepFunctions {
           StartTime: new Date(execution.startDate).toISOString(),
           Input: input as never,
         },
+        Task: { Token: LOCAL_TOKEN_PLACEHOLDER },
       },
     });
     execution.abort = run.abort;
@@ -482,6 +637,38 @@ function stateNames(definition: StateMachineDefinition, type: string): string[] 
   const names: string[] = [];
   walk(definition.States, (name, state) => {
     if (state.Type === type) names.push(name);
+  });
+  return names;
+}
+
+/** Longer than any wait; within setTimeout's range (2^31 ms). */
+const NO_TIMEOUT_SECONDS = 2_000_000;
+
+/**
+ * The definition as aws-local-stepfunctions runs it. It resolves a task's TimeoutSecondsPath against the task's
+ * effective input (after Parameters), where AWS resolves it against the state's input; token waits time out here
+ * instead (`TaskTiming.timeoutSeconds`), so the library is told to wait longer than any of them.
+ */
+function localDefinition(definition: StateMachineDefinition): StateMachineDefinition {
+  const copy = structuredClone(definition);
+  const waiting = waitForTokenStates(copy);
+  walk(copy.States, (name, state) => {
+    if (state.Type !== 'Task') return;
+    const task = state as { TimeoutSeconds?: number; TimeoutSecondsPath?: string };
+    if (waiting.has(name)) delete task.TimeoutSecondsPath;
+    // The library's default is 60 s of real time; AWS has no default task timeout (99999999 s). A task sleeping
+    // through its retry back-off in virtual time must not time out because the machine is busy.
+    if (waiting.has(name) || (task.TimeoutSeconds === undefined && task.TimeoutSecondsPath === undefined))
+      task.TimeoutSeconds = NO_TIMEOUT_SECONDS;
+  });
+  return copy;
+}
+
+/** Task states whose resource waits for a task token (`arn:aws:states:::<service>:<action>.waitForTaskToken`). */
+function waitForTokenStates(definition: StateMachineDefinition): Set<string> {
+  const names = new Set<string>();
+  walk(definition.States, (name, state) => {
+    if (state.Type === 'Task' && state.Resource.endsWith('.waitForTaskToken')) names.add(name);
   });
   return names;
 }

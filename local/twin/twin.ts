@@ -2,6 +2,7 @@ import { createAutoScalingService } from './autoscaling.ts';
 import { isManualClock, SystemClock, type Clock } from './clock.ts';
 import type { Ec2Runtime, Ec2Settings } from './ec2-context.ts';
 import { Cursors } from './ec2-pages.ts';
+import { createDynamoDbService, DynamoDbState } from './dynamodb.ts';
 import { createEc2Service } from './ec2.ts';
 import { EventBus } from './events.ts';
 import { jsonError, startHttpServer, type ServiceHandler, type TwinRequest, type TwinResponse } from './http.ts';
@@ -69,6 +70,10 @@ export interface Twin {
   sns: SnsState;
   /** The roles callers sign as (see iam.ts): attach one to restrict a caller's access key to its policy. */
   iam: Iam;
+  /** DynamoDB tables (create them as a deployment would: `dynamodb.createTable(region, name, hashKey)`). */
+  dynamodb: DynamoDbState;
+  /** When the next scheduled state change (a copy finishing, ...) is due, in twin time; for virtual time. */
+  nextDue(): number | undefined;
   /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
   register(service: string, handler: ServiceHandler): void;
   /** Applies every transition due at the clock's current time and waits until their events are delivered. */
@@ -100,6 +105,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const sns = new SnsState();
   const identities: Record<string, string> = { ...options.identities };
   const iam = new Iam(identities);
+  const dynamodb = new DynamoDbState(accountId);
 
   const ec2Runtime: Ec2Runtime = { state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId };
   const services = new Map<string, ServiceHandler>();
@@ -107,6 +113,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   services.set('kms', createKmsService(state, { accountId, clock }));
   services.set('sts', createStsService({ accountId, identities }));
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
+  services.set('dynamodb', createDynamoDbService(dynamodb));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
   services.set('rbin', createRbinService({ accountId }));
 
@@ -214,6 +221,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     events,
     sns,
     iam,
+    dynamodb,
+    nextDue: () => lifecycle.nextDue(),
     register: (service, handler) => {
       services.set(service, handler);
     },

@@ -19,6 +19,7 @@ interface Statement {
 }
 
 const SERVICE_PREFIX: Record<string, string> = {
+  dynamodb: 'dynamodb',
   ec2: 'ec2',
   kms: 'kms',
   s3: 's3',
@@ -33,6 +34,8 @@ const ACTION_OF: Record<string, string | null> = {
   'sts:GetCallerIdentity': null,
   // S3 Express sessions: every S3 client carries the command, general-purpose buckets never use it.
   's3:CreateSession': null,
+  // Endpoint discovery: every DynamoDB client carries the command, it is off unless configured (ami-dr never does).
+  'dynamodb:DescribeEndpoints': null,
   's3:HeadObject': 's3:GetObject',
   's3:DeleteObjects': 's3:DeleteObject',
   's3:ListObjectsV2': 's3:ListBucket',

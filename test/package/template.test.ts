@@ -169,7 +169,13 @@ describe('packaged CloudFormation template', () => {
     expect(roles.size, 'one role per function').toBe(functions.length);
   });
 
-  it('routes image events to onImageEvent with a dead-letter queue and a bounded retry policy', () => {
+  const COPY_STATE_PATTERN = {
+    source: ['aws.ec2'],
+    'detail-type': ['EC2 AMI State Change'],
+    detail: { State: ['available', 'failed'] },
+  };
+
+  it('routes image events to onImageEvent (and copies done to onCopyState) with a dead-letter queue and a bounded retry policy', () => {
     const rules = Object.values(template.Resources).filter(
       (r) => r.Type === 'AWS::Events::Rule' && r.Properties?.EventPattern,
     );
@@ -186,13 +192,17 @@ describe('packaged CloudFormation template', () => {
       'detail-type': ['EC2 AMI State Change'],
       detail: { State: ['available'] },
     });
+    expect(patterns).toContainEqual(COPY_STATE_PATTERN);
     for (const rule of rules) {
       const [target] = rule.Properties!.Targets as {
         Arn: unknown;
         DeadLetterConfig?: { Arn: unknown };
         RetryPolicy?: Record<string, number>;
       }[];
-      expect(target!.Arn).toEqual({ 'Fn::GetAtt': ['OnImageEventLambdaFunction', 'Arn'] });
+      const copyState = JSON.stringify(rule.Properties!.EventPattern) === JSON.stringify(COPY_STATE_PATTERN);
+      expect(target!.Arn).toEqual({
+        'Fn::GetAtt': [copyState ? 'OnCopyStateLambdaFunction' : 'OnImageEventLambdaFunction', 'Arn'],
+      });
       expect(target!.DeadLetterConfig?.Arn).toEqual({ 'Fn::GetAtt': ['EventsDeadLetterQueue', 'Arn'] });
       expect(target!.RetryPolicy?.MaximumRetryAttempts).toBeGreaterThan(0);
       expect(target!.RetryPolicy?.MaximumEventAgeInSeconds).toBeGreaterThan(0);
@@ -212,9 +222,9 @@ describe('packaged CloudFormation template', () => {
     });
   });
 
-  it('binds the state machine to the six task functions and lets its role invoke exactly those', () => {
+  it('binds the state machine to the seven task functions and lets its role invoke exactly those', () => {
     const machine = template.Resources.ReplicateStateMachine!.Properties!;
-    const tasks = ['CheckSource', 'StartCopy', 'CheckCopy', 'FinalizeCopy', 'CleanupCopy', 'Summarize'];
+    const tasks = ['CheckSource', 'StartCopy', 'AwaitCopy', 'CheckCopy', 'FinalizeCopy', 'CleanupCopy', 'Summarize'];
     expect(machine.DefinitionSubstitutions).toEqual(
       Object.fromEntries(tasks.map((t) => [`${t}FunctionArn`, { 'Fn::GetAtt': [`${t}LambdaFunction`, 'Arn'] }])),
     );

@@ -8,6 +8,7 @@ import {
   ListGrantsCommand,
   RevokeGrantCommand,
 } from '@aws-sdk/client-kms';
+import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -269,7 +270,7 @@ describe('IAM on the twin: a refused call fails as each service fails it', () =>
     await rt?.stop();
   });
 
-  it('EC2 answers UnauthorizedOperation (HTTP 403), KMS and Step Functions AccessDeniedException, SNS AuthorizationError', async () => {
+  it('EC2 answers UnauthorizedOperation (HTTP 403), KMS, Step Functions and DynamoDB AccessDeniedException, SNS AuthorizationError', async () => {
     const config = { region: SOURCE, endpoint: rt.twin.endpoint, credentials, maxAttempts: 1 };
     const ec2 = new EC2Client(config);
     await expect(ec2.send(new DescribeImagesCommand({ Owners: ['self'] }))).resolves.toBeDefined();
@@ -286,6 +287,11 @@ describe('IAM on the twin: a refused call fails as each service fails it', () =>
     await expect(
       new SFNClient(config).send(new StartExecutionCommand({ stateMachineArn: rt.stateMachineArn(SOURCE) })),
     ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    await expect(
+      new DynamoDBClient(config).send(
+        new PutItemCommand({ TableName: 'ami-dr-local-copy-waits', Item: { copy: { S: 'ami-0123456789abcdef0' } } }),
+      ),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException', message: expect.stringContaining('dynamodb:PutItem') });
     await expect(
       new SNSClient(config).send(new PublishCommand({ TopicArn: TOPIC, Message: 'x' })),
     ).rejects.toMatchObject({ name: 'AuthorizationErrorException' }); // SNS's AuthorizationError code

@@ -4,10 +4,19 @@ import validator from 'asl-validator';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../local/twin/clock.ts';
-import { LocalStepFunctions, type TaskBinding } from '../../../local/twin/stepfunctions.ts';
+import type { TwinRequest } from '../../../local/twin/http.ts';
+import { LocalStepFunctions, type TaskBinding, type TaskTiming } from '../../../local/twin/stepfunctions.ts';
 
 const TEXT = readFileSync(join(import.meta.dirname, '..', '..', '..', 'statemachines', 'replicate.asl.json'), 'utf8');
-const SUBSTITUTIONS = ['CheckSource', 'StartCopy', 'CheckCopy', 'FinalizeCopy', 'CleanupCopy', 'Summarize'];
+const SUBSTITUTIONS = [
+  'CheckSource',
+  'StartCopy',
+  'AwaitCopy',
+  'CheckCopy',
+  'FinalizeCopy',
+  'CleanupCopy',
+  'Summarize',
+];
 const definition = JSON.parse(
   TEXT.replace(
     /\$\{(\w+)FunctionArn\}/g,
@@ -36,14 +45,28 @@ describe('statemachines/replicate.asl.json', () => {
     expect(map).toMatchObject({ Type: 'Map', ItemsPath: '$.targets', MaxConcurrencyPath: '$.maxConcurrency' });
   });
 
-  it('waits with SecondsPath (growing intervals computed by the tasks)', () => {
+  it('waits for the source with SecondsPath, and for a copy with a task token that times out into one CheckCopy', () => {
     expect(states.WaitForSource).toMatchObject({ Type: 'Wait', SecondsPath: '$.check.waitSeconds' });
-    expect(branch.WaitForCopy).toMatchObject({ Type: 'Wait', SecondsPath: '$.copy.waitSeconds' });
+    expect(branch.WaitForCopy).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+      Parameters: { Payload: { 'token.$': '$$.Task.Token', 'copy.$': '$.copy' } },
+      TimeoutSecondsPath: '$.copy.waitSeconds',
+      ResultPath: '$.copy',
+      Next: 'CopyDone?',
+    });
+    const catchers = branch.WaitForCopy!.Catch as { ErrorEquals: string[]; Next: string; ResultPath: string }[];
+    expect(catchers.map((c) => [c.ErrorEquals, c.Next])).toEqual([
+      [['States.Timeout'], 'CheckCopy'],
+      [['States.ALL'], 'CheckCopy'],
+    ]);
+    // The copy's status survives a timeout: CheckCopy reads it.
+    for (const c of catchers) expect(c.ResultPath).not.toBe('$.copy');
   });
 
   it('retries throttling and Lambda service errors on every task, and the copy quota longer on StartCopy', () => {
     const tasks = [...Object.values(states), ...Object.values(branch)].filter((s) => s.Type === 'Task');
-    expect(tasks).toHaveLength(7);
+    expect(tasks).toHaveLength(8);
     for (const task of tasks) {
       expect(retrier(task, 'RequestLimitExceeded')).toBeDefined();
       for (const e of ['Lambda.ServiceException', 'Lambda.TooManyRequestsException', 'Lambda.SdkClientException'])
@@ -69,6 +92,13 @@ describe('statemachines/replicate.asl.json', () => {
   });
 });
 
+let sfnUnderTest: LocalStepFunctions | undefined;
+const sendTask = (action: string, json: Record<string, unknown>) =>
+  sfnUnderTest!.handler({ action, json, region: 'us-east-1', service: 'states' } as unknown as TwinRequest) as {
+    status: number;
+    body: string;
+  };
+
 describe('replicate state machine, executed locally with stand-in tasks', () => {
   const input = {
     source: { region: 'us-east-1', imageId: 'ami-0a1b2c3d4e5f60718' },
@@ -81,12 +111,23 @@ describe('replicate state machine, executed locally with stand-in tasks', () => 
   };
   const image = { imageId: 'ami-0a1b2c3d4e5f60718', region: 'us-east-1' };
 
-  async function run(tasks: Record<string, TaskBinding>) {
-    const sfn = new LocalStepFunctions({ accountId: '000000000000', clock: new ManualClock() });
-    const arn = sfn.createStateMachine('us-east-1', 'replicate', definition, {
-      SummarizeMapFailure: tasks.Summarize as TaskBinding,
-      ...tasks,
-    });
+  /** A copy's wait that never hears from its event: the Lambda fails, so the branch goes on to CheckCopy. */
+  const noWake: TaskBinding = () => Promise.reject(new Error('token store unavailable'));
+
+  async function run(
+    tasks: Record<string, TaskBinding>,
+    timing: Record<string, TaskTiming> = {},
+    clock = new ManualClock(),
+  ) {
+    const sfn = new LocalStepFunctions({ accountId: '000000000000', clock });
+    const arn = sfn.createStateMachine(
+      'us-east-1',
+      'replicate',
+      definition,
+      { SummarizeMapFailure: tasks.Summarize as TaskBinding, WaitForCopy: noWake, ...tasks },
+      timing,
+    );
+    sfnUnderTest = sfn;
     const execution = sfn.startExecution(arn, 'x', JSON.stringify(input));
     await execution.done;
     return execution;
@@ -120,6 +161,64 @@ describe('replicate state machine, executed locally with stand-in tasks', () => 
         reason: 'cleanup failed: cleanup broke',
       },
     ]);
+  });
+
+  it('wakes a waiting copy by its token (used once), and times an unanswered wait out into one CheckCopy', async () => {
+    const clock = new ManualClock();
+    const tokens: string[] = [];
+    let checks = 0;
+    const finalized: string[] = [];
+    const execution = await run(
+      {
+        CheckSource: () => Promise.resolve({ verdict: 'ready', image }),
+        StartCopy: (i) =>
+          Promise.resolve({
+            region: (i as { target: { region: string } }).target.region,
+            waitSeconds: 7200,
+            state: 'pending',
+          }),
+        WaitForCopy: (i) => {
+          const { token, copy } = i as { token: string; copy: { region: string; state: string } };
+          tokens.push(token);
+          // us-west-2's event arrives; eu-west-1's is lost.
+          if (copy.region === 'us-west-2') {
+            setImmediate(() => {
+              const output = JSON.stringify({ ...copy, state: 'available', via: 'event' });
+              expect(sendTask('SendTaskSuccess', { taskToken: token, output }).status).toBe(200);
+              const again = sendTask('SendTaskSuccess', { taskToken: token, output });
+              expect(JSON.parse(again.body).__type).toBe('TaskTimedOut');
+            });
+          }
+          return Promise.resolve({});
+        },
+        CheckCopy: (i) => {
+          checks++;
+          const { copy } = i as { copy: object };
+          return Promise.resolve({ ...copy, state: 'available', via: 'check' });
+        },
+        FinalizeCopy: (i) => {
+          const { copy } = i as { copy: { region: string; via: string } };
+          finalized.push(`${copy.region} ${copy.via}`);
+          return Promise.resolve({ region: copy.region, status: 'available' });
+        },
+        CleanupCopy: () => Promise.reject(new Error('not reached')),
+        Summarize: () => Promise.resolve({ done: true }),
+      },
+      {
+        WaitForCopy: {
+          timeoutSeconds: (i) => (i as { Payload: { copy: { waitSeconds: number } } }).Payload.copy.waitSeconds,
+        },
+      },
+      clock,
+    );
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(new Set(tokens).size).toBe(2);
+    expect(checks).toBe(1);
+    expect(finalized.sort()).toEqual(['eu-west-1 check', 'us-west-2 event']);
+    expect(clock.now() - Date.UTC(2026, 0, 1)).toBe(7200_000);
+    expect(JSON.parse(sendTask('SendTaskSuccess', { taskToken: 'nope', output: '{}' }).body).__type).toBe(
+      'InvalidToken',
+    );
   });
 
   it('loops on a pending source and ends cleanly, with the reason, when it goes away', async () => {

@@ -14,7 +14,8 @@ import {
   type DescribeImagesCommandInput,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -36,6 +37,8 @@ const KEY_ARN = `arn:aws:kms:us-west-2:${ACCOUNT}:key/11111111-2222-3333-4444-55
 const ec2 = mockClient(EC2Client);
 const sfn = mockClient(SFNClient);
 const sns = mockClient(SNSClient);
+const ddb = mockClient(DynamoDBClient);
+const TABLE = 'ami-dr-dev-copy-waits';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 const handlers: Record<string, Handler> = {};
@@ -66,9 +69,12 @@ beforeAll(async () => {
     }),
   );
   vi.stubEnv('STATE_MACHINE_ARN', SM_ARN);
+  vi.stubEnv('COPY_WAITS_TABLE', TABLE);
   vi.stubEnv('AMI_DR_ROLE_ARN_PREFIX', `arn:aws:sts::${ACCOUNT}:assumed-role/ami-dr-dev-us-east-1-`);
   for (const name of [
     'on-image-event',
+    'on-copy-state',
+    'await-copy',
     'check-source',
     'start-copy',
     'check-copy',
@@ -316,7 +322,8 @@ describe('start-copy handler', () => {
       encrypted: true,
       kmsKeyId: 'alias/ami-dr',
       state: 'pending',
-      waitSeconds: 30,
+      // The first fallback check, should the copy's event be lost.
+      waitSeconds: 7200,
       checks: 0,
     });
     const copy = ec2.commandCalls(CopyImageCommand)[0]!.args[0].input;
@@ -438,7 +445,7 @@ describe('check-copy handler', () => {
     expect(await invoke('check-copy', { source: summary, target, copy: copyStatus() })).toMatchObject({
       state: 'pending',
       checks: 2,
-      waitSeconds: 120,
+      waitSeconds: 8 * 3600,
       pastDeadline: false,
     });
   });
@@ -644,5 +651,91 @@ describe('summarize handler', () => {
     const out = await invoke('summarize', { source: { region: 'us-east-1', imageId: SOURCE_ID }, results: [ok] });
     expect(out).toMatchObject({ outcome: 'replicated', notified: false });
     expect(sns).not.toHaveReceivedAnyCommand();
+  });
+});
+
+describe('await-copy handler', () => {
+  beforeEach(() => {
+    ddb.reset();
+    sfn.reset();
+  });
+  const input = { source: summary, target, execution: 'x', copy: copyStatus(), token: 'token-1' };
+
+  it('stores the token with the copy status for the event, and leaves a pending copy to it', async () => {
+    describeImages([copyImage()]);
+    expect(await invoke('await-copy', input)).toMatchObject({ result: 'waiting' });
+    expect(ddb).toHaveReceivedCommandWith(PutItemCommand, {
+      TableName: TABLE,
+      Item: expect.objectContaining({ copy: { S: `us-west-2/${COPY_ID}` }, token: { S: 'token-1' } }),
+    });
+    expect(sfn).not.toHaveReceivedCommand(SendTaskSuccessCommand);
+  });
+
+  it('completes its own wait when the copy was done before the token was stored (the event came first)', async () => {
+    describeImages([copyImage({ State: 'available' })]);
+    ddb.on(DeleteItemCommand).resolves({ Attributes: { token: { S: 'token-1' }, status: { S: '{}' } } });
+    expect(await invoke('await-copy', input)).toMatchObject({ result: 'completed' });
+    const sent = sfn.commandCalls(SendTaskSuccessCommand)[0]!.args[0].input;
+    expect(sent.taskToken).toBe('token-1');
+    expect(JSON.parse(sent.output!)).toMatchObject({ imageId: COPY_ID, state: 'available', checks: 2 });
+  });
+
+  it('leaves the token alone when the event handler took it first', async () => {
+    describeImages([copyImage({ State: 'available' })]);
+    ddb.on(DeleteItemCommand).resolves({});
+    expect(await invoke('await-copy', input)).toMatchObject({ result: 'taken' });
+    expect(sfn).not.toHaveReceivedCommand(SendTaskSuccessCommand);
+  });
+});
+
+describe('on-copy-state handler', () => {
+  beforeEach(() => {
+    ddb.reset();
+    sfn.reset();
+  });
+  const event = (state: string) => ({
+    ...(sample('ami-state-change-replica.json') as Record<string, unknown>),
+    region: 'us-west-2',
+    detail: { ImageId: COPY_ID, State: state },
+  });
+
+  it('takes the waiting token and wakes the replication with the copy state, failed too', async () => {
+    describeImages([copyImage({ State: 'failed', StateReason: { Code: 'x', Message: 'key disabled' } })]);
+    ddb.on(DeleteItemCommand).resolves({
+      Attributes: { token: { S: 'token-1' }, status: { S: JSON.stringify(copyStatus()) } },
+    });
+    expect(await invoke('on-copy-state', event('failed'))).toMatchObject({
+      action: 'woken',
+      state: 'failed',
+      sourceRegion: 'us-east-1',
+    });
+    expect(ddb).toHaveReceivedCommandWith(DeleteItemCommand, {
+      TableName: TABLE,
+      Key: { copy: { S: `us-west-2/${COPY_ID}` } },
+      ReturnValues: 'ALL_OLD',
+    });
+    const sent = sfn.commandCalls(SendTaskSuccessCommand)[0]!.args[0].input;
+    expect(JSON.parse(sent.output!)).toMatchObject({ state: 'failed', reason: 'key disabled' });
+  });
+
+  it('ignores a token whose wait already ended (TaskTimedOut)', async () => {
+    describeImages([copyImage({ State: 'available' })]);
+    ddb.on(DeleteItemCommand).resolves({
+      Attributes: { token: { S: 'token-1' }, status: { S: JSON.stringify(copyStatus()) } },
+    });
+    sfn.on(SendTaskSuccessCommand).rejects(awsError('TaskTimedOut'));
+    expect(await invoke('on-copy-state', event('available'))).toMatchObject({
+      action: 'ignored',
+      reason: 'the wait had already ended',
+    });
+  });
+
+  it('ignores images that are not ami-dr copies without touching the table', async () => {
+    describeImages([copyImage({ State: 'available', Tags: [] })]);
+    expect(await invoke('on-copy-state', event('available'))).toMatchObject({
+      action: 'ignored',
+      reason: 'not an ami-dr copy',
+    });
+    expect(ddb).not.toHaveReceivedCommand(DeleteItemCommand);
   });
 });

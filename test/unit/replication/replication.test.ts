@@ -5,6 +5,7 @@ import {
   copyName,
   copyTags,
   deprecationFor,
+  fallbackWaitSeconds,
   launchPermissionsFor,
   MAX_TAGS,
   nextWaitSeconds,
@@ -223,6 +224,24 @@ describe('waiting', () => {
     let checks = 0;
     while (elapsed < 12 * 3600) elapsed += waitSeconds(checks++);
     expect(checks).toBe(11);
+  });
+});
+
+describe('waiting for a copy event, with fallback checks', () => {
+  const deadline = new Date(NOW.getTime() + 48 * 3600_000);
+  it('times out after 2 h, then 4 h, then every 8 h', () => {
+    expect(Array.from({ length: 5 }, (_, i) => fallbackWaitSeconds(i, NOW, deadline) / 3600)).toEqual([2, 4, 8, 8, 8]);
+  });
+  it('never waits past the deadline by more than a second', () => {
+    expect(fallbackWaitSeconds(3, new Date(deadline.getTime() - 100_000), deadline)).toBe(100);
+    expect(fallbackWaitSeconds(0, new Date(deadline.getTime() + 5_000), deadline)).toBe(1);
+  });
+  it('checks a 12 h copy at most twice before it ends, and sees it at most 2 h late with every event lost', () => {
+    let elapsed = 0;
+    let checks = 0;
+    while (elapsed < 12 * 3600) elapsed += fallbackWaitSeconds(checks++, NOW, deadline);
+    expect(checks - 1).toBe(2);
+    expect(elapsed - 12 * 3600).toBe(2 * 3600);
   });
 });
 

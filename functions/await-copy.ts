@@ -1,0 +1,13 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { taskClients } from '../lib/aws/clients.ts';
+import { loadPolicyFromEnv } from '../lib/config.ts';
+import { logger } from '../lib/observability.ts';
+import { awaitCopy } from '../lib/workflows/replication.ts';
+
+/** Replication task (WaitForCopy, `.waitForTaskToken`): stores the token for the copy's event, checks the copy once. */
+const table = process.env.COPY_WAITS_TABLE;
+if (!table) throw new Error('COPY_WAITS_TABLE is not set');
+const deps = { clients: taskClients(), policy: loadPolicyFromEnv(), table };
+
+export const handler = middy(async (event: unknown) => awaitCopy(event, deps)).use(injectLambdaContext(logger));
