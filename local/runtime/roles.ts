@@ -49,11 +49,31 @@ interface ServerlessDocument {
 }
 
 export function functionRoles(deployment: Deployment, file = join(packageRoot(), 'serverless.yml')): FunctionRole[] {
-  const doc = parseYaml(readFileSync(file, 'utf8'), { merge: true }) as ServerlessDocument;
-  const resolve = resolver(doc, deployment);
+  const doc = readServerless(file);
+  const roles = new Map(templateRoles(deployment, file, doc).map((r) => [r.logicalId, r]));
   return Object.entries(doc.functions).flatMap(([functionKey, fn]) => {
-    const resource = fn.role ? doc.resources.Resources[fn.role] : undefined;
-    if (!resource || resource.Type !== 'AWS::IAM::Role') return [];
+    const role = fn.role ? roles.get(fn.role) : undefined;
+    return role ? [{ functionKey, roleName: role.roleName, roleArn: role.roleArn, statements: role.statements }] : [];
+  });
+}
+
+/** One `AWS::IAM::Role` of serverless.yml, resolved for a deployment. */
+export interface TemplateRole {
+  logicalId: string;
+  roleName: string;
+  roleArn: string;
+  statements: PolicyStatement[];
+}
+
+/** Every IAM role serverless.yml declares (the functions' and the state machine's), resolved for a deployment. */
+export function templateRoles(
+  deployment: Deployment,
+  file = join(packageRoot(), 'serverless.yml'),
+  doc = readServerless(file),
+): TemplateRole[] {
+  const resolve = resolver(doc, deployment);
+  return Object.entries(doc.resources.Resources).flatMap(([logicalId, resource]) => {
+    if (resource.Type !== 'AWS::IAM::Role') return [];
     const properties = resolve(resource.Properties) as {
       RoleName: string;
       Policies?: { PolicyDocument: { Statement: PolicyStatement | PolicyStatement[] } }[];
@@ -61,13 +81,17 @@ export function functionRoles(deployment: Deployment, file = join(packageRoot(),
     const statements = (properties.Policies ?? []).flatMap((p) => [p.PolicyDocument.Statement].flat());
     return [
       {
-        functionKey,
+        logicalId,
         roleName: properties.RoleName,
         roleArn: `arn:aws:iam::${deployment.accountId}:role/${properties.RoleName}`,
         statements,
       },
     ];
   });
+}
+
+function readServerless(file: string): ServerlessDocument {
+  return parseYaml(readFileSync(file, 'utf8'), { merge: true }) as ServerlessDocument;
 }
 
 const NO_VALUE = Symbol('AWS::NoValue');
@@ -107,6 +131,13 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
   const attributes: Record<string, string> = {
     'EventsDeadLetterQueue.Arn': `arn:aws:sqs:${d.region}:${d.accountId}:${functionPrefix}-events-dlq`,
     'CopyWaitsTable.Arn': `arn:aws:dynamodb:${d.region}:${d.accountId}:table/${functionPrefix}-copy-waits`,
+    // serverless names a function's resource `<Key>LambdaFunction` and the function `<service>-<stage>-<key>`.
+    ...Object.fromEntries(
+      Object.keys(doc.functions).map((key) => [
+        `${key[0]!.toUpperCase()}${key.slice(1)}LambdaFunction.Arn`,
+        `arn:aws:lambda:${d.region}:${d.accountId}:function:${functionPrefix}-${key}`,
+      ]),
+    ),
   };
   const conditions: Record<string, () => boolean> = {
     HasReportBucket: () => Boolean(d.policy.retention.reportBucket),
