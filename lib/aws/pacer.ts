@@ -102,6 +102,11 @@ export class TokenBucketPacer {
     }
   }
 
+  /** Waits `ms` on the pacer's clock (back-off between retries of a whole pass, not rate limiting). */
+  wait(ms: number): Promise<void> {
+    return this.sleep(ms);
+  }
+
   /** EC2 said RequestLimitExceeded: its bucket is emptier than ours (someone else calls too). Empty ours. */
   throttled(cls: RateClass): void {
     const bucket = this.refill(cls);

@@ -16,6 +16,8 @@ const KMS_KEY =
   /^(alias\/[a-zA-Z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key\/[a-zA-Z0-9-]+|alias\/[a-zA-Z0-9/_-]+))$/;
 const SNS_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 
+/** S3 general purpose bucket names: 3-63 lowercase letters, digits, dots and hyphens, not shaped like an IP address. */
+const S3_BUCKET = /^(?!\d+\.\d+\.\d+\.\d+$)(?!xn--)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const region = z.string().regex(REGION, 'is not an AWS region name (like us-east-1)');
 const accountId = z.string().regex(ACCOUNT, 'is not a 12-digit AWS account id');
 const tagMap = z.record(z.string().min(1).max(128), z.string().max(256));
@@ -112,6 +114,20 @@ const retentionSchema = z
     reportPrefix: z.string().default('ami-dr/reports/'),
     /** Estimated EBS snapshot price, for the report's monthly saving. */
     snapshotPricePerGbMonth: z.number().nonnegative().default(0.05),
+    /**
+     * Buckets of instance-store bundles: every run finishes the deletion journal's open entries in these
+     * (`ami-dr/journal/`), besides the buckets of the bundles it removes itself.
+     */
+    bundleBuckets: z.array(z.string().regex(S3_BUCKET, 'is not an S3 bucket name')).default([]),
+    /** Opt-in sweep of snapshots left behind by images that are gone (lib/domain/orphan-sweep.ts). */
+    orphanSweep: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** Report the candidates only (default). `false` deletes them, on a run that is not a dry-run. */
+        dryRun: z.boolean().default(true),
+        minAgeDays: z.number().int().min(1).max(3650).default(30),
+      })
+      .prefault({}),
   })
   .superRefine((r, ctx) => {
     for (const scope of ['sources', 'replicas'] as const) {

@@ -1,4 +1,6 @@
 import type { METRIC } from '../observability.ts';
+import { type JournalSummary, openGiB } from './journal.ts';
+import type { OrphanSweepResult } from './orphan-sweep.ts';
 import type { Policy } from './policy.ts';
 import type { ImageReferencesCoverage } from './retention-inventory.ts';
 import { KEEP_REASONS, type KeepReason, type RetentionPlan, type RuleName } from './retention-planner.ts';
@@ -10,9 +12,15 @@ import { formatMonthly, plural } from './text.ts';
  * everything planned) and a real run; it is logged, turned into metrics and written to S3.
  */
 
-/** DeregisterImage's per-snapshot ReturnCode; `skipped` means another image still uses it (kept, not an error). */
+/**
+ * DeregisterImage's per-snapshot ReturnCode; `skipped` means another image still uses it (kept, not an error).
+ * `unconfirmed` (ami-dr's own): DeregisterImage did not report on it (no DeleteSnapshotResults, or the image was
+ * gone already); it stays in the deletion journal until it is confirmed deleted.
+ */
 export type SnapshotReturnCode =
-  'success' | 'skipped' | 'missing-permissions' | 'internal-error' | 'client-error' | (string & {});
+  'success' | 'skipped' | 'missing-permissions' | 'internal-error' | 'client-error' | 'unconfirmed' | (string & {});
+
+export const UNCONFIRMED = 'unconfirmed';
 
 export interface SnapshotResult {
   snapshotId: string;
@@ -48,7 +56,7 @@ export interface DeprecatedImage {
   alreadyGone?: boolean;
 }
 
-export type RetentionStep = 'inventory' | 'plan' | 'deprecate' | 'deregister' | 'bundle' | 'report';
+export type RetentionStep = 'inventory' | 'plan' | 'journal' | 'deprecate' | 'deregister' | 'bundle' | 'report';
 
 export interface RetentionError {
   step: RetentionStep;
@@ -109,6 +117,8 @@ export interface RetentionReport {
     snapshotsDeleted: number;
     snapshotsKept: number;
     bundlesDeleted: number;
+    /** Deletion journal entries still open (their image is gone, their storage not yet deleted). */
+    journalOpen: number;
   };
   keptByReason: Partial<Record<KeepReason, number>>;
   kept: KeptImage[];
@@ -128,6 +138,13 @@ export interface RetentionReport {
   bundleGibFreed: number;
   /** gibFreed of snapshots × retention.snapshotPricePerGbMonth. An upper bound: EBS snapshots are incremental. */
   estimatedMonthlySaving: number;
+  /**
+   * The deletion journal: what this run finished (included in gibFreed) and the entries still open, with the GiB
+   * they hold; the next run finishes them.
+   */
+  journal?: JournalSummary & { openGiB: number };
+  /** The orphan sweep, when the policy turns it on. */
+  orphanSweep?: OrphanSweepResult;
 }
 
 const GIB = 1024 ** 3;
@@ -141,6 +158,9 @@ export interface ReportInput {
   outcome?: ApplyOutcome;
   /** Errors outside any one image's apply (a failed report upload, ...). */
   errors?: RetentionError[];
+  /** What finishing the deletion journal did (lib/aws/journal.ts). */
+  journal?: JournalSummary;
+  orphanSweep?: OrphanSweepResult;
   startedAt: number;
   finishedAt: number;
 }
@@ -158,7 +178,12 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
   const pending = outcome?.pending ?? [];
   const { snapshotGib, bundleBytes, snapshotsDeleted, snapshotsKept, bundlesDeleted } =
     dryRun || !outcome ? { ...NOTHING_FREED, snapshotGib: plan.expectedSnapshotGiB } : storageFreed(removed);
-  const bundleGib = bundleBytes / GIB;
+  const journal = input.journal;
+  // Storage the journal deleted counts as freed: only what was confirmed deleted, by DeregisterImage or the journal.
+  const journalSnapshotGib = dryRun || !journal ? 0 : journal.snapshotGibFreed;
+  const journalBundleBytes = dryRun || !journal ? 0 : journal.bundleBytesFreed;
+  const snapshotGibAll = snapshotGib + journalSnapshotGib;
+  const bundleGib = (bundleBytes + journalBundleBytes) / GIB;
   const price = policy.retention.snapshotPricePerGbMonth;
   const done = new Set([...deprecated.map((d) => d.imageId), ...removed.map((r) => r.imageId)]);
   const failedIds = new Set(
@@ -168,7 +193,10 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
     ? 0
     : [...planned.deprecate, ...planned.deregister].filter((a) => failedIds.has(a.imageId) && !done.has(a.imageId))
         .length;
-  const complete = dryRun ? plan.errors.length === 0 : Boolean(outcome) && pending.length === 0 && errors.length === 0;
+  const journalOpen = journal?.open.length ?? 0;
+  const complete = dryRun
+    ? plan.errors.length === 0
+    : Boolean(outcome) && pending.length === 0 && errors.length === 0 && journalOpen === 0;
 
   return {
     region: plan.region,
@@ -191,7 +219,8 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
       errors: errors.length,
       snapshotsDeleted,
       snapshotsKept,
-      bundlesDeleted,
+      bundlesDeleted: bundlesDeleted + (dryRun || !journal ? 0 : journal.bundlesDeleted),
+      journalOpen,
     },
     keptByReason,
     kept,
@@ -200,12 +229,49 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
     removed,
     pending,
     errors,
-    warnings: plan.warnings,
-    gibFreed: round(snapshotGib + bundleGib, 3),
-    snapshotGibFreed: round(snapshotGib, 3),
+    warnings: [...plan.warnings, ...(dryRun ? [] : journalWarnings(removed, journal))],
+    gibFreed: round(snapshotGibAll + bundleGib, 3),
+    snapshotGibFreed: round(snapshotGibAll, 3),
     bundleGibFreed: round(bundleGib, 3),
-    estimatedMonthlySaving: round(snapshotGib * price, 2),
+    estimatedMonthlySaving: round(snapshotGibAll * price, 2),
+    ...(journal ? { journal: { ...journal, openGiB: round(openGiB(journal.open), 3) } } : {}),
+    ...(input.orphanSweep ? { orphanSweep: input.orphanSweep } : {}),
   };
+}
+
+/** Snapshots DeregisterImage did not confirm deleted, and what the journal still holds: never silent. */
+function journalWarnings(removed: readonly RemovedImage[], journal: JournalSummary | undefined): string[] {
+  const warnings: string[] = [];
+  const unconfirmed = removed.flatMap((r) =>
+    r.snapshots.filter((s) => s.returnCode !== 'success' && s.returnCode !== 'skipped'),
+  );
+  if (unconfirmed.length > 0) {
+    const gib = round(
+      unconfirmed.reduce((n, s) => n + s.sizeGiB, 0),
+      3,
+    );
+    warnings.push(
+      `DeregisterImage did not confirm deleting ${plural(unconfirmed.length, 'snapshot')} (${gib} GiB, not counted as freed): ` +
+        `${unconfirmed
+          .slice(0, 5)
+          .map((s) => `${s.snapshotId} (${s.returnCode})`)
+          .join(', ')}${unconfirmed.length > 5 ? ', ...' : ''}; they stay in the deletion journal`,
+    );
+  }
+  if (journal && journal.open.length > 0) {
+    warnings.push(
+      `${entries(journal.open.length)} of the deletion journal still open (${round(openGiB(journal.open), 3)} GiB): ` +
+        `${journal.open
+          .slice(0, 5)
+          .map(
+            (e) =>
+              `${e.kind === 'snapshot' ? e.snapshotId : `s3://${e.bucket}/${e.manifestKey}`} of ${e.imageId}: ${e.reason}`,
+          )
+          .join('; ')}${journal.open.length > 5 ? '; ...' : ''}`,
+    );
+  }
+  for (const e of journal?.errors ?? []) warnings.push(`deletion journal: ${e.code}: ${e.message}`);
+  return warnings;
 }
 
 /** The plan's actions by kind: what is kept (with counts by reason, in the planner's order) and what is planned. */
@@ -286,12 +352,31 @@ export function summarizeReport(report: RetentionReport): string {
       (report.dryRun
         ? `${report.planned.deprecate.length} to deprecate, ${report.planned.deregister.length} to remove`
         : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ` +
-          `${report.counts.failed ? `${report.counts.failed} failed, ` : ''}${report.counts.pending} left for the next run`) +
-      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'} (${formatMonthly(report.estimatedMonthlySaving)})`,
+          `${report.counts.failed ? `${report.counts.failed} failed, ` : ''}${report.counts.pending + report.counts.journalOpen} left for the next run`) +
+      `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'} (${formatMonthly(report.estimatedMonthlySaving)})` +
+      (report.journal?.open.length
+        ? `, ${report.journal.openGiB} GiB pending in the deletion journal (${entries(report.journal.open.length)})`
+        : ''),
     ...Object.entries(report.keptByReason).map(([reason, n]) => `  kept ${reason}: ${n}`),
+    ...(report.orphanSweep ? [sweepLine(report.orphanSweep)] : []),
+    ...report.warnings.map((w) => `  warning: ${w}`),
     ...report.errors.map((e) => `  error ${e.step}${e.imageId ? ` ${e.imageId}` : ''}: ${e.code}: ${e.message}`),
   ];
   return lines.join('\n');
+}
+
+const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
+
+function sweepLine(sweep: OrphanSweepResult): string {
+  const gib = round(sweep.gib, 3);
+  return sweep.dryRun
+    ? `  orphan sweep (dry-run): ${plural(sweep.candidates.length, 'orphaned snapshot')} of ${sweep.scanned} older than ${sweep.minAgeDays} days, ${gib} GiB to free (${formatMonthly(sweep.estimatedMonthlySaving)})` +
+        sweep.candidates
+          .slice(0, 20)
+          .map((c) => `\n    ${c.snapshotId} (${c.sizeGiB} GiB) of ${c.imageId}, gone`)
+          .join('')
+    : `  orphan sweep: ${plural(sweep.deleted.length, 'orphaned snapshot')} deleted of ${sweep.candidates.length} found, ${gib} GiB freed (${formatMonthly(sweep.estimatedMonthlySaving)})` +
+        (sweep.errors.length ? `, ${plural(sweep.errors.length, 'error')}` : '');
 }
 
 function round(n: number, digits: number): number {

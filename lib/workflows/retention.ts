@@ -13,6 +13,12 @@ import type { RetentionInventory } from '../domain/retention-inventory.ts';
 import { planRetention, type RetentionPlan } from '../domain/retention-planner.ts';
 import { buildRetentionReport, type RetentionError, type RetentionReport } from '../domain/retention-report.ts';
 import { awsErrorName } from '../domain/errors.ts';
+import {
+  closeRunJournal,
+  openRunJournal,
+  REQUIRED_PERMISSIONS as JOURNAL_PERMISSIONS,
+  type JournalPassOptions,
+} from './retention-journal.ts';
 
 /**
  * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
@@ -21,7 +27,13 @@ import { awsErrorName } from '../domain/errors.ts';
 
 /** Everything a retention run calls; serverless.yml's retention role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
-  ...new Set(['sts:GetCallerIdentity', ...INVENTORY_PERMISSIONS, ...APPLY_PERMISSIONS, 's3:PutObject']),
+  ...new Set([
+    'sts:GetCallerIdentity',
+    ...INVENTORY_PERMISSIONS,
+    ...APPLY_PERMISSIONS,
+    ...JOURNAL_PERMISSIONS,
+    's3:PutObject',
+  ]),
 ];
 
 export interface RunRetentionOptions {
@@ -55,6 +67,8 @@ export interface RunRetentionOptions {
   /** Write the report to policy.retention.reportBucket when set (default true). */
   writeReport?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** Back-off before the deletion journal retries what failed within the run (doubling); default 1 s. */
+  journalBackoffMs?: number;
 }
 
 export interface RetentionRun {
@@ -80,6 +94,8 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
   });
 
   const accountId = options.accountId ?? (await callerAccountId(stsClient(clients, region)));
+  const journalPass: JournalPassOptions = { ...options, pacer, dryRun };
+  const journalStart = await openRunJournal(journalPass);
   let inventory: RetentionInventory = await collectInventory(clients, {
     region,
     accountId,
@@ -106,8 +122,10 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
         ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       });
 
+  const closed = await closeRunJournal({ ...journalPass, now }, plan, journalStart);
   const errors: RetentionError[] = [];
   let report = buildRetentionReport({
+    ...closed,
     plan,
     policy,
     dryRun,
@@ -131,6 +149,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
         message: `could not write the report to s3://${bucket}/${key}: ${(error as Error).message}`,
       });
       report = buildRetentionReport({
+        ...closed,
         plan,
         policy,
         dryRun,
@@ -146,7 +165,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
     report,
     plan,
     ...(reportLocation ? { reportLocation } : {}),
-    calls: { describe: pacer.taken.describe, mutating: outcome?.mutatingCalls ?? 0 },
+    calls: { describe: pacer.taken.describe, mutating: (outcome?.mutatingCalls ?? 0) + closed.journal.calls.mutating },
   };
 }
 
