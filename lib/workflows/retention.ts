@@ -13,12 +13,7 @@ import type { RetentionInventory } from '../domain/retention-inventory.ts';
 import { planRetention, type RetentionPlan } from '../domain/retention-planner.ts';
 import { buildRetentionReport, type RetentionError, type RetentionReport } from '../domain/retention-report.ts';
 import { awsErrorName } from '../domain/errors.ts';
-import {
-  closeRunJournal,
-  openRunJournal,
-  REQUIRED_PERMISSIONS as JOURNAL_PERMISSIONS,
-  type JournalPassOptions,
-} from './retention-journal.ts';
+import { closeRunJournal, openRunJournal, REQUIRED_PERMISSIONS as JOURNAL_PERMISSIONS } from './retention-journal.ts';
 
 /**
  * One retention run in one region: inventory -> plan -> apply within the time budget -> report. The scheduled
@@ -94,8 +89,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
   });
 
   const accountId = options.accountId ?? (await callerAccountId(stsClient(clients, region)));
-  const journalPass: JournalPassOptions = { ...options, pacer, dryRun };
-  const journalStart = await openRunJournal(journalPass);
+  const journalStart = await openRunJournal({ ...options, pacer, dryRun });
   let inventory: RetentionInventory = await collectInventory(clients, {
     region,
     accountId,
@@ -122,19 +116,10 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
         ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       });
 
-  const closed = await closeRunJournal({ ...journalPass, now }, plan, journalStart);
+  const closed = await closeRunJournal({ ...options, pacer, dryRun, now }, plan, journalStart);
   const errors: RetentionError[] = [];
-  let report = buildRetentionReport({
-    ...closed,
-    plan,
-    policy,
-    dryRun,
-    imageReferences: inventory.imageReferences,
-    outcome,
-    errors,
-    startedAt,
-    finishedAt: clock(),
-  });
+  const reportInput = { ...closed, plan, policy, dryRun, imageReferences: inventory.imageReferences, outcome, errors };
+  let report = buildRetentionReport({ ...reportInput, startedAt, finishedAt: clock() });
   let reportLocation: string | undefined;
   const bucket = policy.retention.reportBucket;
   if (bucket && options.writeReport !== false) {
@@ -148,17 +133,7 @@ export async function runRetention(options: RunRetentionOptions): Promise<Retent
         code: awsErrorName(error) ?? 'Error',
         message: `could not write the report to s3://${bucket}/${key}: ${(error as Error).message}`,
       });
-      report = buildRetentionReport({
-        ...closed,
-        plan,
-        policy,
-        dryRun,
-        imageReferences: inventory.imageReferences,
-        outcome,
-        errors,
-        startedAt,
-        finishedAt: clock(),
-      });
+      report = buildRetentionReport({ ...reportInput, startedAt, finishedAt: clock() });
     }
   }
   return {
