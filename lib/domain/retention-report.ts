@@ -255,7 +255,9 @@ function journalWarnings(removed: readonly RemovedImage[], journal: JournalSumma
         `${unconfirmed
           .slice(0, 5)
           .map((s) => `${s.snapshotId} (${s.returnCode})`)
-          .join(', ')}${unconfirmed.length > 5 ? ', ...' : ''}; they stay in the deletion journal`,
+          .join(
+            ', ',
+          )}${unconfirmed.length > 5 ? ', ...' : ''}; left to the deletion journal, which deletes them once confirmed (see the journal's open entries)`,
     );
   }
   if (journal && journal.open.length > 0) {

@@ -42,7 +42,10 @@ export async function closeRunJournal(
 ): Promise<{ journal: JournalSummary; orphanSweep?: OrphanSweepResult }> {
   const buckets = journalBuckets(
     o.policy.retention.bundleBuckets,
-    plan.actions.map((a) => (a.action === 'deregister' ? a.imageLocation : undefined)),
+    // An EBS image's location is `owner/name`, not a bucket: only instance-store bundles name buckets.
+    plan.actions.map((a) =>
+      a.action === 'deregister' && a.rootDeviceType === 'instance-store' ? a.imageLocation : undefined,
+    ),
   );
   const journal = o.dryRun ? first : mergeJournalSummaries(first, await pass(o, buckets));
   const sweep = o.policy.retention.orphanSweep;

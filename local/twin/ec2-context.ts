@@ -17,6 +17,11 @@ export interface Ec2Settings {
   copyQuota: number;
   /** Regions whose copies end `failed`, with the reason to report. */
   failCopies: Map<string, string>;
+  /**
+   * DeregisterImage's snapshot deletions fail: `internal-error` reports a snapshot so and keeps it; `omit-results`
+   * keeps every snapshot of the image and answers without `deleteSnapshotResultSet`. Per image, with probability.
+   */
+  snapshotDeleteFault?: { mode: 'internal-error' | 'omit-results'; probability: number; random: () => number };
 }
 
 export interface Ec2Runtime {

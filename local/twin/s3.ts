@@ -15,7 +15,25 @@ export interface S3Server {
   endpoint: string;
   /** Where s3rver keeps the objects. */
   directory: string;
+  faults: S3Faults;
   stop(): Promise<void>;
+}
+
+/** Injected S3 failures, for fault trials. */
+export interface S3Faults {
+  /**
+   * DeleteObject and DeleteObjects requests fail with 500 InternalError with this probability (0 turns it off);
+   * `random` draws in [0, 1) (default Math.random: pass a seeded one for reproducible trials).
+   */
+  failDeletes(probability: number, random?: () => number): void;
+}
+
+interface KoaContext {
+  method: string;
+  querystring: string;
+  status: number;
+  body: unknown;
+  type: string;
 }
 
 export interface S3Options {
@@ -57,11 +75,32 @@ export async function startS3(options: S3Options = {}): Promise<S3Server> {
     allowMismatchedSignatures: true,
     vhostBuckets: false,
   });
+  let deleteFault = { probability: 0, random: Math.random };
+  // First in s3rver's (Koa's) chain: an injected fault answers before s3rver touches the store.
+  (server as unknown as { middleware: ((ctx: KoaContext, next: () => Promise<void>) => unknown)[] }).middleware.unshift(
+    async (ctx, next) => {
+      const isDelete = ctx.method === 'DELETE' || (ctx.method === 'POST' && /(^|&)delete(=|&|$)/.test(ctx.querystring));
+      if (isDelete && deleteFault.probability > 0 && deleteFault.random() < deleteFault.probability) {
+        ctx.status = 500;
+        ctx.type = 'application/xml';
+        ctx.body =
+          '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>' +
+          '<Message>We encountered an internal error. Please try again. (injected fault)</Message></Error>';
+        return;
+      }
+      await next();
+    },
+  );
   const { port } = await server.run();
   let stopped = false;
   return {
     endpoint: `http://127.0.0.1:${port}`,
     directory,
+    faults: {
+      failDeletes: (probability, random = Math.random) => {
+        deleteFault = { probability, random };
+      },
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;

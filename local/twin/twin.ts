@@ -45,6 +45,10 @@ export interface TwinFaults {
   copyDuration(ms: number): void;
   /** Copies into `region` that complete from now on end `failed` with this reason. */
   failCopies(region: string, reason?: string): void;
+  /** DeregisterImage fails to delete snapshots (see Ec2Settings.snapshotDeleteFault); probability 0 turns it off. */
+  snapshotDeletions(mode: 'internal-error' | 'omit-results', probability: number, random?: () => number): void;
+  /** S3 DeleteObject(s) answer 500 with this probability; 0 turns it off. */
+  s3Deletes(probability: number, random?: () => number): void;
   /** Back to the options the twin was started with. */
   clear(): void;
 }
@@ -136,7 +140,13 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     failCopies: (region, reason = 'The copy failed (injected fault).') => {
       settings.failCopies.set(region, reason);
     },
+    snapshotDeletions: (mode, probability, random = Math.random) => {
+      settings.snapshotDeleteFault = probability > 0 ? { mode, probability, random } : undefined;
+    },
+    s3Deletes: (probability, random) => s3?.faults.failDeletes(probability, random),
     clear: () => {
+      settings.snapshotDeleteFault = undefined;
+      s3?.faults.failDeletes(0);
       settings.copyDurationMs = initial.copyDurationMs;
       settings.createDurationMs = initial.createDurationMs;
       settings.copyQuota = initial.copyQuota;
