@@ -167,7 +167,7 @@ class ApplyRun {
     const deregistered = await this.deregister(a, removed);
     if (deregistered !== 'done') {
       if (deregistered === 'refused')
-        this.outcome.mutatingCalls += await withdrawJournal(this.options.ec2, this.options.s3, entry, this.pacer);
+        this.count(await withdrawJournal(this.options.ec2, this.options.s3, entry, this.pacer));
       return;
     }
     if (bundle) {
@@ -196,13 +196,7 @@ class ApplyRun {
   /** Writes the image's journal entry; false (an error recorded, the image left registered) when it could not. */
   private async journal(a: DeregisterAction, entry: Parameters<typeof writeJournal>[2]): Promise<boolean> {
     try {
-      this.outcome.mutatingCalls += await writeJournal(
-        this.options.ec2,
-        this.options.s3,
-        entry,
-        this.pacer,
-        this.now(),
-      );
+      this.count(await writeJournal(this.options.ec2, this.options.s3, entry, this.pacer, this.now()));
       return true;
     } catch (error) {
       this.fail('journal', a.imageId, error);
@@ -213,7 +207,7 @@ class ApplyRun {
   /** The bundle is gone: so goes its journal object (if that fails, the next pass finds the bundle gone). */
   private async closeJournal(a: DeregisterAction, bucket: string): Promise<void> {
     try {
-      this.outcome.mutatingCalls += await closeBundleJournal(this.options.s3, bucket, a.imageId);
+      this.count(await closeBundleJournal(this.options.s3, bucket, a.imageId));
     } catch {
       // Harmless: a journal object whose manifest is gone is closed by the next pass without deleting anything.
     }
@@ -269,6 +263,11 @@ class ApplyRun {
       this.fail('bundle', a.imageId, error);
     }
     return result;
+  }
+
+  /** Adds calls made elsewhere; after the await, so concurrent workers never overwrite each other's counts. */
+  private count(calls: number): void {
+    this.outcome.mutatingCalls += calls;
   }
 
   /** A paced call, counted, with its duration kept for the reserve. */

@@ -121,6 +121,32 @@ describe('applyRetentionPlan', () => {
     expect(out.mutatingCalls).toBe(2);
   });
 
+  it('journals every image before deregistering it and counts each call once, however many work at once', async () => {
+    const order: string[] = [];
+    ec2.on(CreateTagsCommand).callsFake(async (input: { Tags: { Value: string }[] }) => {
+      order.push(`tag ${input.Tags[0]!.Value}`);
+      return {};
+    });
+    ec2.on(DeregisterImageCommand).callsFake(async (input: { ImageId: string }) => {
+      order.push(`deregister ${input.ImageId}`);
+      return { DeleteSnapshotResults: [{ SnapshotId: `snap-${input.ImageId}`, ReturnCode: 'success' }] };
+    });
+    const ids = Array.from({ length: 8 }, (_, i) => `ami-${i}`);
+    const out = await apply(plan(...ids.map((id) => deregister(id))), { concurrency: 4 });
+    for (const id of ids) expect(order.indexOf(`tag ${id}`)).toBeLessThan(order.indexOf(`deregister ${id}`));
+    expect(out.removed).toHaveLength(8);
+    expect(out.mutatingCalls).toBe(16);
+  });
+
+  it('leaves the image registered when its journal entry cannot be written', async () => {
+    ec2.on(CreateTagsCommand).rejects(ec2Error('UnauthorizedOperation'));
+    const out = await apply(plan(deregister('ami-1')));
+    expect(ec2).not.toHaveReceivedCommand(DeregisterImageCommand);
+    expect(out.errors).toEqual([
+      expect.objectContaining({ step: 'journal', imageId: 'ami-1', code: 'UnauthorizedOperation' }),
+    ]);
+  });
+
   it('reports snapshots AWS could not delete as errors', async () => {
     ec2
       .on(DeregisterImageCommand)
