@@ -361,7 +361,6 @@ export function summarizeReport(report: RetentionReport): string {
         : ''),
     ...Object.entries(report.keptByReason).map(([reason, n]) => `  kept ${reason}: ${n}`),
     ...(report.orphanSweep ? [sweepLine(report.orphanSweep)] : []),
-    ...report.warnings.map((w) => `  warning: ${w}`),
     ...report.errors.map((e) => `  error ${e.step}${e.imageId ? ` ${e.imageId}` : ''}: ${e.code}: ${e.message}`),
   ];
   return lines.join('\n');
