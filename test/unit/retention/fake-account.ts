@@ -17,7 +17,14 @@ import {
   EnableImageDeprecationCommand,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { RetentionInventory } from '../../../lib/domain/retention-inventory.ts';
 
@@ -161,8 +168,20 @@ export class FakeAccount {
       }
       return { Deleted: input.Delete.Objects };
     });
-    this.s3.on(PutObjectCommand).callsFake(() => {
-      throw new Error('no report bucket in these tests');
+    // The deletion journal's objects are kept (bookkeeping, not counted as mutations); nothing else is written.
+    this.s3.on(PutObjectCommand).callsFake((input: { Bucket: string; Key: string }) => {
+      if (!input.Key.startsWith('ami-dr/journal/')) throw new Error('no report bucket in these tests');
+      this.objects.add(`${input.Bucket}/${input.Key}`);
+      return {};
     });
+    this.s3.on(DeleteObjectCommand).callsFake((input: { Bucket: string; Key: string }) => {
+      this.objects.delete(`${input.Bucket}/${input.Key}`);
+      return {};
+    });
+    this.s3.on(ListObjectsV2Command).callsFake((input: { Bucket: string; Prefix?: string }) => ({
+      Contents: [...this.objects]
+        .filter((o) => o.startsWith(`${input.Bucket}/${input.Prefix ?? ''}`))
+        .map((o) => ({ Key: o.slice(input.Bucket.length + 1) })),
+    }));
   }
 }
