@@ -137,15 +137,3 @@ export function snapshotDeleteOutcome(errorName: string | undefined): SnapshotEn
 export function openGiB(open: readonly OpenJournalEntry[]): number {
   return open.reduce((n, e) => n + (e.kind === 'snapshot' ? e.sizeGiB : (e.bytes ?? 0) / 1024 ** 3), 0);
 }
-
-/** The buckets journal objects are looked for in: the policy's, and the buckets of bundles this run saw. */
-export function journalBuckets(
-  policyBuckets: readonly string[],
-  imageLocations: readonly (string | undefined)[],
-): string[] {
-  const seen = imageLocations.flatMap((l) => {
-    const bucket = l?.trim().split('/')[0];
-    return bucket ? [bucket] : [];
-  });
-  return [...new Set([...policyBuckets, ...seen])].sort();
-}

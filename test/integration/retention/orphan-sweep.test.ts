@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { summarizeReport } from '../../../lib/domain/retention-report.ts';
+import { applyRegion, planRegion } from '../../../lib/workflows/retention.ts';
 import { daysAgo, REGION, retentionHarness, testPolicy, type RetentionHarness } from './helpers.ts';
 
 let h: RetentionHarness | undefined;
@@ -71,6 +72,30 @@ describe('orphan sweep on the twin', () => {
     expect(report.orphanSweep?.deleted.sort()).toEqual([s.orphan, s.copied].sort());
     expect(await h.snapshotIds()).toEqual(before.filter((id) => id !== s.orphan && id !== s.copied));
     expect(summarizeReport(report)).toContain('orphan sweep: 2 orphaned snapshots deleted of 2 found, 80 GiB freed');
+  });
+
+  it('applying a saved plan, only lists: the orphans were not in the plan', async () => {
+    const policy = testPolicy({ orphanSweep: { enabled: true, dryRun: false, minAgeDays: 30 } });
+    h = await retentionHarness({}, policy);
+    const s = seedSnapshots(h);
+    const before = await h.snapshotIds();
+    const options = {
+      clients: h.clients,
+      policy,
+      region: REGION,
+      accountId: h.twin.accountId,
+      now: h.clock.now(),
+      clock: () => h!.clock.now(),
+      dryRun: false,
+    };
+    const saved = { region: REGION, fingerprint: '', actions: [], errors: [], warnings: [] };
+
+    const { report } = await applyRegion(await planRegion(options, saved), options);
+
+    expect(report.dryRun).toBe(false);
+    expect(report.orphanSweep?.dryRun).toBe(true);
+    expect(report.orphanSweep?.candidates.map((c) => c.snapshotId).sort()).toEqual([s.orphan, s.copied].sort());
+    expect(await h.snapshotIds()).toEqual(before);
   });
 
   it('is off unless the policy turns it on', async () => {

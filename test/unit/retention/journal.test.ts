@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   imageOfJournalKey,
   InvalidJournalError,
-  journalBuckets,
   journalKey,
   parseBundleJournal,
   snapshotDeleteOutcome,
@@ -49,10 +48,6 @@ describe('deletion journal: names and trust', () => {
     expect(snapshotDeleteOutcome('InvalidSnapshot.InUse')).toBe('in-use');
     expect(snapshotDeleteOutcome('InvalidSnapshot.NotFound')).toBe('gone');
     expect(snapshotDeleteOutcome('InternalError')).toBe('failed');
-  });
-
-  it("looks for journal objects in the policy's buckets and the buckets of the bundles a run removes", () => {
-    expect(journalBuckets(['b2'], ['b1/web/image.manifest.xml', undefined, 'b2/x.manifest.xml'])).toEqual(['b1', 'b2']);
   });
 });
 
@@ -131,6 +126,31 @@ describe('report: storage DeregisterImage did not confirm deleted', () => {
     expect(report.gibFreed).toBe(75);
     expect(report.complete).toBe(true);
     expect(summarizeReport(report)).toMatch(/0 left for the next run, 75 GiB freed/);
+  });
+
+  it('does not count what the journal deleted as freed where a Recycle Bin rule for snapshots may hold it', () => {
+    const journal = { ...emptyJournalSummary(), snapshotsDeleted: 1, snapshotGibFreed: 75 };
+    const rule = {
+      id: 'rule-1',
+      resourceType: 'EBS_SNAPSHOT' as const,
+      retentionDays: 7,
+      resourceTags: [],
+      excludeTags: [],
+    };
+    const report = buildRetentionReport({
+      plan: { ...plan, recycleBinRules: [rule] },
+      policy: policy(),
+      dryRun: false,
+      imageReferences: 'checked',
+      outcome,
+      journal,
+      startedAt: NOW,
+      finishedAt: NOW,
+    });
+    expect(report.gibFreed).toBe(0);
+    expect(report.warnings.join('\n')).toMatch(
+      /deletion journal deleted 75 GiB of snapshots in a region with a Recycle Bin rule/,
+    );
   });
 });
 
