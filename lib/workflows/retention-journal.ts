@@ -67,8 +67,8 @@ export async function closeRunJournal(
 ): Promise<RunJournal> {
   if (o.signal?.aborted || (o.deadline !== undefined && o.pacer.now() >= o.deadline)) {
     const stopped = {
-      code: 'DeadlineReachedError',
-      message: 'the run stopped before its last pass: open entries are left for the next run',
+      code: o.signal?.aborted ? 'Interrupted' : 'DeadlineReachedError',
+      message: `the ${o.signal?.aborted ? 'run was stopped' : 'deadline came'} before the journal's last pass: open entries are left for the next run`,
     };
     return { journal: { ...first, errors: [...first.errors, stopped] } };
   }
