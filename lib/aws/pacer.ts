@@ -139,6 +139,15 @@ export class TokenBucketPacer {
     }
   }
 
+  /**
+   * Waits `ms` on the pacer's clock (back-off between retries of a whole pass, not rate limiting); a back-off that
+   * would end past the deadline fails at once with DeadlineReachedError.
+   */
+  async backoff(ms: number): Promise<void> {
+    this.checkTime(ms);
+    await this.wait(ms);
+  }
+
   /** EC2 said RequestLimitExceeded: its bucket is emptier than ours (someone else calls too). Empty ours. */
   throttled(cls: RateClass): void {
     const bucket = this.refill(cls);

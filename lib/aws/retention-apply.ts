@@ -17,8 +17,15 @@ import {
   readBundleManifest,
   REQUIRED_PERMISSIONS as BUNDLE_PERMISSIONS,
 } from './bundles.ts';
-import { TokenBucketPacer, type RateClass } from './pacer.ts';
+import {
+  closeBundleJournal,
+  REQUIRED_PERMISSIONS as JOURNAL_PERMISSIONS,
+  withdrawJournal,
+  writeJournal,
+} from './journal.ts';
+import { isThrottle, TokenBucketPacer, type RateClass } from './pacer.ts';
 import { awsErrorName, IMAGE_GONE_ERRORS, isAwsError, isDeadlineError } from '../domain/errors.ts';
+import { UNCONFIRMED } from '../domain/retention-report.ts';
 
 /**
  * Carries out a retention plan: deprecations (EnableImageDeprecation) and removals (DeregisterImage with
@@ -34,6 +41,7 @@ export const REQUIRED_PERMISSIONS = [
   'ec2:DeregisterImage',
   'ec2:DeleteSnapshot',
   ...BUNDLE_PERMISSIONS,
+  ...JOURNAL_PERMISSIONS,
 ] as const;
 
 export interface ApplyOptions {
@@ -149,12 +157,25 @@ class ApplyRun {
     if (a.rootDeviceType === 'instance-store' && a.keepBundle) removed.bundleKept = true;
     const bundle = await this.readBundle(a);
     if (bundle === null) return;
-    if (!(await this.deregister(a, removed))) {
-      if (bundle && this.outcome.pending.some((p) => p.imageId === a.imageId && p.interrupted))
-        this.fail('bundle', a.imageId, bundleLeftError(bundle.location));
+    // What must go after the image is recorded first (lib/aws/journal.ts): a failure, a kill or a deadline that
+    // cuts DeregisterImage in flight leaks nothing: the next run finishes the entry once the image is gone.
+    const entry = {
+      imageId: a.imageId,
+      snapshotIds: a.snapshots.map((s) => s.snapshotId),
+      ...(bundle ? { bundle } : {}),
+    };
+    if (!(await this.journal(a, entry))) return;
+    const deregistered = await this.deregister(a, removed);
+    if (deregistered !== 'done') {
+      if (deregistered === 'refused')
+        this.count(await withdrawJournal(this.options.ec2, this.options.s3, entry, this.pacer));
       return;
     }
-    if (bundle) removed.bundle = await this.deleteBundle(a, bundle);
+    if (bundle) {
+      removed.bundle = await this.deleteBundle(a, bundle);
+      if (removed.bundle.deletedKeys.includes(removed.bundle.manifestKey))
+        await this.closeJournal(a, removed.bundle.bucket);
+    }
     this.outcome.removed.push(removed);
   }
 
@@ -173,8 +194,32 @@ class ApplyRun {
     }
   }
 
-  /** DeregisterImage (with its EBS snapshots); false when it failed (an error recorded). An image gone is done. */
-  private async deregister(a: DeregisterAction, removed: RemovedImage): Promise<boolean> {
+  /** Writes the image's journal entry; false (an error recorded, the image left registered) when it could not. */
+  private async journal(a: DeregisterAction, entry: Parameters<typeof writeJournal>[2]): Promise<boolean> {
+    try {
+      this.count(await writeJournal(this.options.ec2, this.options.s3, entry, this.pacer, this.now()));
+      return true;
+    } catch (error) {
+      // Cut by the deadline: nothing was deregistered, the image is left for the next run like any other.
+      if (!this.leftAtDeadline('deregister', a.imageId, error, false)) this.fail('journal', a.imageId, error);
+      return false;
+    }
+  }
+
+  /** The bundle is gone: so goes its journal object (if that fails, the next pass finds the bundle gone). */
+  private async closeJournal(a: DeregisterAction, bucket: string): Promise<void> {
+    try {
+      this.count(await closeBundleJournal(this.options.s3, bucket, a.imageId));
+    } catch {
+      // Harmless: a journal object whose manifest is gone is closed by the next pass without deleting anything.
+    }
+  }
+
+  /**
+   * DeregisterImage (with its EBS snapshots); `failed` (an error recorded), or `refused` when EC2 certainly kept
+   * the image (a 4xx answer). An image gone is done.
+   */
+  private async deregister(a: DeregisterAction, removed: RemovedImage): Promise<'done' | 'refused' | 'failed'> {
     try {
       const out = await this.call('destructive', () =>
         this.options.ec2.send(
@@ -183,23 +228,24 @@ class ApplyRun {
       );
       removed.snapshots = snapshotResults(a, out.DeleteSnapshotResults);
       for (const s of removed.snapshots) {
-        if (s.returnCode !== 'success' && s.returnCode !== 'skipped') {
+        if (s.returnCode !== 'success' && s.returnCode !== 'skipped' && s.returnCode !== UNCONFIRMED) {
           this.outcome.errors.push({
             step: 'deregister',
             imageId: a.imageId,
             code: `Snapshot.${s.returnCode}`,
-            message: `snapshot ${s.snapshotId} was not deleted: ${s.returnCode}`,
+            message: `snapshot ${s.snapshotId} was not deleted: ${s.returnCode}; it stays in the journal`,
           });
         }
       }
     } catch (error) {
       if (!isGone(error)) {
         this.fail('deregister', a.imageId, error);
-        return false;
+        return isRefusal(error) ? 'refused' : 'failed';
       }
       removed.alreadyGone = true;
+      // Gone already (an earlier run, or someone else): whatever is left of it is in the journal, not here.
     }
-    return true;
+    return 'done';
   }
 
   /** Deletes the parts the manifest lists, then the manifest; what was deleted, even when S3 refused some. */
@@ -221,6 +267,11 @@ class ApplyRun {
     return result;
   }
 
+  /** Adds calls made elsewhere; after the await, so concurrent workers never overwrite each other's counts. */
+  private count(calls: number): void {
+    this.outcome.mutatingCalls += calls;
+  }
+
   /** A paced call, counted, with its duration kept for the reserve. */
   private call<T>(cls: RateClass, fn: () => Promise<T>): Promise<T> {
     return this.pacer.call(cls, async () => {
@@ -236,15 +287,16 @@ class ApplyRun {
 
   /** Whether there is time to start one more image of this class: its wait for a token plus the reserve. */
   private timeFor(cls: RateClass): boolean {
-    // An image takes up to three calls (GetObject, DeregisterImage, DeleteObjects); keep time for each at its slowest.
-    const reserve = Math.max(this.baseReserveMs, 3 * 2 * this.slowestCallMs);
+    // An image takes up to five calls (GetObject, journal, DeregisterImage, DeleteObjects, journal); keep time for each.
+    const reserve = Math.max(this.baseReserveMs, 5 * 2 * this.slowestCallMs);
     return this.now() + this.pacer.delay(cls) + reserve <= this.deadline;
   }
 
   /**
    * The deadline cut this image's call (or its wait for a token) before the image was deregistered: stop, and
-   * leave the image to the next run, which plans it again or finds it gone. A deprecation or deregistration cut in
-   * flight may still have happened (`interrupted`). A bundle's deletion cut short is an error to see instead.
+   * leave the image to the next run, which plans it again or finds it gone (and then finishes its journal entry:
+   * snapshots and bundle). A deprecation or deregistration cut in flight may still have happened (`interrupted`). A
+   * bundle's deletion cut short is an error to see instead (its journal entry is finished by the next run).
    */
   private leftAtDeadline(action: 'deprecate' | 'deregister', imageId: string, error: unknown, sent: boolean): boolean {
     if (!isDeadlineError(error)) return false;
@@ -266,28 +318,33 @@ class ApplyRun {
   }
 }
 
-/** If the interrupted DeregisterImage went through, the next run no longer sees the image, nor its bundle. */
-function bundleLeftError(location: { bucket: string; manifestKey: string }): Error {
-  const error = new Error(
-    `DeregisterImage was cut by the deadline: if it went through, the bundle s3://${location.bucket}/${location.manifestKey} is left in S3`,
-  );
-  error.name = 'BundleMayBeLeft';
-  return error;
-}
-
 const isGone = (error: unknown): boolean => isAwsError(error, ...IMAGE_GONE_ERRORS);
 
-/** DeregisterImage's per-snapshot results, with the sizes the plan expected. */
+/** A 4xx answer other than throttling: EC2 refused, the image is certainly still registered. */
+function isRefusal(error: unknown): boolean {
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500 && !isThrottle(error);
+}
+
+/**
+ * DeregisterImage's per-snapshot results, with the sizes the plan expected. A planned snapshot it does not report
+ * on is `unconfirmed`: not counted as freed, left to the journal.
+ */
 function snapshotResults(
   a: DeregisterAction,
   results: readonly { SnapshotId?: string; ReturnCode?: string }[] | undefined,
 ): SnapshotResult[] {
   const sizes = new Map(a.snapshots.map((s) => [s.snapshotId, s.sizeGiB]));
-  return (results ?? []).map((r) => ({
+  const reported: SnapshotResult[] = (results ?? []).map((r) => ({
     snapshotId: r.SnapshotId ?? '',
     returnCode: r.ReturnCode ?? 'internal-error',
     sizeGiB: sizes.get(r.SnapshotId ?? '') ?? 0,
   }));
+  const seen = new Set(reported.map((r) => r.snapshotId));
+  const missing = a.snapshots
+    .filter((s) => !seen.has(s.snapshotId))
+    .map((s): SnapshotResult => ({ snapshotId: s.snapshotId, returnCode: UNCONFIRMED, sizeGiB: s.sizeGiB }));
+  return [...reported, ...missing];
 }
 
 export type { ApplyOutcome, RetentionError };

@@ -117,6 +117,16 @@ function bundleObjectArns(policy = load()) {
   return (policy.retention.bundleBuckets ?? []).map((bucket) => partitionArn(`s3:::${bucket}/*`));
 }
 
+/** The bundle buckets themselves (ListBucket of the deletion journal's prefix). */
+function bundleBucketArns(policy = load()) {
+  return (policy.retention.bundleBuckets ?? []).map((bucket) => partitionArn(`s3:::${bucket}`));
+}
+
+/** The deletion journal's objects in the bundle buckets (lib/domain/journal.ts: JOURNAL_PREFIX). */
+function journalObjectArns(policy = load()) {
+  return (policy.retention.bundleBuckets ?? []).map((bucket) => partitionArn(`s3:::${bucket}/ami-dr/journal/*`));
+}
+
 /** What a consumer account's grant may allow: what EBS needs to launch from (and copy) a shared encrypted image. */
 const CONSUMER_GRANT_OPERATIONS = [
   'Decrypt',
@@ -162,9 +172,13 @@ function keyAccessStatements(policy = load(), { readiness = false } = {}) {
 module.exports = {
   retentionRegions: () => retentionRegions(),
   bundleObjectArns: () => bundleObjectArns(),
+  bundleBucketArns: () => bundleBucketArns(),
+  journalObjectArns: () => journalObjectArns(),
   /** The same for a given policy (the local runtime's roles). */
   retentionRegionsFor: (policy) => retentionRegions(policy),
   bundleObjectArnsFor: (policy) => bundleObjectArns(policy),
+  bundleBucketArnsFor: (policy) => bundleBucketArns(policy),
+  journalObjectArnsFor: (policy) => journalObjectArns(policy),
   /** `''` when the policy names no bundle bucket (a CloudFormation condition keys off it). */
   bundleBuckets: () => (load().retention.bundleBuckets ?? []).join(','),
   /** Statements for finalize (grants to consumer accounts) and readiness (also reads key policies, retires grants). */

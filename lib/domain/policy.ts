@@ -122,7 +122,8 @@ const retentionSchema = z
     reportPrefix: z.string().default('ami-dr/reports/'),
     /**
      * The S3 buckets instance-store bundles may be read and deleted in (the retention role may touch no other); an
-     * instance-store image whose bundle lies elsewhere is kept. None: instance-store images are never removed.
+     * instance-store image whose bundle lies elsewhere is kept. None: instance-store images are never removed. The
+     * deletion journal's objects (`ami-dr/journal/`) live in these too, and every run finishes their open entries.
      */
     bundleBuckets: z
       .array(
@@ -132,6 +133,15 @@ const retentionSchema = z
       .optional(),
     /** Estimated EBS snapshot price, for the report's monthly saving. */
     snapshotPricePerGbMonth: z.number().nonnegative().default(0.05),
+    /** Opt-in sweep of snapshots left behind by images that are gone (lib/domain/orphan-sweep.ts). */
+    orphanSweep: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** Report the candidates only (default). `false` deletes them, on a run that is not a dry-run. */
+        dryRun: z.boolean().default(true),
+        minAgeDays: z.number().int().min(1).max(3650).default(30),
+      })
+      .prefault({}),
   })
   .superRefine((r, ctx) => {
     for (const scope of ['sources', 'replicas'] as const) {

@@ -1,4 +1,6 @@
 import type { METRIC } from '../observability.ts';
+import { type JournalSummary, openGiB } from './journal.ts';
+import type { OrphanSweepResult } from './orphan-sweep.ts';
 import type { Policy } from './policy.ts';
 import type { ImageReferencesCoverage } from './retention-inventory.ts';
 import { KEEP_REASONS, type KeepReason, type RetentionPlan, type RuleName } from './retention-planner.ts';
@@ -11,9 +13,15 @@ import { formatMonthly, plural } from './text.ts';
  * everything planned) and a real run; it is logged, turned into metrics and written to S3.
  */
 
-/** DeregisterImage's per-snapshot ReturnCode; `skipped` means another image still uses it (kept, not an error). */
+/**
+ * DeregisterImage's per-snapshot ReturnCode; `skipped` means another image still uses it (kept, not an error).
+ * `unconfirmed` (ami-dr's own): DeregisterImage did not report on it (no DeleteSnapshotResults, or the image was
+ * gone already); it stays in the deletion journal until it is confirmed deleted.
+ */
 export type SnapshotReturnCode =
-  'success' | 'skipped' | 'missing-permissions' | 'internal-error' | 'client-error' | (string & {});
+  'success' | 'skipped' | 'missing-permissions' | 'internal-error' | 'client-error' | 'unconfirmed' | (string & {});
+
+export const UNCONFIRMED = 'unconfirmed';
 
 export interface SnapshotResult {
   snapshotId: string;
@@ -49,7 +57,7 @@ export interface DeprecatedImage {
   alreadyGone?: boolean;
 }
 
-export type RetentionStep = 'inventory' | 'plan' | 'deprecate' | 'deregister' | 'bundle' | 'report';
+export type RetentionStep = 'inventory' | 'plan' | 'journal' | 'deprecate' | 'deregister' | 'bundle' | 'report';
 
 export interface RetentionError {
   step: RetentionStep;
@@ -115,6 +123,8 @@ export interface RetentionReport {
     snapshotsDeleted: number;
     snapshotsKept: number;
     bundlesDeleted: number;
+    /** Deletion journal entries still open (their image is gone, their storage not yet deleted). */
+    journalOpen: number;
   };
   keptByReason: Partial<Record<KeepReason, number>>;
   kept: KeptImage[];
@@ -149,6 +159,13 @@ export interface RetentionReport {
     gib: number;
     until?: string;
   };
+  /**
+   * The deletion journal: what this run finished (included in gibFreed) and the entries still open, with the GiB
+   * they hold; the next run finishes them.
+   */
+  journal?: JournalSummary & { openGiB: number };
+  /** The orphan sweep, when the policy turns it on. */
+  orphanSweep?: OrphanSweepResult;
 }
 
 const GIB = 1024 ** 3;
@@ -162,6 +179,9 @@ export interface ReportInput {
   outcome?: ApplyOutcome;
   /** Errors outside any one image's apply (a failed report upload, ...). */
   errors?: RetentionError[];
+  /** What finishing the deletion journal did (lib/workflows/retention-journal.ts). */
+  journal?: JournalSummary;
+  orphanSweep?: OrphanSweepResult;
   startedAt: number;
   finishedAt: number;
 }
@@ -179,11 +199,8 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
   const pending = outcome?.pending ?? [];
   const binFrom = dryRun || !outcome ? Date.parse(plan.now) : input.finishedAt;
   const bin = dryRun || !outcome ? plannedBin(plan, binFrom) : removedBin(plan, removed, binFrom);
-  const { snapshotGib, bundleBytes, snapshotsDeleted, snapshotsKept, bundlesDeleted } =
-    dryRun || !outcome
-      ? { ...NOTHING_FREED, snapshotGib: plan.expectedSnapshotGiB - (plan.expectedBinGiB ?? 0) }
-      : storageFreed(removed, bin);
-  const bundleGib = bundleBytes / GIB;
+  const journal = input.journal;
+  const { snapshotGibAll, bundleGib, snapshotsDeleted, snapshotsKept, bundlesDeleted } = freedStorage(input, bin);
   const price = policy.retention.snapshotPricePerGbMonth;
   const done = new Set([...deprecated.map((d) => d.imageId), ...removed.map((r) => r.imageId)]);
   const failedIds = new Set(
@@ -193,7 +210,10 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
     ? 0
     : [...planned.deprecate, ...planned.deregister].filter((a) => failedIds.has(a.imageId) && !done.has(a.imageId))
         .length;
-  const complete = dryRun ? plan.errors.length === 0 : Boolean(outcome) && pending.length === 0 && errors.length === 0;
+  const journalOpen = journal?.open.length ?? 0;
+  const complete = dryRun
+    ? plan.errors.length === 0
+    : Boolean(outcome) && pending.length === 0 && errors.length === 0 && journalOpen === 0;
 
   return {
     region: plan.region,
@@ -217,6 +237,7 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
       snapshotsDeleted,
       snapshotsKept,
       bundlesDeleted,
+      journalOpen,
     },
     keptByReason,
     kept,
@@ -225,11 +246,11 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
     removed,
     pending,
     errors,
-    warnings: plan.warnings,
-    gibFreed: round(snapshotGib + bundleGib, 3),
-    snapshotGibFreed: round(snapshotGib, 3),
+    warnings: [...plan.warnings, ...(dryRun ? [] : journalWarnings(removed, journal, binnedByJournal(input)))],
+    gibFreed: round(snapshotGibAll + bundleGib, 3),
+    snapshotGibFreed: round(snapshotGibAll, 3),
     bundleGibFreed: round(bundleGib, 3),
-    estimatedMonthlySaving: round(snapshotGib * price, 2),
+    estimatedMonthlySaving: round(snapshotGibAll * price, 2),
     recycleBin: {
       rules: (plan.recycleBinRules ?? []).map(describeBinRule),
       images: bin.images,
@@ -240,10 +261,42 @@ export function buildRetentionReport(input: ReportInput): RetentionReport {
       ),
       ...(bin.until ? { until: bin.until } : {}),
     },
+    ...(journal ? { journal: { ...journal, openGiB: round(openGiB(journal.open), 3) } } : {}),
+    ...(input.orphanSweep ? { orphanSweep: input.orphanSweep } : {}),
   };
 }
 
 type Bin = Pick<RetentionReport['recycleBin'], 'images' | 'snapshots' | 'until'>;
+
+/**
+ * What the run freed: confirmed deletions only, by DeregisterImage or the deletion journal; on a dry-run, what the
+ * plan would free. Snapshots the journal deleted in a region with a Recycle Bin rule for snapshots may be held by it
+ * (the journal does not know their tags): they are not counted (binnedByJournal says how much).
+ */
+function freedStorage(input: ReportInput, bin: Bin) {
+  const { plan, outcome, dryRun, journal } = input;
+  const removed = outcome?.removed ?? [];
+  const { snapshotGib, bundleBytes, snapshotsDeleted, snapshotsKept, bundlesDeleted } =
+    dryRun || !outcome
+      ? { ...NOTHING_FREED, snapshotGib: plan.expectedSnapshotGiB - (plan.expectedBinGiB ?? 0) }
+      : storageFreed(removed, bin);
+  const byJournal = dryRun || !journal ? undefined : journal;
+  const journalSnapshotGib = binnedByJournal(input) > 0 ? 0 : (byJournal?.snapshotGibFreed ?? 0);
+  return {
+    snapshotGibAll: snapshotGib + journalSnapshotGib,
+    bundleGib: (bundleBytes + (byJournal?.bundleBytesFreed ?? 0)) / GIB,
+    snapshotsDeleted,
+    snapshotsKept,
+    bundlesDeleted: bundlesDeleted + (byJournal?.bundlesDeleted ?? 0),
+  };
+}
+
+/** GiB of snapshots the journal deleted that a Recycle Bin rule of the region may hold (0 without such a rule). */
+function binnedByJournal(input: ReportInput): number {
+  if (input.dryRun || !input.journal) return 0;
+  const rules = input.plan.recycleBinRules ?? [];
+  return rules.some((r) => r.resourceType === 'EBS_SNAPSHOT') ? input.journal.snapshotGibFreed : 0;
+}
 
 /** Dry-run: what the plan's removals would put in the Recycle Bin (snapshots no kept image shares, each once). */
 function plannedBin(plan: RetentionPlan, fromMs: number): Bin {
@@ -290,6 +343,51 @@ function withLatest(bin: Bin): Bin {
   const dates = [...bin.images, ...bin.snapshots].map((x) => x.until).sort();
   const until = dates.at(-1);
   return until ? { ...bin, until } : bin;
+}
+
+/** Snapshots DeregisterImage did not confirm deleted, and what the journal still holds: never silent. */
+function journalWarnings(
+  removed: readonly RemovedImage[],
+  journal: JournalSummary | undefined,
+  binnedGib: number,
+): string[] {
+  const warnings: string[] = [];
+  if (binnedGib > 0)
+    warnings.push(
+      `the deletion journal deleted ${round(binnedGib, 3)} GiB of snapshots in a region with a Recycle Bin rule for snapshots: not counted as freed (a rule may hold them)`,
+    );
+  const unconfirmed = removed.flatMap((r) =>
+    r.snapshots.filter((s) => s.returnCode !== 'success' && s.returnCode !== 'skipped'),
+  );
+  if (unconfirmed.length > 0) {
+    const gib = round(
+      unconfirmed.reduce((n, s) => n + s.sizeGiB, 0),
+      3,
+    );
+    warnings.push(
+      `DeregisterImage did not confirm deleting ${plural(unconfirmed.length, 'snapshot')} (${gib} GiB, not counted as freed): ` +
+        `${unconfirmed
+          .slice(0, 5)
+          .map((s) => `${s.snapshotId} (${s.returnCode})`)
+          .join(
+            ', ',
+          )}${unconfirmed.length > 5 ? ', ...' : ''}; left to the deletion journal, which deletes them once confirmed (see the journal's open entries)`,
+    );
+  }
+  if (journal && journal.open.length > 0) {
+    warnings.push(
+      `${entries(journal.open.length)} of the deletion journal still open (${round(openGiB(journal.open), 3)} GiB): ` +
+        `${journal.open
+          .slice(0, 5)
+          .map(
+            (e) =>
+              `${e.kind === 'snapshot' ? e.snapshotId : `s3://${e.bucket}/${e.manifestKey}`} of ${e.imageId}: ${e.reason}`,
+          )
+          .join('; ')}${journal.open.length > 5 ? '; ...' : ''}`,
+    );
+  }
+  for (const e of journal?.errors ?? []) warnings.push(`deletion journal: ${e.code}: ${e.message}`);
+  return warnings;
 }
 
 /** The plan's actions by kind: what is kept (with counts by reason, in the planner's order) and what is planned. */
@@ -371,15 +469,33 @@ export function summarizeReport(report: RetentionReport): string {
       (report.dryRun
         ? `${report.planned.deprecate.length} to deprecate, ${report.planned.deregister.length} to remove`
         : `${report.counts.deprecated} deprecated, ${report.counts.removed} removed, ` +
-          `${report.counts.failed ? `${report.counts.failed} failed, ` : ''}${report.counts.pending} left for the next run`) +
+          `${report.counts.failed ? `${report.counts.failed} failed, ` : ''}${report.counts.pending + report.counts.journalOpen} left for the next run`) +
       `, ${report.gibFreed} GiB${report.dryRun ? ' to free' : ' freed'}${report.recycleBin.until ? ' now' : ''} (${formatMonthly(report.estimatedMonthlySaving)})` +
+      (report.journal?.open.length
+        ? `, ${report.journal.openGiB} GiB pending in the deletion journal (${entries(report.journal.open.length)})`
+        : '') +
       (report.recycleBin.until
         ? `, ${report.recycleBin.gib} GiB in the Recycle Bin until ${report.recycleBin.until.slice(0, 10)} (${plural(report.recycleBin.images.length, 'image')}, ${plural(report.recycleBin.snapshots.length, 'snapshot')}; billed until then)`
         : ''),
     ...Object.entries(report.keptByReason).map(([reason, n]) => `  kept ${reason}: ${n}`),
+    ...(report.orphanSweep ? [sweepLine(report.orphanSweep)] : []),
     ...report.errors.map((e) => `  error ${e.step}${e.imageId ? ` ${e.imageId}` : ''}: ${e.code}: ${e.message}`),
   ];
   return lines.join('\n');
+}
+
+const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
+
+function sweepLine(sweep: OrphanSweepResult): string {
+  const gib = round(sweep.gib, 3);
+  return sweep.dryRun
+    ? `  orphan sweep (dry-run): ${plural(sweep.candidates.length, 'orphaned snapshot')} of ${sweep.scanned} older than ${sweep.minAgeDays} days, ${gib} GiB to free (${formatMonthly(sweep.estimatedMonthlySaving)})` +
+        sweep.candidates
+          .slice(0, 20)
+          .map((c) => `\n    ${c.snapshotId} (${c.sizeGiB} GiB) of ${c.imageId}, gone`)
+          .join('')
+    : `  orphan sweep: ${plural(sweep.deleted.length, 'orphaned snapshot')} deleted of ${sweep.candidates.length} found, ${gib} GiB freed (${formatMonthly(sweep.estimatedMonthlySaving)})` +
+        (sweep.errors.length ? `, ${plural(sweep.errors.length, 'error')}` : '');
 }
 
 function round(n: number, digits: number): number {

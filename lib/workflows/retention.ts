@@ -27,6 +27,12 @@ import {
 import { buildRetentionReport, type RetentionError, type RetentionReport } from '../domain/retention-report.ts';
 import { awsErrorName, isDeadlineError } from '../domain/errors.ts';
 import { boundByDeadline } from './deadline.ts';
+import {
+  closeRunJournal,
+  openRunJournal,
+  REQUIRED_PERMISSIONS as JOURNAL_PERMISSIONS,
+  type RunJournal,
+} from './retention-journal.ts';
 
 /**
  * Retention runs: in one region (runRetention: inventory -> plan -> apply within the time budget -> report), and in
@@ -36,7 +42,13 @@ import { boundByDeadline } from './deadline.ts';
 
 /** Everything a retention run calls; serverless.yml's retention role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
-  ...new Set(['sts:GetCallerIdentity', ...INVENTORY_PERMISSIONS, ...APPLY_PERMISSIONS, 's3:PutObject']),
+  ...new Set([
+    'sts:GetCallerIdentity',
+    ...INVENTORY_PERMISSIONS,
+    ...APPLY_PERMISSIONS,
+    ...JOURNAL_PERMISSIONS,
+    's3:PutObject',
+  ]),
 ];
 
 export interface RunRetentionOptions {
@@ -70,6 +82,8 @@ export interface RunRetentionOptions {
   /** Write the report to policy.retention.reportBucket when set (default true). */
   writeReport?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** Back-off before the deletion journal retries what failed within the run (doubling); default 1 s. */
+  journalBackoffMs?: number;
 }
 
 export interface RetentionRun {
@@ -159,7 +173,11 @@ export async function planRegion(options: RegionOptions, saved?: SavedRegionPlan
   };
 }
 
-/** Apply a region's plan (unless a dry-run) within the deadline, and report; nothing is planned again. */
+/**
+ * Apply a region's plan (unless a dry-run) within the deadline, and report; nothing is planned again. The deletion
+ * journal is finished around it (lib/workflows/retention-journal.ts): what earlier runs left open before, what this
+ * one could not finish after; then the orphan sweep when the policy turns it on. A dry-run lists what they would do.
+ */
 export async function applyRegion(
   planned: PlannedRegion,
   options: Omit<RunRetentionOptions, 'region' | 'now'>,
@@ -172,20 +190,13 @@ export async function applyRegion(
   // Every SDK call of the apply ends at the deadline (the report is still written).
   const bound = boundByDeadline(clients, options.deadline, clock);
   let outcome: ApplyOutcome | undefined;
+  let journal: RunJournal | undefined;
   try {
     if (planned.unfinished) {
       errors.push(unfinishedInventory(region));
       outcome = { deprecated: [], removed: [], errors: [], pending: [], stoppedEarly: true, mutatingCalls: 0 };
-    } else if (!dryRun) {
-      outcome = await applyRetentionPlan(plan, {
-        ec2: ec2Client(bound.clients, region),
-        s3: s3Client(bound.clients, region),
-        pacer,
-        ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.concurrency ? { concurrency: options.concurrency } : {}),
-      });
+    } else {
+      ({ outcome, journal } = await applyWithJournal(planned, { ...options, clients: bound.clients }, dryRun));
     }
   } finally {
     bound.dispose();
@@ -193,6 +204,7 @@ export async function applyRegion(
 
   const report = (): RetentionReport =>
     buildRetentionReport({
+      ...journal,
       plan,
       policy,
       dryRun,
@@ -218,6 +230,7 @@ export async function applyRegion(
       });
     }
   }
+  const journalCalls = (journal?.journal.calls.mutating ?? 0) + (journal?.orphanSweep?.calls.mutating ?? 0);
   return {
     report: errors.length > 0 ? report() : first,
     plan,
@@ -225,8 +238,48 @@ export async function applyRegion(
     ...(planned.skipped ? { skipped: planned.skipped } : {}),
     ...(planned.inventoryChanged !== undefined ? { inventoryChanged: planned.inventoryChanged } : {}),
     ...(reportLocation ? { reportLocation } : {}),
-    calls: { describe: pacer.taken.describe, mutating: outcome?.mutatingCalls ?? 0 },
+    calls: { describe: pacer.taken.describe, mutating: (outcome?.mutatingCalls ?? 0) + journalCalls },
   };
+}
+
+/**
+ * The journal's first pass, the plan's apply (not on a dry-run), the journal's last pass and the orphan sweep, with
+ * the deadline-bound clients. Applying a saved plan, the sweep only lists: a saved plan is applied exactly, and its
+ * snapshots were not in it.
+ */
+async function applyWithJournal(
+  planned: PlannedRegion,
+  options: Omit<RunRetentionOptions, 'region' | 'now'>,
+  dryRun: boolean,
+): Promise<{ outcome?: ApplyOutcome; journal: RunJournal }> {
+  const { region, plan, pacer } = planned;
+  const pass = {
+    clients: options.clients,
+    region,
+    policy: options.policy,
+    pacer,
+    dryRun,
+    ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.journalBackoffMs !== undefined ? { journalBackoffMs: options.journalBackoffMs } : {}),
+  };
+  const opened = await openRunJournal(pass);
+  const outcome = dryRun
+    ? undefined
+    : await applyRetentionPlan(plan, {
+        ec2: ec2Client(options.clients, region),
+        s3: s3Client(options.clients, region),
+        pacer,
+        ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      });
+  const journal = await closeRunJournal(
+    { ...pass, now: planned.now, sweepListOnly: planned.limits !== undefined },
+    opened,
+  );
+  return { ...(outcome ? { outcome } : {}), journal };
 }
 
 /** Inventory, then the plan; DescribeImageReferences only for the images the plan would act on (1 call per 10). */

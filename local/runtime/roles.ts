@@ -20,6 +20,8 @@ interface PolicyEnv {
   describeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   retentionRegionsFor(policy: Readonly<Policy>): string[];
   bundleObjectArnsFor(policy: Readonly<Policy>): unknown[];
+  bundleBucketArnsFor(policy: Readonly<Policy>): unknown[];
+  journalObjectArnsFor(policy: Readonly<Policy>): unknown[];
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
 }
@@ -104,6 +106,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     describeKeyStatements: () => env.describeKeyStatementsFor(d.policy),
     retentionRegions: () => env.retentionRegionsFor(d.policy),
     bundleObjectArns: () => env.bundleObjectArnsFor(d.policy),
+    bundleBucketArns: () => env.bundleBucketArnsFor(d.policy),
+    journalObjectArns: () => env.journalObjectArnsFor(d.policy),
     finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
     reportBucket: () => d.policy.retention.reportBucket ?? '',

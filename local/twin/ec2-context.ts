@@ -19,6 +19,11 @@ export interface Ec2Settings {
   failCopies: Map<string, string>;
   /** Actions that fail with HTTP 503 `Unavailable` at a rate (0-1), and how many calls each has seen. */
   unavailable: Map<string, { rate: number; calls: number }>;
+  /**
+   * DeregisterImage's snapshot deletions fail: `internal-error` reports a snapshot so and keeps it; `omit-results`
+   * keeps every snapshot of the image and answers without `deleteSnapshotResultSet`. Per image, with probability.
+   */
+  snapshotDeleteFault?: { mode: 'internal-error' | 'omit-results'; probability: number; random: () => number };
 }
 
 /**

@@ -425,7 +425,11 @@ export const deregisterImage: Ec2Action = (ctx) => {
   ctx.lifecycle.setImageState(image, 'deregistered');
   if (!deleteSnapshots) return { return: true };
   const snapshots = ctx.state.region(ctx.region).snapshots;
+  const fault = ctx.settings.snapshotDeleteFault;
+  const faulty = () => fault !== undefined && fault.random() < fault.probability;
+  if (fault?.mode === 'omit-results' && faulty()) return { return: true };
   const results = snapshotIdsOf(image).map((snapshotId) => {
+    if (fault?.mode === 'internal-error' && faulty()) return { snapshotId, returnCode: 'internal-error' };
     const snapshot = snapshots.get(snapshotId);
     if (!snapshot) return { snapshotId, returnCode: 'client-error' };
     // EC2 deletes each snapshot as the caller: without ec2:DeleteSnapshot on it, the image goes and the snapshot stays.

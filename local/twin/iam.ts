@@ -1,8 +1,8 @@
 /**
  * IAM for the twin: which calls a caller's role allows. A small evaluator of the identity-policy subset ami-dr's
  * roles use (Allow and Deny statements, Action/NotAction and Resource wildcards, and the condition operators
- * StringEquals, StringNotEquals, StringLike, StringNotLike, ArnLike, Bool, with ForAllValues:/ForAnyValue: and
- * ...IfExists), evaluated as AWS does: an explicit Deny wins, then any Allow, else the request is implicitly denied.
+ * StringEquals, StringNotEquals, StringLike, StringNotLike, ArnLike, Bool, Null, with ForAllValues:/ForAnyValue:
+ * and ...IfExists), evaluated as AWS does: an explicit Deny wins, then any Allow, else the request is implicitly denied.
  *
  * Callers whose access key maps to no role (tests' `test` keys, a builder's session) are not restricted: the twin
  * models what AWS refuses ami-dr's own roles, not a whole account's IAM.
@@ -87,6 +87,12 @@ const NEGATED: Record<string, string> = {
 };
 
 function condition(operator: string, actual: string[] | undefined, wanted: ConditionValue): boolean {
+  // Null: whether the key is absent (`true`) or present (`false`) in the request (IAM User Guide: condition operators).
+  if (operator === 'Null')
+    return [wanted]
+      .flat()
+      .map(String)
+      .includes(String(!actual || actual.length === 0));
   let op = operator;
   let set: 'all' | 'any' | undefined;
   if (op.startsWith('ForAllValues:')) [set, op] = ['all', op.slice('ForAllValues:'.length)];

@@ -23,7 +23,25 @@ export interface S3Server {
   endpoint: string;
   /** Where s3rver keeps the objects. */
   directory: string;
+  faults: S3Faults;
   stop(): Promise<void>;
+}
+
+/** Injected S3 failures, for fault trials. */
+export interface S3Faults {
+  /**
+   * DeleteObject and DeleteObjects requests fail with 500 InternalError with this probability (0 turns it off);
+   * `random` draws in [0, 1) (default Math.random: pass a seeded one for reproducible trials).
+   */
+  failDeletes(probability: number, random?: () => number): void;
+}
+
+interface KoaContext {
+  method: string;
+  querystring: string;
+  status: number;
+  body: unknown;
+  type: string;
 }
 
 export interface S3Options {
@@ -73,7 +91,16 @@ export function s3Requests(method: string, path: string, query: string, accountI
       );
     if (method === 'POST' && sub.has('delete')) return on('s3:DeleteObject', `${bucketArn}/*`);
     if (method === 'DELETE') return on('s3:DeleteBucket', bucketArn);
-    return on(sub.has('acl') ? 's3:GetBucketAcl' : 's3:ListBucket', bucketArn);
+    if (sub.has('acl')) return on('s3:GetBucketAcl', bucketArn);
+    // ListObjects(V2)'s prefix is the s3:prefix condition key (absent when the request names none).
+    const prefix = sub.get('prefix');
+    return [
+      {
+        action: 's3:ListBucket',
+        resource: bucketArn,
+        context: { ...context, ...(prefix ? { 's3:prefix': prefix } : {}) },
+      },
+    ];
   }
   if (method === 'PUT') return on(sub.has('acl') ? 's3:PutObjectAcl' : 's3:PutObject', objectArn);
   if (method === 'DELETE') return on('s3:DeleteObject', objectArn);
@@ -99,6 +126,22 @@ function acceptAnyAccessKey(): void {
   (registry as { anyKey?: boolean }).anyKey = true;
 }
 
+/** S3 DeleteObject(s) answer 500 InternalError with the fault's probability (read on every request). */
+function injectDeleteFaults(fault: { probability: number; random: () => number }) {
+  return async (ctx: KoaContext, next: () => Promise<void>): Promise<void> => {
+    const isDelete = ctx.method === 'DELETE' || (ctx.method === 'POST' && /(^|&)delete(=|&|$)/.test(ctx.querystring));
+    if (isDelete && fault.probability > 0 && fault.random() < fault.probability) {
+      ctx.status = 500;
+      ctx.type = 'application/xml';
+      ctx.body =
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>' +
+        '<Message>We encountered an internal error. Please try again. (injected fault)</Message></Error>';
+      return;
+    }
+    await next();
+  };
+}
+
 export async function startS3(options: S3Options = {}): Promise<S3Server> {
   acceptAnyAccessKey();
   const owned = options.directory === undefined;
@@ -112,6 +155,9 @@ export async function startS3(options: S3Options = {}): Promise<S3Server> {
     allowMismatchedSignatures: true,
     vhostBuckets: false,
   });
+  const deleteFault = { probability: 0, random: Math.random };
+  // In s3rver's (Koa's) chain after the authorization below: an injected fault answers before s3rver touches the store.
+  (server as unknown as { middleware: unknown[] }).middleware.unshift(injectDeleteFaults(deleteFault));
   const authorize = options.authorize;
   if (authorize) {
     const accountId = options.accountId ?? '000000000000';
@@ -135,6 +181,11 @@ export async function startS3(options: S3Options = {}): Promise<S3Server> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     directory,
+    faults: {
+      failDeletes: (probability, random = Math.random) => {
+        Object.assign(deleteFault, { probability, random });
+      },
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;

@@ -54,6 +54,10 @@ export interface TwinFaults {
   failCopies(region: string, reason?: string): void;
   /** A share (0-1) of this EC2 action's calls fail with HTTP 503 `Unavailable`, evenly spread; 0 stops it. */
   unavailable(action: string, rate: number): void;
+  /** DeregisterImage fails to delete snapshots (see Ec2Settings.snapshotDeleteFault); probability 0 turns it off. */
+  snapshotDeletions(mode: 'internal-error' | 'omit-results', probability: number, random?: () => number): void;
+  /** S3 DeleteObject(s) answer 500 with this probability; 0 turns it off. */
+  s3Deletes(probability: number, random?: () => number): void;
   /** Back to the options the twin was started with. */
   clear(): void;
 }
@@ -200,7 +204,13 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       if (rate === 0) settings.unavailable.delete(action);
       else settings.unavailable.set(action, { rate, calls: 0 });
     },
+    snapshotDeletions: (mode, probability, random = Math.random) => {
+      settings.snapshotDeleteFault = probability > 0 ? { mode, probability, random } : undefined;
+    },
+    s3Deletes: (probability, random) => s3?.faults.failDeletes(probability, random),
     clear: () => {
+      settings.snapshotDeleteFault = undefined;
+      s3?.faults.failDeletes(0);
       settings.copyDurationMs = initial.copyDurationMs;
       settings.createDurationMs = initial.createDurationMs;
       settings.copyQuota = initial.copyQuota;

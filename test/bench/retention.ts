@@ -13,6 +13,8 @@ import { TAG } from '../../lib/domain/tags.ts';
 import { daysAgo, REGION, retentionHarness, runUnderFaults, START } from '../integration/retention/helpers.ts';
 import { startTwin } from '../../local/twin/twin.ts';
 import { autoScalingClient, ec2Client, s3Client, stsClient } from '../../lib/aws/clients.ts';
+import { sweepOrphans } from '../../lib/workflows/orphan-sweep.ts';
+import { TokenBucketPacer } from '../../lib/aws/pacer.ts';
 
 /**
  * Retention: the planner's time for 100,000 images (median of 5 runs after a warm-up; target well under 1 s),
@@ -190,6 +192,74 @@ async function deadlineFigures(): Promise<Record<string, string | number>> {
   }
 }
 
+/**
+ * The orphan sweep over 100,000 snapshots (1,000 registered images; 5% orphans of gone AMIs, some shared, some
+ * AWS Backup's, some too young; the rest named by live images or by no AMI), at AWS's rate limits, dry-run.
+ */
+async function sweepFigures(): Promise<Record<string, string | number>> {
+  const started = performance.now();
+  const h = await retentionHarness({ throttling: { enabled: true, scale: 1 } });
+  try {
+    const { seed } = h.twin;
+    const live = Array.from({ length: 1_000 }, (_, i) =>
+      seed.image(REGION, { name: `svc${i % 50}-${i}`, creationDate: daysAgo(1 + (i % 30)) }),
+    );
+    const old = daysAgo(200);
+    let orphans = 0;
+    for (let i = 0; i < 99_000; i++) {
+      const gone = `ami-${(0xdead0000 + i).toString(16).padStart(17, '0')}`;
+      const byGone = `Created by CreateImage(i-0123456789abcdef0) for ${gone} from vol-0123456789abcdef0`;
+      if (i % 20 === 0) {
+        const shared = i % 400 === 0;
+        const backup = i % 1000 === 20;
+        if (!shared && !backup) orphans++;
+        seed.snapshot(REGION, {
+          sizeGiB: 8,
+          startTime: old,
+          description: byGone,
+          ...(shared ? { createVolumePermissions: [{ userId: '111122223333' }] } : {}),
+          ...(backup ? { tags: { 'aws:backup:source-resource': gone } } : {}),
+        });
+      } else if (i % 20 === 1) seed.snapshot(REGION, { sizeGiB: 8, startTime: daysAgo(2), description: byGone });
+      else if (i % 2 === 0)
+        seed.snapshot(REGION, {
+          sizeGiB: 8,
+          startTime: old,
+          description: `Created by CreateImage(i-0123456789abcdef0) for ${live[i % live.length]!} from vol-0123456789abcdef0`,
+        });
+      else seed.snapshot(REGION, { sizeGiB: 8, startTime: old, description: `manual ${i}` });
+    }
+    const pacer = new TokenBucketPacer({ now: () => h.clock.now(), sleep: async (ms) => void h.clock.advance(ms) });
+    const t0 = h.clock.now();
+    const wall = performance.now();
+    const sweep = await sweepOrphans({
+      ec2: ec2Client(h.clients, REGION),
+      pacer,
+      now: h.clock.now(),
+      minAgeDays: 30,
+      pricePerGbMonth: 0.05,
+    });
+    if (sweep.candidates.length !== orphans)
+      throw new Error(`expected ${orphans} orphans, the sweep found ${sweep.candidates.length}`);
+    const twinSeconds = (h.clock.now() - t0) / 1000;
+    return {
+      'orphan sweep, snapshots scanned': sweep.scanned,
+      'orphan sweep, orphans found (dry-run)': `${sweep.candidates.length}, ${sweep.gib} GiB (~$${sweep.estimatedMonthlySaving.toFixed(2)}/month)`,
+      'orphan sweep, kept by reason': JSON.stringify(sweep.keptByReason),
+      'orphan sweep, EC2 calls': `${sweep.calls.describe} describes (DescribeSnapshotAttribute per suspect dominates), ${sweep.calls.mutating} deletes`,
+      'orphan sweep, twin time at AWS rate limits': `${twinSeconds.toFixed(0)} s`,
+      'orphan sweep, wall time (sweep / with seeding)': `${((performance.now() - wall) / 1000).toFixed(1)} s / ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    };
+  } finally {
+    await h.stop();
+  }
+}
+
 export async function bench(): Promise<Record<string, string | number>> {
-  return { ...plannerFigures(), ...(await removalFigures()), ...(await deadlineFigures()) };
+  return {
+    ...plannerFigures(),
+    ...(await removalFigures()),
+    ...(await deadlineFigures()),
+    ...(await sweepFigures()),
+  };
 }

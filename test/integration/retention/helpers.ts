@@ -31,12 +31,17 @@ export function testPolicy(retention: Record<string, unknown> = {}): Readonly<Po
   });
 }
 
-export async function retentionHarness(options: TwinOptions = {}, policy = testPolicy()): Promise<RetentionHarness> {
+export async function retentionHarness(
+  options: TwinOptions = {},
+  policy = testPolicy(),
+  clientOptions: { maxAttempts?: number } = {},
+): Promise<RetentionHarness> {
   const clock = new ManualClock(START);
   const twin = await startTwin({ clock, ...options });
   const clients = createClients({
     endpoint: twin.endpoint,
     ...(twin.s3Endpoint ? { s3Endpoint: twin.s3Endpoint } : {}),
+    ...clientOptions,
   });
   const ec2 = ec2Client(clients, REGION);
   return {

@@ -17,7 +17,14 @@ import {
   EnableImageDeprecationCommand,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { ListRulesCommand, RbinClient } from '@aws-sdk/client-rbin';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { RetentionInventory } from '../../../lib/domain/retention-inventory.ts';
@@ -28,6 +35,8 @@ export class FakeRegion {
   readonly snapshots = new Map<string, number>();
   readonly references = new Map<string, string[]>();
   readonly objects = new Set<string>();
+  /** Bodies of the objects written (the deletion journal's); other objects read as a two-part manifest. */
+  readonly bodies = new Map<string, string>();
 
   constructor(inventory?: RetentionInventory) {
     if (inventory) this.add(inventory);
@@ -212,9 +221,10 @@ export class FakeAccount {
       const r = await at(get);
       const prefix = input.Key.split('/').slice(0, -1).join('/');
       const xml = `<manifest><image><parts count="2"><part index="0"><filename>image.part.00</filename></part><part index="1"><filename>image.part.01</filename></part></parts></image></manifest>`;
-      if (!r.objects.has(`${input.Bucket}/${input.Key}`))
-        throw Object.assign(new Error('NoSuchKey'), { name: 'NoSuchKey' });
-      return { Body: { transformToString: async () => (prefix ? xml : xml) } as never };
+      const id = `${input.Bucket}/${input.Key}`;
+      if (!r.objects.has(id)) throw Object.assign(new Error('NoSuchKey'), { name: 'NoSuchKey' });
+      const body = r.bodies.get(id) ?? (prefix ? xml : xml);
+      return { Body: { transformToString: async () => body } as never };
     });
     this.s3
       .on(DeleteObjectsCommand)
@@ -226,8 +236,24 @@ export class FakeAccount {
         }
         return { Deleted: input.Delete.Objects };
       });
-    this.s3.on(PutObjectCommand).callsFake(() => {
-      throw new Error('no report bucket in these tests');
+    // The deletion journal's objects are kept (bookkeeping, not counted as mutations); nothing else is written.
+    this.s3.on(PutObjectCommand).callsFake(async (input: { Bucket: string; Key: string; Body?: unknown }, get: Get) => {
+      if (!input.Key.startsWith('ami-dr/journal/')) throw new Error('no report bucket in these tests');
+      const r = await at(get);
+      r.objects.add(`${input.Bucket}/${input.Key}`);
+      r.bodies.set(`${input.Bucket}/${input.Key}`, String(input.Body));
+      return {};
     });
+    this.s3.on(DeleteObjectCommand).callsFake(async (input: { Bucket: string; Key: string }, get: Get) => {
+      const r = await at(get);
+      r.objects.delete(`${input.Bucket}/${input.Key}`);
+      r.bodies.delete(`${input.Bucket}/${input.Key}`);
+      return {};
+    });
+    this.s3.on(ListObjectsV2Command).callsFake(async (input: { Bucket: string; Prefix?: string }, get: Get) => ({
+      Contents: [...(await at(get)).objects]
+        .filter((o) => o.startsWith(`${input.Bucket}/${input.Prefix ?? ''}`))
+        .map((o) => ({ Key: o.slice(input.Bucket.length + 1) })),
+    }));
   }
 }

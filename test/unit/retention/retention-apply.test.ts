@@ -1,10 +1,18 @@
 import {
+  CreateTagsCommand,
   DeregisterImageCommand,
   EC2Client,
   EC2ServiceException,
   EnableImageDeprecationCommand,
 } from '@aws-sdk/client-ec2';
-import { DeleteObjectsCommand, GetObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -105,7 +113,38 @@ describe('applyRetentionPlan', () => {
       },
     ]);
     expect(out.errors).toEqual([]);
-    expect(out.mutatingCalls).toBe(1);
+    // One CreateTags journaling both snapshots before the image goes, then DeregisterImage.
+    expect(ec2).toHaveReceivedCommandWith(CreateTagsCommand, {
+      Resources: ['snap-ami-1', 'snap-shared'],
+      Tags: [{ Key: 'ami-dr:journal', Value: 'ami-1' }],
+    });
+    expect(out.mutatingCalls).toBe(2);
+  });
+
+  it('journals every image before deregistering it and counts each call once, however many work at once', async () => {
+    const order: string[] = [];
+    ec2.on(CreateTagsCommand).callsFake(async (input: { Tags: { Value: string }[] }) => {
+      order.push(`tag ${input.Tags[0]!.Value}`);
+      return {};
+    });
+    ec2.on(DeregisterImageCommand).callsFake(async (input: { ImageId: string }) => {
+      order.push(`deregister ${input.ImageId}`);
+      return { DeleteSnapshotResults: [{ SnapshotId: `snap-${input.ImageId}`, ReturnCode: 'success' }] };
+    });
+    const ids = Array.from({ length: 8 }, (_, i) => `ami-${i}`);
+    const out = await apply(plan(...ids.map((id) => deregister(id))), { concurrency: 4 });
+    for (const id of ids) expect(order.indexOf(`tag ${id}`)).toBeLessThan(order.indexOf(`deregister ${id}`));
+    expect(out.removed).toHaveLength(8);
+    expect(out.mutatingCalls).toBe(16);
+  });
+
+  it('leaves the image registered when its journal entry cannot be written', async () => {
+    ec2.on(CreateTagsCommand).rejects(ec2Error('UnauthorizedOperation'));
+    const out = await apply(plan(deregister('ami-1')));
+    expect(ec2).not.toHaveReceivedCommand(DeregisterImageCommand);
+    expect(out.errors).toEqual([
+      expect.objectContaining({ step: 'journal', imageId: 'ami-1', code: 'UnauthorizedOperation' }),
+    ]);
   });
 
   it('reports snapshots AWS could not delete as errors', async () => {
@@ -118,7 +157,7 @@ describe('applyRetentionPlan', () => {
         step: 'deregister',
         imageId: 'ami-1',
         code: 'Snapshot.missing-permissions',
-        message: 'snapshot snap-ami-1 was not deleted: missing-permissions',
+        message: 'snapshot snap-ami-1 was not deleted: missing-permissions; it stays in the journal',
       },
     ]);
   });
@@ -186,7 +225,16 @@ describe('applyRetentionPlan', () => {
       deletedKeys: deleted,
       bytes: 2048,
     });
-    expect(out.mutatingCalls).toBe(3);
+    // The journal object is written before DeregisterImage and deleted once the manifest is gone.
+    const journal = s3.commandCalls(PutObjectCommand)[0]?.args[0].input;
+    expect(journal).toMatchObject({ Bucket: 'bundles', Key: 'ami-dr/journal/ami-s3.json' });
+    expect(JSON.parse(String(journal?.Body))).toMatchObject({
+      imageId: 'ami-s3',
+      manifestKey: 'web/image.manifest.xml',
+      partKeys: ['web/image.part.00', 'web/image.part.01'],
+    });
+    expect(s3).toHaveReceivedCommandWith(DeleteObjectCommand, { Bucket: 'bundles', Key: 'ami-dr/journal/ami-s3.json' });
+    expect(out.mutatingCalls).toBe(5);
   });
 
   it.each([
