@@ -29,6 +29,8 @@ export interface Deployment {
   stage: string;
   region: string;
   accountId: string;
+  /** The region that runs the scheduled work (serverless.yml's custom.home); default the first source region. */
+  home?: string;
 }
 
 export interface FunctionRole {
@@ -41,6 +43,7 @@ export interface FunctionRole {
 
 interface ServerlessDocument {
   service: string;
+  custom?: { homeOnly?: { functions?: string[] } };
   functions: Record<string, { role?: string }>;
   resources: {
     Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
@@ -51,7 +54,11 @@ interface ServerlessDocument {
 export function functionRoles(deployment: Deployment, file = join(packageRoot(), 'serverless.yml')): FunctionRole[] {
   const doc = parseYaml(readFileSync(file, 'utf8'), { merge: true }) as ServerlessDocument;
   const resolve = resolver(doc, deployment);
+  const home = deployment.home ?? deployment.policy.regions.sources[0];
+  // Outside the home region the stack has no scheduled functions (lib/build/home-region.cjs), so no roles for them.
+  const absent = deployment.region === home ? [] : (doc.custom?.homeOnly?.functions ?? []);
   return Object.entries(doc.functions).flatMap(([functionKey, fn]) => {
+    if (absent.includes(functionKey)) return [];
     const resource = fn.role ? doc.resources.Resources[fn.role] : undefined;
     if (!resource || resource.Type !== 'AWS::IAM::Role') return [];
     const properties = resolve(resource.Properties) as {
