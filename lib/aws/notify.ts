@@ -1,4 +1,4 @@
-import type { Clients } from './clients.ts';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 
 /** What the notification adapter calls, for serverless.yml's least-privilege statements. */
 export const REQUIRED_PERMISSIONS = ['sns:Publish'] as const;
@@ -10,19 +10,13 @@ export function topicRegion(topicArn: string): string {
   return region;
 }
 
-/**
- * Publishes to the topic, with the clients' SNS client for the topic's region. SNS subjects: at most 100 printable
- * ASCII characters, no line breaks. The SDK's SNS modules are loaded on the first notification: most runs notify
- * nobody, and for summarize they are most of what a cold start would otherwise evaluate.
- */
+/** SNS subjects: at most 100 printable ASCII characters, no line breaks. */
 export async function publishNotification(
-  clients: Clients,
+  sns: SNSClient,
   topicArn: string,
   subject: string,
   message: unknown,
 ): Promise<void> {
-  const { PublishCommand, SNSClient } = await import('@aws-sdk/client-sns');
-  const sns = clients.get(SNSClient, topicRegion(topicArn));
   await sns.send(
     new PublishCommand({
       TopicArn: topicArn,

@@ -1,4 +1,4 @@
-import { type Clients, ec2Client, kmsClient, sfnClient } from '../aws/clients.ts';
+import { type Clients, ec2Client, kmsClient, sfnClient, snsClient } from '../aws/clients.ts';
 import {
   copyImage,
   deleteLeftoverSnapshots,
@@ -10,7 +10,7 @@ import {
 } from '../aws/copy.ts';
 import { describeSnapshotKeys } from '../aws/images.ts';
 import { grantKeyToConsumers } from '../aws/key-access.ts';
-import { publishNotification } from '../aws/notify.ts';
+import { publishNotification, topicRegion } from '../aws/notify.ts';
 import {
   addLaunchPermissions,
   getLaunchPermissions,
@@ -694,7 +694,7 @@ export async function summarize(rawInput: unknown, deps: ReplicationDeps): Promi
   if (failed > 0 && topic) {
     const failedRegions = regions.filter((r) => r.status === 'failed').map((r) => r.region);
     await publishNotification(
-      deps.clients,
+      snsClient(deps.clients, topicRegion(topic)),
       topic,
       `ami-dr: replication of ${input.source.imageId} failed in ${failedRegions.join(', ') || 'the state machine'}`,
       { ...summary, ...(input.error ? { error: input.error } : {}) },
