@@ -199,5 +199,7 @@ module.exports = {
   reportPrefix: () => load().retention.reportPrefix,
   notificationTopicArn: () => load().notifications.snsTopicArn ?? '',
   sourceRegions: () => load().regions.sources,
+  /** The home region's default (serverless.yml's custom.home): the policy's first source region. */
+  homeRegion: () => load().regions.sources[0],
   drRegions: () => load().regions.dr.map((d) => d.region),
 };

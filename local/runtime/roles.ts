@@ -31,6 +31,8 @@ export interface Deployment {
   stage: string;
   region: string;
   accountId: string;
+  /** The region that runs the scheduled work (serverless.yml's custom.home); default the first source region. */
+  home?: string;
 }
 
 export interface FunctionRole {
@@ -43,6 +45,7 @@ export interface FunctionRole {
 
 interface ServerlessDocument {
   service: string;
+  custom?: { homeOnly?: { functions?: string[] } };
   functions: Record<string, { role?: string }>;
   resources: {
     Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
@@ -53,7 +56,11 @@ interface ServerlessDocument {
 export function functionRoles(deployment: Deployment, file = join(packageRoot(), 'serverless.yml')): FunctionRole[] {
   const doc = readServerless(file);
   const roles = new Map(templateRoles(deployment, file, doc).map((r) => [r.logicalId, r]));
+  const home = deployment.home ?? deployment.policy.regions.sources[0];
+  // Outside the home region the stack has no scheduled functions (lib/build/home-region.cjs), so no roles for them.
+  const absent = deployment.region === home ? [] : (doc.custom?.homeOnly?.functions ?? []);
   return Object.entries(doc.functions).flatMap(([functionKey, fn]) => {
+    if (absent.includes(functionKey)) return [];
     const role = fn.role ? roles.get(fn.role) : undefined;
     return role ? [{ functionKey, roleName: role.roleName, roleArn: role.roleArn, statements: role.statements }] : [];
   });

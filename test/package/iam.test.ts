@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { build, type Metafile } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensurePackaged, lambdaResources, listedFunctions, ROOT, type Template } from './packaged.ts';
 
@@ -109,6 +110,7 @@ beforeAll(async () => {
     target: 'node22',
     mainFields: ['module', 'main'],
     minify: true,
+    plugins: createRequire(import.meta.url)('../../lib/build/esbuild-plugins.cjs') as Plugin[],
     metafile: true,
     write: false,
     outdir: join(ROOT, '.esbuild', 'iam-graph'),
