@@ -22,6 +22,7 @@ interface PolicyEnv {
   bundleObjectArnsFor(policy: Readonly<Policy>): unknown[];
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
 }
 
 export interface Deployment {
@@ -82,6 +83,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     bundleObjectArns: () => env.bundleObjectArnsFor(d.policy),
     finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
+    drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
+    drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
@@ -110,6 +113,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     HasReportBucket: () => Boolean(d.policy.retention.reportBucket),
     HasBundleBuckets: () => Boolean(d.policy.retention.bundleBuckets?.length),
     HasNotificationTopic: () => Boolean(d.policy.notifications.snsTopicArn),
+    HasDrillConsumer: () => Boolean(d.policy.drill?.consumerRoleArn),
   };
 
   const text = (value: string): unknown => {

@@ -56,7 +56,8 @@ export type FunctionKey =
   | 'cleanupCopy'
   | 'summarize'
   | 'retention'
-  | 'readiness';
+  | 'readiness'
+  | 'drill';
 
 export interface LocalRuntimeOptions {
   policy: Readonly<Policy>;
