@@ -1,3 +1,4 @@
+import type { METRIC } from '../observability.ts';
 import type { ImageRecord } from './image.ts';
 import type { DrillSettings, Policy } from './policy.ts';
 import { familyName } from './retention-planner.ts';
@@ -243,7 +244,7 @@ export function drillMetrics(summary: {
   passed: number;
   failed: number;
   instanceMinutes: number;
-}): { name: string; unit: 'Count' | 'None'; value: number }[] {
+}): { name: (typeof METRIC)[keyof typeof METRIC]; unit: 'Count' | 'None'; value: number }[] {
   return [
     { name: 'DrillsRun', unit: 'Count', value: summary.drills },
     { name: 'DrillsPassed', unit: 'Count', value: summary.passed },
