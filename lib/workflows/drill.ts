@@ -23,6 +23,7 @@ import {
 } from '../domain/drill.ts';
 import { drillSettings, type Policy } from '../domain/policy.ts';
 import { REPLICA_ROLE, TAG } from '../domain/tags.ts';
+import { plural } from '../domain/text.ts';
 
 /** What a drill run calls; serverless.yml's drill role grants exactly these (with tag conditions). */
 export const REQUIRED_PERMISSIONS = [
@@ -320,8 +321,9 @@ async function awaitHealthy(
       return {
         outcome: 'failed',
         failure: 'status-check',
-        reason: `not running with passing status checks ${Math.round(ctx.timeoutMs / 60_000)} minutes after launch (${health.state}, system ${health.systemStatus ?? 'n/a'}, instance ${health.instanceStatus ?? 'n/a'})`,
+        reason: `not running with passing status checks ${plural(Math.round(ctx.timeoutMs / 60_000), 'minute')} after launch (${health.state}, system ${health.systemStatus ?? 'n/a'}, instance ${health.instanceStatus ?? 'n/a'})`,
       };
-    await ctx.sleep(ctx.pollMs ?? POLL_MS);
+    // Never past the timeout: a drill's instance-minutes stay within what the plan reserved for it.
+    await ctx.sleep(Math.max(1, Math.min(ctx.pollMs ?? POLL_MS, launchedAt + ctx.timeoutMs - ctx.now())));
   }
 }

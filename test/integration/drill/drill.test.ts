@@ -153,6 +153,26 @@ describe('restore drills on the twin', () => {
     expect(drillInstancesLeft(s)).toEqual([]);
   });
 
+  it('fails a drill whose instance is not healthy within the launch timeout, and bills no more than the timeout', async () => {
+    // Status checks initialize for 2 minutes after the instance runs: a 1-minute timeout ends first.
+    const s = await setup({ maxDrills: 1, launchTimeoutMinutes: 1 });
+
+    const run = await runDrills(options(s));
+
+    expect(run.report.results).toEqual([
+      expect.objectContaining({
+        outcome: 'failed',
+        failure: 'status-check',
+        reason: expect.stringMatching(
+          /^not running with passing status checks 1 minute after launch \(running, system initializing/,
+        ),
+        minutes: 1,
+        terminated: true,
+      }),
+    ]);
+    expect(drillInstancesLeft(s)).toEqual([]);
+  });
+
   it('classifies a launch EC2 has no capacity for', async () => {
     const s = await setup();
     s.rt.twin.faults.noCapacity('us-west-2');
