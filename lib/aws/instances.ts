@@ -3,6 +3,7 @@ import {
   paginateDescribeInstances,
   RunInstancesCommand,
   TerminateInstancesCommand,
+  type _InstanceType,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
@@ -41,7 +42,8 @@ export async function launchInstance(
   const out = await ec2.send(
     new RunInstancesCommand({
       ImageId: request.imageId,
-      InstanceType: request.instanceType as never,
+      // The policy may name types newer than this SDK's list; EC2 validates the name.
+      InstanceType: request.instanceType as _InstanceType,
       MinCount: 1,
       MaxCount: 1,
       ClientToken: request.clientToken,
