@@ -24,6 +24,7 @@ interface PolicyEnv {
   journalObjectArnsFor(policy: Readonly<Policy>): unknown[];
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
 }
 
 export interface Deployment {
@@ -117,6 +118,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     journalObjectArns: () => env.journalObjectArnsFor(d.policy),
     finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
+    drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
+    drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
@@ -154,6 +157,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     HasReportBucket: () => Boolean(d.policy.retention.reportBucket),
     HasBundleBuckets: () => Boolean(d.policy.retention.bundleBuckets?.length),
     HasNotificationTopic: () => Boolean(d.policy.notifications.snsTopicArn),
+    HasDrillConsumer: () => Boolean(d.policy.drill?.consumerRoleArn),
   };
 
   const text = (value: string): unknown => {

@@ -63,7 +63,8 @@ export type FunctionKey =
   | 'awaitCopy'
   | 'onCopyState'
   | 'retention'
-  | 'readiness';
+  | 'readiness'
+  | 'drill';
 
 export interface LocalRuntimeOptions {
   policy: Readonly<Policy>;

@@ -71,8 +71,12 @@ function danglingReferences(template: Template): string[] {
 }
 
 describe('home region', () => {
-  it('the home stack runs retention hourly and readiness every 30 minutes', () => {
-    expect(schedules(home)).toEqual({ retention: 'rate(1 hour)', readiness: 'rate(30 minutes)' });
+  it('the home stack runs retention hourly, readiness every 30 minutes and drills weekly', () => {
+    expect(schedules(home)).toEqual({
+      retention: 'rate(1 hour)',
+      readiness: 'rate(30 minutes)',
+      drill: 'rate(7 days)',
+    });
   });
 
   it('a stack outside the home region has no schedule', () => {
@@ -81,7 +85,7 @@ describe('home region', () => {
 
   it('a stack outside the home region holds the replication functions only', () => {
     expect([...lambdaResources(home).keys()].sort()).toEqual(
-      [...REPLICATION_FUNCTIONS, 'retention', 'readiness'].sort(),
+      [...REPLICATION_FUNCTIONS, 'retention', 'readiness', 'drill'].sort(),
     );
     expect([...lambdaResources(replication).keys()].sort()).toEqual([...REPLICATION_FUNCTIONS].sort());
   });
@@ -99,7 +103,14 @@ describe('home region', () => {
   });
 
   it('leaves the scheduled functions’ roles and alarms out of other stacks', () => {
-    for (const id of ['RetentionRole', 'ReadinessRole', 'RetentionErrorsAlarm', 'ReadinessGapAlarm']) {
+    for (const id of [
+      'RetentionRole',
+      'ReadinessRole',
+      'DrillRole',
+      'RetentionErrorsAlarm',
+      'ReadinessGapAlarm',
+      'DrillFailuresAlarm',
+    ]) {
       expect(home.Resources[id], `${id} in the home stack`).toBeDefined();
       expect(replication.Resources[id], `${id} outside the home stack`).toBeUndefined();
     }

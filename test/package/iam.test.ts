@@ -58,6 +58,8 @@ const IMPLIED: Record<string, string[]> = {
     's3:PutObjectAcl',
   ],
   'ec2:DeregisterImage': ['ec2:DeleteSnapshot'],
+  // Tags at launch (TagSpecifications): the drill instances' ami-dr:drill tag.
+  'ec2:RunInstances': ['ec2:CreateTags'],
   // The references EC2 looks up as the caller (AmazonEC2ImageReferencesAccessPolicy).
   'ec2:DescribeImageReferences': [
     'ssm:DescribeParameters',
