@@ -1,4 +1,9 @@
-import { DeregisterImageCommand, EnableImageDeprecationCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DeregisterImageCommand,
+  DisableImageDeregistrationProtectionCommand,
+  EnableImageDeprecationCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DeprecateAction, DeregisterAction, RetentionPlan } from '../domain/retention-planner.ts';
 import type {
@@ -31,6 +36,7 @@ import { awsErrorName, IMAGE_GONE_ERRORS, isAwsError, isDeadlineError } from '..
 /** DeleteAssociatedSnapshots deletes through ec2:DeleteSnapshot. */
 export const REQUIRED_PERMISSIONS = [
   'ec2:EnableImageDeprecation',
+  'ec2:DisableImageDeregistrationProtection',
   'ec2:DeregisterImage',
   'ec2:DeleteSnapshot',
   ...BUNDLE_PERMISSIONS,
@@ -176,6 +182,11 @@ class ApplyRun {
   /** DeregisterImage (with its EBS snapshots); false when it failed (an error recorded). An image gone is done. */
   private async deregister(a: DeregisterAction, removed: RemovedImage): Promise<boolean> {
     try {
+      // The scope releases protection (retention.*.releaseProtection): off first, without cooldown it ends at once.
+      if (a.releaseProtection)
+        await this.call('destructive', () =>
+          this.options.ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: a.imageId })),
+        );
       const out = await this.call('destructive', () =>
         this.options.ec2.send(
           new DeregisterImageCommand({ ImageId: a.imageId, DeleteAssociatedSnapshots: a.rootDeviceType === 'ebs' }),

@@ -159,7 +159,21 @@ function keyAccessStatements(policy = load(), { readiness = false } = {}) {
   });
 }
 
+/**
+ * The roles ami-dr assumes in DR accounts (regions.dr[].account and .role); with none, the default role name in any
+ * account, so a DR account added to the policy later needs no change of the statements' shape.
+ */
+function drRoleArns(policy = load()) {
+  const { DEFAULT_DR_ROLE } = tsx.require('../domain/policy.ts', __filename);
+  const arns = policy.regions.dr.flatMap((d) =>
+    d.account ? [`arn:aws:iam::${d.account}:role/${d.role ?? DEFAULT_DR_ROLE}`] : [],
+  );
+  return arns.length ? [...new Set(arns)] : [`arn:aws:iam::*:role/${DEFAULT_DR_ROLE}`];
+}
+
 module.exports = {
+  drRoleArns: () => drRoleArns(),
+  drRoleArnsFor: (policy) => drRoleArns(policy),
   retentionRegions: () => retentionRegions(),
   bundleObjectArns: () => bundleObjectArns(),
   /** The same for a given policy (the local runtime's roles). */

@@ -22,6 +22,7 @@ interface PolicyEnv {
   bundleObjectArnsFor(policy: Readonly<Policy>): unknown[];
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  drRoleArnsFor(policy: Readonly<Policy>): string[];
 }
 
 export interface Deployment {
@@ -82,6 +83,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     bundleObjectArns: () => env.bundleObjectArnsFor(d.policy),
     finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
+    drRoleArns: () => env.drRoleArnsFor(d.policy),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
