@@ -85,3 +85,16 @@ export async function unshareFromDrAccounts(
 
 /** The account a target region's copies live in, for results and reports. */
 export const targetAccount = (policy: Policy, region: string): string | undefined => drRegion(policy, region)?.account;
+
+/**
+ * Clients per region for reading (readiness): a DR account's regions through its role's session, every other
+ * region (sources, own-account DR regions) through `deps.clients`. Each role is assumed once.
+ */
+export async function regionalClients(deps: DrDeps): Promise<(region: string) => Clients> {
+  const byRegion = new Map<string, Clients>();
+  for (const d of deps.policy.regions.dr) {
+    if (!d.account) continue;
+    byRegion.set(d.region, await targetClients(deps, { region: d.region, account: d.account, roleArn: drRoleArn(d) }));
+  }
+  return (region) => byRegion.get(region) ?? deps.clients;
+}

@@ -10,7 +10,6 @@ import {
   checkTags,
   ownedImage,
   rejectBackupManaged,
-  visibleImage,
   visibleImageAnywhere,
 } from './ec2-image-access.ts';
 import { imageXml } from './ec2-image-xml.ts';
