@@ -126,7 +126,7 @@ describe('CopyImage of an AMI shared by another account', () => {
   });
 
   it("fails the copy of a source encrypted under the owner's key until the owner grants the key", async () => {
-    const { twin: t, ec2 } = await setUp();
+    const { twin: t } = await setUp();
     const keyArn = t.seed.key(SOURCE, { alias: 'builds' }).arn;
     const imageId = t.seed.image(SOURCE, {
       name: 'web',
