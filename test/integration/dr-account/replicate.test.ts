@@ -70,6 +70,11 @@ describe('replication into an isolated DR account', () => {
     expect(sourceImage(h, imageId).launchPermissions).toEqual([]);
     expect(sourceSnapshots(h, imageId).flatMap((s) => s.createVolumePermissions)).toEqual([]);
     expect(sourceGrants(h)).toEqual([]);
+    // Every call, of ami-dr's roles and of the DR account's replicator session, was allowed by its policy.
+    expect(h.rt.twin.iam.log.filter((d) => d.decision !== 'Allow').map((d) => d.request.action)).toEqual([]);
+    expect(h.rt.twin.iam.log.map((d) => d.request.action)).toEqual(
+      expect.arrayContaining(['sts:AssumeRole', 'ec2:ModifySnapshotAttribute', 'kms:RevokeGrant', 'ec2:DeleteTags']),
+    );
   });
 
   it('keeps the share when the policy says so', async () => {
