@@ -61,6 +61,16 @@ describe('deploy/dr-account.yml', () => {
     expect(on('ec2:DeleteTags', unsealed, { 'aws:TagKeys': ['ami-dr:role'] })).not.toBe('Allow');
   });
 
+  it('keeps deregistered copies and deleted snapshots in a locked, region-level Recycle Bin rule', () => {
+    const rules = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Rbin::Rule');
+    expect(rules.map((r) => r.Properties?.ResourceType).sort()).toEqual(['EBS_SNAPSHOT', 'EC2_IMAGE']);
+    for (const rule of rules) {
+      // Only region-level rules (no ResourceTags) can be locked.
+      expect(rule.Properties?.ResourceTags).toBeUndefined();
+      expect(rule.Properties?.LockConfiguration).toMatchObject({ UnlockDelayUnit: 'DAYS' });
+    }
+  });
+
   it("trusts only the production account's ami-dr roles with the replicator, and only the DR account with retention", () => {
     const { roles } = readDrAccountTemplate({ accountId: '222222222222', productionAccountId: '111111111111' });
     const trust = (roleName: string, principalArn: string) =>
