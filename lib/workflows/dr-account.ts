@@ -1,4 +1,4 @@
-import { assumedClients } from '../aws/assume-role.ts';
+import { assumedClients, DrAccountAccessError } from '../aws/assume-role.ts';
 import { type Clients, ec2Client, kmsClient } from '../aws/clients.ts';
 import { describeImage } from '../aws/copy.ts';
 import { shareSource, sourceKeys, unshareSource } from '../aws/source-share.ts';
@@ -97,4 +97,34 @@ export async function regionalClients(deps: DrDeps): Promise<(region: string) =>
     byRegion.set(d.region, await targetClients(deps, { region: d.region, account: d.account, roleArn: drRoleArn(d) }));
   }
   return (region) => byRegion.get(region) ?? deps.clients;
+}
+
+export interface DrAccountReach {
+  /** The clients a region's checks go through (a DR account's role session, else ami-dr's own). */
+  clientsFor(region: string): Clients;
+  /** DR regions whose account could not be reached, with why (field named as the policy names it). */
+  problems: { index: number; field: string; message: string }[];
+}
+
+/** Reaches every DR account of the policy (validate): one role session each, or the reason it cannot be had. */
+export async function reachDrAccounts(deps: DrDeps): Promise<DrAccountReach> {
+  const byRegion = new Map<string, Clients>();
+  const problems: DrAccountReach['problems'] = [];
+  for (const [index, d] of deps.policy.regions.dr.entries()) {
+    if (!d.account) continue;
+    try {
+      byRegion.set(
+        d.region,
+        await targetClients(deps, { region: d.region, account: d.account, roleArn: drRoleArn(d) }),
+      );
+    } catch (error) {
+      if (!(error instanceof DrAccountAccessError)) throw error;
+      problems.push({
+        index,
+        field: `regions.dr.${index}.role`,
+        message: `${error.message} (deploy deploy/dr-account.yml there; its replicator trusts only the production account's ProductionRolePrefix* roles)`,
+      });
+    }
+  }
+  return { clientsFor: (region) => byRegion.get(region) ?? deps.clients, problems };
 }
