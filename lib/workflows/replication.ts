@@ -685,6 +685,16 @@ interface FinalizeWork {
 async function applyToCopy(deps: ReplicationDeps, work: FinalizeWork): Promise<NonNullable<RegionResult['applied']>> {
   const { source, target, copy, sourceImage, copyImage, now } = work;
   const policy = deps.policy;
+  // An adopted DR-account copy sealed by an earlier run is final: ami-dr's role there may no longer change it.
+  if (target.account && copyImage.tags[TAG.unsealed] !== 'true')
+    return {
+      tags: 0,
+      droppedTags: [],
+      launchPermissions: 0,
+      snapshotPermissions: 0,
+      deregistrationProtection: copyImage.deregistrationProtection,
+      sealed: true,
+    };
   const ec2 = ec2Client(await targetClients(deps, target), target.region);
   const snapshotIds = copyImage.snapshots.map((s) => s.snapshotId);
   const availableAt = copy.availableAt ?? now.toISOString();

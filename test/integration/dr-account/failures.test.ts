@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../../lib/domain/policy.ts';
+import type { Summary } from '../../../lib/domain/replication-steps.ts';
+import { startOrJoinReplication } from '../../../lib/workflows/replication.ts';
 import { runRetention } from '../../../lib/workflows/retention.ts';
 import {
   DR_ACCOUNT,
@@ -105,6 +107,36 @@ describe('a DR account target fails as an own-account target does: reported, cle
     expect(h.rt.executions()).toHaveLength(1);
     expect(vaultImages(h).map((i) => i.state)).toEqual(['available']);
     expect(summaryOf(h, imageId).outcome).toBe('replicated');
+  });
+});
+
+describe('a re-drive of a source already in the DR account', () => {
+  it('adopts the sealed copy as it is: replicated, one copy, nothing refused', async () => {
+    h = await drHarness();
+    const imageId = seedSource(h, 'web-3.3.0', h.sourceKey);
+    await replicate(h, imageId);
+    await h.rt.waitForIdle();
+    const [copy] = vaultImages(h);
+
+    await startOrJoinReplication(
+      { clients: h.rt.clientsFor('readiness'), policy: h.rt.policy, stateMachineArn: h.rt.stateMachineArn(SOURCE) },
+      SOURCE,
+      imageId,
+      { redrive: true },
+    );
+    await h.rt.waitForIdle();
+
+    const redriven = h.rt.executions().at(-1)!;
+    expect(redriven.name).toMatch(/_r1$/);
+    const vault = (JSON.parse(redriven.output!) as Summary).regions.find((r) => r.region === VAULT_REGION)!;
+    expect(vault).toMatchObject({
+      status: 'available',
+      imageId: copy!.imageId,
+      adopted: true,
+      applied: { sealed: true },
+    });
+    expect(vaultImages(h).map((i) => i.imageId)).toEqual([copy!.imageId]);
+    expect(h.rt.twin.iam.log.filter((d) => d.decision !== 'Allow')).toEqual([]);
   });
 });
 
