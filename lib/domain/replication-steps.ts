@@ -10,7 +10,16 @@ const region = z.string().min(1);
 const imageId = z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'is not an image id');
 const isoTime = z.string().min(1);
 
-export const targetSchema = z.object({ region, kmsKeyId: z.string().min(1) });
+export const targetSchema = z.object({
+  region,
+  kmsKeyId: z.string().min(1),
+  /** A DR account that owns the copy, and the role ami-dr assumes there (absent: ami-dr's own account). */
+  account: z
+    .string()
+    .regex(/^\d{12}$/)
+    .optional(),
+  roleArn: z.string().min(1).optional(),
+});
 export type Target = z.infer<typeof targetSchema>;
 
 /** The execution's input: deterministic for (source region, image, policy), so duplicate events are the same request. */
@@ -68,6 +77,8 @@ export type BranchInput = z.infer<typeof branchInputSchema>;
 export const copyStatusSchema = z.object({
   imageId,
   region,
+  /** The DR account that owns the copy (absent: ami-dr's own). */
+  account: z.string().optional(),
   /** Found by provenance tags (or by name) rather than made by this call. */
   adopted: z.boolean(),
   encrypted: z.boolean(),
@@ -104,6 +115,8 @@ export type CleanupInput = z.infer<typeof cleanupInputSchema>;
 
 export const regionResultSchema = z.object({
   region,
+  /** The DR account the copy is in (absent: ami-dr's own). */
+  account: z.string().optional(),
   status: z.enum(['available', 'failed']),
   imageId: z.string().optional(),
   adopted: z.boolean().optional(),
@@ -129,6 +142,8 @@ export const regionResultSchema = z.object({
       keyGrants: z.number().int().optional(),
       deprecationTime: z.string().optional(),
       deregistrationProtection: z.boolean(),
+      /** A DR-account copy was sealed: the production account's role may no longer change it. */
+      sealed: z.boolean().optional(),
     })
     .optional(),
   /** What cleanup removed. */
@@ -153,6 +168,17 @@ export type SummarizeInput = z.infer<typeof summarizeInputSchema>;
 
 export const summarySchema = z.object({
   source: z.object({ region, imageId }),
+  /** DR accounts the source was shared with for the copy, and whether the share was taken back. */
+  shares: z
+    .array(
+      z.object({
+        account: z.string(),
+        removed: z.boolean(),
+        grantsRevoked: z.number().int(),
+        error: z.string().optional(),
+      }),
+    )
+    .optional(),
   outcome: z.enum(['replicated', 'partial', 'failed']),
   succeeded: z.number().int(),
   failed: z.number().int(),

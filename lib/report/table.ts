@@ -1,4 +1,4 @@
-import type { ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
+import { drRegionLabel, type ReadinessReport, type ReadinessStatus } from '../domain/readiness.ts';
 import { alignColumns, cellText, formatDuration, formatPercent, STATUS_LABEL } from './format.ts';
 import { gapsOf } from './gaps.ts';
 import { plural } from '../domain/text.ts';
@@ -21,7 +21,13 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
   const paint = (status: ReadinessStatus | undefined, text: string): string =>
     options.color && status ? `${ANSI[status]}${text}${RESET}` : text;
   const lines = [...notReady(report, paint)];
-  const header = ['IMAGE', 'REGION', 'NAME', 'AGE', ...report.drRegions.map((r) => r.toUpperCase())];
+  const header = [
+    'IMAGE',
+    'REGION',
+    'NAME',
+    'AGE',
+    ...report.drRegions.map((r) => drRegionLabel(report, r).toUpperCase()),
+  ];
   const statuses: (ReadinessStatus | undefined)[][] = [];
   const body = report.rows.map((row) => {
     const cells = report.drRegions.map((region) => row.cells.find((c) => c.region === region));
@@ -64,7 +70,7 @@ function notReady(report: ReadinessReport, paint: (status: ReadinessStatus, text
       STATUS_LABEL[cell.status],
       row.sourceImageId,
       truncate(row.name, 40),
-      cell.region,
+      drRegionLabel(report, cell.region),
       formatDuration(row.ageSeconds),
       oneLine(cell.reason ?? ''),
     ]),

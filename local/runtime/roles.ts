@@ -25,6 +25,7 @@ interface PolicyEnv {
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  drRoleArnsFor(policy: Readonly<Policy>): string[];
 }
 
 export interface Deployment {
@@ -120,6 +121,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
     drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
     drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
+    drRoleArns: () => env.drRoleArnsFor(d.policy),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
