@@ -453,7 +453,7 @@ function emptyPlan(saved: SavedPlan | undefined, region: string): SavedRegionPla
  * Re-plans (pure, no calls) the regions holding copies of sources this run removes, so that the kept copies say why
  * they wait. Only a detail changes: such a copy's source exists while the run is planned, so it is kept either way.
  */
-function noteCascades(planned: PlannedRegion[], policy: Readonly<Policy>): void {
+export function noteCascades(planned: PlannedRegion[], policy: Readonly<Policy>): void {
   const removed = new Set(
     planned.flatMap((p) =>
       p.plan.actions.filter((a) => a.action === 'deregister').map((a) => sourceKey(p.region, a.imageId)),

@@ -27,6 +27,15 @@ import type { TwinEvent } from '../twin/events.ts';
 import { LocalStepFunctions, type LocalExecution, type TaskBinding } from '../twin/stepfunctions.ts';
 import { startTwin, type Twin, type TwinOptions } from '../twin/twin.ts';
 import { functionRoles, roleAccessKeyId } from './roles.ts';
+import { retentionTask, type ScheduledDeps } from '../../lib/workflows/scheduled-retention.ts';
+import { readinessTask } from '../../lib/workflows/scheduled-readiness.ts';
+import {
+  ownAccount,
+  startScheduledRun,
+  type ScheduledJob,
+  type ScheduleWindow,
+  type UnitClients,
+} from '../../lib/workflows/units.ts';
 
 /**
  * ami-dr running on the local twin, wired as serverless.yml wires it on AWS: the twin's events go through the
@@ -63,7 +72,8 @@ export type FunctionKey =
   | 'awaitCopy'
   | 'onCopyState'
   | 'retention'
-  | 'readiness';
+  | 'readiness'
+  | 'startScheduled';
 
 export interface LocalRuntimeOptions {
   policy: Readonly<Policy>;
@@ -84,6 +94,20 @@ export interface LocalRuntimeOptions {
    * replication then relies on its fallback checks).
    */
   loseCopyEvent?: (event: TwinEvent) => boolean;
+  /**
+   * The time budget of one invocation of a retention or readiness task, in twin ms (default: the function's timeout
+   * in serverless.yml minus the handler's 30 s margin).
+   */
+  taskBudgetMs?: number;
+  /** The clients of a scheduled run's work unit (default: the function's own, as the Lambda does). */
+  unitClients?: (fn: 'retention' | 'readiness') => UnitClients;
+}
+
+export interface ScheduledRun {
+  executionArn: string;
+  /** The window already had an execution: nothing new was started. */
+  alreadyStarted: boolean;
+  window: ScheduleWindow;
 }
 
 export interface CopyEventDelivery {
@@ -139,6 +163,13 @@ export interface LocalRuntime {
   dlq: DeadLetter[];
   /** Metrics the tasks emitted (instead of EMF on stdout). */
   metrics: RecordedMetric[];
+  /** The retention or readiness state machine (deployed in the home region). */
+  scheduledStateMachineArn(job: ScheduledJob): string;
+  /**
+   * What the schedule does: starts the job's state machine for the window `time` (default now) falls in, through
+   * the startScheduled function's logic and role. Resolves once started; `waitForIdle` waits for the run.
+   */
+  startScheduled(job: ScheduledJob, options?: { time?: number; dryRun?: boolean }): Promise<ScheduledRun>;
   /** Puts an event on the bus as if AWS had (applies the rules' patterns and source regions). */
   putEvent(event: unknown): Promise<void>;
   /** Resolves when no event is being handled, no execution runs and the twin has nothing due. */
@@ -329,6 +360,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     return arn;
   };
 
+  const scheduled = scheduledMachines({ policy, stage, twin, stepFunctions, homeRegion, clientsFor, options, sink });
+
   const { rules, maximumRetryAttempts } = readRules();
   const deliveries: EventDelivery[] = [];
   const dlq: DeadLetter[] = [];
@@ -427,6 +460,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     copyWaitsTable,
     dlq,
     metrics,
+    scheduledStateMachineArn: (job) => scheduled[job],
+    startScheduled: (job, start = {}) =>
+      startScheduledRun(clientsFor('startScheduled', homeRegion), scheduled[job], {
+        job,
+        time: new Date(start.time ?? clock.now()).toISOString(),
+        periodMinutes: SCHEDULE_MINUTES[job],
+        ...(start.dryRun !== undefined ? { dryRun: start.dryRun } : {}),
+      }),
     putEvent: async (event) => {
       deliver(event);
       await Promise.resolve();
@@ -439,4 +480,74 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       if (ownsTwin) await twin.stop();
     },
   };
+}
+
+/** The schedules' periods, as serverless.yml's startScheduled events declare them. */
+const SCHEDULE_MINUTES: Record<ScheduledJob, number> = { retention: 60, readiness: 30 };
+/** The retention and readiness functions' timeouts in serverless.yml, minus their handlers' 30 s margin. */
+const TASK_BUDGET_MS: Record<ScheduledJob, number> = { retention: 870_000, readiness: 270_000 };
+
+interface ScheduledMachinesOptions {
+  policy: Readonly<Policy>;
+  stage: string;
+  twin: Twin;
+  stepFunctions: LocalStepFunctions;
+  homeRegion: string;
+  clientsFor: (fn: FunctionKey, region?: string) => Clients;
+  options: LocalRuntimeOptions;
+  sink: MetricSink;
+}
+
+/**
+ * The retention and readiness state machines (statemachines/<job>.asl.json) in the home region, each task bound to
+ * the lib function its Lambda calls, under the function's role; pacing waits pass on the virtual clock without
+ * holding it, so units run side by side in twin time.
+ */
+function scheduledMachines(o: ScheduledMachinesOptions): Record<ScheduledJob, string> {
+  const { twin, stepFunctions, homeRegion: home } = o;
+  const vt = stepFunctions.virtualTime;
+  const clock = twin.clock;
+  const deps = (fn: ScheduledJob): ScheduledDeps => ({
+    policy: o.policy,
+    clientsFor: o.options.unitClients?.(fn) ?? ownAccount(o.clientsFor(fn, home)),
+    accountId: twin.accountId,
+    homeRegion: home,
+    clock: () => clock.now(),
+    ...(vt ? { sleep: (ms: number) => vt.pause(ms) } : {}),
+  });
+  const record = (out: unknown): unknown => {
+    const metrics = (out as { metrics?: { name: string; unit: string; value: number }[] }).metrics ?? [];
+    for (const m of metrics) o.sink.addMetric(m.name as never, m.unit as never, m.value);
+    return out;
+  };
+  const budget = (job: ScheduledJob) => clock.now() + (o.options.taskBudgetMs ?? TASK_BUDGET_MS[job]);
+  const run: Record<ScheduledJob, TaskBinding> = {
+    retention: async (input) => record(await retentionTask(deps('retention'), input, budget('retention'))),
+    readiness: async (input) =>
+      record(
+        await readinessTask(
+          {
+            ...deps('readiness'),
+            stateMachineArnFor: (r) => `arn:aws:states:${r}:${twin.accountId}:stateMachine:ami-dr-${o.stage}-replicate`,
+          },
+          input,
+        ),
+      ),
+  };
+  const arns = {} as Record<ScheduledJob, string>;
+  for (const job of ['retention', 'readiness'] as const) {
+    const text = readFileSync(join(packageRoot(), 'statemachines', `${job}.asl.json`), 'utf8');
+    const definition = JSON.parse(
+      text.replace(
+        /\$\{(\w+)FunctionArn\}/g,
+        `arn:aws:lambda:${home}:${twin.accountId}:function:ami-dr-${o.stage}-${job}`,
+      ),
+    ) as StateMachineDefinition;
+    const wrap = o.options.wrapTask;
+    const tasks = Object.fromEntries(
+      ['Plan', 'RunUnit', 'Aggregate'].map((state) => [state, wrap ? wrap(`${job}.${state}`, run[job]) : run[job]]),
+    );
+    arns[job] = stepFunctions.createStateMachine(home, `ami-dr-${o.stage}-${job}`, definition, tasks);
+  }
+  return arns;
 }
