@@ -8,7 +8,7 @@ import { runReadiness } from '../lib/workflows/readiness.ts';
 import { readinessTask } from '../lib/workflows/scheduled-readiness.ts';
 import { ownAccount } from '../lib/workflows/units.ts';
 import { callerAccountId } from '../lib/aws/account.ts';
-import { stsClient } from '../lib/aws/clients.ts';
+import { stsClient, taskClients } from '../lib/aws/clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { readinessMetrics } from '../lib/domain/readiness-metrics.ts';
 import { logger, metrics } from '../lib/observability.ts';
@@ -37,7 +37,7 @@ export class ReconciliationError extends Error {
 export const handler = middy(async (event: unknown) => {
   if (event && typeof event === 'object' && 'step' in event) {
     accountId ??= callerAccountId(stsClient(clients, region));
-    const deps = { policy, clientsFor: ownAccount(clients), accountId: await accountId, homeRegion: region };
+    const deps = { policy, clientsFor: ownAccount(taskClients()), accountId: await accountId, homeRegion: region };
     const out = await readinessTask({ ...deps, ...(stateMachineArnFor ? { stateMachineArnFor } : {}) }, event);
     if ('metrics' in out) for (const m of out.metrics) metrics.addMetric(m.name, m.unit, m.value);
     return out;

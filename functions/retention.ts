@@ -11,7 +11,7 @@ import { runRetentionEverywhere } from '../lib/workflows/retention.ts';
 import { retentionTask } from '../lib/workflows/scheduled-retention.ts';
 import { ownAccount } from '../lib/workflows/units.ts';
 import { callerAccountId } from '../lib/aws/account.ts';
-import { stsClient } from '../lib/aws/clients.ts';
+import { stsClient, taskClients } from '../lib/aws/clients.ts';
 
 /**
  * The retention state machine's tasks (an event with `step`: plan, unit, aggregate; see
@@ -36,7 +36,7 @@ export const handler = middy(async (event: unknown, context: Context) => {
   const deadline = Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS;
   if (event && typeof event === 'object' && 'step' in event) {
     accountId ??= callerAccountId(stsClient(clients, home));
-    const deps = { policy, clientsFor: ownAccount(clients), accountId: await accountId, homeRegion: home };
+    const deps = { policy, clientsFor: ownAccount(taskClients()), accountId: await accountId, homeRegion: home };
     const out = await retentionTask(deps, event, deadline);
     if ('metrics' in out) for (const m of out.metrics) metrics.addMetric(m.name, m.unit, m.value);
     return out;

@@ -82,6 +82,8 @@ export interface RunRetentionOptions {
   /** Write the report to policy.retention.reportBucket when set (default true). */
   writeReport?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** The rate buckets were spent until this time (epoch ms) by the previous invocation of a continued run. */
+  drainedAt?: number;
   /** Back-off before the deletion journal retries what failed within the run (doubling); default 1 s. */
   journalBackoffMs?: number;
 }
@@ -139,6 +141,7 @@ export async function planRegion(options: RegionOptions, saved?: SavedRegionPlan
     now: clock,
     ...(options.sleep ? { sleep: options.sleep } : {}),
     scale: options.rateScale ?? 1,
+    ...(options.drainedAt !== undefined ? { drainedAt: options.drainedAt } : {}),
     ...bound.pacer,
   });
   let inventory: RetentionInventory;

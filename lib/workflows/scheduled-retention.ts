@@ -63,6 +63,8 @@ const progressSchema = z.object({
   errors: z.number(),
   gibFreed: z.number(),
   pending: z.number(),
+  /** When the last invocation stopped (epoch ms): with work left, it had spent EC2's rate buckets until then. */
+  endedAt: z.number().optional(),
   reportLocations: z.array(z.string()),
   lastErrors: z.array(z.string()),
 });
@@ -199,9 +201,10 @@ export async function runRetentionUnit(deps: ScheduledDeps, state: UnitState, bu
     clients,
     dryRun: run.dryRun,
     ...(Number.isFinite(deadline) ? { deadline } : {}),
+    ...(state.progress?.pending && state.progress.endedAt ? { drainedAt: state.progress.endedAt } : {}),
   };
   const result = await applyRegion(await planRegion(options, plan), options);
-  const progress = addProgress(state.progress, result.report, result.reportLocation);
+  const progress = { ...addProgress(state.progress, result.report, result.reportLocation), endedAt: clock() };
   const { pending, deprecated, removed } = result.report.counts;
   const more = pending > 0 && deprecated + removed > 0 && clock() < Date.parse(run.windowEnd);
   const status = more ? 'continuing' : pending > 0 ? 'left-for-next-run' : 'done';
@@ -284,7 +287,7 @@ export async function aggregateRetentionRun(
     ),
   ];
   const units = done.map(({ unit, progress, status }) => {
-    const { lastErrors, ...counts } = progress as UnitProgress;
+    const { lastErrors, endedAt: _, ...counts } = progress as UnitProgress;
     return { ...unit, ...counts, status: status ?? 'done', errorMessages: lastErrors };
   });
   const sum = (f: (u: (typeof units)[number]) => number) => units.reduce((n, u) => n + f(u), 0);

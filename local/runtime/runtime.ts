@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { parse as parseYaml } from 'yaml';
-import { createClients, type Clients } from '../../lib/aws/clients.ts';
+import { createClients, TASK_MAX_ATTEMPTS, type Clients } from '../../lib/aws/clients.ts';
 import { packageRoot } from '../../lib/package-root.ts';
 import type { Policy } from '../../lib/domain/policy.ts';
 import type { CopyStatus, SourceCheck } from '../../lib/domain/replication-steps.ts';
@@ -263,11 +263,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const ownsTwin = !options.twin;
   const clock = twin.clock;
   const stage = options.stage ?? 'local';
-  const clientsWith = (accessKeyId: string) =>
+  const clientsWith = (accessKeyId: string, maxAttempts?: number) =>
     createClients({
       endpoint: twin.endpoint,
       s3Endpoint: twin.s3Endpoint,
       credentials: { accessKeyId, secretAccessKey: 'local' },
+      ...(maxAttempts ? { maxAttempts } : {}),
     });
   const clients = clientsWith(OWN_ACCESS_KEY);
   // Each function's calls are signed with its role's key, one role per function and deployment region (every source
@@ -360,7 +361,24 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     return arn;
   };
 
-  const scheduled = scheduledMachines({ policy, stage, twin, stepFunctions, homeRegion, clientsFor, options, sink });
+  // A state machine task's clients try each call twice and leave throttling to the pacer (lib/aws/clients.ts).
+  const taskClients = new Map<string, Clients>();
+  const taskClientsFor = (fn: FunctionKey, region: string): Clients => {
+    clientsFor(fn, region);
+    const key = `${fn}@${region}`;
+    if (!taskClients.has(key)) taskClients.set(key, clientsWith(roleAccessKeyId(fn, region), TASK_MAX_ATTEMPTS));
+    return taskClients.get(key)!;
+  };
+  const scheduled = scheduledMachines({
+    policy,
+    stage,
+    twin,
+    stepFunctions,
+    homeRegion,
+    clientsFor: taskClientsFor,
+    options,
+    sink,
+  });
 
   const { rules, maximumRetryAttempts } = readRules();
   const deliveries: EventDelivery[] = [];
@@ -493,7 +511,7 @@ interface ScheduledMachinesOptions {
   twin: Twin;
   stepFunctions: LocalStepFunctions;
   homeRegion: string;
-  clientsFor: (fn: FunctionKey, region?: string) => Clients;
+  clientsFor: (fn: FunctionKey, region: string) => Clients;
   options: LocalRuntimeOptions;
   sink: MetricSink;
 }

@@ -122,7 +122,8 @@ export class VirtualTime {
       await this.sleep(ms);
     } finally {
       this.active++;
-      this.disarm();
+      // Other workers of the same task may still be paused: the clock moves on for them once nothing is active.
+      this.arm();
     }
   }
 
