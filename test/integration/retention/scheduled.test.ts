@@ -137,12 +137,11 @@ describe('scheduled retention on Step Functions', () => {
   it('reports a unit whose calls are refused, and the other units complete', async () => {
     const policy = policyWith();
     const refused = { accessKeyId: 'AMIDRREFUSED', secretAccessKey: 'x' };
-    let r!: LocalRuntime;
-    r = await runtime(policy, {
+    const r = await runtime(policy, {
       unitClients: (fn) => (unit) =>
         unit.region === 'eu-west-1'
-          ? createClients({ endpoint: r.twin.endpoint, credentials: refused, maxAttempts: 1 })
-          : r.clientsFor(fn),
+          ? createClients({ endpoint: rt!.twin.endpoint, credentials: refused, maxAttempts: 1 })
+          : rt!.clientsFor(fn),
     });
     r.twin.iam.attach({
       accessKeyId: refused.accessKeyId,
