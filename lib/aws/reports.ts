@@ -1,7 +1,7 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 
-/** What writing a report calls. */
-export const REQUIRED_PERMISSIONS = ['s3:PutObject'] as const;
+/** What writing (and reading back) a report calls. */
+export const REQUIRED_PERMISSIONS = ['s3:PutObject', 's3:GetObject'] as const;
 
 /** Writes a run's report as JSON; returns its `s3://` location. */
 export async function putJsonReport(s3: S3Client, bucket: string, key: string, body: unknown): Promise<string> {

@@ -209,17 +209,48 @@ describe('packaged CloudFormation template', () => {
     }
   });
 
-  it('schedules retention hourly and readiness every 30 minutes', () => {
+  it('schedules retention hourly and readiness every 30 minutes, each through the starter of its state machine', () => {
     const schedules = Object.values(template.Resources)
       .filter((r) => r.Type === 'AWS::Events::Rule' && r.Properties?.ScheduleExpression)
-      .map((r) => [
-        (r.Properties!.Targets as { Arn: { 'Fn::GetAtt': string[] } }[])[0]!.Arn['Fn::GetAtt'][0],
-        r.Properties!.ScheduleExpression,
-      ]);
+      .map((r) => {
+        const [target] = r.Properties!.Targets as {
+          Arn: { 'Fn::GetAtt': string[] };
+          InputTransformer: { InputTemplate: string };
+        }[];
+        expect(target!.Arn['Fn::GetAtt'][0]).toBe('StartScheduledLambdaFunction');
+        const input = JSON.parse(target!.InputTransformer.InputTemplate.replace('<time>', 'T')) as {
+          job: string;
+          periodMinutes: number;
+        };
+        return [input.job, [r.Properties!.ScheduleExpression, input.periodMinutes]];
+      });
     expect(Object.fromEntries(schedules)).toEqual({
-      RetentionLambdaFunction: 'rate(1 hour)',
-      ReadinessLambdaFunction: 'rate(30 minutes)',
+      retention: ['rate(1 hour)', 60],
+      readiness: ['rate(30 minutes)', 30],
     });
+    const variables = (
+      template.Resources.StartScheduledLambdaFunction!.Properties!.Environment as { Variables: Record<string, unknown> }
+    ).Variables;
+    expect(variables).toMatchObject({
+      RETENTION_STATE_MACHINE_ARN: { Ref: 'RetentionStateMachine' },
+      READINESS_STATE_MACHINE_ARN: { Ref: 'ReadinessStateMachine' },
+    });
+  });
+
+  it.each(['Retention', 'Readiness'])('binds the %s state machine to its function alone', (job) => {
+    const machine = template.Resources[`${job}StateMachine`]!.Properties!;
+    expect(machine.DefinitionSubstitutions).toEqual({
+      [`${job}FunctionArn`]: { 'Fn::GetAtt': [`${job}LambdaFunction`, 'Arn'] },
+    });
+    expect(machine.StateMachineType).toBe('STANDARD');
+    const role = template.Resources[`${job}StateMachineRole`]!.Properties!;
+    const statements = (
+      role.Policies as { PolicyDocument: { Statement: { Action: string; Resource: unknown[] }[] } }[]
+    ).flatMap((p) => p.PolicyDocument.Statement);
+    const invoke = statements.find((s) => s.Action === 'lambda:InvokeFunction')!;
+    expect(new Set(JSON.stringify(invoke.Resource).match(/[A-Za-z]+LambdaFunction/g))).toEqual(
+      new Set([`${job}LambdaFunction`]),
+    );
   });
 
   it('binds the state machine to the seven task functions and lets its role invoke exactly those', () => {
