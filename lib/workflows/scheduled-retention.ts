@@ -208,7 +208,9 @@ export async function runRetentionUnit(deps: ScheduledDeps, state: UnitState, bu
   const { pending, deprecated, removed } = result.report.counts;
   const more = pending > 0 && deprecated + removed > 0 && clock() < Date.parse(run.windowEnd);
   const status = more ? 'continuing' : pending > 0 ? 'left-for-next-run' : 'done';
-  return { ...state, progress, more, status } satisfies UnitState;
+  // A finished unit's result goes into the Map's results with every other's: without its inline plan.
+  const { plan: _, ...rest } = state;
+  return { ...(more ? state : rest), progress, more, status } satisfies UnitState;
 }
 
 async function readUnitPlan(deps: ScheduledDeps, run: RetentionRunRef, unit: WorkUnit): Promise<SavedRegionPlan> {
