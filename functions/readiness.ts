@@ -5,12 +5,17 @@ import * as z from 'zod';
 import { defaultClients } from '../lib/aws/clients.ts';
 import { stateMachineArnIn } from '../lib/aws/sfn.ts';
 import { runReadiness } from '../lib/workflows/readiness.ts';
+import { readinessTask } from '../lib/workflows/scheduled-readiness.ts';
+import { ownAccount } from '../lib/workflows/units.ts';
+import { callerAccountId } from '../lib/aws/account.ts';
+import { stsClient, taskClients } from '../lib/aws/clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { readinessMetrics } from '../lib/domain/readiness-metrics.ts';
 import { logger, metrics } from '../lib/observability.ts';
 
 /**
- * Scheduled: the readiness matrix of every in-scope image × DR region, as metrics and (when the policy names a
+ * The readiness state machine's tasks (an event with `step`: plan, unit, aggregate; see
+ * lib/workflows/scheduled-readiness.ts). Invoked by hand without `step`: the readiness matrix of every in-scope image × DR region, as metrics and (when the policy names a
  * report bucket) a JSON report; missing and failed images are re-driven, drifted copies repaired. Events are
  * best-effort; this is the backstop that makes the system converge.
  */
@@ -20,21 +25,30 @@ const stateMachineArn = process.env.STATE_MACHINE_ARN;
 const region = process.env.AWS_REGION ?? policy.regions.sources[0] ?? 'us-east-1';
 
 const scheduledEventSchema = z.looseObject({ time: z.string().optional() });
+const stateMachineArnFor = stateMachineArn
+  ? (sourceRegion: string) => stateMachineArnIn(stateMachineArn, sourceRegion)
+  : undefined;
+let accountId: Promise<string> | undefined;
 
 export class ReconciliationError extends Error {
   override name = 'ReconciliationError';
 }
 
 export const handler = middy(async (event: unknown) => {
+  if (event && typeof event === 'object' && 'step' in event) {
+    accountId ??= callerAccountId(stsClient(clients, region));
+    const deps = { policy, clientsFor: ownAccount(taskClients()), accountId: await accountId, homeRegion: region };
+    const out = await readinessTask({ ...deps, ...(stateMachineArnFor ? { stateMachineArnFor } : {}) }, event);
+    if ('metrics' in out) for (const m of out.metrics) metrics.addMetric(m.name, m.unit, m.value);
+    return out;
+  }
   scheduledEventSchema.parse(event ?? {});
   const run = await runReadiness({
     clients,
     policy,
     now: Date.now(),
     reconcile: true,
-    stateMachineArnFor: stateMachineArn
-      ? (sourceRegion) => stateMachineArnIn(stateMachineArn, sourceRegion)
-      : undefined,
+    stateMachineArnFor,
     report: policy.retention.reportBucket
       ? { bucket: policy.retention.reportBucket, prefix: policy.retention.reportPrefix, region }
       : undefined,

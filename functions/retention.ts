@@ -8,9 +8,14 @@ import { loadPolicyFromEnv } from '../lib/config.ts';
 import { retentionMetrics } from '../lib/domain/retention-report.ts';
 import { logger, metrics } from '../lib/observability.ts';
 import { runRetentionEverywhere } from '../lib/workflows/retention.ts';
+import { retentionTask } from '../lib/workflows/scheduled-retention.ts';
+import { ownAccount } from '../lib/workflows/units.ts';
+import { callerAccountId } from '../lib/aws/account.ts';
+import { stsClient, taskClients } from '../lib/aws/clients.ts';
 
 /**
- * Scheduled: retention in every source and DR region: every region inventoried and planned before anything changes,
+ * The retention state machine's tasks (an event with `step`: plan, unit, aggregate; see
+ * lib/workflows/scheduled-retention.ts). Invoked by hand without `step`: retention in every source and DR region: every region inventoried and planned before anything changes,
  * then each plan applied within the time budget and reported. Work the budget cannot fit is left for the next run,
  * which plans again from what is there.
  */
@@ -20,18 +25,28 @@ const clients = defaultClients();
 const MARGIN_MS = 30_000;
 
 const eventSchema = z.looseObject({ time: z.string().optional(), dryRun: z.boolean().optional() });
+const home = process.env.AWS_REGION ?? policy.regions.sources[0] ?? 'us-east-1';
+let accountId: Promise<string> | undefined;
 
 export class RetentionRunError extends Error {
   override name = 'RetentionRunError';
 }
 
 export const handler = middy(async (event: unknown, context: Context) => {
+  const deadline = Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS;
+  if (event && typeof event === 'object' && 'step' in event) {
+    accountId ??= callerAccountId(stsClient(clients, home));
+    const deps = { policy, clientsFor: ownAccount(taskClients()), accountId: await accountId, homeRegion: home };
+    const out = await retentionTask(deps, event, deadline);
+    if ('metrics' in out) for (const m of out.metrics) metrics.addMetric(m.name, m.unit, m.value);
+    return out;
+  }
   const input = eventSchema.parse(event ?? {});
   const result = await runRetentionEverywhere({
     clients,
     policy,
     ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
-    deadline: Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS,
+    deadline,
   });
   const reports = result.runs.map((r) => r.report);
   for (const m of retentionMetrics(reports, result.failures.length)) metrics.addMetric(m.name, m.unit, m.value);

@@ -49,6 +49,11 @@ export interface PacerOptions {
   deadline?: number;
   /** Aborts a wait in progress (the run's deadline signal): the wait fails with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Epoch ms at which the buckets were last emptied (a previous invocation of the same work spent them until it
+   * stopped): they start refilled from then, not full, so a continuation does not open with a burst EC2 refuses.
+   */
+  drainedAt?: number;
 }
 
 interface Bucket {
@@ -66,6 +71,7 @@ export class TokenBucketPacer {
   private readonly scale: number;
   private readonly deadline: number;
   private readonly signal: AbortSignal | undefined;
+  private readonly drainedAt: number | undefined;
   /** Calls paced so far, by class (for reports and benches). */
   readonly taken: Record<RateClass, number> = { CopyImage: 0, destructive: 0, tags: 0, describe: 0, mutating: 0 };
 
@@ -76,6 +82,7 @@ export class TokenBucketPacer {
     this.scale = options.scale ?? 1;
     this.deadline = options.deadline ?? Number.POSITIVE_INFINITY;
     this.signal = options.signal;
+    this.drainedAt = options.drainedAt;
     if (!(this.scale > 0)) throw new RangeError(`pacer scale must be > 0, got ${this.scale}`);
   }
 
@@ -160,7 +167,13 @@ export class TokenBucketPacer {
     if (!bucket) {
       const { burst, refillPerSecond } = this.limits[cls];
       const size = Math.max(1, Math.round(burst * this.scale));
-      bucket = { tokens: size, at: now, size, ratePerMs: (refillPerSecond * this.scale) / 1000 };
+      const drained = this.drainedAt !== undefined && this.drainedAt < now;
+      bucket = {
+        tokens: drained ? 0 : size,
+        at: drained ? (this.drainedAt as number) : now,
+        size,
+        ratePerMs: (refillPerSecond * this.scale) / 1000,
+      };
       this.buckets.set(cls, bucket);
     }
     if (now > bucket.at) {

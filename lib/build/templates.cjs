@@ -82,5 +82,7 @@ function dashboardBody() {
 
 module.exports = {
   replicateDefinition: () => definition('replicate'),
+  retentionDefinition: () => definition('retention'),
+  readinessDefinition: () => definition('readiness'),
   dashboardBody,
 };

@@ -12,7 +12,7 @@ export interface ReadinessMetric {
  * One data point per run for each: the ratio of ready cells (0..1), images not ready in every DR region, the age of
  * the oldest of those, the largest lag (copies not there yet count from their source's creation), and re-drives.
  */
-export function readinessMetrics(report: ReadinessReport, redriven: number): ReadinessMetric[] {
+export function readinessMetrics(report: Pick<ReadinessReport, 'summary'>, redriven: number): ReadinessMetric[] {
   const s = report.summary;
   return [
     { name: 'ReadyRatio', unit: 'None', value: s.readyRatio },

@@ -503,6 +503,13 @@ function round(n: number, digits: number): number {
   return Math.round(n * f) / f;
 }
 
+/** What the metrics count of a region's run (a report, or a work unit's totals over its invocations). */
+export interface RetentionTotals {
+  dryRun: boolean;
+  gibFreed: number;
+  counts: Pick<RetentionReport['counts'], 'deprecated' | 'removed' | 'errors'>;
+}
+
 /** The metric names (lib/observability.ts METRIC) and units retention publishes; the RetentionErrors alarm reads these. */
 export interface RetentionMetric {
   name: (typeof METRIC)[keyof typeof METRIC];
@@ -515,9 +522,9 @@ export interface RetentionMetric {
  * ones already gone), GiB freed, and errors (per-image failures, plan problems, and regions that failed outright).
  * A dry-run did nothing, so it publishes only its errors.
  */
-export function retentionMetrics(reports: readonly RetentionReport[], failedRegions = 0): RetentionMetric[] {
+export function retentionMetrics(reports: readonly RetentionTotals[], failedRegions = 0): RetentionMetric[] {
   const real = reports.filter((r) => !r.dryRun);
-  const sum = (f: (r: RetentionReport) => number, of: readonly RetentionReport[] = real): number =>
+  const sum = (f: (r: RetentionTotals) => number, of: readonly RetentionTotals[] = real): number =>
     of.reduce((n, r) => n + f(r), 0);
   return [
     { name: 'ImagesDeprecated', unit: 'Count', value: sum((r) => r.counts.deprecated) },

@@ -302,7 +302,7 @@ export interface ReadinessRunOptions {
   reconcile: boolean;
   stateMachineArnFor?: (sourceRegion: string) => string;
   /** Write the JSON report here when set (the policy's report bucket). */
-  report?: { bucket: string; prefix: string; region: string };
+  report?: { bucket: string; prefix: string; region: string; key?: string };
   onProgress?: ProgressFn;
 }
 
@@ -355,7 +355,8 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
       run.reconciliation.retiredGrants = await retireStaleGrants(clients, input, plan);
   }
   if (options.report) {
-    const key = `${options.report.prefix}readiness/${report.generatedAt.replace(/[:.]/g, '-')}.json`;
+    const key =
+      options.report.key ?? `${options.report.prefix}readiness/${report.generatedAt.replace(/[:.]/g, '-')}.json`;
     await putJsonReport(s3Client(clients, options.report.region), options.report.bucket, key, {
       ...report,
       reconciliation: run.reconciliation,

@@ -82,6 +82,8 @@ export interface RunRetentionOptions {
   /** Write the report to policy.retention.reportBucket when set (default true). */
   writeReport?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** The rate buckets were spent until this time (epoch ms) by the previous invocation of a continued run. */
+  drainedAt?: number;
   /** Back-off before the deletion journal retries what failed within the run (doubling); default 1 s. */
   journalBackoffMs?: number;
 }
@@ -139,6 +141,7 @@ export async function planRegion(options: RegionOptions, saved?: SavedRegionPlan
     now: clock,
     ...(options.sleep ? { sleep: options.sleep } : {}),
     scale: options.rateScale ?? 1,
+    ...(options.drainedAt !== undefined ? { drainedAt: options.drainedAt } : {}),
     ...bound.pacer,
   });
   let inventory: RetentionInventory;
@@ -453,7 +456,7 @@ function emptyPlan(saved: SavedPlan | undefined, region: string): SavedRegionPla
  * Re-plans (pure, no calls) the regions holding copies of sources this run removes, so that the kept copies say why
  * they wait. Only a detail changes: such a copy's source exists while the run is planned, so it is kept either way.
  */
-function noteCascades(planned: PlannedRegion[], policy: Readonly<Policy>): void {
+export function noteCascades(planned: PlannedRegion[], policy: Readonly<Policy>): void {
   const removed = new Set(
     planned.flatMap((p) =>
       p.plan.actions.filter((a) => a.action === 'deregister').map((a) => sourceKey(p.region, a.imageId)),

@@ -141,7 +141,12 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
   };
   const refs: Record<string, string> = {
     ...pseudo,
-    ReplicateStateMachine: `arn:aws:states:${d.region}:${d.accountId}:stateMachine:${functionPrefix}-replicate`,
+    ...Object.fromEntries(
+      ['replicate', 'retention', 'readiness'].map((job) => [
+        `${job[0]!.toUpperCase()}${job.slice(1)}StateMachine`,
+        `arn:aws:states:${d.region}:${d.accountId}:stateMachine:${functionPrefix}-${job}`,
+      ]),
+    ),
     AlarmTopic: `arn:aws:sns:${d.region}:${d.accountId}:${functionPrefix}-alarms`,
   };
   const attributes: Record<string, string> = {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { parse as parseYaml } from 'yaml';
-import { createClients, type Clients } from '../../lib/aws/clients.ts';
+import { createClients, TASK_MAX_ATTEMPTS, type Clients } from '../../lib/aws/clients.ts';
 import { packageRoot } from '../../lib/package-root.ts';
 import type { Policy } from '../../lib/domain/policy.ts';
 import type { CopyStatus, SourceCheck } from '../../lib/domain/replication-steps.ts';
@@ -30,6 +30,15 @@ import { functionRoles, roleAccessKeyId } from './roles.ts';
 import { deployDrAccount } from './dr-account.ts';
 import { assumedClients } from '../../lib/aws/assume-role.ts';
 import { drAccounts } from '../../lib/domain/policy.ts';
+import { retentionTask, type ScheduledDeps } from '../../lib/workflows/scheduled-retention.ts';
+import { readinessTask } from '../../lib/workflows/scheduled-readiness.ts';
+import {
+  ownAccount,
+  startScheduledRun,
+  type ScheduledJob,
+  type ScheduleWindow,
+  type UnitClients,
+} from '../../lib/workflows/units.ts';
 
 /**
  * ami-dr running on the local twin, wired as serverless.yml wires it on AWS: the twin's events go through the
@@ -67,7 +76,8 @@ export type FunctionKey =
   | 'onCopyState'
   | 'retention'
   | 'readiness'
-  | 'drill';
+  | 'drill'
+  | 'startScheduled';
 
 export interface LocalRuntimeOptions {
   policy: Readonly<Policy>;
@@ -93,6 +103,20 @@ export interface LocalRuntimeOptions {
    * replication then relies on its fallback checks).
    */
   loseCopyEvent?: (event: TwinEvent) => boolean;
+  /**
+   * The time budget of one invocation of a retention or readiness task, in twin ms (default: the function's timeout
+   * in serverless.yml minus the handler's 30 s margin).
+   */
+  taskBudgetMs?: number;
+  /** The clients of a scheduled run's work unit (default: the function's own, as the Lambda does). */
+  unitClients?: (fn: 'retention' | 'readiness') => UnitClients;
+}
+
+export interface ScheduledRun {
+  executionArn: string;
+  /** The window already had an execution: nothing new was started. */
+  alreadyStarted: boolean;
+  window: ScheduleWindow;
 }
 
 export interface CopyEventDelivery {
@@ -155,6 +179,13 @@ export interface LocalRuntime {
   dlq: DeadLetter[];
   /** Metrics the tasks emitted (instead of EMF on stdout). */
   metrics: RecordedMetric[];
+  /** The retention or readiness state machine (deployed in the home region). */
+  scheduledStateMachineArn(job: ScheduledJob): string;
+  /**
+   * What the schedule does: starts the job's state machine for the window `time` (default now) falls in, through
+   * the startScheduled function's logic and role. Resolves once started; `waitForIdle` waits for the run.
+   */
+  startScheduled(job: ScheduledJob, options?: { time?: number; dryRun?: boolean }): Promise<ScheduledRun>;
   /** Puts an event on the bus as if AWS had (applies the rules' patterns and source regions). */
   putEvent(event: unknown): Promise<void>;
   /** Resolves when no event is being handled, no execution runs and the twin has nothing due. */
@@ -248,11 +279,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const ownsTwin = !options.twin;
   const clock = twin.clock;
   const stage = options.stage ?? 'local';
-  const clientsWith = (accessKeyId: string) =>
+  const clientsWith = (accessKeyId: string, maxAttempts?: number) =>
     createClients({
       endpoint: twin.endpoint,
       s3Endpoint: twin.s3Endpoint,
       credentials: { accessKeyId, secretAccessKey: 'local' },
+      ...(maxAttempts ? { maxAttempts } : {}),
     });
   const clients = clientsWith(OWN_ACCESS_KEY);
   // Each function's calls are signed with its role's key, one role per function and deployment region (every source
@@ -346,6 +378,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     if (!arn) throw new Error(`${region} is not a source region of the policy`);
     return arn;
   };
+
+  // A state machine task's clients try each call twice and leave throttling to the pacer (lib/aws/clients.ts).
+  const taskClients = new Map<string, Clients>();
+  const taskClientsFor = (fn: FunctionKey, region: string): Clients => {
+    clientsFor(fn, region);
+    const key = `${fn}@${region}`;
+    if (!taskClients.has(key)) taskClients.set(key, clientsWith(roleAccessKeyId(fn, region), TASK_MAX_ATTEMPTS));
+    return taskClients.get(key)!;
+  };
+  const scheduled = scheduledMachines({
+    policy,
+    stage,
+    twin,
+    stepFunctions,
+    homeRegion,
+    clientsFor: taskClientsFor,
+    options,
+    sink,
+  });
 
   const { rules, maximumRetryAttempts } = readRules();
   const deliveries: EventDelivery[] = [];
@@ -452,6 +503,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     copyWaitsTable,
     dlq,
     metrics,
+    scheduledStateMachineArn: (job) => scheduled[job],
+    startScheduled: (job, start = {}) =>
+      startScheduledRun(clientsFor('startScheduled', homeRegion), scheduled[job], {
+        job,
+        time: new Date(start.time ?? clock.now()).toISOString(),
+        periodMinutes: SCHEDULE_MINUTES[job],
+        ...(start.dryRun !== undefined ? { dryRun: start.dryRun } : {}),
+      }),
     putEvent: async (event) => {
       deliver(event);
       await Promise.resolve();
@@ -464,4 +523,74 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       if (ownsTwin) await twin.stop();
     },
   };
+}
+
+/** The schedules' periods, as serverless.yml's startScheduled events declare them. */
+const SCHEDULE_MINUTES: Record<ScheduledJob, number> = { retention: 60, readiness: 30 };
+/** The retention and readiness functions' timeouts in serverless.yml, minus their handlers' 30 s margin. */
+const TASK_BUDGET_MS: Record<ScheduledJob, number> = { retention: 870_000, readiness: 270_000 };
+
+interface ScheduledMachinesOptions {
+  policy: Readonly<Policy>;
+  stage: string;
+  twin: Twin;
+  stepFunctions: LocalStepFunctions;
+  homeRegion: string;
+  clientsFor: (fn: FunctionKey, region: string) => Clients;
+  options: LocalRuntimeOptions;
+  sink: MetricSink;
+}
+
+/**
+ * The retention and readiness state machines (statemachines/<job>.asl.json) in the home region, each task bound to
+ * the lib function its Lambda calls, under the function's role; pacing waits pass on the virtual clock without
+ * holding it, so units run side by side in twin time.
+ */
+function scheduledMachines(o: ScheduledMachinesOptions): Record<ScheduledJob, string> {
+  const { twin, stepFunctions, homeRegion: home } = o;
+  const vt = stepFunctions.virtualTime;
+  const clock = twin.clock;
+  const deps = (fn: ScheduledJob): ScheduledDeps => ({
+    policy: o.policy,
+    clientsFor: o.options.unitClients?.(fn) ?? ownAccount(o.clientsFor(fn, home)),
+    accountId: twin.accountId,
+    homeRegion: home,
+    clock: () => clock.now(),
+    ...(vt ? { sleep: (ms: number) => vt.pause(ms) } : {}),
+  });
+  const record = (out: unknown): unknown => {
+    const metrics = (out as { metrics?: { name: string; unit: string; value: number }[] }).metrics ?? [];
+    for (const m of metrics) o.sink.addMetric(m.name as never, m.unit as never, m.value);
+    return out;
+  };
+  const budget = (job: ScheduledJob) => clock.now() + (o.options.taskBudgetMs ?? TASK_BUDGET_MS[job]);
+  const run: Record<ScheduledJob, TaskBinding> = {
+    retention: async (input) => record(await retentionTask(deps('retention'), input, budget('retention'))),
+    readiness: async (input) =>
+      record(
+        await readinessTask(
+          {
+            ...deps('readiness'),
+            stateMachineArnFor: (r) => `arn:aws:states:${r}:${twin.accountId}:stateMachine:ami-dr-${o.stage}-replicate`,
+          },
+          input,
+        ),
+      ),
+  };
+  const arns = {} as Record<ScheduledJob, string>;
+  for (const job of ['retention', 'readiness'] as const) {
+    const text = readFileSync(join(packageRoot(), 'statemachines', `${job}.asl.json`), 'utf8');
+    const definition = JSON.parse(
+      text.replace(
+        /\$\{(\w+)FunctionArn\}/g,
+        `arn:aws:lambda:${home}:${twin.accountId}:function:ami-dr-${o.stage}-${job}`,
+      ),
+    ) as StateMachineDefinition;
+    const wrap = o.options.wrapTask;
+    const tasks = Object.fromEntries(
+      ['Plan', 'RunUnit', 'Aggregate'].map((state) => [state, wrap ? wrap(`${job}.${state}`, run[job]) : run[job]]),
+    );
+    arns[job] = stepFunctions.createStateMachine(home, `ami-dr-${o.stage}-${job}`, definition, tasks);
+  }
+  return arns;
 }

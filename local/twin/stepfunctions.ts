@@ -112,6 +112,22 @@ export class VirtualTime {
   }
 
   /**
+   * A wait inside `run` (a task pacing its calls): the task stops counting as activity until the clock reaches
+   * `now + ms`, so parallel tasks' waits overlap in twin time as they would in real time.
+   */
+  async pause(ms: number): Promise<void> {
+    this.active--;
+    this.arm();
+    try {
+      await this.sleep(ms);
+    } finally {
+      this.active++;
+      // Other workers of the same task may still be paused: the clock moves on for them once nothing is active.
+      this.arm();
+    }
+  }
+
+  /**
    * Makes the clock stop at `next()`'s time on its way to a sleeper's: a branch waiting for a copy's event sleeps
    * until its timeout, and the copy's completion (and so its event) must happen at its own time, not then.
    */

@@ -27,8 +27,13 @@ function schedules(template: Template): Record<string, string> {
     ofType(template, 'AWS::Events::Rule')
       .filter(([, r]) => r.Properties?.ScheduleExpression)
       .map(([, r]) => {
-        const targets = r.Properties!.Targets as { Arn: { 'Fn::GetAtt': string[] } }[];
-        return [keyOf(targets[0]!.Arn['Fn::GetAtt'][0]!), r.Properties!.ScheduleExpression as string];
+        const [target] = r.Properties!.Targets as {
+          Arn: { 'Fn::GetAtt': string[] };
+          InputTransformer?: { InputTemplate: string };
+        }[];
+        // The scheduled state machines' rules all invoke the starter, naming their job in the input.
+        const job = target!.InputTransformer?.InputTemplate.match(/"job":\s*"(\w+)"/)?.[1];
+        return [job ?? keyOf(target!.Arn['Fn::GetAtt'][0]!), r.Properties!.ScheduleExpression as string];
       }),
   );
 }
@@ -85,7 +90,7 @@ describe('home region', () => {
 
   it('a stack outside the home region holds the replication functions only', () => {
     expect([...lambdaResources(home).keys()].sort()).toEqual(
-      [...REPLICATION_FUNCTIONS, 'retention', 'readiness', 'drill'].sort(),
+      [...REPLICATION_FUNCTIONS, 'retention', 'readiness', 'drill', 'startScheduled'].sort(),
     );
     expect([...lambdaResources(replication).keys()].sort()).toEqual([...REPLICATION_FUNCTIONS].sort());
   });

@@ -37,13 +37,16 @@ describe("serverless.yml's roles against AWS's service authorization reference",
     expect(roles.map((r) => r.logicalId)).toEqual(
       expect.arrayContaining([
         'ReplicateStateMachineRole',
+        'RetentionStateMachineRole',
+        'ReadinessStateMachineRole',
+        'StartScheduledRole',
         'StartCopyRole',
         'AwaitCopyRole',
         'OnCopyStateRole',
         'DrillRole',
       ]),
     );
-    expect(roles).toHaveLength(13);
+    expect(roles).toHaveLength(16);
   });
 
   it.each(roles.map((r) => [r.logicalId, r] as const))(

@@ -88,18 +88,51 @@ describe('packaged CloudFormation template', () => {
     }
   });
 
-  it('schedules retention hourly, readiness every 30 minutes, and drills weekly, off unless the policy opts in', () => {
+  it('schedules retention hourly and readiness every 30 minutes through the starter of each state machine, and drills weekly, off unless the policy opts in', () => {
     const schedules = Object.values(template.Resources)
       .filter((r) => r.Type === 'AWS::Events::Rule' && r.Properties?.ScheduleExpression)
-      .map((r) => [
-        (r.Properties!.Targets as { Arn: { 'Fn::GetAtt': string[] } }[])[0]!.Arn['Fn::GetAtt'][0],
-        `${String(r.Properties!.ScheduleExpression)} ${String(r.Properties!.State)}`,
-      ]);
+      .map((r) => {
+        const [target] = r.Properties!.Targets as {
+          Arn: { 'Fn::GetAtt': string[] };
+          InputTransformer?: { InputTemplate: string };
+        }[];
+        const fn = target!.Arn['Fn::GetAtt'][0]!;
+        const state = String(r.Properties!.State);
+        if (fn !== 'StartScheduledLambdaFunction') return [fn, [r.Properties!.ScheduleExpression, state]];
+        const input = JSON.parse(target!.InputTransformer!.InputTemplate.replace('<time>', 'T')) as {
+          job: string;
+          periodMinutes: number;
+        };
+        return [input.job, [r.Properties!.ScheduleExpression, input.periodMinutes, state]];
+      });
     expect(Object.fromEntries(schedules)).toEqual({
-      RetentionLambdaFunction: 'rate(1 hour) ENABLED',
-      ReadinessLambdaFunction: 'rate(30 minutes) ENABLED',
-      DrillLambdaFunction: 'rate(7 days) DISABLED',
+      retention: ['rate(1 hour)', 60, 'ENABLED'],
+      readiness: ['rate(30 minutes)', 30, 'ENABLED'],
+      DrillLambdaFunction: ['rate(7 days)', 'DISABLED'],
     });
+    const variables = (
+      template.Resources.StartScheduledLambdaFunction!.Properties!.Environment as { Variables: Record<string, unknown> }
+    ).Variables;
+    expect(variables).toMatchObject({
+      RETENTION_STATE_MACHINE_ARN: { Ref: 'RetentionStateMachine' },
+      READINESS_STATE_MACHINE_ARN: { Ref: 'ReadinessStateMachine' },
+    });
+  });
+
+  it.each(['Retention', 'Readiness'])('binds the %s state machine to its function alone', (job) => {
+    const machine = template.Resources[`${job}StateMachine`]!.Properties!;
+    expect(machine.DefinitionSubstitutions).toEqual({
+      [`${job}FunctionArn`]: { 'Fn::GetAtt': [`${job}LambdaFunction`, 'Arn'] },
+    });
+    expect(machine.StateMachineType).toBe('STANDARD');
+    const role = template.Resources[`${job}StateMachineRole`]!.Properties!;
+    const statements = (
+      role.Policies as { PolicyDocument: { Statement: { Action: string; Resource: unknown[] }[] } }[]
+    ).flatMap((p) => p.PolicyDocument.Statement);
+    const invoke = statements.find((s) => s.Action === 'lambda:InvokeFunction')!;
+    expect(new Set(JSON.stringify(invoke.Resource).match(/[A-Za-z]+LambdaFunction/g))).toEqual(
+      new Set([`${job}LambdaFunction`]),
+    );
   });
 
   it('binds the state machine to the seven task functions and lets its role invoke exactly those', () => {

@@ -240,6 +240,10 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
       removed += run.report.removed.length;
     }
     expect(removed).toBeGreaterThan(0);
+    // And as the schedule runs them: the starter, then each state machine's tasks under their functions' roles.
+    const runs = [await rt.startScheduled('readiness'), await rt.startScheduled('retention')];
+    await rt.waitForIdle();
+    expect(runs.map((r) => rt.stepFunctions.execution(r.executionArn)?.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
     const refused = rt.twin.iam.log.filter((d) => d.decision !== 'Allow');
     expect(refused.map((d) => `${d.accessKeyId}: ${d.request.action} on ${d.request.resource}`)).toEqual([]);
     const checked = new Set(rt.twin.iam.log.map((d) => d.request.action));

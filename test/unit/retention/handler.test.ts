@@ -25,6 +25,12 @@ const policyDoc = {
   },
 };
 
+/** What the handler returns when invoked by hand (no `step`): the whole run in one invocation. */
+interface WholeRun {
+  regions: { region: string; counts: Record<string, number> }[];
+  skipped: string[];
+}
+
 async function loadHandler() {
   vi.resetModules();
   vi.stubEnv('AMI_DR_POLICY', JSON.stringify(policyDoc));
@@ -64,7 +70,7 @@ describe('functions/retention handler', () => {
       return metrics;
     });
     vi.spyOn(metrics, 'publishStoredMetrics').mockImplementation(() => metrics as never);
-    const out = await handler(scheduled, context());
+    const out = (await handler(scheduled, context())) as WholeRun;
     // The images are in us-east-1; us-west-2 has none.
     expect(out.regions.map((r) => r.region)).toEqual(['us-east-1', 'us-west-2']);
     expect(out.regions[0]?.counts).toMatchObject({ removed: 1, deprecated: 1, kept: 1 });
@@ -107,7 +113,7 @@ describe('functions/retention handler', () => {
 
   it('leaves regions for the next run when the time budget is spent', async () => {
     const { handler } = await loadHandler();
-    const out = await handler(scheduled, context(10_000));
+    const out = (await handler(scheduled, context(10_000))) as WholeRun;
     expect(out.skipped).toEqual(['us-east-1', 'us-west-2']);
     expect(account.mutations).toEqual([]);
   });

@@ -19,6 +19,16 @@ function fakeTime(start = 1_000_000) {
 }
 
 describe('TokenBucketPacer', () => {
+  it('continues from buckets a previous invocation spent: refilled since then, not full', async () => {
+    const time = fakeTime();
+    // The previous invocation stopped 4 s ago with the buckets spent: 20 DeregisterImage tokens are back, not 100.
+    const pacer = new TokenBucketPacer({ ...time, drainedAt: time.now() - 4_000 });
+    for (let i = 0; i < 20; i++) await pacer.take('destructive');
+    expect(time.elapsed()).toBe(0);
+    await pacer.take('destructive');
+    expect(time.elapsed()).toBe(200);
+  });
+
   it('lets the burst through at once, then holds the refill rate', async () => {
     const time = fakeTime();
     const pacer = new TokenBucketPacer(time);

@@ -1,0 +1,192 @@
+import * as z from 'zod';
+import { s3Client } from '../aws/clients.ts';
+import { putJsonReport } from '../aws/reports.ts';
+import type { Policy } from '../domain/policy.ts';
+import { readinessMetrics, type ReadinessMetric } from '../domain/readiness-metrics.ts';
+import type { ReadinessSummary } from '../domain/readiness.ts';
+import { runReadiness } from './readiness.ts';
+import { accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } from './units.ts';
+
+/**
+ * Scheduled readiness as a Step Functions run (statemachines/readiness.asl.json): a plan step lists the units (one
+ * per account and source region: each unit's rows are its source images × every DR region), each unit computes its
+ * rows, re-drives and repairs in its own invocation (its detail report in the report bucket), and the aggregate
+ * step merges the units' summaries into the run's one report and one set of metrics. A unit's stale-grant
+ * retirement sees only its own copies' sharing: a DR region holding copies of another unit's sources keeps its
+ * grants (nothing is retired on a partial view).
+ */
+
+export interface ReadinessDeps {
+  policy: Readonly<Policy>;
+  clientsFor: UnitClients;
+  accountId: string;
+  homeRegion: string;
+  /** The replicate state machine of a source region (re-drives start it). */
+  stateMachineArnFor?: (sourceRegion: string) => string;
+  clock?: () => number;
+}
+
+const unitSchema = z.object({ accountId: z.string(), region: z.string() });
+const runSchema = z.object({ name: z.string(), windowEnd: z.string() });
+
+export const readinessUnitSchema = z.looseObject({ step: z.literal('unit'), unit: unitSchema, run: runSchema });
+
+export interface ReadinessUnitResult {
+  step: 'unit';
+  unit: WorkUnit;
+  run: z.infer<typeof runSchema>;
+  /** Readiness does its unit in one invocation: never more work. */
+  more: false;
+  summary: ReadinessSummary;
+  redriven: number;
+  repaired: number;
+  reconcileErrors: string[];
+  reportLocation?: string;
+}
+
+/** The plan step: the run's units. */
+export function planReadinessRun(deps: ReadinessDeps, input: { window: ScheduleWindow }) {
+  const run = { name: input.window.name, windowEnd: input.window.end };
+  const units = accountUnits(deps.accountId, deps.policy.regions.sources);
+  return { run, units: units.map((unit) => ({ step: 'unit' as const, unit, run })) };
+}
+
+/** One unit: readiness of its source region's images in every DR region, with reconciliation. */
+export async function runReadinessUnit(
+  deps: ReadinessDeps,
+  state: z.infer<typeof readinessUnitSchema>,
+): Promise<ReadinessUnitResult> {
+  const { unit, run } = state;
+  const policy = { ...deps.policy, regions: { ...deps.policy.regions, sources: [unit.region] } };
+  const { reportBucket, reportPrefix } = policy.retention;
+  const result = await runReadiness({
+    clients: await deps.clientsFor(unit),
+    policy,
+    now: (deps.clock ?? Date.now)(),
+    reconcile: true,
+    ...(deps.stateMachineArnFor ? { stateMachineArnFor: deps.stateMachineArnFor } : {}),
+    ...(reportBucket
+      ? {
+          report: {
+            bucket: reportBucket,
+            prefix: reportPrefix,
+            region: deps.homeRegion,
+            key: `${reportPrefix}readiness/runs/${run.name}/${unit.accountId}-${unit.region}.json`,
+          },
+        }
+      : {}),
+  });
+  const r = result.reconciliation;
+  return {
+    step: 'unit',
+    unit,
+    run,
+    more: false,
+    summary: result.report.summary,
+    redriven: r?.redriven.filter((x) => x.result === 'started').length ?? 0,
+    repaired: r?.repaired.length ?? 0,
+    reconcileErrors: (r?.errors ?? []).map((e) => `${e.action} ${e.imageId} (${e.region}): ${e.message}`).slice(0, 20),
+    ...(result.reportLocation ? { reportLocation: result.reportLocation } : {}),
+  };
+}
+
+const failedUnitSchema = z.looseObject({
+  failed: z.literal(true),
+  unit: unitSchema,
+  error: z.string().optional(),
+  cause: z.string().optional(),
+});
+
+export const readinessAggregateSchema = z.object({
+  step: z.literal('aggregate'),
+  run: runSchema,
+  results: z.array(z.union([z.custom<ReadinessUnitResult>((v) => 'summary' in (v as object)), failedUnitSchema])),
+});
+
+/** The units' summaries merged: counts add up, ratios and maxima are recomputed (the median is the units' median). */
+export function mergeSummaries(summaries: readonly ReadinessSummary[]): ReadinessSummary {
+  const [first] = summaries;
+  if (!first)
+    return {
+      images: 0,
+      cells: 0,
+      counts: {} as ReadinessSummary['counts'],
+      readyRatio: 1,
+      imagesNotReady: 0,
+      oldestUnprotectedAgeSeconds: 0,
+      maxLagSeconds: 0,
+      medianLagSeconds: 0,
+    };
+  const counts = Object.fromEntries(
+    Object.keys(first.counts).map((k) => [
+      k,
+      summaries.reduce((n, s) => n + (s.counts as Record<string, number>)[k]!, 0),
+    ]),
+  ) as ReadinessSummary['counts'];
+  const cells = summaries.reduce((n, s) => n + s.cells, 0);
+  const medians = summaries.map((s) => s.medianLagSeconds).sort((a, b) => a - b);
+  return {
+    images: summaries.reduce((n, s) => n + s.images, 0),
+    cells,
+    counts,
+    readyRatio: cells === 0 ? 1 : counts.ready / cells,
+    imagesNotReady: summaries.reduce((n, s) => n + s.imagesNotReady, 0),
+    oldestUnprotectedAgeSeconds: Math.max(...summaries.map((s) => s.oldestUnprotectedAgeSeconds)),
+    maxLagSeconds: Math.max(...summaries.map((s) => s.maxLagSeconds)),
+    medianLagSeconds: medians[Math.floor((medians.length - 1) / 2)] ?? 0,
+  };
+}
+
+/** The run's one report (failed units listed) and one set of metrics. */
+export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<typeof readinessAggregateSchema>) {
+  const done = input.results.filter((r): r is ReadinessUnitResult => 'summary' in r);
+  const failures = input.results.flatMap((r) =>
+    'failed' in r && r.failed
+      ? [{ unit: r.unit, error: String(r.error ?? 'Error'), cause: String(r.cause ?? '') }]
+      : [],
+  );
+  const summary = mergeSummaries(done.map((d) => d.summary));
+  const report = {
+    job: 'readiness' as const,
+    execution: input.run.name,
+    windowEnd: input.run.windowEnd,
+    summary,
+    units: done.map(({ unit, summary: s, redriven, repaired, reconcileErrors, reportLocation }) => ({
+      ...unit,
+      summary: s,
+      redriven,
+      repaired,
+      reconcileErrors,
+      ...(reportLocation ? { reportLocation } : {}),
+    })),
+    failures,
+  };
+  const metrics: ReadinessMetric[] = readinessMetrics(
+    { summary },
+    done.reduce((n, d) => n + d.redriven, 0),
+  );
+  const { reportBucket, reportPrefix } = deps.policy.retention;
+  if (!reportBucket) return { report, metrics };
+  const s3 = s3Client(await deps.clientsFor({ accountId: deps.accountId, region: deps.homeRegion }), deps.homeRegion);
+  const key = `${reportPrefix}readiness/runs/${input.run.name}/report.json`;
+  return { report, reportLocation: await putJsonReport(s3, reportBucket, key, report), metrics };
+}
+
+const planEventSchema = z.object({
+  step: z.literal('plan'),
+  window: z.object({ name: z.string(), start: z.string(), end: z.string() }),
+});
+
+/** A task of the readiness state machine: its event, checked, dispatched to its step. */
+export const readinessTaskSchema = z.discriminatedUnion('step', [
+  planEventSchema,
+  readinessUnitSchema,
+  readinessAggregateSchema,
+]);
+
+export async function readinessTask(deps: ReadinessDeps, event: unknown) {
+  const task = readinessTaskSchema.parse(event);
+  if (task.step === 'plan') return planReadinessRun(deps, task);
+  if (task.step === 'unit') return runReadinessUnit(deps, task);
+  return aggregateReadinessRun(deps, task);
+}

@@ -1,0 +1,338 @@
+import * as z from 'zod';
+import { s3Client } from '../aws/clients.ts';
+import { getJsonReport, putJsonReport } from '../aws/reports.ts';
+import { awsErrorName } from '../domain/errors.ts';
+import { policyVersion, type Policy } from '../domain/policy.ts';
+import { retentionMetrics, type RetentionMetric, type RetentionReport } from '../domain/retention-report.ts';
+import { parseSavedPlan, toSavedPlan, type SavedPlan, type SavedRegionPlan } from '../domain/saved-plan.ts';
+import { applyRegion, noteCascades, planRegion, retentionRegions, type PlannedRegion } from './retention.ts';
+import { accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } from './units.ts';
+
+/**
+ * Scheduled retention as a Step Functions run (statemachines/retention.asl.json), in three steps:
+ *
+ * - Plan: every unit (account × region) inventoried and planned before anything changes, cascades noted across
+ *   units (a DR copy whose source this run removes is kept, left to a later run), and the whole plan stored: in the
+ *   report bucket when the policy names one (the same saved-plan document `ami-dr retention plan --output` writes),
+ *   else inline in each unit's Map item (its deprecations and removals only: what limits the unit).
+ * - Unit (a Map iteration): one invocation applies the unit's plan within its time budget, re-planning afresh and
+ *   doing only what both plans want (the saved-plan rule), so a unit never does what the plan did not list. Work
+ *   left when the budget runs out is returned as `more`, and the state machine invokes the unit again, until it is
+ *   done, makes no progress, or the run's window closes.
+ * - Aggregate: one report of the run and one set of metrics, failed units included.
+ */
+
+/** A plan inline in the state machine's data above this size would crowd Step Functions' 256 KiB payload limit. */
+export const INLINE_PLAN_LIMIT_BYTES = 200_000;
+
+export class PlanTooLargeError extends Error {
+  override name = 'PlanTooLargeError';
+}
+
+export class UnitNotPlannedError extends Error {
+  override name = 'UnitNotPlannedError';
+}
+
+export interface ScheduledDeps {
+  policy: Readonly<Policy>;
+  clientsFor: UnitClients;
+  /** The deployment's account: today every unit is in it. */
+  accountId: string;
+  /** Where the run's plan and report are written. */
+  homeRegion: string;
+  clock?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  rateScale?: number;
+  concurrency?: number;
+}
+
+const unitSchema = z.object({ accountId: z.string(), region: z.string() });
+const runSchema = z.object({
+  name: z.string(),
+  windowEnd: z.string(),
+  now: z.string(),
+  dryRun: z.boolean(),
+  planLocation: z.string().optional(),
+});
+export type RetentionRunRef = z.infer<typeof runSchema>;
+
+const progressSchema = z.object({
+  iterations: z.number(),
+  deprecated: z.number(),
+  removed: z.number(),
+  errors: z.number(),
+  gibFreed: z.number(),
+  pending: z.number(),
+  /** When the last invocation stopped (epoch ms): with work left, it had spent EC2's rate buckets until then. */
+  endedAt: z.number().optional(),
+  reportLocations: z.array(z.string()),
+  lastErrors: z.array(z.string()),
+});
+export type UnitProgress = z.infer<typeof progressSchema>;
+
+/** A unit's Map item, and (with `progress`) its state between invocations. */
+export const unitStateSchema = z.looseObject({
+  step: z.literal('unit'),
+  unit: unitSchema,
+  run: runSchema,
+  plan: z.custom<SavedRegionPlan>().optional(),
+  progress: progressSchema.optional(),
+  more: z.boolean().optional(),
+  status: z.enum(['continuing', 'done', 'left-for-next-run']).optional(),
+});
+export type UnitState = z.infer<typeof unitStateSchema>;
+
+export interface UnitFailure {
+  unit: WorkUnit;
+  step: 'plan' | 'unit';
+  error: string;
+  cause: string;
+}
+
+export interface RetentionPlanOutput {
+  run: RetentionRunRef;
+  units: UnitState[];
+  failures: UnitFailure[];
+}
+
+/** The plan step: every unit planned, cascades noted, the plan stored; nothing changes. */
+export async function planRetentionRun(
+  deps: ScheduledDeps,
+  input: { window: ScheduleWindow; dryRun?: boolean },
+  deadline?: number,
+): Promise<RetentionPlanOutput> {
+  const { policy } = deps;
+  const clock = deps.clock ?? Date.now;
+  const now = clock();
+  const units = accountUnits(deps.accountId, retentionRegions(policy));
+  const failures: UnitFailure[] = [];
+  const planned: { unit: WorkUnit; planned: PlannedRegion }[] = [];
+  await Promise.all(
+    units.map(async (unit) => {
+      try {
+        const clients = await deps.clientsFor(unit);
+        const options = { ...unitOptions(deps, unit, now), clients, ...(deadline ? { deadline } : {}) };
+        planned.push({ unit, planned: await planRegion(options) });
+      } catch (error) {
+        failures.push(failure(unit, 'plan', error));
+      }
+    }),
+  );
+  planned.sort((a, b) => units.indexOf(a.unit) - units.indexOf(b.unit));
+  for (const accountId of new Set(planned.map((p) => p.unit.accountId)))
+    noteCascades(
+      planned.filter((p) => p.unit.accountId === accountId).map((p) => p.planned),
+      policy,
+    );
+  const saved = toSavedPlan({
+    policy: { name: policy.name, version: policyVersion(policy) },
+    accountId: deps.accountId,
+    now: new Date(now).toISOString(),
+    regions: planned.map(({ planned: p }) => ({ plan: p.plan, fingerprint: p.fingerprint || 'inventory-unfinished' })),
+  });
+  const run: RetentionRunRef = {
+    name: input.window.name,
+    windowEnd: input.window.end,
+    now: saved.now,
+    dryRun: policy.retention.dryRun || input.dryRun === true,
+  };
+  return { ...(await storePlan(deps, run, saved, planned)), failures };
+}
+
+/** The plan in the report bucket (the units read it there), else each unit's part inline in its Map item. */
+async function storePlan(
+  deps: ScheduledDeps,
+  run: RetentionRunRef,
+  saved: SavedPlan,
+  planned: { unit: WorkUnit }[],
+): Promise<Omit<RetentionPlanOutput, 'failures'>> {
+  const { reportBucket, reportPrefix } = deps.policy.retention;
+  const home = { accountId: deps.accountId, region: deps.homeRegion };
+  if (reportBucket) {
+    const s3 = s3Client(await deps.clientsFor(home), deps.homeRegion);
+    const key = `${reportPrefix}retention/runs/${run.name}/plan.json`;
+    const withPlan = { ...run, planLocation: await putJsonReport(s3, reportBucket, key, saved) };
+    return { run: withPlan, units: planned.map(({ unit }) => ({ step: 'unit', unit, run: withPlan })) };
+  }
+  const units: UnitState[] = planned.map(({ unit }) => {
+    const plan = saved.plans.find((p) => p.region === unit.region);
+    const acting = plan ? { ...plan, actions: plan.actions.filter((a) => a.action !== 'keep') } : undefined;
+    return { step: 'unit', unit, run, ...(acting ? { plan: acting } : {}) };
+  });
+  const size = Buffer.byteLength(JSON.stringify(units));
+  if (size > INLINE_PLAN_LIMIT_BYTES)
+    throw new PlanTooLargeError(
+      `the run's plan is ${Math.ceil(size / 1024)} KiB, too large to pass between states; set retention.reportBucket to store it in S3`,
+    );
+  return { run, units };
+}
+
+function unitOptions(deps: ScheduledDeps, unit: WorkUnit, now: number) {
+  return {
+    policy: deps.policy,
+    region: unit.region,
+    accountId: unit.accountId,
+    now,
+    writeReport: true,
+    ...(deps.clock ? { clock: deps.clock } : {}),
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    ...(deps.rateScale ? { rateScale: deps.rateScale } : {}),
+    ...(deps.concurrency ? { concurrency: deps.concurrency } : {}),
+  };
+}
+
+function failure(unit: WorkUnit, step: UnitFailure['step'], error: unknown): UnitFailure {
+  return { unit, step, error: awsErrorName(error) ?? 'Error', cause: (error as Error).message ?? String(error) };
+}
+
+/**
+ * One invocation of a unit: its part of the stored plan applied within `budgetDeadline` (the Lambda's time left)
+ * and the run's window. Returns the unit's state with `more: true` when work is left, progress was made and the
+ * window is still open: the state machine then invokes it again with that state.
+ */
+export async function runRetentionUnit(deps: ScheduledDeps, state: UnitState, budgetDeadline?: number) {
+  const clock = deps.clock ?? Date.now;
+  const { unit, run } = state;
+  const plan = state.plan ?? (await readUnitPlan(deps, run, unit));
+  const deadline = Math.min(budgetDeadline ?? Number.POSITIVE_INFINITY, Date.parse(run.windowEnd));
+  const clients = await deps.clientsFor(unit);
+  const options = {
+    ...unitOptions(deps, unit, Date.parse(run.now)),
+    clients,
+    dryRun: run.dryRun,
+    ...(Number.isFinite(deadline) ? { deadline } : {}),
+    ...(state.progress?.pending && state.progress.endedAt ? { drainedAt: state.progress.endedAt } : {}),
+  };
+  const result = await applyRegion(await planRegion(options, plan), options);
+  const progress = { ...addProgress(state.progress, result.report, result.reportLocation), endedAt: clock() };
+  const { pending, deprecated, removed } = result.report.counts;
+  const more = pending > 0 && deprecated + removed > 0 && clock() < Date.parse(run.windowEnd);
+  const status = more ? 'continuing' : pending > 0 ? 'left-for-next-run' : 'done';
+  // A finished unit's result goes into the Map's results with every other's: without its inline plan.
+  const { plan: _, ...rest } = state;
+  return { ...(more ? state : rest), progress, more, status } satisfies UnitState;
+}
+
+async function readUnitPlan(deps: ScheduledDeps, run: RetentionRunRef, unit: WorkUnit): Promise<SavedRegionPlan> {
+  if (!run.planLocation) throw new UnitNotPlannedError(`no plan for ${unit.accountId}/${unit.region}`);
+  const home = { accountId: deps.accountId, region: deps.homeRegion };
+  const doc = await getJsonReport(s3Client(await deps.clientsFor(home), deps.homeRegion), run.planLocation);
+  const saved = parseSavedPlan(JSON.stringify(doc), run.planLocation);
+  const plan = saved.plans.find((p) => p.region === unit.region);
+  if (!plan) throw new UnitNotPlannedError(`${run.planLocation} has no plan for ${unit.region}`);
+  return plan;
+}
+
+function addProgress(before: UnitProgress | undefined, report: RetentionReport, location?: string): UnitProgress {
+  const p = before ?? {
+    iterations: 0,
+    deprecated: 0,
+    removed: 0,
+    errors: 0,
+    gibFreed: 0,
+    pending: 0,
+    reportLocations: [],
+    lastErrors: [],
+  };
+  return {
+    iterations: p.iterations + 1,
+    deprecated: p.deprecated + report.counts.deprecated,
+    removed: p.removed + report.counts.removed,
+    errors: p.errors + report.counts.errors,
+    gibFreed: Math.round((p.gibFreed + report.gibFreed) * 1000) / 1000,
+    pending: report.counts.pending,
+    // Bounded: the state passes between states on every iteration.
+    reportLocations: [...p.reportLocations, ...(location ? [location] : [])].slice(-10),
+    lastErrors: [...p.lastErrors, ...report.errors.map((e) => `${e.code}: ${e.message}`)].slice(-5),
+  };
+}
+
+/** A unit whose invocation failed, as the state machine's Catch records it. */
+const failedUnitSchema = z.looseObject({
+  failed: z.literal(true),
+  unit: unitSchema,
+  error: z.string().optional(),
+  cause: z.string().optional(),
+});
+
+export const aggregateSchema = z.object({
+  step: z.literal('aggregate'),
+  run: runSchema,
+  failures: z.array(z.custom<UnitFailure>()),
+  results: z.array(z.union([unitStateSchema, failedUnitSchema])),
+});
+
+export interface RetentionRunReport {
+  job: 'retention';
+  execution: string;
+  windowEnd: string;
+  dryRun: boolean;
+  planLocation?: string;
+  units: (WorkUnit & Omit<UnitProgress, 'lastErrors'> & { status: string; errorMessages: string[] })[];
+  failures: UnitFailure[];
+  totals: { deprecated: number; removed: number; gibFreed: number; pending: number; errors: number };
+}
+
+/** The run's one report (written beside its plan) and one set of metrics. */
+export async function aggregateRetentionRun(
+  deps: ScheduledDeps,
+  input: z.infer<typeof aggregateSchema>,
+): Promise<{ report: RetentionRunReport; reportLocation?: string; metrics: RetentionMetric[] }> {
+  const { run } = input;
+  const done = input.results.flatMap((r) => ('progress' in r && r.progress ? [r as UnitState] : []));
+  const failures = [
+    ...input.failures,
+    ...input.results.flatMap((r) =>
+      'failed' in r && r.failed
+        ? [{ unit: r.unit, step: 'unit' as const, error: String(r.error ?? 'Error'), cause: String(r.cause ?? '') }]
+        : [],
+    ),
+  ];
+  const units = done.map(({ unit, progress, status }) => {
+    const { lastErrors, endedAt: _, ...counts } = progress as UnitProgress;
+    return { ...unit, ...counts, status: status ?? 'done', errorMessages: lastErrors };
+  });
+  const sum = (f: (u: (typeof units)[number]) => number) => units.reduce((n, u) => n + f(u), 0);
+  const report: RetentionRunReport = {
+    job: 'retention',
+    execution: run.name,
+    windowEnd: run.windowEnd,
+    dryRun: run.dryRun,
+    ...(run.planLocation ? { planLocation: run.planLocation } : {}),
+    units,
+    failures,
+    totals: {
+      deprecated: sum((u) => u.deprecated),
+      removed: sum((u) => u.removed),
+      gibFreed: Math.round(sum((u) => u.gibFreed) * 1000) / 1000,
+      pending: sum((u) => u.pending),
+      errors: sum((u) => u.errors) + failures.length,
+    },
+  };
+  const metrics = retentionMetrics(
+    units.map((u) => ({ dryRun: run.dryRun, gibFreed: u.gibFreed, counts: u })),
+    failures.length,
+  );
+  const { reportBucket, reportPrefix } = deps.policy.retention;
+  if (!reportBucket) return { report, metrics };
+  const s3 = s3Client(await deps.clientsFor({ accountId: deps.accountId, region: deps.homeRegion }), deps.homeRegion);
+  const key = `${reportPrefix}retention/runs/${run.name}/report.json`;
+  return { report, reportLocation: await putJsonReport(s3, reportBucket, key, report), metrics };
+}
+
+const planEventSchema = z.object({
+  step: z.literal('plan'),
+  window: z.object({ name: z.string(), start: z.string(), end: z.string() }),
+  dryRun: z.boolean().optional(),
+});
+
+/** A task of the retention state machine: its event, checked, dispatched to its step. */
+export const retentionTaskSchema = z.discriminatedUnion('step', [planEventSchema, unitStateSchema, aggregateSchema]);
+
+/** Runs one task of the retention state machine; `budgetDeadline`: epoch ms by which the invocation must be done. */
+export async function retentionTask(deps: ScheduledDeps, event: unknown, budgetDeadline?: number) {
+  const task = retentionTaskSchema.parse(event);
+  if (task.step === 'plan') return planRetentionRun(deps, task, budgetDeadline);
+  if (task.step === 'unit') return runRetentionUnit(deps, task, budgetDeadline);
+  return aggregateRetentionRun(deps, task);
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { scheduleWindow } from '../../../lib/workflows/units.ts';
+import { mergeSummaries } from '../../../lib/workflows/scheduled-readiness.ts';
+import type { ReadinessSummary } from '../../../lib/domain/readiness.ts';
+
+describe('scheduleWindow', () => {
+  it('names an hourly window by its hour: every start within it names the same execution', () => {
+    const early = scheduleWindow('retention', Date.UTC(2026, 10, 30, 10, 0, 3), 60);
+    const late = scheduleWindow('retention', Date.UTC(2026, 10, 30, 10, 59, 59), 60);
+    expect(early).toEqual({
+      name: 'retention-2026-11-30T10',
+      start: '2026-11-30T10:00:00.000Z',
+      end: '2026-11-30T11:00:00.000Z',
+    });
+    expect(late.name).toBe(early.name);
+    expect(scheduleWindow('retention', Date.UTC(2026, 10, 30, 11, 0, 0), 60).name).toBe('retention-2026-11-30T11');
+  });
+
+  it('names a shorter window by its hour and minute, in the characters execution names allow', () => {
+    const w = scheduleWindow('readiness', Date.UTC(2026, 10, 30, 10, 45), 30);
+    expect(w).toMatchObject({ name: 'readiness-2026-11-30T10-30', end: '2026-11-30T11:00:00.000Z' });
+    expect(w.name).toMatch(/^[A-Za-z0-9-_]{1,80}$/);
+  });
+});
+
+describe('mergeSummaries', () => {
+  const summary = (ready: number, missing: number, oldest: number): ReadinessSummary => ({
+    images: ready + missing,
+    cells: ready + missing,
+    counts: { ready, missing } as ReadinessSummary['counts'],
+    readyRatio: ready / (ready + missing),
+    imagesNotReady: missing,
+    oldestUnprotectedAgeSeconds: oldest,
+    maxLagSeconds: oldest,
+    medianLagSeconds: 10,
+  });
+
+  it('adds the units up and recomputes the ratio over every cell', () => {
+    const merged = mergeSummaries([summary(3, 1, 100), summary(0, 4, 50)]);
+    expect(merged).toMatchObject({ images: 8, cells: 8, imagesNotReady: 5, oldestUnprotectedAgeSeconds: 100 });
+    expect(merged.readyRatio).toBeCloseTo(3 / 8);
+    expect(merged.counts).toMatchObject({ ready: 3, missing: 5 });
+  });
+
+  it('is fully ready with no unit', () => {
+    expect(mergeSummaries([]).readyRatio).toBe(1);
+  });
+});
