@@ -1,6 +1,7 @@
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { isAwsError } from '../domain/errors.ts';
-import { MEMBER_SESSION_NAME } from '../domain/organization.ts';
+import { MEMBER_SESSION_NAME, memberRoleArn, reachesMembers } from '../domain/organization.ts';
+import type { Policy } from '../domain/policy.ts';
 import { createClients, stsClient, type Clients } from './clients.ts';
 
 /**
@@ -75,4 +76,32 @@ export function memberClients(options: MemberClientsOptions): ClientsFor {
     sessions.set(account, { clients, expires: c.Expiration?.getTime() ?? now() + 3_600_000 });
     return clients;
   };
+}
+
+/**
+ * A Lambda's member clients for the policy (undefined when it reaches no member): sessions made with its own
+ * role's clients in its own region. Inputs naming no account use the home clients, so no home id is needed.
+ */
+export function policyMemberClients(home: Clients, policy: Readonly<Policy>): ClientsFor | undefined {
+  if (!reachesMembers(policy)) return undefined;
+  return memberClients({
+    home,
+    homeAccountId: '',
+    region: process.env.AWS_REGION ?? policy.regions.sources[0] ?? 'us-east-1',
+    roleArnOf: (account) => memberRoleArn(policy, account, process.env.AWS_PARTITION),
+    externalId: policy.organization?.externalId,
+  });
+}
+
+/**
+ * Which forwarded events are a member's: a listed account, or with `organization`, any other account (only the
+ * organization's accounts can put events on the bus, and only those the member StackSet reaches forward them).
+ */
+export function memberTest(
+  policy: Readonly<Policy>,
+  homeAccountId: string,
+): ((account: string) => boolean) | undefined {
+  if (!reachesMembers(policy)) return undefined;
+  const listed = new Set(policy.accounts ?? []);
+  return (account) => account !== homeAccountId && (policy.organization !== undefined || listed.has(account));
 }

@@ -169,6 +169,8 @@ function keyAccessStatements(policy = load(), { readiness = false } = {}) {
   });
 }
 
+const memberRoleName = (policy) => (policy.organization?.memberRole ?? 'ami-dr-member').replace(/^\/+/, '');
+
 module.exports = {
   retentionRegions: () => retentionRegions(),
   bundleObjectArns: () => bundleObjectArns(),
@@ -186,6 +188,9 @@ module.exports = {
   readinessKeyStatements: () => keyAccessStatements(undefined, { readiness: true }),
   finalizeKeyStatementsFor: (policy) => keyAccessStatements(policy),
   readinessKeyStatementsFor: (policy) => keyAccessStatements(policy, { readiness: true }),
+  /** The role assumed in member accounts (organization reach); a role name, with its path when it has one. */
+  memberRoleName: () => memberRoleName(load()),
+  memberRoleNameFor: (policy) => memberRoleName(policy),
   /** The policy as the JSON string Lambdas read from AMI_DR_POLICY. */
   policyJson: () => JSON.stringify(load()),
   /** Statements for the copy role: DR keys (encrypt) and source keys (decrypt). */

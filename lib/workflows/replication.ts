@@ -60,6 +60,8 @@ import {
 import { isReplica, TAG } from '../domain/tags.ts';
 import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from '../observability.ts';
 import { isAwsError } from '../domain/errors.ts';
+import { DEFAULT_MEMBER_ROLE } from '../domain/organization.ts';
+import type { ClientsFor } from '../aws/member-clients.ts';
 
 /**
  * The replication's steps, one function per Lambda of the state machine plus the event handler. Handlers, the CLI
@@ -79,7 +81,13 @@ export interface LogSink {
 }
 
 export interface ReplicationDeps {
+  /** The deployment's own account's clients (Step Functions, DynamoDB, SNS always; EC2 for its own images). */
   clients: Clients;
+  /**
+   * A member account's clients (its ami-dr-member role), for executions whose source names an account: their
+   * EC2 calls are made in that account, so copies stay in the account owning the source.
+   */
+  clientsFor?: ClientsFor;
   policy: Readonly<Policy>;
   /** The time (the local runtime passes the twin's clock); defaults to real time. */
   now?: () => Date;
@@ -93,6 +101,20 @@ export interface EventDeps extends ReplicationDeps {
   stateMachineArn: string;
   /** ARN prefix of ami-dr's own roles: calls they made are ami-dr's own copies. */
   roleArnPrefix?: string;
+  /**
+   * Is this a member account whose forwarded events are acted on (organization reach, with `clientsFor`)? An
+   * event of any other account is skipped as before.
+   */
+  isMember?: (account: string) => boolean;
+  /** The role ami-dr works under in a member (its sessions' calls are ami-dr's own there); default ami-dr-member. */
+  memberRoleName?: string;
+}
+
+/** The clients of the account owning an execution's source: the deployment's own, or a member's. */
+async function clientsOf(deps: ReplicationDeps, account: string | undefined): Promise<Clients> {
+  if (!account) return deps.clients;
+  if (!deps.clientsFor) throw new Error(`source in account ${account}, but no member clients are configured`);
+  return deps.clientsFor(account);
 }
 
 // Literal names: a minified bundle renames classes, and these names are reported and matched.
@@ -119,12 +141,13 @@ export function replicationRequest(
   region: string,
   imageId: string,
   attempt = 0,
+  account?: string,
 ): { name: string; input: ReplicationInput } {
   const version = policyVersion(policy);
   return {
     name: executionName(region, imageId, version, attempt),
     input: {
-      source: { region, imageId },
+      source: { region, imageId, ...(account ? { account } : {}) },
       policyVersion: version,
       targets: policy.regions.dr
         .filter((d) => d.region !== region)
@@ -166,6 +189,8 @@ export interface StartOptions {
    * `redriveBackoffMs(attempt)` after the previous one ended; the executions' stop times are the record.
    */
   backoffNow?: number;
+  /** A member account owning the image (organization reach): the execution works in that account. */
+  account?: string;
 }
 
 /**
@@ -183,7 +208,7 @@ export async function startOrJoinReplication(
   const attempts = options.redrive ? MAX_REDRIVE_ATTEMPTS : 1;
   let ended: { name: string; executionArn: string; stopDate?: Date } | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
-    const { name, input } = replicationRequest(deps.policy, region, imageId, attempt);
+    const { name, input } = replicationRequest(deps.policy, region, imageId, attempt, options.account);
     const executionArn = executionArnOf(deps.stateMachineArn, name);
     if (options.redrive) {
       // Looked up first: StartExecution of a running name succeeds too (it returns the original), so only this tells joining from starting.
@@ -230,7 +255,15 @@ export type EventOutcome =
 export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<EventOutcome> {
   const event = parseImageEvent(raw);
   const log = logOf(deps);
-  const ctx = { policy: deps.policy, accountId: deps.accountId, roleArnPrefix: deps.roleArnPrefix };
+  // A member's event (forwarded to this bus by the member template's rule) is screened as that account's own.
+  const member = event.account !== deps.accountId && deps.isMember?.(event.account) ? event.account : undefined;
+  const ctx = member
+    ? {
+        policy: deps.policy,
+        accountId: member,
+        roleArnPrefix: `arn:aws:sts::${member}:assumed-role/${deps.memberRoleName ?? DEFAULT_MEMBER_ROLE}/`,
+      }
+    : { policy: deps.policy, accountId: deps.accountId, roleArnPrefix: deps.roleArnPrefix };
   const skipped = (reason: SkipReason, detail: string): EventOutcome => {
     log.info('event not acted on', {
       reason,
@@ -252,12 +285,13 @@ export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<E
   const first = screenEvent(event, ctx);
   if (!first.act) return skipped(first.reason, first.detail);
   const imageId = event.imageId as string;
-  const image = await describeImage(ec2Client(deps.clients, event.region), event.region, imageId);
+  const owner = await clientsOf(deps, member);
+  const image = await describeImage(ec2Client(owner, event.region), event.region, imageId);
   const second = screenImage(image, ctx);
   if (!second.act) return skipped(second.reason, second.detail);
   const { name, input } = replicationRequest(deps.policy, event.region, imageId);
   if (input.targets.length === 0) return skipped('not-a-source-region', `no DR region other than ${event.region}`);
-  const started = await startOrJoinReplication(deps, event.region, imageId);
+  const started = await startOrJoinReplication(deps, event.region, imageId, member ? { account: member } : {});
   const joined = started.result === 'joined';
   log.info(joined ? 'replication already started' : 'replication started', {
     imageId,
@@ -299,7 +333,8 @@ export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Pro
   const checks = (input.check?.checks ?? 0) + 1;
   const firstCheckedAt = input.check?.firstCheckedAt ?? now.toISOString();
   const deadline = copyDeadline(new Date(firstCheckedAt), deps.policy);
-  const image = await describeImage(ec2Client(deps.clients, region), region, imageId);
+  const owner = await clientsOf(deps, input.source.account);
+  const image = await describeImage(ec2Client(owner, region), region, imageId);
   const waitSeconds = nextWaitSeconds(checks - 1, now, deadline);
   const base = {
     checks,
@@ -310,7 +345,12 @@ export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Pro
   if (!image)
     return { ...base, verdict: 'stop', state: 'not-found', reason: `source ${imageId} no longer exists in ${region}` };
   if (image.state === 'available')
-    return { ...base, verdict: 'ready', state: image.state, image: summarizeSource(image) };
+    return {
+      ...base,
+      verdict: 'ready',
+      state: image.state,
+      image: { ...summarizeSource(image), ...(input.source.account ? { account: input.source.account } : {}) },
+    };
   if (GONE_STATES.has(image.state)) {
     return {
       ...base,
@@ -347,11 +387,12 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   // Refused before copying, so nothing is left to clean up.
   if (refusal) throw new PublicEncryptedImageError(`${source.imageId}: ${refusal}`);
   const instanceStore = source.rootDeviceType === 'instance-store';
+  const owner = await clientsOf(deps, source.account);
   const ctx: CopyContext = {
     input,
-    deps,
+    deps: { ...deps, clients: owner },
     now: nowOf(deps),
-    ec2: ec2Client(deps.clients, target.region),
+    ec2: ec2Client(owner, target.region),
     encrypted: !instanceStore,
     note: instanceStore
       ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted'
@@ -474,8 +515,9 @@ function isCopyOf(image: ImageRecord, source: { imageId: string; region: string 
 
 /** The copy's state now, whether it is past its deadline, and how long to wait (for its event) before the next check. */
 export async function checkCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
-  const { copy } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
-  const image = await describeImage(ec2Client(deps.clients, copy.region), copy.region, copy.imageId);
+  const { copy, source } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
+  const owner = await clientsOf(deps, source.account);
+  const image = await describeImage(ec2Client(owner, copy.region), copy.region, copy.imageId);
   return statusAfterCheck(copy, image, nowOf(deps));
 }
 
@@ -535,7 +577,8 @@ export async function awaitCopy(rawInput: unknown, deps: WaitDeps): Promise<Awai
     status: JSON.stringify(copy),
     expiresAt,
   });
-  const image = await describeImage(ec2Client(deps.clients, copy.region), copy.region, copy.imageId);
+  const owner = await clientsOf(deps, source.account);
+  const image = await describeImage(ec2Client(owner, copy.region), copy.region, copy.imageId);
   const now = nowOf(deps);
   const status = statusAfterCheck(copy, image, now);
   const outcome = { imageId: copy.imageId, region: copy.region };
@@ -598,10 +641,11 @@ export async function handleCopyStateEvent(raw: unknown, deps: CopyEventDeps): P
  */
 export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
   const { source, target, copy } = parseStep(copyStepInputSchema, rawInput, 'FinalizeCopy');
+  const owner = await clientsOf(deps, source.account);
   const now = nowOf(deps);
   const policy = deps.policy;
-  const sourceEc2 = ec2Client(deps.clients, source.region);
-  const ec2 = ec2Client(deps.clients, target.region);
+  const sourceEc2 = ec2Client(owner, source.region);
+  const ec2 = ec2Client(owner, target.region);
   // Read afresh: the source's tags and permissions may have changed while the copy ran.
   const sourceImage = await describeImage(sourceEc2, source.region, source.imageId);
   const sourcePermissions = sourceImage ? await getLaunchPermissions(sourceEc2, source.imageId) : [];
@@ -626,7 +670,7 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
   // An encrypted copy shared with an account launches there only if the account may use the DR key.
   const keyGrants =
     copy.encrypted && keyAccessMode(policy) === 'grant'
-      ? await grantKeyToConsumers(kmsClient(deps.clients, target.region), copy.kmsKeyId ?? target.kmsKeyId, permissions)
+      ? await grantKeyToConsumers(kmsClient(owner, target.region), copy.kmsKeyId ?? target.kmsKeyId, permissions)
       : [];
   const accounts = policy.replication.shareSnapshots ? permissions.flatMap((p) => (p.userId ? [p.userId] : [])) : [];
   await shareSnapshots(ec2, snapshotIds, accounts);
@@ -677,7 +721,8 @@ const DEAD_COPY_STATES = new Set(['failed', 'error', 'invalid']);
  */
 export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
   const { source, target, copy, error } = parseStep(cleanupInputSchema, rawInput, 'CleanupCopy');
-  const ec2 = ec2Client(deps.clients, target.region);
+  const owner = await clientsOf(deps, source.account);
+  const ec2 = ec2Client(owner, target.region);
   const { name, reason } = failureOf(copy, error, deps.policy);
   const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
   const copies = await findCopies(ec2, target.region, source.region, source.imageId);

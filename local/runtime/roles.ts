@@ -24,6 +24,7 @@ interface PolicyEnv {
   journalObjectArnsFor(policy: Readonly<Policy>): unknown[];
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  memberRoleNameFor(policy: Readonly<Policy>): string;
 }
 
 export interface Deployment {
@@ -110,6 +111,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     journalObjectArns: () => env.journalObjectArnsFor(d.policy),
     finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
+    memberRoleName: () => env.memberRoleNameFor(d.policy),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',

@@ -240,6 +240,11 @@ export function serviceRequests(request: TwinRequest, state: TwinState): AuthReq
     }
     case 'autoscaling':
       return [{ action: `autoscaling:${request.action}`, resource: '*', context: base }];
+    // GetCallerIdentity needs no permission; AssumeRole is authorized on the role (and by its trust, in sts.ts).
+    case 'sts':
+      return request.action === 'AssumeRole'
+        ? [{ action: 'sts:AssumeRole', resource: str('RoleArn') ?? '*', context: base }]
+        : [];
     case 'rbin': {
       // REST-JSON: the action is the route (`POST /list-rules`, `GET /rules/<id>`, `POST /rules`).
       const [method, path = ''] = request.action.split(' ');
@@ -260,6 +265,7 @@ export const DENIAL: Record<string, { code: string; status: number }> = {
   states: { code: 'AccessDeniedException', status: 400 },
   sns: { code: 'AuthorizationError', status: 403 },
   autoscaling: { code: 'AccessDenied', status: 403 },
+  sts: { code: 'AccessDenied', status: 403 },
   s3: { code: 'AccessDenied', status: 403 },
   rbin: { code: 'AccessDeniedException', status: 401 },
   dynamodb: { code: 'AccessDeniedException', status: 400 },

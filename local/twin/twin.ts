@@ -19,6 +19,7 @@ import { createSeeder, type Seeder } from './seed.ts';
 import { createSnsService, SnsState } from './sns.ts';
 import { TwinState } from './state.ts';
 import { createStsService } from './sts.ts';
+import { createOrganizationsService, type TwinOrganization } from './organizations.ts';
 import { Throttler, type ThrottleSettings } from './throttle.ts';
 
 /**
@@ -43,6 +44,17 @@ export interface TwinOptions {
   s3?: boolean;
   /** Access key id -> caller ARN; see identity.ts for the defaults. */
   identities?: Record<string, string>;
+  /**
+   * Several accounts (accounts.ts): the access-key map every account's twin shares (used as is, not copied), so a
+   * session STS hands out in one account is known to all; `peers` answers for another account's callers (a call
+   * signed with a member's credentials is that member's, as on AWS); `organization` serves Organizations and
+   * decides which member roles STS AssumeRole may hand out.
+   */
+  accounts?: {
+    identities: Record<string, string>;
+    peers: ReadonlyMap<string, (request: TwinRequest) => Promise<TwinResponse>>;
+    organization?: TwinOrganization;
+  };
 }
 
 export interface TwinFaults {
@@ -80,6 +92,8 @@ export interface Twin {
   nextDue(): number | undefined;
   /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
   register(service: string, handler: ServiceHandler): void;
+  /** Answers one request as the HTTP endpoint would (another account's twin forwards its members' calls here). */
+  handle(request: TwinRequest): Promise<TwinResponse>;
   /** Applies every transition due at the clock's current time and waits until their events are delivered. */
   settle(): Promise<void>;
   stop(): Promise<void>;
@@ -107,7 +121,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const throttler = new Throttler(clock, initialThrottling);
   const settleNow = () => lifecycle.settle();
   const sns = new SnsState();
-  const identities: Record<string, string> = { ...options.identities };
+  const identities: Record<string, string> = options.accounts?.identities ?? { ...options.identities };
+  const organization = options.accounts?.organization;
   const iam = new Iam(identities);
   const dynamodb = new DynamoDbState(accountId);
 
@@ -115,13 +130,31 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const services = new Map<string, ServiceHandler>();
   services.set('ec2', createEc2Service(ec2Runtime, { throttler, identities, iam, settle: settleNow }));
   services.set('kms', createKmsService(state, { accountId, clock }));
-  services.set('sts', createStsService({ accountId, identities }));
+  services.set(
+    'sts',
+    createStsService({
+      accountId,
+      identities,
+      authorize: organization
+        ? (caller, roleArn, externalId) => organization.assumeRoleDenial(caller, roleArn, externalId)
+        : undefined,
+    }),
+  );
+  if (organization)
+    services.set(
+      'organizations',
+      createOrganizationsService({ organization: () => organization, accountId, identities }),
+    );
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
   services.set('dynamodb', createDynamoDbService(dynamodb));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
   services.set('rbin', createRbinService({ accountId }));
 
   const route = async (request: TwinRequest): Promise<TwinResponse> => {
+    const signedBy = resolveIdentity(accessKeyIdOf(String(request.headers.authorization ?? '')), accountId, identities);
+    const peer = signedBy.accountId !== accountId ? options.accounts?.peers.get(signedBy.accountId) : undefined;
+    // Organizations is global: its management account answers, whoever calls.
+    if (peer && request.service !== 'organizations') return peer(request);
     const handler = services.get(request.service);
     if (!handler) {
       const known = [...services.keys()].sort().join(', ');
@@ -233,6 +266,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     iam,
     dynamodb,
     nextDue: () => lifecycle.nextDue(),
+    handle: route,
     register: (service, handler) => {
       services.set(service, handler);
     },
