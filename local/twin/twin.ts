@@ -140,11 +140,11 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
         : undefined,
     }),
   );
-  if (organization)
-    services.set(
-      'organizations',
-      createOrganizationsService({ organization: () => organization, accountId, identities }),
-    );
+  // An account in no organization answers AWSOrganizationsNotInUseException, as AWS does.
+  services.set(
+    'organizations',
+    createOrganizationsService({ organization: () => organization, accountId, identities }),
+  );
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
   services.set('dynamodb', createDynamoDbService(dynamodb));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
