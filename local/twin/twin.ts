@@ -92,6 +92,8 @@ export interface Twin {
   nextDue(): number | undefined;
   /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
   register(service: string, handler: ServiceHandler): void;
+  /** API calls this twin has answered or passed on to another account's twin (benches count calls with it). */
+  requests(): number;
   /** Answers one request as the HTTP endpoint would (another account's twin forwards its members' calls here). */
   handle(request: TwinRequest): Promise<TwinResponse>;
   /** Applies every transition due at the clock's current time and waits until their events are delivered. */
@@ -150,7 +152,9 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
   services.set('rbin', createRbinService({ accountId }));
 
+  let served = 0;
   const route = async (request: TwinRequest): Promise<TwinResponse> => {
+    served++;
     const signedBy = resolveIdentity(accessKeyIdOf(String(request.headers.authorization ?? '')), accountId, identities);
     const peer = signedBy.accountId !== accountId ? options.accounts?.peers.get(signedBy.accountId) : undefined;
     // Organizations is global: its management account answers, whoever calls.
@@ -267,6 +271,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     dynamodb,
     nextDue: () => lifecycle.nextDue(),
     handle: route,
+    requests: () => served,
     register: (service, handler) => {
       services.set(service, handler);
     },
