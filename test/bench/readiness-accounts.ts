@@ -4,8 +4,6 @@ import { createClients } from '../../lib/aws/clients.ts';
 import { resolveReach, runReadinessForAccounts } from '../../lib/workflows/organization.ts';
 import { startOrganizationTwins } from '../../local/twin/accounts.ts';
 
-const ACCOUNTS = 20;
-const IMAGES = 500;
 const SOURCE = 'us-east-1';
 const DR = ['us-west-2', 'eu-west-1', 'ap-southeast-2'];
 const HOME = '111122223333';
@@ -16,7 +14,7 @@ const NOW = Date.UTC(2026, 5, 1);
  * through each member's role on the twin (one endpoint, the accounts' twins behind it, real time). Figures: the API
  * calls the run makes and how long it takes.
  */
-export async function organizationReadiness(): Promise<Record<string, string | number>> {
+export async function organizationReadiness(ACCOUNTS = 20, IMAGES = 500): Promise<Record<string, string | number>> {
   const members = Array.from({ length: ACCOUNTS }, (_, i) => String(200000000000 + i));
   const org = await startOrganizationTwins({ home: HOME, members: { workloads: members }, s3: false });
   try {
