@@ -1,7 +1,20 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.serverless/', '.esbuild/', 'dist/', 'coverage/', '**/*.js', '**/*.cjs', '**/*.mjs'] },
+  {
+    ignores: [
+      'node_modules/',
+      '.serverless/',
+      '.serverless-replication/',
+      '.serverless.aside/',
+      '.esbuild/',
+      'dist/',
+      'coverage/',
+      '**/*.js',
+      '**/*.cjs',
+      '**/*.mjs',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -17,6 +17,10 @@ export const METRIC = {
   imagesRemoved: 'ImagesRemoved',
   gibFreed: 'GiBFreed',
   retentionErrors: 'RetentionErrors',
+  drillsRun: 'DrillsRun',
+  drillsPassed: 'DrillsPassed',
+  drillsFailed: 'DrillsFailed',
+  drillInstanceMinutes: 'DrillInstanceMinutes',
 } as const;
 
 export { MetricUnit };

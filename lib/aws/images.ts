@@ -87,5 +87,7 @@ export function toImageRecord(image: Image, region: string): ImageRecord {
     tags,
     sourceImageId: image.SourceImageId,
     sourceImageRegion: image.SourceImageRegion,
+    ...(image.Architecture ? { architecture: image.Architecture } : {}),
+    ...(image.BootMode ? { bootMode: image.BootMode } : {}),
   };
 }

@@ -170,8 +170,36 @@ function keyAccessStatements(policy = load(), { readiness = false } = {}) {
 }
 
 const memberRoleName = (policy) => (policy.organization?.memberRole ?? 'ami-dr-member').replace(/^\/+/, '');
+/**
+ * A restore drill launches copies encrypted under the DR keys: EBS uses the key as the caller, through EC2 only, and
+ * its grant is for an AWS resource (ebs-encryption-requirements).
+ */
+function drillKeyStatements(policy = load()) {
+  return drKeys(policy).flatMap(({ region, Resource, Condition }) => {
+    const via = { ...Condition, StringEquals: { 'kms:ViaService': `ec2.${region}.amazonaws.com` } };
+    return [
+      { Effect: 'Allow', Action: ['kms:Decrypt', 'kms:DescribeKey'], Resource, Condition: via },
+      {
+        Effect: 'Allow',
+        Action: ['kms:CreateGrant'],
+        Resource,
+        Condition: { ...via, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      },
+    ];
+  });
+}
+
+/** The drill section, defaulted as lib/domain/policy.ts's drillSettings does (drills are opt-in). */
+const drill = (policy = load()) => ({ enabled: false, schedule: 'rate(7 days)', ...(policy.drill ?? {}) });
 
 module.exports = {
+  drillKeyStatements: () => drillKeyStatements(),
+  drillKeyStatementsFor: (policy) => drillKeyStatements(policy),
+  /** The drill function's schedule and whether it is on (`drill.enabled`). */
+  drillSchedule: () => drill().schedule,
+  drillEnabled: () => drill().enabled,
+  /** `''` unless drills launch as a consumer account (a CloudFormation condition keys off it). */
+  drillConsumerRoleArn: () => drill().consumerRoleArn ?? '',
   retentionRegions: () => retentionRegions(),
   bundleObjectArns: () => bundleObjectArns(),
   bundleBucketArns: () => bundleBucketArns(),
@@ -204,5 +232,7 @@ module.exports = {
   reportPrefix: () => load().retention.reportPrefix,
   notificationTopicArn: () => load().notifications.snsTopicArn ?? '',
   sourceRegions: () => load().regions.sources,
+  /** The home region's default (serverless.yml's custom.home): the policy's first source region. */
+  homeRegion: () => load().regions.sources[0],
   drRegions: () => load().regions.dr.map((d) => d.region),
 };

@@ -58,7 +58,7 @@ export interface LocalSession {
 export interface SessionOptions {
   region?: string;
   /** --local: sign the session's calls with this function's role from serverless.yml, as the deployed job would. */
-  role?: 'retention' | 'readiness';
+  role?: 'retention' | 'readiness' | 'drill';
 }
 
 export interface CommandContext {

@@ -15,7 +15,7 @@ export async function startLocalSession(
   ctx: CommandContext,
   policy: Readonly<Policy>,
   region: string,
-  role?: 'retention' | 'readiness',
+  role?: 'retention' | 'readiness' | 'drill',
 ): Promise<Session> {
   const progress = ctx.out.progress('starting the local twin');
   try {

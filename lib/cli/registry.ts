@@ -133,6 +133,24 @@ export const COMMANDS: readonly RegisteredCommand[] = [
     load: async () => (await import('./commands/retention.ts')).retentionCommand,
   },
   {
+    name: 'drill',
+    summary: 'restore drills: launch the newest copy of each family in each DR region, check it boots, terminate it',
+    usage: 'ami-dr drill [--local] [--json]',
+    description:
+      'For the newest available copy of each family in each DR region (as the consumer account of drill.consumerRoleArn\n' +
+      'when the policy names one), launches one instance of the smallest type its architecture and boot mode allow (or\n' +
+      "the policy's drill.instanceTypes), with no public IP, tagged ami-dr:drill, in drill.network's subnet and security\n" +
+      'groups; waits for it to run with passing status checks, terminates it, and tags the copy with ami-dr:drilled-at\n' +
+      'and ami-dr:drill-outcome. Failures are classified: key-access, launch-permission, capacity, status-check,\n' +
+      'unsupported-type. At most drill.maxDrills drills and drill.maxInstanceMinutes instance-minutes per run. Drill\n' +
+      'instances older than an hour (left by a run that died) are terminated first. Runs whether or not drill.enabled\n' +
+      'turns the scheduled drills on. Exit status 1 when a drill failed; Ctrl-C terminates the drills in flight (130).',
+    options: {},
+    examples: ['ami-dr drill', 'ami-dr drill --json | jq .summary', 'ami-dr drill --local --json'],
+    stopsCleanly: true,
+    load: async () => (await import('./commands/drill.ts')).drillCommand,
+  },
+  {
     name: 'twin',
     summary: 'start the local twin of the AWS APIs ami-dr uses, and print its endpoint',
     usage: 'ami-dr twin [--port port]',

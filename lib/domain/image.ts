@@ -57,4 +57,8 @@ export interface ImageRecord {
   tags: Record<string, string>;
   sourceImageId?: string;
   sourceImageRegion?: string;
+  /** `x86_64`, `arm64`, `i386`, ... (what an instance launched from it must run on). */
+  architecture?: string;
+  /** `uefi`, `legacy-bios`, `uefi-preferred`, or none (the instance type's default). */
+  bootMode?: string;
 }

@@ -186,6 +186,46 @@ const retentionSchema = z
     }
   });
 
+const SUBNET = /^subnet-[0-9a-f]{8,17}$/;
+const SECURITY_GROUP = /^sg-[0-9a-f]{8,17}$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+
+/**
+ * Restore drills: the newest copy of each family in each DR region is launched, checked and terminated. Opt-in;
+ * absent means off (and leaves the policy's fingerprint as it was before drills existed).
+ */
+const drillSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** EventBridge schedule of the drill function. */
+  schedule: z
+    .string()
+    .regex(/^(rate|cron)\(.+\)$/, 'is not an EventBridge schedule expression (rate(...) or cron(...))')
+    .default('rate(7 days)'),
+  /** At most this many drills per run (newest copies first). */
+  maxDrills: z.number().int().min(1).max(100).default(10),
+  /** At most this many instance-minutes per run: every drill reserves its whole launch timeout. */
+  maxInstanceMinutes: z.number().int().min(1).max(6000).default(120),
+  /** A drill not `running` with passing status checks this long after launch fails (status check). */
+  launchTimeoutMinutes: z.number().int().min(1).max(60).default(15),
+  /** Instance type per architecture (`x86_64`, `arm64`, `i386`), instead of the smallest that fits. */
+  instanceTypes: z
+    .partialRecord(z.enum(['x86_64', 'arm64', 'i386']), z.string().regex(INSTANCE_TYPE, 'is not an instance type'))
+    .default({}),
+  /** Per DR region: the subnet and security groups to launch in (default: the region's default VPC). */
+  network: z
+    .record(
+      region,
+      z.strictObject({
+        subnetId: z.string().regex(SUBNET, 'is not a subnet id').optional(),
+        securityGroupIds: z.array(z.string().regex(SECURITY_GROUP, 'is not a security group id')).max(5).optional(),
+      }),
+    )
+    .default({}),
+  /** Launch as a consumer account: the role (in that account) ami-dr assumes to run the drills. */
+  consumerRoleArn: z.string().regex(ROLE_ARN, 'is not an IAM role ARN').optional(),
+});
+
 export const policySchema = z
   .strictObject({
     name: z
@@ -202,6 +242,7 @@ export const policySchema = z
     }),
     replication: replicationSchema.prefault({}),
     retention: retentionSchema.prefault({}),
+    drill: drillSchema.optional(),
     notifications: z
       .strictObject({ snsTopicArn: z.string().regex(SNS_ARN, 'is not an SNS topic ARN').optional() })
       .prefault({}),
@@ -287,6 +328,11 @@ export function policyVersion(policy: Policy): string {
 }
 
 const versions = new WeakMap<Policy, string>();
+
+export type DrillSettings = z.infer<typeof drillSchema>;
+
+/** `drill`, defaulted (off). */
+export const drillSettings = (policy: Policy): DrillSettings => policy.drill ?? drillSchema.parse({});
 
 /** `replication.keyAccess`, defaulted. */
 export const keyAccessMode = (policy: Policy): 'check' | 'grant' => policy.replication.keyAccess ?? 'check';

@@ -1,3 +1,4 @@
+import { describeVerification, drillVerification } from './drill.ts';
 import { IN_PROGRESS_STATES, permissionKey, type ImageRecord, type LaunchPermission } from './image.ts';
 import { consumerLabel, consumersOf, missingKeyAccess, type KeyAccess } from './key-access.ts';
 import { keyAccessMode, policyVersion, type Policy } from './policy.ts';
@@ -42,6 +43,8 @@ export interface ReadinessCell {
   refused?: true;
   /** Copy time (replicated-at or creation) minus source creation; for copies not there yet, now minus source creation. */
   lagSeconds: number;
+  /** The copy's last restore drill (its ami-dr:drilled-at tag): `verified 3 days ago`, or the failure. */
+  verified?: string;
 }
 
 export interface ReadinessRow {
@@ -245,9 +248,18 @@ function cellFor(
   }
   const lagSeconds = copyLag(source, copy);
   const drift = driftOf(input, required, copy);
+  const drilled = drillVerification(copy.tags, input.now);
+  const verified = drilled ? { verified: describeVerification(drilled) } : {};
   if (drift.length)
-    return { ...base, status: 'drifted', reason: drift.map((d) => d.detail).join('; '), drift, lagSeconds };
-  return { ...base, status: 'ready', drift: [], lagSeconds };
+    return {
+      ...base,
+      status: 'drifted',
+      reason: drift.map((d) => d.detail).join('; '),
+      drift,
+      lagSeconds,
+      ...verified,
+    };
+  return { ...base, status: 'ready', drift: [], lagSeconds, ...verified };
 }
 
 /** A DR key that is disabled, pending deletion or missing fails every copy into its region: why, or undefined. */

@@ -30,7 +30,7 @@ export const STATUS_LABEL: Record<ReadinessStatus, string> = {
 
 /** The one line a cell shows: status and lag. */
 export const cellText = (cell: ReadinessCell): string =>
-  `${STATUS_LABEL[cell.status]} ${formatDuration(cell.lagSeconds)}`;
+  `${STATUS_LABEL[cell.status]} ${formatDuration(cell.lagSeconds)}${cell.verified ? ` (${cell.verified})` : ''}`;
 
 /** Pads columns to equal width (by code points, so colour codes added later do not count). */
 export function alignColumns(rows: string[][]): string[][] {

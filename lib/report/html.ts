@@ -158,7 +158,7 @@ const PAGE_SCRIPT = `(function () {
         if (!c) { cells += '<td class="none" role="cell">—</td>'; continue; }
         var st = status(c);
         if (f.states[st[0]]) hit = true;
-        cells += '<td class="cell s-' + st[0] + '" data-row="' + r + '" data-col="' + cols[x] + '" tabindex="0" role="button" title="' + esc(st[1] + ' · lag ' + S[c[1]] + (c[4] ? ' · ' + S[c[4]] : '')) + '">' + esc(st[1]) + '<small>' + esc(S[c[1]]) + '</small></td>';
+        cells += '<td class="cell s-' + st[0] + '" data-row="' + r + '" data-col="' + cols[x] + '" tabindex="0" role="button" title="' + esc(st[1] + ' · lag ' + S[c[1]] + (c[4] ? ' · ' + S[c[4]] : '') + (c[6] ? ' · ' + S[c[6]] : '')) + '">' + esc(st[1]) + '<small>' + esc(S[c[1]]) + (c[6] ? ' · ' + esc(S[c[6]]) : '') + '</small></td>';
       }
       if (hit) out.push('<tr role="row"><th scope="row" role="rowheader">' + image(row) + '</th>' + cells + '</tr>');
     }
@@ -180,6 +180,7 @@ const PAGE_SCRIPT = `(function () {
     var rows = [['Image', row[0] + ' (' + S[row[2]] + ')'], ['Name', row[1]], ['Region', R[j]], ['Status', status(c)[1]], ['Lag', S[c[1]]]];
     if (c[2]) rows.push(['Copy', c[2] + (c[3] ? ' (' + S[c[3]] + ')' : '')]);
     if (c[4]) rows.push(['Reason', S[c[4]]]);
+    if (c[6]) rows.push(['Drill', S[c[6]]]);
     for (var i = 0; c[5] && i < c[5].length; i += 2) rows.push(['Drift: ' + S[c[5][i]], S[c[5][i + 1]]]);
     panel.innerHTML = '<button type="button">Close</button><dl>' + rows.map(function (p) { return '<dt>' + esc(p[0]) + '</dt><dd class="' + esc(p[0].toLowerCase().split(':')[0]) + '">' + esc(p[1]) + '</dd>'; }).join('') + '</dl>';
     panel.hidden = false;
@@ -204,7 +205,7 @@ const PAGE_SCRIPT = `(function () {
  *   t: [status, label] by status code      r: DR regions        g: gaps, worst first, as row × regions + column
  *   i: rows [imageId, name, s(source region), s(age), s(family), cells by DR region]
  *   cell: 0 when the DR region is the source's own, else [status code, s(lag), copy id, s(copy state), s(reason),
- *         [s(drift kind), s(drift detail), …]?]
+ *         [s(drift kind), s(drift detail), …] or 0, s(last drill: "verified 3 days ago")?]
  */
 function embed(report: ReadinessReport, gaps: Gap[]) {
   const strings = [''];
@@ -236,7 +237,8 @@ function embed(report: ReadinessReport, gaps: Gap[]) {
         str(cell.copyState),
         str(cell.reason),
       ];
-      if (cell.drift.length) out.push(cell.drift.flatMap((d) => [str(d.kind), str(driftDetail(d))]));
+      out.push(cell.drift.length ? cell.drift.flatMap((d) => [str(d.kind), str(driftDetail(d))]) : 0);
+      out.push(str(cell.verified));
       // Trailing empties are left out: most cells are ready, with no reason.
       while (out.length > 2 && (out[out.length - 1] === 0 || out[out.length - 1] === '')) out.pop();
       return out;

@@ -25,6 +25,7 @@ interface PolicyEnv {
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   memberRoleNameFor(policy: Readonly<Policy>): string;
+  drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
 }
 
 export interface Deployment {
@@ -32,6 +33,8 @@ export interface Deployment {
   stage: string;
   region: string;
   accountId: string;
+  /** The region that runs the scheduled work (serverless.yml's custom.home); default the first source region. */
+  home?: string;
 }
 
 export interface FunctionRole {
@@ -44,6 +47,7 @@ export interface FunctionRole {
 
 interface ServerlessDocument {
   service: string;
+  custom?: { homeOnly?: { functions?: string[] } };
   functions: Record<string, { role?: string }>;
   resources: {
     Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
@@ -54,7 +58,11 @@ interface ServerlessDocument {
 export function functionRoles(deployment: Deployment, file = join(packageRoot(), 'serverless.yml')): FunctionRole[] {
   const doc = readServerless(file);
   const roles = new Map(templateRoles(deployment, file, doc).map((r) => [r.logicalId, r]));
+  const home = deployment.home ?? deployment.policy.regions.sources[0];
+  // Outside the home region the stack has no scheduled functions (lib/build/home-region.cjs), so no roles for them.
+  const absent = deployment.region === home ? [] : (doc.custom?.homeOnly?.functions ?? []);
   return Object.entries(doc.functions).flatMap(([functionKey, fn]) => {
+    if (absent.includes(functionKey)) return [];
     const role = fn.role ? roles.get(fn.role) : undefined;
     return role ? [{ functionKey, roleName: role.roleName, roleArn: role.roleArn, statements: role.statements }] : [];
   });
@@ -112,6 +120,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
     memberRoleName: () => env.memberRoleNameFor(d.policy),
+    drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
+    drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
@@ -149,6 +159,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     HasReportBucket: () => Boolean(d.policy.retention.reportBucket),
     HasBundleBuckets: () => Boolean(d.policy.retention.bundleBuckets?.length),
     HasNotificationTopic: () => Boolean(d.policy.notifications.snsTopicArn),
+    HasDrillConsumer: () => Boolean(d.policy.drill?.consumerRoleArn),
   };
 
   const text = (value: string): unknown => {

@@ -66,7 +66,8 @@ export type FunctionKey =
   | 'awaitCopy'
   | 'onCopyState'
   | 'retention'
-  | 'readiness';
+  | 'readiness'
+  | 'drill';
 
 export interface LocalRuntimeOptions {
   policy: Readonly<Policy>;
@@ -78,6 +79,11 @@ export interface LocalRuntimeOptions {
   twin?: Twin;
   /** Part of the state machine's name (ami-dr-<stage>-replicate). */
   stage?: string;
+  /**
+   * The region whose stack runs the scheduled work (retention, readiness), as `--param home=` deploys it; default
+   * the policy's first source region. Other regions' stacks have no scheduled functions, so no roles for them.
+   */
+  homeRegion?: string;
   /** Where handlers log (default: silent; pass `console`-like sink to watch). */
   log?: LogSink;
   /** Wraps a task state's binding, e.g. to inject a fault (a lost Lambda response) in a test. */
@@ -127,9 +133,11 @@ export interface LocalRuntime {
   twin: Twin;
   /** Unrestricted clients of ami-dr's account (the twin maps their key to no role): for tests and seeding. */
   clients: Clients;
+  /** The region whose stack runs the scheduled work. */
+  homeRegion: string;
   /**
-   * Clients signed as a function's role (serverless.yml's, deployed in `region`, default the first source region):
-   * the twin refuses them what that role does not allow, as AWS would.
+   * Clients signed as a function's role (serverless.yml's, deployed in `region`, default the home region): the twin
+   * refuses them what that role does not allow, as AWS would. retention and readiness exist in the home region only.
    */
   clientsFor(fn: FunctionKey, region?: string): Clients;
   policy: Readonly<Policy>;
@@ -249,12 +257,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     });
   const clients = clientsWith(OWN_ACCESS_KEY);
   // Each function's calls are signed with its role's key, one role per function and deployment region (every source
-  // and DR region: a DR region's stack holds its copy-completion rule).
-  const homeRegion = policy.regions.sources[0] ?? 'us-east-1';
+  // and DR region: a DR region's stack holds its copy-completion rule; only the home region's the scheduled work).
+  const homeRegion = options.homeRegion ?? policy.regions.sources[0] ?? 'us-east-1';
   const roleClients = new Map<string, Clients>();
   const deployed = new Set([homeRegion, ...policy.regions.sources, ...policy.regions.dr.map((d) => d.region)]);
   for (const region of deployed) {
-    for (const role of functionRoles({ policy, stage, region, accountId: twin.accountId })) {
+    for (const role of functionRoles({ policy, stage, region, accountId: twin.accountId, home: homeRegion })) {
       const accessKeyId = roleAccessKeyId(role.functionKey, region);
       twin.iam.attach({
         accessKeyId,
@@ -471,6 +479,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   return {
     twin,
     clients,
+    homeRegion,
     clientsFor,
     policy,
     stepFunctions,

@@ -17,6 +17,10 @@ export interface Ec2Settings {
   copyQuota: number;
   /** Regions whose copies end `failed`, with the reason to report. */
   failCopies: Map<string, string>;
+  /** Regions whose new instances boot but fail their instance status check (reachability), with the reason. */
+  failBoots: Map<string, string>;
+  /** Regions where RunInstances answers InsufficientInstanceCapacity. */
+  noCapacity: Set<string>;
   /** Actions that fail with HTTP 503 `Unavailable` at a rate (0-1), and how many calls each has seen. */
   unavailable: Map<string, { rate: number; calls: number }>;
   /**

@@ -87,6 +87,14 @@ export function ec2Requests(request: TwinRequest, state: TwinState, accountId: s
         };
       });
     }
+    case 'RunInstances':
+      return runInstancesRequests(params, region, state, accountId);
+    case 'TerminateInstances':
+      return params.list('InstanceId').map((id) => ({
+        action: 'ec2:TerminateInstances',
+        resource: `arn:aws:ec2:${region}:${accountId}:instance/${id}`,
+        context: { ...base, ...tagContext('aws:ResourceTag', state.region(region).instances.get(id)?.tags) },
+      }));
     case 'DescribeImageReferences':
       return [
         { action: 'ec2:DescribeImageReferences', resource: '*', context: base },
@@ -100,6 +108,78 @@ export function ec2Requests(request: TwinRequest, state: TwinState, accountId: s
       return [{ action: `ec2:${action}`, resource: '*', context: base }];
   }
 }
+
+/**
+ * RunInstances is authorized on every resource it uses or creates (service authorization reference, Amazon EC2:
+ * RunInstances): the image (its tags as `aws:ResourceTag`), the instance and its volumes and network interface (the
+ * launch's tags as `aws:RequestTag`), the subnet and security groups; tags given at launch also need
+ * ec2:CreateTags with `ec2:CreateAction = RunInstances` on each tagged resource type.
+ */
+function runInstancesRequests(params: Ec2Params, region: string, state: TwinState, accountId: string): AuthRequest[] {
+  const base = { 'aws:RequestedRegion': region };
+  const imageId = params.get('ImageId') ?? '';
+  const own = (type: string, id = '*') => `arn:aws:ec2:${region}:${accountId}:${type}/${id}`;
+  let specs = new Map<string, Map<string, string>>();
+  try {
+    specs = params.tagSpecifications(['instance', 'volume', 'network-interface']);
+  } catch {
+    // RunInstances reports a bad TagSpecification itself.
+  }
+  const requested = (type: string) => {
+    const tags = specs.get(type);
+    return tags?.size ? { ...tagContext('aws:RequestTag', tags), 'aws:TagKeys': [...tags.keys()] } : {};
+  };
+  const interfaces = params.structs('NetworkInterface');
+  const subnet = params.get('SubnetId') ?? interfaces[0]?.get('SubnetId');
+  const groups = [...params.list('SecurityGroupId'), ...(interfaces[0]?.list('SecurityGroupId') ?? [])];
+  const requests: AuthRequest[] = [
+    {
+      action: 'ec2:RunInstances',
+      resource: imageArn(region, imageId),
+      context: { ...base, ...tagContext('aws:ResourceTag', state.region(region).images.get(imageId)?.tags) },
+    },
+    { action: 'ec2:RunInstances', resource: own('instance'), context: { ...base, ...requested('instance') } },
+    { action: 'ec2:RunInstances', resource: own('volume'), context: { ...base, ...requested('volume') } },
+    {
+      action: 'ec2:RunInstances',
+      resource: own('network-interface'),
+      context: { ...base, ...requested('network-interface') },
+    },
+    { action: 'ec2:RunInstances', resource: own('subnet', subnet), context: base },
+    ...(groups.length ? groups : ['*']).map((g) => ({
+      action: 'ec2:RunInstances',
+      resource: own('security-group', g),
+      context: base,
+    })),
+  ];
+  for (const [type, tags] of specs) {
+    if (tags.size === 0) continue;
+    requests.push({
+      action: 'ec2:CreateTags',
+      resource: own(type),
+      context: { ...base, 'ec2:CreateAction': 'RunInstances', ...requested(type) },
+    });
+  }
+  // Volumes from encrypted snapshots: EBS uses their keys as the caller, through EC2 (ebs-encryption-requirements).
+  const image = state.region(region).images.get(imageId);
+  const keys = new Set<string>();
+  for (const id of image ? snapshotIdsOf(image) : []) {
+    const ref = state.region(region).snapshots.get(id)?.kmsKeyId;
+    const key = ref ? state.resolve(region, ref) : undefined;
+    if (key && key.arn.split(':')[4] === accountId) keys.add(key.arn);
+  }
+  for (const keyArn of keys) {
+    const via = { ...base, 'kms:ViaService': `ec2.${region}.amazonaws.com`, ...aliasContext(state, keyArn) };
+    requests.push(...LAUNCH_KEY_USE.map((action) => ({ action, resource: keyArn, context: via })), {
+      action: 'kms:CreateGrant',
+      resource: keyArn,
+      context: { ...via, 'kms:GrantIsForAWSResource': 'true' },
+    });
+  }
+  return requests;
+}
+
+const LAUNCH_KEY_USE = ['kms:Decrypt', 'kms:DescribeKey'];
 
 /** The snapshots deleted with an image (DeregisterImage with DeleteAssociatedSnapshots), each as ec2:DeleteSnapshot. */
 export function deleteSnapshotRequest(state: TwinState, region: string, accountId: string, snapshotId: string) {

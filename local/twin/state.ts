@@ -112,6 +112,12 @@ export interface TwinInstance {
   ownerId?: string;
   /** Why it stopped, e.g. `Client.InvalidKMSKey.InvalidState` when its volumes' key may not be used. */
   stateReason?: { code: string; message: string };
+  /** Epoch ms it reached `running`: status checks report `initializing` for a while after. */
+  runningSince?: number;
+  /** Set when its OS does not come up (injected): the instance status check ends `impaired`. */
+  bootFailure?: string;
+  /** `stop` (default) or `terminate`: what an OS-initiated shutdown does. */
+  shutdownBehavior?: 'stop' | 'terminate';
 }
 
 export interface LaunchTemplateReference {

@@ -64,6 +64,10 @@ export interface TwinFaults {
   copyDuration(ms: number): void;
   /** Copies into `region` that complete from now on end `failed` with this reason. */
   failCopies(region: string, reason?: string): void;
+  /** Instances launched in `region` from now on run, but their instance status check fails (impaired). */
+  failBoots(region: string, reason?: string): void;
+  /** RunInstances in `region` fails with InsufficientInstanceCapacity from now on. */
+  noCapacity(region: string): void;
   /** A share (0-1) of this EC2 action's calls fail with HTTP 503 `Unavailable`, evenly spread; 0 stops it. */
   unavailable(action: string, rate: number): void;
   /** DeregisterImage fails to delete snapshots (see Ec2Settings.snapshotDeleteFault); probability 0 turns it off. */
@@ -116,9 +120,17 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     createDurationMs: options.createDurationMs ?? DEFAULTS.createDurationMs,
     copyQuota: options.copyQuota ?? DEFAULTS.copyQuota,
     failCopies: new Map(),
+    failBoots: new Map(),
+    noCapacity: new Set(),
     unavailable: new Map(),
   };
-  const settings: Ec2Settings = { ...initial, failCopies: new Map(), unavailable: new Map() };
+  const settings: Ec2Settings = {
+    ...initial,
+    failCopies: new Map(),
+    failBoots: new Map(),
+    noCapacity: new Set(),
+    unavailable: new Map(),
+  };
   const initialThrottling = { enabled: options.throttling?.enabled ?? false, scale: options.throttling?.scale ?? 1 };
   const throttler = new Throttler(clock, initialThrottling);
   const settleNow = () => lifecycle.settle();
@@ -236,6 +248,12 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     failCopies: (region, reason = 'The copy failed (injected fault).') => {
       settings.failCopies.set(region, reason);
     },
+    failBoots: (region, reason = 'Instance reachability check failed (injected fault).') => {
+      settings.failBoots.set(region, reason);
+    },
+    noCapacity: (region) => {
+      settings.noCapacity.add(region);
+    },
     unavailable: (action, rate) => {
       if (!(rate >= 0 && rate <= 1)) throw new RangeError(`unavailable rate must be within 0-1, got ${rate}`);
       if (rate === 0) settings.unavailable.delete(action);
@@ -252,6 +270,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
       settings.createDurationMs = initial.createDurationMs;
       settings.copyQuota = initial.copyQuota;
       settings.failCopies.clear();
+      settings.failBoots.clear();
+      settings.noCapacity.clear();
       settings.unavailable.clear();
       throttler.configure(initialThrottling.enabled, initialThrottling.scale);
     },

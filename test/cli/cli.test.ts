@@ -16,7 +16,7 @@ describe('ami-dr: usage', () => {
     const r = await ami([]);
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('Usage: ami-dr <command> [options]');
-    for (const c of ['validate', 'replicate', 'readiness', 'retention', 'twin', 'demo'])
+    for (const c of ['validate', 'replicate', 'readiness', 'retention', 'drill', 'twin', 'demo'])
       expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
   });
 
@@ -29,7 +29,7 @@ describe('ami-dr: usage', () => {
     ]);
   });
 
-  it.each(['validate', 'replicate', 'readiness', 'retention', 'twin', 'demo'])(
+  it.each(['validate', 'replicate', 'readiness', 'retention', 'drill', 'twin', 'demo'])(
     '%s --help shows usage, options and examples',
     async (command) => {
       const r = await ami([command, '--help']);
@@ -307,5 +307,35 @@ describe('ami-dr retention --local', () => {
     expect(r.stderr.trim()).toBe(
       "ami-dr: error: us-east-2 is not a region of the policy (us-east-1, us-west-2, eu-west-1) (see 'ami-dr retention --help')",
     );
+  });
+});
+
+describe('ami-dr drill --local', () => {
+  it('--json prints the drill results as JSON and exits 0 on the demo account', async () => {
+    const r = await ami(['drill', '--local', '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      results: { region: string; family: string; outcome: string; instanceType: string; terminated: boolean }[];
+      summary: { drills: number; passed: number; failed: number };
+    };
+    expect(report.results.map((x) => `${x.family}@${x.region} ${x.outcome} ${x.instanceType}`).sort()).toEqual([
+      'batch@eu-west-1 passed t3.nano',
+      'batch@us-west-2 passed t3.nano',
+      'web@eu-west-1 passed t3.nano',
+      'web@us-west-2 passed t3.nano',
+    ]);
+    expect(report.results.every((x) => x.terminated)).toBe(true);
+    expect(report.summary).toMatchObject({ drills: 4, passed: 4, failed: 0 });
+  });
+
+  it('without --json prints one line per drill and a total', async () => {
+    const r = await ami(['drill', '--local']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines.slice(0, 4).every((l) => /^passed {2}(us-west-2|eu-west-1) {2}(web|batch) {2}ami-/.test(l))).toBe(
+      true,
+    );
+    expect(lines[4]).toMatch(/^4 drills: 4 passed, 0 failed; [\d.]+ instance-minutes$/);
   });
 });

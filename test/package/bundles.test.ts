@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,6 +40,14 @@ describe('built bundles', () => {
       expect(names).toEqual([fn.bundle]);
     },
   );
+
+  // Lambda parses every byte at each cold start; what the SDK's schemas and the clients add must stay below this.
+  it.each(functions.map((f) => [f.key, f] as const))('%s: the bundle is at most 1,024 KB', (_key, fn) => {
+    const dir = join(work, `${fn.key}-size`);
+    extractZip(fn.zip, dir);
+    const kb = statSync(join(dir, fn.bundle)).size / 1024;
+    expect(kb, `${fn.bundle}: ${kb.toFixed(0)} KB`).toBeLessThanOrEqual(1024);
+  });
 
   it.each(functions.map((f) => [f.key, f] as const))(
     '%s: imports in a fresh node process and exports a handler function',

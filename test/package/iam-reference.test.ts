@@ -35,9 +35,15 @@ describe("serverless.yml's roles against AWS's service authorization reference",
 
   it('reads every role, the state machine’s included', () => {
     expect(roles.map((r) => r.logicalId)).toEqual(
-      expect.arrayContaining(['ReplicateStateMachineRole', 'StartCopyRole', 'AwaitCopyRole', 'OnCopyStateRole']),
+      expect.arrayContaining([
+        'ReplicateStateMachineRole',
+        'StartCopyRole',
+        'AwaitCopyRole',
+        'OnCopyStateRole',
+        'DrillRole',
+      ]),
     );
-    expect(roles).toHaveLength(12);
+    expect(roles).toHaveLength(13);
   });
 
   it.each(roles.map((r) => [r.logicalId, r] as const))(

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { build, type Metafile } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensurePackaged, lambdaResources, listedFunctions, ROOT, type Template } from './packaged.ts';
 
@@ -57,6 +58,8 @@ const IMPLIED: Record<string, string[]> = {
     's3:PutObjectAcl',
   ],
   'ec2:DeregisterImage': ['ec2:DeleteSnapshot'],
+  // Tags at launch (TagSpecifications): the drill instances' ami-dr:drill tag.
+  'ec2:RunInstances': ['ec2:CreateTags'],
   // The references EC2 looks up as the caller (AmazonEC2ImageReferencesAccessPolicy).
   'ec2:DescribeImageReferences': [
     'ssm:DescribeParameters',
@@ -109,6 +112,7 @@ beforeAll(async () => {
     target: 'node22',
     mainFields: ['module', 'main'],
     minify: true,
+    plugins: createRequire(import.meta.url)('../../lib/build/esbuild-plugins.cjs') as Plugin[],
     metafile: true,
     write: false,
     outdir: join(ROOT, '.esbuild', 'iam-graph'),

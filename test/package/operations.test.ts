@@ -72,7 +72,7 @@ describe('alarms and dashboard', () => {
     expect(wrong).toEqual([]);
   });
 
-  it('cover replication failures, readiness gaps, failed executions, the dead-letter queue and retention errors', () => {
+  it('cover replication failures, readiness gaps, failed executions, the dead-letter queue, retention errors and failed drills', () => {
     const watched = alarms().flatMap(([, alarm]) => watchedBy(alarm).map((w) => `${w.namespace}/${w.metric}`));
     expect(watched).toEqual(
       expect.arrayContaining([
@@ -81,6 +81,7 @@ describe('alarms and dashboard', () => {
         'AWS/States/ExecutionsFailed',
         'AWS/SQS/ApproximateNumberOfMessagesVisible',
         `ami-dr/${METRIC.retentionErrors}`,
+        `ami-dr/${METRIC.drillsFailed}`,
       ]),
     );
   });

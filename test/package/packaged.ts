@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -86,13 +86,37 @@ function newestInput(): number {
   return newest;
 }
 
-/** True when the package output exists for every listed function and is newer than every input. */
-export function isFresh(): boolean {
-  if (!existsSync(TEMPLATE)) return false;
-  const built = statSync(TEMPLATE).mtimeMs;
+/**
+ * One `npm run package`: the home region's stack (the default), or a stack outside the home region, packaged with
+ * `--param home=<another region>` into its own directory.
+ */
+export interface Packaging {
+  out: string;
+  args: string[];
+}
+
+export const HOME_STACK: Packaging = { out: OUT, args: [] };
+/** us-east-1 (the example policy's first source region) as a replication-only stack: eu-west-1 is home. */
+export const REPLICATION_STACK: Packaging = {
+  out: join(ROOT, '.serverless-replication'),
+  args: ['--param', 'home=eu-west-1', '--package', '.serverless-replication'],
+};
+
+const templateOf = (packaging: Packaging) => join(packaging.out, 'cloudformation-template-update-stack.json');
+
+/** True when the package output exists for every function it holds and is newer than every input. */
+export function isFresh(packaging: Packaging = HOME_STACK): boolean {
+  const template = templateOf(packaging);
+  if (!existsSync(template)) return false;
+  const built = statSync(template).mtimeMs;
+  const functions = [...lambdaResources(readTemplateAt(template)).keys()];
   return (
     built >= newestInput() &&
-    listedFunctions().every((f) => existsSync(f.zip) && statSync(f.zip).mtimeMs <= built + 60_000)
+    functions.length > 0 &&
+    functions.every((key) => {
+      const zip = join(packaging.out, `${key}.zip`);
+      return existsSync(zip) && statSync(zip).mtimeMs <= built + 60_000;
+    })
   );
 }
 
@@ -122,14 +146,21 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Runs `npm run package` unless its output is fresh; returns the packaged CloudFormation template. */
-export async function ensurePackaged(): Promise<Template> {
+/** Runs `npm run package` (with the packaging's options) unless its output is fresh; returns the template. */
+export async function ensurePackaged(packaging: Packaging = HOME_STACK): Promise<Template> {
   const missing = missingHandlers();
   if (missing.length) throw new Error(`serverless.yml lists handlers that do not exist: ${missing.join(', ')}`);
   await withLock(async () => {
-    if (isFresh()) return;
+    if (isFresh(packaging)) return;
+    const extra = packaging.args.length ? ['--', ...packaging.args] : [];
+    // osls clears .serverless/ whatever --package says: keep the home stack's output aside meanwhile.
+    const aside = packaging.out !== OUT && existsSync(OUT) ? `${OUT}.aside` : undefined;
+    if (aside) {
+      rmSync(aside, { recursive: true, force: true });
+      renameSync(OUT, aside);
+    }
     try {
-      await run('npm', ['run', '--silent', 'package'], {
+      await run('npm', ['run', '--silent', 'package', ...extra], {
         cwd: ROOT,
         maxBuffer: 64 * 1024 * 1024,
         timeout: 10 * 60_000,
@@ -137,13 +168,22 @@ export async function ensurePackaged(): Promise<Template> {
     } catch (error) {
       const { stdout, stderr } = error as { stdout?: string; stderr?: string };
       throw new Error(`npm run package failed:\n${stdout ?? ''}\n${stderr ?? ''}`, { cause: error });
+    } finally {
+      if (aside) {
+        rmSync(OUT, { recursive: true, force: true });
+        renameSync(aside, OUT);
+      }
     }
   });
-  return readTemplate();
+  return readTemplateAt(templateOf(packaging));
 }
 
 export function readTemplate(): Template {
-  return JSON.parse(readFileSync(TEMPLATE, 'utf8')) as Template;
+  return readTemplateAt(TEMPLATE);
+}
+
+function readTemplateAt(path: string): Template {
+  return JSON.parse(readFileSync(path, 'utf8')) as Template;
 }
 
 /** The Lambda functions of a packaged template, by their serverless.yml key. */

@@ -209,16 +209,17 @@ describe('packaged CloudFormation template', () => {
     }
   });
 
-  it('schedules retention hourly and readiness every 30 minutes', () => {
+  it('schedules retention hourly, readiness every 30 minutes, and drills weekly, off unless the policy opts in', () => {
     const schedules = Object.values(template.Resources)
       .filter((r) => r.Type === 'AWS::Events::Rule' && r.Properties?.ScheduleExpression)
       .map((r) => [
         (r.Properties!.Targets as { Arn: { 'Fn::GetAtt': string[] } }[])[0]!.Arn['Fn::GetAtt'][0],
-        r.Properties!.ScheduleExpression,
+        `${String(r.Properties!.ScheduleExpression)} ${String(r.Properties!.State)}`,
       ]);
     expect(Object.fromEntries(schedules)).toEqual({
-      RetentionLambdaFunction: 'rate(1 hour)',
-      ReadinessLambdaFunction: 'rate(30 minutes)',
+      RetentionLambdaFunction: 'rate(1 hour) ENABLED',
+      ReadinessLambdaFunction: 'rate(30 minutes) ENABLED',
+      DrillLambdaFunction: 'rate(7 days) DISABLED',
     });
   });
 

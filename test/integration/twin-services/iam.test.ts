@@ -17,6 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
 import { runReadiness } from '../../../lib/workflows/readiness.ts';
 import { runRetention } from '../../../lib/workflows/retention.ts';
+import { runDrills } from '../../../lib/workflows/drill.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
 import { seedAccount } from '../../../local/runtime/seed-account.ts';
 import { s3Client } from '../../../lib/aws/clients.ts';
@@ -29,7 +30,7 @@ import { evaluate, type AuthRequest, type PolicyStatement } from '../../../local
  * Every function's real calls, made on the twin under the role serverless.yml gives it (resolved for this policy):
  * replication of an EBS, an encrypted and an instance-store source, a failed copy's cleanup, readiness with
  * reconciliation (a consumer account's lost key grant given again, a stale one retired), retention with
- * DescribeImageReferences. None may be refused; and each statement of each role
+ * DescribeImageReferences, restore drills of the copies. None may be refused; and each statement of each role
  * must be needed by some call (the role minus that statement refuses one), so the roles stay least-privilege.
  */
 
@@ -230,6 +231,22 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
       'autoscaling:DescribeAutoScalingGroups',
     ])
       expect(checked).toContain(action);
+  });
+
+  it('runs restore drills under the drill role: launches, checks and terminates copies, refused nothing', async () => {
+    const clock = rt.twin.clock as ManualClock;
+    const run = await runDrills({
+      clients: rt.clientsFor('drill'),
+      policy,
+      now: () => clock.now(),
+      sleep: async (ms) => void clock.advance(ms),
+    });
+    expect(run.report.summary.drills).toBeGreaterThanOrEqual(policy.regions.dr.length);
+    expect(run.report.results.filter((r) => r.outcome !== 'passed')).toEqual([]);
+    const drill = rt.twin.iam.log.filter((d) => d.request.action.match(/RunInstances|TerminateInstances/));
+    expect(drill.filter((d) => d.decision !== 'Allow').map((d) => d.request)).toEqual([]);
+    for (const action of ['ec2:RunInstances', 'ec2:TerminateInstances', 'ec2:DescribeInstanceStatus', 'kms:Decrypt'])
+      expect(rt.twin.iam.log.map((d) => d.request.action)).toContain(action);
   });
 
   it('needs every statement of every role: without any one of them, some call of the run is refused', () => {

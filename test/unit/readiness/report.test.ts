@@ -3,7 +3,7 @@ import { computeReadiness } from '../../../lib/domain/readiness.ts';
 import { formatDuration } from '../../../lib/report/format.ts';
 import { gapsOf } from '../../../lib/report/gaps.ts';
 import { renderReport } from '../../../lib/report/index.ts';
-import { copy, input, largeReport, source } from './fixtures.ts';
+import { copy, input, largeReport, NOW, source } from './fixtures.ts';
 
 function mixedReport() {
   const a = source('ami-a', { name: 'web <prod> | "x"' });
@@ -154,6 +154,29 @@ describe('report renderers', () => {
     expect(JSON.stringify(JSON.parse(data))).toContain('web <prod> | \\"x\\"');
     expect(html.split('copy failed: key disabled')).toHaveLength(2);
     expect(html).toContain('Not ready: 3 cells of 4, worst first');
+  });
+
+  it('a copy with a restore drill says when it was verified: in the readiness cell, the table and the HTML data', () => {
+    const a = source('ami-a');
+    const drilled = copy(a, 'us-west-2');
+    drilled.tags['ami-dr:drilled-at'] = new Date(NOW - 3 * 86_400_000 - 60_000).toISOString();
+    drilled.tags['ami-dr:drill-outcome'] = 'passed';
+    const failed = copy(a, 'eu-west-1');
+    failed.tags['ami-dr:drilled-at'] = new Date(NOW - 86_400_000).toISOString();
+    failed.tags['ami-dr:drill-outcome'] = 'failed: key-access';
+    const report = computeReadiness(input({ sources: [a], copies: [drilled, failed] }));
+
+    expect(report.rows[0]!.cells.map((c) => [c.region, c.status, c.verified])).toEqual([
+      ['us-west-2', 'ready', 'verified 3 days ago'],
+      ['eu-west-1', 'ready', 'drill 1 day ago: failed: key-access'],
+    ]);
+    const table = renderReport(report, 'table');
+    expect(table).toContain('(verified 3 days ago)');
+    expect(table).toContain('(drill 1 day ago: failed: key-access)');
+    const data = JSON.parse(
+      renderReport(report, 'html').match(/<script type="application\/json" id="report-data">(.*?)<\/script>/s)![1]!,
+    ) as { s: string[] };
+    expect(data.s).toEqual(expect.arrayContaining(['verified 3 days ago', 'drill 1 day ago: failed: key-access']));
   });
 
   it('html: text in the embedded data cannot end its script element', () => {

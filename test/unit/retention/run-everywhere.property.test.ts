@@ -201,77 +201,88 @@ function change(inventories: RetentionInventory[], saved: SavedPlan, changes: Ch
   return { inventories: next, unsafe };
 }
 
-describe('retention everywhere (three regions, copies across them)', () => {
-  it('apply removes exactly the images, snapshots and bundle objects the plan lists, and deprecates what it lists', async () => {
-    await fc.assert(
-      fc.asyncProperty(accountArb, threeRegions, async (inventories, policy) => {
-        const plan = await onAccount(inventories, async (account) => {
-          const r = await everywhere(policy, { dryRun: true });
-          expect(account.mutations).toEqual([]);
-          expect(r.failures).toEqual([]);
-          return listed(r.runs);
-        });
-        await onAccount(inventories, async (account) => {
-          const r = await everywhere(policy, { dryRun: false });
-          expect(r.failures).toEqual([]);
-          expect(done(account)).toEqual(plan);
-          // Each region's report lists as planned what the dry-run listed.
-          expect(listed(r.runs)).toEqual(plan);
-        });
-      }),
-      { numRuns: 200 },
-    );
-  });
+/** 200 runs of a three-region account each: about 20 s on an idle machine, so more room than the default 30 s. */
+const PROPERTY_TIMEOUT_MS = 120_000;
 
-  it('apply --plan after changes to the account removes a subset of the plan, and nothing that became unsafe', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        accountArb,
-        threeRegions,
-        changesArb,
-        fc.constantFrom(0, 1, 45, 120),
-        async (inventories, policy, changes, daysLater) => {
-          const saved = await onAccount(inventories, async () => {
+describe('retention everywhere (three regions, copies across them)', () => {
+  it(
+    'apply removes exactly the images, snapshots and bundle objects the plan lists, and deprecates what it lists',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(accountArb, threeRegions, async (inventories, policy) => {
+          const plan = await onAccount(inventories, async (account) => {
             const r = await everywhere(policy, { dryRun: true });
-            return toSavedPlan({
-              policy: { name: policy.name, version: policyVersion(policy) },
-              accountId: ACCOUNT,
-              now: new Date(NOW).toISOString(),
-              regions: r.runs.map((run) => ({ plan: run.plan, fingerprint: run.fingerprint })),
-            });
-          });
-          const later = change(inventories, saved, changes, policy);
-          // Time passes too: more images come due, which the saved plan must not pick up.
-          const now = NOW + daysLater * 86_400_000;
-          // What a plan made now would do: the bound for what is safe.
-          const fresh = await onAccount(later.inventories, async () =>
-            listed((await everywhere(policy, { dryRun: true, now })).runs),
-          );
-          await onAccount(later.inventories, async (account) => {
-            const r = await everywhere(policy, { saved, now });
+            expect(account.mutations).toEqual([]);
             expect(r.failures).toEqual([]);
-            const did = done(account);
-            const savedOf = (kind: string) =>
-              saved.plans.flatMap((p) =>
-                p.actions.filter((a) => a.action === kind).map((a) => key(p.region, a.imageId)),
-              );
-            expect(did.deregister.filter((x) => !savedOf('deregister').includes(x))).toEqual([]);
-            expect(did.deprecate.filter((x) => !savedOf('deprecate').includes(x))).toEqual([]);
-            expect(did.deregister.filter((x) => !fresh.deregister.includes(x))).toEqual([]);
-            for (const x of later.unsafe) {
-              expect(did.deregister).not.toContain(x);
-              expect(did.deprecate).not.toContain(x);
-            }
-            // Every saved action is either done or reported skipped with a reason.
-            const skipped = r.runs.flatMap((run) => (run.skipped ?? []).map((s) => key(run.plan.region, s.imageId)));
-            expect(sorted([...did.deregister, ...did.deprecate, ...skipped])).toEqual(
-              sorted([...savedOf('deregister'), ...savedOf('deprecate')]),
-            );
-            for (const x of later.unsafe) if (savedOf('deregister').includes(x)) expect(skipped).toContain(x);
+            return listed(r.runs);
           });
-        },
-      ),
-      { numRuns: 200 },
-    );
-  });
+          await onAccount(inventories, async (account) => {
+            const r = await everywhere(policy, { dryRun: false });
+            expect(r.failures).toEqual([]);
+            expect(done(account)).toEqual(plan);
+            // Each region's report lists as planned what the dry-run listed.
+            expect(listed(r.runs)).toEqual(plan);
+          });
+        }),
+        { numRuns: 200 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'apply --plan after changes to the account removes a subset of the plan, and nothing that became unsafe',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          accountArb,
+          threeRegions,
+          changesArb,
+          fc.constantFrom(0, 1, 45, 120),
+          async (inventories, policy, changes, daysLater) => {
+            const saved = await onAccount(inventories, async () => {
+              const r = await everywhere(policy, { dryRun: true });
+              return toSavedPlan({
+                policy: { name: policy.name, version: policyVersion(policy) },
+                accountId: ACCOUNT,
+                now: new Date(NOW).toISOString(),
+                regions: r.runs.map((run) => ({ plan: run.plan, fingerprint: run.fingerprint })),
+              });
+            });
+            const later = change(inventories, saved, changes, policy);
+            // Time passes too: more images come due, which the saved plan must not pick up.
+            const now = NOW + daysLater * 86_400_000;
+            // What a plan made now would do: the bound for what is safe.
+            const fresh = await onAccount(later.inventories, async () =>
+              listed((await everywhere(policy, { dryRun: true, now })).runs),
+            );
+            await onAccount(later.inventories, async (account) => {
+              const r = await everywhere(policy, { saved, now });
+              expect(r.failures).toEqual([]);
+              const did = done(account);
+              const savedOf = (kind: string) =>
+                saved.plans.flatMap((p) =>
+                  p.actions.filter((a) => a.action === kind).map((a) => key(p.region, a.imageId)),
+                );
+              expect(did.deregister.filter((x) => !savedOf('deregister').includes(x))).toEqual([]);
+              expect(did.deprecate.filter((x) => !savedOf('deprecate').includes(x))).toEqual([]);
+              expect(did.deregister.filter((x) => !fresh.deregister.includes(x))).toEqual([]);
+              for (const x of later.unsafe) {
+                expect(did.deregister).not.toContain(x);
+                expect(did.deprecate).not.toContain(x);
+              }
+              // Every saved action is either done or reported skipped with a reason.
+              const skipped = r.runs.flatMap((run) => (run.skipped ?? []).map((s) => key(run.plan.region, s.imageId)));
+              expect(sorted([...did.deregister, ...did.deprecate, ...skipped])).toEqual(
+                sorted([...savedOf('deregister'), ...savedOf('deprecate')]),
+              );
+              for (const x of later.unsafe) if (savedOf('deregister').includes(x)) expect(skipped).toContain(x);
+            });
+          },
+        ),
+        { numRuns: 200 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
 });

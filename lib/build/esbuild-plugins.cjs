@@ -1,0 +1,34 @@
+'use strict';
+// esbuild plugins for serverless.yml's bundles (custom.esbuild.plugins), also used by the package tests' builds.
+const { readFile } = require('node:fs/promises');
+
+/**
+ * The AWS SDK's schema modules describe every shape of a service with object literals keyed by short constants
+ * (`{ [_xN]: _m }` where `const _xN = "xmlName"`). esbuild cannot prove a computed key free of side effects, so it
+ * keeps every shape, used or not: about 540 KB of EC2's schema in each bundle that calls EC2. Writing the constant's
+ * string in place of the computed key (`{ "xmlName": _m }`, the same object) lets esbuild drop the shapes no command
+ * of the bundle reaches.
+ */
+const SCHEMA_FILE =
+  /[\\/]@aws-sdk[\\/][^\\/]+[\\/]dist-es[\\/](submodules[\\/][^\\/]+[\\/])?schemas[\\/]schemas_\d+\.js$/;
+
+function literalSchemaKeys(text) {
+  const constants = new Map();
+  for (const [, name, value] of text.matchAll(/^const (_\w+) = ("[^"\\\n]*");$/gm)) constants.set(name, value);
+  return text.replace(/([{,]\s*)\[(_\w+)\]:/g, (match, before, name) =>
+    constants.has(name) ? `${before}${constants.get(name)}:` : match,
+  );
+}
+
+const schemaKeys = {
+  name: 'ami-dr-sdk-schema-keys',
+  setup(build) {
+    build.onLoad({ filter: SCHEMA_FILE }, async (args) => ({
+      contents: literalSchemaKeys(await readFile(args.path, 'utf8')),
+      loader: 'js',
+    }));
+  },
+};
+
+module.exports = [schemaKeys];
+module.exports.literalSchemaKeys = literalSchemaKeys;
