@@ -7,13 +7,15 @@ import { loadPolicyFile } from '../lib/policy-file.ts';
 
 /**
  * `npm run deploy:all -- --stage prod [--home us-east-1] [--policy file.yml] [--dry-run] [-- <osls deploy options>]`
- * deploys one stack per region of the policy: every DR region (its copy-completion rule), every source region, and
- * the home region (which runs the scheduled work for all of them; default the policy's first source region). Each is `serverless deploy --region R --param
- * home=H`, one after the other, stopping at the first that fails.
+ * deploys one stack per region of the policy: every DR region of this account (its copy-completion rule), every
+ * source region, and the home region (which runs the scheduled work for all of them; default the policy's first
+ * source region). Each is `serverless deploy --region R --param home=H`, one after the other, stopping at the first
+ * that fails.
  *
- * DR regions go first, so a source region's replications find the rule that wakes them. The home region goes last: its scheduled readiness re-drives missing copies through each source region's replicate
- * state machine, so those stacks are deployed (and, on an upgrade, updated to the input the home stack's code sends)
- * before the home stack's schedules can call them. A failure in a replication stack leaves the home stack as it was.
+ * DR regions go first, so a source region's replications find the rule that wakes them. The home region goes last:
+ * its scheduled readiness re-drives missing copies through each source region's replicate state machine, so those
+ * stacks are deployed (and, on an upgrade, updated to the input the home stack's code sends) before the home stack's
+ * schedules can call them. A failure in a replication stack leaves the home stack as it was.
  */
 
 export interface DeployOptions {
@@ -33,7 +35,9 @@ export interface DeployPlan {
 
 export function deployPlan(policy: Readonly<Policy>, options: DeployOptions): DeployPlan {
   const home = options.home ?? policy.regions.sources[0]!;
-  const others = [...policy.regions.dr.map((d) => d.region), ...policy.regions.sources];
+  // A DR region in another account gets that account's stack (deploy/dr-account.yml), not this one.
+  const ownDr = policy.regions.dr.filter((d) => !d.account).map((d) => d.region);
+  const others = [...ownDr, ...policy.regions.sources];
   const regions = [...new Set(others.filter((r) => r !== home)), home];
   const commands = regions.map((region) => [
     'npx',

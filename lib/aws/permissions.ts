@@ -1,5 +1,6 @@
 import {
   CreateTagsCommand,
+  DeleteTagsCommand,
   DescribeImageAttributeCommand,
   EnableImageDeprecationCommand,
   EnableImageDeregistrationProtectionCommand,
@@ -13,6 +14,7 @@ import type { LaunchPermission } from '../domain/image.ts';
 /** What the attribute adapter calls, for serverless.yml's least-privilege statements. */
 export const REQUIRED_PERMISSIONS = [
   'ec2:CreateTags',
+  'ec2:DeleteTags',
   'ec2:DescribeImageAttribute',
   'ec2:ModifyImageAttribute',
   'ec2:ModifySnapshotAttribute',
@@ -73,6 +75,16 @@ export async function shareSnapshots(ec2: EC2Client, snapshotIds: string[], user
         OperationType: 'add',
         CreateVolumePermission: { Add: userIds.map((UserId) => ({ UserId })) },
       }),
+    );
+  }
+}
+
+/** Removes these tag keys (whatever their values) from the resources. */
+export async function untagResources(ec2: EC2Client, resourceIds: string[], keys: string[]): Promise<void> {
+  if (keys.length === 0) return;
+  for (let i = 0; i < resourceIds.length; i += TAG_BATCH) {
+    await ec2.send(
+      new DeleteTagsCommand({ Resources: resourceIds.slice(i, i + TAG_BATCH), Tags: keys.map((Key) => ({ Key })) }),
     );
   }
 }

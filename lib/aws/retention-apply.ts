@@ -1,4 +1,9 @@
-import { DeregisterImageCommand, EnableImageDeprecationCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DeregisterImageCommand,
+  DisableImageDeregistrationProtectionCommand,
+  EnableImageDeprecationCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DeprecateAction, DeregisterAction, RetentionPlan } from '../domain/retention-planner.ts';
 import type {
@@ -38,6 +43,7 @@ import { UNCONFIRMED } from '../domain/retention-report.ts';
 /** DeleteAssociatedSnapshots deletes through ec2:DeleteSnapshot. */
 export const REQUIRED_PERMISSIONS = [
   'ec2:EnableImageDeprecation',
+  'ec2:DisableImageDeregistrationProtection',
   'ec2:DeregisterImage',
   'ec2:DeleteSnapshot',
   ...BUNDLE_PERMISSIONS,
@@ -221,6 +227,11 @@ class ApplyRun {
    */
   private async deregister(a: DeregisterAction, removed: RemovedImage): Promise<'done' | 'refused' | 'failed'> {
     try {
+      // The scope releases protection (retention.*.releaseProtection): off first, without cooldown it ends at once.
+      if (a.releaseProtection)
+        await this.call('destructive', () =>
+          this.options.ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: a.imageId })),
+        );
       const out = await this.call('destructive', () =>
         this.options.ec2.send(
           new DeregisterImageCommand({ ImageId: a.imageId, DeleteAssociatedSnapshots: a.rootDeviceType === 'ebs' }),

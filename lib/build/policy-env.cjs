@@ -192,6 +192,18 @@ function drillKeyStatements(policy = load()) {
 /** The drill section, defaulted as lib/domain/policy.ts's drillSettings does (drills are opt-in). */
 const drill = (policy = load()) => ({ enabled: false, schedule: 'rate(7 days)', ...(policy.drill ?? {}) });
 
+/**
+ * The roles ami-dr assumes in DR accounts (regions.dr[].account and .role); with none, the default role name in any
+ * account, so a DR account added to the policy later needs no change of the statements' shape.
+ */
+function drRoleArns(policy = load()) {
+  const { DEFAULT_DR_ROLE } = tsx.require('../domain/policy.ts', __filename);
+  const arns = policy.regions.dr.flatMap((d) =>
+    d.account ? [`arn:aws:iam::${d.account}:role/${d.role ?? DEFAULT_DR_ROLE}`] : [],
+  );
+  return arns.length ? [...new Set(arns)] : [`arn:aws:iam::*:role/${DEFAULT_DR_ROLE}`];
+}
+
 module.exports = {
   drillKeyStatements: () => drillKeyStatements(),
   drillKeyStatementsFor: (policy) => drillKeyStatements(policy),
@@ -200,6 +212,8 @@ module.exports = {
   drillEnabled: () => drill().enabled,
   /** `''` unless drills launch as a consumer account (a CloudFormation condition keys off it). */
   drillConsumerRoleArn: () => drill().consumerRoleArn ?? '',
+  drRoleArns: () => drRoleArns(),
+  drRoleArnsFor: (policy) => drRoleArns(policy),
   retentionRegions: () => retentionRegions(),
   bundleObjectArns: () => bundleObjectArns(),
   bundleBucketArns: () => bundleBucketArns(),

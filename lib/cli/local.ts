@@ -23,7 +23,7 @@ export async function startLocalSession(
     const runtime = await startLocalRuntime({ policy, twinOptions: { s3: true } });
     ctx.onCleanup(() => runtime.stop());
     const now = runtime.twin.clock.now();
-    const account = seedAccount(runtime.twin.seed, policy, now);
+    const account = seedAccount(runtime.twin.seed, policy, now, (id) => runtime.twin.addAccount(id).seed);
     if (!ctx.flags.json)
       ctx.out.note(
         `local twin at ${runtime.twin.endpoint}: account ${runtime.twin.accountId}, ${account.sources.length} source images seeded`,

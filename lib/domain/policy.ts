@@ -48,8 +48,14 @@ const selectorSchema = z.strictObject({
 
 const drRegionSchema = z.strictObject({
   region,
-  /** Customer-managed key in that region: key id, alias/name, key ARN or alias ARN. */
+  /** Customer-managed key in that region (in `account`, when set): key id, alias/name, key ARN or alias ARN. */
   kmsKeyId: z.string().regex(KMS_KEY, 'is not a KMS key id, alias or ARN'),
+  /** An isolated DR account that owns the copies in this region (absent: ami-dr's own account). */
+  account: accountId.optional(),
+  /** The role ami-dr assumes in `account` to copy (default `ami-dr-replicator`, as deploy/dr-account.yml names it). */
+  role: z.string().regex(ROLE_NAME, 'is not an IAM role name').optional(),
+  /** Deregistration protection on this region's copies (default: on in a DR account, else replication's setting). */
+  deregistrationProtection: z.boolean().optional(),
 });
 
 const launchPermissionsSchema = z.strictObject({
@@ -73,6 +79,11 @@ const replicationSchema = z.strictObject({
    * key-policy statement either way). Absent means `check`, so policies written before it keep their fingerprint.
    */
   keyAccess: z.enum(['check', 'grant']).optional(),
+  /**
+   * Keep the source shared with the DR accounts (launch permission, snapshots, key grant) after their copies are
+   * done; by default the share is removed once the replication ends. Absent means false (fingerprints unchanged).
+   */
+  keepSourceShare: z.boolean().optional(),
   /** Grant createVolumePermission on the copy's snapshots to the accounts the image is shared with. */
   shareSnapshots: z.boolean().default(false),
   copyDeprecation: z.boolean().default(true),
@@ -119,6 +130,11 @@ const retentionScopeSchema = z.strictObject({
     .max(MAX_KEEP_LATEST, `must be at most ${MAX_KEEP_LATEST}`)
     .default(0),
   family: familySchema.prefault({}),
+  /**
+   * An aged image under deregistration protection has it turned off and is then removed, instead of being kept:
+   * for the retention a DR account runs over its own copies (protected from the production account, not from it).
+   */
+  releaseProtection: z.boolean().optional(),
 });
 
 /** General-purpose bucket naming rules: 3-63 chars, lowercase letters, digits, dots, hyphens; no IP address, no `..`. */
@@ -253,6 +269,12 @@ export const policySchema = z
       if (seen.has(d.region))
         ctx.addIssue({ code: 'custom', path: ['regions', 'dr', i, 'region'], message: `${d.region} is listed twice` });
       seen.add(d.region);
+      if (d.role && !d.account)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['regions', 'dr', i, 'role'],
+          message: 'needs account (the role is assumed there)',
+        });
       if (p.regions.sources.includes(d.region))
         ctx.addIssue({
           code: 'custom',
@@ -336,6 +358,14 @@ export const drillSettings = (policy: Policy): DrillSettings => policy.drill ?? 
 
 /** `replication.keyAccess`, defaulted. */
 export const keyAccessMode = (policy: Policy): 'check' | 'grant' => policy.replication.keyAccess ?? 'check';
+
+/** The role ami-dr assumes in a DR account when the policy names none (deploy/dr-account.yml's default). */
+export const DEFAULT_DR_ROLE = 'ami-dr-replicator';
+
+/** The DR accounts the policy copies into, each once. */
+export const drAccounts = (policy: Policy): string[] => [
+  ...new Set(policy.regions.dr.flatMap((d) => (d.account ? [d.account] : []))),
+];
 
 export function drRegion(policy: Policy, region: string): DrRegion | undefined {
   return policy.regions.dr.find((d) => d.region === region);

@@ -33,6 +33,8 @@ export type Drift =
 
 export interface ReadinessCell {
   region: string;
+  /** The DR account the region's copies live in (absent: ami-dr's own account). */
+  account?: string;
   status: ReadinessStatus;
   /** Why it is not ready: the copy's StateReason, the drift found, or what is still happening. */
   reason?: string;
@@ -81,6 +83,8 @@ export interface ReadinessReport {
   policy: { name: string; version: string };
   sourceRegions: string[];
   drRegions: string[];
+  /** DR regions whose copies a DR account owns, by region. */
+  drAccounts?: Record<string, string>;
   rows: ReadinessRow[];
   summary: ReadinessSummary;
   /** Runs over several accounts: each account's outcome (a member whose role is missing is reported here). */
@@ -125,9 +129,16 @@ const COPY_PREFERENCE: Record<string, number> = {
   invalid: 3,
 };
 
+/** A DR region as reports name it: `us-west-2`, or `us-west-2 (222222222222)` when a DR account owns its copies. */
+export function drRegionLabel(report: Pick<ReadinessReport, 'drAccounts'>, region: string): string {
+  const account = report.drAccounts?.[region];
+  return account ? `${region} (${account})` : region;
+}
+
 export function computeReadiness(input: ReadinessInput): ReadinessReport {
   const { policy, now } = input;
   const drRegions = policy.regions.dr.map((d) => d.region);
+  const accounts = policy.regions.dr.flatMap((d) => (d.account ? [[d.region, d.account] as const] : []));
   const copiesBySource = indexCopies(input.copies, drRegions);
   const selects = compileSelector(policy.selector);
 
@@ -140,16 +151,17 @@ export function computeReadiness(input: ReadinessInput): ReadinessReport {
     const required = requirementsOf(input, source);
     const cells = policy.regions.dr
       .filter((d) => d.region !== source.region)
-      .map((dr) =>
-        cellFor(
+      .map((dr) => {
+        const cell = cellFor(
           input,
           source,
           required,
           dr.region,
           copiesBySource.get(copyIndexKey(source.region, source.imageId, dr.region)) ?? [],
           ageSeconds,
-        ),
-      );
+        );
+        return dr.account ? { ...cell, account: dr.account } : cell;
+      });
     rows.push({
       sourceImageId: source.imageId,
       sourceRegion: source.region,
@@ -167,6 +179,7 @@ export function computeReadiness(input: ReadinessInput): ReadinessReport {
     policy: { name: policy.name, version: policyVersion(policy) },
     sourceRegions: [...policy.regions.sources],
     drRegions,
+    ...(accounts.length ? { drAccounts: Object.fromEntries(accounts) } : {}),
     rows,
     summary: summarize(rows),
   };

@@ -15,7 +15,16 @@ const account = z
   .regex(/^\d{12}$/, 'is not a 12-digit account id')
   .optional();
 
-export const targetSchema = z.object({ region, kmsKeyId: z.string().min(1) });
+export const targetSchema = z.object({
+  region,
+  kmsKeyId: z.string().min(1),
+  /** A DR account that owns the copy, and the role ami-dr assumes there (absent: ami-dr's own account). */
+  account: z
+    .string()
+    .regex(/^\d{12}$/)
+    .optional(),
+  roleArn: z.string().min(1).optional(),
+});
 export type Target = z.infer<typeof targetSchema>;
 
 /** The execution's input: deterministic for (source region, image, policy), so duplicate events are the same request. */
@@ -74,6 +83,8 @@ export type BranchInput = z.infer<typeof branchInputSchema>;
 export const copyStatusSchema = z.object({
   imageId,
   region,
+  /** The DR account that owns the copy (absent: ami-dr's own). */
+  account: z.string().optional(),
   /** Found by provenance tags (or by name) rather than made by this call. */
   adopted: z.boolean(),
   encrypted: z.boolean(),
@@ -110,6 +121,8 @@ export type CleanupInput = z.infer<typeof cleanupInputSchema>;
 
 export const regionResultSchema = z.object({
   region,
+  /** The DR account the copy is in (absent: ami-dr's own). */
+  account: z.string().optional(),
   status: z.enum(['available', 'failed']),
   imageId: z.string().optional(),
   adopted: z.boolean().optional(),
@@ -135,6 +148,8 @@ export const regionResultSchema = z.object({
       keyGrants: z.number().int().optional(),
       deprecationTime: z.string().optional(),
       deregistrationProtection: z.boolean(),
+      /** A DR-account copy was sealed: the production account's role may no longer change it. */
+      sealed: z.boolean().optional(),
     })
     .optional(),
   /** What cleanup removed. */
@@ -159,6 +174,17 @@ export type SummarizeInput = z.infer<typeof summarizeInputSchema>;
 
 export const summarySchema = z.object({
   source: z.object({ region, imageId, account }),
+  /** DR accounts the source was shared with for the copy, and whether the share was taken back. */
+  shares: z
+    .array(
+      z.object({
+        account: z.string(),
+        removed: z.boolean(),
+        grantsRevoked: z.number().int(),
+        error: z.string().optional(),
+      }),
+    )
+    .optional(),
   outcome: z.enum(['replicated', 'partial', 'failed']),
   succeeded: z.number().int(),
   failed: z.number().int(),

@@ -212,8 +212,9 @@ export function copyTags(
 }
 
 /**
- * Launch permissions of the copy: the source's (accounts, organizations, OUs; when `copyLaunchPermissions`) plus
- * the policy's additions, without duplicates. Public sharing of an encrypted copy is refused with a named error.
+ * Launch permissions of the copy: the source's (accounts, organizations, OUs; when `copyLaunchPermissions`; not the
+ * policy's DR accounts, which ami-dr shares the source with for their copies) plus the policy's additions, without
+ * duplicates. Public sharing of an encrypted copy is refused with a named error.
  */
 export function launchPermissionsFor(
   sourcePermissions: LaunchPermission[],
@@ -221,8 +222,10 @@ export function launchPermissionsFor(
   encrypted: boolean,
 ): LaunchPermission[] {
   const r = policy.replication;
+  // The source's share with a DR account is ami-dr's own, made for the copy: copies never carry it.
+  const vaults = new Set(policy.regions.dr.flatMap((d) => (d.account ? [d.account] : [])));
   const wanted: LaunchPermission[] = [
-    ...(r.copyLaunchPermissions ? sourcePermissions : []),
+    ...(r.copyLaunchPermissions ? sourcePermissions.filter((p) => !p.userId || !vaults.has(p.userId)) : []),
     ...r.addLaunchPermissions.userIds.map((userId) => ({ userId })),
     ...r.addLaunchPermissions.organizationArns.map((organizationArn) => ({ organizationArn })),
     ...r.addLaunchPermissions.organizationalUnitArns.map((organizationalUnitArn) => ({ organizationalUnitArn })),

@@ -169,7 +169,11 @@ export const RETENTION_RULES = [
     name: 'deregistration-protected',
     gives: 'deregistration-protected',
     stage: 'scope',
-    when: ({ image }) => (image.deregistrationProtection ? 'deregistration protection is on' : undefined),
+    // Unless the scope releases protection (a DR account's retention of its copies), which it turns off first.
+    when: ({ image, scope }, ctx) =>
+      image.deregistrationProtection && !(scope && ctx.retention[scope].releaseProtection)
+        ? 'deregistration protection is on'
+        : undefined,
   }),
   rule({
     name: 'in-progress',
@@ -398,6 +402,8 @@ export interface DeregisterAction extends ActionBase {
   snapshots: PlannedSnapshot[];
   /** EBS-backed: a Recycle Bin rule retains the image once deregistered (restorable for the rule's period). */
   recycleBin?: BinStay;
+  /** Deregistration protection is on and the scope releases it: turned off just before deregistering. */
+  releaseProtection?: boolean;
 }
 
 export type RetentionAction = KeepAction | DeprecateAction | DeregisterAction;
@@ -567,6 +573,7 @@ function toAction(
       snapshots: [],
     };
     if (image.imageLocation) a.imageLocation = image.imageLocation;
+    if (image.deregistrationProtection) a.releaseProtection = true;
     return a;
   }
   const a: KeepAction = { action: 'keep', ...base, reason: gives, detail };

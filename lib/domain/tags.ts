@@ -7,6 +7,11 @@ export const TAG = {
   replicatedAt: 'ami-dr:replicated-at',
   policy: 'ami-dr:policy',
   retain: 'ami-dr:retain',
+  /**
+   * On a DR-account copy from its creation until it is finalized: the production account's role in the DR account
+   * may change (or clean up) only copies that carry it, and removing it seals the copy (see deploy/dr-account.yml).
+   */
+  unsealed: 'ami-dr:unsealed',
 } as const;
 
 export const REPLICA_ROLE = 'replica';

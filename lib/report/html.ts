@@ -1,5 +1,5 @@
 import type { Drift, ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
-import { STATUSES } from '../domain/readiness.ts';
+import { drRegionLabel, STATUSES } from '../domain/readiness.ts';
 import { permissionKey } from '../domain/image.ts';
 import { familyName } from '../domain/retention-planner.ts';
 import { formatDuration, formatPercent, STATUS_LABEL, whereOf } from './format.ts';
@@ -30,7 +30,9 @@ export function renderHtml(report: ReadinessReport): string {
     (st) =>
       `<label class="chip s-${st}"><input type="checkbox" name="state" value="${st}" checked> ${text(STATUS_LABEL[st])}: ${s.counts[st]}</label>`,
   ).join(' ');
-  const regionOptions = report.drRegions.map((r, i) => `<option value="${i}">${text(r)}</option>`).join('');
+  const regionOptions = report.drRegions
+    .map((r, i) => `<option value="${i}">${text(drRegionLabel(report, r))}</option>`)
+    .join('');
   const statusCss = (Object.entries(STATUS_COLOR) as [ReadinessStatus, { background: string; text: string }][])
     .map(([st, c]) => `.s-${st}{background:${c.background};color:${c.text}}`)
     .join('\n');
@@ -49,7 +51,7 @@ ${statusCss}
 </head>
 <body>
 <h1>DR readiness: ${text(report.policy.name)}</h1>
-<p class="sub">Generated ${text(report.generatedAt)} · policy version <code>${text(report.policy.version)}</code> · sources ${text(report.sourceRegions.join(', '))} · DR ${text(report.drRegions.join(', '))}</p>
+<p class="sub">Generated ${text(report.generatedAt)} · policy version <code>${text(report.policy.version)}</code> · sources ${text(report.sourceRegions.join(', '))} · DR ${text(report.drRegions.map((r) => drRegionLabel(report, r)).join(', '))}</p>
 <div class="summary">
 <div id="ready-ratio"><b>${text(formatPercent(s.readyRatio))}</b>ready</div>
 <div id="not-ready"><b>${s.imagesNotReady}</b>of ${plural(s.images, 'image')} not ready everywhere</div>
@@ -246,7 +248,8 @@ function embed(report: ReadinessReport, gaps: Gap[]) {
   ]);
   return {
     t: STATUSES.map((st) => [st, STATUS_LABEL[st]]),
-    r: report.drRegions,
+    // Labels: a region whose copies a DR account owns names the account.
+    r: report.drRegions.map((r) => drRegionLabel(report, r)),
     g: gaps.map((g) => g.rowIndex * report.drRegions.length + g.column),
     i: rows,
     s: strings,

@@ -1,4 +1,4 @@
-import type { ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
+import { drRegionLabel, type ReadinessReport, type ReadinessStatus } from '../domain/readiness.ts';
 import { alignColumns, cellText, formatDuration, formatPercent, isMultiAccount, STATUS_LABEL } from './format.ts';
 import { gapsOf } from './gaps.ts';
 import { plural } from '../domain/text.ts';
@@ -28,7 +28,7 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
     'REGION',
     'NAME',
     'AGE',
-    ...report.drRegions.map((r) => r.toUpperCase()),
+    ...report.drRegions.map((r) => drRegionLabel(report, r).toUpperCase()),
   ];
   const first = header.length - report.drRegions.length;
   const statuses: (ReadinessStatus | undefined)[][] = [];
@@ -74,7 +74,7 @@ function notReady(report: ReadinessReport, paint: (status: ReadinessStatus, text
       STATUS_LABEL[cell.status],
       accountsOf(report, row.sourceImageId, row.account),
       truncate(row.name, 40),
-      cell.region,
+      drRegionLabel(report, cell.region),
       formatDuration(row.ageSeconds),
       oneLine(cell.reason ?? ''),
     ]),

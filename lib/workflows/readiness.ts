@@ -24,6 +24,7 @@ import { putJsonReport } from '../aws/reports.ts';
 import { grantKeyToAccount, readKeyAccess, retireKeyGrant } from '../aws/key-access.ts';
 import { planGrants, type KeyAccess } from '../domain/key-access.ts';
 import { startOrJoinReplication, type StartedReplication } from './replication.ts';
+import { regionalClients, targetAccount } from './dr-account.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
@@ -60,13 +61,15 @@ export async function collectReadinessInput(
   onProgress?: ProgressFn,
 ): Promise<ReadinessInput> {
   onProgress?.('listing images');
+  // A DR account's regions are read through its replicator role (Describe*, its keys' policy and grants).
+  const regional = await regionalClients({ clients, policy });
   const [sourceLists, copyLists, keyLists] = await Promise.all([
     Promise.all(
       policy.regions.sources.map((region) => listImages(ec2Client(clients, region), region, { owners: ['self'] })),
     ),
     Promise.all(
       policy.regions.dr.map((d) =>
-        listImages(ec2Client(clients, d.region), d.region, {
+        listImages(ec2Client(regional(d.region), d.region), d.region, {
           owners: ['self'],
           filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE] },
         }),
@@ -74,7 +77,7 @@ export async function collectReadinessInput(
     ),
     Promise.all(
       policy.regions.dr.map(async (d) => {
-        const kms = kmsClient(clients, d.region);
+        const kms = kmsClient(regional(d.region), d.region);
         const key = await describeKey(kms, d.kmsKeyId);
         // Who may use the key: read once per key, not per copy.
         const access = key && key.state === 'Enabled' ? await readKeyAccess(kms, key.arn) : undefined;
@@ -112,12 +115,15 @@ export async function collectReadinessInput(
     }
   }
   // DescribeImages does not say which key encrypts a snapshot; DescribeSnapshots does (a call per 200 snapshots).
-  const copies = await withSnapshotKeys(clients, input.copies, new Set([...wanted.keys()]));
+  const copies = await withSnapshotKeys(regional, input.copies, new Set([...wanted.keys()]));
 
   const permissions = new Map<string, LaunchPermission[]>();
   let done = 0;
   await forEachLimited([...wanted.values()], ATTRIBUTE_CONCURRENCY, async ({ region, imageId }) => {
-    permissions.set(imageKey(region, imageId), await getLaunchPermissions(ec2Client(clients, region), imageId));
+    permissions.set(
+      imageKey(region, imageId),
+      await getLaunchPermissions(ec2Client(regional(region), region), imageId),
+    );
     done++;
     if (done % 50 === 0) onProgress?.(`reading launch permissions ${done}/${wanted.size}`);
   });
@@ -125,7 +131,7 @@ export async function collectReadinessInput(
 }
 
 async function withSnapshotKeys(
-  clients: Clients,
+  regional: (region: string) => Clients,
   copies: readonly ImageRecord[],
   usable: Set<string>,
 ): Promise<ImageRecord[]> {
@@ -139,7 +145,7 @@ async function withSnapshotKeys(
   const keys = new Map<string, { encrypted?: boolean; kmsKeyId?: string }>();
   await Promise.all(
     [...idsByRegion].map(async ([region, ids]) => {
-      for (const [id, key] of await describeSnapshotKeys(ec2Client(clients, region), ids))
+      for (const [id, key] of await describeSnapshotKeys(ec2Client(regional(region), region), ids))
         keys.set(`${region}/${id}`, key);
     }),
   );
@@ -307,12 +313,34 @@ export interface ReadinessRun {
   reportLocation?: string;
 }
 
+/**
+ * A DR account's copies are sealed once finished: ami-dr's role there can no longer change them, so their drift is
+ * reported (the cell stays `drifted`, naming the account) but not repaired; re-drives of missing copies stay.
+ */
+function withoutSealedRepairs(plan: ReconciliationPlan, policy: Readonly<Policy>): ReconciliationPlan {
+  const sealed = plan.repair.filter((a) => targetAccount(policy, a.region));
+  if (sealed.length === 0) return plan;
+  return {
+    ...plan,
+    repair: plan.repair.filter((a) => !sealed.includes(a)),
+    manual: [
+      ...plan.manual,
+      ...sealed.map((a) => ({
+        region: a.region,
+        copyImageId: a.copyImageId,
+        sourceImageId: a.sourceImageId,
+        reason: `sealed copy in DR account ${targetAccount(policy, a.region)}: only the DR account's own role can change it`,
+      })),
+    ],
+  };
+}
+
 /** One readiness run: inventory, matrix, plan; then (when asked) reconciliation and the report in S3. */
 export async function runReadiness(options: ReadinessRunOptions): Promise<ReadinessRun> {
   const { clients, policy, now } = options;
   const input = await collectReadinessInput(clients, policy, now, options.onProgress);
   const report = computeReadiness(input);
-  const plan = planReconciliation(report);
+  const plan = withoutSealedRepairs(planReconciliation(report), policy);
   const run: ReadinessRun = { report, plan };
   if (options.reconcile) {
     const arnFor = options.stateMachineArnFor;
@@ -349,6 +377,8 @@ async function retireStaleGrants(
   const retired: NonNullable<ReconcileResult['retiredGrants']> = [];
   const repairs = new Map(plan.repair.map((a) => [imageKey(a.region, a.copyImageId), a]));
   for (const [region, access] of Object.entries(input.keyAccess ?? {})) {
+    // A DR account's key is its own: ami-dr grants nothing on it, so it retires nothing there either.
+    if (targetAccount(input.policy, region)) continue;
     const copies = input.copies.filter((c) => c.region === region && c.state !== 'deregistered');
     const keep = new Set<string>();
     let known = true;

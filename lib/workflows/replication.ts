@@ -1,3 +1,4 @@
+import { DrAccountAccessError } from '../aws/assume-role.ts';
 import { type Clients, dynamoDbClient, ec2Client, kmsClient, sfnClient, snsClient } from '../aws/clients.ts';
 import { putCopyWait, takeCopyWait } from '../aws/copy-waits.ts';
 import {
@@ -19,6 +20,7 @@ import {
   setDeprecation,
   shareSnapshots,
   tagResources,
+  untagResources,
 } from '../aws/permissions.ts';
 import { executionArnOf, findExecution, sendTaskSuccess, startExecution } from '../aws/sfn.ts';
 import { ADOPTABLE_STATES, GONE_STATES, type ImageRecord } from '../domain/image.ts';
@@ -56,8 +58,11 @@ import {
   type SourceCheck,
   type SourceSummary,
   type Summary,
+  type Target,
 } from '../domain/replication-steps.ts';
 import { isReplica, TAG } from '../domain/tags.ts';
+import { drRoleArn, protectionFor } from '../domain/dr-account.ts';
+import { shareWithDrAccount, targetClients, unshareFromDrAccounts } from './dr-account.ts';
 import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from '../observability.ts';
 import { isAwsError } from '../domain/errors.ts';
 import { DEFAULT_MEMBER_ROLE } from '../domain/organization.ts';
@@ -117,6 +122,18 @@ async function clientsOf(deps: ReplicationDeps, account: string | undefined): Pr
   return deps.clientsFor(account);
 }
 
+/**
+ * The clients that reach a target's copy: the source owner's (ami-dr's own, or a member's), or, for a DR account's
+ * target, its replicator role's session assumed from the owner's.
+ */
+async function copyClients(
+  deps: ReplicationDeps,
+  source: { account?: string | undefined },
+  target: Target,
+): Promise<Clients> {
+  return targetClients({ ...deps, clients: await clientsOf(deps, source.account) }, target);
+}
+
 // Literal names: a minified bundle renames classes, and these names are reported and matched.
 const COPY_FAILED = 'CopyFailedError';
 const COPY_TIMED_OUT = 'CopyTimedOutError';
@@ -151,7 +168,11 @@ export function replicationRequest(
       policyVersion: version,
       targets: policy.regions.dr
         .filter((d) => d.region !== region)
-        .map((d) => ({ region: d.region, kmsKeyId: d.kmsKeyId })),
+        .map((d) => ({
+          region: d.region,
+          kmsKeyId: d.kmsKeyId,
+          ...(d.account ? { account: d.account, roleArn: drRoleArn(d) } : {}),
+        })),
       maxConcurrency: policy.replication.maxConcurrentRegions,
     },
   };
@@ -388,11 +409,14 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   if (refusal) throw new PublicEncryptedImageError(`${source.imageId}: ${refusal}`);
   const instanceStore = source.rootDeviceType === 'instance-store';
   const owner = await clientsOf(deps, source.account);
+  const clients = await copyClients(deps, source, target);
+  // A DR account copies from a share of the source (refused, with nothing shared, for an aws/ebs-encrypted one).
+  await shareWithDrAccount({ ...deps, clients: owner }, source, target);
   const ctx: CopyContext = {
     input,
     deps: { ...deps, clients: owner },
     now: nowOf(deps),
-    ec2: ec2Client(owner, target.region),
+    ec2: ec2Client(clients, target.region),
     encrypted: !instanceStore,
     note: instanceStore
       ? 'instance-store image: CopyImage cannot re-encrypt it, so the copy is unencrypted'
@@ -429,11 +453,13 @@ const adoptable = (images: ImageRecord[]): ImageRecord | undefined =>
 function copyStatus(ctx: CopyContext, imageId: string, adopted: boolean, startedAt: Date, state: string): CopyStatus {
   const { now, encrypted, note } = ctx;
   const deadline = copyDeadline(startedAt, ctx.deps.policy);
+  const account = ctx.input.target.account;
   // The wait that follows times out into a check; an adopted copy already done is completed by that wait's own check.
-  const waitSeconds = fallbackWaitSeconds(0, now, deadline);
+  const waitSeconds = waitBeforeCheck(0, now, deadline, account);
   return {
     imageId,
     region: ctx.input.target.region,
+    ...(account ? { account } : {}),
     adopted,
     encrypted,
     ...(encrypted ? { kmsKeyId: ctx.input.target.kmsKeyId } : {}),
@@ -456,7 +482,11 @@ async function startNewCopy(ctx: CopyContext): Promise<CopyStatus> {
   const { source, target, execution } = ctx.input;
   const { deps, ec2, encrypted, now } = ctx;
   const sourceRecord = await describeImage(ec2Client(deps.clients, source.region), source.region, source.imageId);
-  const tags = copyTags(sourceRecord ?? { ...source, tags: {} }, deps.policy).tags;
+  const tags = {
+    ...copyTags(sourceRecord ?? { ...source, tags: {} }, deps.policy).tags,
+    // A DR-account copy stays changeable by ami-dr's role there only until finalize seals it.
+    ...(target.account ? { [TAG.unsealed]: 'true' } : {}),
+  };
   const kmsKeyId = encrypted ? target.kmsKeyId : undefined;
   let disambiguate = false;
   for (let variant = 0; variant < TOKEN_VARIANTS; variant++) {
@@ -515,10 +545,19 @@ function isCopyOf(image: ImageRecord, source: { imageId: string; region: string 
 
 /** The copy's state now, whether it is past its deadline, and how long to wait (for its event) before the next check. */
 export async function checkCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
-  const { copy, source } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
-  const owner = await clientsOf(deps, source.account);
-  const image = await describeImage(ec2Client(owner, copy.region), copy.region, copy.imageId);
+  const { copy, source, target } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
+  const clients = await copyClients(deps, source, target);
+  const image = await describeImage(ec2Client(clients, copy.region), copy.region, copy.imageId);
   return statusAfterCheck(copy, image, nowOf(deps));
+}
+
+/**
+ * How long the wait before check number `checks` lasts. A copy in ami-dr's account wakes its wait with its state
+ * change event, so checks are only the fallback; a DR account's events stay in that account, so its copies are
+ * polled on the growing interval (30 s doubling to 4 h), never past the deadline.
+ */
+function waitBeforeCheck(checks: number, now: Date, deadline: Date, account: string | undefined): number {
+  return account ? nextWaitSeconds(checks, now, deadline) : fallbackWaitSeconds(checks, now, deadline);
 }
 
 /** The copy's status once its image was looked up (`undefined`: gone) at `now`. */
@@ -526,7 +565,7 @@ function statusAfterCheck(copy: CopyStatus, image: ImageRecord | undefined, now:
   const deadline = new Date(copy.deadline);
   const checks = copy.checks + 1;
   const state = image?.state ?? 'gone';
-  const waitSeconds = fallbackWaitSeconds(checks, now, deadline);
+  const waitSeconds = waitBeforeCheck(checks, now, deadline, copy.account);
   const next: CopyStatus = {
     ...copy,
     checks,
@@ -577,8 +616,8 @@ export async function awaitCopy(rawInput: unknown, deps: WaitDeps): Promise<Awai
     status: JSON.stringify(copy),
     expiresAt,
   });
-  const owner = await clientsOf(deps, source.account);
-  const image = await describeImage(ec2Client(owner, copy.region), copy.region, copy.imageId);
+  const clients = await copyClients(deps, source, input.target);
+  const image = await describeImage(ec2Client(clients, copy.region), copy.region, copy.imageId);
   const now = nowOf(deps);
   const status = statusAfterCheck(copy, image, now);
   const outcome = { imageId: copy.imageId, region: copy.region };
@@ -643,9 +682,8 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
   const { source, target, copy } = parseStep(copyStepInputSchema, rawInput, 'FinalizeCopy');
   const owner = await clientsOf(deps, source.account);
   const now = nowOf(deps);
-  const policy = deps.policy;
   const sourceEc2 = ec2Client(owner, source.region);
-  const ec2 = ec2Client(owner, target.region);
+  const ec2 = ec2Client(await targetClients({ ...deps, clients: owner }, target), target.region);
   // Read afresh: the source's tags and permissions may have changed while the copy ran.
   const sourceImage = await describeImage(sourceEc2, source.region, source.imageId);
   const sourcePermissions = sourceImage ? await getLaunchPermissions(sourceEc2, source.imageId) : [];
@@ -658,35 +696,21 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
     ? (await describeSnapshotKeys(ec2, snapshotIds)).values().next().value?.kmsKeyId
     : undefined;
   const availableAt = copy.availableAt ?? now.toISOString();
-
-  const permissions = launchPermissionsFor(sourcePermissions, policy, copy.encrypted);
-  const { tags, dropped } = copyTags(
-    sourceImage ?? { ...source, tags: {} },
-    policy,
-    copyImage.tags[TAG.replicatedAt] ?? availableAt,
+  const applied = await applyToCopy(
+    { ...deps, clients: owner },
+    { source, target, copy, sourceImage, sourcePermissions, copyImage, now },
   );
-  await tagResources(ec2, [copy.imageId, ...snapshotIds], tags);
-  await addLaunchPermissions(ec2, copy.imageId, permissions);
-  // An encrypted copy shared with an account launches there only if the account may use the DR key.
-  const keyGrants =
-    copy.encrypted && keyAccessMode(policy) === 'grant'
-      ? await grantKeyToConsumers(kmsClient(owner, target.region), copy.kmsKeyId ?? target.kmsKeyId, permissions)
-      : [];
-  const accounts = policy.replication.shareSnapshots ? permissions.flatMap((p) => (p.userId ? [p.userId] : [])) : [];
-  await shareSnapshots(ec2, snapshotIds, accounts);
-  const deprecationTime = deprecationFor(sourceImage?.deprecationTime, policy, now);
-  if (deprecationTime) await setDeprecation(ec2, copy.imageId, deprecationTime);
-  if (policy.replication.deregistrationProtection) await protectFromDeregistration(ec2, copy.imageId);
-
   const lag = (Date.parse(availableAt) - Date.parse(source.creationDate)) / 1000;
   logOf(deps).info('copy finalized', {
     imageId: copy.imageId,
     region: target.region,
+    ...(target.account ? { account: target.account } : {}),
     sourceImageId: source.imageId,
     lagSeconds: lag,
   });
   return {
     region: target.region,
+    ...(target.account ? { account: target.account } : {}),
     status: 'available',
     imageId: copy.imageId,
     adopted: copy.adopted,
@@ -697,15 +721,70 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
     availableAt,
     ...(Number.isFinite(lag) ? { lagSeconds: Math.max(0, lag) } : {}),
     checks: copy.checks,
-    applied: {
-      tags: Object.keys(tags).length,
-      droppedTags: dropped,
-      launchPermissions: permissions.length,
-      snapshotPermissions: accounts.length * snapshotIds.length,
-      ...(keyGrants.length ? { keyGrants: keyGrants.length } : {}),
-      ...(deprecationTime ? { deprecationTime } : {}),
-      deregistrationProtection: policy.replication.deregistrationProtection,
-    },
+    applied,
+  };
+}
+
+interface FinalizeWork {
+  source: BranchInput['source'];
+  target: BranchInput['target'];
+  copy: CopyStatus;
+  sourceImage: ImageRecord | undefined;
+  sourcePermissions: Awaited<ReturnType<typeof getLaunchPermissions>>;
+  copyImage: ImageRecord;
+  now: Date;
+}
+
+/**
+ * Tags, launch permissions, key grants, snapshot permissions, deprecation and protection on the copy; a DR
+ * account's copy is then sealed (its `ami-dr:unsealed` tag removed), after which ami-dr's role there can no longer
+ * change it. Key grants for consumers are the DR account's own business there (its key policy decides).
+ */
+async function applyToCopy(deps: ReplicationDeps, work: FinalizeWork): Promise<NonNullable<RegionResult['applied']>> {
+  const { source, target, copy, sourceImage, copyImage, now } = work;
+  const policy = deps.policy;
+  // An adopted DR-account copy sealed by an earlier run is final: ami-dr's role there may no longer change it.
+  if (target.account && copyImage.tags[TAG.unsealed] !== 'true')
+    return {
+      tags: 0,
+      droppedTags: [],
+      launchPermissions: 0,
+      snapshotPermissions: 0,
+      deregistrationProtection: copyImage.deregistrationProtection,
+      sealed: true,
+    };
+  const ec2 = ec2Client(await targetClients(deps, target), target.region);
+  const snapshotIds = copyImage.snapshots.map((s) => s.snapshotId);
+  const availableAt = copy.availableAt ?? now.toISOString();
+  const permissions = launchPermissionsFor(work.sourcePermissions, policy, copy.encrypted);
+  const { tags, dropped } = copyTags(
+    sourceImage ?? { ...source, tags: {} },
+    policy,
+    copyImage.tags[TAG.replicatedAt] ?? availableAt,
+  );
+  await tagResources(ec2, [copy.imageId, ...snapshotIds], tags);
+  await addLaunchPermissions(ec2, copy.imageId, permissions);
+  // An encrypted copy shared with an account launches there only if the account may use the DR key.
+  const keyGrants =
+    copy.encrypted && keyAccessMode(policy) === 'grant' && !target.account
+      ? await grantKeyToConsumers(kmsClient(deps.clients, target.region), copy.kmsKeyId ?? target.kmsKeyId, permissions)
+      : [];
+  const accounts = policy.replication.shareSnapshots ? permissions.flatMap((p) => (p.userId ? [p.userId] : [])) : [];
+  await shareSnapshots(ec2, snapshotIds, accounts);
+  const deprecationTime = deprecationFor(sourceImage?.deprecationTime, policy, now);
+  if (deprecationTime) await setDeprecation(ec2, copy.imageId, deprecationTime);
+  const protect = protectionFor(policy, target.region);
+  if (protect) await protectFromDeregistration(ec2, copy.imageId);
+  if (target.account) await untagResources(ec2, [copy.imageId, ...snapshotIds], [TAG.unsealed]);
+  return {
+    tags: Object.keys(tags).length,
+    droppedTags: dropped,
+    launchPermissions: permissions.length,
+    snapshotPermissions: accounts.length * snapshotIds.length,
+    ...(keyGrants.length ? { keyGrants: keyGrants.length } : {}),
+    ...(deprecationTime ? { deprecationTime } : {}),
+    deregistrationProtection: protect,
+    ...(target.account ? { sealed: true } : {}),
   };
 }
 
@@ -721,10 +800,18 @@ const DEAD_COPY_STATES = new Set(['failed', 'error', 'invalid']);
  */
 export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
   const { source, target, copy, error } = parseStep(cleanupInputSchema, rawInput, 'CleanupCopy');
-  const owner = await clientsOf(deps, source.account);
-  const ec2 = ec2Client(owner, target.region);
   const { name, reason } = failureOf(copy, error, deps.policy);
   const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
+  let clients: Clients;
+  try {
+    clients = await copyClients(deps, source, target);
+  } catch (unreachable) {
+    // The DR account's role cannot be assumed: nothing there can have been made through it, nor removed.
+    if (!(unreachable instanceof DrAccountAccessError)) throw unreachable;
+    report.problems.push(unreachable.message);
+    return failedResult({ target, copy, name, reason, report, notes: [] }, deps);
+  }
+  const ec2 = ec2Client(clients, target.region);
   const copies = await findCopies(ec2, target.region, source.region, source.imageId);
   const inService = (image: ImageRecord) => copy?.adopted === true && image.state === 'available';
   // Without a known copy (the failure came before StartCopy returned one), only dead copies of the source go: a
@@ -761,8 +848,24 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
     reason,
     removed: report.deregistered,
   });
+  return failedResult({ target, copy, name, reason, report, notes }, deps);
+}
+
+interface Failure {
+  target: BranchInput['target'];
+  copy: CopyStatus | undefined;
+  name: string;
+  reason: string;
+  report: RemovalReport;
+  notes: string[];
+}
+
+function failedResult({ target, copy, name, reason, report, notes }: Failure, deps: ReplicationDeps): RegionResult {
+  if (report.problems.length && !report.deregistered.length)
+    logOf(deps).warn('copy failed', { region: target.region, error: name, reason, problems: report.problems });
   return {
     region: target.region,
+    ...(target.account ? { account: target.account } : {}),
     status: 'failed',
     ...(copy
       ? {
@@ -818,6 +921,11 @@ export async function summarize(rawInput: unknown, deps: ReplicationDeps): Promi
   const failed = regions.length - succeeded + (input.error ? 1 : 0);
   const lags = regions.flatMap((r) => (r.lagSeconds === undefined ? [] : [r.lagSeconds]));
   const outcome: Summary['outcome'] = failed === 0 ? 'replicated' : succeeded === 0 ? 'failed' : 'partial';
+  // Every region's copy has ended: the DR accounts no longer need the source.
+  const shares = await unshareFromDrAccounts(
+    { ...deps, clients: await clientsOf(deps, input.source.account) },
+    input.source,
+  );
   const sink = deps.metrics ?? powertoolsMetrics;
   sink.addMetric(METRIC.replicationSucceeded, MetricUnit.Count, succeeded);
   sink.addMetric(METRIC.replicationFailed, MetricUnit.Count, failed);
@@ -826,6 +934,7 @@ export async function summarize(rawInput: unknown, deps: ReplicationDeps): Promi
 
   const summary: Summary = {
     source: input.source,
+    ...(shares.length ? { shares } : {}),
     outcome,
     succeeded,
     failed,

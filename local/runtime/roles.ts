@@ -26,6 +26,7 @@ interface PolicyEnv {
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   memberRoleNameFor(policy: Readonly<Policy>): string;
   drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  drRoleArnsFor(policy: Readonly<Policy>): string[];
 }
 
 export interface Deployment {
@@ -122,6 +123,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     memberRoleName: () => env.memberRoleNameFor(d.policy),
     drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
     drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
+    drRoleArns: () => env.drRoleArnsFor(d.policy),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',

@@ -30,6 +30,9 @@ import { functionRoles, roleAccessKeyId } from './roles.ts';
 import { forwardingPatterns } from './member-template.ts';
 import { memberClients, type ClientsFor } from '../../lib/aws/member-clients.ts';
 import { memberRoleArn, reachesMembers } from '../../lib/domain/organization.ts';
+import { deployDrAccount } from './dr-account.ts';
+import { assumedClients } from '../../lib/aws/assume-role.ts';
+import { drAccounts } from '../../lib/domain/policy.ts';
 
 /**
  * ami-dr running on the local twin, wired as serverless.yml wires it on AWS: the twin's events go through the
@@ -135,6 +138,11 @@ export interface LocalRuntime {
   clients: Clients;
   /** The region whose stack runs the scheduled work. */
   homeRegion: string;
+  /**
+   * Clients of a DR account (deployed from deploy/dr-account.yml): a session of one of its roles (e.g.
+   * `ami-dr-dr-retention`), assumed by the account's own administrator, held to that role's policy.
+   */
+  drAccountClients(accountId: string, roleName: string): Promise<Clients>;
   /**
    * Clients signed as a function's role (serverless.yml's, deployed in `region`, default the home region): the twin
    * refuses them what that role does not allow, as AWS would. retention and readiness exist in the home region only.
@@ -272,6 +280,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       roleClients.set(`${role.functionKey}@${region}`, clientsWith(accessKeyId));
     }
   }
+  // The policy's DR accounts, deployed from deploy/dr-account.yml (roles only: keys are the test's or seed's).
+  for (const accountId of drAccounts(policy)) deployDrAccount(twin, { accountId, region: homeRegion });
   const clientsFor = (fn: FunctionKey, region = homeRegion): Clients => {
     const found = roleClients.get(`${fn}@${region}`);
     if (!found) throw new Error(`serverless.yml gives ${fn} no role deployed in ${region}`);
@@ -476,10 +486,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
   };
 
+  const drAccountClients = async (accountId: string, roleName: string): Promise<Clients> => {
+    const admin = `AMIDRADMIN${accountId}`;
+    twin.iam.identities[admin] = `arn:aws:iam::${accountId}:user/admin`;
+    return assumedClients(clientsWith(admin), `arn:aws:iam::${accountId}:role/${roleName}`, homeRegion);
+  };
   return {
     twin,
     clients,
     homeRegion,
+    drAccountClients,
     clientsFor,
     policy,
     stepFunctions,

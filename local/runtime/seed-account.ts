@@ -1,6 +1,7 @@
 import type { Seeder } from '../twin/seed.ts';
 import type { LaunchPermission } from '../../lib/domain/image.ts';
-import type { Policy } from '../../lib/domain/policy.ts';
+import { drRegion, type Policy } from '../../lib/domain/policy.ts';
+import { protectionFor } from '../../lib/domain/dr-account.ts';
 import { copyTags, launchPermissionsFor } from '../../lib/domain/replication.ts';
 
 const DAY = 86_400_000;
@@ -46,11 +47,24 @@ const HISTORY: ImageSpec[] = [
  * lost on the way (a missing copy), one copy whose tags were edited by hand, an instance and a launch template
  * that still use old images, and an image the selector excludes.
  */
-export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number): SeededAccount {
+/**
+ * `accountSeed` seeds a DR account's resources (its key, and the copies it holds, sealed and protected as ami-dr
+ * leaves them); without it, DR-account regions are seeded in ami-dr's own account.
+ */
+export function seedAccount(
+  seed: Seeder,
+  policy: Readonly<Policy>,
+  now: number,
+  accountSeed?: (account: string) => Seeder,
+): SeededAccount {
   const keys: Record<string, string> = {};
+  const seedIn = (region: string): Seeder => {
+    const account = drRegion(policy, region)?.account;
+    return account && accountSeed ? accountSeed(account) : seed;
+  };
   for (const dr of policy.regions.dr) {
     if (dr.kmsKeyId.startsWith('alias/'))
-      keys[dr.region] = seed.key(dr.region, {
+      keys[dr.region] = seedIn(dr.region).key(dr.region, {
         alias: dr.kmsKeyId,
         description: 'ami-dr DR copies',
         // The partner launches the copies shared with it: the owner has let it use the key.
@@ -60,6 +74,8 @@ export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number)
   const account: SeededAccount = { keys, sources: [], instances: [] };
   for (const region of policy.regions.sources) {
     const targets = policy.regions.dr.filter((d) => d.region !== region);
+    // Someone edits a copy's tags by hand in the first DR region ami-dr can repair (a sealed copy it cannot).
+    const editable = targets.findIndex((d) => !d.account);
     const byName = new Map<string, string>();
     for (const spec of HISTORY) {
       const creationDate = new Date(now - spec.ageDays * DAY).toISOString();
@@ -79,8 +95,8 @@ export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number)
         if (spec.story === 'event-lost' && i === targets.length - 1) return;
         const replicatedAt = new Date(Date.parse(creationDate) + 18 * 60_000).toISOString();
         const copyTagsNow = copyTags({ imageId, region, creationDate, tags }, policy, replicatedAt).tags;
-        if (spec.story === 'tags-edited' && i === 0) copyTagsNow.Team = 'someone-else';
-        seed.image(target.region, {
+        if (spec.story === 'tags-edited' && i === editable) copyTagsNow.Team = 'someone-else';
+        seedIn(target.region).image(target.region, {
           name: spec.name,
           description: `${spec.family} image`,
           tags: copyTagsNow,
@@ -90,6 +106,7 @@ export function seedAccount(seed: Seeder, policy: Readonly<Policy>, now: number)
           launchPermissions: launchPermissionsFor(permissions, policy, true),
           sourceImageId: imageId,
           sourceImageRegion: region,
+          ...(protectionFor(policy, target.region) ? { deregistrationProtection: true } : {}),
         });
       });
     }

@@ -49,6 +49,11 @@ export interface Ec2Runtime {
   settings: Ec2Settings;
   cursors: Cursors;
   accountId: string;
+  /**
+   * Every account whose resources the twin holds (this one included), by account id: another account's image
+   * shared with this one is read from its owner's state (CopyImage of a shared AMI).
+   */
+  accounts?: ReadonlyMap<string, TwinState>;
   /** Copies an instance-store bundle to its copy's location, as CopyImage does (only when the twin runs S3). */
   copyBundle?: (fromLocation: string, toLocation: string) => void;
 }

@@ -1,7 +1,7 @@
 import type { Ec2Context } from './ec2-context.ts';
 import { checkId } from './ec2-errors.ts';
 import { TwinServiceError } from './http.ts';
-import { isPublic, type TwinImage } from './state.ts';
+import { isPublic, type TwinImage, type TwinState } from './state.ts';
 
 /** Who may see and change an image, and how an image looks on the wire. */
 
@@ -20,6 +20,25 @@ export function visibleImage(ctx: Ec2Context, imageId: string, region = ctx.regi
   if (!image || !canSee(ctx, image))
     throw new TwinServiceError('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
   return image;
+}
+
+/**
+ * An image the caller can see, in its own account's state or, shared with it, in its owner's (another account
+ * on the twin), with the state that holds it; or `InvalidAMIID.NotFound`.
+ */
+export function visibleImageAnywhere(
+  ctx: Ec2Context,
+  imageId: string,
+  region: string,
+): { image: TwinImage; state: TwinState } {
+  const own = ctx.state.region(region).images.get(imageId);
+  if (own && canSee(ctx, own)) return { image: own, state: ctx.state };
+  for (const state of ctx.accounts?.values() ?? []) {
+    if (state === ctx.state) continue;
+    const image = state.region(region).images.get(imageId);
+    if (image && canSee(ctx, image)) return { image, state };
+  }
+  return { image: visibleImage(ctx, imageId, region), state: ctx.state };
 }
 
 /** An image the caller owns (needed to change it), or `AuthFailure` for someone else's. */

@@ -10,12 +10,20 @@ import {
   checkTags,
   ownedImage,
   rejectBackupManaged,
-  visibleImage,
+  visibleImageAnywhere,
 } from './ec2-image-access.ts';
 import { imageXml } from './ec2-image-xml.ts';
 import { pageSize } from './ec2-pages.ts';
 import { TwinServiceError } from './http.ts';
-import { isoTime, snapshotIdsOf, type BlockDevice, type TwinImage, type TwinSnapshot } from './state.ts';
+import { keyAllows } from './kms-access.ts';
+import {
+  isoTime,
+  snapshotIdsOf,
+  type BlockDevice,
+  type TwinImage,
+  type TwinSnapshot,
+  type TwinState,
+} from './state.ts';
 
 /** The AMI lifecycle actions: describe, create, register, copy, deregister. */
 
@@ -277,7 +285,8 @@ export const copyImage: Ec2Action = (ctx) => {
   if (!state.regionNames().includes(sourceRegion) && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(sourceRegion)) {
     throw new TwinServiceError('InvalidParameterValue', `Invalid source region: ${sourceRegion}`);
   }
-  const source = visibleImage(ctx, sourceImageId, sourceRegion);
+  const { image: source, state: sourceState } = visibleImageAnywhere(ctx, sourceImageId, sourceRegion);
+  if (source.ownerId !== ctx.accountId) checkSharedStorage(ctx, source, sourceState);
   if (source.state !== 'available') {
     throw new TwinServiceError(
       'InvalidAMIID.Unavailable',
@@ -359,11 +368,57 @@ export const copyImage: Ec2Action = (ctx) => {
     ctx.copyBundle?.(source.imageLocation, image.imageLocation);
   ctx.lifecycle.schedule(now + durationMs, () => {
     // The key is checked when the copy needs it, at the end: EC2 accepts the call and fails the image later.
-    const failure = copyFailure(ctx, keyRef);
+    const failure = copyFailure(ctx, keyRef) ?? sourceKeyFailure(ctx, source, sourceState);
     completeImage(ctx, image, failure);
   });
   return { imageId };
 };
+
+/**
+ * Copying another account's AMI reads its storage: the owner must have shared the AMI's snapshots with the copying
+ * account (createVolumePermission), as the user guide's cross-account copy section says; EC2 refuses otherwise.
+ */
+function checkSharedStorage(ctx: Ec2Context, source: TwinImage, sourceState: TwinState): void {
+  for (const snapshotId of snapshotIdsOf(source)) {
+    const snapshot = sourceState.region(source.region).snapshots.get(snapshotId);
+    const readable = snapshot?.createVolumePermissions.some((p) => p.group === 'all' || p.userId === ctx.accountId);
+    if (!readable)
+      throw new TwinServiceError('InvalidRequest', 'You do not have permission to access the storage of this ami');
+  }
+}
+
+/**
+ * Another account's encrypted source is read under its owner's key: the key policy or a grant must let the copying
+ * principal decrypt it and create the grant EBS uses (KMS developer guide: key-policy-modifying-external-accounts,
+ * grants). An AWS-managed key (`aws/ebs`) allows no other account. Like the destination key, checked at the end.
+ */
+function sourceKeyFailure(
+  ctx: Ec2Context,
+  source: TwinImage,
+  sourceState: TwinState,
+): { code: string; message: string } | undefined {
+  if (source.ownerId === ctx.accountId) return undefined;
+  const principal = {
+    accountId: ctx.caller.accountId,
+    arns: [ctx.caller.arn, ...(ctx.caller.roleArn ? [ctx.caller.roleArn] : [])],
+  };
+  for (const snapshotId of snapshotIdsOf(source)) {
+    const keyArn = sourceState.region(source.region).snapshots.get(snapshotId)?.kmsKeyId;
+    if (!keyArn) continue;
+    const resolved = sourceState.resolve(source.region, keyArn);
+    const key = resolved && sourceState.region(source.region).keys.get(resolved.keyId);
+    const usable =
+      key &&
+      key.keyManager !== 'AWS' &&
+      ['kms:Decrypt', 'kms:CreateGrant'].every((action) => keyAllows(key, sourceState.accountId, principal, action));
+    if (!usable)
+      return {
+        code: 'Client.InvalidKMSKey.InvalidState',
+        message: `Client.InvalidKMSKey.InvalidState: The KMS key ${keyArn} of the source snapshot ${snapshotId} is not accessible to ${ctx.caller.arn}.`,
+      };
+  }
+  return undefined;
+}
 
 function copyFailure(ctx: Ec2Context, keyRef: string | undefined): { code: string; message: string } | undefined {
   const injected = ctx.settings.failCopies.get(ctx.region);

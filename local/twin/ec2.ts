@@ -92,7 +92,10 @@ export function createEc2Service(runtime: Ec2Runtime, options: Ec2ServiceOptions
       failure = { code: 'RequestLimitExceeded', message: 'Request limit exceeded.', status: 503 };
     } else if (
       options.iam?.principal(caller.accessKeyId) &&
-      (denied = options.iam.denied(caller.accessKeyId, ec2Requests(request, runtime.state, runtime.accountId)))
+      (denied = options.iam.denied(
+        caller.accessKeyId,
+        ec2Requests(request, runtime.state, runtime.accountId, runtime.accounts),
+      ))
     ) {
       failure = {
         code: 'UnauthorizedOperation',

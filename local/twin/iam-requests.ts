@@ -35,7 +35,12 @@ function imageArn(region: string, imageId: string): string {
   return `arn:aws:ec2:${region}::image/${imageId}`;
 }
 
-export function ec2Requests(request: TwinRequest, state: TwinState, accountId: string): AuthRequest[] {
+export function ec2Requests(
+  request: TwinRequest,
+  state: TwinState,
+  accountId: string,
+  accounts?: ReadonlyMap<string, TwinState>,
+): AuthRequest[] {
   const { action, region } = request;
   const params = new Ec2Params(request.params);
   const base = { 'aws:RequestedRegion': region };
@@ -48,7 +53,7 @@ export function ec2Requests(request: TwinRequest, state: TwinState, accountId: s
   const snapshotArn = (id: string) => `arn:aws:ec2:${region}:${accountId}:snapshot/${id}`;
   switch (action) {
     case 'CopyImage':
-      return copyImageRequests(params, region, state, accountId);
+      return copyImageRequests(params, region, state, accountId, accounts);
     case 'DeregisterImage':
     case 'ModifyImageAttribute':
     case 'EnableImageDeprecation':
@@ -191,10 +196,19 @@ export function deleteSnapshotRequest(state: TwinState, region: string, accountI
   };
 }
 
-function copyImageRequests(params: Ec2Params, region: string, state: TwinState, accountId: string): AuthRequest[] {
+function copyImageRequests(
+  params: Ec2Params,
+  region: string,
+  state: TwinState,
+  accountId: string,
+  accounts?: ReadonlyMap<string, TwinState>,
+): AuthRequest[] {
   const sourceRegion = params.get('SourceRegion') ?? region;
   const sourceId = params.get('SourceImageId') ?? '';
-  const source: TwinImage | undefined = state.region(sourceRegion).images.get(sourceId);
+  // A source shared by another account on the twin lives in that account's state (its snapshots and keys too).
+  const sourceState =
+    [state, ...(accounts?.values() ?? [])].find((s) => s.region(sourceRegion).images.has(sourceId)) ?? state;
+  const source: TwinImage | undefined = sourceState.region(sourceRegion).images.get(sourceId);
   const base = { 'aws:RequestedRegion': region };
   const requests: AuthRequest[] = [
     {
@@ -244,25 +258,29 @@ function copyImageRequests(params: Ec2Params, region: string, state: TwinState, 
   }
   const sourceKeys = new Set<string>();
   for (const id of snapshotIdsOf(source)) {
-    const key = state.region(sourceRegion).snapshots.get(id)?.kmsKeyId;
+    const key = sourceState.region(sourceRegion).snapshots.get(id)?.kmsKeyId;
     if (key) sourceKeys.add(key);
   }
   const encrypted = params.bool('Encrypted') === true || sourceKeys.size > 0;
-  const keyUse = (keyArn: string, actions: string[], viaRegion: string) => {
+  const keyUse = (keyArn: string, actions: string[], viaRegion: string, keyState = state) => {
     const keyRegion = keyArn.split(':')[3] ?? region;
     const via = { 'aws:RequestedRegion': keyRegion, 'kms:ViaService': `ec2.${viaRegion}.amazonaws.com` };
     return [
-      ...actions.map((action) => ({ action, resource: keyArn, context: { ...via, ...aliasContext(state, keyArn) } })),
+      ...actions.map((action) => ({
+        action,
+        resource: keyArn,
+        context: { ...via, ...aliasContext(keyState, keyArn) },
+      })),
       {
         action: 'kms:CreateGrant',
         resource: keyArn,
-        context: { ...via, ...aliasContext(state, keyArn), 'kms:GrantIsForAWSResource': 'true' },
+        context: { ...via, ...aliasContext(keyState, keyArn), 'kms:GrantIsForAWSResource': 'true' },
       },
     ];
   };
   // AWS does not document which region's EC2 endpoint KMS sees when a copy reads a source key in another region:
   // the twin shows the copy's (destination) region, so a role pinned to the source region's endpoint is refused.
-  for (const key of sourceKeys) requests.push(...keyUse(key, SOURCE_KEY_ACTIONS, region));
+  for (const key of sourceKeys) requests.push(...keyUse(key, SOURCE_KEY_ACTIONS, region, sourceState));
   if (encrypted) {
     const ref = params.get('KmsKeyId') ?? 'alias/aws/ebs';
     const destination = state.resolve(region, ref);
@@ -342,10 +360,10 @@ export function serviceRequests(request: TwinRequest, state: TwinState): AuthReq
 export const DENIAL: Record<string, { code: string; status: number }> = {
   ec2: { code: 'UnauthorizedOperation', status: 403 },
   kms: { code: 'AccessDeniedException', status: 400 },
+  sts: { code: 'AccessDenied', status: 403 },
   states: { code: 'AccessDeniedException', status: 400 },
   sns: { code: 'AuthorizationError', status: 403 },
   autoscaling: { code: 'AccessDenied', status: 403 },
-  sts: { code: 'AccessDenied', status: 403 },
   s3: { code: 'AccessDenied', status: 403 },
   rbin: { code: 'AccessDeniedException', status: 401 },
   dynamodb: { code: 'AccessDeniedException', status: 400 },

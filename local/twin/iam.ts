@@ -122,9 +122,22 @@ export interface IamPrincipal {
   statements: PolicyStatement[];
 }
 
+/**
+ * A role defined in an account whose IAM the twin models (a DR account's roles, from its template): STS hands out
+ * sessions for it only to callers its trust policy names, and each session is held to its identity policy.
+ */
+export interface IamRole {
+  arn: string;
+  statements: PolicyStatement[];
+  /** The trust policy's statements (`Principal: { AWS: ... }`, action `sts:AssumeRole`). */
+  trust: (PolicyStatement & { Principal?: '*' | { AWS?: string | string[] } })[];
+}
+
 /** The roles callers sign as; `identities` is the access-key → ARN map the rest of the twin resolves callers with. */
 export class Iam {
   private readonly principals = new Map<string, IamPrincipal>();
+  private readonly definedRoles = new Map<string, IamRole>();
+  private readonly modelledAccounts = new Set<string>();
   /** Every request evaluated for a caller with a role, in order, with the decision (what a test asserts on). */
   readonly log: { accessKeyId: string; request: AuthRequest; decision: Decision }[] = [];
 
@@ -133,6 +146,28 @@ export class Iam {
   attach(principal: IamPrincipal): void {
     this.principals.set(principal.accessKeyId, principal);
     this.identities[principal.accessKeyId] = principal.arn;
+  }
+
+  /** From now on, AssumeRole into `accountId` succeeds only for roles defined with `defineRole`. */
+  modelAccount(accountId: string): void {
+    this.modelledAccounts.add(accountId);
+  }
+
+  models(accountId: string): boolean {
+    return this.modelledAccounts.has(accountId);
+  }
+
+  defineRole(role: IamRole): void {
+    this.modelledAccounts.add(role.arn.split(':')[4] ?? '');
+    this.definedRoles.set(role.arn, role);
+  }
+
+  removeRole(arn: string): void {
+    this.definedRoles.delete(arn);
+  }
+
+  role(arn: string): IamRole | undefined {
+    return this.definedRoles.get(arn);
   }
 
   principal(accessKeyId: string): IamPrincipal | undefined {

@@ -34,7 +34,8 @@ interface KeyPolicyStatement extends PolicyStatement {
   Principal?: '*' | { AWS?: string | string[] };
 }
 
-function names(statement: KeyPolicyStatement, principal: KeyPrincipal): boolean {
+/** Whether a resource policy's statement names the principal (its account, account root or ARN; `*` names anyone). */
+export function namesPrincipal(statement: KeyPolicyStatement, principal: KeyPrincipal): boolean {
   const listed = statement.Principal === '*' ? ['*'] : [statement.Principal?.AWS ?? []].flat();
   return listed.some(
     (p) =>
@@ -63,7 +64,7 @@ export function keyAllows(
 ): boolean {
   const policy = JSON.parse(key.policy ?? defaultKeyPolicy(ownerAccountId)) as { Statement?: unknown };
   const statements = [policy.Statement ?? []].flat() as KeyPolicyStatement[];
-  const applicable = statements.filter((s) => names(s, principal));
+  const applicable = statements.filter((s) => namesPrincipal(s, principal));
   if (evaluate(applicable, { action, resource: key.arn, context }) === 'Allow') return true;
   const operation = action.replace(/^kms:/, '');
   return key.grants.some((g) => grantee(g.granteePrincipal, principal) && g.operations.includes(operation));

@@ -68,7 +68,8 @@ export class Lifecycle {
     this.events.publish({
       'detail-type': 'EC2 AMI State Change',
       source: 'aws.ec2',
-      account: this.accountId,
+      // Emitted in the account that owns the image (a DR account's copy is announced there, not here).
+      account: image.ownerId || this.accountId,
       time: new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       region: image.region,
       resources: [`arn:aws:ec2:${image.region}::image/${image.imageId}`],

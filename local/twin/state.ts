@@ -277,6 +277,8 @@ export class TwinState implements KeyStore {
   constructor(
     readonly accountId: string,
     private readonly now: () => number = () => 0,
+    /** Another account's state on the same twin: ids come from one counter, so no two accounts' ids collide. */
+    private readonly ids?: TwinState,
   ) {}
 
   region(name: string): RegionState {
@@ -297,6 +299,7 @@ export class TwinState implements KeyStore {
    * scrambled by a bijection, so ids look like AWS's and never collide).
    */
   newId(prefix: string): string {
+    if (this.ids) return this.ids.newId(prefix);
     this.counter += 1n;
     const scrambled = (this.counter * ID_MULTIPLIER) & MASK_64;
     return `${prefix}-0${scrambled.toString(16).padStart(16, '0')}`;

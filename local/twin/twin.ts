@@ -78,6 +78,13 @@ export interface TwinFaults {
   clear(): void;
 }
 
+/** Another account whose resources the twin holds (a DR account): callers signing as its principals act in it. */
+export interface TwinAccount {
+  accountId: string;
+  state: TwinState;
+  seed: Seeder;
+}
+
 export interface Twin {
   endpoint: string;
   s3Endpoint?: string;
@@ -92,6 +99,12 @@ export interface Twin {
   iam: Iam;
   /** DynamoDB tables (create them as a deployment would: `dynamodb.createTable(region, name, hashKey)`). */
   dynamodb: DynamoDbState;
+  /**
+   * Holds another account's resources from now on (idempotent): callers whose credentials map to that account
+   * (sessions of its roles, via STS AssumeRole) see and make its images, snapshots, keys and rules, and CopyImage
+   * reads images other accounts shared with it. Its IAM is modelled: only roles defined on `iam` can be assumed.
+   */
+  addAccount(accountId: string): TwinAccount;
   /** When the next scheduled state change (a copy finishing, ...) is due, in twin time; for virtual time. */
   nextDue(): number | undefined;
   /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
@@ -140,7 +153,17 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const iam = new Iam(identities);
   const dynamodb = new DynamoDbState(accountId);
 
-  const ec2Runtime: Ec2Runtime = { state, clock, events, lifecycle, settings, cursors: new Cursors(), accountId };
+  const accounts = new Map<string, TwinState>([[accountId, state]]);
+  const ec2Runtime: Ec2Runtime = {
+    state,
+    clock,
+    events,
+    lifecycle,
+    settings,
+    cursors: new Cursors(),
+    accountId,
+    accounts,
+  };
   const services = new Map<string, ServiceHandler>();
   services.set('ec2', createEc2Service(ec2Runtime, { throttler, identities, iam, settle: settleNow }));
   services.set('kms', createKmsService(state, { accountId, clock }));
@@ -149,6 +172,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     createStsService({
       accountId,
       identities,
+      iam,
       authorize: organization
         ? (caller, roleArn, externalId) => organization.assumeRoleDenial(caller, roleArn, externalId)
         : undefined,
@@ -164,14 +188,43 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
   services.set('rbin', createRbinService({ accountId }));
 
+  /** Other accounts' services: EC2, KMS and Recycle Bin over their own state (one clock, bus and lifecycle). */
+  const members = new Map<string, { account: TwinAccount; services: Map<string, ServiceHandler> }>();
+  const addAccount = (id: string): TwinAccount => {
+    const existing = members.get(id);
+    if (existing) return existing.account;
+    const memberState = new TwinState(id, () => clock.now(), state);
+    accounts.set(id, memberState);
+    iam.modelAccount(id);
+    const runtime: Ec2Runtime = { ...ec2Runtime, state: memberState, accountId: id, cursors: new Cursors() };
+    const memberServices = new Map<string, ServiceHandler>([
+      ['ec2', createEc2Service(runtime, { throttler, identities, iam, settle: settleNow })],
+      ['kms', createKmsService(memberState, { accountId: id, clock })],
+      ['rbin', createRbinService({ accountId: id })],
+    ]);
+    const account = { accountId: id, state: memberState, seed: createSeeder(memberState, clock) };
+    members.set(id, { account, services: memberServices });
+    return account;
+  };
+
   let served = 0;
+  /**
+   * A call is its signer's: an organization peer's twin answers for a peer account's keys (Organizations excepted:
+   * it is global, the management account answers), a member account modelled here (`addAccount`) is served from its
+   * own state, anything else by this account.
+   */
   const route = async (request: TwinRequest): Promise<TwinResponse> => {
     served++;
-    const signedBy = resolveIdentity(accessKeyIdOf(String(request.headers.authorization ?? '')), accountId, identities);
-    const peer = signedBy.accountId !== accountId ? options.accounts?.peers.get(signedBy.accountId) : undefined;
-    // Organizations is global: its management account answers, whoever calls.
+    const authorization = request.headers.authorization;
+    const caller = resolveIdentity(
+      accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
+      accountId,
+      identities,
+    );
+    const peer = caller.accountId !== accountId ? options.accounts?.peers.get(caller.accountId) : undefined;
     if (peer && request.service !== 'organizations') return peer(request);
-    const handler = services.get(request.service);
+    const member = members.get(caller.accountId);
+    const handler = member?.services.get(request.service) ?? services.get(request.service);
     if (!handler) {
       const known = [...services.keys()].sort().join(', ');
       const message = request.service
@@ -179,20 +232,11 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
         : 'The request is not signed with AWS Signature Version 4; the twin routes by the credential scope.';
       return jsonError(400, 'UnknownService', message);
     }
-    const authorization = request.headers.authorization;
     const denied =
       request.service === 'ec2' // EC2 authorizes inside, where it also answers for the calls behind a call
         ? undefined
-        : iam.denied(
-            accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
-            serviceRequests(request, state),
-          );
-    if (!denied && request.service === 'kms') {
-      const caller = resolveIdentity(
-        accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
-        accountId,
-        identities,
-      );
+        : iam.denied(caller.accessKeyId, serviceRequests(request, member?.account.state ?? state));
+    if (!denied && request.service === 'kms' && !member) {
       const refused = foreignKeyUse(request, caller, state, accountId);
       if (refused) return jsonError(400, 'AccessDeniedException', refused);
     }
@@ -289,6 +333,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     sns,
     iam,
     dynamodb,
+    addAccount,
     nextDue: () => lifecycle.nextDue(),
     handle: route,
     requests: () => served,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -203,5 +203,52 @@ describe('ami-dr twin and ami-dr demo', () => {
     expect(r.stdout).toContain('10 images × 2 DR regions: 20 ready');
     expect(r.stdout).toMatch(/us-east-1 applied: 0 deprecated, 2 removed/);
     expect(r.stdout).toContain('every image is ready in every DR region; retention clean.');
+  });
+
+  it('validate --local checks a DR account through its replicator role, and names a role it cannot assume', async () => {
+    const ok = await ami(['validate', '--policy', 'examples/dr-account.yml', '--local'], { timeoutMs: 60_000 });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('examples/dr-account.yml is valid');
+    const dir = mkdtempSync(join(tmpdir(), 'ami-dr-'));
+    const file = join(dir, 'missing-role.yml');
+    writeFileSync(
+      file,
+      readFileSync(join(ROOT, 'examples', 'dr-account.yml'), 'utf8').replace(
+        'role: ami-dr-replicator',
+        'role: not-there',
+      ),
+    );
+    const missing = await ami(['validate', '--policy', file, '--local'], { timeoutMs: 60_000 });
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toMatch(
+      /regions\.dr\.1\.role: cannot assume arn:aws:iam::222222222222:role\/not-there: AccessDenied/,
+    );
+  });
+
+  it('demo --policy examples/dr-account.yml replicates into the DR account 222222222222 and shows it ready, exit 0', async () => {
+    const r = await ami(['demo', '--policy', 'examples/dr-account.yml', '--json'], { timeoutMs: 90_000 });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      converged: boolean;
+      executions: { status: string; output?: string }[];
+      readiness: { after: { imagesNotReady: number; counts: { ready: number } } };
+    };
+    expect(out.converged).toBe(true);
+    expect(out.readiness.after).toMatchObject({ imagesNotReady: 0, counts: { ready: 20 } });
+    // The builds' copies in us-west-2 are the DR account's, sealed, and the share made for them is taken back.
+    const vault = out.executions
+      .map(
+        (e) =>
+          JSON.parse(e.output ?? '{}') as {
+            regions?: { region: string; account?: string; status: string; applied?: { sealed?: boolean } }[];
+            shares?: unknown[];
+          },
+      )
+      .map((s) => ({ region: s.regions?.find((x) => x.region === 'us-west-2'), shares: s.shares }));
+    expect(vault).toHaveLength(2);
+    for (const v of vault) {
+      expect(v.region).toMatchObject({ account: '222222222222', status: 'available', applied: { sealed: true } });
+      expect(v.shares).toEqual([{ account: '222222222222', removed: true, grantsRevoked: 0 }]);
+    }
   });
 });

@@ -1,16 +1,17 @@
 import type { PropertyType, Resource, SpecDatabase } from '@aws-cdk/service-spec-types';
 
 /**
- * A template's resources checked against the CloudFormation resource specification (@aws-cdk/aws-service-spec):
- * unknown types and properties, values of the wrong shape, required properties missing, dangling references.
- * Intrinsic functions stand for any value of the right type.
+ * A CloudFormation template checked against the resource specification (@aws-cdk/aws-service-spec): unknown types
+ * and properties, missing required ones, values of the wrong shape, references to what does not exist. Shared by
+ * the packaged serverless template's test, the DR account template's and the member account template's.
  */
-export interface SpecTemplate {
+
+export interface CfnTemplate {
   Parameters?: Record<string, unknown>;
   Conditions?: Record<string, unknown>;
   Resources: Record<
     string,
-    { Type: string; Condition?: string; DependsOn?: string | string[]; Properties?: Record<string, unknown> }
+    { Type: string; Properties?: Record<string, unknown>; DependsOn?: string | string[]; Condition?: string }
   >;
   Outputs?: Record<string, unknown>;
 }
@@ -26,14 +27,18 @@ const PSEUDO = new Set([
   'AWS::NotificationARNs',
 ]);
 
-export function specProblems(template: SpecTemplate, db: SpecDatabase): string[] {
-  const specOf = (type: string): Resource | undefined => db.lookup('resource', 'cloudFormationType', 'equals', type)[0];
-  const isIntrinsic = (value: unknown): boolean => {
+export function specChecker(db: SpecDatabase) {
+  function specOf(type: string): Resource | undefined {
+    return db.lookup('resource', 'cloudFormationType', 'equals', type)[0];
+  }
+  function isIntrinsic(value: unknown): boolean {
     if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
     const keys = Object.keys(value);
     return keys.length === 1 && (keys[0] === 'Ref' || keys[0]!.startsWith('Fn::'));
-  };
-  const checkValue = (value: unknown, type: PropertyType, at: string): string[] => {
+  }
+
+  /** Problems with a value against its property type; intrinsic functions stand for any value of the right type. */
+  function checkValue(value: unknown, type: PropertyType, at: string): string[] {
     if (isIntrinsic(value)) return [];
     switch (type.type) {
       case 'ref': {
@@ -66,25 +71,29 @@ export function specProblems(template: SpecTemplate, db: SpecDatabase): string[]
       default:
         return [];
     }
-  };
-  const checkProperties = (
-    value: Record<string, unknown>,
-    properties: Resource['properties'],
-    at: string,
-  ): string[] => {
+  }
+
+  function checkProperties(value: Record<string, unknown>, properties: Resource['properties'], at: string): string[] {
     const problems: string[] = [];
-    for (const [name, property] of Object.entries(properties))
+    for (const [name, property] of Object.entries(properties)) {
       if (property.required && value[name] === undefined) problems.push(`${at}.${name}: required property missing`);
+    }
     for (const [name, v] of Object.entries(value)) {
       const property = properties[name];
       if (!property) problems.push(`${at}.${name}: unknown property`);
       else problems.push(...checkValue(v, property.type, `${at}.${name}`));
     }
     return problems;
-  };
-  const references = (value: unknown, found: { ref: string; attribute?: string }[] = []) => {
-    if (Array.isArray(value)) for (const v of value) references(v, found);
-    else if (value && typeof value === 'object') {
+  }
+
+  /** Every Ref, Fn::GetAtt and Fn::Sub reference in a value. */
+  function references(
+    value: unknown,
+    found: { ref: string; attribute?: string }[] = [],
+  ): { ref: string; attribute?: string }[] {
+    if (Array.isArray(value)) {
+      for (const v of value) references(v, found);
+    } else if (value && typeof value === 'object') {
       for (const [key, v] of Object.entries(value)) {
         if (key === 'Ref' && typeof v === 'string') found.push({ ref: v });
         else if (key === 'Fn::GetAtt') {
@@ -101,31 +110,56 @@ export function specProblems(template: SpecTemplate, db: SpecDatabase): string[]
       }
     }
     return found;
-  };
-
-  const problems: string[] = [];
-  const checkRefs = (where: string, value: unknown) => {
-    for (const { ref, attribute } of references(value)) {
-      if (PSEUDO.has(ref) || ref in (template.Parameters ?? {})) continue;
-      const target = template.Resources[ref];
-      if (!target) problems.push(`${where}: ${ref} does not exist`);
-      else if (attribute && !(attribute in (specOf(target.Type)?.attributes ?? {})))
-        problems.push(`${where}: ${target.Type} has no attribute ${attribute}`);
-    }
-  };
-  for (const [id, r] of Object.entries(template.Resources)) {
-    const spec = specOf(r.Type);
-    if (!spec) problems.push(`${id}: ${r.Type} is not a resource type`);
-    else problems.push(...checkProperties(r.Properties ?? {}, spec.properties, id));
-    checkRefs(id, r.Properties);
-    for (const dep of [r.DependsOn ?? []].flat())
-      if (!template.Resources[dep]) problems.push(`${id}: depends on missing ${dep}`);
-    if (r.Condition && !(r.Condition in (template.Conditions ?? {})))
-      problems.push(`${id}: condition ${r.Condition} is not defined`);
   }
-  checkRefs('Outputs', template.Outputs);
-  checkRefs('Conditions', template.Conditions);
-  for (const [, name] of JSON.stringify(template).matchAll(/"Fn::If":\["([^"]+)"/g))
-    if (!(name! in (template.Conditions ?? {}))) problems.push(`Fn::If: condition ${name} is not defined`);
-  return problems;
+
+  /** `Type: unknown` for every resource CloudFormation does not know. */
+  function unknownTypes(template: CfnTemplate): string[] {
+    return Object.entries(template.Resources)
+      .filter(([, r]) => !specOf(r.Type))
+      .map(([id, r]) => `${id}: ${r.Type}`);
+  }
+
+  function propertyProblems(template: CfnTemplate): string[] {
+    return Object.entries(template.Resources).flatMap(([id, r]) => {
+      const spec = specOf(r.Type);
+      return spec ? checkProperties(r.Properties ?? {}, spec.properties, id) : [];
+    });
+  }
+
+  function referenceProblems(template: CfnTemplate): string[] {
+    const problems: string[] = [];
+    const check = (where: string, value: unknown) => {
+      for (const { ref, attribute } of references(value)) {
+        if (PSEUDO.has(ref) || ref in (template.Parameters ?? {})) continue;
+        const target = template.Resources[ref];
+        if (!target) problems.push(`${where}: ${ref} does not exist`);
+        else if (attribute && !(attribute in (specOf(target.Type)?.attributes ?? {})))
+          problems.push(`${where}: ${target.Type} has no attribute ${attribute}`);
+      }
+    };
+    for (const [id, r] of Object.entries(template.Resources)) {
+      check(id, r.Properties);
+      for (const dep of [r.DependsOn ?? []].flat())
+        if (!template.Resources[dep]) problems.push(`${id}: depends on missing ${dep}`);
+      if (r.Condition && !(r.Condition in (template.Conditions ?? {})))
+        problems.push(`${id}: condition ${r.Condition} is not defined`);
+    }
+    check('Outputs', template.Outputs);
+    check('Conditions', template.Conditions);
+    const conditionsUsed = JSON.stringify(template.Resources).matchAll(/"Fn::If":\["([^"]+)"/g);
+    for (const [, name] of conditionsUsed)
+      if (!(name! in (template.Conditions ?? {}))) problems.push(`Fn::If: condition ${name} is not defined`);
+    return problems;
+  }
+
+  /** Every problem above, unknown types first. */
+  function problems(template: CfnTemplate): string[] {
+    return [
+      ...unknownTypes(template).map((t) => `${t} is not a resource type`),
+      ...propertyProblems(template),
+      ...referenceProblems(template),
+    ];
+  }
+
+  return { specOf, unknownTypes, propertyProblems, referenceProblems, problems };
 }

@@ -5,7 +5,7 @@ import type { SpecDatabase } from '@aws-cdk/service-spec-types';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forwardingPatterns, readMemberTemplate, type CfnTemplate } from '../../local/runtime/member-template.ts';
 import { matchesPattern, readRules } from '../../local/runtime/runtime.ts';
-import { specProblems } from './cfn-spec.ts';
+import { specChecker } from './cfn-spec.ts';
 import { ROOT } from './packaged.ts';
 
 /**
@@ -26,7 +26,7 @@ const event = (file: string): unknown => JSON.parse(readFileSync(join(ROOT, 'eve
 describe('member account template', () => {
   it('validates against the CloudFormation resource specification', () => {
     expect(Object.keys(template.Resources).length).toBeGreaterThan(0);
-    expect(specProblems(template, db)).toEqual([]);
+    expect(specChecker(db).problems(template)).toEqual([]);
   });
 
   it('creates the role once (home region only) and lets only the home ami-dr roles of the organization assume it', () => {

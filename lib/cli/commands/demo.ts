@@ -110,7 +110,7 @@ async function startDemo(ctx: CommandContext): Promise<Demo> {
 function showAccount(demo: Demo): string {
   const { twin, policy, source, say } = demo;
   demo.heading(1, 'An account');
-  const account = seedAccount(twin.seed, policy, demo.t0);
+  const account = seedAccount(twin.seed, policy, demo.t0, (id) => twin.addAccount(id).seed);
   const builder = twin.seed.instance(source, {
     imageId: account.sources[0]?.imageId ?? '',
     tags: { Name: 'image-builder' },
@@ -240,6 +240,14 @@ async function planAndApplyRetention(demo: Demo) {
     clock: () => twin.clock.now(),
   };
   for (const region of regions) {
+    const vault = policy.regions.dr.find((d) => d.region === region && d.account)?.account;
+    if (vault) {
+      // Out of ami-dr's reach by design: the DR account's own retention role removes its aged copies.
+      say(
+        `  ${region}: the copies are DR account ${vault}'s; its own retention role removes them (deploy/dr-account.yml)`,
+      );
+      continue;
+    }
     const plan = await runRetention({ ...common, region, dryRun: true });
     const changes = plan.plan.actions.filter((a) => a.action !== 'keep');
     say(`  ${region} plan: ${changes.length ? '' : 'nothing to do'}`);

@@ -10,6 +10,7 @@ import { isReplica } from '../../domain/tags.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../errors.ts';
 import { ec2Client, kmsClient, rbinClient } from '../../aws/clients.ts';
+import { reachDrAccounts } from '../../workflows/dr-account.ts';
 import { listRecycleBinRules } from '../../aws/recycle-bin.ts';
 import { describeBinRule } from '../../domain/recycle-bin.ts';
 import { retentionRegions } from '../../workflows/retention.ts';
@@ -121,11 +122,14 @@ export const validateCommand: Command = {
     const progress = ctx.out.progress('checking the account');
     try {
       const home = policy.regions.sources[0] ?? session.region;
+      // A DR account's key is checked there, through the role ami-dr assumes (which must exist and trust it).
+      const reach = await reachDrAccounts({ clients: session.clients, policy });
+      const drClients = reach.clientsFor;
       const [regions, keyEntries, publicSources] = await Promise.all([
         describeRegions(ec2Client(session.clients, home)),
         Promise.all(
           policy.regions.dr.map(
-            async (d) => [d.region, await describeKey(kmsClient(session.clients, d.region), d.kmsKeyId)] as const,
+            async (d) => [d.region, await describeKey(kmsClient(drClients(d.region), d.region), d.kmsKeyId)] as const,
           ),
         ),
         Promise.all(
@@ -142,18 +146,23 @@ export const validateCommand: Command = {
               [
                 region,
                 key && key.state === 'Enabled'
-                  ? await readKeyAccess(kmsClient(session.clients, region), key.arn)
+                  ? await readKeyAccess(kmsClient(drClients(region), region), key.arn)
                   : undefined,
               ] as const,
           ),
         ),
       );
-      const problems = accountProblems(policy, {
-        regions,
-        keys: Object.fromEntries(keyEntries),
-        publicSources: publicSources.flat(),
-        keyAccess,
-      });
+      const unreachable = new Set(reach.problems.map((p) => `regions.dr.${p.index}.kmsKeyId`));
+      const problems = [
+        ...reach.problems.map(({ field, message }) => ({ field, message })),
+        // An unreachable account's key cannot be looked at: its problem is the role, not the key.
+        ...accountProblems(policy, {
+          regions,
+          keys: Object.fromEntries(keyEntries),
+          publicSources: publicSources.flat(),
+          keyAccess,
+        }).filter((p) => !unreachable.has(p.field)),
+      ];
       const bins = await recycleBinNotes(policy, session.clients);
       progress.done();
       report(ctx, file, problems, session.accountId, bins);

@@ -106,6 +106,14 @@ describe('planRetention: keep rules', () => {
     expect(actionOf(plan, old.imageId)).toMatchObject({ action: 'keep', reason: 'deregistration-protected' });
   });
 
+  it('removes an aged protected image, releasing its protection first, only where its scope says so', () => {
+    const { old, newer } = withNewerSibling({ deregistrationProtection: true });
+    const released = planRetention(inventory([old, newer]), policy({ sources: { releaseProtection: true } }), NOW);
+    expect(actionOf(released, old.imageId)).toMatchObject({ action: 'deregister', releaseProtection: true });
+    const otherScope = planRetention(inventory([old, newer]), policy({ replicas: { releaseProtection: true } }), NOW);
+    expect(actionOf(otherScope, old.imageId)).toMatchObject({ action: 'keep', reason: 'deregistration-protected' });
+  });
+
   it('keeps images in flux and ignores deregistered ones', () => {
     const pending = image({ state: 'pending', creationDate: daysAgo(300) });
     const gone = image({ state: 'deregistered', creationDate: daysAgo(300) });
