@@ -1,11 +1,16 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { taskClients } from '../lib/aws/clients.ts';
+import { policyMemberClients } from '../lib/aws/member-clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
 import { finalizeCopy } from '../lib/workflows/replication.ts';
 
 /** Replication task: tags, launch permissions, deprecation and protection on an available copy. Input and output: lib/domain/replication-steps.ts. */
-const deps = { clients: taskClients(), policy: loadPolicyFromEnv() };
+const clients = taskClients();
+const policy = loadPolicyFromEnv();
+// A source in a member account (organization reach) is worked on through that account's role.
+const clientsFor = policyMemberClients(clients, policy);
+const deps = { clients, policy, clientsFor };
 
 export const handler = middy(async (event: unknown) => finalizeCopy(event, deps)).use(injectLambdaContext(logger));

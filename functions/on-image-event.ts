@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Context } from 'aws-lambda';
 import { defaultClients } from '../lib/aws/clients.ts';
+import { memberTest, policyMemberClients } from '../lib/aws/member-clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
 import { handleImageEvent } from '../lib/workflows/replication.ts';
@@ -24,6 +25,19 @@ function required(name: string): string {
 /** The function's own ARN names the account it runs in (arn:aws:lambda:<region>:<account>:function:<name>). */
 const accountOf = (context: Context) => context.invokedFunctionArn.split(':')[4] ?? '';
 
-export const handler = middy(async (event: unknown, context: Context) =>
-  handleImageEvent(event, { clients, policy, stateMachineArn, roleArnPrefix, accountId: accountOf(context) }),
-).use(injectLambdaContext(logger));
+// Organization reach: members' events arrive through their forwarding rule, and are worked on in the member.
+const clientsFor = policyMemberClients(clients, policy);
+
+export const handler = middy(async (event: unknown, context: Context) => {
+  const accountId = accountOf(context);
+  return handleImageEvent(event, {
+    clients,
+    policy,
+    stateMachineArn,
+    roleArnPrefix,
+    accountId,
+    clientsFor,
+    isMember: memberTest(policy, accountId),
+    memberRoleName: policy.organization?.memberRole,
+  });
+}).use(injectLambdaContext(logger));

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { RbinClient } from '@aws-sdk/client-rbin';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
@@ -86,6 +87,8 @@ export const sfnClient = (clients: Clients, region: string): SFNClient => client
 export const snsClient = (clients: Clients, region: string): SNSClient => clients.get(SNSClient, region);
 export const stsClient = (clients: Clients, region: string): STSClient => clients.get(STSClient, region);
 export const rbinClient = (clients: Clients, region: string): RbinClient => clients.get(RbinClient, region);
+export const organizationsClient = (clients: Clients, region: string): OrganizationsClient =>
+  clients.get(OrganizationsClient, region);
 export const autoScalingClient = (clients: Clients, region: string): AutoScalingClient =>
   clients.get(AutoScalingClient, region);
 

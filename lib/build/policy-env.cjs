@@ -169,6 +169,7 @@ function keyAccessStatements(policy = load(), { readiness = false } = {}) {
   });
 }
 
+const memberRoleName = (policy) => (policy.organization?.memberRole ?? 'ami-dr-member').replace(/^\/+/, '');
 /**
  * A restore drill launches copies encrypted under the DR keys: EBS uses the key as the caller, through EC2 only, and
  * its grant is for an AWS resource (ebs-encryption-requirements).
@@ -229,6 +230,9 @@ module.exports = {
   readinessKeyStatements: () => keyAccessStatements(undefined, { readiness: true }),
   finalizeKeyStatementsFor: (policy) => keyAccessStatements(policy),
   readinessKeyStatementsFor: (policy) => keyAccessStatements(policy, { readiness: true }),
+  /** The role assumed in member accounts (organization reach); a role name, with its path when it has one. */
+  memberRoleName: () => memberRoleName(load()),
+  memberRoleNameFor: (policy) => memberRoleName(policy),
   /** The policy as the JSON string Lambdas read from AMI_DR_POLICY. */
   policyJson: () => JSON.stringify(load()),
   /** Statements for the copy role: DR keys (encrypt) and source keys (decrypt). */

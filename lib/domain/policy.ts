@@ -14,6 +14,11 @@ const ORG_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:organization\/o-[a-z0-9]{
 const OU_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:ou\/o-[a-z0-9]{10,32}\/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$/;
 const KMS_KEY =
   /^(alias\/[a-zA-Z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key\/[a-zA-Z0-9-]+|alias\/[a-zA-Z0-9/_-]+))$/;
+// A root (r-…) or an organizational unit (ou-<root>-<suffix>), as ListAccountsForParent takes them.
+const PARENT_ID = /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$/;
+// IAM role names (with an optional path) and STS's ExternalId characters.
+const ROLE_NAME = /^(\/[\w+=,.@-]+)*\/?[\w+=,.@-]{1,64}$/;
+const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
 const SNS_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 
 const region = z.string().regex(REGION, 'is not an AWS region name (like us-east-1)');
@@ -40,9 +45,6 @@ const selectorSchema = z.strictObject({
   namePatterns: z.array(z.string().min(1)).default([]),
   excludeNamePatterns: z.array(z.string().min(1)).default([]),
 });
-
-/** IAM role names: 1-64 of letters, digits and `+=,.@_-`. */
-const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
 
 const drRegionSchema = z.strictObject({
   region,
@@ -102,6 +104,20 @@ const replicationSchema = z.strictObject({
 const familySchema = z.strictObject({
   /** Images with equal values of this tag form a family; without it, the name minus its version suffix does. */
   tag: z.string().min(1).optional(),
+});
+
+/**
+ * Organization reach: the member accounts ami-dr works in, each through a role there (deploy/member-account.yml).
+ * `ous` names the roots or OUs whose active accounts are discovered (Organizations ListAccountsForParent); without
+ * it, every active account of the organization is (ListAccounts). Optional as a whole: a policy without it governs
+ * the deployment's own account only, and keeps its fingerprint.
+ */
+const organizationSchema = z.strictObject({
+  ous: z.array(z.string().regex(PARENT_ID, 'is not an organizational unit id (ou-…) or root id (r-…)')).optional(),
+  /** The role ami-dr assumes in each member account (the member template's role name). */
+  memberRole: z.string().regex(ROLE_NAME, 'is not an IAM role name').default('ami-dr-member'),
+  /** Passed as sts:ExternalId; the member role's trust policy requires it when set there. */
+  externalId: z.string().regex(EXTERNAL_ID, 'must be 2-1224 letters, digits or +=,.@:/-_').optional(),
 });
 
 const retentionScopeSchema = z.strictObject({
@@ -233,6 +249,9 @@ export const policySchema = z
       .regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -')
       .default('default'),
     selector: selectorSchema.prefault({}),
+    /** Member accounts governed through their ami-dr-member role, besides the deployment's own account. */
+    accounts: z.array(accountId).optional(),
+    organization: organizationSchema.optional(),
     regions: z.strictObject({
       sources: z.array(region).min(1, 'needs at least one source region'),
       dr: z.array(drRegionSchema).min(1, 'needs at least one DR region'),
@@ -263,6 +282,20 @@ export const policySchema = z
           message: `${d.region} is also a source region; a DR region must be another region`,
         });
     });
+    p.accounts?.forEach((a, i) => {
+      if (p.accounts?.indexOf(a) !== i)
+        ctx.addIssue({ code: 'custom', path: ['accounts', i], message: `${a} is listed twice` });
+    });
+    p.organization?.ous?.forEach((ou, i) => {
+      if (p.organization?.ous?.indexOf(ou) !== i)
+        ctx.addIssue({ code: 'custom', path: ['organization', 'ous', i], message: `${ou} is listed twice` });
+    });
+    if (p.organization?.ous?.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['organization', 'ous'],
+        message: 'is empty; omit it to reach every account of the organization',
+      });
     if (p.replication.addLaunchPermissions.public) {
       ctx.addIssue({
         code: 'custom',
@@ -274,6 +307,7 @@ export const policySchema = z
 
 export type Policy = z.infer<typeof policySchema>;
 export type DrRegion = Policy['regions']['dr'][number];
+export type OrganizationReach = NonNullable<Policy['organization']>;
 export type RetentionScope = Policy['retention']['sources'];
 
 export class PolicyError extends Error {

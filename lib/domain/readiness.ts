@@ -50,6 +50,8 @@ export interface ReadinessCell {
 }
 
 export interface ReadinessRow {
+  /** The account owning the source (and its copies); set by runs over several accounts. */
+  account?: string;
   sourceImageId: string;
   sourceRegion: string;
   name: string;
@@ -85,6 +87,15 @@ export interface ReadinessReport {
   drAccounts?: Record<string, string>;
   rows: ReadinessRow[];
   summary: ReadinessSummary;
+  /** Runs over several accounts: each account's outcome (a member whose role is missing is reported here). */
+  accounts?: AccountOutcome[];
+}
+
+export interface AccountOutcome {
+  account: string;
+  /** `ok`, or why the account was not read: `role-missing` (AssumeRole refused) or `failed`. */
+  status: 'ok' | 'role-missing' | 'failed';
+  message?: string;
 }
 
 export interface ReadinessInput {
@@ -388,7 +399,8 @@ function requiredPermissions(
   }
 }
 
-function summarize(rows: readonly ReadinessRow[]): ReadinessSummary {
+/** The totals of a set of rows (one account's, or several accounts' rows together). */
+export function summarize(rows: readonly ReadinessRow[]): ReadinessSummary {
   const counts = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<ReadinessStatus, number>;
   const usableLags: number[] = [];
   let maxLag = 0;

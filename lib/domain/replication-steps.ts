@@ -9,6 +9,11 @@ import * as z from 'zod';
 const region = z.string().min(1);
 const imageId = z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'is not an image id');
 const isoTime = z.string().min(1);
+/** A member account owning the source (organization reach); absent: the deployment's own account. */
+const account = z
+  .string()
+  .regex(/^\d{12}$/, 'is not a 12-digit account id')
+  .optional();
 
 export const targetSchema = z.object({
   region,
@@ -24,7 +29,7 @@ export type Target = z.infer<typeof targetSchema>;
 
 /** The execution's input: deterministic for (source region, image, policy), so duplicate events are the same request. */
 export const replicationInputSchema = z.object({
-  source: z.object({ region, imageId }),
+  source: z.object({ region, imageId, account }),
   policyVersion: z.string().min(1),
   targets: z.array(targetSchema).min(1),
   maxConcurrency: z.number().int().min(1).max(40),
@@ -33,6 +38,7 @@ export type ReplicationInput = z.infer<typeof replicationInputSchema>;
 
 /** What later steps need to know of the source (a subset of DescribeImages, fixed once it is `available`). */
 export const sourceSummarySchema = z.object({
+  account,
   imageId,
   region,
   name: z.string(),
@@ -59,7 +65,7 @@ export const sourceCheckSchema = z.object({
 export type SourceCheck = z.infer<typeof sourceCheckSchema>;
 
 export const checkSourceInputSchema = z.object({
-  source: z.object({ region, imageId }),
+  source: z.object({ region, imageId, account }),
   /** The previous check, on later turns of the wait loop. */
   check: sourceCheckSchema.optional(),
 });
@@ -158,7 +164,7 @@ export const regionResultSchema = z.object({
 export type RegionResult = z.infer<typeof regionResultSchema>;
 
 export const summarizeInputSchema = z.object({
-  source: z.object({ region, imageId }),
+  source: z.object({ region, imageId, account }),
   image: sourceSummarySchema.optional(),
   results: z.array(regionResultSchema),
   /** Set when the Map itself failed (never expected: every branch catches its own errors). */
@@ -167,7 +173,7 @@ export const summarizeInputSchema = z.object({
 export type SummarizeInput = z.infer<typeof summarizeInputSchema>;
 
 export const summarySchema = z.object({
-  source: z.object({ region, imageId }),
+  source: z.object({ region, imageId, account }),
   /** DR accounts the source was shared with for the copy, and whether the share was taken back. */
   shares: z
     .array(

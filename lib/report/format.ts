@@ -1,4 +1,4 @@
-import type { ReadinessCell, ReadinessStatus } from '../domain/readiness.ts';
+import type { ReadinessCell, ReadinessReport, ReadinessRow, ReadinessStatus } from '../domain/readiness.ts';
 
 /** `3d 4h`, `2h 5m`, `4m 10s`, `12s`: two units are enough to read a lag at a glance. */
 export function formatDuration(seconds: number): string {
@@ -40,3 +40,11 @@ export function alignColumns(rows: string[][]): string[][] {
     row.map((c, i) => (i === row.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - [...c].length))),
   );
 }
+
+/** Rows of more than one account: the renderings then name each row's account. */
+export const isMultiAccount = (report: ReadinessReport): boolean =>
+  new Set(report.rows.map((r) => r.account ?? '')).size > 1;
+
+/** Where a source is: its region, and its account when the report spans several. */
+export const whereOf = (report: ReadinessReport, row: ReadinessRow): string =>
+  isMultiAccount(report) && row.account ? `${row.sourceRegion}, account ${row.account}` : row.sourceRegion;

@@ -2,7 +2,7 @@ import type { Drift, ReadinessReport, ReadinessStatus } from '../domain/readines
 import { drRegionLabel, STATUSES } from '../domain/readiness.ts';
 import { permissionKey } from '../domain/image.ts';
 import { familyName } from '../domain/retention-planner.ts';
-import { formatDuration, formatPercent, STATUS_LABEL } from './format.ts';
+import { formatDuration, formatPercent, STATUS_LABEL, whereOf } from './format.ts';
 import { gapsOf, type Gap } from './gaps.ts';
 import { plural } from '../domain/text.ts';
 
@@ -226,7 +226,7 @@ function embed(report: ReadinessReport, gaps: Gap[]) {
   const rows = report.rows.map((row) => [
     row.sourceImageId,
     row.name,
-    str(row.sourceRegion),
+    str(whereOf(report, row)),
     str(formatDuration(row.ageSeconds)),
     str(familyName(row.name)),
     report.drRegions.map((region) => {

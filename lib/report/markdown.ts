@@ -1,5 +1,5 @@
 import type { ReadinessReport, ReadinessStatus } from '../domain/readiness.ts';
-import { cellText, formatDuration, formatPercent, STATUS_LABEL } from './format.ts';
+import { cellText, formatDuration, formatPercent, STATUS_LABEL, whereOf } from './format.ts';
 import { gapsOf } from './gaps.ts';
 import { plural } from '../domain/text.ts';
 
@@ -35,7 +35,7 @@ export function renderMarkdown(report: ReadinessReport): string {
       return c ? `${MARK[c.status]} ${cellText(c)}` : '—';
     });
     out.push(
-      `| \`${row.sourceImageId}\` (${row.sourceRegion}) | ${escape(row.name)} | ${formatDuration(row.ageSeconds)} | ${cells.join(' | ')} |`,
+      `| \`${row.sourceImageId}\` (${whereOf(report, row)}) | ${escape(row.name)} | ${formatDuration(row.ageSeconds)} | ${cells.join(' | ')} |`,
     );
   }
   if (report.rows.length === 0)
@@ -53,7 +53,7 @@ function notReady(report: ReadinessReport): string[] {
     '|---|---|---|---|---|---|',
     ...gaps.map(
       ({ row, cell }) =>
-        `| ${MARK[cell.status]} **${STATUS_LABEL[cell.status]}** | \`${row.sourceImageId}\` (${row.sourceRegion}) | ${escape(row.name)} | ` +
+        `| ${MARK[cell.status]} **${STATUS_LABEL[cell.status]}** | \`${row.sourceImageId}\` (${whereOf(report, row)}) | ${escape(row.name)} | ` +
         `${cell.region} | ${formatDuration(row.ageSeconds)} | ${escape(cell.reason ?? '')} |`,
     ),
     '',

@@ -1,5 +1,5 @@
 import { drRegionLabel, type ReadinessReport, type ReadinessStatus } from '../domain/readiness.ts';
-import { alignColumns, cellText, formatDuration, formatPercent, STATUS_LABEL } from './format.ts';
+import { alignColumns, cellText, formatDuration, formatPercent, isMultiAccount, STATUS_LABEL } from './format.ts';
 import { gapsOf } from './gaps.ts';
 import { plural } from '../domain/text.ts';
 
@@ -21,18 +21,22 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
   const paint = (status: ReadinessStatus | undefined, text: string): string =>
     options.color && status ? `${ANSI[status]}${text}${RESET}` : text;
   const lines = [...notReady(report, paint)];
+  const accounts = isMultiAccount(report);
   const header = [
+    ...(accounts ? ['ACCOUNT'] : []),
     'IMAGE',
     'REGION',
     'NAME',
     'AGE',
     ...report.drRegions.map((r) => drRegionLabel(report, r).toUpperCase()),
   ];
+  const first = header.length - report.drRegions.length;
   const statuses: (ReadinessStatus | undefined)[][] = [];
   const body = report.rows.map((row) => {
     const cells = report.drRegions.map((region) => row.cells.find((c) => c.region === region));
     statuses.push(cells.map((c) => c?.status));
     return [
+      ...(accounts ? [row.account ?? ''] : []),
       row.sourceImageId,
       row.sourceRegion,
       truncate(row.name, 40),
@@ -44,7 +48,7 @@ export function renderTable(report: ReadinessReport, options: TableOptions): str
   for (const [i, cols] of aligned.entries())
     lines.push(
       cols
-        .map((text, j) => paint(i === 0 ? undefined : statuses[i - 1]?.[j - 4], text))
+        .map((text, j) => paint(i === 0 ? undefined : statuses[i - 1]?.[j - first], text))
         .join('  ')
         .trimEnd(),
     );
@@ -68,7 +72,7 @@ function notReady(report: ReadinessReport, paint: (status: ReadinessStatus, text
     ['STATUS', 'IMAGE', 'NAME', 'DR REGION', 'AGE', 'REASON'],
     ...gaps.map(({ row, cell }) => [
       STATUS_LABEL[cell.status],
-      row.sourceImageId,
+      accountsOf(report, row.sourceImageId, row.account),
       truncate(row.name, 40),
       drRegionLabel(report, cell.region),
       formatDuration(row.ageSeconds),
@@ -93,3 +97,7 @@ const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, ' ');
 function truncate(text: string, max: number): string {
   return [...text].length > max ? `${[...text].slice(0, max - 1).join('')}…` : text;
 }
+
+/** The image column of the gaps table: the image id, with its account when the report spans several. */
+const accountsOf = (report: ReadinessReport, imageId: string, account: string | undefined): string =>
+  isMultiAccount(report) && account ? `${imageId} (${account})` : imageId;

@@ -58,12 +58,15 @@ import {
   type SourceCheck,
   type SourceSummary,
   type Summary,
+  type Target,
 } from '../domain/replication-steps.ts';
 import { isReplica, TAG } from '../domain/tags.ts';
 import { drRoleArn, protectionFor } from '../domain/dr-account.ts';
 import { shareWithDrAccount, targetClients, unshareFromDrAccounts } from './dr-account.ts';
 import { logger, metrics as powertoolsMetrics, METRIC, MetricUnit } from '../observability.ts';
 import { isAwsError } from '../domain/errors.ts';
+import { DEFAULT_MEMBER_ROLE } from '../domain/organization.ts';
+import type { ClientsFor } from '../aws/member-clients.ts';
 
 /**
  * The replication's steps, one function per Lambda of the state machine plus the event handler. Handlers, the CLI
@@ -83,7 +86,13 @@ export interface LogSink {
 }
 
 export interface ReplicationDeps {
+  /** The deployment's own account's clients (Step Functions, DynamoDB, SNS always; EC2 for its own images). */
   clients: Clients;
+  /**
+   * A member account's clients (its ami-dr-member role), for executions whose source names an account: their
+   * EC2 calls are made in that account, so copies stay in the account owning the source.
+   */
+  clientsFor?: ClientsFor;
   policy: Readonly<Policy>;
   /** The time (the local runtime passes the twin's clock); defaults to real time. */
   now?: () => Date;
@@ -97,6 +106,32 @@ export interface EventDeps extends ReplicationDeps {
   stateMachineArn: string;
   /** ARN prefix of ami-dr's own roles: calls they made are ami-dr's own copies. */
   roleArnPrefix?: string;
+  /**
+   * Is this a member account whose forwarded events are acted on (organization reach, with `clientsFor`)? An
+   * event of any other account is skipped as before.
+   */
+  isMember?: (account: string) => boolean;
+  /** The role ami-dr works under in a member (its sessions' calls are ami-dr's own there); default ami-dr-member. */
+  memberRoleName?: string;
+}
+
+/** The clients of the account owning an execution's source: the deployment's own, or a member's. */
+async function clientsOf(deps: ReplicationDeps, account: string | undefined): Promise<Clients> {
+  if (!account) return deps.clients;
+  if (!deps.clientsFor) throw new Error(`source in account ${account}, but no member clients are configured`);
+  return deps.clientsFor(account);
+}
+
+/**
+ * The clients that reach a target's copy: the source owner's (ami-dr's own, or a member's), or, for a DR account's
+ * target, its replicator role's session assumed from the owner's.
+ */
+async function copyClients(
+  deps: ReplicationDeps,
+  source: { account?: string | undefined },
+  target: Target,
+): Promise<Clients> {
+  return targetClients({ ...deps, clients: await clientsOf(deps, source.account) }, target);
 }
 
 // Literal names: a minified bundle renames classes, and these names are reported and matched.
@@ -123,12 +158,13 @@ export function replicationRequest(
   region: string,
   imageId: string,
   attempt = 0,
+  account?: string,
 ): { name: string; input: ReplicationInput } {
   const version = policyVersion(policy);
   return {
     name: executionName(region, imageId, version, attempt),
     input: {
-      source: { region, imageId },
+      source: { region, imageId, ...(account ? { account } : {}) },
       policyVersion: version,
       targets: policy.regions.dr
         .filter((d) => d.region !== region)
@@ -174,6 +210,8 @@ export interface StartOptions {
    * `redriveBackoffMs(attempt)` after the previous one ended; the executions' stop times are the record.
    */
   backoffNow?: number;
+  /** A member account owning the image (organization reach): the execution works in that account. */
+  account?: string;
 }
 
 /**
@@ -191,7 +229,7 @@ export async function startOrJoinReplication(
   const attempts = options.redrive ? MAX_REDRIVE_ATTEMPTS : 1;
   let ended: { name: string; executionArn: string; stopDate?: Date } | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
-    const { name, input } = replicationRequest(deps.policy, region, imageId, attempt);
+    const { name, input } = replicationRequest(deps.policy, region, imageId, attempt, options.account);
     const executionArn = executionArnOf(deps.stateMachineArn, name);
     if (options.redrive) {
       // Looked up first: StartExecution of a running name succeeds too (it returns the original), so only this tells joining from starting.
@@ -238,7 +276,15 @@ export type EventOutcome =
 export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<EventOutcome> {
   const event = parseImageEvent(raw);
   const log = logOf(deps);
-  const ctx = { policy: deps.policy, accountId: deps.accountId, roleArnPrefix: deps.roleArnPrefix };
+  // A member's event (forwarded to this bus by the member template's rule) is screened as that account's own.
+  const member = event.account !== deps.accountId && deps.isMember?.(event.account) ? event.account : undefined;
+  const ctx = member
+    ? {
+        policy: deps.policy,
+        accountId: member,
+        roleArnPrefix: `arn:aws:sts::${member}:assumed-role/${deps.memberRoleName ?? DEFAULT_MEMBER_ROLE}/`,
+      }
+    : { policy: deps.policy, accountId: deps.accountId, roleArnPrefix: deps.roleArnPrefix };
   const skipped = (reason: SkipReason, detail: string): EventOutcome => {
     log.info('event not acted on', {
       reason,
@@ -260,12 +306,13 @@ export async function handleImageEvent(raw: unknown, deps: EventDeps): Promise<E
   const first = screenEvent(event, ctx);
   if (!first.act) return skipped(first.reason, first.detail);
   const imageId = event.imageId as string;
-  const image = await describeImage(ec2Client(deps.clients, event.region), event.region, imageId);
+  const owner = await clientsOf(deps, member);
+  const image = await describeImage(ec2Client(owner, event.region), event.region, imageId);
   const second = screenImage(image, ctx);
   if (!second.act) return skipped(second.reason, second.detail);
   const { name, input } = replicationRequest(deps.policy, event.region, imageId);
   if (input.targets.length === 0) return skipped('not-a-source-region', `no DR region other than ${event.region}`);
-  const started = await startOrJoinReplication(deps, event.region, imageId);
+  const started = await startOrJoinReplication(deps, event.region, imageId, member ? { account: member } : {});
   const joined = started.result === 'joined';
   log.info(joined ? 'replication already started' : 'replication started', {
     imageId,
@@ -307,7 +354,8 @@ export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Pro
   const checks = (input.check?.checks ?? 0) + 1;
   const firstCheckedAt = input.check?.firstCheckedAt ?? now.toISOString();
   const deadline = copyDeadline(new Date(firstCheckedAt), deps.policy);
-  const image = await describeImage(ec2Client(deps.clients, region), region, imageId);
+  const owner = await clientsOf(deps, input.source.account);
+  const image = await describeImage(ec2Client(owner, region), region, imageId);
   const waitSeconds = nextWaitSeconds(checks - 1, now, deadline);
   const base = {
     checks,
@@ -318,7 +366,12 @@ export async function checkSource(rawInput: unknown, deps: ReplicationDeps): Pro
   if (!image)
     return { ...base, verdict: 'stop', state: 'not-found', reason: `source ${imageId} no longer exists in ${region}` };
   if (image.state === 'available')
-    return { ...base, verdict: 'ready', state: image.state, image: summarizeSource(image) };
+    return {
+      ...base,
+      verdict: 'ready',
+      state: image.state,
+      image: { ...summarizeSource(image), ...(input.source.account ? { account: input.source.account } : {}) },
+    };
   if (GONE_STATES.has(image.state)) {
     return {
       ...base,
@@ -355,12 +408,13 @@ export async function startCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   // Refused before copying, so nothing is left to clean up.
   if (refusal) throw new PublicEncryptedImageError(`${source.imageId}: ${refusal}`);
   const instanceStore = source.rootDeviceType === 'instance-store';
-  const clients = await targetClients(deps, target);
+  const owner = await clientsOf(deps, source.account);
+  const clients = await copyClients(deps, source, target);
   // A DR account copies from a share of the source (refused, with nothing shared, for an aws/ebs-encrypted one).
-  await shareWithDrAccount(deps, source, target);
+  await shareWithDrAccount({ ...deps, clients: owner }, source, target);
   const ctx: CopyContext = {
     input,
-    deps,
+    deps: { ...deps, clients: owner },
     now: nowOf(deps),
     ec2: ec2Client(clients, target.region),
     encrypted: !instanceStore,
@@ -491,8 +545,8 @@ function isCopyOf(image: ImageRecord, source: { imageId: string; region: string 
 
 /** The copy's state now, whether it is past its deadline, and how long to wait (for its event) before the next check. */
 export async function checkCopy(rawInput: unknown, deps: ReplicationDeps): Promise<CopyStatus> {
-  const { copy, target } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
-  const clients = await targetClients(deps, target);
+  const { copy, source, target } = parseStep(copyStepInputSchema, rawInput, 'CheckCopy');
+  const clients = await copyClients(deps, source, target);
   const image = await describeImage(ec2Client(clients, copy.region), copy.region, copy.imageId);
   return statusAfterCheck(copy, image, nowOf(deps));
 }
@@ -562,7 +616,7 @@ export async function awaitCopy(rawInput: unknown, deps: WaitDeps): Promise<Awai
     status: JSON.stringify(copy),
     expiresAt,
   });
-  const clients = await targetClients(deps, input.target);
+  const clients = await copyClients(deps, source, input.target);
   const image = await describeImage(ec2Client(clients, copy.region), copy.region, copy.imageId);
   const now = nowOf(deps);
   const status = statusAfterCheck(copy, image, now);
@@ -626,9 +680,10 @@ export async function handleCopyStateEvent(raw: unknown, deps: CopyEventDeps): P
  */
 export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
   const { source, target, copy } = parseStep(copyStepInputSchema, rawInput, 'FinalizeCopy');
+  const owner = await clientsOf(deps, source.account);
   const now = nowOf(deps);
-  const sourceEc2 = ec2Client(deps.clients, source.region);
-  const ec2 = ec2Client(await targetClients(deps, target), target.region);
+  const sourceEc2 = ec2Client(owner, source.region);
+  const ec2 = ec2Client(await targetClients({ ...deps, clients: owner }, target), target.region);
   // Read afresh: the source's tags and permissions may have changed while the copy ran.
   const sourceImage = await describeImage(sourceEc2, source.region, source.imageId);
   const sourcePermissions = sourceImage ? await getLaunchPermissions(sourceEc2, source.imageId) : [];
@@ -641,7 +696,10 @@ export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Pr
     ? (await describeSnapshotKeys(ec2, snapshotIds)).values().next().value?.kmsKeyId
     : undefined;
   const availableAt = copy.availableAt ?? now.toISOString();
-  const applied = await applyToCopy(deps, { source, target, copy, sourceImage, sourcePermissions, copyImage, now });
+  const applied = await applyToCopy(
+    { ...deps, clients: owner },
+    { source, target, copy, sourceImage, sourcePermissions, copyImage, now },
+  );
   const lag = (Date.parse(availableAt) - Date.parse(source.creationDate)) / 1000;
   logOf(deps).info('copy finalized', {
     imageId: copy.imageId,
@@ -746,7 +804,7 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
   const report: RemovalReport = { deregistered: [], snapshotsDeleted: [], problems: [] };
   let clients: Clients;
   try {
-    clients = await targetClients(deps, target);
+    clients = await copyClients(deps, source, target);
   } catch (unreachable) {
     // The DR account's role cannot be assumed: nothing there can have been made through it, nor removed.
     if (!(unreachable instanceof DrAccountAccessError)) throw unreachable;
@@ -864,7 +922,10 @@ export async function summarize(rawInput: unknown, deps: ReplicationDeps): Promi
   const lags = regions.flatMap((r) => (r.lagSeconds === undefined ? [] : [r.lagSeconds]));
   const outcome: Summary['outcome'] = failed === 0 ? 'replicated' : succeeded === 0 ? 'failed' : 'partial';
   // Every region's copy has ended: the DR accounts no longer need the source.
-  const shares = await unshareFromDrAccounts(deps, input.source);
+  const shares = await unshareFromDrAccounts(
+    { ...deps, clients: await clientsOf(deps, input.source.account) },
+    input.source,
+  );
   const sink = deps.metrics ?? powertoolsMetrics;
   sink.addMetric(METRIC.replicationSucceeded, MetricUnit.Count, succeeded);
   sink.addMetric(METRIC.replicationFailed, MetricUnit.Count, failed);

@@ -24,6 +24,7 @@ interface PolicyEnv {
   journalObjectArnsFor(policy: Readonly<Policy>): unknown[];
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
+  memberRoleNameFor(policy: Readonly<Policy>): string;
   drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   drRoleArnsFor(policy: Readonly<Policy>): string[];
 }
@@ -119,6 +120,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     journalObjectArns: () => env.journalObjectArnsFor(d.policy),
     finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
+    memberRoleName: () => env.memberRoleNameFor(d.policy),
     drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
     drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
     drRoleArns: () => env.drRoleArnsFor(d.policy),

@@ -27,6 +27,9 @@ import type { TwinEvent } from '../twin/events.ts';
 import { LocalStepFunctions, type LocalExecution, type TaskBinding } from '../twin/stepfunctions.ts';
 import { startTwin, type Twin, type TwinOptions } from '../twin/twin.ts';
 import { functionRoles, roleAccessKeyId } from './roles.ts';
+import { forwardingPatterns } from './member-template.ts';
+import { memberClients, type ClientsFor } from '../../lib/aws/member-clients.ts';
+import { memberRoleArn, reachesMembers } from '../../lib/domain/organization.ts';
 import { deployDrAccount } from './dr-account.ts';
 import { assumedClients } from '../../lib/aws/assume-role.ts';
 import { drAccounts } from '../../lib/domain/policy.ts';
@@ -110,6 +113,12 @@ export interface LocalRuntimeOptions {
   taskBudgetMs?: number;
   /** The clients of a scheduled run's work unit (default: the function's own, as the Lambda does). */
   unitClients?: (fn: 'retention' | 'readiness') => UnitClients;
+  /**
+   * Member accounts' twins (local/twin/accounts.ts), on the same endpoint and clock: their image events reach this
+   * account's bus through deploy/member-account.yml's forwarding rule, and the replication works in the member
+   * through its role (the policy's `accounts` / `organization`).
+   */
+  memberTwins?: ReadonlyMap<string, Twin>;
 }
 
 export interface ScheduledRun {
@@ -316,6 +325,27 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     publishStoredMetrics: () => undefined,
   };
   const silent: LogSink = { info: () => undefined, warn: () => undefined };
+  // Organization reach: each function's member clients come from its own role's session (STS AssumeRole).
+  const memberClientsOf = new Map<Clients, ClientsFor>();
+  const withMembers = (home: Clients, region: string): ClientsFor => {
+    let found = memberClientsOf.get(home);
+    if (!found) {
+      found = memberClients({
+        home,
+        homeAccountId: twin.accountId,
+        region,
+        roleArnOf: (account) => memberRoleArn(policy, account),
+        externalId: policy.organization?.externalId,
+        now: () => clock.now(),
+      });
+      memberClientsOf.set(home, found);
+    }
+    return found;
+  };
+  const memberTwins = options.memberTwins ?? new Map<string, Twin>();
+  const members = reachesMembers(policy)
+    ? new Set(policy.organization ? memberTwins.keys() : (policy.accounts ?? []))
+    : undefined;
   const deps: ReplicationDeps = {
     clients: clientsFor('onImageEvent'),
     policy,
@@ -329,6 +359,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const vt = stepFunctions.virtualTime;
   // Copies finish at their own twin time even while every branch sleeps until a wait's timeout.
   vt?.addAlarm(() => twin.nextDue());
+  for (const member of memberTwins.values()) vt?.addAlarm(() => member.nextDue());
 
   const machineName = `ami-dr-${stage}-replicate`;
   // The copy-waits table, deployed with the stack in every source region (serverless.yml: CopyWaitsTable).
@@ -340,11 +371,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const bind =
       (fn: (input: unknown, deps: ReplicationDeps) => Promise<unknown>, key: FunctionKey): TaskBinding =>
       (input) =>
-        fn(input, { ...deps, clients: clientsFor(key, region) });
+        fn(input, {
+          ...deps,
+          clients: clientsFor(key, region),
+          clientsFor: withMembers(clientsFor(key, region), region),
+        });
     const bound: Record<string, TaskBinding> = {
       CheckSource: bind(checkSource, 'checkSource'),
       StartCopy: bind(startCopy, 'startCopy'),
-      WaitForCopy: (input) => awaitCopy(input, { ...waitDeps, clients: clientsFor('awaitCopy', region) }),
+      WaitForCopy: (input) =>
+        awaitCopy(input, {
+          ...waitDeps,
+          clients: clientsFor('awaitCopy', region),
+          clientsFor: withMembers(clientsFor('awaitCopy', region), region),
+        }),
       CheckCopy: bind(checkCopy, 'checkCopy'),
       FinalizeCopy: bind(finalizeCopy, 'finalizeCopy'),
       CleanupCopy: bind(cleanupCopy, 'cleanupCopy'),
@@ -413,6 +453,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       stateMachineArn: stateMachineArn(region),
       // ami-dr's roles on the twin: ami-dr-<stage>-<region>-<function> sessions, and `AMIDR…` keys (identity.ts).
       roleArnPrefix: `arn:aws:sts::${twin.accountId}:assumed-role/ami-dr`,
+      clientsFor: withMembers(clientsFor('onImageEvent', region), region),
+      ...(members ? { isMember: (a: string) => members.has(a), memberRoleName: policy.organization?.memberRole } : {}),
     };
     await invokeAsync(event, delivery, maximumRetryAttempts, () => handleImageEvent(event, eventDeps));
   };
@@ -469,13 +511,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const p = invoke(event, region).finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
-  const unsubscribe = twin.events.subscribe((event: TwinEvent) => deliver(event));
+  const unsubscribers = [twin.events.subscribe((event: TwinEvent) => deliver(event))];
+  // A member's rule (deploy/member-account.yml) puts its image events on this account's bus, in the same region.
+  const forwarding = forwardingPatterns();
+  for (const member of memberTwins.values())
+    unsubscribers.push(
+      member.events.subscribe((event: TwinEvent) => {
+        if (forwarding.some((pattern) => matchesPattern(pattern, event))) deliver(event);
+      }),
+    );
+  const settleAll = async () => {
+    await twin.settle();
+    for (const member of memberTwins.values()) await member.settle();
+  };
 
   const waitForIdle = async () => {
     for (;;) {
-      await twin.settle();
+      await settleAll();
       if (inFlight.size === 0 && stepFunctions.executions().every((e) => e.status !== 'RUNNING')) {
-        await twin.settle();
+        await settleAll();
         if (inFlight.size === 0 && stepFunctions.executions().every((e) => e.status !== 'RUNNING')) return;
       }
       await Promise.all([...inFlight]);
@@ -517,7 +571,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     },
     waitForIdle,
     stop: async () => {
-      unsubscribe();
+      for (const unsubscribe of unsubscribers) unsubscribe();
       stepFunctions.stopAll();
       await Promise.allSettled([...inFlight]);
       if (ownsTwin) await twin.stop();

@@ -338,8 +338,8 @@ export function serviceRequests(request: TwinRequest, state: TwinState): AuthReq
     }
     case 'autoscaling':
       return [{ action: `autoscaling:${request.action}`, resource: '*', context: base }];
+    // GetCallerIdentity needs no permission; AssumeRole is authorized on the role (and by its trust, in sts.ts).
     case 'sts':
-      // GetCallerIdentity needs no permission; AssumeRole is authorized on the role's ARN.
       return request.action === 'AssumeRole'
         ? [{ action: 'sts:AssumeRole', resource: str('RoleArn') ?? '*', context: base }]
         : [];

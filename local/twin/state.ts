@@ -305,6 +305,14 @@ export class TwinState implements KeyStore {
     return `${prefix}-0${scrambled.toString(16).padStart(16, '0')}`;
   }
 
+  /**
+   * Moves this twin's ids to their own range (the n-th account of several twins): resource ids are unique across
+   * accounts on AWS, and ami-dr names executions after them.
+   */
+  idRange(n: number): void {
+    this.counter = BigInt(n) << 40n;
+  }
+
   /** A UUID-shaped id (KMS key ids), deterministic like `newId`. */
   newUuid(): string {
     const hex = this.newId('x').slice(3) + this.newId('x').slice(3);

@@ -11,6 +11,8 @@ export interface StsContext {
   accountId: string;
   /** Access key id -> principal ARN, as the rest of the twin resolves callers (see identity.ts). */
   identities?: Record<string, string>;
+  /** Why the caller may not assume the role (the member role missing, or its trust refusing); undefined: allowed. */
+  authorize?: (caller: CallerIdentity, roleArn: string, externalId: string | undefined) => string | undefined;
   /** Roles of modelled accounts: their sessions get the role's policy, and their trust policy is evaluated. */
   iam?: Iam;
 }
@@ -39,7 +41,8 @@ function refusal(iam: Iam | undefined, roleArn: string, account: string, caller:
 /**
  * STS over awsQuery: GetCallerIdentity answers with the principal the signing access key maps to; AssumeRole hands
  * out session credentials whose key maps to `assumed-role/<role>/<session>` in the role's account (accounts are told
- * apart by the ARN a key maps to). Trust policies are evaluated for the roles of modelled accounts (see `refusal`).
+ * apart by the ARN a key maps to). Trust policies are evaluated for the roles of modelled accounts (see `refusal`)
+ * and for an organization's member roles (`authorize`); where both apply, both must allow.
  */
 export function createStsService(ctx: StsContext): ServiceHandler {
   return queryService(XMLNS, {
@@ -57,7 +60,8 @@ export function createStsService(ctx: StsContext): ServiceHandler {
         ctx.accountId,
         ctx.identities,
       );
-      const refused = refusal(ctx.iam, roleArn, account, caller);
+      const refused =
+        refusal(ctx.iam, roleArn, account, caller) ?? ctx.authorize?.(caller, roleArn, request.params.ExternalId);
       if (refused) throw new TwinServiceError('AccessDenied', refused, 403);
       const accessKeyId = `ASIA${randomBytes(8).toString('hex').toUpperCase()}`;
       const arn = `arn:aws:sts::${account}:assumed-role/${roleName}/${session}`;

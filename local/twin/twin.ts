@@ -19,6 +19,7 @@ import { createSeeder, type Seeder } from './seed.ts';
 import { createSnsService, SnsState } from './sns.ts';
 import { TwinState } from './state.ts';
 import { createStsService } from './sts.ts';
+import { createOrganizationsService, type TwinOrganization } from './organizations.ts';
 import { Throttler, type ThrottleSettings } from './throttle.ts';
 
 /**
@@ -43,6 +44,17 @@ export interface TwinOptions {
   s3?: boolean;
   /** Access key id -> caller ARN; see identity.ts for the defaults. */
   identities?: Record<string, string>;
+  /**
+   * Several accounts (accounts.ts): the access-key map every account's twin shares (used as is, not copied), so a
+   * session STS hands out in one account is known to all; `peers` answers for another account's callers (a call
+   * signed with a member's credentials is that member's, as on AWS); `organization` serves Organizations and
+   * decides which member roles STS AssumeRole may hand out.
+   */
+  accounts?: {
+    identities: Record<string, string>;
+    peers: ReadonlyMap<string, (request: TwinRequest) => Promise<TwinResponse>>;
+    organization?: TwinOrganization;
+  };
 }
 
 export interface TwinFaults {
@@ -97,6 +109,10 @@ export interface Twin {
   nextDue(): number | undefined;
   /** Serves another service (by SigV4 signing name, e.g. `states`) on the same endpoint. */
   register(service: string, handler: ServiceHandler): void;
+  /** API calls this twin has answered or passed on to another account's twin (benches count calls with it). */
+  requests(): number;
+  /** Answers one request as the HTTP endpoint would (another account's twin forwards its members' calls here). */
+  handle(request: TwinRequest): Promise<TwinResponse>;
   /** Applies every transition due at the clock's current time and waits until their events are delivered. */
   settle(): Promise<void>;
   stop(): Promise<void>;
@@ -132,7 +148,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const throttler = new Throttler(clock, initialThrottling);
   const settleNow = () => lifecycle.settle();
   const sns = new SnsState();
-  const identities: Record<string, string> = { ...options.identities };
+  const identities: Record<string, string> = options.accounts?.identities ?? { ...options.identities };
+  const organization = options.accounts?.organization;
   const iam = new Iam(identities);
   const dynamodb = new DynamoDbState(accountId);
 
@@ -150,7 +167,22 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   const services = new Map<string, ServiceHandler>();
   services.set('ec2', createEc2Service(ec2Runtime, { throttler, identities, iam, settle: settleNow }));
   services.set('kms', createKmsService(state, { accountId, clock }));
-  services.set('sts', createStsService({ accountId, identities, iam }));
+  services.set(
+    'sts',
+    createStsService({
+      accountId,
+      identities,
+      iam,
+      authorize: organization
+        ? (caller, roleArn, externalId) => organization.assumeRoleDenial(caller, roleArn, externalId)
+        : undefined,
+    }),
+  );
+  // An account in no organization answers AWSOrganizationsNotInUseException, as AWS does.
+  services.set(
+    'organizations',
+    createOrganizationsService({ organization: () => organization, accountId, identities }),
+  );
   services.set('sns', createSnsService({ sns }, { accountId, clock }));
   services.set('dynamodb', createDynamoDbService(dynamodb));
   services.set('autoscaling', createAutoScalingService(state, { accountId }));
@@ -175,13 +207,22 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     return account;
   };
 
+  let served = 0;
+  /**
+   * A call is its signer's: an organization peer's twin answers for a peer account's keys (Organizations excepted:
+   * it is global, the management account answers), a member account modelled here (`addAccount`) is served from its
+   * own state, anything else by this account.
+   */
   const route = async (request: TwinRequest): Promise<TwinResponse> => {
+    served++;
     const authorization = request.headers.authorization;
     const caller = resolveIdentity(
       accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
       accountId,
       identities,
     );
+    const peer = caller.accountId !== accountId ? options.accounts?.peers.get(caller.accountId) : undefined;
+    if (peer && request.service !== 'organizations') return peer(request);
     const member = members.get(caller.accountId);
     const handler = member?.services.get(request.service) ?? services.get(request.service);
     if (!handler) {
@@ -294,6 +335,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     dynamodb,
     addAccount,
     nextDue: () => lifecycle.nextDue(),
+    handle: route,
+    requests: () => served,
     register: (service, handler) => {
       services.set(service, handler);
     },

@@ -3,6 +3,7 @@ import { parsePolicy } from '../../lib/domain/policy.ts';
 import { computeReadiness, imageKey, planReconciliation } from '../../lib/domain/readiness.ts';
 import { copyTags } from '../../lib/domain/replication.ts';
 import { renderReport, REPORT_FORMATS } from '../../lib/report/index.ts';
+import { organizationReadiness } from './readiness-accounts.ts';
 
 const IMAGES = 10_000;
 const DR = ['us-west-2', 'eu-west-1', 'ap-southeast-2'];
@@ -65,6 +66,8 @@ export async function bench(): Promise<Record<string, string | number>> {
       result['html report size, 10000 images x 3 regions'] =
         `${(Buffer.byteLength(text) / 1_000_000).toFixed(2)} MB (target < 3 MB)`;
   }
+  // The same over an organization, through the member roles on the twin.
+  Object.assign(result, await organizationReadiness());
   return result;
 }
 

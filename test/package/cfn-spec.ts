@@ -3,7 +3,7 @@ import type { PropertyType, Resource, SpecDatabase } from '@aws-cdk/service-spec
 /**
  * A CloudFormation template checked against the resource specification (@aws-cdk/aws-service-spec): unknown types
  * and properties, missing required ones, values of the wrong shape, references to what does not exist. Shared by
- * the packaged serverless template's test and the DR account template's.
+ * the packaged serverless template's test, the DR account template's and the member account template's.
  */
 
 export interface CfnTemplate {
@@ -152,5 +152,14 @@ export function specChecker(db: SpecDatabase) {
     return problems;
   }
 
-  return { specOf, unknownTypes, propertyProblems, referenceProblems };
+  /** Every problem above, unknown types first. */
+  function problems(template: CfnTemplate): string[] {
+    return [
+      ...unknownTypes(template).map((t) => `${t} is not a resource type`),
+      ...propertyProblems(template),
+      ...referenceProblems(template),
+    ];
+  }
+
+  return { specOf, unknownTypes, propertyProblems, referenceProblems, problems };
 }
