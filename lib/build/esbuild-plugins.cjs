@@ -1,6 +1,7 @@
 'use strict';
 // esbuild plugins for serverless.yml's bundles (custom.esbuild.plugins), also used by the package tests' builds.
 const { readFile } = require('node:fs/promises');
+const { join } = require('node:path');
 
 /**
  * The AWS SDK's schema modules describe every shape of a service with object literals keyed by short constants
@@ -30,5 +31,22 @@ const schemaKeys = {
   },
 };
 
-module.exports = [schemaKeys];
+/**
+ * `@aws-sdk/client-rbin` 3.523.0 (the newest on the registry) brings its own older default credential chain, with
+ * its own SSO, SSO-OIDC and STS clients. Resolving its `@aws-sdk/credential-provider-node` to the one every other
+ * client uses keeps one chain per bundle (`defaultProvider(init)` returns a credentials provider in both).
+ */
+const RBIN_FILE = /[\\/]node_modules[\\/]@aws-sdk[\\/]client-rbin[\\/]/;
+const sharedCredentialChain = {
+  name: 'ami-dr-shared-credential-chain',
+  setup(build) {
+    build.onResolve({ filter: /^@aws-sdk\/credential-provider-node$/ }, (args) =>
+      RBIN_FILE.test(args.importer)
+        ? build.resolve(args.path, { kind: args.kind, resolveDir: join(__dirname, '..', '..') })
+        : undefined,
+    );
+  },
+};
+
+module.exports = [schemaKeys, sharedCredentialChain];
 module.exports.literalSchemaKeys = literalSchemaKeys;

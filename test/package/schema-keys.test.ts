@@ -107,3 +107,50 @@ describe('SDK schemas with literal keys', () => {
     ]);
   }, 120_000);
 });
+
+describe("the Recycle Bin client's credential chain", () => {
+  const RBIN_CALLS = `
+import { ListRulesCommand, RbinClient } from '@aws-sdk/client-rbin';
+export async function listRules(endpoint) {
+  const rbin = new RbinClient({ region: '${REGION}', endpoint });
+  return (await rbin.send(new ListRulesCommand({ ResourceType: 'EBS_SNAPSHOT' }))).Rules;
+}
+`;
+
+  it('is the one every other client uses: no second chain in the bundle, and credentials still come from it', async () => {
+    const result = await build({
+      absWorkingDir: ROOT,
+      stdin: { contents: RBIN_CALLS, resolveDir: ROOT, loader: 'js' },
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node22',
+      mainFields: ['module', 'main'],
+      banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
+      plugins,
+      outfile: join(work, 'rbin.mjs'),
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const inputs = Object.keys(Object.values(result.metafile.outputs)[0]!.inputs);
+    expect(
+      inputs.filter((f) => /client-rbin[\\/]node_modules[\\/]@aws-sdk[\\/](credential-provider|client-s)/.test(f)),
+    ).toEqual([]);
+
+    // No credentials in the client's config: the default chain reads them from the environment.
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = 'test';
+    process.env.AWS_SECRET_ACCESS_KEY = 'test';
+    try {
+      const { listRules } = (await import(pathToFileURL(join(work, 'rbin.mjs')).href)) as {
+        listRules(endpoint: string): Promise<unknown[]>;
+      };
+      await expect(listRules(twin.endpoint)).resolves.toEqual([]);
+    } finally {
+      if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+      else process.env.AWS_ACCESS_KEY_ID = saved.id;
+      if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+      else process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+    }
+  }, 120_000);
+});
