@@ -128,14 +128,7 @@ function journalObjectArns(policy = load()) {
 }
 
 /** What a consumer account's grant may allow: what EBS needs to launch from (and copy) a shared encrypted image. */
-const CONSUMER_GRANT_OPERATIONS = [
-  'Decrypt',
-  'DescribeKey',
-  'CreateGrant',
-  'GenerateDataKeyWithoutPlaintext',
-  'ReEncryptFrom',
-  'ReEncryptTo',
-];
+const consumerGrantOperations = () => [...tsx.require('../domain/key-access.ts', __filename).KEY_ACCESS_OPERATIONS];
 
 /**
  * Sharing the DR keys with the accounts copies are shared with: grants to an account (its root, nothing else, with
@@ -162,7 +155,7 @@ function keyAccessStatements(policy = load(), { readiness = false } = {}) {
         Condition: {
           ...Condition,
           StringLike: { 'kms:GranteePrincipal': 'arn:aws*:iam::*:root' },
-          'ForAllValues:StringEquals': { 'kms:GrantOperations': CONSUMER_GRANT_OPERATIONS },
+          'ForAllValues:StringEquals': { 'kms:GrantOperations': consumerGrantOperations() },
         },
       },
     ];

@@ -7,6 +7,7 @@ import {
   listTaggedInstances,
   terminateInstances,
   type InstanceHealth,
+  REQUIRED_PERMISSIONS as INSTANCE_PERMISSIONS,
 } from '../aws/instances.ts';
 import { tagResources } from '../aws/permissions.ts';
 import { putJsonReport } from '../aws/reports.ts';
@@ -26,16 +27,7 @@ import { REPLICA_ROLE, TAG } from '../domain/tags.ts';
 import { plural } from '../domain/text.ts';
 
 /** What a drill run calls; serverless.yml's drill role grants exactly these (with tag conditions). */
-export const REQUIRED_PERMISSIONS = [
-  'ec2:DescribeImages',
-  'ec2:RunInstances',
-  'ec2:CreateTags',
-  'ec2:DescribeInstances',
-  'ec2:DescribeInstanceStatus',
-  'ec2:TerminateInstances',
-  'sts:AssumeRole',
-  's3:PutObject',
-] as const;
+export const REQUIRED_PERMISSIONS = [...INSTANCE_PERMISSIONS, 'ec2:DescribeImages', 's3:PutObject'] as const;
 
 /** Time between two looks at a launched instance. */
 const POLL_MS = 15_000;
