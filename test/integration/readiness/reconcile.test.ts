@@ -11,13 +11,13 @@ import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
 import { runReadiness } from '../../../lib/workflows/readiness.ts';
 import { ManualClock } from '../../../local/twin/clock.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
-import type { TaskBinding } from '../../../local/twin/stepfunctions.ts';
 import { startTwin, type Twin } from '../../../local/twin/twin.ts';
 import {
   copiesOf,
   DR,
   harness,
   launchPermissions,
+  refusing,
   share,
   snapshotIdsOf,
   snapshots,
@@ -166,16 +166,7 @@ describe('reconciliation on the twin', () => {
 
     it('a copy whose finalize failed (sharing refused) is kept, reported failed with the reason, then repaired by readiness', async () => {
       let refuse = true;
-      const wrapTask = (state: string, task: TaskBinding): TaskBinding =>
-        state !== 'FinalizeCopy'
-          ? task
-          : async (input) => {
-              if (refuse)
-                throw Object.assign(new Error('You are not authorized to perform this operation.'), {
-                  name: 'UnauthorizedOperation',
-                });
-              return task(input);
-            };
+      const wrapTask = refusing('FinalizeCopy', () => refuse);
       h = await harness({ policy, wrapTask });
       cleanups.push(() => h.rt.stop());
       const { createImage } = await import('../replication/helpers.ts');

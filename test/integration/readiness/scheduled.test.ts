@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../../lib/domain/policy.ts';
-import { DR, harness, SOURCE, type Harness } from '../replication/helpers.ts';
+import { DR, harness, refusing, SOURCE, type Harness } from '../replication/helpers.ts';
 
 /**
  * Scheduled readiness on its state machine: one unit per source region, each re-driving what is missing there,
@@ -56,14 +56,10 @@ describe('scheduled readiness on Step Functions', () => {
   it('reports a unit whose invocation fails, and the other unit completes', async () => {
     h = await harness({
       policy,
-      wrapTask: (state, task) =>
-        state === 'readiness.RunUnit'
-          ? async (input) => {
-              if ((input as { unit: { region: string } }).unit.region === SECOND_SOURCE)
-                throw Object.assign(new Error('refused'), { name: 'UnauthorizedOperation' });
-              return task(input);
-            }
-          : task,
+      wrapTask: refusing(
+        'readiness.RunUnit',
+        (input) => (input as { unit: { region: string } }).unit.region === SECOND_SOURCE,
+      ),
     });
     h.rt.twin.seed.image(SOURCE, { name: 'a-1.0' });
     const { execution, output } = await run(h);

@@ -13,6 +13,7 @@ import { ManualClock } from '../../../local/twin/clock.ts';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../../local/runtime/runtime.ts';
 import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
 import type { Summary } from '../../../lib/domain/replication-steps.ts';
+import type { TaskBinding } from '../../../local/twin/stepfunctions.ts';
 
 export const START = Date.UTC(2026, 0, 1);
 export const SOURCE = 'us-east-1';
@@ -144,3 +145,20 @@ export function summaries(rt: LocalRuntime): Summary[] {
     .filter((e) => e.status === 'SUCCEEDED' && e.output)
     .map((e) => JSON.parse(e.output as string) as Summary);
 }
+
+/**
+ * A runtime's `wrapTask` that fails `state`'s task as EC2 refuses a call the role may not make
+ * (UnauthorizedOperation) while `refuse(input)` holds, and runs it otherwise.
+ */
+export const refusing =
+  (state: string, refuse: (input: unknown) => boolean) =>
+  (name: string, task: TaskBinding): TaskBinding =>
+    name !== state
+      ? task
+      : async (input) => {
+          if (refuse(input))
+            throw Object.assign(new Error('You are not authorized to perform this operation.'), {
+              name: 'UnauthorizedOperation',
+            });
+          return task(input);
+        };

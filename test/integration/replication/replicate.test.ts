@@ -19,6 +19,7 @@ import {
   harness,
   images,
   launchPermissions,
+  refusing,
   share,
   snapshots,
   snapshotIdsOf,
@@ -342,16 +343,7 @@ describe('replication on the twin, through the real SDK clients', () => {
 
   it('a later execution that adopts available copies and then fails to finalize them keeps them: cleanup never removes a copy that was in service', async () => {
     let refuse = false;
-    const wrapTask = (state: string, task: TaskBinding): TaskBinding =>
-      state !== 'FinalizeCopy'
-        ? task
-        : async (input) => {
-            if (refuse)
-              throw Object.assign(new Error('You are not authorized to perform this operation.'), {
-                name: 'UnauthorizedOperation',
-              });
-            return task(input);
-          };
+    const wrapTask = refusing('FinalizeCopy', () => refuse);
     h = await harness({ wrapTask });
     const imageId = await createImage(h, 'in-service');
     await h.rt.waitForIdle();
