@@ -114,6 +114,8 @@ export interface ReadinessInput {
   keyStates?: Readonly<Record<string, string>>;
   /** The DR key's policy and grants per region; absent: not read, key access not checked. */
   keyAccess?: Readonly<Record<string, KeyAccess>>;
+  /** DR regions whose account could not be read (its role not assumable), with why: nothing there is known. */
+  unreachable?: Readonly<Record<string, string>>;
 }
 
 export const imageKey = (region: string, imageId: string): string => `${region}/${imageId}`;
@@ -233,6 +235,9 @@ function cellFor(
     (a, b) =>
       (COPY_PREFERENCE[a.state] ?? 9) - (COPY_PREFERENCE[b.state] ?? 9) || b.creationDate.localeCompare(a.creationDate),
   )[0];
+  const unreachable = input.unreachable?.[region];
+  if (unreachable)
+    return { region, status: 'failed', reason: unreachable, refused: true, drift: [], lagSeconds: ageSeconds };
   if (source.state === 'pending') {
     return {
       region,

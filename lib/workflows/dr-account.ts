@@ -86,27 +86,18 @@ export async function unshareFromDrAccounts(
 /** The account a target region's copies live in, for results and reports. */
 export const targetAccount = (policy: Policy, region: string): string | undefined => drRegion(policy, region)?.account;
 
-/**
- * Clients per region for reading (readiness): a DR account's regions through its role's session, every other
- * region (sources, own-account DR regions) through `deps.clients`. Each role is assumed once.
- */
-export async function regionalClients(deps: DrDeps): Promise<(region: string) => Clients> {
-  const byRegion = new Map<string, Clients>();
-  for (const d of deps.policy.regions.dr) {
-    if (!d.account) continue;
-    byRegion.set(d.region, await targetClients(deps, { region: d.region, account: d.account, roleArn: drRoleArn(d) }));
-  }
-  return (region) => byRegion.get(region) ?? deps.clients;
-}
-
 export interface DrAccountReach {
   /** The clients a region's checks go through (a DR account's role session, else ami-dr's own). */
   clientsFor(region: string): Clients;
   /** DR regions whose account could not be reached, with why (field named as the policy names it). */
-  problems: { index: number; field: string; message: string }[];
+  problems: { index: number; region: string; account: string; field: string; message: string }[];
 }
 
-/** Reaches every DR account of the policy (validate): one role session each, or the reason it cannot be had. */
+/**
+ * Reaches every DR account of the policy (validate, readiness): one role session per DR region, or the reason it
+ * cannot be had. A region not reached is read through no one: its clients are ami-dr's own only for own-account
+ * regions.
+ */
 export async function reachDrAccounts(deps: DrDeps): Promise<DrAccountReach> {
   const byRegion = new Map<string, Clients>();
   const problems: DrAccountReach['problems'] = [];
@@ -121,6 +112,8 @@ export async function reachDrAccounts(deps: DrDeps): Promise<DrAccountReach> {
       if (!(error instanceof DrAccountAccessError)) throw error;
       problems.push({
         index,
+        region: d.region,
+        account: d.account,
         field: `regions.dr.${index}.role`,
         message: `${error.message} (deploy deploy/dr-account.yml there; its replicator trusts only the production account's ProductionRolePrefix* roles)`,
       });

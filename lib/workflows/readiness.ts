@@ -24,7 +24,7 @@ import { putJsonReport } from '../aws/reports.ts';
 import { grantKeyToAccount, readKeyAccess, retireKeyGrant } from '../aws/key-access.ts';
 import { planGrants, type KeyAccess } from '../domain/key-access.ts';
 import { startOrJoinReplication, type StartedReplication } from './replication.ts';
-import { regionalClients, targetAccount } from './dr-account.ts';
+import { reachDrAccounts, targetAccount } from './dr-account.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
@@ -61,23 +61,28 @@ export async function collectReadinessInput(
   onProgress?: ProgressFn,
 ): Promise<ReadinessInput> {
   onProgress?.('listing images');
-  // A DR account's regions are read through its replicator role (Describe*, its keys' policy and grants).
-  const regional = await regionalClients({ clients, policy });
+  // A DR account's regions are read through its replicator role (Describe*, its keys' policy and grants); a region
+  // whose role cannot be assumed is not read, and its cells say why.
+  const reach = await reachDrAccounts({ clients, policy });
+  const unreachable = Object.fromEntries(
+    reach.problems.map((p) => [p.region, `DR account ${p.account} cannot be read: ${p.message}`]),
+  );
+  const readable = policy.regions.dr.filter((d) => !(d.region in unreachable));
   const [sourceLists, copyLists, keyLists] = await Promise.all([
     Promise.all(
       policy.regions.sources.map((region) => listImages(ec2Client(clients, region), region, { owners: ['self'] })),
     ),
     Promise.all(
-      policy.regions.dr.map((d) =>
-        listImages(ec2Client(regional(d.region), d.region), d.region, {
+      readable.map((d) =>
+        listImages(ec2Client(reach.clientsFor(d.region), d.region), d.region, {
           owners: ['self'],
           filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE] },
         }),
       ),
     ),
     Promise.all(
-      policy.regions.dr.map(async (d) => {
-        const kms = kmsClient(regional(d.region), d.region);
+      readable.map(async (d) => {
+        const kms = kmsClient(reach.clientsFor(d.region), d.region);
         const key = await describeKey(kms, d.kmsKeyId);
         // Who may use the key: read once per key, not per copy.
         const access = key && key.state === 'Enabled' ? await readKeyAccess(kms, key.arn) : undefined;
@@ -99,6 +104,7 @@ export async function collectReadinessInput(
     keyAccess: Object.fromEntries(
       keyLists.flatMap(([region, key]): [string, KeyAccess][] => (key.access ? [[region, key.access]] : [])),
     ),
+    unreachable,
   };
 
   // A first pass without permissions says which copies are usable; only they (and their sources) are worth a call.
@@ -115,14 +121,14 @@ export async function collectReadinessInput(
     }
   }
   // DescribeImages does not say which key encrypts a snapshot; DescribeSnapshots does (a call per 200 snapshots).
-  const copies = await withSnapshotKeys(regional, input.copies, new Set([...wanted.keys()]));
+  const copies = await withSnapshotKeys(reach.clientsFor, input.copies, new Set([...wanted.keys()]));
 
   const permissions = new Map<string, LaunchPermission[]>();
   let done = 0;
   await forEachLimited([...wanted.values()], ATTRIBUTE_CONCURRENCY, async ({ region, imageId }) => {
     permissions.set(
       imageKey(region, imageId),
-      await getLaunchPermissions(ec2Client(regional(region), region), imageId),
+      await getLaunchPermissions(ec2Client(reach.clientsFor(region), region), imageId),
     );
     done++;
     if (done % 50 === 0) onProgress?.(`reading launch permissions ${done}/${wanted.size}`);
@@ -131,7 +137,7 @@ export async function collectReadinessInput(
 }
 
 async function withSnapshotKeys(
-  regional: (region: string) => Clients,
+  clientsFor: (region: string) => Clients,
   copies: readonly ImageRecord[],
   usable: Set<string>,
 ): Promise<ImageRecord[]> {
@@ -145,7 +151,7 @@ async function withSnapshotKeys(
   const keys = new Map<string, { encrypted?: boolean; kmsKeyId?: string }>();
   await Promise.all(
     [...idsByRegion].map(async ([region, ids]) => {
-      for (const [id, key] of await describeSnapshotKeys(ec2Client(regional(region), region), ids))
+      for (const [id, key] of await describeSnapshotKeys(ec2Client(clientsFor(region), region), ids))
         keys.set(`${region}/${id}`, key);
     }),
   );

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../../lib/domain/policy.ts';
 import type { Summary } from '../../../lib/domain/replication-steps.ts';
 import { startOrJoinReplication } from '../../../lib/workflows/replication.ts';
+import { runReadiness } from '../../../lib/workflows/readiness.ts';
 import { runRetention } from '../../../lib/workflows/retention.ts';
 import {
   DR_ACCOUNT,
@@ -107,6 +108,33 @@ describe('a DR account target fails as an own-account target does: reported, cle
     expect(h.rt.executions()).toHaveLength(1);
     expect(vaultImages(h).map((i) => i.state)).toEqual(['available']);
     expect(summaryOf(h, imageId).outcome).toBe('replicated');
+  });
+});
+
+describe('readiness with a DR account it cannot reach', () => {
+  it("reports that region's cells failed with the reason, reads the other regions, and re-drives nothing there", async () => {
+    h = await drHarness();
+    const imageId = seedSource(h, 'web-3.1.0', h.sourceKey);
+    await replicate(h, imageId);
+    await h.rt.waitForIdle();
+    const executions = h.rt.executions().length;
+
+    const run = await runReadiness({
+      clients: h.rt.clientsFor('readiness'),
+      policy: drPolicy({ vault: { role: 'ami-dr-not-deployed' } }),
+      now: START + DAY,
+      reconcile: true,
+      stateMachineArnFor: (region) => h!.rt.stateMachineArn(region),
+    });
+
+    const cells = run.report.rows.find((r) => r.sourceImageId === imageId)!.cells;
+    expect(cells.find((c) => c.region === OWN_REGION)).toMatchObject({ status: 'ready' });
+    const vault = cells.find((c) => c.region === VAULT_REGION)!;
+    expect(vault).toMatchObject({ status: 'failed', account: DR_ACCOUNT, refused: true });
+    expect(vault.reason).toContain(`DR account ${DR_ACCOUNT} cannot be read`);
+    expect(vault.reason).toContain(`arn:aws:iam::${DR_ACCOUNT}:role/ami-dr-not-deployed`);
+    expect(run.reconciliation?.redriven).toEqual([]);
+    expect(h.rt.executions()).toHaveLength(executions);
   });
 });
 

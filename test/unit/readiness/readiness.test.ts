@@ -55,6 +55,22 @@ describe('readiness status', () => {
     expect(planReconciliation(enabled).redrive).toEqual([expect.objectContaining({ regions: ['us-west-2'] })]);
   });
 
+  it('a region whose DR account cannot be read is failed with the reason for every source, instance-store too, and not re-driven', () => {
+    const src = source('ami-1');
+    const store = source('ami-2', { rootDeviceType: 'instance-store' });
+    const why =
+      'DR account 222222222222 cannot be read: cannot assume arn:aws:iam::222222222222:role/ami-dr-replicator';
+    const report = computeReadiness({
+      ...input({ sources: [src, store], copies: [copy(src, 'eu-west-1')] }),
+      unreachable: { 'us-west-2': why },
+    });
+
+    for (const id of ['ami-1', 'ami-2'])
+      expect(cell(report, id, 'us-west-2')).toMatchObject({ status: 'failed', reason: why, refused: true });
+    expect(cell(report, 'ami-1', 'eu-west-1').status).toBe('ready');
+    expect(planReconciliation(report).redrive).toEqual([expect.objectContaining({ regions: ['eu-west-1'] })]);
+  });
+
   it('measures lag from source creation to the replicated-at tag, or to the copy creation without it', () => {
     const src = source('ami-1');
     const untagged = copy(src, 'eu-west-1');
