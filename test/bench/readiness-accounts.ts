@@ -41,6 +41,8 @@ export async function organizationReadiness(ACCOUNTS = 20, IMAGES = 500): Promis
           });
       }
     }
+    // The home account's own DR keys (it has no images: the run reads it all the same).
+    for (const region of DR) org.home.seed.key(region, { alias: 'ami-dr' });
     const rt = await startLocalRuntime({ policy, twin: org.home, memberTwins: org.members });
     try {
       const before = org.home.requests();
@@ -53,7 +55,7 @@ export async function organizationReadiness(ACCOUNTS = 20, IMAGES = 500): Promis
       const { summary, accounts } = (JSON.parse(output ?? 'null') as { report: ReadinessRunReport }).report;
       const ok = accounts.filter((a) => a.status === 'ok').length;
       return {
-        [`readiness ${ACCOUNTS} accounts cells`]: `${summary.cells} in ${ok} accounts (${summary.counts.ready} ready)`,
+        [`readiness ${ACCOUNTS} accounts cells`]: `${summary.cells} (${summary.counts.ready} ready); accounts ok: ${ok} of ${accounts.length} (home + ${ACCOUNTS} members)`,
         [`readiness ${ACCOUNTS} accounts api calls`]: calls,
         [`readiness ${ACCOUNTS} accounts twin time s`]: seconds.toFixed(1),
       };
