@@ -6,9 +6,8 @@ import { defaultClients } from '../lib/aws/clients.ts';
 import { stateMachineArnIn } from '../lib/aws/sfn.ts';
 import { runReadiness } from '../lib/workflows/readiness.ts';
 import { readinessTask } from '../lib/workflows/scheduled-readiness.ts';
-import { ownAccount } from '../lib/workflows/units.ts';
-import { callerAccountId } from '../lib/aws/account.ts';
-import { stsClient, taskClients } from '../lib/aws/clients.ts';
+import { scheduledUnitClients } from '../lib/workflows/organization.ts';
+import { taskClients } from '../lib/aws/clients.ts';
 import { loadPolicyFromEnv } from '../lib/config.ts';
 import { readinessMetrics } from '../lib/domain/readiness-metrics.ts';
 import { logger, metrics } from '../lib/observability.ts';
@@ -28,7 +27,8 @@ const scheduledEventSchema = z.looseObject({ time: z.string().optional() });
 const stateMachineArnFor = stateMachineArn
   ? (sourceRegion: string) => stateMachineArnIn(stateMachineArn, sourceRegion)
   : undefined;
-let accountId: Promise<string> | undefined;
+/** The account and the units' clients (member sessions kept while the Lambda stays warm). */
+let units: ReturnType<typeof scheduledUnitClients> | undefined;
 
 export class ReconciliationError extends Error {
   override name = 'ReconciliationError';
@@ -36,8 +36,8 @@ export class ReconciliationError extends Error {
 
 export const handler = middy(async (event: unknown) => {
   if (event && typeof event === 'object' && 'step' in event) {
-    accountId ??= callerAccountId(stsClient(clients, region));
-    const deps = { policy, clientsFor: ownAccount(taskClients()), accountId: await accountId, homeRegion: region };
+    units ??= scheduledUnitClients(policy, taskClients(), region);
+    const deps = { policy, ...(await units), homeRegion: region };
     const out = await readinessTask({ ...deps, ...(stateMachineArnFor ? { stateMachineArnFor } : {}) }, event);
     if ('metrics' in out) for (const m of out.metrics) metrics.addMetric(m.name, m.unit, m.value);
     return out;

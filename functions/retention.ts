@@ -9,9 +9,8 @@ import { retentionMetrics } from '../lib/domain/retention-report.ts';
 import { logger, metrics } from '../lib/observability.ts';
 import { runRetentionEverywhere } from '../lib/workflows/retention.ts';
 import { retentionTask } from '../lib/workflows/scheduled-retention.ts';
-import { ownAccount } from '../lib/workflows/units.ts';
-import { callerAccountId } from '../lib/aws/account.ts';
-import { stsClient, taskClients } from '../lib/aws/clients.ts';
+import { scheduledUnitClients } from '../lib/workflows/organization.ts';
+import { taskClients } from '../lib/aws/clients.ts';
 
 /**
  * The retention state machine's tasks (an event with `step`: plan, unit, aggregate; see
@@ -26,7 +25,8 @@ const MARGIN_MS = 30_000;
 
 const eventSchema = z.looseObject({ time: z.string().optional(), dryRun: z.boolean().optional() });
 const home = process.env.AWS_REGION ?? policy.regions.sources[0] ?? 'us-east-1';
-let accountId: Promise<string> | undefined;
+/** The account and the units' clients (member sessions kept while the Lambda stays warm). */
+let units: ReturnType<typeof scheduledUnitClients> | undefined;
 
 export class RetentionRunError extends Error {
   override name = 'RetentionRunError';
@@ -35,8 +35,8 @@ export class RetentionRunError extends Error {
 export const handler = middy(async (event: unknown, context: Context) => {
   const deadline = Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS;
   if (event && typeof event === 'object' && 'step' in event) {
-    accountId ??= callerAccountId(stsClient(clients, home));
-    const deps = { policy, clientsFor: ownAccount(taskClients()), accountId: await accountId, homeRegion: home };
+    units ??= scheduledUnitClients(policy, taskClients(), home);
+    const deps = { policy, ...(await units), homeRegion: home };
     const out = await retentionTask(deps, event, deadline);
     if ('metrics' in out) for (const m of out.metrics) metrics.addMetric(m.name, m.unit, m.value);
     return out;

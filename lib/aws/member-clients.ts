@@ -1,6 +1,11 @@
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { isAwsError } from '../domain/errors.ts';
-import { MEMBER_SESSION_NAME, memberRoleArn, reachesMembers } from '../domain/organization.ts';
+import {
+  MEMBER_ROLE_MISSING_ERROR,
+  MEMBER_SESSION_NAME,
+  memberRoleArn,
+  reachesMembers,
+} from '../domain/organization.ts';
 import type { Policy } from '../domain/policy.ts';
 import { createClients, stsClient, type Clients } from './clients.ts';
 
@@ -13,7 +18,7 @@ export const REQUIRED_PERMISSIONS = ['sts:AssumeRole'] as const;
 
 /** The member's role cannot be assumed: not deployed there, or its trust policy refuses (AccessDenied). */
 export class MemberRoleMissingError extends Error {
-  override name = 'MemberRoleMissingError';
+  override name = MEMBER_ROLE_MISSING_ERROR;
   constructor(
     readonly account: string,
     readonly roleArn: string,
@@ -47,10 +52,9 @@ const RENEW_BEFORE_MS = 5 * 60_000;
 export function memberClients(options: MemberClientsOptions): ClientsFor {
   const now = options.now ?? Date.now;
   const sessions = new Map<string, { clients: Clients; expires: number }>();
-  return async (account) => {
-    if (account === options.homeAccountId) return options.home;
-    const cached = sessions.get(account);
-    if (cached && cached.expires - RENEW_BEFORE_MS > now()) return cached.clients;
+  // Units of one account starting side by side share one AssumeRole (and one refusal).
+  const assuming = new Map<string, Promise<Clients>>();
+  const assume = async (account: string): Promise<Clients> => {
     const roleArn = options.roleArnOf(account);
     let out;
     try {
@@ -76,17 +80,33 @@ export function memberClients(options: MemberClientsOptions): ClientsFor {
     sessions.set(account, { clients, expires: c.Expiration?.getTime() ?? now() + 3_600_000 });
     return clients;
   };
+  return async (account) => {
+    if (account === options.homeAccountId) return options.home;
+    const cached = sessions.get(account);
+    if (cached && cached.expires - RENEW_BEFORE_MS > now()) return cached.clients;
+    let pending = assuming.get(account);
+    if (!pending) {
+      pending = assume(account).finally(() => assuming.delete(account));
+      assuming.set(account, pending);
+    }
+    return pending;
+  };
 }
 
 /**
  * A Lambda's member clients for the policy (undefined when it reaches no member): sessions made with its own
- * role's clients in its own region. Inputs naming no account use the home clients, so no home id is needed.
+ * role's clients in its own region, kept for the warm Lambda's next invocations. Inputs naming no account use the
+ * home clients, so no home id is needed unless the home account is named too (the scheduled units).
  */
-export function policyMemberClients(home: Clients, policy: Readonly<Policy>): ClientsFor | undefined {
+export function policyMemberClients(
+  home: Clients,
+  policy: Readonly<Policy>,
+  homeAccountId = '',
+): ClientsFor | undefined {
   if (!reachesMembers(policy)) return undefined;
   return memberClients({
     home,
-    homeAccountId: '',
+    homeAccountId,
     region: process.env.AWS_REGION ?? policy.regions.sources[0] ?? 'us-east-1',
     roleArnOf: (account) => memberRoleArn(policy, account, process.env.AWS_PARTITION),
     externalId: policy.organization?.externalId,

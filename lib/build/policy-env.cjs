@@ -162,6 +162,15 @@ function keyAccessStatements(policy = load(), { readiness = false } = {}) {
   });
 }
 
+/** Does the policy reach member accounts (lib/domain/organization.ts: reachesMembers)? */
+const reachesMembers = (policy) => tsx.require('../domain/organization.ts', __filename).reachesMembers(policy);
+
+/** The member roles' ARNs: each listed account's, or with `organization` (accounts discovered at run time) any account's. */
+function memberRoleArns(policy) {
+  const accounts = policy.organization ? ['*'] : (policy.accounts ?? []);
+  return accounts.map((account) => partitionArn(`iam::${account}:role/${memberRoleName(policy)}`));
+}
+
 const memberRoleName = (policy) => (policy.organization?.memberRole ?? 'ami-dr-member').replace(/^\/+/, '');
 /**
  * A restore drill launches copies encrypted under the DR keys: EBS uses the key as the caller, through EC2 only, and
@@ -226,6 +235,13 @@ module.exports = {
   /** The role assumed in member accounts (organization reach); a role name, with its path when it has one. */
   memberRoleName: () => memberRoleName(load()),
   memberRoleNameFor: (policy) => memberRoleName(policy),
+  /** `''` unless the policy reaches member accounts (a CloudFormation condition keys off it). */
+  reachesMembers: () => (reachesMembers(load()) ? 'true' : ''),
+  /** `''` unless the policy discovers members under `organization` (a CloudFormation condition keys off it). */
+  organizationOus: () => (load().organization ? 'true' : ''),
+  /** The member roles the scheduled units assume: the listed accounts', any account's with `organization`. */
+  memberRoleArns: () => memberRoleArns(load()),
+  memberRoleArnsFor: (policy) => memberRoleArns(policy),
   /** The policy as the JSON string Lambdas read from AMI_DR_POLICY. */
   policyJson: () => JSON.stringify(load()),
   /** Statements for the copy role: DR keys (encrypt) and source keys (decrypt). */

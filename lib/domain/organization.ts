@@ -1,4 +1,5 @@
 import type { Policy } from './policy.ts';
+import type { AccountOutcome } from './readiness.ts';
 
 /**
  * Organization reach, decided without AWS: which accounts a run covers and under which role. The deployment's own
@@ -46,3 +47,29 @@ export function memberRoleArn(policy: Readonly<Policy>, accountId: string, parti
 
 /** The partition of an ARN (`aws`, `aws-cn`, `aws-us-gov`), for member role ARNs built from the home account's. */
 export const partitionOf = (arn: string | undefined): string => arn?.split(':')[1] || 'aws';
+
+/** The name of the error a unit fails with when its member's role cannot be assumed (lib/aws/member-clients.ts). */
+export const MEMBER_ROLE_MISSING_ERROR = 'MemberRoleMissingError';
+
+/** A unit that failed, as the scheduled runs record it. */
+export interface FailedUnit {
+  unit: { accountId: string; region: string };
+  error: string;
+  cause: string;
+}
+
+/**
+ * How each account of a run went: `role-missing` when its role could not be assumed, `failed` when any of its
+ * units failed otherwise (the first cause), else `ok`. Accounts in the order given.
+ */
+export function accountOutcomes(accounts: readonly string[], failures: readonly FailedUnit[]): AccountOutcome[] {
+  return accounts.map((account) => {
+    const failed = failures.filter((f) => f.unit.accountId === account);
+    const missing = failed.find((f) => f.error === MEMBER_ROLE_MISSING_ERROR);
+    if (missing) return { account, status: 'role-missing', message: missing.cause };
+    const [first] = failed;
+    if (!first) return { account, status: 'ok' };
+    const where = failed.map((f) => f.unit.region).join(', ');
+    return { account, status: 'failed', message: `${first.error}: ${first.cause} (${where})` };
+  });
+}

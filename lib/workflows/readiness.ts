@@ -197,6 +197,11 @@ export interface ReconcileOptions {
   /** Milliseconds since the epoch: re-drives back off after the previous attempt ended (see redriveBackoffMs). */
   now: number;
   onProgress?: ProgressFn;
+  /**
+   * The plan is a member account's: re-drives start the home account's replication (its clients) for the member's
+   * image, which then works in the member under its role, as for the member's forwarded image events.
+   */
+  member?: { account: string; home: Clients };
 }
 
 /**
@@ -257,9 +262,12 @@ async function redrive(
   options: ReconcileOptions,
 ): Promise<RedriveOutcome> {
   const stateMachineArn = options.stateMachineArnFor(region);
-  const started = await startOrJoinReplication({ clients, policy, stateMachineArn }, region, imageId, {
+  const { member } = options;
+  const starter = { clients: member?.home ?? clients, policy, stateMachineArn };
+  const started = await startOrJoinReplication(starter, region, imageId, {
     redrive: true,
     backoffNow: options.now,
+    ...(member ? { account: member.account } : {}),
   });
   return { sourceRegion: region, sourceImageId: imageId, regions, ...started };
 }
@@ -310,6 +318,13 @@ export interface ReadinessRunOptions {
   /** Write the JSON report here when set (the policy's report bucket). */
   report?: { bucket: string; prefix: string; region: string; key?: string };
   onProgress?: ProgressFn;
+  /** The account read, in a run over several: its rows carry it. */
+  account?: string;
+  /**
+   * `account` is a member and these are the home account's clients: they start its re-drives (see ReconcileOptions)
+   * and write the report to the home account's bucket.
+   */
+  homeClients?: Clients;
 }
 
 export interface ReadinessRun {
@@ -346,6 +361,7 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
   const { clients, policy, now } = options;
   const input = await collectReadinessInput(clients, policy, now, options.onProgress);
   const report = computeReadiness(input);
+  if (options.account) for (const row of report.rows) row.account = options.account;
   const plan = withoutSealedRepairs(planReconciliation(report), policy);
   const run: ReadinessRun = { report, plan };
   if (options.reconcile) {
@@ -356,6 +372,9 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
       stateMachineArnFor: arnFor ?? (() => ''),
       now,
       onProgress: options.onProgress,
+      ...(options.account && options.homeClients
+        ? { member: { account: options.account, home: options.homeClients } }
+        : {}),
     });
     if (keyAccessMode(policy) === 'grant')
       run.reconciliation.retiredGrants = await retireStaleGrants(clients, input, plan);
@@ -363,7 +382,7 @@ export async function runReadiness(options: ReadinessRunOptions): Promise<Readin
   if (options.report) {
     const key =
       options.report.key ?? `${options.report.prefix}readiness/${report.generatedAt.replace(/[:.]/g, '-')}.json`;
-    await putJsonReport(s3Client(clients, options.report.region), options.report.bucket, key, {
+    await putJsonReport(s3Client(options.homeClients ?? clients, options.report.region), options.report.bucket, key, {
       ...report,
       reconciliation: run.reconciliation,
     });

@@ -81,6 +81,11 @@ export interface RunRetentionOptions {
   concurrency?: number;
   /** Write the report to policy.retention.reportBucket when set (default true). */
   writeReport?: boolean;
+  /**
+   * A member account's run: the home account's clients, which write its report (under `retention/<account>/`,
+   * the bucket being the home account's).
+   */
+  reportClients?: Clients;
   onProgress?: (done: number, total: number) => void;
   /** The rate buckets were spent until this time (epoch ms) by the previous invocation of a continued run. */
   drainedAt?: number;
@@ -221,9 +226,10 @@ export async function applyRegion(
   const first = report();
   const bucket = policy.retention.reportBucket;
   if (bucket && options.writeReport !== false) {
-    const key = `${policy.retention.reportPrefix}retention/${region}/${first.startedAt.replace(/[:.]/g, '-')}${dryRun ? '-dry-run' : ''}.json`;
+    const account = options.reportClients ? `${inventory.accountId}/` : '';
+    const key = `${policy.retention.reportPrefix}retention/${account}${region}/${first.startedAt.replace(/[:.]/g, '-')}${dryRun ? '-dry-run' : ''}.json`;
     try {
-      reportLocation = await putJsonReport(s3Client(clients, region), bucket, key, first);
+      reportLocation = await putJsonReport(s3Client(options.reportClients ?? clients, region), bucket, key, first);
     } catch (error) {
       // The run's work is done; a lost report is an error to see, not a reason to undo or repeat the work.
       errors.push({

@@ -4,14 +4,18 @@ import { putJsonReport } from '../aws/reports.ts';
 import type { Policy } from '../domain/policy.ts';
 import { readinessMetrics, type ReadinessMetric } from '../domain/readiness-metrics.ts';
 import type { ReadinessSummary } from '../domain/readiness.ts';
+import { accountOutcomes, reachesMembers } from '../domain/organization.ts';
+import { accountsOfReach } from './organization.ts';
 import { runReadiness } from './readiness.ts';
-import { accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } from './units.ts';
+import { accountsOfUnits, accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } from './units.ts';
 
 /**
- * Scheduled readiness as a Step Functions run (statemachines/readiness.asl.json): a plan step lists the units (one
- * per account and source region: each unit's rows are its source images × every DR region), each unit computes its
- * rows, re-drives and repairs in its own invocation (its detail report in the report bucket), and the aggregate
- * step merges the units' summaries into the run's one report and one set of metrics. A unit's stale-grant
+ * Scheduled readiness as a Step Functions run (statemachines/readiness.asl.json): a plan step lists the run's
+ * accounts (home, then the organization's members) and their units (one per account and source region: each unit's
+ * rows are its source images × every DR region), each unit computes its rows, re-drives and repairs in its own
+ * invocation (its detail report in the report bucket; a member's re-drives start the home account's replication
+ * for the member's image), and the aggregate step merges the units' summaries into the run's one report and one set
+ * of metrics, with each account's outcome (`role-missing` when its role could not be assumed). A unit's stale-grant
  * retirement sees only its own copies' sharing: a DR region holding copies of another unit's sources keeps its
  * grants (nothing is retired on a partial view).
  */
@@ -19,6 +23,7 @@ import { accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } fr
 export interface ReadinessDeps {
   policy: Readonly<Policy>;
   clientsFor: UnitClients;
+  /** The deployment's (home) account. */
   accountId: string;
   homeRegion: string;
   /** The replicate state machine of a source region (re-drives start it). */
@@ -44,10 +49,18 @@ export interface ReadinessUnitResult {
   reportLocation?: string;
 }
 
-/** The plan step: the run's units. */
-export function planReadinessRun(deps: ReadinessDeps, input: { window: ScheduleWindow }) {
+const homeUnit = (deps: ReadinessDeps): WorkUnit => ({ accountId: deps.accountId, region: deps.homeRegion });
+
+/** The plan step: the run's units, in every account of its reach. */
+export async function planReadinessRun(deps: ReadinessDeps, input: { window: ScheduleWindow }) {
   const run = { name: input.window.name, windowEnd: input.window.end };
-  const units = accountUnits(deps.accountId, deps.policy.regions.sources);
+  const accounts = await accountsOfReach({
+    clients: await deps.clientsFor(homeUnit(deps)),
+    policy: deps.policy,
+    homeAccountId: deps.accountId,
+    ...(deps.clock ? { now: deps.clock } : {}),
+  });
+  const units = accountUnits(accounts, deps.policy.regions.sources);
   return { run, units: units.map((unit) => ({ step: 'unit' as const, unit, run })) };
 }
 
@@ -59,11 +72,15 @@ export async function runReadinessUnit(
   const { unit, run } = state;
   const policy = { ...deps.policy, regions: { ...deps.policy.regions, sources: [unit.region] } };
   const { reportBucket, reportPrefix } = policy.retention;
+  const member = unit.accountId !== deps.accountId;
   const result = await runReadiness({
     clients: await deps.clientsFor(unit),
     policy,
     now: (deps.clock ?? Date.now)(),
     reconcile: true,
+    // Rows name their account when the run spans several.
+    ...(reachesMembers(policy) ? { account: unit.accountId } : {}),
+    ...(member ? { homeClients: await deps.clientsFor(homeUnit(deps)) } : {}),
     ...(deps.stateMachineArnFor ? { stateMachineArnFor: deps.stateMachineArnFor } : {}),
     ...(reportBucket
       ? {
@@ -146,6 +163,10 @@ export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<
       : [],
   );
   const summary = mergeSummaries(done.map((d) => d.summary));
+  const accounts = accountsOfUnits(
+    deps.accountId,
+    [...done, ...failures].map((r) => r.unit),
+  );
   const report = {
     job: 'readiness' as const,
     execution: input.run.name,
@@ -160,6 +181,8 @@ export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<
       ...(reportLocation ? { reportLocation } : {}),
     })),
     failures,
+    /** Every account of the run, home first: `ok`, `role-missing` (its role could not be assumed) or `failed`. */
+    accounts: accountOutcomes(accounts, failures),
   };
   const metrics: ReadinessMetric[] = readinessMetrics(
     { summary },
@@ -167,7 +190,7 @@ export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<
   );
   const { reportBucket, reportPrefix } = deps.policy.retention;
   if (!reportBucket) return { report, metrics };
-  const s3 = s3Client(await deps.clientsFor({ accountId: deps.accountId, region: deps.homeRegion }), deps.homeRegion);
+  const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
   const key = `${reportPrefix}readiness/runs/${input.run.name}/report.json`;
   return { report, reportLocation: await putJsonReport(s3, reportBucket, key, report), metrics };
 }
@@ -190,3 +213,6 @@ export async function readinessTask(deps: ReadinessDeps, event: unknown) {
   if (task.step === 'unit') return runReadinessUnit(deps, task);
   return aggregateReadinessRun(deps, task);
 }
+
+/** The run's one report, as the aggregate step returns and writes it. */
+export type ReadinessRunReport = Awaited<ReturnType<typeof aggregateReadinessRun>>['report'];

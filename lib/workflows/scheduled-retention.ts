@@ -5,21 +5,26 @@ import { awsErrorName } from '../domain/errors.ts';
 import { policyVersion, type Policy } from '../domain/policy.ts';
 import { retentionMetrics, type RetentionMetric, type RetentionReport } from '../domain/retention-report.ts';
 import { parseSavedPlan, toSavedPlan, type SavedPlan, type SavedRegionPlan } from '../domain/saved-plan.ts';
+import { accountOutcomes } from '../domain/organization.ts';
+import type { AccountOutcome } from '../domain/readiness.ts';
+import { accountsOfReach } from './organization.ts';
 import { applyRegion, noteCascades, planRegion, retentionRegions, type PlannedRegion } from './retention.ts';
-import { accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } from './units.ts';
+import { accountsOfUnits, accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } from './units.ts';
 
 /**
  * Scheduled retention as a Step Functions run (statemachines/retention.asl.json), in three steps:
  *
- * - Plan: every unit (account × region) inventoried and planned before anything changes, cascades noted across
- *   units (a DR copy whose source this run removes is kept, left to a later run), and the whole plan stored: in the
- *   report bucket when the policy names one (the same saved-plan document `ami-dr retention plan --output` writes),
- *   else inline in each unit's Map item (its deprecations and removals only: what limits the unit).
+ * - Plan: the run's accounts listed (home, then the organization's members), every unit (account × region)
+ *   inventoried and planned before anything changes, cascades noted across an account's units (a DR copy whose
+ *   source this run removes is kept, left to a later run), and the whole plan stored: in the report bucket when the
+ *   policy names one (per account, the same saved-plan document `ami-dr retention plan --output` writes), else
+ *   inline in each unit's Map item (its deprecations and removals only: what limits the unit). A member whose role
+ *   cannot be assumed fails its units there (`MemberRoleMissingError`); the others go on.
  * - Unit (a Map iteration): one invocation applies the unit's plan within its time budget, re-planning afresh and
  *   doing only what both plans want (the saved-plan rule), so a unit never does what the plan did not list. Work
  *   left when the budget runs out is returned as `more`, and the state machine invokes the unit again, until it is
  *   done, makes no progress, or the run's window closes.
- * - Aggregate: one report of the run and one set of metrics, failed units included.
+ * - Aggregate: one report of the run and one set of metrics, failed units included, each account's outcome listed.
  */
 
 /** A plan inline in the state machine's data above this size would crowd Step Functions' 256 KiB payload limit. */
@@ -36,7 +41,7 @@ export class UnitNotPlannedError extends Error {
 export interface ScheduledDeps {
   policy: Readonly<Policy>;
   clientsFor: UnitClients;
-  /** The deployment's account: today every unit is in it. */
+  /** The deployment's (home) account: it lists the members, and the run's plan and report are written with it. */
   accountId: string;
   /** Where the run's plan and report are written. */
   homeRegion: string;
@@ -104,7 +109,14 @@ export async function planRetentionRun(
   const { policy } = deps;
   const clock = deps.clock ?? Date.now;
   const now = clock();
-  const units = accountUnits(deps.accountId, retentionRegions(policy));
+  const accounts = await accountsOfReach({
+    clients: await deps.clientsFor(homeUnit(deps)),
+    policy,
+    homeAccountId: deps.accountId,
+    now: clock,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
+  const units = accountUnits(accounts, retentionRegions(policy));
   const failures: UnitFailure[] = [];
   const planned: { unit: WorkUnit; planned: PlannedRegion }[] = [];
   await Promise.all(
@@ -124,38 +136,56 @@ export async function planRetentionRun(
       planned.filter((p) => p.unit.accountId === accountId).map((p) => p.planned),
       policy,
     );
-  const saved = toSavedPlan({
-    policy: { name: policy.name, version: policyVersion(policy) },
-    accountId: deps.accountId,
-    now: new Date(now).toISOString(),
-    regions: planned.map(({ planned: p }) => ({ plan: p.plan, fingerprint: p.fingerprint || 'inventory-unfinished' })),
-  });
+  // One saved plan per account (the home account's always, empty when none of its units could be planned).
+  const saved = new Map(
+    accounts.map((accountId) => {
+      const own = planned.filter((p) => p.unit.accountId === accountId);
+      if (own.length === 0 && accountId !== deps.accountId) return [accountId, undefined] as const;
+      const plan = toSavedPlan({
+        policy: { name: policy.name, version: policyVersion(policy) },
+        accountId,
+        now: new Date(now).toISOString(),
+        regions: own.map(({ planned: p }) => ({ plan: p.plan, fingerprint: p.fingerprint || 'inventory-unfinished' })),
+      });
+      return [accountId, plan] as const;
+    }),
+  );
   const run: RetentionRunRef = {
     name: input.window.name,
     windowEnd: input.window.end,
-    now: saved.now,
+    now: new Date(now).toISOString(),
     dryRun: policy.retention.dryRun || input.dryRun === true,
   };
   return { ...(await storePlan(deps, run, saved, planned)), failures };
+}
+
+const homeUnit = (deps: ScheduledDeps): WorkUnit => ({ accountId: deps.accountId, region: deps.homeRegion });
+
+/** Where an account's part of a run's stored plan is: the home account's at the run's `planLocation`, a member's beside it. */
+export function accountPlanLocation(planLocation: string, accountId: string, homeAccountId: string): string {
+  return accountId === homeAccountId ? planLocation : planLocation.replace(/plan\.json$/, `${accountId}/plan.json`);
 }
 
 /** The plan in the report bucket (the units read it there), else each unit's part inline in its Map item. */
 async function storePlan(
   deps: ScheduledDeps,
   run: RetentionRunRef,
-  saved: SavedPlan,
+  saved: ReadonlyMap<string, SavedPlan | undefined>,
   planned: { unit: WorkUnit }[],
 ): Promise<Omit<RetentionPlanOutput, 'failures'>> {
   const { reportBucket, reportPrefix } = deps.policy.retention;
-  const home = { accountId: deps.accountId, region: deps.homeRegion };
   if (reportBucket) {
-    const s3 = s3Client(await deps.clientsFor(home), deps.homeRegion);
-    const key = `${reportPrefix}retention/runs/${run.name}/plan.json`;
-    const withPlan = { ...run, planLocation: await putJsonReport(s3, reportBucket, key, saved) };
+    const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
+    const planLocation = `s3://${reportBucket}/${reportPrefix}retention/runs/${run.name}/plan.json`;
+    for (const [accountId, plan] of saved) {
+      const location = accountPlanLocation(planLocation, accountId, deps.accountId);
+      if (plan) await putJsonReport(s3, reportBucket, location.slice(`s3://${reportBucket}/`.length), plan);
+    }
+    const withPlan = { ...run, planLocation };
     return { run: withPlan, units: planned.map(({ unit }) => ({ step: 'unit', unit, run: withPlan })) };
   }
   const units: UnitState[] = planned.map(({ unit }) => {
-    const plan = saved.plans.find((p) => p.region === unit.region);
+    const plan = saved.get(unit.accountId)?.plans.find((p) => p.region === unit.region);
     const acting = plan ? { ...plan, actions: plan.actions.filter((a) => a.action !== 'keep') } : undefined;
     return { step: 'unit', unit, run, ...(acting ? { plan: acting } : {}) };
   });
@@ -196,9 +226,12 @@ export async function runRetentionUnit(deps: ScheduledDeps, state: UnitState, bu
   const plan = state.plan ?? (await readUnitPlan(deps, run, unit));
   const deadline = Math.min(budgetDeadline ?? Number.POSITIVE_INFINITY, Date.parse(run.windowEnd));
   const clients = await deps.clientsFor(unit);
+  // A member's reports go to the home account's bucket, written as the home account.
+  const member = unit.accountId !== deps.accountId && deps.policy.retention.reportBucket;
   const options = {
     ...unitOptions(deps, unit, Date.parse(run.now)),
     clients,
+    ...(member ? { reportClients: await deps.clientsFor(homeUnit(deps)) } : {}),
     dryRun: run.dryRun,
     ...(Number.isFinite(deadline) ? { deadline } : {}),
     ...(state.progress?.pending && state.progress.endedAt ? { drainedAt: state.progress.endedAt } : {}),
@@ -215,11 +248,11 @@ export async function runRetentionUnit(deps: ScheduledDeps, state: UnitState, bu
 
 async function readUnitPlan(deps: ScheduledDeps, run: RetentionRunRef, unit: WorkUnit): Promise<SavedRegionPlan> {
   if (!run.planLocation) throw new UnitNotPlannedError(`no plan for ${unit.accountId}/${unit.region}`);
-  const home = { accountId: deps.accountId, region: deps.homeRegion };
-  const doc = await getJsonReport(s3Client(await deps.clientsFor(home), deps.homeRegion), run.planLocation);
-  const saved = parseSavedPlan(JSON.stringify(doc), run.planLocation);
+  const location = accountPlanLocation(run.planLocation, unit.accountId, deps.accountId);
+  const doc = await getJsonReport(s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion), location);
+  const saved = parseSavedPlan(JSON.stringify(doc), location);
   const plan = saved.plans.find((p) => p.region === unit.region);
-  if (!plan) throw new UnitNotPlannedError(`${run.planLocation} has no plan for ${unit.region}`);
+  if (!plan) throw new UnitNotPlannedError(`${location} has no plan for ${unit.region}`);
   return plan;
 }
 
@@ -270,6 +303,8 @@ export interface RetentionRunReport {
   planLocation?: string;
   units: (WorkUnit & Omit<UnitProgress, 'lastErrors'> & { status: string; errorMessages: string[] })[];
   failures: UnitFailure[];
+  /** Every account of the run, home first: `ok`, `role-missing` (its role could not be assumed) or `failed`. */
+  accounts: AccountOutcome[];
   totals: { deprecated: number; removed: number; gibFreed: number; pending: number; errors: number };
 }
 
@@ -301,6 +336,7 @@ export async function aggregateRetentionRun(
     ...(run.planLocation ? { planLocation: run.planLocation } : {}),
     units,
     failures,
+    accounts: accountOutcomes(accountsOfUnits(deps.accountId, [...units, ...failures.map((f) => f.unit)]), failures),
     totals: {
       deprecated: sum((u) => u.deprecated),
       removed: sum((u) => u.removed),
@@ -315,7 +351,7 @@ export async function aggregateRetentionRun(
   );
   const { reportBucket, reportPrefix } = deps.policy.retention;
   if (!reportBucket) return { report, metrics };
-  const s3 = s3Client(await deps.clientsFor({ accountId: deps.accountId, region: deps.homeRegion }), deps.homeRegion);
+  const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
   const key = `${reportPrefix}retention/runs/${run.name}/report.json`;
   return { report, reportLocation: await putJsonReport(s3, reportBucket, key, report), metrics };
 }

@@ -1,11 +1,13 @@
 import { sfnClient, type Clients } from '../aws/clients.ts';
+import type { ClientsFor } from '../aws/member-clients.ts';
 import { startExecution, type StartedExecution } from '../aws/sfn.ts';
 
 /**
  * Scheduled work (retention, readiness) is split into work units, one per account and region, each run by its own
- * Lambda invocation inside a Step Functions Map. A unit's calls go through the clients `clientsFor(unit)` returns:
- * today every unit is in the deployment's own account, so it returns the function's own clients; a member account
- * of an organization plugs in here (clients under a role assumed in that account) without touching the workflows.
+ * Lambda invocation inside a Step Functions Map. The plan step lists the accounts once per run (the home account,
+ * then the organization's members: lib/workflows/organization.ts) and every unit names its account, so a unit's
+ * invocation needs no Organizations call: its calls go through the clients `clientsFor(unit)` returns, the
+ * function's own in the home account, a member's role session elsewhere.
  */
 export interface WorkUnit {
   accountId: string;
@@ -15,18 +17,31 @@ export interface WorkUnit {
 /** The clients a unit's calls are made with. */
 export type UnitClients = (unit: WorkUnit) => Clients | Promise<Clients>;
 
-/** Every unit of the account in the regions given, in their order. */
-export function accountUnits(accountId: string, regions: readonly string[]): WorkUnit[] {
-  return regions.map((region) => ({ accountId, region }));
+/** Every unit of the accounts in the regions given: account by account, regions in their order. */
+export function accountUnits(accounts: readonly string[], regions: readonly string[]): WorkUnit[] {
+  return accounts.flatMap((accountId) => regions.map((region) => ({ accountId, region })));
+}
+
+/** The accounts of a run's units, home first (every account of a run has a unit, done or failed). */
+export function accountsOfUnits(homeAccountId: string, units: readonly WorkUnit[]): string[] {
+  const members = [...new Set(units.map((u) => u.accountId))].filter((a) => a !== homeAccountId).sort();
+  return [homeAccountId, ...members];
 }
 
 export const unitKey = (unit: WorkUnit): string => `${unit.accountId}/${unit.region}`;
 
-/** The own account's clients for every unit (the default until member accounts are governed). */
-export const ownAccount =
-  (clients: Clients): UnitClients =>
-  () =>
-    clients;
+/**
+ * A unit's clients: the function's own in the home account, else the member's through its role (`members`, whose
+ * sessions a warm Lambda keeps). A unit of another account without member clients is a policy that reaches no
+ * member: refused.
+ */
+export const reachClients =
+  (home: Clients, homeAccountId: string, members?: ClientsFor): UnitClients =>
+  (unit) => {
+    if (unit.accountId === homeAccountId) return home;
+    if (!members) throw new Error(`unit ${unitKey(unit)}: the policy reaches no account but ${homeAccountId}`);
+    return members(unit.accountId);
+  };
 
 /** A schedule window: the period of the schedule the run belongs to. Times are ISO 8601. */
 export interface ScheduleWindow {

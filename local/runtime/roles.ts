@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { reachesMembers } from '../../lib/domain/organization.ts';
 import type { Policy } from '../../lib/domain/policy.ts';
 import { packageRoot } from '../../lib/package-root.ts';
 import type { PolicyStatement } from '../twin/iam.ts';
@@ -25,6 +26,7 @@ interface PolicyEnv {
   finalizeKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   readinessKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   memberRoleNameFor(policy: Readonly<Policy>): string;
+  memberRoleArnsFor(policy: Readonly<Policy>): unknown[];
   drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   drRoleArnsFor(policy: Readonly<Policy>): string[];
 }
@@ -121,6 +123,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     finalizeKeyStatements: () => env.finalizeKeyStatementsFor(d.policy),
     readinessKeyStatements: () => env.readinessKeyStatementsFor(d.policy),
     memberRoleName: () => env.memberRoleNameFor(d.policy),
+    memberRoleArns: () => env.memberRoleArnsFor(d.policy),
     drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
     drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
     drRoleArns: () => env.drRoleArnsFor(d.policy),
@@ -167,6 +170,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     HasBundleBuckets: () => Boolean(d.policy.retention.bundleBuckets?.length),
     HasNotificationTopic: () => Boolean(d.policy.notifications.snsTopicArn),
     HasDrillConsumer: () => Boolean(d.policy.drill?.consumerRoleArn),
+    ReachesMembers: () => reachesMembers(d.policy),
+    HasOrganization: () => d.policy.organization !== undefined,
   };
 
   const text = (value: string): unknown => {

@@ -36,7 +36,7 @@ import { drAccounts } from '../../lib/domain/policy.ts';
 import { retentionTask, type ScheduledDeps } from '../../lib/workflows/scheduled-retention.ts';
 import { readinessTask } from '../../lib/workflows/scheduled-readiness.ts';
 import {
-  ownAccount,
+  reachClients,
   startScheduledRun,
   type ScheduledJob,
   type ScheduleWindow,
@@ -434,6 +434,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     stepFunctions,
     homeRegion,
     clientsFor: taskClientsFor,
+    membersFor: (home) => (reachesMembers(policy) ? withMembers(home, homeRegion) : undefined),
     options,
     sink,
   });
@@ -591,6 +592,8 @@ interface ScheduledMachinesOptions {
   stepFunctions: LocalStepFunctions;
   homeRegion: string;
   clientsFor: (fn: FunctionKey, region: string) => Clients;
+  /** A function's member clients (its role's sessions in the members), when the policy reaches members. */
+  membersFor: (home: Clients) => ClientsFor | undefined;
   options: LocalRuntimeOptions;
   sink: MetricSink;
 }
@@ -606,7 +609,9 @@ function scheduledMachines(o: ScheduledMachinesOptions): Record<ScheduledJob, st
   const clock = twin.clock;
   const deps = (fn: ScheduledJob): ScheduledDeps => ({
     policy: o.policy,
-    clientsFor: o.options.unitClients?.(fn) ?? ownAccount(o.clientsFor(fn, home)),
+    clientsFor:
+      o.options.unitClients?.(fn) ??
+      reachClients(o.clientsFor(fn, home), twin.accountId, o.membersFor(o.clientsFor(fn, home))),
     accountId: twin.accountId,
     homeRegion: home,
     clock: () => clock.now(),

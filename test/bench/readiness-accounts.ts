@@ -1,7 +1,7 @@
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import { copyTags } from '../../lib/domain/replication.ts';
-import { createClients } from '../../lib/aws/clients.ts';
-import { resolveReach, runReadinessForAccounts } from '../../lib/workflows/organization.ts';
+import type { ReadinessRunReport } from '../../lib/workflows/scheduled-readiness.ts';
+import { startLocalRuntime } from '../../local/runtime/runtime.ts';
 import { startOrganizationTwins } from '../../local/twin/accounts.ts';
 
 const SOURCE = 'us-east-1';
@@ -10,9 +10,10 @@ const HOME = '111122223333';
 const NOW = Date.UTC(2026, 5, 1);
 
 /**
- * Readiness over an organization: 20 member accounts, each with 500 source images copied into 3 DR regions, read
- * through each member's role on the twin (one endpoint, the accounts' twins behind it, real time). Figures: the API
- * calls the run makes and how long it takes.
+ * Readiness over an organization: 20 member accounts, each with 500 source images copied into 3 DR regions, run by
+ * the scheduled readiness state machine as the home stack runs it (the plan step lists the accounts, one unit per
+ * account, up to 10 side by side, each reading its member through the member role; one report). On the twin: one
+ * endpoint, the accounts' twins behind it, real time. Figures: the API calls the run makes and how long it takes.
  */
 export async function organizationReadiness(ACCOUNTS = 20, IMAGES = 500): Promise<Record<string, string | number>> {
   const members = Array.from({ length: ACCOUNTS }, (_, i) => String(200000000000 + i));
@@ -40,19 +41,27 @@ export async function organizationReadiness(ACCOUNTS = 20, IMAGES = 500): Promis
           });
       }
     }
-    const clients = createClients({ endpoint: org.home.endpoint });
-    const before = org.home.requests();
-    const started = performance.now();
-    const reach = await resolveReach({ clients, policy, homeAccountId: HOME });
-    const { report } = await runReadinessForAccounts(reach, { policy, now: NOW, reconcile: false });
-    const seconds = (performance.now() - started) / 1000;
-    const calls = org.home.requests() - before;
-    const accounts = new Set(report.rows.map((r) => r.account)).size;
-    return {
-      [`readiness ${ACCOUNTS} accounts cells`]: `${report.summary.cells} in ${accounts} accounts (${report.summary.counts.ready} ready)`,
-      [`readiness ${ACCOUNTS} accounts api calls`]: calls,
-      [`readiness ${ACCOUNTS} accounts twin time s`]: seconds.toFixed(1),
-    };
+    // The home account's own DR keys (it has no images: the run reads it all the same).
+    for (const region of DR) org.home.seed.key(region, { alias: 'ami-dr' });
+    const rt = await startLocalRuntime({ policy, twin: org.home, memberTwins: org.members });
+    try {
+      const before = org.home.requests();
+      const started = performance.now();
+      const run = await rt.startScheduled('readiness');
+      await rt.stepFunctions.execution(run.executionArn)!.done;
+      const seconds = (performance.now() - started) / 1000;
+      const calls = org.home.requests() - before;
+      const output = rt.stepFunctions.execution(run.executionArn)!.output;
+      const { summary, accounts } = (JSON.parse(output ?? 'null') as { report: ReadinessRunReport }).report;
+      const ok = accounts.filter((a) => a.status === 'ok').length;
+      return {
+        [`readiness ${ACCOUNTS} accounts cells`]: `${summary.cells} (${summary.counts.ready} ready); accounts ok: ${ok} of ${accounts.length} (home + ${ACCOUNTS} members)`,
+        [`readiness ${ACCOUNTS} accounts api calls`]: calls,
+        [`readiness ${ACCOUNTS} accounts twin time s`]: seconds.toFixed(1),
+      };
+    } finally {
+      await rt.stop();
+    }
   } finally {
     await org.stop();
   }

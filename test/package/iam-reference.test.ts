@@ -9,7 +9,10 @@ import { ROOT } from './packaged.ts';
 
 const ACCOUNT = '111122223333';
 
-/** The example policy with every option that shapes a role: each kind of key id, buckets, a topic, key grants. */
+/**
+ * The example policy with every option that shapes a role: each kind of key id, buckets, a topic, key grants, an
+ * organization.
+ */
 function everyOption(): Readonly<Policy> {
   const document = parseYaml(readFileSync(join(ROOT, 'ami-dr.config.yml'), 'utf8')) as Record<string, unknown>;
   const regions = document.regions as { sources: string[] };
@@ -27,6 +30,8 @@ function everyOption(): Readonly<Policy> {
     replication: { ...(document.replication as object), keyAccess: 'grant' },
     retention: { ...(document.retention as object), reportBucket: 'ami-dr-reports', bundleBuckets: ['ami-bundles'] },
     notifications: { snsTopicArn: `arn:aws:sns:us-east-1:${ACCOUNT}:ami-dr-notices` },
+    // Organization reach: the scheduled units assume the member roles, the plan steps list the accounts.
+    organization: { ous: ['ou-ab12-cdefgh34'] },
   });
 }
 

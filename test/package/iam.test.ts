@@ -29,6 +29,7 @@ const SERVICE_PREFIX: Record<string, string> = {
   sts: 'sts',
   'auto-scaling': 'autoscaling',
   rbin: 'rbin',
+  organizations: 'organizations',
 };
 /** Operations whose IAM action is named differently; `null`: needs no permission. */
 const ACTION_OF: Record<string, string | null> = {

@@ -7,7 +7,7 @@ import { createClients, ec2Client } from '../../../lib/aws/clients.ts';
 import { memberClients, MemberRoleMissingError } from '../../../lib/aws/member-clients.ts';
 import { listOrganizationAccounts } from '../../../lib/aws/organizations.ts';
 import { TokenBucketPacer } from '../../../lib/aws/pacer.ts';
-import { memberAccounts, memberRoleArn } from '../../../lib/domain/organization.ts';
+import { accountOutcomes, memberAccounts, memberRoleArn } from '../../../lib/domain/organization.ts';
 import { parsePolicy, PolicyError } from '../../../lib/domain/policy.ts';
 
 const REGIONS = { sources: ['us-east-1'], dr: [{ region: 'us-west-2', kmsKeyId: 'alias/ami-dr' }] };
@@ -143,5 +143,37 @@ describe('memberClients', () => {
     expect(error).toBeInstanceOf(MemberRoleMissingError);
     expect(error).toMatchObject({ account: '222233334444', name: 'MemberRoleMissingError' });
     sts.restore();
+  });
+
+  it('assumes the role once for units of one account starting side by side, and once again after a refusal', async () => {
+    const sts = mockClient(STSClient);
+    sts.on(AssumeRoleCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
+    const clientsFor = memberClients(options);
+    const both = await Promise.allSettled([clientsFor('222233334444'), clientsFor('222233334444')]);
+    expect(both.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 1);
+    // A refusal is not kept: the role may be deployed by the next run.
+    await clientsFor('222233334444').catch(() => undefined);
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 2);
+    sts.restore();
+  });
+});
+
+describe('accountOutcomes', () => {
+  const unit = (accountId: string, region: string) => ({ accountId, region });
+  it('names each account of a run: ok, role-missing (its role refused) or failed (which regions)', () => {
+    const outcomes = accountOutcomes(
+      ['111122223333', '222233334444', '333344445555'],
+      [
+        { unit: unit('222233334444', 'us-east-1'), error: 'MemberRoleMissingError', cause: 'cannot assume' },
+        { unit: unit('222233334444', 'us-west-2'), error: 'MemberRoleMissingError', cause: 'cannot assume' },
+        { unit: unit('333344445555', 'us-west-2'), error: 'UnauthorizedOperation', cause: 'refused' },
+      ],
+    );
+    expect(outcomes).toEqual([
+      { account: '111122223333', status: 'ok' },
+      { account: '222233334444', status: 'role-missing', message: 'cannot assume' },
+      { account: '333344445555', status: 'failed', message: 'UnauthorizedOperation: refused (us-west-2)' },
+    ]);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { scheduleWindow } from '../../../lib/workflows/units.ts';
+import { createClients } from '../../../lib/aws/clients.ts';
+import { accountsOfUnits, accountUnits, reachClients, scheduleWindow } from '../../../lib/workflows/units.ts';
 import { mergeSummaries } from '../../../lib/workflows/scheduled-readiness.ts';
 import type { ReadinessSummary } from '../../../lib/domain/readiness.ts';
 
@@ -44,5 +45,38 @@ describe('mergeSummaries', () => {
 
   it('is fully ready with no unit', () => {
     expect(mergeSummaries([]).readyRatio).toBe(1);
+  });
+});
+
+describe('units over accounts', () => {
+  const HOME = '111122223333';
+  const home = createClients({ credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const member = createClients({ credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+
+  it('lists every account’s regions, account by account, and names the accounts home first', () => {
+    const units = accountUnits([HOME, '333344445555', '222233334444'], ['us-east-1', 'us-west-2']);
+    expect(units.map((u) => `${u.accountId}/${u.region}`)).toEqual([
+      `${HOME}/us-east-1`,
+      `${HOME}/us-west-2`,
+      '333344445555/us-east-1',
+      '333344445555/us-west-2',
+      '222233334444/us-east-1',
+      '222233334444/us-west-2',
+    ]);
+    expect(accountsOfUnits(HOME, [...units].reverse())).toEqual([HOME, '222233334444', '333344445555']);
+  });
+
+  it('gives a home unit the function’s clients, a member’s unit its role’s, and refuses a member without reach', async () => {
+    const asked: string[] = [];
+    const clientsFor = reachClients(home, HOME, async (account) => {
+      asked.push(account);
+      return member;
+    });
+    expect(await clientsFor({ accountId: HOME, region: 'us-east-1' })).toBe(home);
+    expect(await clientsFor({ accountId: '222233334444', region: 'us-west-2' })).toBe(member);
+    expect(asked).toEqual(['222233334444']);
+    expect(() => reachClients(home, HOME)({ accountId: '222233334444', region: 'us-east-1' })).toThrow(
+      /reaches no account but 111122223333/,
+    );
   });
 });
