@@ -1,7 +1,7 @@
 'use strict';
 // esbuild plugins for serverless.yml's bundles (custom.esbuild.plugins), also used by the package tests' builds.
 const { readFile } = require('node:fs/promises');
-const { join } = require('node:path');
+const { basename, join } = require('node:path');
 
 /**
  * The AWS SDK's schema modules describe every shape of a service with object literals keyed by short constants
@@ -48,5 +48,24 @@ const sharedCredentialChain = {
   },
 };
 
-module.exports = [schemaKeys, sharedCredentialChain];
+/**
+ * With `splitting`, what a bundle only reaches through `import()` (the SDK's SSO, INI, process, web-identity and IMDS
+ * credential providers with their STS/SSO clients, its event streams, the browser user-agent parser) goes into chunks
+ * that a cold start never loads: in Lambda, credentials come from the environment, the first provider of the chain.
+ * serverless-esbuild builds every function into one directory and zips, for each function, the files there except
+ * the other functions' `<name>.*`; naming a function's chunks `<name>.chunks/…` keeps them in its own zip only.
+ */
+const ownChunks = {
+  name: 'ami-dr-own-chunks',
+  setup(build) {
+    const options = build.initialOptions;
+    if (!options.splitting) return;
+    const entries = Array.isArray(options.entryPoints) ? options.entryPoints : Object.values(options.entryPoints ?? {});
+    if (entries.length !== 1) throw new Error('ami-dr-own-chunks: splitting needs one entry point per build');
+    const entry = typeof entries[0] === 'string' ? entries[0] : entries[0].in;
+    options.chunkNames = `${basename(entry).replace(/\.[^.]+$/, '')}.chunks/[name]-[hash]`;
+  },
+};
+
+module.exports = [schemaKeys, sharedCredentialChain, ownChunks];
 module.exports.literalSchemaKeys = literalSchemaKeys;

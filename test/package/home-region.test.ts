@@ -113,7 +113,9 @@ describe('home region', () => {
       'ReadinessRole',
       'DrillRole',
       'RetentionErrorsAlarm',
+      'RetentionExecutionsFailedAlarm',
       'ReadinessGapAlarm',
+      'ReadinessExecutionsFailedAlarm',
       'DrillFailuresAlarm',
     ]) {
       expect(home.Resources[id], `${id} in the home stack`).toBeDefined();
@@ -121,6 +123,29 @@ describe('home region', () => {
     }
     const roles = (t: Template) => ofType(t, 'AWS::IAM::Role').map(([id]) => id);
     expect(roles(replication).every((id) => roles(home).includes(id))).toBe(true);
+  });
+
+  it('alarms on the failed executions of every state machine of the stack, the scheduled ones in the home stack only', () => {
+    // State machine → the alarm on its AWS/States ExecutionsFailed, notifying the alarm topic.
+    const failedExecutionAlarms = (t: Template) =>
+      Object.fromEntries(
+        ofType(t, 'AWS::CloudWatch::Alarm')
+          .filter(([, a]) => a.Properties?.Namespace === 'AWS/States' && a.Properties.MetricName === 'ExecutionsFailed')
+          .map(([id, a]) => {
+            const p = a.Properties!;
+            const [dimension] = p.Dimensions as { Name: string; Value: { Ref: string } }[];
+            expect(dimension!.Name, id).toBe('StateMachineArn');
+            expect(p.AlarmActions, id).toEqual([{ Ref: 'AlarmTopic' }]);
+            expect(t.Resources[dimension!.Value.Ref]?.Type, id).toBe('AWS::StepFunctions::StateMachine');
+            return [dimension!.Value.Ref, id];
+          }),
+      );
+    expect(failedExecutionAlarms(home)).toEqual({
+      ReplicateStateMachine: 'FailedExecutionsAlarm',
+      RetentionStateMachine: 'RetentionExecutionsFailedAlarm',
+      ReadinessStateMachine: 'ReadinessExecutionsFailedAlarm',
+    });
+    expect(failedExecutionAlarms(replication)).toEqual({ ReplicateStateMachine: 'FailedExecutionsAlarm' });
   });
 
   it.each([
