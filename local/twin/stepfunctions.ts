@@ -200,6 +200,15 @@ interface TokenWait {
 }
 
 /** A task's failure as the state machine sees it: the error name is what Retry and Catch match. */
+/**
+ * Step Functions' payload quota: a state's input (after Parameters), its output, and a task's result are at most
+ * 256 KiB (UTF-8). Beyond it the execution fails with States.DataLimitExceeded, a terminal error that `States.ALL`
+ * does not catch (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+ */
+export const STATE_DATA_LIMIT_BYTES = 256 * 1024;
+const overQuota = (value: unknown): boolean =>
+  value !== undefined && Buffer.byteLength(JSON.stringify(value)) > STATE_DATA_LIMIT_BYTES;
+
 class TaskError extends Error {
   constructor(name: string, message: string) {
     super(message);
@@ -550,10 +559,23 @@ export class LocalStepFunctions {
     type Handlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
     const tasks: Handlers = {};
     const waiting = waitForTokenStates(machine.definition);
+    /** The first state whose data exceeded the payload quota: the execution fails there, whatever catches. */
+    let exceeded: string | undefined;
+    let exceededOutput: string | undefined;
+    const checkQuota = (state: string, data: unknown, what: 'input' | 'result'): void => {
+      if (!overQuota(data)) return;
+      exceeded ??=
+        what === 'input'
+          ? `The state/task '${state}' has an input with a size exceeding the maximum number of bytes service limit.`
+          : `The state/task '${state}' returned a result with a size exceeding the maximum number of bytes service limit.`;
+      execution.abort?.();
+      throw new TaskError('States.DataLimitExceeded', exceeded);
+    };
     for (const [state, bind] of Object.entries(machine.tasks)) {
       const timing = machine.timing[state];
       if (waiting.has(state)) {
         tasks[state] = (async (taskInput: unknown) => {
+          checkQuota(state, taskInput, 'input');
           try {
             return await this.waitForToken(execution, bind, taskInput, timing?.timeoutSeconds?.(taskInput));
           } catch (error) {
@@ -570,12 +592,15 @@ export class LocalStepFunctions {
           const due = timing.dueAt(taskInput);
           if (due !== undefined) await vt.sleepUntil(typeof due === 'number' ? due : Date.parse(due));
         }
+        checkQuota(state, taskInput, 'input');
         const key = `${state}\n${JSON.stringify(taskInput)}`;
         try {
           const out = vt ? await vt.run(() => bind(taskInput)) : await bind(taskInput);
           attempts.delete(key);
+          checkQuota(state, out, 'result');
           return out;
         } catch (error) {
+          if (exceeded) throw error;
           // Virtual time: the back-off the Retry field asks for passes on the twin's clock before the retry.
           const delay = vt ? retryDelayMs(retriers[state] ?? [], error, attempts, key) : undefined;
           if (vt && delay !== undefined) await vt.sleep(delay);
@@ -605,6 +630,11 @@ export class LocalStepFunctions {
     execution.abort = run.abort;
     const recording = (async () => {
       for await (const event of run.eventLogs) {
+        // A state's output over the quota names that state, even when the next task's input check stopped it first.
+        if (event.type === 'StateExited' && !exceededOutput && overQuota(event.state.output)) {
+          exceededOutput = `The state/task '${event.state.name}' returned a result with a size exceeding the maximum number of bytes service limit.`;
+          execution.abort?.();
+        }
         if (event.type === 'StateEntered') {
           execution.transitions.push({
             state: event.state.name,
@@ -614,23 +644,31 @@ export class LocalStepFunctions {
         }
       }
     })();
+    let outcome: { output: unknown } | { error: unknown };
     try {
-      const output = await run.result;
-      if (execution.status === 'RUNNING') {
-        execution.status = 'SUCCEEDED';
-        execution.output = JSON.stringify(output);
-      }
+      outcome = { output: await run.result };
     } catch (error) {
-      if (execution.status === 'RUNNING') {
+      outcome = { error };
+    }
+    await recording.catch(() => undefined);
+    exceeded = exceededOutput ?? exceeded;
+    if (execution.status === 'RUNNING') {
+      if (exceeded) {
+        execution.status = 'FAILED';
+        execution.error = 'States.DataLimitExceeded';
+        execution.cause = exceeded;
+      } else if ('output' in outcome) {
+        execution.status = 'SUCCEEDED';
+        execution.output = JSON.stringify(outcome.output);
+      } else {
+        const error = outcome.error;
         execution.status = 'FAILED';
         const cause = (error as { cause?: { name?: string; message?: string } }).cause;
         execution.error = cause?.name ?? (error as Error).name;
         execution.cause = cause?.message ?? (error as Error).message;
       }
-    } finally {
-      execution.stopDate ??= this.clock.now();
-      await recording.catch(() => undefined);
     }
+    execution.stopDate ??= this.clock.now();
   }
 }
 

@@ -140,3 +140,71 @@ describe('local Step Functions', () => {
     expect(((await res.json()) as { __type: string }).__type).toBe('UnknownOperationException');
   });
 });
+
+describe('local Step Functions: the 256 KiB payload quota', () => {
+  const kib = (n: number) => 'x'.repeat(n * 1024);
+  const after: unknown[] = [];
+  const big = {
+    StartAt: 'Items',
+    States: {
+      Items: {
+        Type: 'Map',
+        ItemsPath: '$.items',
+        ResultPath: '$.results',
+        ItemProcessor: {
+          ProcessorConfig: { Mode: 'INLINE' },
+          StartAt: 'Make',
+          States: {
+            Make: { Type: 'Task', Resource: 'arn:aws:lambda:us-east-1:000000000000:function:make', End: true },
+          },
+        },
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'After' }],
+        Next: 'After',
+      },
+      After: { Type: 'Task', Resource: 'arn:aws:lambda:us-east-1:000000000000:function:after', End: true },
+    },
+  } as unknown as StateMachineDefinition;
+
+  const run = async (items: number[]) => {
+    const bigArn = sfn.createStateMachine('us-east-1', 'big', big, {
+      Make: (input) => Promise.resolve({ blob: kib(input as number) }),
+      After: (input) => {
+        after.push(input);
+        return Promise.resolve({ done: true });
+      },
+    });
+    const { executionArn } = await client.send(
+      new StartExecutionCommand({
+        stateMachineArn: bigArn,
+        name: `n${items.join('-')}`,
+        input: JSON.stringify({ items }),
+      }),
+    );
+    await sfn.idle();
+    return client.send(new DescribeExecutionCommand({ executionArn }));
+  };
+
+  beforeEach(() => {
+    after.length = 0;
+    release();
+  });
+
+  it('passes states whose data stays within it', async () => {
+    expect((await run([100, 100])).status).toBe('SUCCEEDED');
+    expect(after).toHaveLength(1);
+  });
+
+  it("fails the execution with States.DataLimitExceeded when a Map's results exceed it, which States.ALL does not catch", async () => {
+    const described = await run([100, 100, 100]);
+    expect(described).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded' });
+    expect(described.cause).toContain("'Items'");
+    expect(after).toEqual([]);
+  });
+
+  it('fails the execution when a task returns more than it', async () => {
+    const described = await run([300]);
+    expect(described).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded' });
+    expect(described.cause).toContain("'Make'");
+    expect(after).toEqual([]);
+  });
+});
