@@ -24,12 +24,16 @@ describe('functions/retention, as its state machine invokes it', () => {
   const policy = testPolicy();
   let rt: LocalRuntime;
   let handler: typeof import('../../../functions/retention.ts').handler;
-  /** The remaining time of the next RunUnit invocations, first to last; then 900 s. */
-  const budgets: number[] = [];
+  /** The remaining time of a REGION unit's first invocation (its state has no progress yet); else 900 s. */
+  let firstBudgetMs: number | undefined;
   const tasks = tasksOnHandler(
     'retention',
     () => handler,
-    (state) => lambdaContext('ami-dr-dev-retention', (state === 'retention.RunUnit' && budgets.shift()) || 900_000),
+    (state, event) => {
+      const unit = event as UnitState;
+      const first = state === 'retention.RunUnit' && unit.unit.region === REGION && !unit.progress;
+      return lambdaContext('ami-dr-dev-retention', (first && firstBudgetMs) || 900_000);
+    },
   );
 
   beforeAll(async () => {
@@ -76,6 +80,7 @@ describe('functions/retention, as its state machine invokes it', () => {
     rt.twin.seed.instance(REGION, { imageId: inUse });
     rt.twin.seed.image(REGION, { name: 'web-1.2', creationDate: now - DAY });
     const aged = (await family('web-')).get('web-1.0')!;
+    tasks.invocations.length = 0;
     const emf = captureEmf();
 
     const { execution, report } = await run('retention-web');
@@ -137,10 +142,11 @@ describe('functions/retention, as its state machine invokes it', () => {
     // 120 removals: DeregisterImage's bucket of 100, then 5 a second; a 3 s budget cannot fit them.
     for (let i = 0; i < 121; i++)
       rt.twin.seed.image(REGION, { name: `fleet-1.${i}`, creationDate: now - (200 - i / 100) * DAY });
-    budgets.push(33_000);
+    firstBudgetMs = 33_000;
     tasks.invocations.length = 0;
 
     const { execution, report } = await run('retention-fleet');
+    firstBudgetMs = undefined;
 
     expect(execution.status).toBe('SUCCEEDED');
     const runs = tasks.invocations.filter(
