@@ -36,8 +36,9 @@ import {
 
 /**
  * Retention runs: in one region (runRetention: inventory -> plan -> apply within the time budget -> report), and in
- * every region (runRetentionEverywhere: every region planned first, then each plan applied). The scheduled Lambda,
- * `ami-dr retention plan|apply` and the demo call these.
+ * every region (runRetentionEverywhere: every region planned first, then each plan applied), for
+ * `ami-dr retention plan|apply` and the demo. The scheduled runs' units (scheduled-retention.ts) call planRegion,
+ * noteCascades and applyRegion directly.
  */
 
 /** Everything a retention run calls; serverless.yml's retention role grants exactly these. */

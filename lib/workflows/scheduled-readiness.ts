@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { s3Client } from '../aws/clients.ts';
 import { putJsonReport } from '../aws/reports.ts';
 import type { Policy } from '../domain/policy.ts';
+import { parseStep } from '../domain/replication-steps.ts';
 import { readinessMetrics, type ReadinessMetric } from '../domain/readiness-metrics.ts';
 import type { ReadinessSummary } from '../domain/readiness.ts';
 import { accountOutcomes, reachesMembers } from '../domain/organization.ts';
@@ -200,15 +201,20 @@ const planEventSchema = z.object({
   window: z.object({ name: z.string(), start: z.string(), end: z.string() }),
 });
 
-/** A task of the readiness state machine: its event, checked, dispatched to its step. */
+/** A task of the readiness state machine: the events statemachines/readiness.asl.json hands its function. */
 export const readinessTaskSchema = z.discriminatedUnion('step', [
   planEventSchema,
   readinessUnitSchema,
   readinessAggregateSchema,
 ]);
+export type ReadinessTask = z.infer<typeof readinessTaskSchema>;
 
-export async function readinessTask(deps: ReadinessDeps, event: unknown) {
-  const task = readinessTaskSchema.parse(event);
+/** The event checked: anything but a task of the state machine is a `StepInputError` naming the field. */
+export const parseReadinessTask = (event: unknown): ReadinessTask =>
+  parseStep(readinessTaskSchema, event, 'readiness task');
+
+/** Runs one task of the readiness state machine. */
+export async function readinessTask(deps: ReadinessDeps, task: ReadinessTask) {
   if (task.step === 'plan') return planReadinessRun(deps, task);
   if (task.step === 'unit') return runReadinessUnit(deps, task);
   return aggregateReadinessRun(deps, task);

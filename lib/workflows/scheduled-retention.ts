@@ -3,6 +3,7 @@ import { s3Client } from '../aws/clients.ts';
 import { getJsonReport, putJsonReport } from '../aws/reports.ts';
 import { awsErrorName } from '../domain/errors.ts';
 import { policyVersion, type Policy } from '../domain/policy.ts';
+import { parseStep } from '../domain/replication-steps.ts';
 import { retentionMetrics, type RetentionMetric, type RetentionReport } from '../domain/retention-report.ts';
 import { parseSavedPlan, toSavedPlan, type SavedPlan, type SavedRegionPlan } from '../domain/saved-plan.ts';
 import { accountOutcomes } from '../domain/organization.ts';
@@ -362,12 +363,16 @@ const planEventSchema = z.object({
   dryRun: z.boolean().optional(),
 });
 
-/** A task of the retention state machine: its event, checked, dispatched to its step. */
+/** A task of the retention state machine: the events statemachines/retention.asl.json hands its function. */
 export const retentionTaskSchema = z.discriminatedUnion('step', [planEventSchema, unitStateSchema, aggregateSchema]);
+export type RetentionTask = z.infer<typeof retentionTaskSchema>;
+
+/** The event checked: anything but a task of the state machine is a `StepInputError` naming the field. */
+export const parseRetentionTask = (event: unknown): RetentionTask =>
+  parseStep(retentionTaskSchema, event, 'retention task');
 
 /** Runs one task of the retention state machine; `budgetDeadline`: epoch ms by which the invocation must be done. */
-export async function retentionTask(deps: ScheduledDeps, event: unknown, budgetDeadline?: number) {
-  const task = retentionTaskSchema.parse(event);
+export async function retentionTask(deps: ScheduledDeps, task: RetentionTask, budgetDeadline?: number) {
   if (task.step === 'plan') return planRetentionRun(deps, task, budgetDeadline);
   if (task.step === 'unit') return runRetentionUnit(deps, task, budgetDeadline);
   return aggregateRetentionRun(deps, task);

@@ -33,8 +33,8 @@ import { memberRoleArn, reachesMembers } from '../../lib/domain/organization.ts'
 import { deployDrAccount } from './dr-account.ts';
 import { assumedClients } from '../../lib/aws/assume-role.ts';
 import { drAccounts } from '../../lib/domain/policy.ts';
-import { retentionTask, type ScheduledDeps } from '../../lib/workflows/scheduled-retention.ts';
-import { readinessTask } from '../../lib/workflows/scheduled-readiness.ts';
+import { parseRetentionTask, retentionTask, type ScheduledDeps } from '../../lib/workflows/scheduled-retention.ts';
+import { parseReadinessTask, readinessTask } from '../../lib/workflows/scheduled-readiness.ts';
 import {
   reachClients,
   startScheduledRun,
@@ -624,7 +624,8 @@ function scheduledMachines(o: ScheduledMachinesOptions): Record<ScheduledJob, st
   };
   const budget = (job: ScheduledJob) => clock.now() + (o.options.taskBudgetMs ?? TASK_BUDGET_MS[job]);
   const run: Record<ScheduledJob, TaskBinding> = {
-    retention: async (input) => record(await retentionTask(deps('retention'), input, budget('retention'))),
+    retention: async (input) =>
+      record(await retentionTask(deps('retention'), parseRetentionTask(input), budget('retention'))),
     readiness: async (input) =>
       record(
         await readinessTask(
@@ -632,7 +633,7 @@ function scheduledMachines(o: ScheduledMachinesOptions): Record<ScheduledJob, st
             ...deps('readiness'),
             stateMachineArnFor: (r) => `arn:aws:states:${r}:${twin.accountId}:stateMachine:ami-dr-${o.stage}-replicate`,
           },
-          input,
+          parseReadinessTask(input),
         ),
       ),
   };

@@ -1,76 +1,93 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { METRIC } from '../../../lib/observability.ts';
-import { harness, SOURCE, testPolicy, type Harness } from '../replication/helpers.ts';
+import type { ReadinessRunReport } from '../../../lib/workflows/scheduled-readiness.ts';
+import { captureEmf, lambdaContext, tasksOnHandler } from '../lambda.ts';
+import { harness, SOURCE, START, testPolicy, type Harness } from '../replication/helpers.ts';
 
 // Powertools keeps metrics to itself in dev mode (the test setup's POWERTOOLS_DEV); this test reads the EMF output.
 vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'false';
 });
 
-/** The scheduled function, imported as Lambda would (policy and state machine from the environment), on the twin. */
-describe('functions/readiness', () => {
+/**
+ * functions/readiness as deployed: imported as Lambda would (policy and replicate state machine from the
+ * environment, calls to the twin), and invoked by the readiness state machine with its tasks' events: plan, one
+ * unit per source region, aggregate.
+ */
+describe('functions/readiness, as its state machine invokes it', () => {
   let h: Harness;
   const policy = testPolicy();
+  let handler: typeof import('../../../functions/readiness.ts').handler;
+  const tasks = tasksOnHandler('readiness', () => handler);
 
   beforeAll(async () => {
-    h = await harness({ policy });
-    process.env.AMI_DR_POLICY = JSON.stringify(policy);
-    process.env.STATE_MACHINE_ARN = h.rt.stateMachineArn(SOURCE);
-    process.env.AWS_ENDPOINT_URL = h.rt.twin.endpoint;
-    process.env.AWS_REGION = SOURCE;
+    h = await harness({ policy, wrapTask: tasks.wrapTask });
+    vi.stubEnv('AMI_DR_POLICY', JSON.stringify(policy));
+    vi.stubEnv('STATE_MACHINE_ARN', h.rt.stateMachineArn(SOURCE));
+    vi.stubEnv('AWS_ENDPOINT_URL', h.rt.twin.endpoint);
+    vi.stubEnv('AWS_REGION', SOURCE);
+    ({ handler } = await import('../../../functions/readiness.ts'));
   });
   afterAll(async () => {
-    delete process.env.AWS_ENDPOINT_URL;
-    delete process.env.STATE_MACHINE_ARN;
+    vi.unstubAllEnvs();
     await h?.rt.stop();
   });
 
+  /** The schedule's run of the window `time` falls in, to its end (the replications it re-drives run on). */
+  async function run(time: number) {
+    const started = await h.rt.startScheduled('readiness', { time });
+    const execution = h.rt.stepFunctions.execution(started.executionArn)!;
+    await execution.done;
+    return { execution, report: (JSON.parse(execution.output ?? 'null') as { report: ReadinessRunReport }).report };
+  }
+
   it('re-drives an image nobody replicated, publishes the readiness metrics, and is ready on the next run', async () => {
     const imageId = h.rt.twin.seed.image(SOURCE, { name: 'svc-1.0', tags: { Team: 'core' } });
-    const emitted: string[] = [];
-    const spies = [
-      vi.spyOn(console, 'log').mockImplementation((line: unknown) => void emitted.push(String(line))),
-      vi.spyOn(console, 'info').mockImplementation((line: unknown) => void emitted.push(String(line))),
-      vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => emitted.push(String(chunk)) > 0),
-    ];
-    const { handler } = await import('../../../functions/readiness.ts');
-    const context = {
-      functionName: 'ami-dr-dev-readiness',
-      invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-readiness',
-      awsRequestId: '1',
-      getRemainingTimeInMillis: () => 300_000,
-    };
+    const emf = captureEmf();
 
-    const first = (await handler(
-      { 'detail-type': 'Scheduled Event', source: 'aws.events', time: new Date().toISOString() },
-      context as never,
-    )) as {
-      summary: { imagesNotReady: number };
-      redriven: { sourceImageId: string; result: string }[];
-    };
-    for (const spy of spies) spy.mockRestore();
-    expect(first.summary.imagesNotReady).toBe(1);
-    expect(first.redriven).toEqual([expect.objectContaining({ sourceImageId: imageId, result: 'started' })]);
-    const emf = emitted
-      .flatMap((l) => l.split('\n'))
-      .filter((l) => l.trim().startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((doc) => '_aws' in doc);
-    expect(emf).toMatchObject({
-      [METRIC.readyRatio]: 0,
-      [METRIC.imagesNotReady]: 1,
-      [METRIC.redriven]: 1,
-      service: 'ami-dr',
-    });
-    expect(emf).toHaveProperty(METRIC.oldestUnprotectedAgeSeconds);
-    expect(emf).toHaveProperty(METRIC.replicationLagSeconds);
+    const first = await run(START);
+
+    const published = emf.stop();
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(tasks.invocations.map((i) => i.state)).toEqual([
+      'readiness.Plan',
+      'readiness.RunUnit',
+      'readiness.Aggregate',
+    ]);
+    expect(first.report.summary.imagesNotReady).toBe(1);
+    expect(first.report.units).toEqual([expect.objectContaining({ region: SOURCE, redriven: 1 })]);
+    // The re-drive: the source region's replicate state machine started for the image.
+    const replications = h.rt.executions().filter((e) => e.stateMachineArn === h.rt.stateMachineArn(SOURCE));
+    expect(replications.map((e) => JSON.parse(e.input) as unknown)).toEqual([
+      expect.objectContaining({ source: expect.objectContaining({ imageId }) }),
+    ]);
+    // One set of metrics, published by the aggregate step.
+    expect(published).toEqual([
+      expect.objectContaining({
+        [METRIC.readyRatio]: 0,
+        [METRIC.imagesNotReady]: 1,
+        [METRIC.redriven]: 1,
+        service: 'ami-dr',
+      }),
+    ]);
+    expect(published[0]).toHaveProperty(METRIC.oldestUnprotectedAgeSeconds);
+    expect(published[0]).toHaveProperty(METRIC.replicationLagSeconds);
 
     await h.rt.waitForIdle();
-    const second = (await handler({}, context as never)) as {
-      summary: { imagesNotReady: number; readyRatio: number };
-      redriven: unknown[];
-    };
-    expect(second.summary).toMatchObject({ imagesNotReady: 0, readyRatio: 1 });
-    expect(second.redriven).toEqual([]);
+    const second = await run(START + 30 * 60_000);
+    expect(second.report.summary).toMatchObject({ imagesNotReady: 0, readyRatio: 1 });
+    expect(second.report.units).toEqual([expect.objectContaining({ redriven: 0 })]);
+  });
+
+  it('refuses an event that is not one of its tasks, naming what is wrong', async () => {
+    const context = lambdaContext('ami-dr-dev-readiness');
+    // What invoking it by hand used to take: a scheduled event, or nothing.
+    await expect(handler({ 'detail-type': 'Scheduled Event', source: 'aws.events' }, context)).rejects.toThrow(
+      /^readiness task input: step: .*'plan' \| 'unit' \| 'aggregate'/,
+    );
+    await expect(handler({}, context)).rejects.toMatchObject({ name: 'StepInputError' });
+    await expect(handler({ step: 'aggregate', run: { name: 'w', windowEnd: 'b' } }, context)).rejects.toThrow(
+      /results: /,
+    );
   });
 });
