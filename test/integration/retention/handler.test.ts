@@ -139,10 +139,11 @@ describe('functions/retention, as its state machine invokes it', () => {
 
   it('returns `more` when the time budget runs out with work left, and is invoked again until done', async () => {
     const now = Date.now();
-    // 120 removals: DeregisterImage's bucket of 100, then 5 a second; a 3 s budget cannot fit them.
-    for (let i = 0; i < 121; i++)
+    // 150 removals: DeregisterImage's bucket of 100, then 5 a second (10 s); a 6 s budget cannot fit them, and
+    // leaves a loaded machine time to inventory and plan before the first removal.
+    for (let i = 0; i < 151; i++)
       rt.twin.seed.image(REGION, { name: `fleet-1.${i}`, creationDate: now - (200 - i / 100) * DAY });
-    firstBudgetMs = 33_000;
+    firstBudgetMs = 36_000;
     tasks.invocations.length = 0;
 
     const { execution, report } = await run('retention-fleet');
@@ -159,11 +160,11 @@ describe('functions/retention, as its state machine invokes it', () => {
     expect(runs.length).toBeGreaterThan(1);
     expect(report.units.find((u) => u.region === REGION)).toMatchObject({
       status: 'done',
-      removed: 120,
+      removed: 150,
       pending: 0,
       iterations: runs.length,
     });
-    expect([...(await family('fleet-')).keys()]).toEqual(['fleet-1.120']);
+    expect([...(await family('fleet-')).keys()]).toEqual(['fleet-1.150']);
   }, 60_000);
 
   it('refuses an event that is not one of its tasks, naming what is wrong', async () => {
