@@ -7,6 +7,7 @@ import { METRIC } from '../../../lib/observability.ts';
 import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
 import { seedAccount } from '../../../local/runtime/seed-account.ts';
 import { ManualClock } from '../../../local/twin/clock.ts';
+import { captureEmf, lambdaContext } from '../lambda.ts';
 
 // The handler waits with node:timers/promises; here a wait moves the twin's clock instead of real time.
 const waits = vi.hoisted(() => ({ clock: undefined as { advance(ms: number): number } | undefined }));
@@ -21,12 +22,7 @@ vi.hoisted(() => {
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const EVENT = JSON.parse(readFileSync(join(ROOT, 'events', 'scheduled-drill.json'), 'utf8')) as unknown;
-const context = {
-  functionName: 'ami-dr-dev-drill',
-  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-drill',
-  awsRequestId: '1',
-  getRemainingTimeInMillis: () => 900_000,
-};
+const context = lambdaContext('ami-dr-dev-drill');
 
 /** The scheduled drill function, imported as Lambda would (policy from the environment), on the twin. */
 describe('functions/drill', () => {
@@ -51,24 +47,14 @@ describe('functions/drill', () => {
 
   it('runs the drills, publishes DrillsFailed for the copies that do not boot (the alarm), and leaves nothing running', async () => {
     rt.twin.faults.failBoots('eu-west-1');
-    const emitted: string[] = [];
-    const spies = [
-      vi.spyOn(console, 'log').mockImplementation((line: unknown) => void emitted.push(String(line))),
-      vi.spyOn(console, 'info').mockImplementation((line: unknown) => void emitted.push(String(line))),
-      vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => emitted.push(String(chunk)) > 0),
-    ];
+    const emf = captureEmf();
     const { handler } = await import('../../../functions/drill.ts');
 
-    const result = (await handler(EVENT, context as never)) as { summary: Record<string, number> };
-    for (const spy of spies) spy.mockRestore();
+    const result = (await handler(EVENT, context)) as { summary: Record<string, number> };
+    const [metrics] = emf.stop();
 
     expect(result.summary).toMatchObject({ drills: 4, passed: 2, failed: 2, interrupted: 0 });
-    const emf = emitted
-      .flatMap((l) => l.split('\n'))
-      .filter((l) => l.trim().startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((doc) => '_aws' in doc);
-    expect(emf).toMatchObject({ [METRIC.drillsRun]: 4, [METRIC.drillsPassed]: 2, [METRIC.drillsFailed]: 2 });
+    expect(metrics).toMatchObject({ [METRIC.drillsRun]: 4, [METRIC.drillsPassed]: 2, [METRIC.drillsFailed]: 2 });
     const left = ['us-west-2', 'eu-west-1'].flatMap((region) =>
       [...rt.twin.state.region(region).instances.values()].filter((i) => i.state !== 'terminated'),
     );
