@@ -77,6 +77,8 @@ export const branchInputSchema = z.object({
   target: targetSchema,
   /** The execution's name (`$$.Execution.Name`): scopes StartCopy's ClientToken to this execution. */
   execution: z.string().min(1).optional(),
+  /** How often this branch parked in the copy-slot queue so far (StartCopy; absent: never). */
+  parks: z.number().int().min(0).optional(),
 });
 export type BranchInput = z.infer<typeof branchInputSchema>;
 
@@ -111,6 +113,15 @@ export type CopyStepInput = z.infer<typeof copyStepInputSchema>;
 /** WaitForCopy's payload: the copy and the task token to complete when it is done. */
 export const awaitCopyInputSchema = copyStepInputSchema.extend({ token: z.string().min(1).max(2048) });
 export type AwaitCopyInput = z.infer<typeof awaitCopyInputSchema>;
+
+/** WaitForSlot's payload: the branch, when its execution started, this park's number, and the task token. */
+export const awaitSlotInputSchema = branchInputSchema.extend({
+  execution: z.string().min(1),
+  /** `$$.Execution.StartTime`: waiters are served in the order their executions started. */
+  since: z.string().min(1),
+  parks: z.number().int().min(1),
+  token: z.string().min(1).max(2048),
+});
 
 /** Cleanup is reached from any failure, so the copy may be unknown; the caught error comes along. */
 export const cleanupInputSchema = branchInputSchema.extend({

@@ -550,12 +550,14 @@ export class LocalStepFunctions {
     type Handlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
     const tasks: Handlers = {};
     const waiting = waitForTokenStates(machine.definition);
+    const fixedTimeouts = taskTimeoutSeconds(machine.definition);
     for (const [state, bind] of Object.entries(machine.tasks)) {
       const timing = machine.timing[state];
       if (waiting.has(state)) {
         tasks[state] = (async (taskInput: unknown) => {
           try {
-            return await this.waitForToken(execution, bind, taskInput, timing?.timeoutSeconds?.(taskInput));
+            const timeout = timing?.timeoutSeconds?.(taskInput) ?? fixedTimeouts.get(state);
+            return await this.waitForToken(execution, bind, taskInput, timeout);
           } catch (error) {
             const key = `${state}\n${JSON.stringify(taskInput)}`;
             const delay = vt ? retryDelayMs(retriers[state] ?? [], error, attempts, key) : undefined;
@@ -678,6 +680,16 @@ function localDefinition(definition: StateMachineDefinition): StateMachineDefini
       task.TimeoutSeconds = NO_TIMEOUT_SECONDS;
   });
   return copy;
+}
+
+/** Task states' fixed `TimeoutSeconds` (a token wait's `TimeoutSecondsPath` needs a `TaskTiming` instead). */
+function taskTimeoutSeconds(definition: StateMachineDefinition): Map<string, number> {
+  const timeouts = new Map<string, number>();
+  walk(definition.States, (name, state) => {
+    const seconds = (state as { TimeoutSeconds?: unknown }).TimeoutSeconds;
+    if (state.Type === 'Task' && typeof seconds === 'number') timeouts.set(name, seconds);
+  });
+  return timeouts;
 }
 
 /** Task states whose resource waits for a task token (`arn:aws:states:::<service>:<action>.waitForTaskToken`). */

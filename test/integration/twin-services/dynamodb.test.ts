@@ -19,13 +19,14 @@ describe('twin DynamoDB', () => {
     twin.dynamodb.createTable('us-east-1', TABLE, 'queue', 'order');
     ddb = dynamoDbClient(twin.clients, 'us-east-1');
     // Put out of order, and with a key only UTF-8 byte order puts last ('é' is 0xC3 0xA9, above 'z').
-    for (const [queue, order] of [
+    const rows: [string, string][] = [
       ['eu-west-1', 'b'],
       ['eu-west-1', 'é'],
       ['eu-west-1', 'a'],
       ['eu-west-1', 'z'],
       ['us-west-2', 'a'],
-    ])
+    ];
+    for (const [queue, order] of rows)
       await ddb.send(new PutItemCommand({ TableName: TABLE, Item: { queue: { S: queue }, order: { S: order } } }));
   });
   afterAll(async () => {
