@@ -114,14 +114,19 @@ export type CopyStepInput = z.infer<typeof copyStepInputSchema>;
 export const awaitCopyInputSchema = copyStepInputSchema.extend({ token: z.string().min(1).max(2048) });
 export type AwaitCopyInput = z.infer<typeof awaitCopyInputSchema>;
 
-/** WaitForSlot's payload: the branch, when its execution started, this park's number, and the task token. */
-export const awaitSlotInputSchema = branchInputSchema.extend({
+/** The copy-slot queue's steps: the branch, when its execution started (the queue's order) and this park's number. */
+export const slotQueueStepSchema = branchInputSchema.extend({
   execution: z.string().min(1),
-  /** `$$.Execution.StartTime`: waiters are served in the order their executions started. */
+  /** `$$.Execution.StartTime` (the Map item's `since`): waiters are served in the order their executions started. */
   since: z.string().min(1),
   parks: z.number().int().min(1),
-  token: z.string().min(1).max(2048),
 });
+
+/** WaitForSlot's payload: parks the task token. */
+export const awaitSlotInputSchema = slotQueueStepSchema.extend({ token: z.string().min(1).max(2048) });
+
+/** SlotWaitEnded's input: the wait timed out (or failed), the branch leaves the queue. */
+export const leaveSlotQueueInputSchema = slotQueueStepSchema.extend({ leave: z.literal(true) });
 
 /** Cleanup is reached from any failure, so the copy may be unknown; the caught error comes along. */
 export const cleanupInputSchema = branchInputSchema.extend({

@@ -2,7 +2,7 @@ import { dynamoDbClient, sfnClient } from '../aws/clients.ts';
 import { oldestSlotWait, putSlotWait, queueKey, slotWaitOrder, takeSlotWait } from '../aws/copy-queue.ts';
 import { sendTaskSuccess } from '../aws/sfn.ts';
 import { SLOT_WAIT } from '../domain/replication.ts';
-import { awaitSlotInputSchema, parseStep } from '../domain/replication-steps.ts';
+import { awaitSlotInputSchema, leaveSlotQueueInputSchema, parseStep } from '../domain/replication-steps.ts';
 import type { ReplicationDeps } from './replication.ts';
 import { logger } from '../observability.ts';
 
@@ -51,6 +51,26 @@ export async function awaitCopySlot(
     parks: input.parks,
   });
   return { result: 'waiting', queue: wait.queue, order: wait.order };
+}
+
+/**
+ * SlotWaitEnded: the wait timed out (a lost wake-up) or the park failed. Removes the branch's item, if a waker has
+ * not taken it, so nothing outlives the replication; the branch then retries StartCopy, this wait counted.
+ */
+export async function leaveCopySlotQueue(rawInput: unknown, deps: QueueDeps): Promise<SlotHandedOn> {
+  const input = parseStep(leaveSlotQueueInputSchema, rawInput, 'SlotWaitEnded');
+  const key = {
+    queue: queueKey(input.target.region, input.target.account),
+    order: slotWaitOrder(input.since, input.execution),
+  };
+  const left = await takeSlotWait(dynamoDbClient(deps.clients, input.source.region), deps.queueTable, key);
+  (deps.log ?? logger).info('copy slot wait ended without a wake-up', {
+    region: input.target.region,
+    sourceImageId: input.source.imageId,
+    parks: input.parks,
+    removed: Boolean(left),
+  });
+  return { parks: input.parks };
 }
 
 /** Takers that found the head gone (another taker won it) or its wait over, before the handler gives up. */

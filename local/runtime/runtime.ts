@@ -22,7 +22,7 @@ import {
   type MetricSink,
   type ReplicationDeps,
 } from '../../lib/workflows/replication.ts';
-import { awaitCopySlot } from '../../lib/workflows/copy-queue.ts';
+import { awaitCopySlot, leaveCopySlotQueue } from '../../lib/workflows/copy-queue.ts';
 import { ManualClock, type Clock } from '../twin/clock.ts';
 import type { TwinEvent } from '../twin/events.ts';
 import { LocalStepFunctions, type LocalExecution, type TaskBinding } from '../twin/stepfunctions.ts';
@@ -395,6 +395,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         }),
       WaitForSlot: (input) =>
         awaitCopySlot(input, { ...deps, queueTable: copyQueueTable, clients: clientsFor('awaitSlot', region) }),
+      SlotWaitEnded: (input) =>
+        leaveCopySlotQueue(input, { ...deps, queueTable: copyQueueTable, clients: clientsFor('awaitSlot', region) }),
       CheckCopy: bind(checkCopy, 'checkCopy'),
       FinalizeCopy: bind(finalizeCopy, 'finalizeCopy'),
       CleanupCopy: bind(cleanupCopy, 'cleanupCopy'),

@@ -599,6 +599,7 @@ export class LocalStepFunctions {
           Id: execution.executionArn,
           Name: execution.name,
           StartTime: new Date(execution.startDate).toISOString(),
+          [TWIN_START_TIME]: new Date(execution.startDate).toISOString(),
           Input: input as never,
         },
         Task: { Token: LOCAL_TOKEN_PLACEHOLDER },
@@ -659,6 +660,14 @@ function stateNames(definition: StateMachineDefinition, type: string): string[] 
   return names;
 }
 
+/**
+ * aws-local-stepfunctions stamps `$$.Execution.StartTime` with the wall clock whenever it starts a machine, each Map
+ * iteration included; AWS gives every state the execution's start. The twin passes that (in twin time) under this
+ * name and points the definition's `$$.Execution.StartTime` paths at it. Map iterations do not get it: a definition
+ * passes the start down through the Map's ItemSelector (evaluated in the execution's context), as replicate does.
+ */
+const TWIN_START_TIME = 'TwinStartTime';
+
 /** Longer than any wait; within setTimeout's range (2^31 ms). */
 const NO_TIMEOUT_SECONDS = 2_000_000;
 
@@ -668,7 +677,9 @@ const NO_TIMEOUT_SECONDS = 2_000_000;
  * instead (`TaskTiming.timeoutSeconds`), so the library is told to wait longer than any of them.
  */
 function localDefinition(definition: StateMachineDefinition): StateMachineDefinition {
-  const copy = structuredClone(definition);
+  const copy = JSON.parse(
+    JSON.stringify(definition).replaceAll('"$$.Execution.StartTime"', () => `"$$.Execution.${TWIN_START_TIME}"`),
+  ) as StateMachineDefinition;
   const waiting = waitForTokenStates(copy);
   walk(copy.States, (name, state) => {
     if (state.Type !== 'Task') return;
