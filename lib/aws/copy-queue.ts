@@ -46,12 +46,13 @@ export async function putSlotWait(ddb: DynamoDBClient, table: string, wait: Slot
   );
 }
 
-/** The oldest waiter's key in one table's partition, if any (strongly consistent: a park just made is seen). */
-export async function oldestSlotWait(
+/** The keys of the oldest `limit` waiters in one table's partition (strongly consistent: a park just made is seen). */
+export async function oldestSlotWaits(
   ddb: DynamoDBClient,
   table: string,
   queue: string,
-): Promise<{ queue: string; order: string } | undefined> {
+  limit: number,
+): Promise<{ queue: string; order: string }[]> {
   const out = await ddb.send(
     new QueryCommand({
       TableName: table,
@@ -59,12 +60,10 @@ export async function oldestSlotWait(
       ExpressionAttributeNames: { '#queue': 'queue' },
       ExpressionAttributeValues: { ':queue': { S: queue } },
       ConsistentRead: true,
-      Limit: 1,
+      Limit: limit,
     }),
   );
-  const item = out.Items?.[0];
-  const order = item?.order?.S;
-  return order ? { queue, order } : undefined;
+  return (out.Items ?? []).flatMap((item) => (item.order?.S ? [{ queue, order: item.order.S }] : []));
 }
 
 /** Removes and returns a waiter, if it is still there: two takers never get the same token. */

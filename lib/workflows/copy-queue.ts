@@ -1,5 +1,5 @@
 import { dynamoDbClient, sfnClient } from '../aws/clients.ts';
-import { oldestSlotWait, putSlotWait, queueKey, slotWaitOrder, takeSlotWait } from '../aws/copy-queue.ts';
+import { oldestSlotWaits, putSlotWait, queueKey, slotWaitOrder, takeSlotWait } from '../aws/copy-queue.ts';
 import { sendTaskSuccess } from '../aws/sfn.ts';
 import { SLOT_WAIT } from '../domain/replication.ts';
 import { awaitSlotInputSchema, leaveSlotQueueInputSchema, parseStep } from '../domain/replication-steps.ts';
@@ -10,8 +10,8 @@ import { logger } from '../observability.ts';
  * The copy-slot queue. A StartCopy that EC2 refuses for the DR region's concurrent-copy quota parks (WaitForSlot, a
  * `.waitForTaskToken` task): its token goes into the queue table of its source region, in the order its execution
  * started. When a copy in that region ends — its replication finalizes it, or cleans it up — that replication hands
- * the slot to the oldest waiter of every source region's queue, which goes back to StartCopy at once instead of after
- * a back-off. A wake-up that is lost (a Lambda failing between taking the token and using it) costs the waiter its
+ * the slot to one of the oldest waiters of every source region's queue, which goes back to StartCopy at once instead
+ * of after a back-off. A wake-up that is lost (a Lambda failing between taking the token and using it) costs the waiter its
  * WaitForSlot timeout, after which it retries StartCopy by itself; parks per copy are bounded (SLOT_WAIT.maxParks).
  */
 
@@ -73,34 +73,53 @@ export async function leaveCopySlotQueue(rawInput: unknown, deps: QueueDeps): Pr
   return { parks: input.parks };
 }
 
-/** Takers that found the head gone (another taker won it) or its wait over, before the handler gives up. */
-const MAX_HANDOFF_ATTEMPTS = 25;
+/**
+ * How many of the oldest waiters a hand-off reads at once: copies of a region tend to end together (they started
+ * together), and their hand-offs, all racing for the single oldest waiter, would mostly lose. Each starts at a random
+ * one of the oldest (a region's default quota: 100) and goes on in order, so together they wake the oldest ones.
+ */
+export const HANDOFF_PAGE = 100;
+/** Pages read before a hand-off gives up (each waiter in them taken by another hand-off, or its wait over). */
+const MAX_HANDOFF_PAGES = 5;
 
 export type HandOff = { woken: true; sourceRegion: string; parks: number } | { woken: false; skipped: number };
 
 /**
- * A copy slot of `region` (in `account`) is free: wakes the oldest waiter across every source region's queue. A
- * waiter whose task is over (timed out: it is retrying StartCopy by itself) is removed and the next one is woken.
+ * A copy slot of `region` (in `account`) is free: wakes one of the oldest waiters across every source region's
+ * queue. A waiter whose task is over (timed out: it is retrying StartCopy by itself) is removed and another woken.
  */
-export async function handOffCopySlot(deps: QueueDeps, region: string, account: string | undefined): Promise<HandOff> {
+export async function handOffCopySlot(
+  deps: QueueDeps,
+  region: string,
+  account: string | undefined,
+  random: () => number = Math.random,
+): Promise<HandOff> {
   const queue = queueKey(region, account);
   let skipped = 0;
-  for (let attempt = 0; attempt < MAX_HANDOFF_ATTEMPTS; attempt++) {
-    const heads = await Promise.all(
-      deps.policy.regions.sources.map(async (tableRegion) => {
-        const head = await oldestSlotWait(dynamoDbClient(deps.clients, tableRegion), deps.queueTable, queue);
-        return head ? [{ ...head, tableRegion }] : [];
-      }),
+  for (let page = 0; page < MAX_HANDOFF_PAGES; page++) {
+    const found = await Promise.all(
+      deps.policy.regions.sources.map(async (tableRegion) =>
+        (await oldestSlotWaits(dynamoDbClient(deps.clients, tableRegion), deps.queueTable, queue, HANDOFF_PAGE)).map(
+          (key) => ({ ...key, tableRegion }),
+        ),
+      ),
     );
-    const oldest = heads.flat().sort((a, b) => Buffer.compare(Buffer.from(a.order), Buffer.from(b.order)))[0];
-    if (!oldest) return { woken: false, skipped };
-    const taken = await takeSlotWait(dynamoDbClient(deps.clients, oldest.tableRegion), deps.queueTable, oldest);
-    if (!taken) continue;
-    const output: SlotHandedOn = { parks: taken.parks };
-    if (await sendTaskSuccess(sfnClient(deps.clients, taken.sourceRegion), taken.token, output)) {
-      return { woken: true, sourceRegion: taken.sourceRegion, parks: taken.parks };
+    const oldest = found
+      .flat()
+      .sort((a, b) => Buffer.compare(Buffer.from(a.order), Buffer.from(b.order)))
+      .slice(0, HANDOFF_PAGE);
+    if (oldest.length === 0) return { woken: false, skipped };
+    const start = Math.floor(random() * oldest.length);
+    for (let i = 0; i < oldest.length; i++) {
+      const key = oldest[(start + i) % oldest.length]!;
+      const taken = await takeSlotWait(dynamoDbClient(deps.clients, key.tableRegion), deps.queueTable, key);
+      if (!taken) continue; // another hand-off took it first
+      const output: SlotHandedOn = { parks: taken.parks };
+      if (await sendTaskSuccess(sfnClient(deps.clients, taken.sourceRegion), taken.token, output)) {
+        return { woken: true, sourceRegion: taken.sourceRegion, parks: taken.parks };
+      }
+      skipped++;
     }
-    skipped++;
   }
   return { woken: false, skipped };
 }

@@ -25,6 +25,7 @@ import { metrics } from '../../../lib/observability.ts';
 import { createClients } from '../../../lib/aws/clients.ts';
 import { startCopy } from '../../../lib/workflows/replication.ts';
 import { SLOT_WAIT } from '../../../lib/domain/replication.ts';
+import { HANDOFF_PAGE } from '../../../lib/workflows/copy-queue.ts';
 import { ACCOUNT, policy, policyDocument, sample } from './fixtures.ts';
 
 /** Each replication Lambda handler, as Lambda would call it, with the SDK mocked and the events/ samples as input. */
@@ -798,14 +799,15 @@ describe('the slot a copy frees, handed on by finalize-copy and cleanup-copy', (
     return invoke('finalize-copy', { source: summary, target, copy: copyStatus({ state: 'available' }) });
   };
 
-  it('wakes the oldest waiter of the region with its park count, the token taken once', async () => {
+  it('wakes a waiter of the region, read among the oldest, with its park count, the token taken once', async () => {
     ddb.on(QueryCommand).resolves({ Items: [waiter('a#exec-1', 'token-a')] });
     ddb.on(DeleteItemCommand).resolves({ Attributes: waiter('a#exec-1', 'token-a') });
     await finalize();
     expect(ddb).toHaveReceivedCommandWith(QueryCommand, {
       TableName: QUEUE_TABLE,
       ExpressionAttributeValues: { ':queue': { S: 'us-west-2' } },
-      Limit: 1,
+      Limit: HANDOFF_PAGE,
+      ConsistentRead: true,
     });
     expect(ddb).toHaveReceivedCommandWith(DeleteItemCommand, {
       TableName: QUEUE_TABLE,
