@@ -4,7 +4,7 @@ import { SLOT_WAIT } from '../../../lib/domain/replication.ts';
 import { handOffCopySlot, type HandOff } from '../../../lib/workflows/copy-queue.ts';
 import { takeSlotWait } from '../../../lib/aws/copy-queue.ts';
 import { dynamoDbClient } from '../../../lib/aws/clients.ts';
-import { DR, SOURCE, START, copiesOf, createImage, harness, summaries, type Harness } from './helpers.ts';
+import { DR, SOURCE, START, copiesOf, createImage, harness, summaries, testPolicy, type Harness } from './helpers.ts';
 
 /**
  * Copies refused for a DR region's copy quota wait in the copy-slot queue and are woken when a copy of that region
@@ -61,6 +61,30 @@ describe('copies refused for the copy quota wait in a queue', () => {
     expect(branchStates(h, first, DR[0])).not.toContain('WaitForSlot');
     tablesEmpty(h);
   });
+
+  it('copies ending together hand their slots to as many waiters: all start at once, none by timeout', async () => {
+    // Enough copies ending at once that hand-offs all racing for the single oldest waiter would run out of tries.
+    const QUOTA = 30;
+    const region = DR[0];
+    h = await harness({
+      policy: testPolicy({ regions: { sources: [SOURCE], dr: [{ region, kmsKeyId: 'alias/ami-dr' }] } }),
+      twinOptions: { copyDurationMs: COPY_MS, copyQuota: QUOTA },
+    });
+    const imageIds: string[] = [];
+    for (let i = 0; i < 2 * QUOTA; i++) imageIds.push(await createImage(h, `together-${i}`));
+    await h.rt.waitForIdle();
+
+    expect(summaries(h.rt).filter((s) => s.outcome === 'replicated')).toHaveLength(2 * QUOTA);
+    const started = await Promise.all(imageIds.map((id) => copyStartedAt(h!, region, id)));
+    const firstRoundEnd = Math.min(...started) + COPY_MS;
+    const parked = imageIds.filter((id) => branchStates(h!, id, region).includes('WaitForSlot'));
+    expect(parked).toHaveLength(QUOTA);
+    for (const id of parked) {
+      expect(branchStates(h, id, region)).not.toContain('SlotWaitEnded');
+      expect(await copyStartedAt(h, region, id)).toBe(firstRoundEnd);
+    }
+    tablesEmpty(h);
+  }, 180_000);
 
   it('a lost wake-up is made up for by the wait timeout: the copy starts by itself', async () => {
     let ref: Harness | undefined;
