@@ -77,6 +77,8 @@ export const branchInputSchema = z.object({
   target: targetSchema,
   /** The execution's name (`$$.Execution.Name`): scopes StartCopy's ClientToken to this execution. */
   execution: z.string().min(1).optional(),
+  /** How often this branch parked in the copy-slot queue so far (StartCopy; absent: never). */
+  parks: z.number().int().min(0).optional(),
 });
 export type BranchInput = z.infer<typeof branchInputSchema>;
 
@@ -111,6 +113,20 @@ export type CopyStepInput = z.infer<typeof copyStepInputSchema>;
 /** WaitForCopy's payload: the copy and the task token to complete when it is done. */
 export const awaitCopyInputSchema = copyStepInputSchema.extend({ token: z.string().min(1).max(2048) });
 export type AwaitCopyInput = z.infer<typeof awaitCopyInputSchema>;
+
+/** The copy-slot queue's steps: the branch, when its execution started (the queue's order) and this park's number. */
+export const slotQueueStepSchema = branchInputSchema.extend({
+  execution: z.string().min(1),
+  /** `$$.Execution.StartTime` (the Map item's `since`): waiters are served in the order their executions started. */
+  since: z.string().min(1),
+  parks: z.number().int().min(1),
+});
+
+/** WaitForSlot's payload: parks the task token. */
+export const awaitSlotInputSchema = slotQueueStepSchema.extend({ token: z.string().min(1).max(2048) });
+
+/** SlotWaitEnded's input: the wait timed out (or failed), the branch leaves the queue. */
+export const leaveSlotQueueInputSchema = slotQueueStepSchema.extend({ leave: z.literal(true) });
 
 /** Cleanup is reached from any failure, so the copy may be unknown; the caught error comes along. */
 export const cleanupInputSchema = branchInputSchema.extend({

@@ -31,6 +31,7 @@ import {
   copyDeadline,
   copyName,
   copyTags,
+  CopyQuotaFullError,
   deprecationFor,
   executionName,
   fallbackWaitSeconds,
@@ -41,7 +42,9 @@ import {
   screenEvent,
   screenImage,
   type SkipReason,
+  SLOT_WAIT,
 } from '../domain/replication.ts';
+import { releaseCopySlot } from './copy-queue.ts';
 import {
   awaitCopyInputSchema,
   cleanupInputSchema,
@@ -98,6 +101,11 @@ export interface ReplicationDeps {
   now?: () => Date;
   metrics?: MetricSink;
   log?: LogSink;
+  /**
+   * The copy-slot queue's table (lib/workflows/copy-queue.ts): finalize and cleanup hand the slot their copy frees
+   * to the oldest waiter. Without it nobody is woken, and parked copies retry on their WaitForSlot timeout.
+   */
+  queueTable?: string;
 }
 
 export interface EventDeps extends ReplicationDeps {
@@ -505,6 +513,13 @@ async function startNewCopy(ctx: CopyContext): Promise<CopyStatus> {
     try {
       imageId = await copyImage(ec2, request);
     } catch (error) {
+      const parks = ctx.input.parks ?? 0;
+      if (isAwsError(error, 'ResourceLimitExceeded') && parks < SLOT_WAIT.maxParks) {
+        throw new CopyQuotaFullError(
+          `${target.region}: the concurrent-copy quota is full; waiting for a slot (parked ${parks} times before)`,
+          { cause: error },
+        );
+      }
       if (!isAwsError(error, 'InvalidAMIName.Duplicate')) throw error;
       const named = (await findImagesByName(ec2, target.region, request.name)).find(
         (i) => isCopyOf(i, source) && ADOPTABLE_STATES.includes(i.state),
@@ -680,6 +695,8 @@ export async function handleCopyStateEvent(raw: unknown, deps: CopyEventDeps): P
  */
 export async function finalizeCopy(rawInput: unknown, deps: ReplicationDeps): Promise<RegionResult> {
   const { source, target, copy } = parseStep(copyStepInputSchema, rawInput, 'FinalizeCopy');
+  // The copy no longer counts against the region's quota: the oldest copy waiting for a slot starts now.
+  await releaseCopySlot(deps, copy);
   const owner = await clientsOf(deps, source.account);
   const now = nowOf(deps);
   const sourceEc2 = ec2Client(owner, source.region);
@@ -841,6 +858,8 @@ export async function cleanupCopy(rawInput: unknown, deps: ReplicationDeps): Pro
   }
   const keep = new Set(copies.filter((c) => !doomed.includes(c)).flatMap((c) => c.snapshots.map((s) => s.snapshotId)));
   await deleteLeftoverSnapshots(ec2, source.region, source.imageId, report, keep);
+  // A failed copy, or a pending one just deregistered, frees its quota slot (none was taken without a copy).
+  if (copy) await releaseCopySlot(deps, copy);
   logOf(deps).warn('copy failed', {
     region: target.region,
     sourceImageId: source.imageId,

@@ -138,6 +138,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     'self:custom.functionPrefix': functionPrefix,
     'self:custom.rolePrefix': `${functionPrefix}-${d.region}`,
     'self:custom.copyWaitsTable': `${functionPrefix}-copy-waits`,
+    'self:custom.copyQueueTable': `${functionPrefix}-copy-queue`,
   };
   const pseudo: Record<string, string> = {
     'AWS::Partition': 'aws',
@@ -157,6 +158,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
   const attributes: Record<string, string> = {
     'EventsDeadLetterQueue.Arn': `arn:aws:sqs:${d.region}:${d.accountId}:${functionPrefix}-events-dlq`,
     'CopyWaitsTable.Arn': `arn:aws:dynamodb:${d.region}:${d.accountId}:table/${functionPrefix}-copy-waits`,
+    'CopyQueueTable.Arn': `arn:aws:dynamodb:${d.region}:${d.accountId}:table/${functionPrefix}-copy-queue`,
     // serverless names a function's resource `<Key>LambdaFunction` and the function `<service>-<stage>-<key>`.
     ...Object.fromEntries(
       Object.keys(doc.functions).map((key) => [

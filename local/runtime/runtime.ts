@@ -22,6 +22,7 @@ import {
   type MetricSink,
   type ReplicationDeps,
 } from '../../lib/workflows/replication.ts';
+import { awaitCopySlot, leaveCopySlotQueue } from '../../lib/workflows/copy-queue.ts';
 import { ManualClock, type Clock } from '../twin/clock.ts';
 import type { TwinEvent } from '../twin/events.ts';
 import { LocalStepFunctions, type LocalExecution, type TaskBinding } from '../twin/stepfunctions.ts';
@@ -76,6 +77,7 @@ export type FunctionKey =
   | 'cleanupCopy'
   | 'summarize'
   | 'awaitCopy'
+  | 'awaitSlot'
   | 'onCopyState'
   | 'retention'
   | 'readiness'
@@ -184,6 +186,8 @@ export interface LocalRuntime {
   copyDeliveries: CopyEventDelivery[];
   /** The copy-waits table's name (the same in every source region). */
   copyWaitsTable: string;
+  /** The copy-slot queue's table's name (the same in every source region). */
+  copyQueueTable: string;
   /** Events the handler failed on after Lambda's retries. */
   dlq: DeadLetter[];
   /** Metrics the tasks emitted (instead of EMF on stdout). */
@@ -366,6 +370,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const copyWaitsTable = `ami-dr-${stage}-copy-waits`;
   for (const region of policy.regions.sources) twin.dynamodb.createTable(region, copyWaitsTable, 'copy');
   const waitDeps = { ...deps, table: copyWaitsTable };
+  // The copy-slot queue, beside it (serverless.yml: CopyQueueTable).
+  const copyQueueTable = `ami-dr-${stage}-copy-queue`;
+  for (const region of policy.regions.sources) twin.dynamodb.createTable(region, copyQueueTable, 'queue', 'order');
   const asl = readFileSync(ASL_FILE, 'utf8');
   const tasksIn = (region: string): Record<string, TaskBinding> => {
     const bind =
@@ -373,6 +380,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       (input) =>
         fn(input, {
           ...deps,
+          ...(key === 'finalizeCopy' || key === 'cleanupCopy' ? { queueTable: copyQueueTable } : {}),
           clients: clientsFor(key, region),
           clientsFor: withMembers(clientsFor(key, region), region),
         });
@@ -385,6 +393,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           clients: clientsFor('awaitCopy', region),
           clientsFor: withMembers(clientsFor('awaitCopy', region), region),
         }),
+      WaitForSlot: (input) =>
+        awaitCopySlot(input, { ...deps, queueTable: copyQueueTable, clients: clientsFor('awaitSlot', region) }),
+      SlotWaitEnded: (input) =>
+        leaveCopySlotQueue(input, { ...deps, queueTable: copyQueueTable, clients: clientsFor('awaitSlot', region) }),
       CheckCopy: bind(checkCopy, 'checkCopy'),
       FinalizeCopy: bind(finalizeCopy, 'finalizeCopy'),
       CleanupCopy: bind(cleanupCopy, 'cleanupCopy'),
@@ -556,6 +568,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     deliveries,
     copyDeliveries,
     copyWaitsTable,
+    copyQueueTable,
     dlq,
     metrics,
     scheduledStateMachineArn: (job) => scheduled[job],

@@ -571,13 +571,15 @@ export class LocalStepFunctions {
       execution.abort?.();
       throw new TaskError('States.DataLimitExceeded', exceeded);
     };
+    const fixedTimeouts = taskTimeoutSeconds(machine.definition);
     for (const [state, bind] of Object.entries(machine.tasks)) {
       const timing = machine.timing[state];
       if (waiting.has(state)) {
         tasks[state] = (async (taskInput: unknown) => {
           checkQuota(state, taskInput, 'input');
           try {
-            return await this.waitForToken(execution, bind, taskInput, timing?.timeoutSeconds?.(taskInput));
+            const timeout = timing?.timeoutSeconds?.(taskInput) ?? fixedTimeouts.get(state);
+            return await this.waitForToken(execution, bind, taskInput, timeout);
           } catch (error) {
             const key = `${state}\n${JSON.stringify(taskInput)}`;
             const delay = vt ? retryDelayMs(retriers[state] ?? [], error, attempts, key) : undefined;
@@ -622,6 +624,7 @@ export class LocalStepFunctions {
           Id: execution.executionArn,
           Name: execution.name,
           StartTime: new Date(execution.startDate).toISOString(),
+          [TWIN_START_TIME]: new Date(execution.startDate).toISOString(),
           Input: input as never,
         },
         Task: { Token: LOCAL_TOKEN_PLACEHOLDER },
@@ -695,6 +698,14 @@ function stateNames(definition: StateMachineDefinition, type: string): string[] 
   return names;
 }
 
+/**
+ * aws-local-stepfunctions stamps `$$.Execution.StartTime` with the wall clock whenever it starts a machine, each Map
+ * iteration included; AWS gives every state the execution's start. The twin passes that (in twin time) under this
+ * name and points the definition's `$$.Execution.StartTime` paths at it. Map iterations do not get it: a definition
+ * passes the start down through the Map's ItemSelector (evaluated in the execution's context), as replicate does.
+ */
+const TWIN_START_TIME = 'TwinStartTime';
+
 /** Longer than any wait; within setTimeout's range (2^31 ms). */
 const NO_TIMEOUT_SECONDS = 2_000_000;
 
@@ -704,7 +715,9 @@ const NO_TIMEOUT_SECONDS = 2_000_000;
  * instead (`TaskTiming.timeoutSeconds`), so the library is told to wait longer than any of them.
  */
 function localDefinition(definition: StateMachineDefinition): StateMachineDefinition {
-  const copy = structuredClone(definition);
+  const copy = JSON.parse(
+    JSON.stringify(definition).replaceAll('"$$.Execution.StartTime"', () => `"$$.Execution.${TWIN_START_TIME}"`),
+  ) as StateMachineDefinition;
   const waiting = waitForTokenStates(copy);
   walk(copy.States, (name, state) => {
     if (state.Type !== 'Task') return;
@@ -716,6 +729,16 @@ function localDefinition(definition: StateMachineDefinition): StateMachineDefini
       task.TimeoutSeconds = NO_TIMEOUT_SECONDS;
   });
   return copy;
+}
+
+/** Task states' fixed `TimeoutSeconds` (a token wait's `TimeoutSecondsPath` needs a `TaskTiming` instead). */
+function taskTimeoutSeconds(definition: StateMachineDefinition): Map<string, number> {
+  const timeouts = new Map<string, number>();
+  walk(definition.States, (name, state) => {
+    const seconds = (state as { TimeoutSeconds?: unknown }).TimeoutSeconds;
+    if (state.Type === 'Task' && typeof seconds === 'number') timeouts.set(name, seconds);
+  });
+  return timeouts;
 }
 
 /** Task states whose resource waits for a task token (`arn:aws:states:::<service>:<action>.waitForTaskToken`). */

@@ -144,6 +144,8 @@ export async function bench(): Promise<Record<string, string | number>> {
     const b = await burst();
     figures[`burst ${BURST_IMAGES} images ratio`] =
       `${b.ratio.toFixed(2)} (${b.seconds.toFixed(0)} s twin time / bound ${b.bound} s; ${b.failed} executions not replicated ${JSON.stringify(b.errors)}; ${(b.wallMs / 1000).toFixed(1)} s wall) target <= 1.25 and 0 failed: ${b.ratio <= 1.25 && b.failed === 0 ? 'met' : 'MISSED'}`;
+    figures[`burst ${BURST_IMAGES} images, copy-slot queue`] =
+      `${b.parked} of ${BURST_IMAGES * BURST_DR.length} copies parked; parks per parked copy: mean ${b.meanParks.toFixed(2)}, max ${b.maxParks} (${b.timeouts} woken by timeout); transitions per region: max ${b.maxTransitions}`;
   }
   return figures;
 }
@@ -165,6 +167,11 @@ export async function burst(): Promise<{
   failed: number;
   errors: Record<string, number>;
   wallMs: number;
+  parked: number;
+  meanParks: number;
+  maxParks: number;
+  timeouts: number;
+  maxTransitions: number;
 }> {
   const started = performance.now();
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
@@ -199,7 +206,24 @@ export async function burst(): Promise<{
     );
     const seconds = (lastSeen - t0) / 1000;
     const bound = Math.max((BURST_IMAGES / BURST_QUOTA) * (BURST_COPY_MS / 1000), BURST_IMAGES - 100);
-    return { ratio: seconds / bound, seconds, bound, failed, errors, wallMs: performance.now() - started };
+    // Per DR-region branch: how often its StartCopy was refused and parked, and how many waits ended by timeout.
+    const branches = executions.flatMap((e) =>
+      BURST_DR.map((_, i) => e.transitions.filter((t) => t.iteration === i).map((t) => t.state)),
+    );
+    const parks = branches.map((states) => states.filter((s) => s === 'WaitForSlot').length).filter((n) => n > 0);
+    return {
+      ratio: seconds / bound,
+      seconds,
+      bound,
+      failed,
+      errors,
+      wallMs: performance.now() - started,
+      parked: parks.length,
+      meanParks: parks.length ? parks.reduce((a, b) => a + b, 0) / parks.length : 0,
+      maxParks: Math.max(0, ...parks),
+      timeouts: branches.reduce((n, states) => n + states.filter((s) => s === 'SlotWaitEnded').length, 0),
+      maxTransitions: Math.max(...branches.map((states) => states.length)),
+    };
   } finally {
     await rt.stop();
   }

@@ -43,6 +43,7 @@ const REPLICATION_FUNCTIONS = [
   'checkSource',
   'startCopy',
   'awaitCopy',
+  'awaitSlot',
   'checkCopy',
   'finalizeCopy',
   'cleanupCopy',

@@ -47,11 +47,12 @@ describe("serverless.yml's roles against AWS's service authorization reference",
         'StartScheduledRole',
         'StartCopyRole',
         'AwaitCopyRole',
+        'AwaitSlotRole',
         'OnCopyStateRole',
         'DrillRole',
       ]),
     );
-    expect(roles).toHaveLength(16);
+    expect(roles).toHaveLength(17);
   });
 
   it.each(roles.map((r) => [r.logicalId, r] as const))(

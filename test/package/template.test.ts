@@ -135,9 +135,18 @@ describe('packaged CloudFormation template', () => {
     );
   });
 
-  it('binds the state machine to the seven task functions and lets its role invoke exactly those', () => {
+  it('binds the state machine to the eight task functions and lets its role invoke exactly those', () => {
     const machine = template.Resources.ReplicateStateMachine!.Properties!;
-    const tasks = ['CheckSource', 'StartCopy', 'AwaitCopy', 'CheckCopy', 'FinalizeCopy', 'CleanupCopy', 'Summarize'];
+    const tasks = [
+      'CheckSource',
+      'StartCopy',
+      'AwaitCopy',
+      'AwaitSlot',
+      'CheckCopy',
+      'FinalizeCopy',
+      'CleanupCopy',
+      'Summarize',
+    ];
     expect(machine.DefinitionSubstitutions).toEqual(
       Object.fromEntries(tasks.map((t) => [`${t}FunctionArn`, { 'Fn::GetAtt': [`${t}LambdaFunction`, 'Arn'] }])),
     );

@@ -147,9 +147,12 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
     );
     replicated.instanceStore = registered.ImageId!;
     await rt.waitForIdle();
-    // A copy that fails: the branch cleans it up under the cleanup role.
+    // A copy that fails: the branch cleans it up under the cleanup role. Room for one copy per region: the second
+    // image's copies wait in the copy-slot queue, handed their slot by finalize (us-west-2) and cleanup (eu-west-1).
     rt.twin.faults.failCopies('eu-west-1');
+    rt.twin.faults.copyQuota(1);
     replicated.failing = await build('web-9.0.1', rt.twin.seed.image(SOURCE, { name: 'web-base-2' }));
+    replicated.queued = await build('web-9.0.2', rt.twin.seed.image(SOURCE, { name: 'web-base-3' }));
     await rt.waitForIdle();
     rt.twin.faults.clear();
     // The consumer's grants lost in every DR region (readiness grants them again, finalize made them), and a grant
@@ -187,13 +190,16 @@ describe('IAM on the twin: each function runs under its serverless.yml role', ()
 
   const outcomes = () => Object.fromEntries(summaries(rt).map((summary) => [summary.source.imageId, summary.outcome]));
 
-  it('replicates EBS, encrypted and instance-store sources with no access error, and cleans up a failed copy', () => {
+  it('replicates EBS, encrypted and instance-store sources with no access error, cleans up a failed copy, queues for the copy quota', () => {
     expect(outcomes()).toEqual({
       [replicated.ebs!]: 'replicated',
       [replicated.encrypted!]: 'replicated',
       [replicated.instanceStore!]: 'replicated',
       [replicated.failing!]: 'partial',
+      [replicated.queued!]: 'partial',
     });
+    const queued = rt.executions().find((e) => e.input.includes(replicated.queued!));
+    expect(queued?.transitions.filter((t) => t.state === 'WaitForSlot')).toHaveLength(2);
     expect(rt.dlq).toEqual([]);
   });
 

@@ -4,6 +4,7 @@ import validator from 'asl-validator';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../local/twin/clock.ts';
+import { SLOT_WAIT } from '../../../lib/domain/replication.ts';
 import type { TwinRequest } from '../../../local/twin/http.ts';
 import { LocalStepFunctions, type TaskBinding, type TaskTiming } from '../../../local/twin/stepfunctions.ts';
 
@@ -12,6 +13,7 @@ const SUBSTITUTIONS = [
   'CheckSource',
   'StartCopy',
   'AwaitCopy',
+  'AwaitSlot',
   'CheckCopy',
   'FinalizeCopy',
   'CleanupCopy',
@@ -64,18 +66,43 @@ describe('statemachines/replicate.asl.json', () => {
     for (const c of catchers) expect(c.ResultPath).not.toBe('$.copy');
   });
 
-  it('retries throttling and Lambda service errors on every task, and the copy quota longer on StartCopy', () => {
+  it('retries throttling and Lambda service errors on every task', () => {
     const tasks = [...Object.values(states), ...Object.values(branch)].filter((s) => s.Type === 'Task');
-    expect(tasks).toHaveLength(8);
+    expect(tasks).toHaveLength(10);
     for (const task of tasks) {
       expect(retrier(task, 'RequestLimitExceeded')).toBeDefined();
       for (const e of ['Lambda.ServiceException', 'Lambda.TooManyRequestsException', 'Lambda.SdkClientException'])
         expect(retrier(task, e)).toBeDefined();
     }
-    const quota = retrier(branch.StartCopy as AnyState, 'ResourceLimitExceeded') as Retrier;
-    const throttle = retrier(branch.StartCopy as AnyState, 'RequestLimitExceeded') as Retrier;
-    expect(quota.MaxAttempts).toBeGreaterThan(throttle.MaxAttempts);
-    expect(quota.IntervalSeconds).toBeGreaterThan(throttle.IntervalSeconds);
+  });
+
+  it('parks a StartCopy refused for the copy quota on a task token, counted, and retries it after a timeout', () => {
+    // Not retried on a back-off: the refusal is caught into the copy-slot queue.
+    expect(retrier(branch.StartCopy as AnyState, 'ResourceLimitExceeded')).toBeUndefined();
+    expect(retrier(branch.StartCopy as AnyState, 'CopyQuotaFullError')).toBeUndefined();
+    const catchers = branch.StartCopy!.Catch as { ErrorEquals: string[]; Next: string; ResultPath: string }[];
+    expect(catchers[0]).toEqual({ ErrorEquals: ['CopyQuotaFullError'], ResultPath: '$.quota', Next: 'WaitForSlot' });
+    expect(branch.StartCopy).toMatchObject({ Parameters: { 'parks.$': '$.queue.parks' } });
+    expect(map.ItemSelector).toMatchObject({ queue: { parks: 0 }, 'since.$': '$$.Execution.StartTime' });
+    expect(branch.WaitForSlot).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+      Parameters: {
+        Payload: { 'token.$': '$$.Task.Token', 'since.$': '$.since', 'parks.$': 'States.MathAdd($.queue.parks, 1)' },
+      },
+      TimeoutSeconds: SLOT_WAIT.timeoutSeconds,
+      ResultPath: '$.queue',
+      Next: 'StartCopy',
+    });
+    expect(branch.WaitForSlot!.Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.slotWait', Next: 'SlotWaitEnded' },
+    ]);
+    expect(branch.SlotWaitEnded).toMatchObject({
+      Type: 'Task',
+      Parameters: { leave: true, 'parks.$': 'States.MathAdd($.queue.parks, 1)' },
+      ResultPath: '$.queue',
+      Next: 'StartCopy',
+    });
   });
 
   it('catches every error in a branch, so the Map never fails', () => {
@@ -114,6 +141,12 @@ describe('replicate state machine, executed locally with stand-in tasks', () => 
   /** A copy's wait that never hears from its event: the Lambda fails, so the branch goes on to CheckCopy. */
   const noWake: TaskBinding = () => Promise.reject(new Error('token store unavailable'));
 
+  /** The copy-slot queue's tasks: no stand-in StartCopy here is refused for the quota. */
+  const noQueue: Record<string, TaskBinding> = {
+    WaitForSlot: () => Promise.reject(new Error('not parked')),
+    SlotWaitEnded: () => Promise.reject(new Error('not parked')),
+  };
+
   async function run(
     tasks: Record<string, TaskBinding>,
     timing: Record<string, TaskTiming> = {},
@@ -124,7 +157,7 @@ describe('replicate state machine, executed locally with stand-in tasks', () => 
       'us-east-1',
       'replicate',
       definition,
-      { SummarizeMapFailure: tasks.Summarize as TaskBinding, WaitForCopy: noWake, ...tasks },
+      { SummarizeMapFailure: tasks.Summarize as TaskBinding, WaitForCopy: noWake, ...noQueue, ...tasks },
       timing,
     );
     sfnUnderTest = sfn;

@@ -14,7 +14,7 @@ import {
   type DescribeImagesCommandInput,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
@@ -24,6 +24,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { metrics } from '../../../lib/observability.ts';
 import { createClients } from '../../../lib/aws/clients.ts';
 import { startCopy } from '../../../lib/workflows/replication.ts';
+import { SLOT_WAIT } from '../../../lib/domain/replication.ts';
+import { HANDOFF_PAGE } from '../../../lib/workflows/copy-queue.ts';
 import { ACCOUNT, policy, policyDocument, sample } from './fixtures.ts';
 
 /** Each replication Lambda handler, as Lambda would call it, with the SDK mocked and the events/ samples as input. */
@@ -39,6 +41,7 @@ const sfn = mockClient(SFNClient);
 const sns = mockClient(SNSClient);
 const ddb = mockClient(DynamoDBClient);
 const TABLE = 'ami-dr-dev-copy-waits';
+const QUEUE_TABLE = 'ami-dr-dev-copy-queue';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 const handlers: Record<string, Handler> = {};
@@ -70,11 +73,13 @@ beforeAll(async () => {
   );
   vi.stubEnv('STATE_MACHINE_ARN', SM_ARN);
   vi.stubEnv('COPY_WAITS_TABLE', TABLE);
+  vi.stubEnv('COPY_QUEUE_TABLE', QUEUE_TABLE);
   vi.stubEnv('AMI_DR_ROLE_ARN_PREFIX', `arn:aws:sts::${ACCOUNT}:assumed-role/ami-dr-dev-us-east-1-`);
   for (const name of [
     'on-image-event',
     'on-copy-state',
     'await-copy',
+    'await-slot',
     'check-source',
     'start-copy',
     'check-copy',
@@ -174,6 +179,9 @@ beforeEach(() => {
   ec2.reset();
   sfn.reset();
   sns.reset();
+  // Nobody waits for a copy slot unless a test says so.
+  ddb.reset();
+  ddb.on(QueryCommand).resolves({ Items: [] });
 });
 
 describe('on-image-event handler', () => {
@@ -430,10 +438,15 @@ describe('start-copy handler', () => {
     expect(copy.TagSpecifications?.map((s) => s.ResourceType)).toEqual(['image']);
   });
 
-  it('lets ResourceLimitExceeded through for the state machine to retry', async () => {
+  it('turns ResourceLimitExceeded into CopyQuotaFullError (the state machine parks it) until the branch parked its most', async () => {
     describeImages([sourceImage()]);
     ec2.on(CopyImageCommand).rejects(awsError('ResourceLimitExceeded'));
-    await expect(invoke('start-copy', { source: summary, target })).rejects.toMatchObject({
+    for (const parks of [undefined, SLOT_WAIT.maxParks - 1])
+      await expect(invoke('start-copy', { source: summary, target, parks })).rejects.toMatchObject({
+        name: 'CopyQuotaFullError',
+        cause: { name: 'ResourceLimitExceeded' },
+      });
+    await expect(invoke('start-copy', { source: summary, target, parks: SLOT_WAIT.maxParks })).rejects.toMatchObject({
       name: 'ResourceLimitExceeded',
     });
   });
@@ -737,5 +750,106 @@ describe('on-copy-state handler', () => {
       reason: 'not an ami-dr copy',
     });
     expect(ddb).not.toHaveReceivedCommand(DeleteItemCommand);
+  });
+});
+
+describe('await-slot handler', () => {
+  const payload = { source: summary, target, execution: 'exec-1', since: '2026-03-02T10:00:00.000Z', parks: 2 };
+
+  it('parks the token in the queue of the target region, ordered by the execution start', async () => {
+    expect(await invoke('await-slot', { ...payload, token: 'token-9' })).toEqual({
+      result: 'waiting',
+      queue: 'us-west-2',
+      order: '2026-03-02T10:00:00.000Z#exec-1',
+    });
+    expect(ddb).toHaveReceivedCommandWith(PutItemCommand, {
+      TableName: QUEUE_TABLE,
+      Item: expect.objectContaining({
+        queue: { S: 'us-west-2' },
+        order: { S: '2026-03-02T10:00:00.000Z#exec-1' },
+        token: { S: 'token-9' },
+        sourceRegion: { S: 'us-east-1' },
+        parks: { N: '2' },
+      }),
+    });
+  });
+
+  it('after a wait nobody answered, takes the branch out of the queue and counts the wait', async () => {
+    ddb.on(DeleteItemCommand).resolves({});
+    expect(await invoke('await-slot', { ...payload, leave: true })).toEqual({ parks: 2 });
+    expect(ddb).toHaveReceivedCommandWith(DeleteItemCommand, {
+      TableName: QUEUE_TABLE,
+      Key: { queue: { S: 'us-west-2' }, order: { S: '2026-03-02T10:00:00.000Z#exec-1' } },
+    });
+  });
+});
+
+describe('the slot a copy frees, handed on by finalize-copy and cleanup-copy', () => {
+  const waiter = (order: string, token: string) => ({
+    queue: { S: 'us-west-2' },
+    order: { S: order },
+    token: { S: token },
+    sourceRegion: { S: 'us-east-1' },
+    parks: { N: '1' },
+  });
+  const finalize = () => {
+    describeImages([sourceImage(), copyImage({ State: 'available' })]);
+    ec2.on(DescribeImageAttributeCommand).resolves({ LaunchPermissions: [] });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    return invoke('finalize-copy', { source: summary, target, copy: copyStatus({ state: 'available' }) });
+  };
+
+  it('wakes a waiter of the region, read among the oldest, with its park count, the token taken once', async () => {
+    ddb.on(QueryCommand).resolves({ Items: [waiter('a#exec-1', 'token-a')] });
+    ddb.on(DeleteItemCommand).resolves({ Attributes: waiter('a#exec-1', 'token-a') });
+    await finalize();
+    expect(ddb).toHaveReceivedCommandWith(QueryCommand, {
+      TableName: QUEUE_TABLE,
+      ExpressionAttributeValues: { ':queue': { S: 'us-west-2' } },
+      Limit: HANDOFF_PAGE,
+      ConsistentRead: true,
+    });
+    expect(ddb).toHaveReceivedCommandWith(DeleteItemCommand, {
+      TableName: QUEUE_TABLE,
+      Key: { queue: { S: 'us-west-2' }, order: { S: 'a#exec-1' } },
+      ReturnValues: 'ALL_OLD',
+    });
+    expect(sfn.commandCalls(SendTaskSuccessCommand).map((c) => c.args[0].input)).toEqual([
+      { taskToken: 'token-a', output: JSON.stringify({ parks: 1 }) },
+    ]);
+  });
+
+  it('skips a waiter whose wait already ended and wakes the next; does not fail the copy when the queue is unreachable', async () => {
+    ddb
+      .on(QueryCommand)
+      .resolvesOnce({ Items: [waiter('a#exec-1', 'token-a')] })
+      .resolves({ Items: [waiter('b#exec-2', 'token-b')] });
+    ddb
+      .on(DeleteItemCommand)
+      .resolvesOnce({ Attributes: waiter('a#exec-1', 'token-a') })
+      .resolves({ Attributes: waiter('b#exec-2', 'token-b') });
+    sfn.on(SendTaskSuccessCommand).rejectsOnce(awsError('TaskTimedOut')).resolves({});
+    await finalize();
+    expect(sfn.commandCalls(SendTaskSuccessCommand).map((c) => c.args[0].input.taskToken)).toEqual([
+      'token-a',
+      'token-b',
+    ]);
+
+    ddb.reset();
+    sfn.reset();
+    ddb.on(QueryCommand).rejects(awsError('ProvisionedThroughputExceededException'));
+    await expect(finalize()).resolves.toMatchObject({ status: 'available' });
+  });
+
+  it('cleanup hands on the slot of a failed copy, and none when no copy was ever made', async () => {
+    describeImages([copyImage({ State: 'failed' })], [copyImage({ State: 'failed' })]);
+    ec2.on(DeregisterImageCommand).resolves({ Return: true, DeleteSnapshotResults: [] });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    await invoke('cleanup-copy', { source: summary, target, copy: copyStatus({ state: 'failed' }) });
+    expect(ddb).toHaveReceivedCommandTimes(QueryCommand, 1);
+
+    ddb.resetHistory();
+    await invoke('cleanup-copy', { source: summary, target, error: { Error: 'ResourceLimitExceeded' } });
+    expect(ddb).not.toHaveReceivedCommand(QueryCommand);
   });
 });
