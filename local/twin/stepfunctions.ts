@@ -637,8 +637,11 @@ export class LocalStepFunctions {
     const recording = (async () => {
       for await (const event of run.eventLogs) {
         // A state's output over the quota names that state, even when the next task's input check stopped it first.
-        const exited = event.type === 'StateExited' ? measure(event.state.name, event.state.output) : 0;
-        if (exited > STATE_DATA_LIMIT_BYTES && !exceededOutput) {
+        if (
+          event.type === 'StateExited' &&
+          measure(event.state.name, event.state.output) > STATE_DATA_LIMIT_BYTES &&
+          !exceededOutput
+        ) {
           exceededOutput = `The state/task '${event.state.name}' returned a result with a size exceeding the maximum number of bytes service limit.`;
           execution.abort?.();
         }
