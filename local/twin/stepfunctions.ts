@@ -260,6 +260,8 @@ export interface LocalExecution {
   transitions: StateTransition[];
   /** The largest data a state handled (a task's input or result, a state's output): what the payload quota measures. */
   largestData?: { state: string; bytes: number };
+  /** The same, per state name (a Map's inner states over all its iterations). */
+  dataBytes: Record<string, number>;
   /** Resolves when the execution has ended, however it ended. */
   done: Promise<void>;
   abort?: () => void;
@@ -397,6 +399,7 @@ export class LocalStepFunctions {
       status: 'RUNNING',
       startDate: this.clock.now(),
       transitions: [],
+      dataBytes: {},
       done: Promise.resolve(),
     };
     this.executionsByArn.set(executionArn, execution);
@@ -566,6 +569,7 @@ export class LocalStepFunctions {
     const measure = (state: string, data: unknown): number => {
       const bytes = dataBytes(data);
       if (bytes > (execution.largestData?.bytes ?? 0)) execution.largestData = { state, bytes };
+      execution.dataBytes[state] = Math.max(execution.dataBytes[state] ?? 0, bytes);
       return bytes;
     };
     const checkQuota = (state: string, data: unknown, what: 'input' | 'result'): void => {
