@@ -183,6 +183,18 @@ export async function planRegion(options: RegionOptions, saved?: SavedRegionPlan
 }
 
 /**
+ * Where an invocation's retention report is written in the report bucket: under the region, and under the account
+ * first when the report is a member's written into the home account's bucket; named after the run's start.
+ */
+export function retentionReportKey(
+  prefix: string,
+  r: { account?: string | undefined; region: string; startedAt: string; dryRun: boolean },
+): string {
+  const account = r.account ? `${r.account}/` : '';
+  return `${prefix}retention/${account}${r.region}/${r.startedAt.replace(/[:.]/g, '-')}${r.dryRun ? '-dry-run' : ''}.json`;
+}
+
+/**
  * Apply a region's plan (unless a dry-run) within the deadline, and report; nothing is planned again. The deletion
  * journal is finished around it (lib/workflows/retention-journal.ts): what earlier runs left open before, what this
  * one could not finish after; then the orphan sweep when the policy turns it on. A dry-run lists what they would do.
@@ -227,8 +239,13 @@ export async function applyRegion(
   const first = report();
   const bucket = policy.retention.reportBucket;
   if (bucket && options.writeReport !== false) {
-    const account = options.reportClients ? `${inventory.accountId}/` : '';
-    const key = `${policy.retention.reportPrefix}retention/${account}${region}/${first.startedAt.replace(/[:.]/g, '-')}${dryRun ? '-dry-run' : ''}.json`;
+    const account = options.reportClients ? inventory.accountId : undefined;
+    const key = retentionReportKey(policy.retention.reportPrefix, {
+      account,
+      region,
+      startedAt: first.startedAt,
+      dryRun,
+    });
     try {
       reportLocation = await putJsonReport(s3Client(options.reportClients ?? clients, region), bucket, key, first);
     } catch (error) {

@@ -8,7 +8,15 @@ import type { ReadinessSummary } from '../domain/readiness.ts';
 import { accountOutcomes, reachesMembers } from '../domain/organization.ts';
 import { accountsOfReach } from './organization.ts';
 import { runReadiness } from './readiness.ts';
-import { accountsOfUnits, accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } from './units.ts';
+import {
+  accountsOfUnits,
+  accountUnits,
+  briefMessages,
+  reportWithinQuota,
+  type ScheduleWindow,
+  type UnitClients,
+  type WorkUnit,
+} from './units.ts';
 
 /**
  * Scheduled readiness as a Step Functions run (statemachines/readiness.asl.json): a plan step lists the run's
@@ -18,7 +26,9 @@ import { accountsOfUnits, accountUnits, type ScheduleWindow, type UnitClients, t
  * for the member's image), and the aggregate step merges the units' summaries into the run's one report and one set
  * of metrics, with each account's outcome (`role-missing` when its role could not be assumed). A unit's stale-grant
  * retirement sees only its own copies' sharing: a DR region holding copies of another unit's sources keeps its
- * grants (nothing is retired on a partial view).
+ * grants (nothing is retired on a partial view). The plan lists the units as bare account and region (the Map's
+ * ItemSelector adds the run to each), and a unit's result is its summary and counts, its detail report's location
+ * known from its key: every unit's data shares the Map state's 256 KiB (README, scheduled work).
  */
 
 export interface ReadinessDeps {
@@ -37,17 +47,16 @@ const runSchema = z.object({ name: z.string(), windowEnd: z.string() });
 
 export const readinessUnitSchema = z.looseObject({ step: z.literal('unit'), unit: unitSchema, run: runSchema });
 
+/** A unit's Map result: only what the aggregate needs of it. */
 export interface ReadinessUnitResult {
-  step: 'unit';
   unit: WorkUnit;
-  run: z.infer<typeof runSchema>;
   /** Readiness does its unit in one invocation: never more work. */
   more: false;
   summary: ReadinessSummary;
   redriven: number;
   repaired: number;
+  /** The first few, cut short (the unit's detail report has them all). */
   reconcileErrors: string[];
-  reportLocation?: string;
 }
 
 const homeUnit = (deps: ReadinessDeps): WorkUnit => ({ accountId: deps.accountId, region: deps.homeRegion });
@@ -61,16 +70,20 @@ export async function planReadinessRun(deps: ReadinessDeps, input: { window: Sch
     homeAccountId: deps.accountId,
     ...(deps.clock ? { now: deps.clock } : {}),
   });
-  const units = accountUnits(accounts, deps.policy.regions.sources);
-  return { run, units: units.map((unit) => ({ step: 'unit' as const, unit, run })) };
+  return { run, units: accountUnits(accounts, deps.policy.regions.sources) };
 }
+
+/** Where a unit's detail report is written in the report bucket. */
+const unitReportKey = (prefix: string, run: { name: string }, unit: WorkUnit): string =>
+  `${prefix}readiness/runs/${run.name}/${unit.accountId}-${unit.region}.json`;
 
 /** One unit: readiness of its source region's images in every DR region, with reconciliation. */
 export async function runReadinessUnit(
   deps: ReadinessDeps,
   state: z.infer<typeof readinessUnitSchema>,
 ): Promise<ReadinessUnitResult> {
-  const { unit, run } = state;
+  const { run } = state;
+  const unit = { accountId: state.unit.accountId, region: state.unit.region };
   const policy = { ...deps.policy, regions: { ...deps.policy.regions, sources: [unit.region] } };
   const { reportBucket, reportPrefix } = policy.retention;
   const member = unit.accountId !== deps.accountId;
@@ -89,22 +102,20 @@ export async function runReadinessUnit(
             bucket: reportBucket,
             prefix: reportPrefix,
             region: deps.homeRegion,
-            key: `${reportPrefix}readiness/runs/${run.name}/${unit.accountId}-${unit.region}.json`,
+            key: unitReportKey(reportPrefix, run, unit),
           },
         }
       : {}),
   });
   const r = result.reconciliation;
+  const errors = (r?.errors ?? []).map((e) => `${e.action} ${e.imageId} (${e.region}): ${e.message}`);
   return {
-    step: 'unit',
     unit,
-    run,
     more: false,
     summary: result.report.summary,
     redriven: r?.redriven.filter((x) => x.result === 'started').length ?? 0,
     repaired: r?.repaired.length ?? 0,
-    reconcileErrors: (r?.errors ?? []).map((e) => `${e.action} ${e.imageId} (${e.region}): ${e.message}`).slice(0, 20),
-    ...(result.reportLocation ? { reportLocation: result.reportLocation } : {}),
+    reconcileErrors: briefMessages(errors, 'first'),
   };
 }
 
@@ -157,6 +168,7 @@ export function mergeSummaries(summaries: readonly ReadinessSummary[]): Readines
 
 /** The run's one report (failed units listed) and one set of metrics. */
 export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<typeof readinessAggregateSchema>) {
+  const { reportBucket, reportPrefix } = deps.policy.retention;
   const done = input.results.filter((r): r is ReadinessUnitResult => 'summary' in r);
   const failures = input.results.flatMap((r) =>
     'failed' in r && r.failed
@@ -173,13 +185,15 @@ export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<
     execution: input.run.name,
     windowEnd: input.run.windowEnd,
     summary,
-    units: done.map(({ unit, summary: s, redriven, repaired, reconcileErrors, reportLocation }) => ({
+    units: done.map(({ unit, summary: s, redriven, repaired, reconcileErrors }) => ({
       ...unit,
       summary: s,
       redriven,
       repaired,
       reconcileErrors,
-      ...(reportLocation ? { reportLocation } : {}),
+      ...(reportBucket
+        ? { reportLocation: `s3://${reportBucket}/${unitReportKey(reportPrefix, input.run, unit)}` }
+        : {}),
     })),
     failures,
     /** Every account of the run, home first: `ok`, `role-missing` (its role could not be assumed) or `failed`. */
@@ -189,11 +203,11 @@ export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<
     { summary },
     done.reduce((n, d) => n + d.redriven, 0),
   );
-  const { reportBucket, reportPrefix } = deps.policy.retention;
-  if (!reportBucket) return { report, metrics };
+  if (!reportBucket) return { report: reportWithinQuota(report), metrics };
   const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
   const key = `${reportPrefix}readiness/runs/${input.run.name}/report.json`;
-  return { report, reportLocation: await putJsonReport(s3, reportBucket, key, report), metrics };
+  const reportLocation = await putJsonReport(s3, reportBucket, key, report);
+  return { report: reportWithinQuota(report), reportLocation, metrics };
 }
 
 const planEventSchema = z.object({

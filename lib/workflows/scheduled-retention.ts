@@ -9,8 +9,23 @@ import { parseSavedPlan, toSavedPlan, type SavedPlan, type SavedRegionPlan } fro
 import { accountOutcomes } from '../domain/organization.ts';
 import type { AccountOutcome } from '../domain/readiness.ts';
 import { accountsOfReach } from './organization.ts';
-import { applyRegion, noteCascades, planRegion, retentionRegions, type PlannedRegion } from './retention.ts';
-import { accountsOfUnits, accountUnits, type ScheduleWindow, type UnitClients, type WorkUnit } from './units.ts';
+import {
+  applyRegion,
+  noteCascades,
+  planRegion,
+  retentionRegions,
+  retentionReportKey,
+  type PlannedRegion,
+} from './retention.ts';
+import {
+  accountsOfUnits,
+  accountUnits,
+  briefMessages,
+  reportWithinQuota,
+  type ScheduleWindow,
+  type UnitClients,
+  type WorkUnit,
+} from './units.ts';
 
 /**
  * Scheduled retention as a Step Functions run (statemachines/retention.asl.json), in three steps:
@@ -19,16 +34,22 @@ import { accountsOfUnits, accountUnits, type ScheduleWindow, type UnitClients, t
  *   inventoried and planned before anything changes, cascades noted across an account's units (a DR copy whose
  *   source this run removes is kept, left to a later run), and the whole plan stored: in the report bucket when the
  *   policy names one (per account, the same saved-plan document `ami-dr retention plan --output` writes), else
- *   inline in each unit's Map item (its deprecations and removals only: what limits the unit). A member whose role
- *   cannot be assumed fails its units there (`MemberRoleMissingError`); the others go on.
+ *   inline in each unit's item (its deprecations and removals only: what limits the unit). A member whose role
+ *   cannot be assumed fails its units there (`MemberRoleMissingError`); the others go on. The units are listed
+ *   compactly (account, region, the inline plan): the Map's ItemSelector adds the run to each.
  * - Unit (a Map iteration): one invocation applies the unit's plan within its time budget, re-planning afresh and
  *   doing only what both plans want (the saved-plan rule), so a unit never does what the plan did not list. Work
  *   left when the budget runs out is returned as `more`, and the state machine invokes the unit again, until it is
- *   done, makes no progress, or the run's window closes.
+ *   done, makes no progress, or the run's window closes. The unit ends in a small result record (its counts, when
+ *   its reports began, its last errors cut short), and the Map's results replace the unit list: every unit's data
+ *   shares the one 256 KiB state (README, scheduled work).
  * - Aggregate: one report of the run and one set of metrics, failed units included, each account's outcome listed.
  */
 
-/** A plan inline in the state machine's data above this size would crowd Step Functions' 256 KiB payload limit. */
+/**
+ * The plan step's result (the run, every unit with its inline plan, the failures) above this size would crowd
+ * Step Functions' 256 KiB payload limit: it is the Map state's input.
+ */
 export const INLINE_PLAN_LIMIT_BYTES = 200_000;
 
 export class PlanTooLargeError extends Error {
@@ -62,6 +83,10 @@ const runSchema = z.object({
 });
 export type RetentionRunRef = z.infer<typeof runSchema>;
 
+/** A unit as the plan lists it: its account and region, and without a report bucket its part of the plan inline. */
+const unitItemSchema = unitSchema.extend({ plan: z.custom<SavedRegionPlan>().optional() });
+export type UnitItem = z.infer<typeof unitItemSchema>;
+
 const progressSchema = z.object({
   iterations: z.number(),
   deprecated: z.number(),
@@ -71,22 +96,31 @@ const progressSchema = z.object({
   pending: z.number(),
   /** When the last invocation stopped (epoch ms): with work left, it had spent EC2's rate buckets until then. */
   endedAt: z.number().optional(),
-  reportLocations: z.array(z.string()),
+  /** When the last few invocations that wrote a report began: their reports' keys (`retentionReportKey`). */
+  reportsStartedAt: z.array(z.string()),
   lastErrors: z.array(z.string()),
 });
 export type UnitProgress = z.infer<typeof progressSchema>;
 
-/** A unit's Map item, and (with `progress`) its state between invocations. */
+/** A unit's Map iteration (its item and the run, as the ItemSelector makes it), with `progress` between invocations. */
 export const unitStateSchema = z.looseObject({
   step: z.literal('unit'),
-  unit: unitSchema,
+  unit: unitItemSchema,
   run: runSchema,
-  plan: z.custom<SavedRegionPlan>().optional(),
   progress: progressSchema.optional(),
   more: z.boolean().optional(),
   status: z.enum(['continuing', 'done', 'left-for-next-run']).optional(),
 });
 export type UnitState = z.infer<typeof unitStateSchema>;
+
+/** A unit's Map result: only what the aggregate needs of it. */
+const unitResultSchema = z.object({
+  unit: unitSchema,
+  more: z.literal(false),
+  status: z.enum(['done', 'left-for-next-run']),
+  progress: progressSchema.omit({ endedAt: true }),
+});
+export type UnitResult = z.infer<typeof unitResultSchema>;
 
 export interface UnitFailure {
   unit: WorkUnit;
@@ -97,7 +131,7 @@ export interface UnitFailure {
 
 export interface RetentionPlanOutput {
   run: RetentionRunRef;
-  units: UnitState[];
+  units: UnitItem[];
   failures: UnitFailure[];
 }
 
@@ -157,7 +191,13 @@ export async function planRetentionRun(
     now: new Date(now).toISOString(),
     dryRun: policy.retention.dryRun || input.dryRun === true,
   };
-  return { ...(await storePlan(deps, run, saved, planned)), failures };
+  const output = { ...(await storePlan(deps, run, saved, planned)), failures };
+  const size = Buffer.byteLength(JSON.stringify(output));
+  if (!output.run.planLocation && size > INLINE_PLAN_LIMIT_BYTES)
+    throw new PlanTooLargeError(
+      `the run's plan is ${Math.ceil(size / 1024)} KiB, too large to pass between states; set retention.reportBucket to store it in S3`,
+    );
+  return output;
 }
 
 const homeUnit = (deps: ScheduledDeps): WorkUnit => ({ accountId: deps.accountId, region: deps.homeRegion });
@@ -182,19 +222,13 @@ async function storePlan(
       const location = accountPlanLocation(planLocation, accountId, deps.accountId);
       if (plan) await putJsonReport(s3, reportBucket, location.slice(`s3://${reportBucket}/`.length), plan);
     }
-    const withPlan = { ...run, planLocation };
-    return { run: withPlan, units: planned.map(({ unit }) => ({ step: 'unit', unit, run: withPlan })) };
+    return { run: { ...run, planLocation }, units: planned.map(({ unit }) => unit) };
   }
-  const units: UnitState[] = planned.map(({ unit }) => {
+  const units: UnitItem[] = planned.map(({ unit }) => {
     const plan = saved.get(unit.accountId)?.plans.find((p) => p.region === unit.region);
     const acting = plan ? { ...plan, actions: plan.actions.filter((a) => a.action !== 'keep') } : undefined;
-    return { step: 'unit', unit, run, ...(acting ? { plan: acting } : {}) };
+    return { ...unit, ...(acting ? { plan: acting } : {}) };
   });
-  const size = Buffer.byteLength(JSON.stringify(units));
-  if (size > INLINE_PLAN_LIMIT_BYTES)
-    throw new PlanTooLargeError(
-      `the run's plan is ${Math.ceil(size / 1024)} KiB, too large to pass between states; set retention.reportBucket to store it in S3`,
-    );
   return { run, units };
 }
 
@@ -213,7 +247,8 @@ function unitOptions(deps: ScheduledDeps, unit: WorkUnit, now: number) {
 }
 
 function failure(unit: WorkUnit, step: UnitFailure['step'], error: unknown): UnitFailure {
-  return { unit, step, error: awsErrorName(error) ?? 'Error', cause: (error as Error).message ?? String(error) };
+  const cause = briefMessages([(error as Error).message ?? String(error)], 'first')[0] ?? '';
+  return { unit, step, error: awsErrorName(error) ?? 'Error', cause };
 }
 
 /**
@@ -223,8 +258,9 @@ function failure(unit: WorkUnit, step: UnitFailure['step'], error: unknown): Uni
  */
 export async function runRetentionUnit(deps: ScheduledDeps, state: UnitState, budgetDeadline?: number) {
   const clock = deps.clock ?? Date.now;
-  const { unit, run } = state;
-  const plan = state.plan ?? (await readUnitPlan(deps, run, unit));
+  const { run } = state;
+  const { plan: inline, ...unit } = state.unit;
+  const plan = inline ?? (await readUnitPlan(deps, run, unit));
   const deadline = Math.min(budgetDeadline ?? Number.POSITIVE_INFINITY, Date.parse(run.windowEnd));
   const clients = await deps.clientsFor(unit);
   // A member's reports go to the home account's bucket, written as the home account.
@@ -238,13 +274,17 @@ export async function runRetentionUnit(deps: ScheduledDeps, state: UnitState, bu
     ...(state.progress?.pending && state.progress.endedAt ? { drainedAt: state.progress.endedAt } : {}),
   };
   const result = await applyRegion(await planRegion(options, plan), options);
-  const progress = { ...addProgress(state.progress, result.report, result.reportLocation), endedAt: clock() };
+  const progress = addProgress(state.progress, result.report, result.reportLocation !== undefined);
   const { pending, deprecated, removed } = result.report.counts;
-  const more = pending > 0 && deprecated + removed > 0 && clock() < Date.parse(run.windowEnd);
-  const status = more ? 'continuing' : pending > 0 ? 'left-for-next-run' : 'done';
-  // A finished unit's result goes into the Map's results with every other's: without its inline plan.
-  const { plan: _, ...rest } = state;
-  return { ...(more ? state : rest), progress, more, status } satisfies UnitState;
+  if (pending > 0 && deprecated + removed > 0 && clock() < Date.parse(run.windowEnd))
+    return {
+      ...state,
+      progress: { ...progress, endedAt: clock() },
+      more: true,
+      status: 'continuing',
+    } satisfies UnitState;
+  // A finished unit's result goes into the Map's results with every other's: its counts, no plan, no run.
+  return { unit, more: false, status: pending > 0 ? 'left-for-next-run' : 'done', progress } satisfies UnitResult;
 }
 
 async function readUnitPlan(deps: ScheduledDeps, run: RetentionRunRef, unit: WorkUnit): Promise<SavedRegionPlan> {
@@ -257,7 +297,7 @@ async function readUnitPlan(deps: ScheduledDeps, run: RetentionRunRef, unit: Wor
   return plan;
 }
 
-function addProgress(before: UnitProgress | undefined, report: RetentionReport, location?: string): UnitProgress {
+function addProgress(before: UnitProgress | undefined, report: RetentionReport, reported: boolean): UnitProgress {
   const p = before ?? {
     iterations: 0,
     deprecated: 0,
@@ -265,7 +305,7 @@ function addProgress(before: UnitProgress | undefined, report: RetentionReport, 
     errors: 0,
     gibFreed: 0,
     pending: 0,
-    reportLocations: [],
+    reportsStartedAt: [],
     lastErrors: [],
   };
   return {
@@ -275,9 +315,9 @@ function addProgress(before: UnitProgress | undefined, report: RetentionReport, 
     errors: p.errors + report.counts.errors,
     gibFreed: Math.round((p.gibFreed + report.gibFreed) * 1000) / 1000,
     pending: report.counts.pending,
-    // Bounded: the state passes between states on every iteration.
-    reportLocations: [...p.reportLocations, ...(location ? [location] : [])].slice(-10),
-    lastErrors: [...p.lastErrors, ...report.errors.map((e) => `${e.code}: ${e.message}`)].slice(-5),
+    // Bounded: the state passes between states on every iteration, and ends in the Map's results.
+    reportsStartedAt: [...p.reportsStartedAt, ...(reported ? [report.startedAt] : [])].slice(-3),
+    lastErrors: briefMessages([...p.lastErrors, ...report.errors.map((e) => `${e.code}: ${e.message}`)], 'last'),
   };
 }
 
@@ -293,7 +333,7 @@ export const aggregateSchema = z.object({
   step: z.literal('aggregate'),
   run: runSchema,
   failures: z.array(z.custom<UnitFailure>()),
-  results: z.array(z.union([unitStateSchema, failedUnitSchema])),
+  results: z.array(z.union([unitResultSchema, failedUnitSchema])),
 });
 
 export interface RetentionRunReport {
@@ -302,7 +342,13 @@ export interface RetentionRunReport {
   windowEnd: string;
   dryRun: boolean;
   planLocation?: string;
-  units: (WorkUnit & Omit<UnitProgress, 'lastErrors'> & { status: string; errorMessages: string[] })[];
+  units: (WorkUnit &
+    Omit<UnitProgress, 'lastErrors' | 'reportsStartedAt' | 'endedAt'> & {
+      /** The unit's last few reports (each invocation writes one). */
+      reportLocations: string[];
+      status: string;
+      errorMessages: string[];
+    })[];
   failures: UnitFailure[];
   /** Every account of the run, home first: `ok`, `role-missing` (its role could not be assumed) or `failed`. */
   accounts: AccountOutcome[];
@@ -315,7 +361,8 @@ export async function aggregateRetentionRun(
   input: z.infer<typeof aggregateSchema>,
 ): Promise<{ report: RetentionRunReport; reportLocation?: string; metrics: RetentionMetric[] }> {
   const { run } = input;
-  const done = input.results.flatMap((r) => ('progress' in r && r.progress ? [r as UnitState] : []));
+  const { reportBucket, reportPrefix } = deps.policy.retention;
+  const done = input.results.filter((r): r is UnitResult => !('failed' in r && r.failed));
   const failures = [
     ...input.failures,
     ...input.results.flatMap((r) =>
@@ -325,8 +372,16 @@ export async function aggregateRetentionRun(
     ),
   ];
   const units = done.map(({ unit, progress, status }) => {
-    const { lastErrors, endedAt: _, ...counts } = progress as UnitProgress;
-    return { ...unit, ...counts, status: status ?? 'done', errorMessages: lastErrors };
+    const { lastErrors, reportsStartedAt, ...counts } = progress;
+    // A member's reports are under its account in the home account's bucket (as runRetentionUnit writes them).
+    const account = unit.accountId !== deps.accountId ? unit.accountId : undefined;
+    const reportLocations = reportBucket
+      ? reportsStartedAt.map(
+          (startedAt) =>
+            `s3://${reportBucket}/${retentionReportKey(reportPrefix, { account, region: unit.region, startedAt, dryRun: run.dryRun })}`,
+        )
+      : [];
+    return { ...unit, ...counts, reportLocations, status, errorMessages: lastErrors };
   });
   const sum = (f: (u: (typeof units)[number]) => number) => units.reduce((n, u) => n + f(u), 0);
   const report: RetentionRunReport = {
@@ -350,11 +405,11 @@ export async function aggregateRetentionRun(
     units.map((u) => ({ dryRun: run.dryRun, gibFreed: u.gibFreed, counts: u })),
     failures.length,
   );
-  const { reportBucket, reportPrefix } = deps.policy.retention;
-  if (!reportBucket) return { report, metrics };
+  if (!reportBucket) return { report: reportWithinQuota(report), metrics };
   const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
   const key = `${reportPrefix}retention/runs/${run.name}/report.json`;
-  return { report, reportLocation: await putJsonReport(s3, reportBucket, key, report), metrics };
+  const reportLocation = await putJsonReport(s3, reportBucket, key, report);
+  return { report: reportWithinQuota(report), reportLocation, metrics };
 }
 
 const planEventSchema = z.object({

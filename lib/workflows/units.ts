@@ -31,6 +31,35 @@ export function accountsOfUnits(homeAccountId: string, units: readonly WorkUnit[
 export const unitKey = (unit: WorkUnit): string => `${unit.accountId}/${unit.region}`;
 
 /**
+ * A unit's messages as its Map result carries them (every unit's result shares the Map state's 256 KiB payload
+ * quota): the first or last few, each cut short. The full messages are in the unit's own report.
+ */
+export function briefMessages(messages: readonly string[], which: 'first' | 'last'): string[] {
+  const few = which === 'first' ? messages.slice(0, UNIT_MESSAGES) : messages.slice(-UNIT_MESSAGES);
+  return few.map((m) => (m.length > UNIT_MESSAGE_CHARS ? `${m.slice(0, UNIT_MESSAGE_CHARS - 1)}…` : m));
+}
+export const UNIT_MESSAGES = 3;
+export const UNIT_MESSAGE_CHARS = 200;
+
+/** The run's report in the aggregate step's result (the execution's output) above this size would crowd 256 KiB. */
+export const OUTPUT_REPORT_LIMIT_BYTES = 200_000;
+
+/**
+ * The run's report as the aggregate step returns it, which is the execution's output and so under Step Functions'
+ * 256 KiB payload quota: whole while it fits, else without its per-unit lists (`omitted` counts them; the report
+ * written to the bucket has them all), and then without its failures' detail too.
+ */
+export function reportWithinQuota<R extends { units: unknown[]; failures: unknown[] }>(
+  report: R,
+): R & { omitted?: { units: number; failures?: number } } {
+  const fits = (r: unknown) => Buffer.byteLength(JSON.stringify(r)) <= OUTPUT_REPORT_LIMIT_BYTES;
+  if (fits(report)) return report;
+  const withoutUnits = { ...report, units: [], omitted: { units: report.units.length } };
+  if (fits(withoutUnits)) return withoutUnits;
+  return { ...withoutUnits, failures: [], omitted: { units: report.units.length, failures: report.failures.length } };
+}
+
+/**
  * A unit's clients: the function's own in the home account, else the member's through its role (`members`, whose
  * sessions a warm Lambda keeps). A unit of another account without member clients is a policy that reaches no
  * member: refused.

@@ -206,8 +206,7 @@ interface TokenWait {
  * does not catch (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
  */
 export const STATE_DATA_LIMIT_BYTES = 256 * 1024;
-const overQuota = (value: unknown): boolean =>
-  value !== undefined && Buffer.byteLength(JSON.stringify(value)) > STATE_DATA_LIMIT_BYTES;
+const dataBytes = (value: unknown): number => (value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value)));
 
 class TaskError extends Error {
   constructor(name: string, message: string) {
@@ -259,6 +258,10 @@ export interface LocalExecution {
   cause?: string;
   /** Every state entered, in order (Step Functions bills these as state transitions). */
   transitions: StateTransition[];
+  /** The largest data a state handled (a task's input or result, a state's output): what the payload quota measures. */
+  largestData?: { state: string; bytes: number };
+  /** The same, per state name (a Map's inner states over all its iterations). */
+  dataBytes: Record<string, number>;
   /** Resolves when the execution has ended, however it ended. */
   done: Promise<void>;
   abort?: () => void;
@@ -396,6 +399,7 @@ export class LocalStepFunctions {
       status: 'RUNNING',
       startDate: this.clock.now(),
       transitions: [],
+      dataBytes: {},
       done: Promise.resolve(),
     };
     this.executionsByArn.set(executionArn, execution);
@@ -562,8 +566,14 @@ export class LocalStepFunctions {
     /** The first state whose data exceeded the payload quota: the execution fails there, whatever catches. */
     let exceeded: string | undefined;
     let exceededOutput: string | undefined;
+    const measure = (state: string, data: unknown): number => {
+      const bytes = dataBytes(data);
+      if (bytes > (execution.largestData?.bytes ?? 0)) execution.largestData = { state, bytes };
+      execution.dataBytes[state] = Math.max(execution.dataBytes[state] ?? 0, bytes);
+      return bytes;
+    };
     const checkQuota = (state: string, data: unknown, what: 'input' | 'result'): void => {
-      if (!overQuota(data)) return;
+      if (measure(state, data) <= STATE_DATA_LIMIT_BYTES) return;
       exceeded ??=
         what === 'input'
           ? `The state/task '${state}' has an input with a size exceeding the maximum number of bytes service limit.`
@@ -634,7 +644,11 @@ export class LocalStepFunctions {
     const recording = (async () => {
       for await (const event of run.eventLogs) {
         // A state's output over the quota names that state, even when the next task's input check stopped it first.
-        if (event.type === 'StateExited' && !exceededOutput && overQuota(event.state.output)) {
+        if (
+          event.type === 'StateExited' &&
+          measure(event.state.name, event.state.output) > STATE_DATA_LIMIT_BYTES &&
+          !exceededOutput
+        ) {
           exceededOutput = `The state/task '${event.state.name}' returned a result with a size exceeding the maximum number of bytes service limit.`;
           execution.abort?.();
         }

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { createClients } from '../../../lib/aws/clients.ts';
-import { accountsOfUnits, accountUnits, reachClients, scheduleWindow } from '../../../lib/workflows/units.ts';
+import {
+  accountsOfUnits,
+  accountUnits,
+  briefMessages,
+  OUTPUT_REPORT_LIMIT_BYTES,
+  reachClients,
+  reportWithinQuota,
+  scheduleWindow,
+} from '../../../lib/workflows/units.ts';
 import { mergeSummaries } from '../../../lib/workflows/scheduled-readiness.ts';
 import type { ReadinessSummary } from '../../../lib/domain/readiness.ts';
 
@@ -78,5 +86,32 @@ describe('units over accounts', () => {
     expect(() => reachClients(home, HOME)({ accountId: '222233334444', region: 'us-east-1' })).toThrow(
       /reaches no account but 111122223333/,
     );
+  });
+});
+
+describe('a unit’s data within the payload quota', () => {
+  it('keeps the first or last three messages, each cut to 200 characters', () => {
+    const messages = ['a', 'b', 'c', 'd', 'x'.repeat(500)];
+    expect(briefMessages(messages, 'first')).toEqual(['a', 'b', 'c']);
+    const last = briefMessages(messages, 'last');
+    expect(last.slice(0, 2)).toEqual(['c', 'd']);
+    expect(last[2]).toHaveLength(200);
+    expect(last[2]!.endsWith('…')).toBe(true);
+  });
+
+  it('returns a run’s report whole while it fits, else without its units, then without its failures’ detail', () => {
+    const unit = { accountId: '111122223333', region: 'us-east-1', note: 'x'.repeat(300) };
+    const small = { job: 'retention', units: [unit], failures: [unit] };
+    expect(reportWithinQuota(small)).toBe(small);
+    const many = Array.from({ length: 1000 }, () => unit);
+    expect(reportWithinQuota({ job: 'retention', units: many, failures: [unit] })).toEqual({
+      job: 'retention',
+      units: [],
+      failures: [unit],
+      omitted: { units: 1000 },
+    });
+    const out = reportWithinQuota({ job: 'retention', units: many, failures: many });
+    expect(out).toEqual({ job: 'retention', units: [], failures: [], omitted: { units: 1000, failures: 1000 } });
+    expect(JSON.stringify(out).length).toBeLessThan(OUTPUT_REPORT_LIMIT_BYTES);
   });
 });
