@@ -1,7 +1,6 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { taskClients } from '../lib/aws/clients.ts';
-import { loadPolicyFromEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
 import { awaitCopySlot, leaveCopySlotQueue } from '../lib/workflows/copy-queue.ts';
 
@@ -11,7 +10,7 @@ import { awaitCopySlot, leaveCopySlotQueue } from '../lib/workflows/copy-queue.t
  */
 const queueTable = process.env.COPY_QUEUE_TABLE;
 if (!queueTable) throw new Error('COPY_QUEUE_TABLE is not set');
-const deps = { clients: taskClients(), policy: loadPolicyFromEnv(), queueTable };
+const deps = { clients: taskClients(), queueTable };
 
 const leaving = (event: unknown) => (event as { leave?: unknown } | null)?.leave === true;
 

@@ -20,6 +20,9 @@ export interface QueueDeps extends ReplicationDeps {
   queueTable: string;
 }
 
+/** What a waiter's own tasks (park, leave) need: no policy. */
+export type SlotWaitDeps = Pick<QueueDeps, 'clients' | 'queueTable' | 'now' | 'log'>;
+
 /** A waiter's item outlives its longest possible wait by a day, then the table's TTL removes what nobody took. */
 const SLOT_WAIT_TTL_SECONDS = SLOT_WAIT.timeoutSeconds + 24 * 3600;
 
@@ -31,7 +34,7 @@ export interface SlotHandedOn {
 /** The Lambda behind WaitForSlot: puts the task token in the queue of the target's region (and account). */
 export async function awaitCopySlot(
   rawInput: unknown,
-  deps: QueueDeps,
+  deps: SlotWaitDeps,
 ): Promise<{ result: 'waiting'; queue: string; order: string }> {
   const input = parseStep(awaitSlotInputSchema, rawInput, 'WaitForSlot');
   const { source, target } = input;
@@ -57,7 +60,7 @@ export async function awaitCopySlot(
  * SlotWaitEnded: the wait timed out (a lost wake-up) or the park failed. Removes the branch's item, if a waker has
  * not taken it, so nothing outlives the replication; the branch then retries StartCopy, this wait counted.
  */
-export async function leaveCopySlotQueue(rawInput: unknown, deps: QueueDeps): Promise<SlotHandedOn> {
+export async function leaveCopySlotQueue(rawInput: unknown, deps: SlotWaitDeps): Promise<SlotHandedOn> {
   const input = parseStep(leaveSlotQueueInputSchema, rawInput, 'SlotWaitEnded');
   const key = {
     queue: queueKey(input.target.region, input.target.account),
