@@ -15,6 +15,13 @@ const account = z
   .regex(/^\d{12}$/, 'is not a 12-digit account id')
   .optional();
 
+/**
+ * The copy-slot queue's safety net: a parked StartCopy retries by itself after `timeoutSeconds` (the WaitForSlot
+ * state's TimeoutSeconds in statemachines/replicate.asl.json) if no copy's end woke it, and a branch parks at most
+ * `maxParks` times, after which the quota refusal fails the region (reconciliation re-drives it later).
+ */
+export const SLOT_WAIT = { timeoutSeconds: 1800, maxParks: 16 } as const;
+
 export const targetSchema = z.object({
   region,
   kmsKeyId: z.string().min(1),

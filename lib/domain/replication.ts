@@ -27,13 +27,6 @@ export class CopyQuotaFullError extends Error {
 }
 
 /**
- * The copy-slot queue's safety net: a parked StartCopy retries by itself after `timeoutSeconds` (the WaitForSlot
- * state's TimeoutSeconds in statemachines/replicate.asl.json) if no copy's end woke it, and a branch parks at most
- * `maxParks` times, after which the quota refusal fails the region (reconciliation re-drives it later).
- */
-export const SLOT_WAIT = { timeoutSeconds: 1800, maxParks: 16 } as const;
-
-/**
  * Why replication refuses a source, if it does. A public EBS source whose launch permissions are copied would need a
  * public copy, and the copy is encrypted, which EC2 forbids. Without copied permissions the copy simply stays private.
  */

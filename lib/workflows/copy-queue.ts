@@ -1,8 +1,7 @@
 import { dynamoDbClient, sfnClient } from '../aws/clients.ts';
 import { oldestSlotWaits, putSlotWait, queueKey, slotWaitOrder, takeSlotWait } from '../aws/copy-queue.ts';
 import { sendTaskSuccess } from '../aws/sfn.ts';
-import { SLOT_WAIT } from '../domain/replication.ts';
-import { awaitSlotInputSchema, leaveSlotQueueInputSchema, parseStep } from '../domain/replication-steps.ts';
+import { awaitSlotInputSchema, leaveSlotQueueInputSchema, parseStep, SLOT_WAIT } from '../domain/replication-steps.ts';
 import type { ReplicationDeps } from './replication.ts';
 import { logger } from '../observability.ts';
 

@@ -42,12 +42,12 @@ import {
   screenEvent,
   screenImage,
   type SkipReason,
-  SLOT_WAIT,
 } from '../domain/replication.ts';
 import { releaseCopySlot } from './copy-queue.ts';
 import {
   awaitCopyInputSchema,
   cleanupInputSchema,
+  SLOT_WAIT,
   copyStatusSchema,
   copyStepInputSchema,
   branchInputSchema,

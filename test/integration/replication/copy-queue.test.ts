@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TaskBinding } from '../../../local/twin/stepfunctions.ts';
-import { SLOT_WAIT } from '../../../lib/domain/replication.ts';
+import { SLOT_WAIT } from '../../../lib/domain/replication-steps.ts';
 import { handOffCopySlot, type HandOff } from '../../../lib/workflows/copy-queue.ts';
 import { takeSlotWait } from '../../../lib/aws/copy-queue.ts';
 import { dynamoDbClient } from '../../../lib/aws/clients.ts';

@@ -4,7 +4,7 @@ import validator from 'asl-validator';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../local/twin/clock.ts';
-import { SLOT_WAIT } from '../../../lib/domain/replication.ts';
+import { SLOT_WAIT } from '../../../lib/domain/replication-steps.ts';
 import type { TwinRequest } from '../../../local/twin/http.ts';
 import { LocalStepFunctions, type TaskBinding, type TaskTiming } from '../../../local/twin/stepfunctions.ts';
 

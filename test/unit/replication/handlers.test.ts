@@ -24,7 +24,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { metrics } from '../../../lib/observability.ts';
 import { createClients } from '../../../lib/aws/clients.ts';
 import { startCopy } from '../../../lib/workflows/replication.ts';
-import { SLOT_WAIT } from '../../../lib/domain/replication.ts';
+import { SLOT_WAIT } from '../../../lib/domain/replication-steps.ts';
 import { HANDOFF_PAGE } from '../../../lib/workflows/copy-queue.ts';
 import { ACCOUNT, policy, policyDocument, sample } from './fixtures.ts';
 
