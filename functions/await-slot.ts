@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { taskClients } from '../lib/aws/clients.ts';
+import { requiredEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
 import { awaitCopySlot, leaveCopySlotQueue } from '../lib/workflows/copy-queue.ts';
 
@@ -8,8 +9,7 @@ import { awaitCopySlot, leaveCopySlotQueue } from '../lib/workflows/copy-queue.t
  * Replication tasks of the copy-slot queue: WaitForSlot (`.waitForTaskToken`) parks the token in the queue of the
  * copy's region; SlotWaitEnded (`leave: true`) takes the branch out of it after a wait that no copy's end woke.
  */
-const queueTable = process.env.COPY_QUEUE_TABLE;
-if (!queueTable) throw new Error('COPY_QUEUE_TABLE is not set');
+const queueTable = requiredEnv('COPY_QUEUE_TABLE');
 const deps = { clients: taskClients(), queueTable };
 
 const leaving = (event: unknown) => (event as { leave?: unknown } | null)?.leave === true;

@@ -1,16 +1,10 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { taskClients } from '../lib/aws/clients.ts';
-import { policyMemberClients } from '../lib/aws/member-clients.ts';
-import { loadPolicyFromEnv } from '../lib/config.ts';
+import { replicationTaskDeps } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
 import { checkCopy } from '../lib/workflows/replication.ts';
 
 /** Replication task: state of a copy in its DR region. Input and output: lib/domain/replication-steps.ts. */
-const clients = taskClients();
-const policy = loadPolicyFromEnv();
-// A source in a member account (organization reach) is worked on through that account's role.
-const clientsFor = policyMemberClients(clients, policy);
-const deps = { clients, policy, clientsFor };
+const deps = replicationTaskDeps();
 
 export const handler = middy(async (event: unknown) => checkCopy(event, deps)).use(injectLambdaContext(logger));

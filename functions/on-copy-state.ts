@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Context } from 'aws-lambda';
 import { defaultClients } from '../lib/aws/clients.ts';
-import { loadPolicyFromEnv } from '../lib/config.ts';
+import { loadPolicyFromEnv, requiredEnv } from '../lib/config.ts';
 import { logger } from '../lib/observability.ts';
 import { handleCopyStateEvent } from '../lib/workflows/replication.ts';
 
@@ -10,8 +10,7 @@ import { handleCopyStateEvent } from '../lib/workflows/replication.ts';
  * EventBridge target in a DR region for EC2 AMI State Change (`available`, `failed`): wakes the replication waiting
  * for that copy in its source region. A malformed event throws: Lambda's async retries, then the dead-letter queue.
  */
-const table = process.env.COPY_WAITS_TABLE;
-if (!table) throw new Error('COPY_WAITS_TABLE is not set');
+const table = requiredEnv('COPY_WAITS_TABLE');
 const deps = { clients: defaultClients(), policy: loadPolicyFromEnv(), table };
 
 /** The function's own ARN names the account it runs in (arn:aws:lambda:<region>:<account>:function:<name>). */

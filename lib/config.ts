@@ -1,3 +1,5 @@
+import { taskClients, type Clients } from './aws/clients.ts';
+import { policyMemberClients, type ClientsFor } from './aws/member-clients.ts';
 import { parsePolicy, type Policy } from './domain/policy.ts';
 
 /**
@@ -14,4 +16,26 @@ export function loadPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): Readonl
     throw new Error(`AMI_DR_POLICY is not valid JSON: ${(cause as Error).message}`, { cause });
   }
   return parsePolicy(document, 'AMI_DR_POLICY');
+}
+
+/** An environment variable a Lambda cannot start without (a table's name): its absence fails the cold start. */
+export function requiredEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+/**
+ * What every replication task works with: its role's clients, the policy, and a member account's clients for a
+ * source in that account (organization reach: its EC2 calls are made there, through the member role).
+ */
+export function replicationTaskDeps(env: NodeJS.ProcessEnv = process.env): {
+  clients: Clients;
+  policy: Readonly<Policy>;
+  clientsFor?: ClientsFor;
+} {
+  const clients = taskClients();
+  const policy = loadPolicyFromEnv(env);
+  const clientsFor = policyMemberClients(clients, policy);
+  return { clients, policy, ...(clientsFor ? { clientsFor } : {}) };
 }

@@ -1,4 +1,5 @@
 import {
+  DescribeImagesCommand,
   DescribeSnapshotsCommand,
   paginateDescribeImages,
   type EC2Client,
@@ -90,4 +91,35 @@ export function toImageRecord(image: Image, region: string): ImageRecord {
     ...(image.Architecture ? { architecture: image.Architecture } : {}),
     ...(image.BootMode ? { bootMode: image.BootMode } : {}),
   };
+}
+
+/**
+ * The images with these ids, of any owner and in any state DescribeImages still shows (deprecated, disabled; a
+ * deregistered one for a while), by filter: 200 ids a call, paged. Each call goes through `call` (pacing, counting).
+ */
+export async function describeImagesById(
+  ec2: EC2Client,
+  imageIds: readonly string[],
+  call: <T>(send: () => Promise<T>) => Promise<T> = (send) => send(),
+): Promise<Image[]> {
+  const images: Image[] = [];
+  for (let i = 0; i < imageIds.length; i += 200) {
+    let NextToken: string | undefined;
+    do {
+      const out = await call(() =>
+        ec2.send(
+          new DescribeImagesCommand({
+            Filters: [{ Name: 'image-id', Values: imageIds.slice(i, i + 200) }],
+            IncludeDeprecated: true,
+            IncludeDisabled: true,
+            MaxResults: 1000,
+            NextToken,
+          }),
+        ),
+      );
+      images.push(...(out.Images ?? []));
+      NextToken = out.NextToken;
+    } while (NextToken);
+  }
+  return images;
 }

@@ -2,7 +2,6 @@ import {
   CreateTagsCommand,
   DeleteSnapshotCommand,
   DeleteTagsCommand,
-  DescribeImagesCommand,
   DescribeSnapshotsCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
@@ -17,6 +16,7 @@ import {
 import { awsErrorName, isAwsError } from '../domain/errors.ts';
 import { type BundleJournal, imageOfJournalKey, JOURNAL_PREFIX, JOURNAL_TAG, journalKey } from '../domain/journal.ts';
 import { deleteBundle, type BundleLocation, type BundleManifest } from './bundles.ts';
+import { describeImagesById } from './images.ts';
 import type { TokenBucketPacer } from './pacer.ts';
 
 /**
@@ -180,28 +180,12 @@ export async function registeredImages(
   pacer: TokenBucketPacer,
   imageIds: readonly string[],
 ): Promise<{ registered: Set<string>; calls: number }> {
-  const registered = new Set<string>();
   let calls = 0;
-  for (let i = 0; i < imageIds.length; i += 200) {
-    let NextToken: string | undefined;
-    do {
-      calls++;
-      const out = await pacer.call('describe', () =>
-        ec2.send(
-          new DescribeImagesCommand({
-            Filters: [{ Name: 'image-id', Values: imageIds.slice(i, i + 200) }],
-            IncludeDeprecated: true,
-            IncludeDisabled: true,
-            MaxResults: 1000,
-            NextToken,
-          }),
-        ),
-      );
-      for (const image of out.Images ?? [])
-        if (image.ImageId && image.State !== 'deregistered') registered.add(image.ImageId);
-      NextToken = out.NextToken;
-    } while (NextToken);
-  }
+  const images = await describeImagesById(ec2, imageIds, (send) => {
+    calls++;
+    return pacer.call('describe', send);
+  });
+  const registered = new Set(images.flatMap((i) => (i.ImageId && i.State !== 'deregistered' ? [i.ImageId] : [])));
   return { registered, calls };
 }
 

@@ -6,6 +6,7 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import type { SweptSnapshot } from '../domain/orphan-sweep.ts';
+import { describeImagesById } from './images.ts';
 import type { TokenBucketPacer } from './pacer.ts';
 
 /**
@@ -77,25 +78,7 @@ export async function ownImages(
 
 /** Of these AMIs, the ones DescribeImages (any owner, by filter) does not know: gone. */
 export async function confirmGone(ec2: EC2Client, describe: Describe, imageIds: string[]): Promise<Set<string>> {
-  const found = new Set<string>();
-  for (let i = 0; i < imageIds.length; i += 200) {
-    let NextToken: string | undefined;
-    do {
-      const out = await describe(() =>
-        ec2.send(
-          new DescribeImagesCommand({
-            Filters: [{ Name: 'image-id', Values: imageIds.slice(i, i + 200) }],
-            IncludeDeprecated: true,
-            IncludeDisabled: true,
-            MaxResults: 1000,
-            NextToken,
-          }),
-        ),
-      );
-      for (const image of out.Images ?? []) if (image.ImageId) found.add(image.ImageId);
-      NextToken = out.NextToken;
-    } while (NextToken);
-  }
+  const found = new Set((await describeImagesById(ec2, imageIds, describe)).map((i) => i.ImageId));
   return new Set(imageIds.filter((id) => !found.has(id)));
 }
 

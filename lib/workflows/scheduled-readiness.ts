@@ -17,6 +17,7 @@ import {
   type UnitClients,
   type WorkUnit,
 } from './units.ts';
+import { failedUnitSchema, unitSchema } from './unit-schemas.ts';
 
 /**
  * Scheduled readiness as a Step Functions run (statemachines/readiness.asl.json): a plan step lists the run's
@@ -42,7 +43,6 @@ export interface ReadinessDeps {
   clock?: () => number;
 }
 
-const unitSchema = z.object({ accountId: z.string(), region: z.string() });
 const runSchema = z.object({ name: z.string(), windowEnd: z.string() });
 
 export const readinessUnitSchema = z.looseObject({ step: z.literal('unit'), unit: unitSchema, run: runSchema });
@@ -118,13 +118,6 @@ export async function runReadinessUnit(
     reconcileErrors: briefMessages(errors, 'first'),
   };
 }
-
-const failedUnitSchema = z.looseObject({
-  failed: z.literal(true),
-  unit: unitSchema,
-  error: z.string().optional(),
-  cause: z.string().optional(),
-});
 
 export const readinessAggregateSchema = z.object({
   step: z.literal('aggregate'),

@@ -26,6 +26,7 @@ import {
   type UnitClients,
   type WorkUnit,
 } from './units.ts';
+import { failedUnitSchema, unitSchema } from './unit-schemas.ts';
 
 /**
  * Scheduled retention as a Step Functions run (statemachines/retention.asl.json), in three steps:
@@ -73,7 +74,6 @@ export interface ScheduledDeps {
   concurrency?: number;
 }
 
-const unitSchema = z.object({ accountId: z.string(), region: z.string() });
 const runSchema = z.object({
   name: z.string(),
   windowEnd: z.string(),
@@ -320,14 +320,6 @@ function addProgress(before: UnitProgress | undefined, report: RetentionReport, 
     lastErrors: briefMessages([...p.lastErrors, ...report.errors.map((e) => `${e.code}: ${e.message}`)], 'last'),
   };
 }
-
-/** A unit whose invocation failed, as the state machine's Catch records it. */
-const failedUnitSchema = z.looseObject({
-  failed: z.literal(true),
-  unit: unitSchema,
-  error: z.string().optional(),
-  cause: z.string().optional(),
-});
 
 export const aggregateSchema = z.object({
   step: z.literal('aggregate'),
