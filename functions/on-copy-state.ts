@@ -2,7 +2,8 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Context } from 'aws-lambda';
 import { defaultClients } from '../lib/aws/clients.ts';
-import { loadPolicyFromEnv, requiredEnv } from '../lib/config.ts';
+import { loadPolicyFromEnv } from '../lib/config.ts';
+import { requiredEnv } from '../lib/env.ts';
 import { logger } from '../lib/observability.ts';
 import { handleCopyStateEvent } from '../lib/workflows/replication.ts';
 
