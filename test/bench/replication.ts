@@ -3,7 +3,6 @@ import { ManualClock } from '../../local/twin/clock.ts';
 import { startLocalRuntime } from '../../local/runtime/runtime.ts';
 import { parsePolicy } from '../../lib/domain/policy.ts';
 import type { Summary } from '../../lib/domain/replication-steps.ts';
-import { ec2Client } from '../../lib/aws/clients.ts';
 import { startOrJoinReplication } from '../../lib/workflows/replication.ts';
 
 /**
@@ -55,16 +54,10 @@ async function runOnce(copyMs: number, options: RunOptions = {}): Promise<Run> {
   });
   try {
     for (const region of DR) rt.twin.seed.key(region, { alias: 'ami-dr' });
-    const calls: Record<string, number> = {};
-    for (const region of [SOURCE, ...DR]) {
-      ec2Client(rt.clients, region).middlewareStack.add(
-        (next) => async (args) => {
-          calls[region] = (calls[region] ?? 0) + 1;
-          return next(args);
-        },
-        { step: 'initialize', name: 'benchCount' },
-      );
-    }
+    // Counted by the twin: every EC2 call any task's role makes in that region (the bench's own CreateImage calls are
+    // taken off below).
+    const ec2Calls = (region: string) => rt.twin.requestsTo('ec2', region);
+    const before = Object.fromEntries([SOURCE, ...DR].map((region) => [region, ec2Calls(region)]));
     const builder = new EC2Client({
       region: SOURCE,
       endpoint: rt.twin.endpoint,
@@ -87,6 +80,8 @@ async function runOnce(copyMs: number, options: RunOptions = {}): Promise<Run> {
     const regions = summaries.flatMap((s) => s.regions);
     // Twin time from the CreateImage call to the copy being seen available, minus the copy's own duration.
     const overheads = regions.map((r) => (Date.parse(r.availableAt ?? '') - eventAt) / 1000 - copyMs / 1000);
+    const calls = Object.fromEntries([SOURCE, ...DR].map((region) => [region, ec2Calls(region) - before[region]!]));
+    calls[SOURCE]! -= images;
     const drCalls = DR.reduce((n, r) => n + (calls[r] ?? 0), 0);
     // When each copy became available: the twin announces it on its bus whether or not a rule gets it.
     const availableAt = new Map(
