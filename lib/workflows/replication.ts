@@ -638,7 +638,7 @@ export async function awaitCopy(rawInput: unknown, deps: WaitDeps): Promise<Awai
 }
 
 export interface CopyEventDeps extends WaitDeps {
-  /** The account ami-dr runs in; events of other accounts are not acted on. */
+  /** The account ami-dr runs in; another account's events are acted on only from the region's DR account. */
   accountId: string;
 }
 
