@@ -29,6 +29,8 @@ interface PolicyEnv {
   memberRoleArnsFor(policy: Readonly<Policy>): unknown[];
   drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   drRoleArnsFor(policy: Readonly<Policy>): string[];
+  drAccountEventSendersFor(policy: Readonly<Policy>, region: string): string;
+  drAccountEventPrincipalsFor(policy: Readonly<Policy>, region: string): unknown[];
 }
 
 export interface Deployment {
@@ -53,7 +55,7 @@ interface ServerlessDocument {
   custom?: { homeOnly?: { functions?: string[] } };
   functions: Record<string, { role?: string }>;
   resources: {
-    Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+    Resources: Record<string, { Type: string; Condition?: string; Properties?: Record<string, unknown> }>;
     Conditions?: Record<string, unknown>;
   };
 }
@@ -110,7 +112,10 @@ function readServerless(file: string): ServerlessDocument {
 
 const NO_VALUE = Symbol('AWS::NoValue');
 
-function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => unknown {
+function resolver(
+  doc: ServerlessDocument,
+  d: Deployment,
+): ((value: unknown) => unknown) & { holds(condition: string): boolean } {
   const env = createRequire(import.meta.url)(join(packageRoot(), 'lib', 'build', 'policy-env.cjs')) as PolicyEnv;
   const functionPrefix = `${doc.service}-${d.stage}`;
   const fileValues: Record<string, () => unknown> = {
@@ -127,6 +132,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
     drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
     drRoleArns: () => env.drRoleArnsFor(d.policy),
+    drAccountEventSenders: () => env.drAccountEventSendersFor(d.policy, d.region),
+    drAccountEventPrincipals: () => env.drAccountEventPrincipalsFor(d.policy, d.region),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
@@ -174,6 +181,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     HasDrillConsumer: () => Boolean(d.policy.drill?.consumerRoleArn),
     ReachesMembers: () => reachesMembers(d.policy),
     HasOrganization: () => d.policy.organization !== undefined,
+    ReceivesDrAccountEvents: () => env.drAccountEventSendersFor(d.policy, d.region) !== '',
   };
 
   const text = (value: string): unknown => {
@@ -232,7 +240,31 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     }
     return out;
   };
-  return resolve;
+  return Object.assign(resolve, { holds: (name: string) => conditions[name]?.() ?? false });
+}
+
+/** One `AWS::Events::EventBusPolicy` statement of serverless.yml, on the default bus of the deployment's region. */
+export interface BusPolicyStatement extends PolicyStatement {
+  Sid: string;
+  Principal: '*' | { AWS?: string | string[] };
+}
+
+/**
+ * The statements serverless.yml puts on the deployment region's default event bus (its `AWS::Events::EventBusPolicy`
+ * resources whose condition holds there), resolved for the deployment: what PutPermission would leave on the bus.
+ */
+export function templateBusPolicies(
+  deployment: Deployment,
+  file = join(packageRoot(), 'serverless.yml'),
+  doc = readServerless(file),
+): BusPolicyStatement[] {
+  const resolve = resolver(doc, deployment);
+  return Object.values(doc.resources.Resources).flatMap((resource) => {
+    if (resource.Type !== 'AWS::Events::EventBusPolicy') return [];
+    if (resource.Condition && !resolve.holds(resource.Condition)) return [];
+    const p = resolve(resource.Properties) as { StatementId: string; Statement: Omit<BusPolicyStatement, 'Sid'> };
+    return [{ ...p.Statement, Sid: p.StatementId }];
+  });
 }
 
 /** The access key id the twin maps to a function's role in a deployment region (alphanumeric, as AWS's are). */

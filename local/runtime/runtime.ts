@@ -27,11 +27,11 @@ import { ManualClock, type Clock } from '../twin/clock.ts';
 import type { TwinEvent } from '../twin/events.ts';
 import { LocalStepFunctions, type LocalExecution, type TaskBinding } from '../twin/stepfunctions.ts';
 import { startTwin, type Twin, type TwinOptions } from '../twin/twin.ts';
-import { functionRoles, roleAccessKeyId } from './roles.ts';
+import { functionRoles, roleAccessKeyId, templateBusPolicies } from './roles.ts';
 import { forwardingPatterns } from './member-template.ts';
 import { memberClients, type ClientsFor } from '../../lib/aws/member-clients.ts';
 import { memberRoleArn, reachesMembers } from '../../lib/domain/organization.ts';
-import { deployDrAccount } from './dr-account.ts';
+import { deployDrAccount, drAccountForwardingRules } from './dr-account.ts';
 import { assumedClients } from '../../lib/aws/assume-role.ts';
 import { drAccounts } from '../../lib/domain/policy.ts';
 import { parseRetentionTask, retentionTask, type ScheduledDeps } from '../../lib/workflows/scheduled-retention.ts';
@@ -318,6 +318,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
   // The policy's DR accounts, deployed from deploy/dr-account.yml (roles only: keys are the test's or seed's).
   for (const accountId of drAccounts(policy)) deployDrAccount(twin, { accountId, region: homeRegion });
+  // What serverless.yml puts on each region's default bus (a DR region's policy for its DR accounts' copy events).
+  for (const region of deployed)
+    for (const statement of templateBusPolicies({ policy, stage, region, accountId: twin.accountId, home: homeRegion }))
+      twin.events.putPermission(defaultBusArn(region, twin.accountId), statement);
   const clientsFor = (fn: FunctionKey, region = homeRegion): Clients => {
     const found = roleClients.get(`${fn}@${region}`);
     if (!found) throw new Error(`serverless.yml gives ${fn} no role deployed in ${region}`);
@@ -524,7 +528,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const p = invoke(event, region).finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
-  const unsubscribers = [twin.events.subscribe((event: TwinEvent) => deliver(event))];
+  // ami-dr's rules see the events on its own account's buses; a DR account's reach them only through its rule.
+  const unsubscribers = [
+    twin.events.subscribe((event: TwinEvent) => {
+      if (event.account === twin.accountId) deliver(event);
+    }),
+  ];
+  // Each DR account's stack in each of its regions (deploy/dr-account.yml) forwards its copies' state changes to
+  // ami-dr's bus there: delivered if the rule's role and the bus policy let EventBridge put them, else refused.
+  for (const d of policy.regions.dr) {
+    if (!d.account) continue;
+    const forwarding = drAccountForwardingRules(twin.accountId, { accountId: d.account, region: d.region });
+    unsubscribers.push(
+      twin.events.subscribe((event: TwinEvent) => {
+        if (event.account !== d.account || event.region !== d.region) return;
+        for (const rule of forwarding) {
+          if (!matchesPattern(rule.pattern, event)) continue;
+          for (const target of rule.targets) {
+            const put = twin.events.putEventsFrom(event, target, twin.iam);
+            if (put.accepted && target.busArn === defaultBusArn(d.region, twin.accountId)) deliver(event);
+          }
+        }
+      }),
+    );
+  }
   // A member's rule (deploy/member-account.yml) puts its image events on this account's bus, in the same region.
   const forwarding = forwardingPatterns();
   for (const member of memberTwins.values())
@@ -592,6 +619,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     },
   };
 }
+
+/** A region's default event bus in an account. */
+const defaultBusArn = (region: string, accountId: string): string =>
+  `arn:aws:events:${region}:${accountId}:event-bus/default`;
 
 /** The schedules' periods, as serverless.yml's startScheduled events declare them. */
 const SCHEDULE_MINUTES: Record<ScheduledJob, number> = { retention: 60, readiness: 30 };
