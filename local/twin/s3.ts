@@ -321,3 +321,21 @@ async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   }
 }
+
+/**
+ * A state machine's Distributed Map storage on the twin's S3 (`s3` signed as the state machine's role, so its
+ * ItemReader and ResultWriter are held to that role's policy as on AWS).
+ */
+export function mapRunStorage(s3: S3Client): { getObject: MapRunGet; putObject: MapRunPut } {
+  return {
+    getObject: async (bucket, key) => {
+      const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return (await out.Body?.transformToString()) ?? '';
+    },
+    putObject: async (bucket, key, body) => {
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }));
+    },
+  };
+}
+type MapRunGet = (bucket: string, key: string) => Promise<string>;
+type MapRunPut = (bucket: string, key: string, body: string) => Promise<void>;
