@@ -314,7 +314,8 @@ export function manifestXml(name: string, parts: { filename: string; body: Buffe
   );
 }
 
-async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
+/** Creates the bucket unless it exists. */
+export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
   try {
     await s3.send(new HeadBucketCommand({ Bucket: bucket }));
   } catch {
