@@ -831,6 +831,7 @@ export class LocalStepFunctions {
     let next = 0;
     let running = 0;
     let exceeded = false;
+    let refusedDescribe: string | undefined;
     await new Promise<void>((settle) => {
       const startNext = (): void => {
         while (running < maxConcurrency && next < inputs.length && mapRun.status === 'RUNNING' && !exceeded) {
@@ -840,10 +841,18 @@ export class LocalStepFunctions {
           mapRun.peakConcurrency = Math.max(mapRun.peakConcurrency, running);
           void child.done.then(() => {
             running--;
+            // The map run collects the child's result as the state machine's role (DescribeExecution).
+            refusedDescribe ??= machine.storage?.authorize?.([
+              { action: 'states:DescribeExecution', resource: child.executionArn },
+            ]);
+            if (refusedDescribe && !exceeded) {
+              exceeded = true;
+              this.abortMapRun(mapRun, 'RUNNING', machine.storage);
+            }
             if (child.status !== 'SUCCEEDED') failed++;
             if (failed > tolerated && !exceeded) {
               exceeded = true;
-              this.abortMapRun(mapRun, 'RUNNING');
+              this.abortMapRun(mapRun, 'RUNNING', machine.storage);
             }
             startNext();
           });
@@ -853,6 +862,10 @@ export class LocalStepFunctions {
       startNext();
     });
     if (mapRun.status === 'ABORTED') throw new TaskError('States.Runtime', 'The map run was aborted');
+    if (refusedDescribe) {
+      mapRun.status = 'FAILED';
+      throw new TaskError('States.Runtime', refusedDescribe);
+    }
     const entries = mapRun.children.map((child) => resultEntry(child, processor.arn));
     if (state.ResultWriter) {
       mapRun.resultWriterDetails = await io(() =>
@@ -949,12 +962,16 @@ export class LocalStepFunctions {
     return child;
   }
 
-  /** Stops a map run: its running children are aborted (`keep`: the run itself goes on to fail). */
-  private abortMapRun(mapRun: MapRun, keep?: 'RUNNING'): void {
+  /**
+   * Stops a map run: its running children are aborted (`keep`: the run itself goes on to fail), by the state
+   * machine's role (StopExecution) when the map run stops them itself.
+   */
+  private abortMapRun(mapRun: MapRun, keep?: 'RUNNING', storage?: MapRunStorage): void {
     if (mapRun.status !== 'RUNNING') return;
     if (!keep) mapRun.status = 'ABORTED';
     for (const child of mapRun.children) {
       if (child?.status !== 'RUNNING') continue;
+      storage?.authorize?.([{ action: 'states:StopExecution', resource: child.executionArn }]);
       child.status = 'ABORTED';
       child.stopDate = this.clock.now();
       child.abort?.();
