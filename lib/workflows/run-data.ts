@@ -12,7 +12,8 @@ import { unitKey } from './units.ts';
  * Distributed Map's ItemReader) and the units it could not plan (`failures.json`); the Map's ResultWriter writes
  * every unit's result under `<job>/results/<map run>/` (manifest.json, SUCCEEDED_n.json, FAILED_n.json: the Step
  * Functions developer guide, "ResultWriter"), which the aggregate step reads. The bucket's lifecycle rule expires
- * them.
+ * them. Without a report bucket the run's report is written there too (`report.json`): the execution's output
+ * carries it only while it fits.
  */
 
 /** An object of the run in the runs bucket, and how many entries it lists. */
@@ -23,7 +24,7 @@ export type RunObject = z.infer<typeof runObjectSchema>;
 export const resultWriterDetailsSchema = z.object({ Bucket: z.string(), Key: z.string() });
 export type ResultWriterDetails = z.infer<typeof resultWriterDetailsSchema>;
 
-export const runObjectKey = (job: ScheduledJob, run: string, name: 'units' | 'failures'): string =>
+export const runObjectKey = (job: ScheduledJob, run: string, name: 'units' | 'failures' | 'report'): string =>
   `${job}/runs/${run}/${name}.json`;
 
 /** Writes a list of the run to the runs bucket. */

@@ -238,9 +238,11 @@ export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<
     { summary },
     done.reduce((n, d) => n + d.redriven, 0),
   );
-  if (!reportBucket) return { report: reportWithinQuota(report), metrics };
-  const key = `${reportPrefix}readiness/runs/${input.run.name}/report.json`;
-  const reportLocation = await putJsonReport(home, reportBucket, key, report);
+  // Without a report bucket the whole report is kept with the run's data (the output may leave its units out).
+  const key = reportBucket
+    ? `${reportPrefix}readiness/runs/${input.run.name}/report.json`
+    : runObjectKey('readiness', input.run.name, 'report');
+  const reportLocation = await putJsonReport(home, reportBucket ?? deps.runsBucket, key, report);
   return { report: reportWithinQuota(report), reportLocation, metrics };
 }
 

@@ -448,9 +448,11 @@ export async function aggregateRetentionRun(
     units.map((u) => ({ dryRun: run.dryRun, gibFreed: u.gibFreed, counts: u })),
     failures.length,
   );
-  if (!reportBucket) return { report: reportWithinQuota(report), metrics };
-  const key = `${reportPrefix}retention/runs/${run.name}/report.json`;
-  const reportLocation = await putJsonReport(home, reportBucket, key, report);
+  // Without a report bucket the whole report is kept with the run's data (the output may leave its units out).
+  const key = reportBucket
+    ? `${reportPrefix}retention/runs/${run.name}/report.json`
+    : runObjectKey('retention', run.name, 'report');
+  const reportLocation = await putJsonReport(home, reportBucket ?? deps.runsBucket, key, report);
   return { report: reportWithinQuota(report), reportLocation, metrics };
 }
 

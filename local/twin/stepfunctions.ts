@@ -604,6 +604,17 @@ export class LocalStepFunctions {
 
   // ---- running ----------------------------------------------------------------------------------------------------
 
+  /** A machine's definition as the library runs it, made once (a map run's children share their processor's). */
+  private readonly compiledMachines = new WeakMap<LocalStateMachine, StateMachine>();
+  private compiled(machine: LocalStateMachine): StateMachine {
+    let sm = this.compiledMachines.get(machine);
+    if (!sm) {
+      sm = new StateMachine(localDefinition(machine.definition), { validationOptions: { checkArn: false } });
+      this.compiledMachines.set(machine, sm);
+    }
+    return sm;
+  }
+
   /**
    * Runs an execution to its end. A map run's child passes its `parent` (and its item's index): the states it enters
    * and the data they handle are the parent's too (every state transition of a run, as AWS bills them).
@@ -616,7 +627,7 @@ export class LocalStepFunctions {
   ): Promise<void> {
     const vt = this.virtualTime;
     const virtual = Boolean(vt);
-    const sm = new StateMachine(localDefinition(machine.definition), { validationOptions: { checkArn: false } });
+    const sm = this.compiled(machine);
     const retriers = retriersByState(machine.definition);
     const attempts = new Map<string, number[]>();
     type Handlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
