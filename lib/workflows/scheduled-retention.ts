@@ -116,7 +116,7 @@ const progressSchema = z.object({
 });
 export type UnitProgress = z.infer<typeof progressSchema>;
 
-/** A unit's Map iteration (its item and the run, as the ItemSelector makes it), with `progress` between invocations. */
+/** A unit's execution (its item and the run, as the ItemSelector makes it), with `progress` between invocations. */
 export const unitStateSchema = z.looseObject({
   step: z.literal('unit'),
   unit: unitItemSchema,
