@@ -161,6 +161,7 @@ function resolver(
       ]),
     ),
     AlarmTopic: `arn:aws:sns:${d.region}:${d.accountId}:${functionPrefix}-alarms`,
+    RunsBucket: localRunsBucket(functionPrefix, d.accountId),
   };
   const attributes: Record<string, string> = {
     'EventsDeadLetterQueue.Arn': `arn:aws:sqs:${d.region}:${d.accountId}:${functionPrefix}-events-dlq`,
@@ -201,7 +202,10 @@ function resolver(
     return value();
   };
   const sub = (template: string): string =>
-    template.replace(/\$\{([\w:.]+)\}/g, (match, name: string) => pseudo[name] ?? attributes[name] ?? match);
+    template.replace(
+      /\$\{([\w:.]+)\}/g,
+      (match, name: string) => pseudo[name] ?? attributes[name] ?? refs[name] ?? match,
+    );
 
   const resolve = (value: unknown): unknown => {
     if (typeof value === 'string') {
@@ -266,6 +270,10 @@ export function templateBusPolicies(
     return [{ ...p.Statement, Sid: p.StatementId }];
   });
 }
+
+/** The home stack's runs bucket on the twin (CloudFormation names it on AWS: serverless.yml's RunsBucket). */
+export const localRunsBucket = (functionPrefix: string, accountId: string): string =>
+  `${functionPrefix}-runs-${accountId}`;
 
 /** The access key id the twin maps to a function's role in a deployment region (alphanumeric, as AWS's are). */
 export function roleAccessKeyId(functionKey: string, region: string): string {
