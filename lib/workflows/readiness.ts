@@ -25,6 +25,7 @@ import { grantKeyToAccount, readKeyAccess, retireKeyGrant } from '../aws/key-acc
 import { planGrants, type KeyAccess } from '../domain/key-access.ts';
 import { startOrJoinReplication, type StartedReplication } from './replication.ts';
 import { reachDrAccounts, targetAccount } from './dr-account.ts';
+import { forEachLimited } from './concurrency.ts';
 
 /** What readiness reads, re-drives, repairs and writes; serverless.yml's readiness role grants exactly these. */
 export const REQUIRED_PERMISSIONS = [
@@ -425,15 +426,4 @@ async function retireStaleGrants(
     }
   }
   return retired;
-}
-
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

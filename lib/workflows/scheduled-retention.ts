@@ -9,6 +9,7 @@ import { parseSavedPlan, toSavedPlan, type SavedPlan, type SavedRegionPlan } fro
 import { accountOutcomes } from '../domain/organization.ts';
 import type { AccountOutcome } from '../domain/readiness.ts';
 import { accountsOfReach } from './organization.ts';
+import { forEachLimited } from './concurrency.ts';
 import {
   applyRegion,
   noteCascades,
@@ -64,6 +65,13 @@ import {
  * with the run, it is the unit's execution input.
  */
 export const INLINE_PLAN_LIMIT_BYTES = 200_000;
+
+/**
+ * Units inventoried at once by the plan step: each account and region has its own EC2 rate limits, so planning units
+ * side by side shortens the step; bounded, so an organization's thousand units do not open a thousand inventories
+ * (and queue on the clients' sockets) at once.
+ */
+const PLAN_CONCURRENCY = 16;
 
 export class PlanTooLargeError extends Error {
   override name = 'PlanTooLargeError';
@@ -169,17 +177,15 @@ export async function planRetentionRun(
   const units = accountUnits(accounts, retentionRegions(policy));
   const failures: UnitFailure[] = [];
   const planned: { unit: WorkUnit; planned: PlannedRegion }[] = [];
-  await Promise.all(
-    units.map(async (unit) => {
-      try {
-        const clients = await deps.clientsFor(unit);
-        const options = { ...unitOptions(deps, unit, now), clients, ...(deadline ? { deadline } : {}) };
-        planned.push({ unit, planned: await planRegion(options) });
-      } catch (error) {
-        failures.push(failure(unit, 'plan', error));
-      }
-    }),
-  );
+  await forEachLimited(units, PLAN_CONCURRENCY, async (unit) => {
+    try {
+      const clients = await deps.clientsFor(unit);
+      const options = { ...unitOptions(deps, unit, now), clients, ...(deadline ? { deadline } : {}) };
+      planned.push({ unit, planned: await planRegion(options) });
+    } catch (error) {
+      failures.push(failure(unit, 'plan', error));
+    }
+  });
   planned.sort((a, b) => units.indexOf(a.unit) - units.indexOf(b.unit));
   for (const accountId of new Set(planned.map((p) => p.unit.accountId)))
     noteCascades(
