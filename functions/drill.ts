@@ -49,6 +49,7 @@ export const handler = middy(async (event: unknown, context: Context) => {
       failed: run.report.results
         .filter((r) => r.outcome === 'failed')
         .map((r) => ({ region: r.region, copyImageId: r.copyImageId, failure: r.failure, reason: r.reason })),
+      unreached: run.report.unreached,
       swept: run.report.swept.length,
       reportLocation: run.reportLocation,
     });

@@ -29,6 +29,7 @@ interface PolicyEnv {
   memberRoleArnsFor(policy: Readonly<Policy>): unknown[];
   drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   drRoleArnsFor(policy: Readonly<Policy>): string[];
+  drillRoleArnsFor(policy: Readonly<Policy>): string[];
 }
 
 export interface Deployment {
@@ -127,6 +128,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
     drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
     drRoleArns: () => env.drRoleArnsFor(d.policy),
+    drillRoleArns: () => env.drillRoleArnsFor(d.policy),
+    hasDrAccounts: () => (env.drillRoleArnsFor(d.policy).length ? 'true' : ''),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
@@ -172,6 +175,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     HasBundleBuckets: () => Boolean(d.policy.retention.bundleBuckets?.length),
     HasNotificationTopic: () => Boolean(d.policy.notifications.snsTopicArn),
     HasDrillConsumer: () => Boolean(d.policy.drill?.consumerRoleArn),
+    HasDrAccounts: () => env.drillRoleArnsFor(d.policy).length > 0,
     ReachesMembers: () => reachesMembers(d.policy),
     HasOrganization: () => d.policy.organization !== undefined,
   };
