@@ -135,6 +135,24 @@ function sessionRequests(h: DrHarness, roleArn: string) {
 }
 
 describe("the DR account's drill role", () => {
+  it("launches in the DR account's subnet and security groups when drill.network names them for its region", async () => {
+    const network = { subnetId: 'subnet-0a1b2c3d4e5f60718', securityGroupIds: ['sg-0a1b2c3d4e5f60718'] };
+    h = await replicated(policy({}, { network: { [VAULT_REGION]: network } }));
+
+    const run = await runDrills(options(h));
+
+    expect(byRegion(run)).toEqual({ [VAULT_REGION]: 'passed', [OWN_REGION]: 'passed' });
+    const launched = sessionRequests(h, DRILL_ROLE)
+      .filter((d) => d.request.action === 'ec2:RunInstances')
+      .map((d) => d.request.resource);
+    expect(launched).toEqual(
+      expect.arrayContaining([
+        `arn:aws:ec2:${VAULT_REGION}:${DR_ACCOUNT}:subnet/${network.subnetId}`,
+        `arn:aws:ec2:${VAULT_REGION}:${DR_ACCOUNT}:security-group/${network.securityGroupIds[0]}`,
+      ]),
+    );
+  });
+
   it('needs each of its Allow statements: without any one, some call of a drill run is refused', async () => {
     h = await replicated();
     await runDrills(options(h));
@@ -215,6 +233,24 @@ describe('failures of a drill in a DR account', () => {
     expect(byRegion(run)).toEqual({ [VAULT_REGION]: 'failed: key-access', [OWN_REGION]: 'passed' });
     expect(run.report.results.find((r) => r.region === VAULT_REGION)!.reason).toMatch(/InvalidKMSKey/);
     expect(vaultImages(h)[0]!.tags.get(DRILL_TAG.outcome)).toBe('failed: key-access');
+    expect(drillInstancesLeft(h)).toEqual([]);
+
+    // Enabled again, but under a key policy that lets only the replicator use it (no delegation to IAM): the drill
+    // role's own permissions are not enough.
+    const key = h.vault.state.region(VAULT_REGION).keys.get(h.vaultKey.split('/').pop()!)!;
+    key.state = 'Enabled';
+    const template = JSON.parse(
+      readDrAccountTemplate({ accountId: DR_ACCOUNT, productionAccountId: PRODUCTION, region: VAULT_REGION }).keyPolicy,
+    ) as { Statement: { Sid?: string }[] };
+    key.policy = JSON.stringify({
+      ...template,
+      Statement: template.Statement.filter((st) => st.Sid !== 'AccountAdministers'),
+    });
+    h.clock.advance(60_000);
+
+    const refused = await runDrills(options(h));
+
+    expect(byRegion(refused)).toEqual({ [VAULT_REGION]: 'failed: key-access', [OWN_REGION]: 'passed' });
     expect(drillInstancesLeft(h)).toEqual([]);
   });
 
