@@ -53,6 +53,8 @@ export const drillCommand: Command = {
       ctx.out.print(
         `${plural(s.drills, 'drill')}: ${s.passed} passed, ${s.failed} failed${s.interrupted ? `, ${s.interrupted} interrupted` : ''}${s.unreached ? `, ${plural(s.unreached, 'DR region')} not reached` : ''}; ${s.instanceMinutes} instance-minutes`,
       );
+      for (const x of report.results.filter((r) => r.recordError))
+        ctx.out.note(`the outcome could not be recorded on ${x.copyImageId} (${x.region}): ${x.recordError}`);
       for (const x of report.skipped) ctx.out.note(`skipped ${x.copyImageId} (${x.family}, ${x.region}): ${x.reason}`);
       for (const x of report.swept)
         ctx.out.note(`terminated leftover drill instance ${x.instanceId} in ${x.region} (launched ${x.launchTime})`);

@@ -224,6 +224,24 @@ describe('a DR account the drills cannot reach', () => {
 });
 
 describe('failures of a drill in a DR account', () => {
+  it('reports a drill whose outcome the DR account refuses to record, and still records the others', async () => {
+    h = await replicated();
+    // The DR account's drill role without the statement that lets it record the outcome on a copy.
+    const role = h.rt.twin.iam.role(DRILL_ROLE)!;
+    h.rt.twin.iam.defineRole({ ...role, statements: role.statements.filter((st) => st.Sid !== 'RecordDrillOutcome') });
+
+    const run = await runDrills(options(h));
+
+    expect(byRegion(run)).toEqual({ [VAULT_REGION]: 'passed', [OWN_REGION]: 'passed' });
+    const vault = run.report.results.find((r) => r.region === VAULT_REGION)!;
+    expect(vault.recordError).toMatch(/^UnauthorizedOperation: .*ec2:CreateTags/);
+    expect(vaultImages(h)[0]!.tags.has(DRILL_TAG.drilledAt)).toBe(false);
+    const own = run.report.results.find((r) => r.region === OWN_REGION)!;
+    expect(own.recordError).toBeUndefined();
+    expect(h.rt.twin.state.region(OWN_REGION).images.get(own.copyImageId)!.tags.get(DRILL_TAG.outcome)).toBe('passed');
+    expect(drillInstancesLeft(h)).toEqual([]);
+  });
+
   it("classifies a launch the DR account's key refuses as key-access, terminates it, and records it on the copy", async () => {
     h = await replicated();
     h.vault.state.region(VAULT_REGION).keys.get(h.vaultKey.split('/').pop()!)!.state = 'Disabled';
