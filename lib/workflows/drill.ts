@@ -22,6 +22,7 @@ import {
   type DrillTarget,
   type SkippedDrill,
 } from '../domain/drill.ts';
+import type { ImageRecord } from '../domain/image.ts';
 import { drillSettings, type Policy } from '../domain/policy.ts';
 import { REPLICA_ROLE, TAG } from '../domain/tags.ts';
 import { plural } from '../domain/text.ts';
@@ -143,6 +144,8 @@ interface DrillSite {
   launch: Clients;
   /** The account the instances run in, when not ami-dr's own. */
   account?: string;
+  /** The DR account's drill role the site's clients are a session of. */
+  roleArn?: string;
 }
 
 /**
@@ -158,24 +161,23 @@ export async function runDrills(options: DrillRunOptions): Promise<DrillRun> {
   const settings = drillSettings(policy);
   const started = options.now();
   const generatedAt = new Date(started).toISOString();
-  const { sites, unreached } = await drillSites(options, settings.consumerRoleArn);
+  const reached = await drillSites(options, settings.consumerRoleArn);
+  const unreached = [...reached.unreached];
+
+  options.onProgress?.('terminating leftover drill instances, listing copies');
+  const surveys = await Promise.all(reached.sites.map((site) => survey(site, started)));
+  const sites = reached.sites.filter((site, i) => {
+    const { error } = surveys[i]!;
+    if (!error) return true;
+    // A DR account that lets the drill role in but refuses it the first reads fails only its regions, as one that
+    // cannot be reached at all; ami-dr's own account refusing them is the run's error.
+    if (!site.roleArn) throw error;
+    unreached.push({ region: site.region, account: site.account!, roleArn: site.roleArn, reason: text(error) });
+    return false;
+  });
   const siteOf = new Map(sites.map((site) => [site.region, site]));
-
-  options.onProgress?.('terminating leftover drill instances');
-  const swept = (await Promise.all(sites.map((site) => sweep(site, started)))).flat();
-
-  options.onProgress?.('listing copies');
-  const copies = (
-    await Promise.all(
-      sites.map((site) =>
-        listImages(ec2Client(site.owner, site.region), site.region, {
-          owners: ['self'],
-          filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE], state: ['available'] },
-          includeDisabled: false,
-        }),
-      ),
-    )
-  ).flat();
+  const swept = surveys.flatMap((s) => s.swept);
+  const copies = surveys.flatMap((s) => s.copies);
   const plan = planDrills(copies, policy, settings);
 
   const runId = generatedAt.replace(/\D/g, '').slice(0, 14);
@@ -199,7 +201,7 @@ export async function runDrills(options: DrillRunOptions): Promise<DrillRun> {
         drillTags(result.outcome, result.failure, result.endedAt ?? generatedAt),
       );
     } catch (error) {
-      result.recordError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      result.recordError = text(error);
     }
   }
 
@@ -256,7 +258,9 @@ async function drillSites(
     if (refused.has(d.region)) return [];
     if (d.account) {
       const session = reach.clientsFor(d.region);
-      return [{ region: d.region, owner: session, launch: session, account: d.account }];
+      return [
+        { region: d.region, owner: session, launch: session, account: d.account, roleArn: DRILL_ROLE.roleArn(d) },
+      ];
     }
     return [
       {
@@ -274,6 +278,27 @@ async function drillSites(
     reason: p.message,
   }));
   return { sites, unreached };
+}
+
+const text = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+
+/** A site's leftover drill instances terminated and its available copies listed, or why that was refused. */
+async function survey(
+  site: DrillSite,
+  now: number,
+): Promise<{ swept: SweptInstance[]; copies: ImageRecord[]; error?: unknown }> {
+  let swept: SweptInstance[] = [];
+  try {
+    swept = await sweep(site, now);
+    const copies = await listImages(ec2Client(site.owner, site.region), site.region, {
+      owners: ['self'],
+      filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE], state: ['available'] },
+      includeDisabled: false,
+    });
+    return { swept, copies };
+  } catch (error) {
+    return { swept, copies: [], error };
+  }
 }
 
 async function sweep(site: DrillSite, now: number): Promise<SweptInstance[]> {

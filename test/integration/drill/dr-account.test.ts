@@ -197,6 +197,25 @@ describe('a DR account the drills cannot reach', () => {
     expect(vaultImages(h)[0]!.tags.has(DRILL_TAG.drilledAt)).toBe(false);
   });
 
+  it('fails only its regions, with the reason, when its drill role may not even look at the copies', async () => {
+    h = await replicated();
+    const role = h.rt.twin.iam.role(DRILL_ROLE)!;
+    h.rt.twin.iam.defineRole({ ...role, statements: role.statements.filter((st) => st.Sid !== 'Read') });
+
+    const run = await runDrills(options(h));
+
+    expect(byRegion(run)).toEqual({ [OWN_REGION]: 'passed' });
+    expect(run.report.unreached).toEqual([
+      {
+        region: VAULT_REGION,
+        account: DR_ACCOUNT,
+        roleArn: DRILL_ROLE,
+        reason: expect.stringMatching(/^UnauthorizedOperation: .*ec2:DescribeInstances/),
+      },
+    ]);
+    expect(drillInstancesLeft(h)).toEqual([]);
+  });
+
   it("refuses a production role other than the drill function's (the role's trust), and a drill role not trusting this account", async () => {
     h = await replicated();
     // The DR account deployed the template for another production account: its drill role trusts only that one.
