@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { taskClients } from '../lib/aws/clients.ts';
-import { requiredEnv } from '../lib/config.ts';
+import { requiredEnv } from '../lib/env.ts';
 import { logger } from '../lib/observability.ts';
 import { awaitCopySlot, leaveCopySlotQueue } from '../lib/workflows/copy-queue.ts';
 

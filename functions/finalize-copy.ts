@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { replicationTaskDeps, requiredEnv } from '../lib/config.ts';
+import { replicationTaskDeps } from '../lib/config.ts';
+import { requiredEnv } from '../lib/env.ts';
 import { logger } from '../lib/observability.ts';
 import { finalizeCopy } from '../lib/workflows/replication.ts';
 

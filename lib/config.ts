@@ -18,13 +18,6 @@ export function loadPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): Readonl
   return parsePolicy(document, 'AMI_DR_POLICY');
 }
 
-/** An environment variable a Lambda cannot start without (a table's name): its absence fails the cold start. */
-export function requiredEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
-  const value = env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
 /**
  * What every replication task works with: its role's clients, the policy, and a member account's clients for a
  * source in that account (organization reach: its EC2 calls are made there, through the member role).

@@ -215,7 +215,23 @@ function drillRoleArns(policy = load()) {
   return [...new Set(arns)];
 }
 
+/** The DR accounts owning copies in `region` (regions.dr[].account): they forward the copies' events to its bus. */
+function drAccountsIn(policy, region) {
+  return [...new Set(policy.regions.dr.filter((d) => d.region === region && d.account).map((d) => d.account))];
+}
+
+/** The stack's region, as serverless.yml's provider.region resolves it (`--region`, default us-east-1). */
+const stackRegion = async ({ resolveConfigurationProperty }) => resolveConfigurationProperty(['provider', 'region']);
+
 module.exports = {
+  /** `''` outside a region with DR-account copies (a CloudFormation condition keys off it), else the accounts. */
+  drAccountEventSenders: async (params) => drAccountsIn(load(), await stackRegion(params)).join(','),
+  drAccountEventSendersFor: (policy, region) => drAccountsIn(policy, region).join(','),
+  /** The event bus policy's principals: those accounts (their forwarding rules' roles put the events). */
+  drAccountEventPrincipals: async (params) =>
+    drAccountsIn(load(), await stackRegion(params)).map((a) => partitionArn(`iam::${a}:root`)),
+  drAccountEventPrincipalsFor: (policy, region) =>
+    drAccountsIn(policy, region).map((a) => partitionArn(`iam::${a}:root`)),
   drillKeyStatements: () => drillKeyStatements(),
   drillKeyStatementsFor: (policy) => drillKeyStatements(policy),
   /** The drill function's schedule and whether it is on (`drill.enabled`). */

@@ -25,7 +25,7 @@ import {
 import { executionArnOf, findExecution, sendTaskSuccess, startExecution } from '../aws/sfn.ts';
 import { ADOPTABLE_STATES, GONE_STATES, type ImageRecord } from '../domain/image.ts';
 import { parseImageEvent } from '../domain/image-event.ts';
-import { keyAccessMode, policyVersion, type Policy } from '../domain/policy.ts';
+import { drRegion, keyAccessMode, policyVersion, type Policy } from '../domain/policy.ts';
 import {
   copyClientToken,
   copyDeadline,
@@ -463,7 +463,7 @@ function copyStatus(ctx: CopyContext, imageId: string, adopted: boolean, started
   const deadline = copyDeadline(startedAt, ctx.deps.policy);
   const account = ctx.input.target.account;
   // The wait that follows times out into a check; an adopted copy already done is completed by that wait's own check.
-  const waitSeconds = waitBeforeCheck(0, now, deadline, account);
+  const waitSeconds = fallbackWaitSeconds(0, now, deadline);
   return {
     imageId,
     region: ctx.input.target.region,
@@ -566,21 +566,13 @@ export async function checkCopy(rawInput: unknown, deps: ReplicationDeps): Promi
   return statusAfterCheck(copy, image, nowOf(deps));
 }
 
-/**
- * How long the wait before check number `checks` lasts. A copy in ami-dr's account wakes its wait with its state
- * change event, so checks are only the fallback; a DR account's events stay in that account, so its copies are
- * polled on the growing interval (30 s doubling to 4 h), never past the deadline.
- */
-function waitBeforeCheck(checks: number, now: Date, deadline: Date, account: string | undefined): number {
-  return account ? nextWaitSeconds(checks, now, deadline) : fallbackWaitSeconds(checks, now, deadline);
-}
-
 /** The copy's status once its image was looked up (`undefined`: gone) at `now`. */
 function statusAfterCheck(copy: CopyStatus, image: ImageRecord | undefined, now: Date): CopyStatus {
   const deadline = new Date(copy.deadline);
   const checks = copy.checks + 1;
   const state = image?.state ?? 'gone';
-  const waitSeconds = waitBeforeCheck(checks, now, deadline, copy.account);
+  // Every copy's state change event wakes its wait (a DR account's forwarded by its rule): checks are the fallback.
+  const waitSeconds = fallbackWaitSeconds(checks, now, deadline);
   const next: CopyStatus = {
     ...copy,
     checks,
@@ -625,6 +617,7 @@ export async function awaitCopy(rawInput: unknown, deps: WaitDeps): Promise<Awai
   const expiresAt = Math.floor(Date.parse(copy.deadline) / 1000) + WAIT_TTL_SLACK_SECONDS;
   await putCopyWait(ddb, deps.table, {
     region: copy.region,
+    account: copy.account,
     imageId: copy.imageId,
     token,
     ...(input.execution ? { execution: input.execution } : {}),
@@ -637,7 +630,7 @@ export async function awaitCopy(rawInput: unknown, deps: WaitDeps): Promise<Awai
   const status = statusAfterCheck(copy, image, now);
   const outcome = { imageId: copy.imageId, region: copy.region };
   if (status.state === 'pending' && !status.pastDeadline) return { result: 'waiting', ...outcome };
-  const taken = await takeCopyWait(ddb, deps.table, copy.region, copy.imageId);
+  const taken = await takeCopyWait(ddb, deps.table, copy.region, copy.imageId, copy.account);
   if (!taken) return { result: 'taken', ...outcome };
   await sendTaskSuccess(sfnClient(deps.clients, source.region), taken.token, status);
   logOf(deps).info('copy already done when its wait began', { ...outcome, state: status.state });
@@ -645,7 +638,7 @@ export async function awaitCopy(rawInput: unknown, deps: WaitDeps): Promise<Awai
 }
 
 export interface CopyEventDeps extends WaitDeps {
-  /** The account ami-dr runs in; events of other accounts are not acted on. */
+  /** The account ami-dr runs in; another account's events are acted on only from the region's DR account. */
   accountId: string;
 }
 
@@ -660,6 +653,12 @@ const COMPLETION_STATES = new Set(['available', 'failed']);
  * token of the replication waiting for it (in the copy's source region) and completes that wait with the copy's
  * state (`failed` goes on to cleanup). Anything else — another producer's image, a copy nobody waits for (a
  * duplicate or late event), a stale token — is ignored.
+ *
+ * A DR account's events reach this bus through its forwarding rule (deploy/dr-account.yml), and name an image in
+ * that account. Such an event is never trusted as it stands: it is acted on only from the DR account the policy
+ * names for the event's region; the image is read from EC2 through ami-dr's role there (owned by that account, an
+ * ami-dr copy, done); and only a token stored for that account, region and image (the copy the execution started
+ * there) can be taken. The event only tells ami-dr when to look.
  */
 export async function handleCopyStateEvent(raw: unknown, deps: CopyEventDeps): Promise<CopyEventOutcome> {
   const event = parseImageEvent(raw);
@@ -670,13 +669,27 @@ export async function handleCopyStateEvent(raw: unknown, deps: CopyEventDeps): P
   };
   if (event.kind !== 'state-change' || !event.imageId) return ignored('not an AMI state change');
   const imageId = event.imageId;
-  if (event.account !== deps.accountId) return ignored('another account', imageId);
-  const image = await describeImage(ec2Client(deps.clients, region), region, imageId);
+  const own = event.account === deps.accountId;
+  const dr = own ? undefined : drRegion(deps.policy, region);
+  if (!own && (!dr?.account || dr.account !== event.account)) return ignored('another account', imageId);
+  let clients = deps.clients;
+  if (dr?.account) {
+    try {
+      clients = await targetClients(deps, { region, account: dr.account, roleArn: drRoleArn(dr) });
+    } catch (error) {
+      // Nothing can be confirmed without the role; the wait's own fallback check reports the region.
+      if (!(error instanceof DrAccountAccessError)) throw error;
+      return ignored('the DR account role cannot be assumed', imageId);
+    }
+  }
+  const image = await describeImage(ec2Client(clients, region), region, imageId);
   if (!image) return ignored('image no longer exists', imageId);
+  if (dr?.account && image.ownerId !== dr.account) return ignored('not an image of the DR account', imageId);
   const sourceRegion = image.tags[TAG.sourceRegion];
   if (!isReplica(image.tags) || !sourceRegion) return ignored('not an ami-dr copy', imageId);
   if (!COMPLETION_STATES.has(image.state)) return ignored(`copy is ${image.state}`, imageId);
-  const taken = await takeCopyWait(dynamoDbClient(deps.clients, sourceRegion), deps.table, region, imageId);
+  const ddb = dynamoDbClient(deps.clients, sourceRegion);
+  const taken = await takeCopyWait(ddb, deps.table, region, imageId, dr?.account);
   if (!taken) return ignored('no replication waits for this copy', imageId);
   const copy = copyStatusSchema.parse(JSON.parse(taken.status));
   const status = statusAfterCheck(copy, image, nowOf(deps));

@@ -18,6 +18,15 @@ import {
   type WorkUnit,
 } from './units.ts';
 import { failedUnitSchema, unitSchema } from './unit-schemas.ts';
+import {
+  inUnitOrder,
+  readMapResults,
+  readRunList,
+  resultWriterDetailsSchema,
+  runObjectKey,
+  runObjectSchema,
+  writeRunList,
+} from './run-data.ts';
 
 /**
  * Scheduled readiness as a Step Functions run (statemachines/readiness.asl.json): a plan step lists the run's
@@ -27,9 +36,11 @@ import { failedUnitSchema, unitSchema } from './unit-schemas.ts';
  * for the member's image), and the aggregate step merges the units' summaries into the run's one report and one set
  * of metrics, with each account's outcome (`role-missing` when its role could not be assumed). A unit's stale-grant
  * retirement sees only its own copies' sharing: a DR region holding copies of another unit's sources keeps its
- * grants (nothing is retired on a partial view). The plan lists the units as bare account and region (the Map's
- * ItemSelector adds the run to each), and a unit's result is its summary and counts, its detail report's location
- * known from its key: every unit's data shares the Map state's 256 KiB (README, scheduled work).
+ * grants (nothing is retired on a partial view). The plan writes the units (bare account and region) to the runs
+ * bucket, where the Distributed Map reads them (its ItemSelector adds the run to each); a unit's result is its
+ * summary and counts, its detail report's location known from its key, and the Map's ResultWriter writes them all
+ * to the runs bucket, where the aggregate step reads them (lib/workflows/run-data.ts): no state holds more than one
+ * unit's data.
  */
 
 export interface ReadinessDeps {
@@ -38,6 +49,8 @@ export interface ReadinessDeps {
   /** The deployment's (home) account. */
   accountId: string;
   homeRegion: string;
+  /** The runs bucket (in the home region): the run's unit list and units' results. */
+  runsBucket: string;
   /** The replicate state machine of a source region (re-drives start it). */
   stateMachineArnFor?: (sourceRegion: string) => string;
   clock?: () => number;
@@ -47,7 +60,7 @@ const runSchema = z.object({ name: z.string(), windowEnd: z.string() });
 
 export const readinessUnitSchema = z.looseObject({ step: z.literal('unit'), unit: unitSchema, run: runSchema });
 
-/** A unit's Map result: only what the aggregate needs of it. */
+/** A unit's result: only what the aggregate needs of it. */
 export interface ReadinessUnitResult {
   unit: WorkUnit;
   /** Readiness does its unit in one invocation: never more work. */
@@ -70,7 +83,9 @@ export async function planReadinessRun(deps: ReadinessDeps, input: { window: Sch
     homeAccountId: deps.accountId,
     ...(deps.clock ? { now: deps.clock } : {}),
   });
-  return { run, units: accountUnits(accounts, deps.policy.regions.sources) };
+  const units = accountUnits(accounts, deps.policy.regions.sources);
+  const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
+  return { run, units: await writeRunList(s3, deps.runsBucket, runObjectKey('readiness', run.name, 'units'), units) };
 }
 
 /** Where a unit's detail report is written in the report bucket. */
@@ -122,8 +137,33 @@ export async function runReadinessUnit(
 export const readinessAggregateSchema = z.object({
   step: z.literal('aggregate'),
   run: runSchema,
-  results: z.array(z.union([z.custom<ReadinessUnitResult>((v) => 'summary' in (v as object)), failedUnitSchema])),
+  /** The run's unit list in the runs bucket. */
+  units: runObjectSchema,
+  /** Where the Distributed Map's ResultWriter wrote the units' results. */
+  results: resultWriterDetailsSchema,
 });
+
+const unitOutputSchema = z.union([
+  z.custom<ReadinessUnitResult>((v) => typeof v === 'object' && v !== null && 'summary' in v),
+  failedUnitSchema,
+]);
+
+/** The units' outputs in the plan's order; a unit whose execution failed as a whole is a failed unit. */
+async function unitOutputs(
+  s3: Parameters<typeof readMapResults>[0],
+  bucket: string,
+  input: z.infer<typeof readinessAggregateSchema>,
+) {
+  const { outputs, failed } = await readMapResults(s3, input.results);
+  const units = z.array(unitSchema).parse(await readRunList(s3, bucket, input.units));
+  const crashed = failed.map((f) => ({
+    failed: true as const,
+    unit: unitSchema.parse((f.input as { unit?: unknown }).unit),
+    error: f.error,
+    cause: briefMessages([f.cause], 'first')[0] ?? '',
+  }));
+  return inUnitOrder(units, [...outputs.map((o) => unitOutputSchema.parse(o)), ...crashed]);
+}
 
 /** The units' summaries merged: counts add up, ratios and maxima are recomputed (the median is the units' median). */
 export function mergeSummaries(summaries: readonly ReadinessSummary[]): ReadinessSummary {
@@ -162,8 +202,10 @@ export function mergeSummaries(summaries: readonly ReadinessSummary[]): Readines
 /** The run's one report (failed units listed) and one set of metrics. */
 export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<typeof readinessAggregateSchema>) {
   const { reportBucket, reportPrefix } = deps.policy.retention;
-  const done = input.results.filter((r): r is ReadinessUnitResult => 'summary' in r);
-  const failures = input.results.flatMap((r) =>
+  const home = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
+  const results = await unitOutputs(home, deps.runsBucket, input);
+  const done = results.filter((r): r is ReadinessUnitResult => 'summary' in r);
+  const failures = results.flatMap((r) =>
     'failed' in r && r.failed
       ? [{ unit: r.unit, error: String(r.error ?? 'Error'), cause: String(r.cause ?? '') }]
       : [],
@@ -196,10 +238,11 @@ export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<
     { summary },
     done.reduce((n, d) => n + d.redriven, 0),
   );
-  if (!reportBucket) return { report: reportWithinQuota(report), metrics };
-  const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
-  const key = `${reportPrefix}readiness/runs/${input.run.name}/report.json`;
-  const reportLocation = await putJsonReport(s3, reportBucket, key, report);
+  // Without a report bucket the whole report is kept with the run's data (the output may leave its units out).
+  const key = reportBucket
+    ? `${reportPrefix}readiness/runs/${input.run.name}/report.json`
+    : runObjectKey('readiness', input.run.name, 'report');
+  const reportLocation = await putJsonReport(home, reportBucket ?? deps.runsBucket, key, report);
   return { report: reportWithinQuota(report), reportLocation, metrics };
 }
 

@@ -27,6 +27,16 @@ import {
   type WorkUnit,
 } from './units.ts';
 import { failedUnitSchema, unitSchema } from './unit-schemas.ts';
+import {
+  inUnitOrder,
+  readMapResults,
+  readRunList,
+  resultWriterDetailsSchema,
+  runObjectKey,
+  runObjectSchema,
+  writeRunList,
+  type RunObject,
+} from './run-data.ts';
 
 /**
  * Scheduled retention as a Step Functions run (statemachines/retention.asl.json), in three steps:
@@ -36,20 +46,22 @@ import { failedUnitSchema, unitSchema } from './unit-schemas.ts';
  *   source this run removes is kept, left to a later run), and the whole plan stored: in the report bucket when the
  *   policy names one (per account, the same saved-plan document `ami-dr retention plan --output` writes), else
  *   inline in each unit's item (its deprecations and removals only: what limits the unit). A member whose role
- *   cannot be assumed fails its units there (`MemberRoleMissingError`); the others go on. The units are listed
- *   compactly (account, region, the inline plan): the Map's ItemSelector adds the run to each.
- * - Unit (a Map iteration): one invocation applies the unit's plan within its time budget, re-planning afresh and
- *   doing only what both plans want (the saved-plan rule), so a unit never does what the plan did not list. Work
- *   left when the budget runs out is returned as `more`, and the state machine invokes the unit again, until it is
- *   done, makes no progress, or the run's window closes. The unit ends in a small result record (its counts, when
- *   its reports began, its last errors cut short), and the Map's results replace the unit list: every unit's data
- *   shares the one 256 KiB state (README, scheduled work).
- * - Aggregate: one report of the run and one set of metrics, failed units included, each account's outcome listed.
+ *   cannot be assumed fails its units there (`MemberRoleMissingError`); the others go on. The unit list (account,
+ *   region, the inline plan) and the failures are written to the runs bucket (lib/workflows/run-data.ts): the
+ *   Distributed Map reads the units there (ItemReader), and its ItemSelector adds the run to each.
+ * - Unit (a child execution of the Distributed Map): one invocation applies the unit's plan within its time budget,
+ *   re-planning afresh and doing only what both plans want (the saved-plan rule), so a unit never does what the plan
+ *   did not list. Work left when the budget runs out is returned as `more`, and the state machine invokes the unit
+ *   again, until it is done, makes no progress, or the run's window closes. The unit ends in a small result record
+ *   (its counts, when its reports began, its last errors cut short), which the Map's ResultWriter writes to the runs
+ *   bucket with every other's: no state holds more than one unit's data, whatever the number of units.
+ * - Aggregate: the results read back, one report of the run and one set of metrics, failed units included, each
+ *   account's outcome listed.
  */
 
 /**
- * The plan step's result (the run, every unit with its inline plan, the failures) above this size would crowd
- * Step Functions' 256 KiB payload limit: it is the Map state's input.
+ * A unit's item (the unit with its inline plan) above this size would crowd Step Functions' 256 KiB payload limit:
+ * with the run, it is the unit's execution input.
  */
 export const INLINE_PLAN_LIMIT_BYTES = 200_000;
 
@@ -68,6 +80,8 @@ export interface ScheduledDeps {
   accountId: string;
   /** Where the run's plan and report are written. */
   homeRegion: string;
+  /** The runs bucket (in the home region): the run's unit list, failures and units' results. */
+  runsBucket: string;
   clock?: () => number;
   sleep?: (ms: number) => Promise<void>;
   rateScale?: number;
@@ -102,7 +116,7 @@ const progressSchema = z.object({
 });
 export type UnitProgress = z.infer<typeof progressSchema>;
 
-/** A unit's Map iteration (its item and the run, as the ItemSelector makes it), with `progress` between invocations. */
+/** A unit's execution (its item and the run, as the ItemSelector makes it), with `progress` between invocations. */
 export const unitStateSchema = z.looseObject({
   step: z.literal('unit'),
   unit: unitItemSchema,
@@ -129,10 +143,11 @@ export interface UnitFailure {
   cause: string;
 }
 
+/** The plan step's result: the run, and where its unit list and failures are in the runs bucket. */
 export interface RetentionPlanOutput {
   run: RetentionRunRef;
-  units: UnitItem[];
-  failures: UnitFailure[];
+  units: RunObject;
+  failures: RunObject;
 }
 
 /** The plan step: every unit planned, cascades noted, the plan stored; nothing changes. */
@@ -191,13 +206,20 @@ export async function planRetentionRun(
     now: new Date(now).toISOString(),
     dryRun: policy.retention.dryRun || input.dryRun === true,
   };
-  const output = { ...(await storePlan(deps, run, saved, planned)), failures };
-  const size = Buffer.byteLength(JSON.stringify(output));
-  if (!output.run.planLocation && size > INLINE_PLAN_LIMIT_BYTES)
-    throw new PlanTooLargeError(
-      `the run's plan is ${Math.ceil(size / 1024)} KiB, too large to pass between states; set retention.reportBucket to store it in S3`,
-    );
-  return output;
+  const stored = await storePlan(deps, run, saved, planned);
+  for (const item of stored.units) {
+    const size = Buffer.byteLength(JSON.stringify(item));
+    if (size > INLINE_PLAN_LIMIT_BYTES)
+      throw new PlanTooLargeError(
+        `the plan of ${item.accountId}/${item.region} is ${Math.ceil(size / 1024)} KiB, too large to pass to its unit; set retention.reportBucket to store it in S3`,
+      );
+  }
+  const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
+  return {
+    run: stored.run,
+    units: await writeRunList(s3, deps.runsBucket, runObjectKey('retention', run.name, 'units'), stored.units),
+    failures: await writeRunList(s3, deps.runsBucket, runObjectKey('retention', run.name, 'failures'), failures),
+  };
 }
 
 const homeUnit = (deps: ScheduledDeps): WorkUnit => ({ accountId: deps.accountId, region: deps.homeRegion });
@@ -213,7 +235,7 @@ async function storePlan(
   run: RetentionRunRef,
   saved: ReadonlyMap<string, SavedPlan | undefined>,
   planned: { unit: WorkUnit }[],
-): Promise<Omit<RetentionPlanOutput, 'failures'>> {
+): Promise<{ run: RetentionRunRef; units: UnitItem[] }> {
   const { reportBucket, reportPrefix } = deps.policy.retention;
   if (reportBucket) {
     const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
@@ -283,7 +305,7 @@ export async function runRetentionUnit(deps: ScheduledDeps, state: UnitState, bu
       more: true,
       status: 'continuing',
     } satisfies UnitState;
-  // A finished unit's result goes into the Map's results with every other's: its counts, no plan, no run.
+  // A finished unit's result is written by the Map's ResultWriter with every other's: its counts, no plan, no run.
   return { unit, more: false, status: pending > 0 ? 'left-for-next-run' : 'done', progress } satisfies UnitResult;
 }
 
@@ -315,7 +337,7 @@ function addProgress(before: UnitProgress | undefined, report: RetentionReport, 
     errors: p.errors + report.counts.errors,
     gibFreed: Math.round((p.gibFreed + report.gibFreed) * 1000) / 1000,
     pending: report.counts.pending,
-    // Bounded: the state passes between states on every iteration, and ends in the Map's results.
+    // Bounded: the state passes between states on every iteration, and ends in the unit's result.
     reportsStartedAt: [...p.reportsStartedAt, ...(reported ? [report.startedAt] : [])].slice(-3),
     lastErrors: briefMessages([...p.lastErrors, ...report.errors.map((e) => `${e.code}: ${e.message}`)], 'last'),
   };
@@ -324,9 +346,36 @@ function addProgress(before: UnitProgress | undefined, report: RetentionReport, 
 export const aggregateSchema = z.object({
   step: z.literal('aggregate'),
   run: runSchema,
-  failures: z.array(z.custom<UnitFailure>()),
-  results: z.array(z.union([unitResultSchema, failedUnitSchema])),
+  /** The run's unit list and the units it could not plan, in the runs bucket. */
+  units: runObjectSchema,
+  failures: runObjectSchema,
+  /** Where the Distributed Map's ResultWriter wrote the units' results. */
+  results: resultWriterDetailsSchema,
 });
+
+const unitOutputSchema = z.union([unitResultSchema, failedUnitSchema]);
+type UnitOutput = z.infer<typeof unitOutputSchema>;
+
+/**
+ * The units' results, in the plan's unit order: each unit's output (its result, or the failure its Catch recorded),
+ * and each unit whose execution failed as a whole (an error its Catch cannot catch) as a failed unit.
+ */
+async function unitOutputs(
+  s3: Parameters<typeof readMapResults>[0],
+  bucket: string,
+  input: z.infer<typeof aggregateSchema>,
+): Promise<{ results: UnitOutput[]; failures: UnitFailure[] }> {
+  const { outputs, failed } = await readMapResults(s3, input.results);
+  const units = z.array(unitSchema).parse(await readRunList(s3, bucket, input.units));
+  const failures = z.array(z.custom<UnitFailure>()).parse(await readRunList(s3, bucket, input.failures));
+  const crashed = failed.map((f) => ({
+    failed: true as const,
+    unit: unitSchema.parse((f.input as { unit?: unknown }).unit),
+    error: f.error,
+    cause: briefMessages([f.cause], 'first')[0] ?? '',
+  }));
+  return { results: inUnitOrder(units, [...outputs.map((o) => unitOutputSchema.parse(o)), ...crashed]), failures };
+}
 
 export interface RetentionRunReport {
   job: 'retention';
@@ -354,10 +403,12 @@ export async function aggregateRetentionRun(
 ): Promise<{ report: RetentionRunReport; reportLocation?: string; metrics: RetentionMetric[] }> {
   const { run } = input;
   const { reportBucket, reportPrefix } = deps.policy.retention;
-  const done = input.results.filter((r): r is UnitResult => !('failed' in r && r.failed));
+  const home = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
+  const read = await unitOutputs(home, deps.runsBucket, input);
+  const done = read.results.filter((r): r is UnitResult => !('failed' in r && r.failed));
   const failures = [
-    ...input.failures,
-    ...input.results.flatMap((r) =>
+    ...read.failures,
+    ...read.results.flatMap((r) =>
       'failed' in r && r.failed
         ? [{ unit: r.unit, step: 'unit' as const, error: String(r.error ?? 'Error'), cause: String(r.cause ?? '') }]
         : [],
@@ -397,10 +448,11 @@ export async function aggregateRetentionRun(
     units.map((u) => ({ dryRun: run.dryRun, gibFreed: u.gibFreed, counts: u })),
     failures.length,
   );
-  if (!reportBucket) return { report: reportWithinQuota(report), metrics };
-  const s3 = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
-  const key = `${reportPrefix}retention/runs/${run.name}/report.json`;
-  const reportLocation = await putJsonReport(s3, reportBucket, key, report);
+  // Without a report bucket the whole report is kept with the run's data (the output may leave its units out).
+  const key = reportBucket
+    ? `${reportPrefix}retention/runs/${run.name}/report.json`
+    : runObjectKey('retention', run.name, 'report');
+  const reportLocation = await putJsonReport(home, reportBucket ?? deps.runsBucket, key, report);
   return { report: reportWithinQuota(report), reportLocation, metrics };
 }
 

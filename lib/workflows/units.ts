@@ -4,7 +4,7 @@ import { startExecution, type StartedExecution } from '../aws/sfn.ts';
 
 /**
  * Scheduled work (retention, readiness) is split into work units, one per account and region, each run by its own
- * Lambda invocation inside a Step Functions Map. The plan step lists the accounts once per run (the home account,
+ * Lambda invocation inside a Step Functions Distributed Map (a child execution per unit). The plan step lists the accounts once per run (the home account,
  * then the organization's members: lib/workflows/organization.ts) and every unit names its account, so a unit's
  * invocation needs no Organizations call: its calls go through the clients `clientsFor(unit)` returns, the
  * function's own in the home account, a member's role session elsewhere.
@@ -31,8 +31,9 @@ export function accountsOfUnits(homeAccountId: string, units: readonly WorkUnit[
 export const unitKey = (unit: WorkUnit): string => `${unit.accountId}/${unit.region}`;
 
 /**
- * A unit's messages as its Map result carries them (every unit's result shares the Map state's 256 KiB payload
- * quota): the first or last few, each cut short. The full messages are in the unit's own report.
+ * A unit's messages as its result carries them (its state passes between its states on every invocation, and the
+ * aggregate reads every unit's): the first or last few, each cut short. The full messages are in the unit's own
+ * report.
  */
 export function briefMessages(messages: readonly string[], which: 'first' | 'last'): string[] {
   const few = which === 'first' ? messages.slice(0, UNIT_MESSAGES) : messages.slice(-UNIT_MESSAGES);

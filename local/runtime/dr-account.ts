@@ -18,7 +18,8 @@ export const DR_ACCOUNT_TEMPLATE = join(packageRoot(), 'deploy', 'dr-account.yml
 
 interface TemplateDocument {
   Parameters: Record<string, { Default?: string }>;
-  Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+  Conditions?: Record<string, unknown>;
+  Resources: Record<string, { Type: string; Condition?: string; Properties?: Record<string, unknown> }>;
 }
 
 export interface DrAccountStack {
@@ -33,6 +34,14 @@ export interface DrAccountResources {
   roles: (IamRole & { logicalId: string; roleName: string })[];
   /** The CopyKey's policy document (JSON), as the key would carry it. */
   keyPolicy: string;
+  /** The stack region's rules whose targets are another account's event bus, with the role each target uses. */
+  forwardingRules: ForwardingRule[];
+}
+
+export interface ForwardingRule {
+  logicalId: string;
+  pattern: Record<string, unknown>;
+  targets: { busArn: string; roleArn: string }[];
 }
 
 export function readDrAccountTemplate(stack: DrAccountStack, file = DR_ACCOUNT_TEMPLATE): DrAccountResources {
@@ -52,7 +61,29 @@ export function readDrAccountTemplate(stack: DrAccountStack, file = DR_ACCOUNT_T
     if ('Ref' in o) return lookup(values, String(o.Ref));
     if ('Fn::Sub' in o)
       return String(o['Fn::Sub']).replace(/\$\{([\w:]+)\}/g, (_, name: string) => lookup(values, name));
+    if ('Fn::Equals' in o) {
+      const [a, b] = (o['Fn::Equals'] as unknown[]).map(resolve);
+      return String(a) === String(b);
+    }
+    if ('Fn::Not' in o) return !(resolve((o['Fn::Not'] as unknown[])[0]) as boolean);
+    if ('Condition' in o && Object.keys(o).length === 1) return holds(String(o.Condition));
+    if ('Fn::If' in o) {
+      const [name, yes, no] = o['Fn::If'] as [string, unknown, unknown];
+      return resolve(holds(name) ? yes : no);
+    }
+    if ('Fn::GetAtt' in o) {
+      // Only a role's Arn is read (a target's RoleArn).
+      const [logicalId, attribute] = o['Fn::GetAtt'] as [string, string];
+      const role = doc.Resources[logicalId];
+      if (role?.Type !== 'AWS::IAM::Role' || attribute !== 'Arn') throw new Error(`no local value for ${logicalId}`);
+      return `arn:aws:iam::${stack.accountId}:role/${String(resolve(role.Properties?.RoleName))}`;
+    }
     return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, resolve(v)]));
+  };
+  const holds = (name: string): boolean => {
+    const condition = doc.Conditions?.[name];
+    if (condition === undefined) throw new Error(`deploy/dr-account.yml: no condition ${name}`);
+    return resolve(condition) === true;
   };
   const roles = Object.entries(doc.Resources)
     .filter(([, r]) => r.Type === 'AWS::IAM::Role')
@@ -72,7 +103,22 @@ export function readDrAccountTemplate(stack: DrAccountStack, file = DR_ACCOUNT_T
     });
   const key = Object.values(doc.Resources).find((r) => r.Type === 'AWS::KMS::Key');
   const keyPolicy = JSON.stringify(resolve(key?.Properties?.KeyPolicy));
-  return { roles, keyPolicy };
+  const forwardingRules = Object.entries(doc.Resources)
+    .filter(([, r]) => r.Type === 'AWS::Events::Rule' && (!r.Condition || holds(r.Condition)))
+    .map(([logicalId, r]) => {
+      const p = resolve(r.Properties) as {
+        EventPattern: Record<string, unknown>;
+        Targets: { Arn: string; RoleArn?: string }[];
+      };
+      const targets = p.Targets.filter((t) => /^arn:[^:]+:events:[^:]*:\d{12}:event-bus\//.test(t.Arn));
+      return {
+        logicalId,
+        pattern: p.EventPattern,
+        targets: targets.map((t) => ({ busArn: t.Arn, roleArn: t.RoleArn ?? '' })),
+      };
+    })
+    .filter((rule) => rule.targets.length > 0);
+  return { roles, keyPolicy, forwardingRules };
 }
 
 function lookup(values: Record<string, string>, name: string): string {
@@ -87,4 +133,15 @@ export function deployDrAccount(twin: Twin, stack: Omit<DrAccountStack, 'product
   const { roles } = readDrAccountTemplate({ ...stack, productionAccountId: twin.accountId });
   for (const role of roles) twin.iam.defineRole(role);
   return account;
+}
+
+/**
+ * The forwarding rules of the DR account's stack in `region` (deploy/dr-account.yml, read for that region): the
+ * local runtime delivers the account's matching events to their target buses through the twin's EventBridge.
+ */
+export function drAccountForwardingRules(
+  productionAccountId: string,
+  stack: Omit<DrAccountStack, 'productionAccountId'> & { region: string },
+): ForwardingRule[] {
+  return readDrAccountTemplate({ ...stack, productionAccountId }).forwardingRules;
 }

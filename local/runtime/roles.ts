@@ -30,6 +30,8 @@ interface PolicyEnv {
   drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   drRoleArnsFor(policy: Readonly<Policy>): string[];
   drillRoleArnsFor(policy: Readonly<Policy>): string[];
+  drAccountEventSendersFor(policy: Readonly<Policy>, region: string): string;
+  drAccountEventPrincipalsFor(policy: Readonly<Policy>, region: string): unknown[];
 }
 
 export interface Deployment {
@@ -54,7 +56,7 @@ interface ServerlessDocument {
   custom?: { homeOnly?: { functions?: string[] } };
   functions: Record<string, { role?: string }>;
   resources: {
-    Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+    Resources: Record<string, { Type: string; Condition?: string; Properties?: Record<string, unknown> }>;
     Conditions?: Record<string, unknown>;
   };
 }
@@ -111,7 +113,10 @@ function readServerless(file: string): ServerlessDocument {
 
 const NO_VALUE = Symbol('AWS::NoValue');
 
-function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => unknown {
+function resolver(
+  doc: ServerlessDocument,
+  d: Deployment,
+): ((value: unknown) => unknown) & { holds(condition: string): boolean } {
   const env = createRequire(import.meta.url)(join(packageRoot(), 'lib', 'build', 'policy-env.cjs')) as PolicyEnv;
   const functionPrefix = `${doc.service}-${d.stage}`;
   const fileValues: Record<string, () => unknown> = {
@@ -130,6 +135,8 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     drRoleArns: () => env.drRoleArnsFor(d.policy),
     drillRoleArns: () => env.drillRoleArnsFor(d.policy),
     hasDrAccounts: () => (env.drillRoleArnsFor(d.policy).length ? 'true' : ''),
+    drAccountEventSenders: () => env.drAccountEventSendersFor(d.policy, d.region),
+    drAccountEventPrincipals: () => env.drAccountEventPrincipalsFor(d.policy, d.region),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
     reportPrefix: () => d.policy.retention.reportPrefix,
     notificationTopicArn: () => d.policy.notifications.snsTopicArn ?? '',
@@ -157,6 +164,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
       ]),
     ),
     AlarmTopic: `arn:aws:sns:${d.region}:${d.accountId}:${functionPrefix}-alarms`,
+    RunsBucket: localRunsBucket(functionPrefix, d.accountId),
   };
   const attributes: Record<string, string> = {
     'EventsDeadLetterQueue.Arn': `arn:aws:sqs:${d.region}:${d.accountId}:${functionPrefix}-events-dlq`,
@@ -178,6 +186,7 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     HasDrAccounts: () => env.drillRoleArnsFor(d.policy).length > 0,
     ReachesMembers: () => reachesMembers(d.policy),
     HasOrganization: () => d.policy.organization !== undefined,
+    ReceivesDrAccountEvents: () => env.drAccountEventSendersFor(d.policy, d.region) !== '',
   };
 
   const text = (value: string): unknown => {
@@ -197,7 +206,10 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     return value();
   };
   const sub = (template: string): string =>
-    template.replace(/\$\{([\w:.]+)\}/g, (match, name: string) => pseudo[name] ?? attributes[name] ?? match);
+    template.replace(
+      /\$\{([\w:.]+)\}/g,
+      (match, name: string) => pseudo[name] ?? attributes[name] ?? refs[name] ?? match,
+    );
 
   const resolve = (value: unknown): unknown => {
     if (typeof value === 'string') {
@@ -236,8 +248,36 @@ function resolver(doc: ServerlessDocument, d: Deployment): (value: unknown) => u
     }
     return out;
   };
-  return resolve;
+  return Object.assign(resolve, { holds: (name: string) => conditions[name]?.() ?? false });
 }
+
+/** One `AWS::Events::EventBusPolicy` statement of serverless.yml, on the default bus of the deployment's region. */
+export interface BusPolicyStatement extends PolicyStatement {
+  Sid: string;
+  Principal: '*' | { AWS?: string | string[] };
+}
+
+/**
+ * The statements serverless.yml puts on the deployment region's default event bus (its `AWS::Events::EventBusPolicy`
+ * resources whose condition holds there), resolved for the deployment: what PutPermission would leave on the bus.
+ */
+export function templateBusPolicies(
+  deployment: Deployment,
+  file = join(packageRoot(), 'serverless.yml'),
+  doc = readServerless(file),
+): BusPolicyStatement[] {
+  const resolve = resolver(doc, deployment);
+  return Object.values(doc.resources.Resources).flatMap((resource) => {
+    if (resource.Type !== 'AWS::Events::EventBusPolicy') return [];
+    if (resource.Condition && !resolve.holds(resource.Condition)) return [];
+    const p = resolve(resource.Properties) as { StatementId: string; Statement: Omit<BusPolicyStatement, 'Sid'> };
+    return [{ ...p.Statement, Sid: p.StatementId }];
+  });
+}
+
+/** The home stack's runs bucket on the twin (CloudFormation names it on AWS: serverless.yml's RunsBucket). */
+export const localRunsBucket = (functionPrefix: string, accountId: string): string =>
+  `${functionPrefix}-runs-${accountId}`;
 
 /** The access key id the twin maps to a function's role in a deployment region (alphanumeric, as AWS's are). */
 export function roleAccessKeyId(functionKey: string, region: string): string {

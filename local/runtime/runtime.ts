@@ -25,13 +25,21 @@ import {
 import { awaitCopySlot, leaveCopySlotQueue } from '../../lib/workflows/copy-queue.ts';
 import { ManualClock, type Clock } from '../twin/clock.ts';
 import type { TwinEvent } from '../twin/events.ts';
-import { LocalStepFunctions, type LocalExecution, type TaskBinding } from '../twin/stepfunctions.ts';
+import { s3Client } from '../../lib/aws/clients.ts';
+import { denialMessage } from '../twin/iam.ts';
+import { ensureBucket, mapRunStorage } from '../twin/s3.ts';
+import {
+  LocalStepFunctions,
+  type LocalExecution,
+  type MapRunStorage,
+  type TaskBinding,
+} from '../twin/stepfunctions.ts';
 import { startTwin, type Twin, type TwinOptions } from '../twin/twin.ts';
-import { functionRoles, roleAccessKeyId } from './roles.ts';
+import { functionRoles, localRunsBucket, roleAccessKeyId, templateBusPolicies, templateRoles } from './roles.ts';
 import { forwardingPatterns } from './member-template.ts';
 import { memberClients, type ClientsFor } from '../../lib/aws/member-clients.ts';
 import { memberRoleArn, reachesMembers } from '../../lib/domain/organization.ts';
-import { deployDrAccount } from './dr-account.ts';
+import { deployDrAccount, drAccountForwardingRules } from './dr-account.ts';
 import { assumedClients } from '../../lib/aws/assume-role.ts';
 import { drAccounts } from '../../lib/domain/policy.ts';
 import { parseRetentionTask, retentionTask, type ScheduledDeps } from '../../lib/workflows/scheduled-retention.ts';
@@ -164,6 +172,8 @@ export interface LocalRuntime {
   clients: Clients;
   /** The region whose stack runs the scheduled work. */
   homeRegion: string;
+  /** The home stack's runs bucket (serverless.yml: RunsBucket): the scheduled runs' unit lists and results. */
+  runsBucket: string;
   /**
    * Clients of a DR account (deployed from deploy/dr-account.yml): a session of one of its roles (e.g.
    * `ami-dr-dr-retention`), assumed by the account's own administrator, held to that role's policy.
@@ -318,6 +328,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
   // The policy's DR accounts, deployed from deploy/dr-account.yml (roles only: keys are the test's or seed's).
   for (const accountId of drAccounts(policy)) deployDrAccount(twin, { accountId, region: homeRegion });
+  // What serverless.yml puts on each region's default bus (a DR region's policy for its DR accounts' copy events).
+  for (const region of deployed)
+    for (const statement of templateBusPolicies({ policy, stage, region, accountId: twin.accountId, home: homeRegion }))
+      twin.events.putPermission(defaultBusArn(region, twin.accountId), statement);
   const clientsFor = (fn: FunctionKey, region = homeRegion): Clients => {
     const found = roleClients.get(`${fn}@${region}`);
     if (!found) throw new Error(`serverless.yml gives ${fn} no role deployed in ${region}`);
@@ -439,12 +453,41 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     if (!taskClients.has(key)) taskClients.set(key, clientsWith(roleAccessKeyId(fn, region), TASK_MAX_ATTEMPTS));
     return taskClients.get(key)!;
   };
+  // The home stack's runs bucket (needs the twin's S3: without it the scheduled runs cannot start their units), and
+  // the scheduled state machines' roles: their Distributed Maps read and write the runs bucket, start their child
+  // executions and invoke the tasks under them, held to their policies as on AWS.
+  const runsBucket = localRunsBucket(`ami-dr-${stage}`, twin.accountId);
+  if (twin.s3Endpoint) await ensureBucket(s3Client(clients, homeRegion), runsBucket);
+  const machineRoles = new Map(
+    templateRoles({ policy, stage, region: homeRegion, accountId: twin.accountId, home: homeRegion }).map((r) => [
+      r.logicalId,
+      r,
+    ]),
+  );
+  const machineStorage = (job: ScheduledJob): MapRunStorage => {
+    const role = machineRoles.get(`${job[0]!.toUpperCase()}${job.slice(1)}StateMachineRole`);
+    if (!role) throw new Error(`serverless.yml has no role for the ${job} state machine`);
+    const session = `${job}StateMachine`;
+    const accessKeyId = roleAccessKeyId(session, homeRegion);
+    twin.iam.attach({
+      accessKeyId,
+      arn: `arn:aws:sts::${twin.accountId}:assumed-role/${role.roleName}/${session}`,
+      statements: role.statements,
+    });
+    const authorize = (requests: { action: string; resource: string }[]) => {
+      const denied = twin.iam.denied(accessKeyId, requests);
+      return denied ? denialMessage(denied.arn, denied.request) : undefined;
+    };
+    return { ...mapRunStorage(s3Client(clientsWith(accessKeyId), homeRegion)), authorize };
+  };
   const scheduled = scheduledMachines({
     policy,
     stage,
     twin,
     stepFunctions,
     homeRegion,
+    runsBucket,
+    machineStorage,
     clientsFor: taskClientsFor,
     membersFor: (home) => (reachesMembers(policy) ? withMembers(home, homeRegion) : undefined),
     options,
@@ -524,7 +567,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const p = invoke(event, region).finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
-  const unsubscribers = [twin.events.subscribe((event: TwinEvent) => deliver(event))];
+  // ami-dr's rules see the events on its own account's buses; a DR account's reach them only through its rule.
+  const unsubscribers = [
+    twin.events.subscribe((event: TwinEvent) => {
+      if (event.account === twin.accountId) deliver(event);
+    }),
+  ];
+  // Each DR account's stack in each of its regions (deploy/dr-account.yml) forwards its copies' state changes to
+  // ami-dr's bus there: delivered if the rule's role and the bus policy let EventBridge put them, else refused.
+  for (const d of policy.regions.dr) {
+    if (!d.account) continue;
+    const forwarding = drAccountForwardingRules(twin.accountId, { accountId: d.account, region: d.region });
+    unsubscribers.push(
+      twin.events.subscribe((event: TwinEvent) => {
+        if (event.account !== d.account || event.region !== d.region) return;
+        for (const rule of forwarding) {
+          if (!matchesPattern(rule.pattern, event)) continue;
+          for (const target of rule.targets) {
+            const put = twin.events.putEventsFrom(event, target, twin.iam);
+            if (put.accepted && target.busArn === defaultBusArn(d.region, twin.accountId)) deliver(event);
+          }
+        }
+      }),
+    );
+  }
   // A member's rule (deploy/member-account.yml) puts its image events on this account's bus, in the same region.
   const forwarding = forwardingPatterns();
   for (const member of memberTwins.values())
@@ -559,6 +625,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     twin,
     clients,
     homeRegion,
+    runsBucket,
     drAccountClients,
     clientsFor,
     policy,
@@ -593,6 +660,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
 }
 
+/** A region's default event bus in an account. */
+const defaultBusArn = (region: string, accountId: string): string =>
+  `arn:aws:events:${region}:${accountId}:event-bus/default`;
+
 /** The schedules' periods, as serverless.yml's startScheduled events declare them. */
 const SCHEDULE_MINUTES: Record<ScheduledJob, number> = { retention: 60, readiness: 30 };
 /** The retention and readiness functions' timeouts in serverless.yml, minus their handlers' 30 s margin. */
@@ -604,6 +675,9 @@ interface ScheduledMachinesOptions {
   twin: Twin;
   stepFunctions: LocalStepFunctions;
   homeRegion: string;
+  runsBucket: string;
+  /** The S3 and checks of a scheduled state machine's Distributed Map, as its role. */
+  machineStorage: (job: ScheduledJob) => MapRunStorage;
   clientsFor: (fn: FunctionKey, region: string) => Clients;
   /** A function's member clients (its role's sessions in the members), when the policy reaches members. */
   membersFor: (home: Clients) => ClientsFor | undefined;
@@ -627,6 +701,7 @@ function scheduledMachines(o: ScheduledMachinesOptions): Record<ScheduledJob, st
       reachClients(o.clientsFor(fn, home), twin.accountId, o.membersFor(o.clientsFor(fn, home))),
     accountId: twin.accountId,
     homeRegion: home,
+    runsBucket: o.runsBucket,
     clock: () => clock.now(),
     ...(vt ? { sleep: (ms: number) => vt.pause(ms) } : {}),
   });
@@ -653,17 +728,28 @@ function scheduledMachines(o: ScheduledMachinesOptions): Record<ScheduledJob, st
   const arns = {} as Record<ScheduledJob, string>;
   for (const job of ['retention', 'readiness'] as const) {
     const text = readFileSync(join(packageRoot(), 'statemachines', `${job}.asl.json`), 'utf8');
+    const functionArn = `arn:aws:lambda:${home}:${twin.accountId}:function:ami-dr-${o.stage}-${job}`;
+    // serverless.yml's DefinitionSubstitutions.
     const definition = JSON.parse(
-      text.replace(
-        /\$\{(\w+)FunctionArn\}/g,
-        `arn:aws:lambda:${home}:${twin.accountId}:function:ami-dr-${o.stage}-${job}`,
-      ),
+      text.replace(/\$\{(\w+)FunctionArn\}/g, functionArn).replaceAll('${RunsBucket}', o.runsBucket),
     ) as StateMachineDefinition;
+    const storage = o.machineStorage(job);
+    // Step Functions invokes the task's function as the state machine's role.
+    const invoked =
+      (task: TaskBinding): TaskBinding =>
+      async (input) => {
+        const refused = storage.authorize?.([{ action: 'lambda:InvokeFunction', resource: functionArn }]);
+        if (refused) throw Object.assign(new Error(refused), { name: 'Lambda.AWSLambdaException' });
+        return task(input);
+      };
     const wrap = o.options.wrapTask;
     const tasks = Object.fromEntries(
-      ['Plan', 'RunUnit', 'Aggregate'].map((state) => [state, wrap ? wrap(`${job}.${state}`, run[job]) : run[job]]),
+      ['Plan', 'RunUnit', 'Aggregate'].map((state) => [
+        state,
+        invoked(wrap ? wrap(`${job}.${state}`, run[job]) : run[job]),
+      ]),
     );
-    arns[job] = stepFunctions.createStateMachine(home, `ami-dr-${o.stage}-${job}`, definition, tasks);
+    arns[job] = stepFunctions.createStateMachine(home, `ami-dr-${o.stage}-${job}`, definition, tasks, {}, { storage });
   }
   return arns;
 }

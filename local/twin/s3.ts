@@ -314,10 +314,29 @@ export function manifestXml(name: string, parts: { filename: string; body: Buffe
   );
 }
 
-async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
+/** Creates the bucket unless it exists. */
+export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
   try {
     await s3.send(new HeadBucketCommand({ Bucket: bucket }));
   } catch {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   }
 }
+
+/**
+ * A state machine's Distributed Map storage on the twin's S3 (`s3` signed as the state machine's role, so its
+ * ItemReader and ResultWriter are held to that role's policy as on AWS).
+ */
+export function mapRunStorage(s3: S3Client): { getObject: MapRunGet; putObject: MapRunPut } {
+  return {
+    getObject: async (bucket, key) => {
+      const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return (await out.Body?.transformToString()) ?? '';
+    },
+    putObject: async (bucket, key, body) => {
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }));
+    },
+  };
+}
+type MapRunGet = (bucket: string, key: string) => Promise<string>;
+type MapRunPut = (bucket: string, key: string, body: string) => Promise<void>;

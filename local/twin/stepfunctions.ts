@@ -15,6 +15,13 @@ import {
  * DescribeStateMachine, SendTaskSuccess, SendTaskFailure) over state machines whose ASL is executed by aws-local-stepfunctions, with each Task bound
  * to a local function (the same lib functions the Lambdas call).
  *
+ * Distributed Map states (`ProcessorConfig.Mode: DISTRIBUTED`), which aws-local-stepfunctions does not know, run here
+ * as AWS documents them: the state is handed to the library as a Task bound to a map run (`runMap`), whose items come
+ * from its ItemReader (an S3 object, through the machine's `MapRunStorage`) or ItemsPath, each item (after
+ * ItemSelector) a child execution of the ItemProcessor with its own payload checks, at most MaxConcurrency at once,
+ * the tolerated failures honoured, and the results written by its ResultWriter (manifest.json, SUCCEEDED_n.json,
+ * FAILED_n.json). See local/README.md for the pages followed.
+ *
  * Time. With a ManualClock the twin runs in virtual time: Wait states and Retry back-offs do not sleep; instead the
  * task after a Wait (or a retried task) asks `VirtualTime` to be woken at its due time, and VirtualTime moves the
  * clock to the earliest due time once every running branch is asleep or done — a discrete-event simulation. That
@@ -179,6 +186,35 @@ export class VirtualTime {
 
 export type TaskBinding = (input: unknown) => Promise<unknown>;
 
+/**
+ * The S3 a state machine's Distributed Map reads its items from and writes its results to, as the state machine's
+ * role (a refusal is an error like S3's), and the role's other checks.
+ */
+export interface MapRunStorage {
+  /** The object's body; throws (NoSuchKey, AccessDenied, ...) as S3 would. */
+  getObject(bucket: string, key: string): Promise<string>;
+  putObject(bucket: string, key: string, body: string): Promise<void>;
+  /** The refusal message when the state machine's role may not make these requests, else undefined. */
+  authorize?(requests: { action: string; resource: string }[]): string | undefined;
+}
+
+export interface StateMachineOptions {
+  storage?: MapRunStorage;
+}
+
+/** A Distributed Map state's run: its child executions, one per item, in item order. */
+export interface MapRun {
+  mapRunArn: string;
+  state: string;
+  maxConcurrency: number;
+  /** The most children that ran at once. */
+  peakConcurrency: number;
+  children: LocalExecution[];
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED';
+  /** Where the ResultWriter wrote the manifest. */
+  resultWriterDetails?: { Bucket: string; Key: string };
+}
+
 export interface TaskTiming {
   /** For a task that follows a Wait: when its input says it is due (ISO time or epoch ms). */
   dueAt?: (input: unknown) => string | number | undefined;
@@ -231,6 +267,7 @@ export interface LocalStateMachine {
   tasks: Record<string, TaskBinding>;
   timing: Record<string, TaskTiming>;
   creationDate: number;
+  storage?: MapRunStorage;
 }
 
 export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
@@ -265,6 +302,8 @@ export interface LocalExecution {
   /** Resolves when the execution has ended, however it ended. */
   done: Promise<void>;
   abort?: () => void;
+  /** Its Distributed Map states' runs (their child executions are not listed with the state machine's). */
+  mapRuns?: MapRun[];
 }
 
 export interface LocalStepFunctionsOptions {
@@ -310,11 +349,22 @@ export class LocalStepFunctions {
     definition: StateMachineDefinition,
     tasks: Record<string, TaskBinding>,
     timing: Record<string, TaskTiming> = {},
+    options: StateMachineOptions = {},
   ): string {
     const missing = taskStates(definition).filter((s) => !tasks[s]);
     if (missing.length) throw new Error(`no local binding for task state(s): ${missing.join(', ')}`);
     const arn = `arn:aws:states:${region}:${this.accountId}:stateMachine:${name}`;
-    this.machines.set(arn, { arn, name, region, definition, tasks, timing, creationDate: this.clock.now() });
+    const storage = options.storage ? { storage: options.storage } : {};
+    this.machines.set(arn, {
+      arn,
+      name,
+      region,
+      definition,
+      tasks,
+      timing,
+      creationDate: this.clock.now(),
+      ...storage,
+    });
     return arn;
   }
 
@@ -335,7 +385,7 @@ export class LocalStepFunctions {
     }
   }
 
-  /** Aborts every running execution (for shutdown). */
+  /** Aborts every running execution, map runs' children included (for shutdown). */
   stopAll(): void {
     for (const e of this.executions()) if (e.status === 'RUNNING') e.abort?.();
     this.virtualTime?.stop();
@@ -554,10 +604,30 @@ export class LocalStepFunctions {
 
   // ---- running ----------------------------------------------------------------------------------------------------
 
-  private async run(machine: LocalStateMachine, execution: LocalExecution, input: unknown): Promise<void> {
+  /** A machine's definition as the library runs it, made once (a map run's children share their processor's). */
+  private readonly compiledMachines = new WeakMap<LocalStateMachine, StateMachine>();
+  private compiled(machine: LocalStateMachine): StateMachine {
+    let sm = this.compiledMachines.get(machine);
+    if (!sm) {
+      sm = new StateMachine(localDefinition(machine.definition), { validationOptions: { checkArn: false } });
+      this.compiledMachines.set(machine, sm);
+    }
+    return sm;
+  }
+
+  /**
+   * Runs an execution to its end. A map run's child passes its `parent` (and its item's index): the states it enters
+   * and the data they handle are the parent's too (every state transition of a run, as AWS bills them).
+   */
+  private async run(
+    machine: LocalStateMachine,
+    execution: LocalExecution,
+    input: unknown,
+    parent?: { execution: LocalExecution; index: number },
+  ): Promise<void> {
     const vt = this.virtualTime;
     const virtual = Boolean(vt);
-    const sm = new StateMachine(localDefinition(machine.definition), { validationOptions: { checkArn: false } });
+    const sm = this.compiled(machine);
     const retriers = retriersByState(machine.definition);
     const attempts = new Map<string, number[]>();
     type Handlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
@@ -566,10 +636,13 @@ export class LocalStepFunctions {
     /** The first state whose data exceeded the payload quota: the execution fails there, whatever catches. */
     let exceeded: string | undefined;
     let exceededOutput: string | undefined;
+    const measured = parent ? [execution, parent.execution] : [execution];
     const measure = (state: string, data: unknown): number => {
       const bytes = dataBytes(data);
-      if (bytes > (execution.largestData?.bytes ?? 0)) execution.largestData = { state, bytes };
-      execution.dataBytes[state] = Math.max(execution.dataBytes[state] ?? 0, bytes);
+      for (const e of measured) {
+        if (bytes > (e.largestData?.bytes ?? 0)) e.largestData = { state, bytes };
+        e.dataBytes[state] = Math.max(e.dataBytes[state] ?? 0, bytes);
+      }
       return bytes;
     };
     const checkQuota = (state: string, data: unknown, what: 'input' | 'result'): void => {
@@ -620,6 +693,15 @@ export class LocalStepFunctions {
         }
       }) as Handlers[string];
     }
+    // Distributed Map states: a map run each (the library runs them as Tasks, see localDefinition).
+    for (const [state, map] of distributedMaps(machine.definition.States)) {
+      tasks[state] = (async (taskInput: unknown) => {
+        checkQuota(state, taskInput, 'input');
+        const out = await this.runMap(machine, execution, state, map, taskInput);
+        checkQuota(state, out, 'result');
+        return out;
+      }) as Handlers[string];
+    }
     const zero = (names: string[]) => Object.fromEntries(names.map((n) => [n, 0]));
     const waits = stateNames(machine.definition, 'Wait');
     const retryable = Object.keys(retriers);
@@ -640,7 +722,10 @@ export class LocalStepFunctions {
         Task: { Token: LOCAL_TOKEN_PLACEHOLDER },
       },
     });
-    execution.abort = run.abort;
+    execution.abort = () => {
+      run.abort();
+      for (const mapRun of execution.mapRuns ?? []) this.abortMapRun(mapRun);
+    };
     const recording = (async () => {
       for await (const event of run.eventLogs) {
         // A state's output over the quota names that state, even when the next task's input check stopped it first.
@@ -656,6 +741,11 @@ export class LocalStepFunctions {
           execution.transitions.push({
             state: event.state.name,
             ...(event.index !== undefined ? { iteration: event.index } : {}),
+            at: this.clock.now(),
+          });
+          parent?.execution.transitions.push({
+            state: event.state.name,
+            iteration: parent.index,
             at: this.clock.now(),
           });
         }
@@ -686,6 +776,266 @@ export class LocalStepFunctions {
       }
     }
     execution.stopDate ??= this.clock.now();
+  }
+
+  // ---- Distributed Map ---------------------------------------------------------------------------------------------
+
+  /**
+   * A Distributed Map state's map run (its effective input, after InputPath, in; its result out, before ResultSelector
+   * and ResultPath): the items read, one child execution per item at most MaxConcurrency at once, the run failed
+   * with States.ExceedToleratedFailureThreshold once more children failed than it tolerates, the results written
+   * by the ResultWriter (then the state's result is the map run's ARN and the manifest's location) or returned.
+   */
+  private async runMap(
+    machine: LocalStateMachine,
+    execution: LocalExecution,
+    stateName: string,
+    state: DistributedMapState,
+    input: unknown,
+  ): Promise<unknown> {
+    const vt = this.virtualTime;
+    const io = <T>(work: () => Promise<T>): Promise<T> => (vt ? vt.run(work) : work());
+    const context = {
+      Execution: {
+        Id: execution.executionArn,
+        Name: execution.name,
+        StartTime: new Date(execution.startDate).toISOString(),
+        Input: JSON.parse(execution.input) as unknown,
+      },
+      StateMachine: { Id: machine.arn, Name: machine.name },
+    };
+    const items = await io(() => this.mapItems(machine, state, input, context));
+    const selector = state.ItemSelector ?? state.Parameters;
+    const inputs = items.map((value, index) =>
+      selector ? payload(selector, input, { ...context, Map: { Item: { Index: index, Value: value } } }) : value,
+    );
+    const label = state.Label ?? stateName;
+    const runId = randomUUID();
+    const processor: LocalStateMachine = {
+      arn: `${machine.arn}/${label}`,
+      name: `${machine.name}/${label}`,
+      region: machine.region,
+      definition: {
+        StartAt: state.ItemProcessor.StartAt,
+        States: state.ItemProcessor.States,
+      } as StateMachineDefinition,
+      tasks: machine.tasks,
+      timing: machine.timing,
+      creationDate: machine.creationDate,
+      ...(machine.storage ? { storage: machine.storage } : {}),
+    };
+    // The map run starts its children as the state machine's role (IAM policies for Distributed Map states).
+    const refused = machine.storage?.authorize?.([{ action: 'states:StartExecution', resource: machine.arn }]);
+    if (refused) throw new TaskError('States.Runtime', refused);
+    const maxConcurrency = state.MaxConcurrency && state.MaxConcurrency > 0 ? state.MaxConcurrency : 10_000;
+    const mapRun: MapRun = {
+      mapRunArn: `arn:aws:states:${machine.region}:${this.accountId}:mapRun:${machine.name}/${label}:${runId}`,
+      state: stateName,
+      maxConcurrency,
+      peakConcurrency: 0,
+      children: [],
+      status: 'RUNNING',
+    };
+    (execution.mapRuns ??= []).push(mapRun);
+    const tolerated = toleratedFailures(state, inputs.length);
+    let failed = 0;
+    let next = 0;
+    let running = 0;
+    let exceeded = false;
+    let refusedDescribe: string | undefined;
+    await new Promise<void>((settle) => {
+      const startNext = (): void => {
+        while (running < maxConcurrency && next < inputs.length && mapRun.status === 'RUNNING' && !exceeded) {
+          const index = next++;
+          const child = this.startChild(processor, mapRun, execution, inputs[index], index);
+          running++;
+          mapRun.peakConcurrency = Math.max(mapRun.peakConcurrency, running);
+          void child.done.then(() => {
+            running--;
+            // The map run collects the child's result as the state machine's role (DescribeExecution).
+            refusedDescribe ??= machine.storage?.authorize?.([
+              { action: 'states:DescribeExecution', resource: child.executionArn },
+            ]);
+            if (refusedDescribe && !exceeded) {
+              exceeded = true;
+              this.abortMapRun(mapRun, 'RUNNING', machine.storage);
+            }
+            if (child.status !== 'SUCCEEDED') failed++;
+            if (failed > tolerated && !exceeded) {
+              exceeded = true;
+              this.abortMapRun(mapRun, 'RUNNING', machine.storage);
+            }
+            startNext();
+          });
+        }
+        if (running === 0) settle();
+      };
+      startNext();
+    });
+    if (mapRun.status === 'ABORTED') throw new TaskError('States.Runtime', 'The map run was aborted');
+    if (refusedDescribe) {
+      mapRun.status = 'FAILED';
+      throw new TaskError('States.Runtime', refusedDescribe);
+    }
+    const entries = mapRun.children.map((child) => resultEntry(child, processor.arn));
+    if (state.ResultWriter) {
+      mapRun.resultWriterDetails = await io(() =>
+        this.writeResults(machine, state.ResultWriter!, input, context, mapRun, runId, entries),
+      );
+    }
+    if (exceeded) {
+      mapRun.status = 'FAILED';
+      throw new TaskError(
+        'States.ExceedToleratedFailureThreshold',
+        `The specified tolerated failure threshold was exceeded: ${failed} of ${inputs.length} items failed`,
+      );
+    }
+    mapRun.status = 'SUCCEEDED';
+    if (mapRun.resultWriterDetails)
+      return { MapRunArn: mapRun.mapRunArn, ResultWriterDetails: mapRun.resultWriterDetails };
+    // Without a ResultWriter the children's outputs are the state's result (a failed child's, its whole entry).
+    return entries.map((e) => (e.Status === 'SUCCEEDED' ? (JSON.parse(e.Output ?? 'null') as unknown) : e));
+  }
+
+  /** The items: the ItemReader's S3 object (a JSON array), or the array at ItemsPath. */
+  private async mapItems(
+    machine: LocalStateMachine,
+    state: DistributedMapState,
+    input: unknown,
+    context: object,
+  ): Promise<unknown[]> {
+    const reader = state.ItemReader;
+    if (!reader) {
+      const items = readPath(input, state.ItemsPath ?? '$');
+      if (!Array.isArray(items))
+        throw new TaskError('States.Runtime', `ItemsPath ${state.ItemsPath ?? '$'} does not point to an array`);
+      return items;
+    }
+    if (reader.Resource !== 'arn:aws:states:::s3:getObject' || reader.ReaderConfig?.InputType !== 'JSON')
+      throw new TaskError('States.Runtime', 'the twin reads items from one JSON object (s3:getObject, InputType JSON)');
+    const { Bucket, Key } = payload(reader.Parameters ?? {}, input, context) as { Bucket?: unknown; Key?: unknown };
+    if (typeof Bucket !== 'string' || typeof Key !== 'string')
+      throw new TaskError('States.ItemReaderFailed', 'The ItemReader needs a Bucket and a Key');
+    if (!machine.storage) throw new TaskError('States.ItemReaderFailed', 'Amazon S3 is not available on this twin');
+    let text: string;
+    try {
+      text = await machine.storage.getObject(Bucket, Key);
+    } catch (error) {
+      const e = error as Error;
+      throw new TaskError(
+        'States.ItemReaderFailed',
+        `Unable to read s3://${Bucket}/${Key}: ${e.name}: ${e.message || 'Amazon S3 refused the request'}`,
+      );
+    }
+    let items: unknown;
+    try {
+      items = JSON.parse(text);
+    } catch {
+      throw new TaskError('States.ItemReaderFailed', `s3://${Bucket}/${Key} is not JSON`);
+    }
+    if (!Array.isArray(items))
+      throw new TaskError('States.ItemReaderFailed', `s3://${Bucket}/${Key} is not a JSON array`);
+    const max = reader.ReaderConfig.MaxItems;
+    return max && max > 0 ? items.slice(0, max) : items;
+  }
+
+  /** One item's child execution of the ItemProcessor (an input over 256 KiB fails it at once). */
+  private startChild(
+    processor: LocalStateMachine,
+    mapRun: MapRun,
+    parent: LocalExecution,
+    input: unknown,
+    index: number,
+  ): LocalExecution {
+    const name = randomUUID();
+    const text = JSON.stringify(input ?? null);
+    const child: LocalExecution = {
+      executionArn: `arn:aws:states:${processor.region}:${this.accountId}:execution:${processor.name}:${name}`,
+      stateMachineArn: processor.arn,
+      name,
+      region: processor.region,
+      input: text,
+      status: 'RUNNING',
+      startDate: this.clock.now(),
+      transitions: [],
+      dataBytes: {},
+      done: Promise.resolve(),
+    };
+    mapRun.children[index] = child;
+    if (Buffer.byteLength(text) > STATE_DATA_LIMIT_BYTES) {
+      child.status = 'FAILED';
+      child.error = 'States.DataLimitExceeded';
+      child.cause = `The execution input of item ${index} exceeds the maximum number of bytes service limit.`;
+      child.stopDate = this.clock.now();
+      return child;
+    }
+    child.done = this.run(processor, child, input, { execution: parent, index });
+    return child;
+  }
+
+  /**
+   * Stops a map run: its running children are aborted (`keep`: the run itself goes on to fail), by the state
+   * machine's role (StopExecution) when the map run stops them itself.
+   */
+  private abortMapRun(mapRun: MapRun, keep?: 'RUNNING', storage?: MapRunStorage): void {
+    if (mapRun.status !== 'RUNNING') return;
+    if (!keep) mapRun.status = 'ABORTED';
+    for (const child of mapRun.children) {
+      if (child?.status !== 'RUNNING') continue;
+      storage?.authorize?.([{ action: 'states:StopExecution', resource: child.executionArn }]);
+      child.status = 'ABORTED';
+      child.stopDate = this.clock.now();
+      child.abort?.();
+    }
+  }
+
+  /** ResultWriter: the entries by status (SUCCEEDED_0.json, FAILED_0.json), then manifest.json, under Prefix/<run id>/. */
+  private async writeResults(
+    machine: LocalStateMachine,
+    writer: NonNullable<DistributedMapState['ResultWriter']>,
+    input: unknown,
+    context: object,
+    mapRun: MapRun,
+    runId: string,
+    entries: ResultEntry[],
+  ): Promise<{ Bucket: string; Key: string }> {
+    const { Bucket, Prefix = '' } = payload(writer.Parameters ?? {}, input, context) as {
+      Bucket?: unknown;
+      Prefix?: unknown;
+    };
+    if (writer.Resource !== 'arn:aws:states:::s3:putObject' || typeof Bucket !== 'string' || typeof Prefix !== 'string')
+      throw new TaskError('States.ResultWriterFailed', 'The ResultWriter needs s3:putObject, a Bucket and a Prefix');
+    const storage = machine.storage;
+    if (!storage) throw new TaskError('States.ResultWriterFailed', 'Amazon S3 is not available on this twin');
+    const base = `${Prefix.replace(/\/+$/, '')}${Prefix ? '/' : ''}${runId}`;
+    const files: Record<'FAILED' | 'PENDING' | 'SUCCEEDED', { Key: string; Size: number }[]> = {
+      FAILED: [],
+      PENDING: [],
+      SUCCEEDED: [],
+    };
+    const put = async (key: string, body: string): Promise<void> => {
+      try {
+        await storage.putObject(Bucket, key, body);
+      } catch (error) {
+        const e = error as Error;
+        throw new TaskError(
+          'States.ResultWriterFailed',
+          `Unable to write s3://${Bucket}/${key}: ${e.name}: ${e.message}`,
+        );
+      }
+    };
+    for (const status of ['SUCCEEDED', 'FAILED'] as const) {
+      const own = entries.filter((e) => (status === 'SUCCEEDED' ? e.Status === 'SUCCEEDED' : e.Status !== 'SUCCEEDED'));
+      if (own.length === 0) continue;
+      const key = `${base}/${status}_0.json`;
+      const body = JSON.stringify(own);
+      await put(key, body);
+      files[status].push({ Key: key, Size: Buffer.byteLength(body) });
+    }
+    const manifest = { DestinationBucket: Bucket, MapRunArn: mapRun.mapRunArn, ResultFiles: files };
+    const key = `${base}/manifest.json`;
+    await put(key, JSON.stringify(manifest));
+    return { Bucket, Key: key };
   }
 }
 
@@ -723,6 +1073,154 @@ const TWIN_START_TIME = 'TwinStartTime';
 /** Longer than any wait; within setTimeout's range (2^31 ms). */
 const NO_TIMEOUT_SECONDS = 2_000_000;
 
+// ---- Distributed Map helpers --------------------------------------------------------------------------------------
+
+type PayloadTemplate = Record<string, unknown>;
+
+/** The fields of a Distributed Map state the twin runs (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html). */
+interface DistributedMapState {
+  Type: 'Map';
+  ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED'; ExecutionType?: string }; StartAt: string; States: States };
+  ItemReader?: {
+    Resource: string;
+    ReaderConfig?: { InputType?: string; MaxItems?: number };
+    Parameters?: PayloadTemplate;
+  };
+  ItemsPath?: string;
+  ItemSelector?: PayloadTemplate;
+  Parameters?: PayloadTemplate;
+  MaxConcurrency?: number;
+  ToleratedFailurePercentage?: number;
+  ToleratedFailureCount?: number;
+  ResultWriter?: { Resource: string; Parameters?: PayloadTemplate };
+  Label?: string;
+}
+
+const isDistributedMap = (state: unknown): state is DistributedMapState =>
+  (state as { Type?: string }).Type === 'Map' &&
+  (state as DistributedMapState).ItemProcessor?.ProcessorConfig?.Mode === 'DISTRIBUTED';
+
+/** The Distributed Map states an execution of `states` runs itself (not those inside another's ItemProcessor). */
+function distributedMaps(states: States): Map<string, DistributedMapState> {
+  const found = new Map<string, DistributedMapState>();
+  for (const [name, state] of Object.entries(states)) {
+    if (isDistributedMap(state)) found.set(name, state);
+    else if (state.Type === 'Map') {
+      const inner = state.ItemProcessor ?? state.Iterator;
+      if (inner) for (const [n, s] of distributedMaps(inner.States)) found.set(n, s);
+    } else if (state.Type === 'Parallel')
+      for (const branch of state.Branches) for (const [n, s] of distributedMaps(branch.States)) found.set(n, s);
+  }
+  return found;
+}
+
+/** The resource a Distributed Map state is bound to once handed to aws-local-stepfunctions as a Task. */
+const MAP_RUN_RESOURCE = 'arn:aws:states:::twin:mapRun';
+
+/** A Distributed Map state as a Task of the same flow fields (its map run is the task's work). */
+function mapRunTask(state: DistributedMapState): States[string] {
+  const kept = ['Comment', 'InputPath', 'OutputPath', 'ResultPath', 'ResultSelector', 'Retry', 'Catch', 'Next', 'End'];
+  const task: Record<string, unknown> = {
+    Type: 'Task',
+    Resource: MAP_RUN_RESOURCE,
+    TimeoutSeconds: NO_TIMEOUT_SECONDS,
+  };
+  for (const field of kept) if (field in state) task[field] = (state as unknown as Record<string, unknown>)[field];
+  return task as unknown as States[string];
+}
+
+function replaceDistributedMaps(states: States): void {
+  for (const [name, state] of Object.entries(states)) {
+    if (isDistributedMap(state)) states[name] = mapRunTask(state);
+    else if (state.Type === 'Map') {
+      const inner = state.ItemProcessor ?? state.Iterator;
+      if (inner) replaceDistributedMaps(inner.States);
+    } else if (state.Type === 'Parallel') for (const branch of state.Branches) replaceDistributedMaps(branch.States);
+  }
+}
+
+/**
+ * A reference path's value (`$`, `$.a.b`, `$.a[0]`; the twin's Distributed Maps need no more). A path with no value
+ * is States.Runtime, as on AWS.
+ */
+function readPath(data: unknown, path: string): unknown {
+  const m = /^\$((?:\.[A-Za-z_][\w-]*|\[\d+\])*)$/.exec(path);
+  if (!m) throw new TaskError('States.Runtime', `The twin reads plain reference paths only ($.a.b[0]), not '${path}'`);
+  let value = data;
+  for (const [, key, index] of (m[1] ?? '').matchAll(/\.([A-Za-z_][\w-]*)|\[(\d+)\]/g)) {
+    const holder = value as Record<string, unknown> | unknown[] | null;
+    value =
+      holder === null || typeof holder !== 'object'
+        ? undefined
+        : key !== undefined
+          ? (holder as Record<string, unknown>)[key]
+          : (holder as unknown[])[Number(index)];
+    if (value === undefined) throw new TaskError('States.Runtime', `Invalid path '${path}': No results for path`);
+  }
+  return value;
+}
+
+/** A payload template (Parameters, ItemSelector, an ItemReader's or ResultWriter's Parameters) applied. */
+function payload(template: unknown, input: unknown, context: object): unknown {
+  if (Array.isArray(template)) return template.map((t) => payload(t, input, context));
+  if (!template || typeof template !== 'object') return template;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(template)) {
+    if (key.endsWith('.$') && typeof value === 'string') {
+      out[key.slice(0, -2)] = value.startsWith('$$') ? readPath(context, value.slice(1)) : readPath(input, value);
+    } else out[key] = payload(value, input, context);
+  }
+  return out;
+}
+
+/** How many failed children a map run tolerates: the count and the percentage given (none given: no failure). */
+function toleratedFailures(state: DistributedMapState, items: number): number {
+  const bounds: number[] = [];
+  if (state.ToleratedFailureCount !== undefined) bounds.push(state.ToleratedFailureCount);
+  if (state.ToleratedFailurePercentage !== undefined)
+    bounds.push(Math.floor((state.ToleratedFailurePercentage / 100) * items));
+  return bounds.length ? Math.min(...bounds) : 0;
+}
+
+/** A child execution as a ResultWriter's result file lists it (Transformation NONE: its metadata with its I/O). */
+export interface ResultEntry {
+  ExecutionArn: string;
+  Input: string;
+  InputDetails: { Included: boolean };
+  Name: string;
+  Output?: string;
+  OutputDetails?: { Included: boolean };
+  Error?: string;
+  Cause?: string;
+  RedriveCount: number;
+  RedriveStatus: string;
+  RedriveStatusReason: string;
+  StartDate: string;
+  StateMachineArn: string;
+  Status: ExecutionStatus;
+  StopDate: string;
+}
+
+function resultEntry(child: LocalExecution, stateMachineArn: string): ResultEntry {
+  const ok = child.status === 'SUCCEEDED';
+  return {
+    ExecutionArn: child.executionArn,
+    Input: child.input,
+    InputDetails: { Included: true },
+    Name: child.name,
+    ...(ok
+      ? { Output: child.output ?? 'null', OutputDetails: { Included: true } }
+      : { Error: child.error ?? 'States.Runtime', Cause: child.cause ?? '' }),
+    RedriveCount: 0,
+    RedriveStatus: 'NOT_REDRIVABLE',
+    RedriveStatusReason: ok ? 'Execution is SUCCEEDED and cannot be redriven' : 'Execution is in a map run',
+    StartDate: new Date(child.startDate).toISOString(),
+    StateMachineArn: stateMachineArn,
+    Status: child.status,
+    StopDate: new Date(child.stopDate ?? child.startDate).toISOString(),
+  };
+}
+
 /**
  * The definition as aws-local-stepfunctions runs it. It resolves a task's TimeoutSecondsPath against the task's
  * effective input (after Parameters), where AWS resolves it against the state's input; token waits time out here
@@ -732,6 +1230,8 @@ function localDefinition(definition: StateMachineDefinition): StateMachineDefini
   const copy = JSON.parse(
     JSON.stringify(definition).replaceAll('"$$.Execution.StartTime"', () => `"$$.Execution.${TWIN_START_TIME}"`),
   ) as StateMachineDefinition;
+  // Distributed Maps run as the twin's map runs (runMap): the library sees a Task in their place.
+  replaceDistributedMaps(copy.States);
   const waiting = waitForTokenStates(copy);
   walk(copy.States, (name, state) => {
     if (state.Type !== 'Task') return;

@@ -111,6 +111,8 @@ export interface Twin {
   register(service: string, handler: ServiceHandler): void;
   /** API calls this twin has answered or passed on to another account's twin (benches count calls with it). */
   requests(): number;
+  /** The same, of one service in one region (its SigV4 signing name and region: `ec2`, `us-east-1`). */
+  requestsTo(service: string, region: string): number;
   /** Answers one request as the HTTP endpoint would (another account's twin forwards its members' calls here). */
   handle(request: TwinRequest): Promise<TwinResponse>;
   /** Applies every transition due at the clock's current time and waits until their events are delivered. */
@@ -208,6 +210,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
   };
 
   let served = 0;
+  const servedTo = new Map<string, number>();
   /**
    * A call is its signer's: an organization peer's twin answers for a peer account's keys (Organizations excepted:
    * it is global, the management account answers), a member account modelled here (`addAccount`) is served from its
@@ -215,6 +218,8 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
    */
   const route = async (request: TwinRequest): Promise<TwinResponse> => {
     served++;
+    const where = `${request.service} ${request.region}`;
+    servedTo.set(where, (servedTo.get(where) ?? 0) + 1);
     const authorization = request.headers.authorization;
     const caller = resolveIdentity(
       accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined),
@@ -337,6 +342,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<Twin> {
     nextDue: () => lifecycle.nextDue(),
     handle: route,
     requests: () => served,
+    requestsTo: (service, region) => servedTo.get(`${service} ${region}`) ?? 0,
     register: (service, handler) => {
       services.set(service, handler);
     },

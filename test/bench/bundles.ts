@@ -9,20 +9,25 @@ import { ensurePackaged, importEnvironment, lambdaResources, listedFunctions, RO
 import { extractZip } from '../package/zip.ts';
 
 /**
- * Per function: the packaged bundle's size (raw, gzip; with its chunks) and cold import time (median of fresh node processes), against
- * a default esbuild bundle of the same handler (ESM, platform node, CommonJS-first main fields, not minified).
- * Targets: every bundle ≤ 1 MB, importing in ≤ 60% of the default bundle's time.
+ * Per function: the packaged bundle's size (raw, gzip; with its chunks) and cold import cost (median of fresh node
+ * processes), against a default esbuild bundle of the same handler (ESM, platform node, CommonJS-first main fields,
+ * not minified). Targets: every bundle ≤ 1 MB, importing in ≤ 60% of the default bundle's CPU time. The ratio is of
+ * the import's CPU time (user + system): on a 2-core machine shared with other work, wall time mostly measures the
+ * wait for a core; the wall-clock medians are printed beside it.
  */
 
-const RUNS = 7;
+const RUNS = 11;
 const LIMIT_BYTES = 1024 * 1024;
 const BANNER = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 const run = promisify(execFile);
 
 const LOADER = `
+const cpu = process.cpuUsage();
 const started = performance.now();
 await import(process.argv[2]);
-process.stdout.write(String(performance.now() - started));
+const wall = performance.now() - started;
+const used = process.cpuUsage(cpu);
+process.stdout.write(JSON.stringify({ cpu: (used.user + used.system) / 1000, wall }));
 `;
 
 function median(values: number[]): number {
@@ -30,9 +35,14 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-async function importMs(loader: string, bundle: string, env: Record<string, string>): Promise<number> {
+interface ImportCost {
+  cpu: number;
+  wall: number;
+}
+
+async function importCost(loader: string, bundle: string, env: Record<string, string>): Promise<ImportCost> {
   const { stdout } = await run(process.execPath, [loader, bundle], { env, timeout: 60_000 });
-  return Number(stdout);
+  return JSON.parse(stdout) as ImportCost;
 }
 
 export async function bench(): Promise<Record<string, string | number>> {
@@ -61,18 +71,20 @@ export async function bench(): Promise<Record<string, string | number>> {
       });
       const env = importEnvironment(lambdaResources(template).get(fn.key)!.properties);
       // Interleaved, so load from elsewhere on the machine falls on both alike.
-      const ours: number[] = [];
-      const theirs: number[] = [];
+      const ours: ImportCost[] = [];
+      const theirs: ImportCost[] = [];
       for (let i = 0; i < RUNS; i++) {
-        ours.push(await importMs(loader, packaged, env));
-        theirs.push(await importMs(loader, baseline, env));
+        ours.push(await importCost(loader, packaged, env));
+        theirs.push(await importCost(loader, baseline, env));
       }
+      const cpu = { ours: median(ours.map((c) => c.cpu)), theirs: median(theirs.map((c) => c.cpu)) };
+      const wall = { ours: median(ours.map((c) => c.wall)), theirs: median(theirs.map((c) => c.wall)) };
       // The bundle with its chunks (what it reaches only through import(), loaded when first needed).
       const entry = readFileSync(packaged);
       const files = names.map((name) => readFileSync(join(dir, name)));
       const raw = files.reduce((sum, file) => sum + file.length, 0);
       const gzip = files.reduce((sum, file) => sum + gzipSync(file).length, 0);
-      const ratio = median(ours) / median(theirs);
+      const ratio = cpu.ours / cpu.theirs;
       largest = Math.max(largest, raw);
       worstRatio = Math.max(worstRatio, ratio);
       figures[`${fn.key} size`] =
@@ -80,7 +92,8 @@ export async function bench(): Promise<Record<string, string | number>> {
         `(entry ${(entry.length / 1024).toFixed(0)} KB + ${names.length - 1} chunks; ` +
         `default bundle ${(readFileSync(baseline).length / 1024).toFixed(0)} KB)`;
       figures[`${fn.key} cold import`] =
-        `${median(ours).toFixed(0)} ms vs ${median(theirs).toFixed(0)} ms default = ${(ratio * 100).toFixed(0)}%`;
+        `${cpu.ours.toFixed(0)} ms CPU vs ${cpu.theirs.toFixed(0)} ms default = ${(ratio * 100).toFixed(0)}% ` +
+        `(wall ${wall.ours.toFixed(0)} vs ${wall.theirs.toFixed(0)} ms)`;
     }
     figures['largest bundle'] =
       `${(largest / 1024).toFixed(0)} KB (target ≤ 1024 KB: ${largest <= LIMIT_BYTES ? 'met' : 'NOT met'})`;

@@ -17,7 +17,8 @@ const NOW = Date.UTC(2026, 5, 1);
  */
 export async function organizationReadiness(ACCOUNTS = 20, IMAGES = 500): Promise<Record<string, string | number>> {
   const members = Array.from({ length: ACCOUNTS }, (_, i) => String(200000000000 + i));
-  const org = await startOrganizationTwins({ home: HOME, members: { workloads: members }, s3: false });
+  // S3 in the home account: the scheduled run keeps its unit list and results in the runs bucket.
+  const org = await startOrganizationTwins({ home: HOME, members: { workloads: members }, s3: true });
   try {
     const policy = parsePolicy({
       organization: { ous: [org.ous.get('workloads')] },

@@ -11,12 +11,14 @@ const files = (existsSync(DIR) ? readdirSync(DIR, { withFileTypes: true }) : [])
   .filter((e) => e.isFile() && e.name.endsWith('.asl.json'))
   .map((e) => e.name);
 
-/** What DefinitionSubstitutions put in place of `${XFunctionArn}`: a Lambda ARN. */
+/** What DefinitionSubstitutions put in place of `${XFunctionArn}` (a Lambda ARN) and `${RunsBucket}` (its name). */
 function substitute(text: string): string {
-  return text.replace(
-    /\$\{(\w+)FunctionArn\}/g,
-    (_, name: string) => `arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-${name}`,
-  );
+  return text
+    .replace(
+      /\$\{(\w+)FunctionArn\}/g,
+      (_, name: string) => `arn:aws:lambda:us-east-1:000000000000:function:ami-dr-dev-${name}`,
+    )
+    .replaceAll('${RunsBucket}', 'ami-dr-dev-runsbucket-0123456789ab');
 }
 
 describe('state machine definitions', () => {

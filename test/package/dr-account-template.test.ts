@@ -5,6 +5,9 @@ import { parse as parseYaml } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluate } from '../../local/twin/iam.ts';
 import { readDrAccountTemplate } from '../../local/runtime/dr-account.ts';
+import { templateBusPolicies } from '../../local/runtime/roles.ts';
+import { matchesPattern, readRules } from '../../local/runtime/runtime.ts';
+import { parsePolicy } from '../../lib/domain/policy.ts';
 import { ROOT } from './packaged.ts';
 import { specChecker, type CfnTemplate } from './cfn-spec.ts';
 
@@ -121,5 +124,79 @@ describe('deploy/dr-account.yml', () => {
     expect(trust('ami-dr-drill', 'arn:aws:iam::333333333333:role/ami-dr-prod-us-east-1-drill')).not.toBe('Allow');
     const retention = roles.find((r) => r.roleName === 'ami-dr-dr-retention')!;
     expect(JSON.stringify(retention.trust)).not.toContain('111111111111');
+  });
+
+  it("forwards exactly its copies' state changes onCopyState acts on to the production bus, through a role that may do only that", () => {
+    const stack = { accountId: '222222222222', productionAccountId: '111111111111', region: 'us-west-2' };
+    const { roles, forwardingRules } = readDrAccountTemplate(stack);
+    expect(forwardingRules).toHaveLength(1);
+    const [rule] = forwardingRules;
+    const bus = 'arn:aws:events:us-west-2:111111111111:event-bus/default';
+    expect(rule!.targets).toEqual([{ busArn: bus, roleArn: 'arn:aws:iam::222222222222:role/ami-dr-copy-events' }]);
+    const copyRules = readRules(join(ROOT, 'serverless.yml'), 'onCopyState').rules;
+    const change = (State: string, account = '222222222222') => ({
+      source: 'aws.ec2',
+      'detail-type': 'EC2 AMI State Change',
+      account,
+      region: 'us-west-2',
+      detail: { ImageId: 'ami-0123456789abcdef0', State },
+    });
+    for (const state of ['available', 'failed']) {
+      expect(matchesPattern(rule!.pattern, change(state)), state).toBe(true);
+      expect(
+        copyRules.some((r) => matchesPattern(r.pattern, change(state))),
+        state,
+      ).toBe(true);
+    }
+    // Deregistrations stay in the DR account, and so does what another account forwarded to its bus.
+    expect(matchesPattern(rule!.pattern, change('deregistered'))).toBe(false);
+    expect(matchesPattern(rule!.pattern, change('available', '333333333333'))).toBe(false);
+    const forwarder = roles.find((r) => r.roleName === 'ami-dr-copy-events')!;
+    expect(JSON.stringify(forwarder.trust)).toContain('events.amazonaws.com');
+    expect(evaluate(forwarder.statements, { action: 'events:PutEvents', resource: bus })).toBe('Allow');
+    expect(
+      evaluate(forwarder.statements, {
+        action: 'events:PutEvents',
+        resource: 'arn:aws:events:us-west-2:999999999999:event-bus/default',
+      }),
+    ).not.toBe('Allow');
+    expect(evaluate(forwarder.statements, { action: 'events:PutRule', resource: bus })).not.toBe('Allow');
+  });
+});
+
+describe("the production account's bus policy for DR accounts (serverless.yml)", () => {
+  const policy = parsePolicy({
+    regions: {
+      sources: ['us-east-1'],
+      dr: [
+        { region: 'us-west-2', kmsKeyId: 'alias/ami-dr-vault', account: '222222222222' },
+        { region: 'eu-west-1', kmsKeyId: 'alias/ami-dr' },
+      ],
+    },
+  });
+  const statements = (region: string) =>
+    templateBusPolicies({ policy, stage: 'prod', region, accountId: '111111111111' });
+
+  it("lets only the region's DR account put only EC2 AMI State Change events, and only where it owns copies", () => {
+    const [statement, ...others] = statements('us-west-2');
+    expect(others).toEqual([]);
+    expect(statement).toMatchObject({
+      Sid: 'ami-dr-prod-dr-account-copy-events',
+      Effect: 'Allow',
+      Principal: { AWS: ['arn:aws:iam::222222222222:root'] },
+      Action: 'events:PutEvents',
+      Resource: 'arn:aws:events:us-west-2:111111111111:event-bus/default',
+    });
+    const put = (source: string, detailType: string) =>
+      evaluate([statement!], {
+        action: 'events:PutEvents',
+        resource: 'arn:aws:events:us-west-2:111111111111:event-bus/default',
+        context: { 'events:source': [source], 'events:detail-type': detailType },
+      });
+    expect(put('aws.ec2', 'EC2 AMI State Change')).toBe('Allow');
+    expect(put('aws.ec2', 'AWS API Call via CloudTrail')).not.toBe('Allow');
+    expect(put('custom.app', 'EC2 AMI State Change')).not.toBe('Allow');
+    expect(statements('eu-west-1')).toEqual([]);
+    expect(statements('us-east-1')).toEqual([]);
   });
 });

@@ -108,8 +108,9 @@ describe('home region', () => {
     ]);
   });
 
-  it('leaves the scheduled functions’ roles and alarms out of other stacks', () => {
+  it('leaves the scheduled functions’ roles, alarms and runs bucket out of other stacks', () => {
     for (const id of [
+      'RunsBucket',
       'RetentionRole',
       'ReadinessRole',
       'DrillRole',

@@ -205,6 +205,7 @@ export function lambdaEnvironment(properties: Record<string, unknown>): Record<s
   const stand = (value: unknown): string => {
     if (typeof value === 'string') return value;
     const text = JSON.stringify(value);
+    if (text === '{"Ref":"RunsBucket"}') return 'ami-dr-dev-runsbucket-0123456789ab';
     const machine = /"(Replicate|Retention|Readiness)StateMachine"/.exec(text)?.[1];
     if (machine) return `arn:aws:states:us-east-1:000000000000:stateMachine:ami-dr-dev-${machine.toLowerCase()}`;
     const sub = (value as { 'Fn::Sub'?: string })['Fn::Sub'];

@@ -60,17 +60,22 @@ describe('the retention role, packaged', () => {
     }
   });
 
-  it("reads and deletes S3 objects only in the policy's bundle buckets (and reads its scheduled runs' plans)", () => {
+  it("reads and deletes S3 objects only in the policy's bundle buckets (and reads its scheduled runs' plans and data)", () => {
     const buckets = policy.retention.bundleBuckets ?? [];
     expect(buckets.length).toBeGreaterThan(0);
     // A scheduled run's units read the plan its plan step wrote, and nothing else of the report bucket.
     const planRead = (s: (typeof statements)[number]) =>
       actions(s).every((a) => a === 's3:GetObject') &&
       list(s.Resource).every((r) => text(r).endsWith('retention/runs/*/plan.json'));
+    // Its aggregate step reads the run's data (unit list, failures, results) in the runs bucket, deleting nothing.
+    const runDataRead = (s: (typeof statements)[number]) =>
+      actions(s).every((a) => a === 's3:GetObject') &&
+      list(s.Resource).every((r) => text(r) === 'arn:${AWS::Partition}:s3:::${RunsBucket}/retention/*');
     const statements = statementsOf(template, 'RetentionRole');
     expect(statements.filter(planRead)).toHaveLength(1);
+    expect(statements.filter(runDataRead)).toHaveLength(1);
     const s3 = statements.filter(
-      (s) => s.Effect === 'Allow' && actions(s).some((a) => S3_OBJECT.test(a)) && !planRead(s),
+      (s) => s.Effect === 'Allow' && actions(s).some((a) => S3_OBJECT.test(a)) && !planRead(s) && !runDataRead(s),
     );
     expect(s3.length).toBeGreaterThan(0);
     for (const s of s3) {

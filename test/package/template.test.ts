@@ -19,6 +19,16 @@ beforeAll(async () => {
 
 let spec: ReturnType<typeof specChecker>;
 
+interface MapState {
+  Type: string;
+  ItemProcessor: { ProcessorConfig: unknown };
+  ItemsPath?: string;
+  ItemReader?: unknown;
+  ResultWriter?: unknown;
+  ToleratedFailurePercentage?: number;
+  MaxConcurrency?: number;
+}
+
 describe('packaged CloudFormation template', () => {
   it('uses only resource types CloudFormation knows', () => {
     expect(spec.unknownTypes(template)).toEqual([]);
@@ -123,6 +133,7 @@ describe('packaged CloudFormation template', () => {
     const machine = template.Resources[`${job}StateMachine`]!.Properties!;
     expect(machine.DefinitionSubstitutions).toEqual({
       [`${job}FunctionArn`]: { 'Fn::GetAtt': [`${job}LambdaFunction`, 'Arn'] },
+      RunsBucket: { Ref: 'RunsBucket' },
     });
     expect(machine.StateMachineType).toBe('STANDARD');
     const role = template.Resources[`${job}StateMachineRole`]!.Properties!;
@@ -133,6 +144,54 @@ describe('packaged CloudFormation template', () => {
     expect(new Set(JSON.stringify(invoke.Resource).match(/[A-Za-z]+LambdaFunction/g))).toEqual(
       new Set([`${job}LambdaFunction`]),
     );
+  });
+
+  it.each(['Retention', 'Readiness'])(
+    'runs the %s units in a Distributed Map of Standard children, reading them from and writing their results to the runs bucket',
+    (job) => {
+      const machine = template.Resources[`${job}StateMachine`]!.Properties!;
+      const definition = JSON.parse(String(machine.DefinitionString)) as { States: Record<string, MapState> };
+      const maps = Object.values(definition.States).filter((s) => s.Type === 'Map');
+      expect(maps).toHaveLength(1);
+      const [map] = maps as [MapState];
+      expect(map.ItemProcessor.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+      expect(map.ItemsPath).toBeUndefined();
+      expect(map.ItemReader).toMatchObject({
+        Resource: 'arn:aws:states:::s3:getObject',
+        ReaderConfig: { InputType: 'JSON' },
+        Parameters: { Bucket: '${RunsBucket}' },
+      });
+      expect(map.ResultWriter).toEqual({
+        Resource: 'arn:aws:states:::s3:putObject',
+        Parameters: { Bucket: '${RunsBucket}', Prefix: `${job.toLowerCase()}/results` },
+      });
+      // A unit that fails is a failed unit in the report, never the run's failure.
+      expect(map.ToleratedFailurePercentage).toBe(100);
+      expect(map.MaxConcurrency).toBeGreaterThan(0);
+      const aggregate = definition.States.Aggregate as unknown as { Parameters: Record<string, string> };
+      expect(aggregate.Parameters['results.$']).toMatch(/\.ResultWriterDetails$/);
+    },
+  );
+
+  it('keeps the runs in an encrypted, private bucket of its own whose data expires', () => {
+    const bucket = template.Resources.RunsBucket!;
+    expect(bucket.Type).toBe('AWS::S3::Bucket');
+    const p = bucket.Properties!;
+    expect(p.BucketName).toBeUndefined();
+    expect(p.BucketEncryption).toBeDefined();
+    expect(p.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(p.OwnershipControls).toEqual({ Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
+    const rules = (p.LifecycleConfiguration as { Rules: { Status: string; ExpirationInDays?: number }[] }).Rules;
+    expect(rules.some((r) => r.Status === 'Enabled' && (r.ExpirationInDays ?? 0) > 0)).toBe(true);
+    for (const fn of ['RetentionLambdaFunction', 'ReadinessLambdaFunction']) {
+      const env = (template.Resources[fn]!.Properties!.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env.RUNS_BUCKET, fn).toEqual({ Ref: 'RunsBucket' });
+    }
   });
 
   it('binds the state machine to the eight task functions and lets its role invoke exactly those', () => {

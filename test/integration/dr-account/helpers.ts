@@ -4,7 +4,7 @@ import { ec2Client, type Clients } from '../../../lib/aws/clients.ts';
 import { parsePolicy, type Policy } from '../../../lib/domain/policy.ts';
 import type { Summary } from '../../../lib/domain/replication-steps.ts';
 import { startOrJoinReplication, type StartedReplication } from '../../../lib/workflows/replication.ts';
-import { startLocalRuntime, type LocalRuntime } from '../../../local/runtime/runtime.ts';
+import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../../local/runtime/runtime.ts';
 import { ManualClock } from '../../../local/twin/clock.ts';
 import type { TwinAccount } from '../../../local/twin/twin.ts';
 
@@ -40,9 +40,17 @@ export interface DrHarness {
   vaultKey: string;
 }
 
-export async function drHarness(policy = drPolicy()): Promise<DrHarness> {
+export async function drHarness(
+  policy = drPolicy(),
+  options: Pick<LocalRuntimeOptions, 'wrapTask' | 'twinOptions'> = {},
+): Promise<DrHarness> {
   const clock = new ManualClock(START);
-  const rt = await startLocalRuntime({ policy, clock, twinOptions: { accountId: PRODUCTION, s3: false } });
+  const rt = await startLocalRuntime({
+    ...options,
+    policy,
+    clock,
+    twinOptions: { ...options.twinOptions, accountId: PRODUCTION, s3: false },
+  });
   const vault = rt.twin.addAccount(DR_ACCOUNT);
   const vaultKey = vault.seed.key(VAULT_REGION, { alias: 'ami-dr-vault' }).arn;
   rt.twin.seed.key(OWN_REGION, { alias: 'ami-dr' });

@@ -25,6 +25,9 @@ describe('functions/readiness, as its state machine invokes it', () => {
     vi.stubEnv('AMI_DR_POLICY', JSON.stringify(policy));
     vi.stubEnv('STATE_MACHINE_ARN', h.rt.stateMachineArn(SOURCE));
     vi.stubEnv('AWS_ENDPOINT_URL', h.rt.twin.endpoint);
+    // The runs bucket serverless.yml hands the function (RunsBucket), on the twin's S3.
+    vi.stubEnv('RUNS_BUCKET', h.rt.runsBucket);
+    vi.stubEnv('AWS_ENDPOINT_URL_S3', h.rt.twin.s3Endpoint!);
     vi.stubEnv('AWS_REGION', SOURCE);
     ({ handler } = await import('../../../functions/readiness.ts'));
   });

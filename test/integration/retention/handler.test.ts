@@ -40,6 +40,9 @@ describe('functions/retention, as its state machine invokes it', () => {
     rt = await startLocalRuntime({ policy, clock: new SystemClock(), wrapTask: tasks.wrapTask });
     vi.stubEnv('AMI_DR_POLICY', JSON.stringify(policy));
     vi.stubEnv('AWS_ENDPOINT_URL', rt.twin.endpoint);
+    // The runs bucket serverless.yml hands the function (RunsBucket), on the twin's S3.
+    vi.stubEnv('RUNS_BUCKET', rt.runsBucket);
+    vi.stubEnv('AWS_ENDPOINT_URL_S3', rt.twin.s3Endpoint!);
     vi.stubEnv('AWS_REGION', REGION);
     ({ handler } = await import('../../../functions/retention.ts'));
   });

@@ -188,6 +188,36 @@ describe('scheduled retention on Step Functions', () => {
     ]);
   });
 
+  it('records a unit whose execution fails as a whole (an error no Catch sees) as a failed unit, the others complete', async () => {
+    const r = await runtime(policyWith(), {
+      // A result over Step Functions' 256 KiB fails the unit's child execution with States.DataLimitExceeded.
+      wrapTask: (state, task) =>
+        state === 'retention.RunUnit'
+          ? async (input) => {
+              const out = await task(input);
+              if ((input as { unit: { region: string } }).unit.region !== 'eu-west-1') return out;
+              return { ...(out as object), padding: 'x'.repeat(300 * 1024) };
+            }
+          : task,
+    });
+    seedAged(r);
+    const { execution, output } = await runToEnd(r);
+
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(output.report.failures).toEqual([
+      {
+        unit: { accountId: r.twin.accountId, region: 'eu-west-1' },
+        step: 'unit',
+        error: 'States.DataLimitExceeded',
+        cause: expect.stringContaining('RunUnit') as string,
+      },
+    ]);
+    expect(output.report.units.map((u) => [u.region, u.status])).toEqual([
+      [SOURCE, 'done'],
+      ['us-west-2', 'done'],
+    ]);
+  });
+
   it('loops a unit whose time budget runs out until its work is done', async () => {
     const r = await runtime(policyWith(), {
       taskBudgetMs: 20_000,
