@@ -49,6 +49,10 @@ export const handler = middy(async (event: unknown, context: Context) => {
       failed: run.report.results
         .filter((r) => r.outcome === 'failed')
         .map((r) => ({ region: r.region, copyImageId: r.copyImageId, failure: r.failure, reason: r.reason })),
+      unreached: run.report.unreached,
+      unrecorded: run.report.results
+        .filter((r) => r.recordError)
+        .map((r) => ({ region: r.region, copyImageId: r.copyImageId, recordError: r.recordError })),
       swept: run.report.swept.length,
       reportLocation: run.reportLocation,
     });

@@ -6,7 +6,6 @@ import {
   type _InstanceType,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
 import type { DrillInstance } from '../domain/drill.ts';
 
 /** What the drill adapters call; serverless.yml's drill role grants these (RunInstances tags at creation). */
@@ -16,7 +15,6 @@ export const REQUIRED_PERMISSIONS = [
   'ec2:DescribeInstances',
   'ec2:DescribeInstanceStatus',
   'ec2:TerminateInstances',
-  'sts:AssumeRole',
 ] as const;
 
 export interface LaunchRequest {
@@ -130,20 +128,4 @@ async function listInstances(
 export async function terminateInstances(ec2: EC2Client, instanceIds: string[]): Promise<void> {
   if (instanceIds.length === 0) return;
   await ec2.send(new TerminateInstancesCommand({ InstanceIds: instanceIds }));
-}
-
-export interface SessionCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
-
-/** Credentials of a role in another account (a consumer the copies are shared with). */
-export async function assumeRole(sts: STSClient, roleArn: string, sessionName: string): Promise<SessionCredentials> {
-  const out = await sts.send(
-    new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: sessionName, DurationSeconds: 3600 }),
-  );
-  const c = out.Credentials;
-  if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error(`AssumeRole ${roleArn} returned no credentials`);
-  return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken };
 }

@@ -206,6 +206,15 @@ function drRoleArns(policy = load()) {
   return arns.length ? [...new Set(arns)] : [`arn:aws:iam::*:role/${DEFAULT_DR_ROLE}`];
 }
 
+/** The roles restore drills assume in DR accounts (regions.dr[].account and .drillRole); none without DR accounts. */
+function drillRoleArns(policy = load()) {
+  const { DEFAULT_DRILL_ROLE } = tsx.require('../domain/policy.ts', __filename);
+  const arns = policy.regions.dr.flatMap((d) =>
+    d.account ? [`arn:aws:iam::${d.account}:role/${d.drillRole ?? DEFAULT_DRILL_ROLE}`] : [],
+  );
+  return [...new Set(arns)];
+}
+
 /** The DR accounts owning copies in `region` (regions.dr[].account): they forward the copies' events to its bus. */
 function drAccountsIn(policy, region) {
   return [...new Set(policy.regions.dr.filter((d) => d.region === region && d.account).map((d) => d.account))];
@@ -231,6 +240,10 @@ module.exports = {
   /** `''` unless drills launch as a consumer account (a CloudFormation condition keys off it). */
   drillConsumerRoleArn: () => drill().consumerRoleArn ?? '',
   drRoleArns: () => drRoleArns(),
+  /** `''` unless the policy has DR accounts (a CloudFormation condition keys off it). */
+  hasDrAccounts: () => (drillRoleArns().length ? 'true' : ''),
+  drillRoleArns: () => drillRoleArns(),
+  drillRoleArnsFor: (policy) => drillRoleArns(policy),
   drRoleArnsFor: (policy) => drRoleArns(policy),
   retentionRegions: () => retentionRegions(),
   bundleObjectArns: () => bundleObjectArns(),

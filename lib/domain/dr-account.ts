@@ -1,4 +1,4 @@
-import { DEFAULT_DR_ROLE, drRegion, type DrRegion, type Policy } from './policy.ts';
+import { DEFAULT_DR_ROLE, DEFAULT_DRILL_ROLE, drRegion, type DrRegion, type Policy } from './policy.ts';
 
 /**
  * Isolated DR accounts, decided without I/O: the role ami-dr assumes there, whether a copy is protected, which
@@ -15,6 +15,15 @@ export interface AccountTarget {
 /** The role ami-dr assumes in the DR account of a target (the policy's `role`, else `ami-dr-replicator`). */
 export function drRoleArn(target: Pick<DrRegion, 'account' | 'role'>): string | undefined {
   return target.account ? `arn:aws:iam::${target.account}:role/${target.role ?? DEFAULT_DR_ROLE}` : undefined;
+}
+
+/**
+ * The role restore drills assume in the DR account of a region (the policy's `drillRole`, else `ami-dr-drill`): the
+ * drill launches where recovery would, and under a role that can launch and terminate drill instances and record
+ * the outcome on the copy, nothing more.
+ */
+export function drillRoleArn(target: Pick<DrRegion, 'account' | 'drillRole'>): string | undefined {
+  return target.account ? `arn:aws:iam::${target.account}:role/${target.drillRole ?? DEFAULT_DRILL_ROLE}` : undefined;
 }
 
 /** Deregistration protection for a region's copies: its own setting, else on in a DR account, else the policy's. */

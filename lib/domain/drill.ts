@@ -238,17 +238,21 @@ export function leftoverInstances(instances: readonly DrillInstance[], now: numb
   });
 }
 
-/** The drill run's metrics (namespace ami-dr); `DrillsFailed` drives the drill-failures alarm. */
+/**
+ * The drill run's metrics (namespace ami-dr); `DrillsFailed` drives the drill-failures alarm, and counts a DR region
+ * whose account could not be reached as a failed drill: none of its copies is proven.
+ */
 export function drillMetrics(summary: {
   drills: number;
   passed: number;
   failed: number;
+  unreached?: number;
   instanceMinutes: number;
 }): { name: (typeof METRIC)[keyof typeof METRIC]; unit: 'Count' | 'None'; value: number }[] {
   return [
     { name: 'DrillsRun', unit: 'Count', value: summary.drills },
     { name: 'DrillsPassed', unit: 'Count', value: summary.passed },
-    { name: 'DrillsFailed', unit: 'Count', value: summary.failed },
+    { name: 'DrillsFailed', unit: 'Count', value: summary.failed + (summary.unreached ?? 0) },
     { name: 'DrillInstanceMinutes', unit: 'None', value: summary.instanceMinutes },
   ];
 }

@@ -54,6 +54,8 @@ const drRegionSchema = z.strictObject({
   account: accountId.optional(),
   /** The role ami-dr assumes in `account` to copy (default `ami-dr-replicator`, as deploy/dr-account.yml names it). */
   role: z.string().regex(ROLE_NAME, 'is not an IAM role name').optional(),
+  /** The role restore drills assume in `account` (default `ami-dr-drill`, as deploy/dr-account.yml names it). */
+  drillRole: z.string().regex(ROLE_NAME, 'is not an IAM role name').optional(),
   /** Deregistration protection on this region's copies (default: on in a DR account, else replication's setting). */
   deregistrationProtection: z.boolean().optional(),
 });
@@ -361,6 +363,9 @@ export const keyAccessMode = (policy: Policy): 'check' | 'grant' => policy.repli
 
 /** The role ami-dr assumes in a DR account when the policy names none (deploy/dr-account.yml's default). */
 export const DEFAULT_DR_ROLE = 'ami-dr-replicator';
+
+/** The role restore drills assume in a DR account when the policy names none (deploy/dr-account.yml's default). */
+export const DEFAULT_DRILL_ROLE = 'ami-dr-drill';
 
 /** The DR accounts the policy copies into, each once. */
 export const drAccounts = (policy: Policy): string[] => [

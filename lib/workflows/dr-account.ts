@@ -2,8 +2,8 @@ import { assumedClients, DrAccountAccessError } from '../aws/assume-role.ts';
 import { type Clients, ec2Client, kmsClient } from '../aws/clients.ts';
 import { describeImage } from '../aws/copy.ts';
 import { shareSource, sourceKeys, unshareSource } from '../aws/source-share.ts';
-import { drRoleArn, shareRefusal, UnshareableSourceError } from '../domain/dr-account.ts';
-import { drAccounts, drRegion, type Policy } from '../domain/policy.ts';
+import { drillRoleArn, drRoleArn, shareRefusal, UnshareableSourceError } from '../domain/dr-account.ts';
+import { drAccounts, drRegion, type DrRegion, type Policy } from '../domain/policy.ts';
 import type { Summary, Target } from '../domain/replication-steps.ts';
 
 /**
@@ -90,32 +90,52 @@ export interface DrAccountReach {
   /** The clients a region's checks go through (a DR account's role session, else ami-dr's own). */
   clientsFor(region: string): Clients;
   /** DR regions whose account could not be reached, with why (field named as the policy names it). */
-  problems: { index: number; region: string; account: string; field: string; message: string }[];
+  problems: { index: number; region: string; account: string; field: string; roleArn: string; message: string }[];
 }
 
+/** Which role of the DR accounts a reach assumes: the replicator (copies, readiness) or the drill role. */
+export interface DrRoleChoice {
+  roleArn(d: DrRegion): string;
+  /** The policy field that names the role. */
+  field: 'role' | 'drillRole';
+  /** What to do about a role that cannot be assumed. */
+  hint: string;
+}
+
+export const REPLICATOR_ROLE: DrRoleChoice = {
+  roleArn: (d) => drRoleArn(d)!,
+  field: 'role',
+  hint: "deploy deploy/dr-account.yml there; its replicator trusts only the production account's ProductionRolePrefix* roles",
+};
+
+export const DRILL_ROLE: DrRoleChoice = {
+  roleArn: (d) => drillRoleArn(d)!,
+  field: 'drillRole',
+  hint: "deploy deploy/dr-account.yml there; its drill role trusts only the production account's ProductionRolePrefix*-drill role",
+};
+
 /**
- * Reaches every DR account of the policy (validate, readiness): one role session per DR region, or the reason it
- * cannot be had. A region not reached is read through no one: its clients are ami-dr's own only for own-account
+ * Reaches every DR account of the policy (validate, readiness, drills): one role session per DR region, or the reason
+ * it cannot be had. A region not reached is read through no one: its clients are ami-dr's own only for own-account
  * regions.
  */
-export async function reachDrAccounts(deps: DrDeps): Promise<DrAccountReach> {
+export async function reachDrAccounts(deps: DrDeps, role: DrRoleChoice = REPLICATOR_ROLE): Promise<DrAccountReach> {
   const byRegion = new Map<string, Clients>();
   const problems: DrAccountReach['problems'] = [];
   for (const [index, d] of deps.policy.regions.dr.entries()) {
     if (!d.account) continue;
+    const roleArn = role.roleArn(d);
     try {
-      byRegion.set(
-        d.region,
-        await targetClients(deps, { region: d.region, account: d.account, roleArn: drRoleArn(d) }),
-      );
+      byRegion.set(d.region, await targetClients(deps, { region: d.region, account: d.account, roleArn }));
     } catch (error) {
       if (!(error instanceof DrAccountAccessError)) throw error;
       problems.push({
         index,
         region: d.region,
         account: d.account,
-        field: `regions.dr.${index}.role`,
-        message: `${error.message} (deploy deploy/dr-account.yml there; its replicator trusts only the production account's ProductionRolePrefix* roles)`,
+        field: `regions.dr.${index}.${role.field}`,
+        roleArn,
+        message: `${error.message} (${role.hint})`,
       });
     }
   }

@@ -1,7 +1,7 @@
-import { createClients, ec2Client, s3Client, stsClient, type Clients } from '../aws/clients.ts';
+import { assumedClients, REQUIRED_PERMISSIONS as ASSUME_PERMISSIONS } from '../aws/assume-role.ts';
+import { ec2Client, s3Client, type Clients } from '../aws/clients.ts';
 import { listImages } from '../aws/images.ts';
 import {
-  assumeRole,
   instanceHealth,
   launchInstance,
   listTaggedInstances,
@@ -22,12 +22,22 @@ import {
   type DrillTarget,
   type SkippedDrill,
 } from '../domain/drill.ts';
+import type { ImageRecord } from '../domain/image.ts';
 import { drillSettings, type Policy } from '../domain/policy.ts';
 import { REPLICA_ROLE, TAG } from '../domain/tags.ts';
 import { plural } from '../domain/text.ts';
+import { DRILL_ROLE, reachDrAccounts } from './dr-account.ts';
 
-/** What a drill run calls; serverless.yml's drill role grants exactly these (with tag conditions). */
-export const REQUIRED_PERMISSIONS = [...INSTANCE_PERMISSIONS, 'ec2:DescribeImages', 's3:PutObject'] as const;
+/**
+ * What a drill run calls; serverless.yml's drill role grants exactly these (with tag conditions), and in a DR
+ * account deploy/dr-account.yml's drill role the EC2 and KMS ones.
+ */
+export const REQUIRED_PERMISSIONS = [
+  ...INSTANCE_PERMISSIONS,
+  ...ASSUME_PERMISSIONS,
+  'ec2:DescribeImages',
+  's3:PutObject',
+] as const;
 
 /** Time between two looks at a launched instance. */
 const POLL_MS = 15_000;
@@ -38,7 +48,7 @@ export interface DrillResult {
   copyImageId: string;
   name: string;
   sourceImageId?: string;
-  /** The account the instance ran in (a consumer's, when the policy names a consumer role). */
+  /** The account the instance ran in (a DR account's, or a consumer's when the policy names a consumer role). */
   account?: string;
   instanceType?: string;
   instanceId?: string;
@@ -52,10 +62,22 @@ export interface DrillResult {
   minutes: number;
   /** The instance was terminated by this run (false only when TerminateInstances failed: the next run sweeps it). */
   terminated: boolean;
+  /** Why the outcome could not be tagged on the copy (the drill itself is reported either way). */
+  recordError?: string;
+}
+
+/** A DR region whose account's drill role could not be assumed: none of its copies was drilled. */
+export interface UnreachedRegion {
+  region: string;
+  account: string;
+  roleArn: string;
+  reason: string;
 }
 
 export interface SweptInstance {
   region: string;
+  /** The account it ran in, when not ami-dr's own (a DR account's, a consumer's). */
+  account?: string;
   instanceId: string;
   launchTime?: string;
 }
@@ -69,12 +91,15 @@ export interface DrillReport {
   results: DrillResult[];
   skipped: SkippedDrill[];
   swept: SweptInstance[];
+  /** DR regions not drilled because their account could not be reached (counted as failures in the metrics). */
+  unreached: UnreachedRegion[];
   summary: {
     drills: number;
     passed: number;
     failed: number;
     interrupted: number;
     skipped: number;
+    unreached: number;
     instanceMinutes: number;
   };
 }
@@ -107,36 +132,52 @@ export class DrillInterruptedError extends Error {
 }
 
 /**
+ * Where a DR region's drills run: the account that owns its copies lists and tags them; instances are launched,
+ * watched and terminated by that account too (a DR account's drill role), or by the consumer account of
+ * `drill.consumerRoleArn` for ami-dr's own copies.
+ */
+interface DrillSite {
+  region: string;
+  /** Lists the copies and records the outcome on them. */
+  owner: Clients;
+  /** Launches, watches and terminates (and sweeps) the drill instances. */
+  launch: Clients;
+  /** The account the instances run in, when not ami-dr's own. */
+  account?: string;
+  /** The DR account's drill role the site's clients are a session of. */
+  roleArn?: string;
+}
+
+/**
  * One drill run: in each DR region terminate leftover drill instances (older than an hour), then launch the newest
  * copy of each family within the budget, wait for it to run with passing status checks, terminate it, and record
- * the outcome on the copy and in the report. Every launched instance is terminated on every path of this function;
- * one that a killed process leaves behind is terminated by the next run's sweep.
+ * the outcome on the copy and in the report. A DR account's region is drilled in that account, under its drill role;
+ * a DR account whose role cannot be assumed fails only its regions (`unreached`). Every launched instance is
+ * terminated on every path of this function; one that a killed process leaves behind is terminated by the next
+ * run's sweep.
  */
 export async function runDrills(options: DrillRunOptions): Promise<DrillRun> {
   const { clients, policy } = options;
   const settings = drillSettings(policy);
   const started = options.now();
   const generatedAt = new Date(started).toISOString();
-  const launchClients = settings.consumerRoleArn
-    ? await consumerClients(clients, settings.consumerRoleArn, policy.regions.dr[0]!.region)
-    : clients;
-  const regions = policy.regions.dr.map((d) => d.region);
+  const reached = await drillSites(options, settings.consumerRoleArn);
+  const unreached = [...reached.unreached];
 
-  options.onProgress?.('terminating leftover drill instances');
-  const swept = (await Promise.all(regions.map((region) => sweep(launchClients, region, started)))).flat();
-
-  options.onProgress?.('listing copies');
-  const copies = (
-    await Promise.all(
-      regions.map((region) =>
-        listImages(ec2Client(clients, region), region, {
-          owners: ['self'],
-          filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE], state: ['available'] },
-          includeDisabled: false,
-        }),
-      ),
-    )
-  ).flat();
+  options.onProgress?.('terminating leftover drill instances, listing copies');
+  const surveys = await Promise.all(reached.sites.map((site) => survey(site, started)));
+  const sites = reached.sites.filter((site, i) => {
+    const { error } = surveys[i]!;
+    if (!error) return true;
+    // A DR account that lets the drill role in but refuses it the first reads fails only its regions, as one that
+    // cannot be reached at all; ami-dr's own account refusing them is the run's error.
+    if (!site.roleArn) throw error;
+    unreached.push({ region: site.region, account: site.account!, roleArn: site.roleArn, reason: text(error) });
+    return false;
+  });
+  const siteOf = new Map(sites.map((site) => [site.region, site]));
+  const swept = surveys.flatMap((s) => s.swept);
+  const copies = surveys.flatMap((s) => s.copies);
   const plan = planDrills(copies, policy, settings);
 
   const runId = generatedAt.replace(/\D/g, '').slice(0, 14);
@@ -144,21 +185,24 @@ export async function runDrills(options: DrillRunOptions): Promise<DrillRun> {
     plan.targets.map((target) =>
       drill(target, {
         ...options,
-        launchClients,
+        site: siteOf.get(target.region)!,
         runId,
         timeoutMs: settings.launchTimeoutMinutes * 60_000,
-        account: settings.consumerRoleArn?.split(':')[4],
       }),
     ),
   );
 
   for (const result of results) {
     if (result.outcome === 'interrupted') continue;
-    await tagResources(
-      ec2Client(clients, result.region),
-      [result.copyImageId],
-      drillTags(result.outcome, result.failure, result.endedAt ?? generatedAt),
-    );
+    try {
+      await tagResources(
+        ec2Client(siteOf.get(result.region)!.owner, result.region),
+        [result.copyImageId],
+        drillTags(result.outcome, result.failure, result.endedAt ?? generatedAt),
+      );
+    } catch (error) {
+      result.recordError = text(error);
+    }
   }
 
   const report: DrillReport = {
@@ -169,12 +213,14 @@ export async function runDrills(options: DrillRunOptions): Promise<DrillRun> {
     results,
     skipped: plan.skipped,
     swept,
+    unreached,
     summary: {
       drills: results.length,
       passed: results.filter((r) => r.outcome === 'passed').length,
       failed: results.filter((r) => r.outcome === 'failed').length,
       interrupted: results.filter((r) => r.outcome === 'interrupted').length,
       skipped: plan.skipped.length,
+      unreached: unreached.length,
       instanceMinutes: Math.round(results.reduce((sum, r) => sum + r.minutes, 0) * 10) / 10,
     },
   };
@@ -191,13 +237,73 @@ export async function runDrills(options: DrillRunOptions): Promise<DrillRun> {
   return run;
 }
 
-async function consumerClients(clients: Clients, roleArn: string, region: string): Promise<Clients> {
-  const credentials = await assumeRole(stsClient(clients, region), roleArn, 'ami-dr-drill');
-  return createClients({ ...clients.options, credentials });
+/**
+ * The sites of the policy's DR regions: a DR account's through its drill role (the same reach readiness uses, so a
+ * role that cannot be assumed is reported, not thrown), ami-dr's own through its clients or the consumer's session.
+ */
+async function drillSites(
+  options: DrillRunOptions,
+  consumerRoleArn: string | undefined,
+): Promise<{ sites: DrillSite[]; unreached: UnreachedRegion[] }> {
+  const { clients, policy } = options;
+  const deps = { clients, policy, now: () => new Date(options.now()) };
+  const reach = await reachDrAccounts(deps, DRILL_ROLE);
+  const own = policy.regions.dr.filter((d) => !d.account);
+  const consumer =
+    consumerRoleArn && own.length
+      ? await assumedClients(clients, consumerRoleArn, own[0]!.region, options.now)
+      : undefined;
+  const refused = new Set(reach.problems.map((p) => p.region));
+  const sites = policy.regions.dr.flatMap((d): DrillSite[] => {
+    if (refused.has(d.region)) return [];
+    if (d.account) {
+      const session = reach.clientsFor(d.region);
+      return [
+        { region: d.region, owner: session, launch: session, account: d.account, roleArn: DRILL_ROLE.roleArn(d) },
+      ];
+    }
+    return [
+      {
+        region: d.region,
+        owner: clients,
+        launch: consumer ?? clients,
+        ...(consumerRoleArn ? { account: consumerRoleArn.split(':')[4] } : {}),
+      },
+    ];
+  });
+  const unreached = reach.problems.map((p) => ({
+    region: p.region,
+    account: p.account,
+    roleArn: p.roleArn,
+    reason: p.message,
+  }));
+  return { sites, unreached };
 }
 
-async function sweep(clients: Clients, region: string, now: number): Promise<SweptInstance[]> {
-  const ec2 = ec2Client(clients, region);
+const text = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+
+/** A site's leftover drill instances terminated and its available copies listed, or why that was refused. */
+async function survey(
+  site: DrillSite,
+  now: number,
+): Promise<{ swept: SweptInstance[]; copies: ImageRecord[]; error?: unknown }> {
+  let swept: SweptInstance[] = [];
+  try {
+    swept = await sweep(site, now);
+    const copies = await listImages(ec2Client(site.owner, site.region), site.region, {
+      owners: ['self'],
+      filters: { [`tag:${TAG.role}`]: [REPLICA_ROLE], state: ['available'] },
+      includeDisabled: false,
+    });
+    return { swept, copies };
+  } catch (error) {
+    return { swept, copies: [], error };
+  }
+}
+
+async function sweep(site: DrillSite, now: number): Promise<SweptInstance[]> {
+  const { region } = site;
+  const ec2 = ec2Client(site.launch, region);
   const leftovers = leftoverInstances(await listTaggedInstances(ec2, DRILL_TAG.drill), now);
   await terminateInstances(
     ec2,
@@ -205,16 +311,16 @@ async function sweep(clients: Clients, region: string, now: number): Promise<Swe
   );
   return leftovers.map((i) => ({
     region,
+    ...(site.account ? { account: site.account } : {}),
     instanceId: i.instanceId,
     ...(i.launchTime ? { launchTime: i.launchTime } : {}),
   }));
 }
 
 interface DrillContext extends DrillRunOptions {
-  launchClients: Clients;
+  site: DrillSite;
   runId: string;
   timeoutMs: number;
-  account?: string;
 }
 
 async function drill(target: DrillTarget, ctx: DrillContext): Promise<DrillResult> {
@@ -224,7 +330,7 @@ async function drill(target: DrillTarget, ctx: DrillContext): Promise<DrillResul
     copyImageId: target.copyImageId,
     name: target.name,
     ...(target.sourceImageId ? { sourceImageId: target.sourceImageId } : {}),
-    ...(ctx.account ? { account: ctx.account } : {}),
+    ...(ctx.site.account ? { account: ctx.site.account } : {}),
     ...(target.instanceType ? { instanceType: target.instanceType } : {}),
     outcome: 'failed',
     minutes: 0,
@@ -238,7 +344,7 @@ async function drill(target: DrillTarget, ctx: DrillContext): Promise<DrillResul
       endedAt: new Date(ctx.now()).toISOString(),
     };
   }
-  const ec2 = ec2Client(ctx.launchClients, target.region);
+  const ec2 = ec2Client(ctx.site.launch, target.region);
   let instanceId: string | undefined;
   let launchedAt: number | undefined;
   try {

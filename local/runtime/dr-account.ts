@@ -7,7 +7,8 @@ import type { Twin, TwinAccount } from '../twin/twin.ts';
 
 /**
  * A DR account on the twin, set up from deploy/dr-account.yml, the template a DR account deploys: its roles (the
- * replicator ami-dr assumes, the account's own retention role) with their identity and trust policies, and the
+ * replicator ami-dr assumes, the drill role its restore drills assume, the account's own retention role: every
+ * `AWS::IAM::Role` of the template) with their identity and trust policies, and the
  * copy key's policy, read from the YAML with its parameters' defaults (or the values given) and the pseudo
  * parameters resolved as CloudFormation would. Reading the shipped template keeps the twin's DR account exactly
  * as strict as the real one.

@@ -29,6 +29,7 @@ interface PolicyEnv {
   memberRoleArnsFor(policy: Readonly<Policy>): unknown[];
   drillKeyStatementsFor(policy: Readonly<Policy>): unknown[];
   drRoleArnsFor(policy: Readonly<Policy>): string[];
+  drillRoleArnsFor(policy: Readonly<Policy>): string[];
   drAccountEventSendersFor(policy: Readonly<Policy>, region: string): string;
   drAccountEventPrincipalsFor(policy: Readonly<Policy>, region: string): unknown[];
 }
@@ -132,6 +133,8 @@ function resolver(
     drillKeyStatements: () => env.drillKeyStatementsFor(d.policy),
     drillConsumerRoleArn: () => d.policy.drill?.consumerRoleArn ?? '',
     drRoleArns: () => env.drRoleArnsFor(d.policy),
+    drillRoleArns: () => env.drillRoleArnsFor(d.policy),
+    hasDrAccounts: () => (env.drillRoleArnsFor(d.policy).length ? 'true' : ''),
     drAccountEventSenders: () => env.drAccountEventSendersFor(d.policy, d.region),
     drAccountEventPrincipals: () => env.drAccountEventPrincipalsFor(d.policy, d.region),
     reportBucket: () => d.policy.retention.reportBucket ?? '',
@@ -180,6 +183,7 @@ function resolver(
     HasBundleBuckets: () => Boolean(d.policy.retention.bundleBuckets?.length),
     HasNotificationTopic: () => Boolean(d.policy.notifications.snsTopicArn),
     HasDrillConsumer: () => Boolean(d.policy.drill?.consumerRoleArn),
+    HasDrAccounts: () => env.drillRoleArnsFor(d.policy).length > 0,
     ReachesMembers: () => reachesMembers(d.policy),
     HasOrganization: () => d.policy.organization !== undefined,
     ReceivesDrAccountEvents: () => env.drAccountEventSendersFor(d.policy, d.region) !== '',

@@ -40,9 +40,14 @@ const KMS_REASON = {
 const owner = (ctx: Ec2Context, i: TwinInstance) => i.ownerId ?? ctx.accountId;
 const stateXml = (s: InstanceStateName) => ({ code: CODES[s], name: s });
 
+/**
+ * Whether EBS can use the snapshots' keys for the caller: every key must exist and be `Enabled` (a disabled or
+ * pending-deletion key fails the launch, whoever launches), and its key policy or a grant must let the caller. In the
+ * key's own account the key policy usually delegates to IAM (its account root), which the twin evaluates per role
+ * with the request (iam-requests.ts); a key policy that names neither the root nor the caller refuses it.
+ */
 function mayUseKeys(ctx: Ec2Context, snapshotKeys: string[]): boolean {
   const account = ctx.caller.accountId;
-  if (account === ctx.accountId) return true; // the key's own account: IAM decides, elsewhere
   const principal = { accountId: account, arns: [ctx.caller.arn, ...(ctx.caller.roleArn ? [ctx.caller.roleArn] : [])] };
   return snapshotKeys.every((ref) => {
     const resolved = ctx.state.resolve(ctx.region, ref);

@@ -225,6 +225,33 @@ describe('ami-dr twin and ami-dr demo', () => {
     );
   });
 
+  it("drill --local --policy examples/dr-account.yml drills the DR account's copies there; a drill role it cannot assume fails only that region, exit 1", async () => {
+    const ok = await ami(['drill', '--policy', 'examples/dr-account.yml', '--local', '--json'], { timeoutMs: 60_000 });
+    expect(ok.code).toBe(0);
+    const report = JSON.parse(ok.stdout) as { results: { region: string; account?: string; outcome: string }[] };
+    expect(report.results.map((x) => `${x.region} ${x.account ?? 'own'} ${x.outcome}`).sort()).toEqual([
+      'eu-west-1 own passed',
+      'eu-west-1 own passed',
+      'us-west-2 222222222222 passed',
+      'us-west-2 222222222222 passed',
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'ami-dr-'));
+    const file = join(dir, 'missing-drill-role.yml');
+    writeFileSync(
+      file,
+      readFileSync(join(ROOT, 'examples', 'dr-account.yml'), 'utf8').replace(
+        'drillRole: ami-dr-drill',
+        'drillRole: not-there',
+      ),
+    );
+    const missing = await ami(['drill', '--policy', file, '--local'], { timeoutMs: 60_000 });
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toMatch(
+      /^failed \(account-access\) {2}us-west-2 {2}\(222222222222\) {2}cannot assume arn:aws:iam::222222222222:role\/not-there: AccessDenied/m,
+    );
+    expect(missing.stdout).toMatch(/^2 drills: 2 passed, 0 failed, 1 DR region not reached; [\d.]+ instance-minutes$/m);
+  });
+
   it('demo --policy examples/dr-account.yml replicates into the DR account 222222222222 and shows it ready, exit 0', async () => {
     const r = await ami(['demo', '--policy', 'examples/dr-account.yml', '--json'], { timeoutMs: 90_000 });
     expect(r.code).toBe(0);

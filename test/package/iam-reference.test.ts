@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parsePolicy, type Policy } from '../../lib/domain/policy.ts';
+import { readDrAccountTemplate } from '../../local/runtime/dr-account.ts';
 import { templateRoles } from '../../local/runtime/roles.ts';
 import { overlaps, referenceProblems } from './iam-reference.ts';
 import { ROOT } from './packaged.ts';
@@ -10,8 +11,8 @@ import { ROOT } from './packaged.ts';
 const ACCOUNT = '111122223333';
 
 /**
- * The example policy with every option that shapes a role: each kind of key id, buckets, a topic, key grants, an
- * organization.
+ * The example policy with every option that shapes a role: each kind of key id, a DR account, buckets, a topic, key
+ * grants, an organization.
  */
 function everyOption(): Readonly<Policy> {
   const document = parseYaml(readFileSync(join(ROOT, 'ami-dr.config.yml'), 'utf8')) as Record<string, unknown>;
@@ -25,6 +26,7 @@ function everyOption(): Readonly<Policy> {
         { region: 'eu-west-1', kmsKeyId: `arn:aws:kms:eu-west-1:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab` },
         { region: 'eu-central-1', kmsKeyId: '1234abcd-12ab-34cd-56ef-1234567890ac' },
         { region: 'ap-southeast-2', kmsKeyId: `arn:aws:kms:ap-southeast-2:${ACCOUNT}:alias/ami-dr` },
+        { region: 'ap-northeast-1', kmsKeyId: 'alias/ami-dr-vault', account: '444455556666' },
       ],
     },
     replication: { ...(document.replication as object), keyAccess: 'grant' },
@@ -61,6 +63,27 @@ describe("serverless.yml's roles against AWS's service authorization reference",
       const problems: string[] = [];
       for (const [i, statement] of role.statements.entries()) {
         for (const p of await referenceProblems(statement)) problems.push(`statement ${i}: ${p}`);
+      }
+      expect(problems).toEqual([]);
+    },
+  );
+});
+
+describe("deploy/dr-account.yml's roles against AWS's service authorization reference", () => {
+  const { roles } = readDrAccountTemplate({ accountId: '444455556666', productionAccountId: ACCOUNT });
+
+  it('reads every role, the replicator, drill and retention roles included', () => {
+    expect(roles.map((r) => r.roleName)).toEqual(
+      expect.arrayContaining(['ami-dr-dr-retention', 'ami-dr-drill', 'ami-dr-replicator']),
+    );
+  });
+
+  it.each(roles.map((r) => [r.roleName, r] as const))(
+    '%s: every action exists, every condition key applies, every resource is one its actions take',
+    async (_, role) => {
+      const problems: string[] = [];
+      for (const [i, statement] of role.statements.entries()) {
+        for (const p of await referenceProblems(statement)) problems.push(`statement ${statement.Sid ?? i}: ${p}`);
       }
       expect(problems).toEqual([]);
     },

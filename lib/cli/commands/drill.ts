@@ -41,20 +41,25 @@ export const drillCommand: Command = {
           ? describeVerification({ at: r.endedAt ?? '', outcome: 'passed', passed: true, days: 0 })
           : (r.reason ?? ''),
       ]);
+      const unreached = report.unreached.map((u) =>
+        [ctx.out.paint('red', 'failed (account-access)'), u.region, `(${u.account})`, u.reason].join('  '),
+      );
       ctx.out.print(
-        rows.length
-          ? rows.map((cells) => cells.join('  ')).join('\n')
+        rows.length || unreached.length
+          ? [...rows.map((cells) => cells.join('  ')), ...unreached].join('\n')
           : 'no available copies to drill in the DR regions',
       );
       const s = report.summary;
       ctx.out.print(
-        `${plural(s.drills, 'drill')}: ${s.passed} passed, ${s.failed} failed${s.interrupted ? `, ${s.interrupted} interrupted` : ''}; ${s.instanceMinutes} instance-minutes`,
+        `${plural(s.drills, 'drill')}: ${s.passed} passed, ${s.failed} failed${s.interrupted ? `, ${s.interrupted} interrupted` : ''}${s.unreached ? `, ${plural(s.unreached, 'DR region')} not reached` : ''}; ${s.instanceMinutes} instance-minutes`,
       );
+      for (const x of report.results.filter((r) => r.recordError))
+        ctx.out.note(`the outcome could not be recorded on ${x.copyImageId} (${x.region}): ${x.recordError}`);
       for (const x of report.skipped) ctx.out.note(`skipped ${x.copyImageId} (${x.family}, ${x.region}): ${x.reason}`);
       for (const x of report.swept)
         ctx.out.note(`terminated leftover drill instance ${x.instanceId} in ${x.region} (launched ${x.launchTime})`);
     }
     if (report.summary.interrupted) return EXIT.interrupted;
-    return report.summary.failed ? EXIT.failure : EXIT.ok;
+    return report.summary.failed || report.summary.unreached ? EXIT.failure : EXIT.ok;
   },
 };

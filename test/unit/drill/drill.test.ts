@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   classifyFailure,
   describeVerification,
+  drillMetrics,
   drillTags,
   drillVerification,
   instanceTypeFor,
   leftoverInstances,
   planDrills,
 } from '../../../lib/domain/drill.ts';
+import { drillRoleArn } from '../../../lib/domain/dr-account.ts';
 import type { ImageRecord } from '../../../lib/domain/image.ts';
 import { drillSettings, parsePolicy, policyVersion, type Policy } from '../../../lib/domain/policy.ts';
 import { TAG } from '../../../lib/domain/tags.ts';
@@ -215,5 +217,21 @@ describe('drill policy', () => {
     expect(() => policy({ maxDrills: 0, network: { 'us-west-2': { subnetId: 'net-1' } }, schedule: 'weekly' })).toThrow(
       /drill\.schedule: is not an EventBridge schedule expression[\s\S]*drill\.maxDrills[\s\S]*drill\.network\.us-west-2\.subnetId: is not a subnet id/,
     );
+  });
+});
+
+describe('drills of a DR account', () => {
+  it("assume the DR account's drill role: ami-dr-drill unless the region names another; none for the own account", () => {
+    expect(drillRoleArn({ account: '222222222222' })).toBe('arn:aws:iam::222222222222:role/ami-dr-drill');
+    expect(drillRoleArn({ account: '222222222222', drillRole: 'vault-drills' })).toBe(
+      'arn:aws:iam::222222222222:role/vault-drills',
+    );
+    expect(drillRoleArn({})).toBeUndefined();
+  });
+
+  it('count a DR region that could not be reached as a failed drill in the metrics (the alarm fires)', () => {
+    const metrics = drillMetrics({ drills: 2, passed: 2, failed: 0, unreached: 1, instanceMinutes: 4 });
+    expect(metrics.find((m) => m.name === 'DrillsFailed')?.value).toBe(1);
+    expect(metrics.find((m) => m.name === 'DrillsPassed')?.value).toBe(2);
   });
 });
