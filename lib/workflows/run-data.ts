@@ -1,10 +1,10 @@
 import * as z from 'zod';
 import type { s3Client } from '../aws/clients.ts';
 import { getJsonReport, putJsonReport } from '../aws/reports.ts';
-import type { ScheduledJob, WorkUnit } from './units.ts';
+import { briefMessages, unitKey, type ScheduledJob, type WorkUnit } from './units.ts';
+import { unitSchema } from './unit-schemas.ts';
 
 type S3Client = ReturnType<typeof s3Client>;
-import { unitKey } from './units.ts';
 
 /**
  * A scheduled run's data in the runs bucket (serverless.yml: RunsBucket, in the home stack only), so that no state
@@ -64,7 +64,7 @@ export interface FailedChild {
  * The units' results as the ResultWriter wrote them: each succeeded child's output (its `Output`, a JSON string),
  * and each failed child's input with its error.
  */
-export async function readMapResults(
+async function readMapResults(
   s3: S3Client,
   details: ResultWriterDetails,
 ): Promise<{ outputs: unknown[]; failed: FailedChild[] }> {
@@ -87,9 +87,27 @@ export async function readMapResults(
   };
 }
 
-/** Results in the order of the run's units (a Distributed Map's result files are in no particular order). */
-export function inUnitOrder<T extends { unit: WorkUnit }>(units: readonly WorkUnit[], results: T[]): T[] {
+/**
+ * The units' outputs in the plan's unit order, each parsed with the job's `schema`: a child's output (its result, or
+ * the failure its Catch recorded), and a child that failed as a whole (an error its Catch cannot catch, such as
+ * `States.DataLimitExceeded`) as a failed unit with that error.
+ */
+export async function unitOutputs<T extends { unit: WorkUnit }>(
+  s3: S3Client,
+  bucket: string,
+  input: { results: ResultWriterDetails; units: RunObject },
+  schema: z.ZodType<T>,
+): Promise<T[]> {
+  const { outputs, failed } = await readMapResults(s3, input.results);
+  const units = z.array(unitSchema).parse(await readRunList(s3, bucket, input.units));
+  const crashed = failed.map((f) => ({
+    failed: true,
+    unit: (f.input as { unit?: unknown }).unit,
+    error: f.error,
+    cause: briefMessages([f.cause], 'first')[0] ?? '',
+  }));
+  const results = [...outputs, ...crashed].map((o) => schema.parse(o));
   const order = new Map(units.map((u, i) => [unitKey(u), i]));
   const at = (r: T) => order.get(unitKey(r.unit)) ?? Number.MAX_SAFE_INTEGER;
-  return [...results].sort((a, b) => at(a) - at(b));
+  return results.sort((a, b) => at(a) - at(b));
 }

@@ -18,15 +18,7 @@ import {
   type WorkUnit,
 } from './units.ts';
 import { failedUnitSchema, unitSchema } from './unit-schemas.ts';
-import {
-  inUnitOrder,
-  readMapResults,
-  readRunList,
-  resultWriterDetailsSchema,
-  runObjectKey,
-  runObjectSchema,
-  writeRunList,
-} from './run-data.ts';
+import { resultWriterDetailsSchema, runObjectKey, runObjectSchema, writeRunList, unitOutputs } from './run-data.ts';
 
 /**
  * Scheduled readiness as a Step Functions run (statemachines/readiness.asl.json): a plan step lists the run's
@@ -148,23 +140,6 @@ const unitOutputSchema = z.union([
   failedUnitSchema,
 ]);
 
-/** The units' outputs in the plan's order; a unit whose execution failed as a whole is a failed unit. */
-async function unitOutputs(
-  s3: Parameters<typeof readMapResults>[0],
-  bucket: string,
-  input: z.infer<typeof readinessAggregateSchema>,
-) {
-  const { outputs, failed } = await readMapResults(s3, input.results);
-  const units = z.array(unitSchema).parse(await readRunList(s3, bucket, input.units));
-  const crashed = failed.map((f) => ({
-    failed: true as const,
-    unit: unitSchema.parse((f.input as { unit?: unknown }).unit),
-    error: f.error,
-    cause: briefMessages([f.cause], 'first')[0] ?? '',
-  }));
-  return inUnitOrder(units, [...outputs.map((o) => unitOutputSchema.parse(o)), ...crashed]);
-}
-
 /** The units' summaries merged: counts add up, ratios and maxima are recomputed (the median is the units' median). */
 export function mergeSummaries(summaries: readonly ReadinessSummary[]): ReadinessSummary {
   const [first] = summaries;
@@ -203,7 +178,7 @@ export function mergeSummaries(summaries: readonly ReadinessSummary[]): Readines
 export async function aggregateReadinessRun(deps: ReadinessDeps, input: z.infer<typeof readinessAggregateSchema>) {
   const { reportBucket, reportPrefix } = deps.policy.retention;
   const home = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
-  const results = await unitOutputs(home, deps.runsBucket, input);
+  const results = await unitOutputs(home, deps.runsBucket, input, unitOutputSchema);
   const done = results.filter((r): r is ReadinessUnitResult => 'summary' in r);
   const failures = results.flatMap((r) =>
     'failed' in r && r.failed

@@ -29,13 +29,12 @@ import {
 } from './units.ts';
 import { failedUnitSchema, unitSchema } from './unit-schemas.ts';
 import {
-  inUnitOrder,
-  readMapResults,
-  readRunList,
   resultWriterDetailsSchema,
   runObjectKey,
   runObjectSchema,
   writeRunList,
+  readRunList,
+  unitOutputs,
   type RunObject,
 } from './run-data.ts';
 
@@ -360,28 +359,6 @@ export const aggregateSchema = z.object({
 });
 
 const unitOutputSchema = z.union([unitResultSchema, failedUnitSchema]);
-type UnitOutput = z.infer<typeof unitOutputSchema>;
-
-/**
- * The units' results, in the plan's unit order: each unit's output (its result, or the failure its Catch recorded),
- * and each unit whose execution failed as a whole (an error its Catch cannot catch) as a failed unit.
- */
-async function unitOutputs(
-  s3: Parameters<typeof readMapResults>[0],
-  bucket: string,
-  input: z.infer<typeof aggregateSchema>,
-): Promise<{ results: UnitOutput[]; failures: UnitFailure[] }> {
-  const { outputs, failed } = await readMapResults(s3, input.results);
-  const units = z.array(unitSchema).parse(await readRunList(s3, bucket, input.units));
-  const failures = z.array(z.custom<UnitFailure>()).parse(await readRunList(s3, bucket, input.failures));
-  const crashed = failed.map((f) => ({
-    failed: true as const,
-    unit: unitSchema.parse((f.input as { unit?: unknown }).unit),
-    error: f.error,
-    cause: briefMessages([f.cause], 'first')[0] ?? '',
-  }));
-  return { results: inUnitOrder(units, [...outputs.map((o) => unitOutputSchema.parse(o)), ...crashed]), failures };
-}
 
 export interface RetentionRunReport {
   job: 'retention';
@@ -410,11 +387,12 @@ export async function aggregateRetentionRun(
   const { run } = input;
   const { reportBucket, reportPrefix } = deps.policy.retention;
   const home = s3Client(await deps.clientsFor(homeUnit(deps)), deps.homeRegion);
-  const read = await unitOutputs(home, deps.runsBucket, input);
-  const done = read.results.filter((r): r is UnitResult => !('failed' in r && r.failed));
+  const results = await unitOutputs(home, deps.runsBucket, input, unitOutputSchema);
+  const recorded = z.array(z.custom<UnitFailure>()).parse(await readRunList(home, deps.runsBucket, input.failures));
+  const done = results.filter((r): r is UnitResult => !('failed' in r && r.failed));
   const failures = [
-    ...read.failures,
-    ...read.results.flatMap((r) =>
+    ...recorded,
+    ...results.flatMap((r) =>
       'failed' in r && r.failed
         ? [{ unit: r.unit, step: 'unit' as const, error: String(r.error ?? 'Error'), cause: String(r.cause ?? '') }]
         : [],
